@@ -1,0 +1,1 @@
+"""Configuration history: watch directories, commit changes with dulwich, push to remotes."""

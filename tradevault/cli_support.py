@@ -1,0 +1,81 @@
+"""What every command shares: the ``-c/--config`` option (before or after the command),
+JSON output, and the mapping of errors to the exit codes of the CLI contract.
+
+Domain packages signal bad input / integrity failures with exceptions carrying an
+``exit_code`` attribute (2 or 3); this module is the only place that turns them into a
+one-line message and an exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from tradevault.settings import Settings, config_path, load_settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTEGRITY = 0, 1, 2, 3
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "-c",
+        "--config",
+        help="Configuration file (default ./tradevault.toml or $TRADEVAULT_CONFIG).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+
+
+def chosen_config(ctx: typer.Context, config: str | None) -> Path:
+    """The config file named after the command wins over one named before it."""
+    root = ctx.find_root()
+    before = (root.obj or {}).get("config") if isinstance(root.obj, dict) else None
+    return config_path(config or before)
+
+
+def settings_for(ctx: typer.Context, config: str | None) -> Settings:
+    path = chosen_config(ctx, config)
+    explicit = bool(config or (ctx.find_root().obj or {}).get("config"))
+    return load_settings(path, must_exist=explicit)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def run(app: typer.Typer, argv: list[str] | None = None) -> int:
+    """Run the CLI and return the contract's exit status instead of raising.
+
+    Usage errors are handled by typer itself (exit 2); domain errors arrive here.
+    """
+    try:
+        app(args=argv, prog_name="tradevault")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_FAILURE)
+    except KeyboardInterrupt:
+        stderr.print("tradevault: interrupted")
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        code = getattr(exc, "exit_code", EXIT_FAILURE)
+        if not isinstance(code, int) or code not in (EXIT_BAD_INPUT, EXIT_INTEGRITY):
+            code = EXIT_FAILURE
+        text = str(exc).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
+        prefix = {EXIT_BAD_INPUT: "error", EXIT_INTEGRITY: "integrity failure"}.get(code, "failed")
+        stderr.print(f"tradevault: {prefix}: {message}", markup=False, soft_wrap=True)
+        if code == EXIT_FAILURE and os.environ.get("TRADEVAULT_DEBUG"):
+            raise
+        return code
+    return EXIT_OK

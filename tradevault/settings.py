@@ -1,0 +1,147 @@
+"""The configuration file contract of DESIGN.md: TOML + ``TRADEVAULT_*`` overrides.
+
+Environment variables win over the file; nested keys use ``__``
+(``TRADEVAULT_DATABASE__URL``, ``TRADEVAULT_SCHEDULE__INCREMENTAL``). Lists and tables
+take JSON (``TRADEVAULT_DATABASE__INCLUDE='["trades"]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_FILE = "tradevault.toml"
+
+
+class SettingsError(ValueError):
+    """Bad configuration: reported as one line, exit 2."""
+
+    exit_code = 2
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """``"30s"``, ``"500ms"``, ``"5m"``, ``"30d"`` or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 2h, 30d)")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative: {value!r}")
+    return seconds
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///tradesv3.sqlite"
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    name: str = ""  # name of this source in the backup store; default: derived from the URL
+    sqlite_wal: bool = True  # switch a SQLite database to WAL so backups never block writers
+
+
+class LocationSettings(_Section):
+    name: str
+    url: str
+    endpoint_url: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""
+
+
+class ScheduleSettings(_Section):
+    full: str = "0 3 * * *"
+    incremental: float = 30.0
+
+    _incremental = field_validator("incremental", mode="before")(parse_duration)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = ""
+    topic_prefix: str = "tradevault"
+
+
+class ConfigVcsSettings(_Section):
+    paths: list[Path] = Field(default_factory=lambda: [Path("./config")])
+    remotes: dict[str, str] = Field(default_factory=dict)
+    exclude: list[str] = Field(default_factory=list)
+    quiet_period: float = 0.5
+    max_delay: float = 5.0
+    rescan_interval: float = 300.0
+    max_file_size: int = 10 * 1024 * 1024
+    author: str = "tradevault <tradevault@localhost>"
+
+    _durations = field_validator("quiet_period", "max_delay", "rescan_interval", mode="before")(
+        parse_duration
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRADEVAULT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    locations: list[LocationSettings] = Field(
+        default_factory=lambda: [LocationSettings(name="local", url="file://./tradevault-backups")]
+    )
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    config_vcs: ConfigVcsSettings = Field(default_factory=ConfigVcsSettings)
+    work_dir: str = ""  # scratch space for snapshots being compressed; default: system temp
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; the environment must override it.
+        return (env_settings, init_settings)
+
+
+def config_path(explicit: str | None) -> Path:
+    """``-c FILE``, else ``$TRADEVAULT_CONFIG``, else ``./tradevault.toml``."""
+    return Path(explicit or os.environ.get("TRADEVAULT_CONFIG") or DEFAULT_CONFIG_FILE)
+
+
+def load_settings(path: Path, *, must_exist: bool = False) -> Settings:
+    """Read the TOML file (a missing default file means all defaults)."""
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{path}: malformed TOML: {exc}") from None
+    elif must_exist:
+        raise SettingsError(f"configuration file not found: {path}")
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise SettingsError(f"{path}: {where}: {first['msg']}") from None
+    names = [loc.name for loc in settings.locations]
+    if len(set(names)) != len(names):
+        raise SettingsError(f"{path}: locations: names must be unique, got {names}")
+    if not settings.locations:
+        raise SettingsError(f"{path}: locations: at least one location is required")
+    return settings
