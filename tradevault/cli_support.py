@@ -79,3 +79,33 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> int:
             raise
         return code
     return EXIT_OK
+
+
+class progress_display:
+    """A rich progress bar on stderr (so ``--json`` output stays clean); a Progress callback."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.enabled = enabled and stderr.is_terminal
+        self._bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                             TimeElapsedColumn(), console=stderr, transient=True)
+        self._tasks: dict[str, Any] = {}
+        del DownloadColumn
+
+    def __enter__(self) -> "progress_display":
+        if self.enabled:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._bar.stop()
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        task = self._tasks.get(phase)
+        if task is None:
+            task = self._tasks[phase] = self._bar.add_task(phase, total=total)
+        self._bar.update(task, completed=done, total=total)

@@ -1,0 +1,1 @@
+"""Restore: catalog of what is stored, verification, planning and replay."""

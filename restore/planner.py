@@ -1,0 +1,88 @@
+"""Which objects a restore needs: pure functions on manifest entries.
+
+A restore starts from the newest full backup at or before the target and replays the
+incremental chain after it, up to the target (a seq, or the last event at or before a
+time). Incrementals may straddle the full backup's seq: events at or below it are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
+
+
+@dataclass
+class Target:
+    seq: int | None = None  # restore up to and including this seq
+    ts: int | None = None  # ... or every event with ts <= this (microseconds, UTC)
+
+    def describe(self) -> str:
+        if self.seq is not None:
+            return f"seq {self.seq}"
+        if self.ts is not None:
+            return format_ts(self.ts)
+        return "latest"
+
+
+@dataclass
+class Plan:
+    full: ManifestEntry
+    incrementals: list[ManifestEntry] = field(default_factory=list)
+    target: Target = field(default_factory=Target)
+    stop_seq: int = 0  # the highest seq the plan can reach
+
+
+def format_ts(ts_us: int) -> str:
+    return datetime.fromtimestamp(ts_us / 1e6, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_time(text: str) -> int:
+    """ISO 8601 -> microseconds since the epoch; a naive time is UTC (the CLI contract)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInputError(f"not an ISO 8601 time: {text!r} (e.g. 2026-11-26T21:30:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def plan_restore(entries: list[ManifestEntry], target: Target) -> Plan:
+    if not entries:
+        raise BadInputError("no backups found: run `tradevault backup full` first")
+    capture_id = entries[-1].capture_id
+    fulls = [e for e in entries if e.kind == FULL]
+    if target.seq is not None:
+        bases = [e for e in fulls if e.last_seq <= target.seq]
+    elif target.ts is not None:
+        bases = [e for e in fulls if (e.last_ts or 0) <= target.ts]
+    else:
+        bases = [e for e in fulls if e.capture_id == capture_id] or fulls
+    if not bases:
+        oldest = min(fulls, key=lambda e: e.n) if fulls else None
+        hint = f"; the oldest restore point is seq {oldest.last_seq} at {format_ts(oldest.last_ts or 0)}" if oldest else ""
+        raise BadInputError(f"no full backup at or before {target.describe()}{hint}")
+    base = bases[-1]
+    chain = [
+        e for e in entries
+        if e.kind == INCREMENTAL and e.capture_id == base.capture_id and e.last_seq > base.last_seq
+    ]
+    incrementals: list[ManifestEntry] = []
+    position = base.last_seq
+    for entry in chain:
+        if target.seq is not None and position >= target.seq:
+            break
+        if target.ts is not None and entry.first_ts is not None and entry.first_ts > target.ts:
+            break
+        if entry.after_seq > position:
+            raise IntegrityError(
+                f"{entry.object}: seq gap before it (chain is at {position}, it starts after {entry.after_seq})"
+            )
+        incrementals.append(entry)
+        position = entry.last_seq
+    if target.seq is not None and position < target.seq:
+        raise BadInputError(f"seq {target.seq} is beyond the newest stored change (seq {position})")
+    return Plan(full=base, incrementals=incrementals, target=target, stop_seq=position)

@@ -1,0 +1,210 @@
+"""Replay a plan into a fresh SQLite database, atomically.
+
+Everything happens in a hidden temporary file next to the target: the full snapshot is
+decompressed into it, tradevault's capture objects are removed from it, the incremental
+events are applied, row counts are checked against what the backups say, and only then
+is the file renamed over the target. A failure at any point leaves the target untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from restore.planner import Plan, format_ts
+from trade_stream.apply_sqlite import SqliteApplier
+from trade_stream.capture_sqlite import remove_capture_objects
+from trade_stream.database import DatabaseService
+from trade_stream.durable import fsync_path
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.events import ChangeEvent
+from trade_stream.manifest import ManifestEntry
+from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
+from trade_stream.progress import Progress, no_progress
+from trade_stream.schema import DatabaseSchema, quote_ident
+from trade_stream.segments import decode_chunks
+from trade_stream.store import BackupStore
+
+
+@dataclass
+class RestoreResult:
+    target: str
+    first_seq: int
+    last_seq: int
+    last_ts: int | None
+    rows: int
+    events: int
+    bytes: int
+    seconds: float
+    full: str
+    incrementals: list[str]
+    tables: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = format_ts(self.last_ts) if self.last_ts else None
+        return data
+
+
+def check_target(target: DatabaseService, force: bool) -> None:
+    if not target.is_empty() and not force:
+        raise BadInputError(f"restore target {target.path} is not empty (use --force to replace it)")
+    parent = target.path.absolute().parent
+    if not parent.is_dir():
+        raise BadInputError(f"restore target directory does not exist: {parent}")
+
+
+def _read_header(store: BackupStore, entry: ManifestEntry) -> tuple[ObjectReader, Any]:
+    _, handle, size = store.open_object(entry)
+    reader = ObjectReader(handle, size, entry.object)
+    header = reader.header
+    if (header.kind, header.after_seq, header.last_seq) != (entry.kind, entry.after_seq, entry.last_seq):
+        handle.close()
+        raise IntegrityError(f"{entry.object}: header does not match its manifest entry")
+    return reader, handle
+
+
+def decompress_full(store: BackupStore, entry: ManifestEntry, path: Path, progress: Progress) -> None:
+    reader, handle = _read_header(store, entry)
+    with handle:
+        if reader.header.codec != CODEC_SQLITE_FILE:
+            raise IntegrityError(f"{entry.object}: unexpected codec {reader.header.codec!r}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            done = 0
+            for chunk in reader.body_chunks(4 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                progress("decompress", min(done, entry.bytes), None)
+            reader.check_trailer(entry.sha256)
+
+
+def events_of(store: BackupStore, entry: ManifestEntry):
+    """Decoded event batches of an incremental; the checksum is checked after the last one."""
+    reader, handle = _read_header(store, entry)
+    with handle:
+        if reader.header.codec != CODEC_EVENTS:
+            raise IntegrityError(f"{entry.object}: unexpected codec {reader.header.codec!r}")
+        previous = entry.after_seq
+        for batch in decode_chunks(reader.body_chunks(), entry.object):
+            for event in batch:
+                if event.seq <= previous:
+                    raise IntegrityError(f"{entry.object}: events out of order at seq {event.seq}")
+                previous = event.seq
+            yield batch
+        reader.check_trailer(entry.sha256)
+        if previous != entry.last_seq:
+            raise IntegrityError(f"{entry.object}: ends at seq {previous}, manifest says {entry.last_seq}")
+
+
+def _cut(batch: list[ChangeEvent], low: int, plan: Plan) -> tuple[list[ChangeEvent], bool]:
+    """Events of the batch inside (low, target]; True when the target was reached."""
+    target = plan.target
+    selected = []
+    for event in batch:
+        if event.seq <= low:
+            continue
+        if target.seq is not None and event.seq > target.seq:
+            return selected, True
+        if target.ts is not None and event.ts > target.ts:
+            return selected, True
+        selected.append(event)
+    return selected, False
+
+
+def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, force: bool = False,
+                   progress: Progress = no_progress) -> RestoreResult:
+    started = time.perf_counter()
+    check_target(target, force)
+    final = target.path.absolute()
+    temp = final.with_name(f".{final.name}.tradevault-restore-{uuid.uuid4().hex[:8]}")
+    try:
+        decompress_full(store, plan.full, temp, progress)
+        conn = sqlite3.connect(temp, isolation_level=None)
+        try:
+            result = _replay(conn, store, plan, progress)
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+        fsync_path(temp)
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(str(final) + suffix).unlink(missing_ok=True)
+        os.replace(temp, final)
+        fsync_path(final.parent)
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(temp) + suffix).unlink(missing_ok=True)
+    result.target = str(final)
+    result.seconds = round(time.perf_counter() - started, 3)
+    result.bytes = plan.full.bytes + sum(e.bytes for e in plan.incrementals if e.object in result.incrementals)
+    return result
+
+
+def _replay(conn: sqlite3.Connection, store: BackupStore, plan: Plan, progress: Progress) -> RestoreResult:
+    conn.execute("PRAGMA journal_mode = OFF")  # a private temp file: atomicity comes from the rename
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("BEGIN")
+    remove_capture_objects(conn)
+    user_triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _ in user_triggers:  # replayed events already include what triggers did
+        conn.execute(f"DROP TRIGGER {quote_ident(name)}")
+    schema = DatabaseSchema.from_dict(full_schema(store, plan.full))
+    applier = SqliteApplier(conn, schema)
+    low = plan.full.last_seq
+    last_seq, last_ts = low, plan.full.last_ts
+    used: list[str] = []
+    total = max(plan.stop_seq - low, 1)
+    reached = False
+    for entry in plan.incrementals:
+        if reached:
+            break
+        used.append(entry.object)
+        for batch in events_of(store, entry):
+            if reached:
+                continue  # keep reading so the object's checksum is still verified
+            selected, reached = _cut(batch, low, plan)
+            if selected:
+                applier.apply(selected)
+                last_seq, last_ts = selected[-1].seq, selected[-1].ts
+                progress("replay", last_seq - low, total)
+    for _, sql in user_triggers:
+        conn.execute(sql)
+    counts = _check_counts(conn, plan.full, applier)
+    conn.execute("COMMIT")
+    return RestoreResult(
+        target="", first_seq=plan.full.last_seq, last_seq=last_seq, last_ts=last_ts,
+        rows=sum(counts.values()), events=applier.applied, bytes=0, seconds=0.0,
+        full=plan.full.object, incrementals=used, tables=counts,
+    )
+
+
+def full_schema(store: BackupStore, entry: ManifestEntry) -> dict[str, Any]:
+    """The schema recorded in a full backup's header (read without decompressing)."""
+    reader, handle = _read_header(store, entry)
+    handle.close()
+    return reader.header.schema
+
+
+def _check_counts(conn: sqlite3.Connection, full: ManifestEntry, applier: SqliteApplier) -> dict[str, int]:
+    """Rows per table must equal the snapshot's counts plus what replay inserted and deleted."""
+    expected = dict(full.tables)
+    for table in applier.recreated:
+        expected[table] = 0
+    for table in applier.dropped:
+        expected.pop(table, None)
+    for table, delta in applier.row_delta.items():
+        expected[table] = expected.get(table, 0) + delta
+    actual = DatabaseService.row_counts(conn, expected)
+    for table, rows in expected.items():
+        if actual[table] != rows:
+            raise IntegrityError(f"restored table {table!r} has {actual[table]} rows, backups say {rows}")
+    return actual

@@ -1,0 +1,1 @@
+"""Trade-log replication: database access, change capture, backup formats and storage."""

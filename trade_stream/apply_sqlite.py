@@ -1,0 +1,116 @@
+"""Applying change events to a SQLite database (restore target), fast and checked.
+
+Consecutive events of the same table and operation become one ``executemany`` with a
+prepared statement; every update and delete must hit exactly one row, so a replay that
+diverges from the source stops with an integrity error instead of going on silently.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from trade_stream.errors import IntegrityError
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+
+
+class SqliteApplier:
+    def __init__(self, conn: sqlite3.Connection, schema: DatabaseSchema) -> None:
+        self.conn = conn
+        self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
+        self.row_delta: dict[str, int] = {}
+        self.recreated: set[str] = set()
+        self.dropped: set[str] = set()
+        self._sql: dict[tuple[str, str], str] = {}
+        self.applied = 0
+
+    def _statement(self, table: str, op: str) -> str:
+        cached = self._sql.get((table, op))
+        if cached:
+            return cached
+        schema = self.tables.get(table)
+        if schema is None:
+            raise IntegrityError(f"replay: event for unknown table {table!r}")
+        name = quote_ident(table)
+        cols = [quote_ident(c) for c in schema.column_names]
+        where = " AND ".join(f"{quote_ident(k)} IS ?" for k in schema.primary_key)
+        if op in (INSERT, SNAPSHOT):
+            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        elif op == UPDATE:
+            sql = f"UPDATE {name} SET {', '.join(f'{c} = ?' for c in cols)} WHERE {where}"
+        elif op == DELETE:
+            sql = f"DELETE FROM {name} WHERE {where}"
+        else:
+            raise IntegrityError(f"replay: unknown operation {op!r}")
+        self._sql[(table, op)] = sql
+        return sql
+
+    def _flush(self, table: str, op: str, params: list[Any]) -> None:
+        if not params:
+            return
+        sql = self._statement(table, op)
+        try:
+            cur = self.conn.executemany(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(f"replay diverged from the source on table {table!r}: {exc}") from None
+        except sqlite3.ProgrammingError as exc:
+            raise IntegrityError(f"replay: malformed event for table {table!r}: {exc}") from None
+        if op in (UPDATE, DELETE) and cur.rowcount != len(params):
+            raise IntegrityError(
+                f"replay diverged from the source: {op} of {len(params) - cur.rowcount} "
+                f"missing row(s) in table {table!r}"
+            )
+        if op in (INSERT, SNAPSHOT):
+            self.row_delta[table] = self.row_delta.get(table, 0) + len(params)
+        elif op == DELETE:
+            self.row_delta[table] = self.row_delta.get(table, 0) - len(params)
+        self.applied += len(params)
+
+    def apply(self, events: list[ChangeEvent]) -> None:
+        """Apply events in order (the caller owns the transaction)."""
+        run_table, run_op, params = "", "", []
+        for event in events:
+            op = event.op
+            if op == SCHEMA:
+                self._flush(run_table, run_op, params)
+                run_table, run_op, params = "", "", []
+                self._apply_schema(event)
+                continue
+            if event.table != run_table or op != run_op:
+                self._flush(run_table, run_op, params)
+                run_table, run_op, params = event.table, op, []
+            if op == UPDATE:
+                params.append((*(event.row or ()), *(event.key or ())))
+            elif op == DELETE:
+                params.append(tuple(event.key or ()))
+            else:
+                params.append(tuple(event.row or ()))
+        self._flush(run_table, run_op, params)
+
+    def _apply_schema(self, event: ChangeEvent) -> None:
+        """A table was created, altered or dropped at this point: recreate it empty; the
+        SNAPSHOT events that follow in the stream refill it."""
+        name = quote_ident(event.table)
+        self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+        self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
+        if event.table_schema is None:
+            self.tables.pop(event.table, None)
+            self.dropped.add(event.table)
+            return
+        table = TableSchema.from_dict(event.table_schema)
+        create_table(self.conn, table)
+        self.tables[table.name] = table
+        self.recreated.add(table.name)
+        self.dropped.discard(table.name)
+        self.row_delta[table.name] = 0
+
+
+def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:
+    """Create a table from its description: the source's DDL when it is SQLite's own."""
+    if table.dialect == "sqlite" and table.ddl:
+        conn.execute(table.ddl)
+        return
+    cols = ", ".join(f"{quote_ident(c.name)} {c.declared or ''}".rstrip() for c in table.columns)
+    pk = ", ".join(quote_ident(k) for k in table.primary_key)
+    conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({cols}, PRIMARY KEY ({pk}))")

@@ -1,0 +1,301 @@
+"""Full and incremental backups of a SQLite source into a BackupStore.
+
+Full: SQLite's online backup API copies the database inside one read transaction (WAL
+mode: writers are never blocked), the copy's own change log says exactly which seq the
+copy is at, and the file is compressed on the fly into a snapshot object.
+Incremental: the change log after the chain's position, sealed into one segment. The
+change log is pruned only after the segment and its manifest entry are stored everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trade_stream import manifest as mf
+from trade_stream.capture_sqlite import CHANGES, SqliteCapture, SyncReport
+from trade_stream.database import DatabaseService
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, FORMAT_VERSION, ObjectHeader, ObjectWriter
+from trade_stream.progress import Progress, no_progress
+from trade_stream.segments import encode_chunk
+from trade_stream.store import BackupStore
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class BackupResult:
+    kind: str
+    n: int | None
+    first_seq: int | None
+    last_seq: int | None
+    count: int
+    bytes: int
+    seconds: float
+    locations: list[str]
+    first_ts: int | None = None
+    last_ts: int | None = None
+    tables: dict[str, int] = field(default_factory=dict)
+    skipped: str = ""  # why nothing was stored (nothing changed)
+    warnings: list[str] = field(default_factory=list)
+    catch_up: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rows" if self.kind == mf.FULL else "events"] = self.count
+        return data
+
+
+def chain_position(entries: list[mf.ManifestEntry]) -> int | None:
+    """The seq up to which the incremental chain of the current capture is stored."""
+    if not entries:
+        return None
+    capture_id = entries[-1].capture_id
+    covered = None
+    for entry in entries:
+        if entry.capture_id != capture_id:
+            continue
+        if entry.kind == mf.FULL and covered is None:
+            covered = entry.last_seq
+        elif entry.kind == mf.INCREMENTAL:
+            covered = entry.last_seq
+    return covered
+
+
+class BackupEngine:
+    def __init__(
+        self,
+        db: DatabaseService,
+        store: BackupStore,
+        *,
+        work_dir: str = "",
+        level: int = 3,
+        threads: int = -1,
+        use_wal: bool = True,
+        progress: Progress = no_progress,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.capture = SqliteCapture(db)
+        self.work_dir = work_dir or None
+        self.level = level
+        self.threads = threads
+        self.use_wal = use_wal
+        self.progress = progress
+        self.warnings: list[str] = []
+
+    # -- shared ----------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        self.db.require_exists()
+        conn = self.db.connect()
+        if self.use_wal:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                except sqlite3.OperationalError as exc:
+                    self.warnings.append(f"could not switch {self.db.path} to WAL mode: {exc}")
+        return conn
+
+    def prepare(self, conn: sqlite3.Connection) -> SyncReport | None:
+        """Install capture, or re-synchronise it after a schema change."""
+        if not self.capture.needs_sync(conn):
+            return None
+        report = self.capture.sync(conn)
+        self.warnings.extend(report.warnings)
+        return report
+
+    def _header(self, kind: str, codec: str, after: int, last: int, schema: dict, capture_id: str,
+                first_ts: int | None = None, last_ts: int | None = None, count: int = -1,
+                extra: dict | None = None) -> ObjectHeader:
+        return ObjectHeader(
+            format=FORMAT_VERSION, kind=kind, codec=codec, source=self.store.source, after_seq=after,
+            last_seq=last, first_ts=first_ts, last_ts=last_ts, count=count, schema=schema,
+            capture_id=capture_id, extra=extra or {},
+        )
+
+    # -- full ------------------------------------------------------------------------------
+    def full(self) -> BackupResult:
+        started = time.perf_counter()
+        conn = self._connect()
+        try:
+            self.prepare(conn)
+            caught_up = self.store.catch_up()
+            entries = self.store.entries()
+            tmp_dir = tempfile.mkdtemp(prefix="tradevault-full-", dir=self.work_dir)
+            copy_path = Path(tmp_dir) / "snapshot.sqlite"
+            try:
+                self.progress("copy", 0, None)
+                snapshot_ts = self._copy(conn, copy_path)
+                info = self._inspect_copy(copy_path)
+                result = self._store_snapshot(copy_path, info, snapshot_ts, entries)
+            finally:
+                for leftover in Path(tmp_dir).glob("*"):
+                    leftover.unlink()
+                os.rmdir(tmp_dir)
+        finally:
+            conn.close()
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.warnings = self.warnings
+        result.catch_up = caught_up
+        return result
+
+    def _copy(self, conn: sqlite3.Connection, copy_path: Path) -> int:
+        target = sqlite3.connect(copy_path)
+        try:
+            # One step: the whole copy comes from a single read transaction (consistent).
+            conn.backup(target, pages=-1)
+            snapshot_ts = now_us()
+            target.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            target.close()
+        return snapshot_ts
+
+    def _inspect_copy(self, copy_path: Path) -> dict[str, Any]:
+        copy = sqlite3.connect(copy_path, isolation_level=None)
+        try:
+            capture = SqliteCapture(self.db)
+            seq = capture.last_seq(copy)
+            schema = capture.schema_at(copy, seq)
+            counts = DatabaseService.row_counts(copy, [t.name for t in schema.tables])
+            capture_id = capture.meta(copy)["capture_id"]
+            # Pending changes are already part of the copy's tables; zero their pages so the
+            # snapshot does not carry them twice.
+            copy.execute("PRAGMA secure_delete = ON")
+            copy.execute(f"DELETE FROM {CHANGES}")
+        finally:
+            copy.close()
+        return {"seq": seq, "schema": schema, "counts": counts, "capture_id": capture_id}
+
+    def _store_snapshot(self, copy_path: Path, info: dict[str, Any], snapshot_ts: int,
+                        entries: list[mf.ManifestEntry]) -> BackupResult:
+        n = entries[-1].n + 1 if entries else 1
+        key = mf.object_key(n, mf.FULL)
+        seq, schema, counts = info["seq"], info["schema"], info["counts"]
+        header = self._header(mf.FULL, CODEC_SQLITE_FILE, seq, seq, schema.to_dict(), info["capture_id"],
+                              snapshot_ts, snapshot_ts, sum(counts.values()), {"tables": counts})
+        size_in = copy_path.stat().st_size
+        sink = self.store.object_writer(key)
+        try:
+            writer = ObjectWriter(sink, header, level=self.level, threads=self.threads)
+            done = 0
+            with open(copy_path, "rb") as handle:
+                while chunk := handle.read(4 << 20):
+                    writer.write(chunk)
+                    done += len(chunk)
+                    self.progress("compress", done, size_in)
+            size, sha = writer.finish()
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        entry = mf.seal(
+            mf.ManifestEntry(
+                n=n, kind=mf.FULL, object=key, source=self.store.source, capture_id=info["capture_id"],
+                after_seq=seq, first_seq=seq, last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts,
+                count=sum(counts.values()), bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
+                created_at=now_us(), tables=counts,
+            ),
+            entries[-1] if entries else None,
+        )
+        self.store.publish(entry)
+        return BackupResult(
+            kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
+            locations=[loc.name for loc in self.store.locations], first_ts=snapshot_ts,
+            last_ts=snapshot_ts, tables=counts,
+        )
+
+    # -- incremental -----------------------------------------------------------------------
+    def incremental(self) -> BackupResult:
+        started = time.perf_counter()
+        conn = self._connect()
+        try:
+            if not self.capture.is_installed(conn):
+                raise BadInputError("change capture is not installed yet: run `tradevault backup full` first")
+            self.prepare(conn)
+            caught_up = self.store.catch_up()
+            entries = self.store.entries()
+            covered = chain_position(entries)
+            capture_id = self.capture.meta(conn)["capture_id"]
+            if covered is None:
+                raise BadInputError("no full backup yet: run `tradevault backup full` first")
+            if entries[-1].capture_id != capture_id:
+                raise BadInputError(
+                    "change capture was reinstalled since the last backup: run `tradevault backup full`"
+                )
+            result = self._seal(conn, entries, covered, capture_id)
+        finally:
+            conn.close()
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.warnings = self.warnings
+        result.catch_up = caught_up
+        return result
+
+    def _seal(self, conn: sqlite3.Connection, entries: list[mf.ManifestEntry], covered: int,
+              capture_id: str) -> BackupResult:
+        locations = [loc.name for loc in self.store.locations]
+        conn.execute("BEGIN")  # one read snapshot for the log and its column history
+        try:
+            upto = self.capture.last_seq(conn)
+            if upto <= covered:
+                conn.execute("COMMIT")
+                return BackupResult(mf.INCREMENTAL, None, None, covered, 0, 0, 0.0, locations,
+                                    skipped="no changes since the last backup")
+            oldest = conn.execute(f"SELECT min(seq) FROM {CHANGES}").fetchone()[0]
+            if oldest is None or oldest > covered + 1:
+                raise IntegrityError(
+                    f"change log no longer holds events after seq {covered} (oldest is {oldest}): "
+                    "take a full backup"
+                )
+            schema = self.capture.schema_at(conn, covered)
+            n = entries[-1].n + 1
+            key = mf.object_key(n, mf.INCREMENTAL)
+            header = self._header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id)
+            sink = self.store.object_writer(key)
+            count, first_seq, first_ts, last_ts, per_table = 0, None, None, None, {}
+            try:
+                writer = ObjectWriter(sink, header, level=self.level, threads=0)
+                for batch in self.capture.read(conn, covered, upto):
+                    writer.write(encode_chunk(batch))
+                    if first_seq is None:
+                        first_seq, first_ts = batch[0].seq, batch[0].ts
+                    last_ts = batch[-1].ts
+                    count += len(batch)
+                    for event in batch:
+                        per_table[event.table] = per_table.get(event.table, 0) + 1
+                    self.progress("seal", count, upto - covered)
+                size, sha = writer.finish()
+                if count == 0 or batch[-1].seq != upto:
+                    raise IntegrityError(f"change log ended before seq {upto}")
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        entry = mf.seal(
+            mf.ManifestEntry(
+                n=n, kind=mf.INCREMENTAL, object=key, source=self.store.source, capture_id=capture_id,
+                after_seq=covered, first_seq=first_seq or upto, last_seq=upto, first_ts=first_ts,
+                last_ts=last_ts, count=count, bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
+                created_at=now_us(), tables=per_table,
+            ),
+            entries[-1],
+        )
+        self.store.publish(entry)
+        self.capture.prune(conn, upto)
+        return BackupResult(
+            kind=mf.INCREMENTAL, n=n, first_seq=entry.first_seq, last_seq=upto, count=count, bytes=size,
+            seconds=0.0, locations=locations, first_ts=first_ts, last_ts=last_ts, tables=per_table,
+        )

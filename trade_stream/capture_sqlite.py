@@ -1,0 +1,362 @@
+"""Change capture for SQLite: triggers write every row change into a change log inside
+the same database, in the same transaction as the change itself.
+
+* ``_tradevault_changes``: ``seq`` (AUTOINCREMENT: strictly increasing, never reused, and
+  rolled back with the transaction that wrote it), ``ts`` (statement time, microseconds,
+  UTC), ``tbl``, ``op``, ``k0..`` (old primary key for update/delete) and ``c0..`` (the new
+  row). The value columns have no declared type, so SQLite stores each value with its
+  own storage class: integers stay 64-bit, reals bit-exact, blobs raw.
+* ``_tradevault_columns``: which columns ``c0..`` stand for, per table, from which seq on
+  (the column list changes when a table's schema does).
+* ``_tradevault_meta``: capture id, widths, the schema version last synchronised.
+
+A schema change (new table, ALTER TABLE, dropped table) is noticed through
+``PRAGMA schema_version``; ``sync`` then re-creates the triggers and writes, in one
+transaction, a SCHEMA event followed by a SNAPSHOT of the changed table's rows into the
+change log, so replay reproduces the change at the right position of the stream.
+
+SQLite gives triggers no transaction identity, so ``tx`` cannot be the source transaction;
+the reader sets ``tx`` to the event's own seq and ``ts`` is the statement's time (see
+ARCHITECTURE.md, "Transactions on SQLite").
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from trade_stream.database import DatabaseService
+from trade_stream.errors import BadInputError
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+
+CHANGES = "_tradevault_changes"
+COLUMNS = "_tradevault_columns"
+META = "_tradevault_meta"
+TRIGGER_PREFIX = "_tradevault_trg_"
+
+OP_INSERT, OP_UPDATE, OP_DELETE, OP_SNAPSHOT, OP_SCHEMA = 1, 2, 3, 4, 5
+OP_NAMES = {OP_INSERT: INSERT, OP_UPDATE: UPDATE, OP_DELETE: DELETE, OP_SNAPSHOT: SNAPSHOT, OP_SCHEMA: SCHEMA}
+
+# Statement time in microseconds (SQLite's clock has millisecond resolution).
+TS_SQL = (
+    "(CAST(strftime('%s','now') AS INTEGER) * 1000000"
+    " + CAST(substr(strftime('%f','now'), 4) AS INTEGER) * 1000)"
+)
+
+
+@dataclass
+class SyncReport:
+    installed: list[str] = field(default_factory=list)  # tables captured for the first time
+    changed: list[str] = field(default_factory=list)  # tables whose schema changed (resynced)
+    dropped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    first_install: bool = False
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class SqliteCapture:
+    def __init__(self, db: DatabaseService) -> None:
+        self.db = db
+
+    # -- state -----------------------------------------------------------------------------
+    @staticmethod
+    def is_installed(conn: sqlite3.Connection) -> bool:
+        row = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (META,)
+        ).fetchone()
+        return bool(row[0])
+
+    @staticmethod
+    def meta(conn: sqlite3.Connection) -> dict[str, str]:
+        return dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
+
+    @staticmethod
+    def last_seq(conn: sqlite3.Connection) -> int:
+        """The highest seq ever assigned (survives pruning of the log)."""
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (CHANGES,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def pending(conn: sqlite3.Connection) -> tuple[int, int | None]:
+        """(rows in the change log, ts of the oldest one)."""
+        row = conn.execute(f"SELECT count(*), min(ts) FROM {CHANGES}").fetchone()
+        return int(row[0]), row[1]
+
+    def needs_sync(self, conn: sqlite3.Connection) -> bool:
+        if not self.is_installed(conn):
+            return True
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        return self.meta(conn).get("schema_version") != str(version)
+
+    # -- install / sync ----------------------------------------------------------------------
+    def sync(self, conn: sqlite3.Connection) -> SyncReport:
+        """Install capture, or bring it up to date with the current schema. Idempotent and
+        safe on a database in use: one short write transaction."""
+        report = SyncReport()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            report.first_install = not self.is_installed(conn)
+            if report.first_install:
+                self._create_tables(conn)
+            selection = self.db.select(conn)
+            report.warnings = selection.warnings
+            current = {t: self.db.table_schema(conn, t) for t in selection.tables}
+            recorded = self._recorded_schemas(conn)
+            self._widen(conn, current.values())
+            for name, table in current.items():
+                before = recorded.get(name)
+                if before is not None and before.ddl == table.ddl and self._triggers_present(conn, name):
+                    continue
+                self._create_triggers(conn, table)
+                if before is None and report.first_install:
+                    self._record_columns(conn, table, from_seq=0)
+                    report.installed.append(name)
+                    continue
+                seq = self._write_schema_event(conn, name, table)
+                self._record_columns(conn, table, from_seq=seq)
+                self._write_resync(conn, table)
+                (report.changed if before is not None else report.installed).append(name)
+            for name in recorded.keys() - current.keys():
+                self._drop_triggers(conn, name)
+                seq = self._write_schema_event(conn, name, None)
+                conn.execute(
+                    f"INSERT INTO {COLUMNS}(tbl, from_seq, schema) VALUES (?, ?, NULL)", (name, seq)
+                )
+                report.dropped.append(name)
+            conn.execute(f"INSERT OR REPLACE INTO {META}(key, value) VALUES ('tables', ?)",
+                         (json.dumps(sorted(current)),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # The trigger DDL itself bumps schema_version: record the value after it.
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        conn.execute(f"INSERT OR REPLACE INTO {META}(key, value) VALUES ('schema_version', ?)", (str(version),))
+        return report
+
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute(
+            f"CREATE TABLE {CHANGES} (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
+            " tbl TEXT NOT NULL, op INTEGER NOT NULL)"
+        )
+        conn.execute(
+            f"CREATE TABLE {COLUMNS} (tbl TEXT NOT NULL, from_seq INTEGER NOT NULL, schema TEXT,"
+            " PRIMARY KEY (tbl, from_seq))"
+        )
+        conn.executemany(
+            f"INSERT INTO {META}(key, value) VALUES (?, ?)",
+            [("capture_id", uuid.uuid4().hex), ("format", "1"), ("key_width", "0"), ("row_width", "0")],
+        )
+
+    def _widen(self, conn: sqlite3.Connection, tables: Iterator[TableSchema] | list[TableSchema]) -> None:
+        meta = self.meta(conn)
+        key_width, row_width = int(meta["key_width"]), int(meta["row_width"])
+        tables = list(tables)
+        want_keys = max([len(t.primary_key) for t in tables], default=0)
+        want_row = max([len(t.columns) for t in tables], default=0)
+        for i in range(key_width, want_keys):
+            conn.execute(f"ALTER TABLE {CHANGES} ADD COLUMN k{i}")
+        for i in range(row_width, want_row):
+            conn.execute(f"ALTER TABLE {CHANGES} ADD COLUMN c{i}")
+        conn.execute(f"UPDATE {META} SET value = ? WHERE key = 'key_width'", (str(max(key_width, want_keys)),))
+        conn.execute(f"UPDATE {META} SET value = ? WHERE key = 'row_width'", (str(max(row_width, want_row)),))
+
+    @staticmethod
+    def _recorded_schemas(conn: sqlite3.Connection) -> dict[str, TableSchema]:
+        rows = conn.execute(
+            f"SELECT tbl, schema FROM {COLUMNS} c WHERE from_seq = "
+            f"(SELECT max(from_seq) FROM {COLUMNS} WHERE tbl = c.tbl)"
+        ).fetchall()
+        return {t: TableSchema.from_dict(json.loads(s)) for t, s in rows if s is not None}
+
+    @staticmethod
+    def _record_columns(conn: sqlite3.Connection, table: TableSchema, from_seq: int) -> None:
+        conn.execute(
+            f"INSERT OR REPLACE INTO {COLUMNS}(tbl, from_seq, schema) VALUES (?, ?, ?)",
+            (table.name, from_seq, json.dumps(table.to_dict())),
+        )
+
+    @staticmethod
+    def _triggers_present(conn: sqlite3.Connection, table: str) -> bool:
+        names = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
+        ).fetchall()
+        return sum(1 for (n,) in names if n.startswith(TRIGGER_PREFIX)) == 3
+
+    @staticmethod
+    def _trigger_names(table: str) -> dict[str, str]:
+        return {op: quote_ident(f"{TRIGGER_PREFIX}{table}_{op}") for op in ("ins", "upd", "del")}
+
+    def _drop_triggers(self, conn: sqlite3.Connection, table: str) -> None:
+        for name in self._trigger_names(table).values():
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+    def _create_triggers(self, conn: sqlite3.Connection, table: TableSchema) -> None:
+        self._drop_triggers(conn, table.name)
+        names = self._trigger_names(table.name)
+        target = quote_ident(table.name)
+        tbl = _lit(table.name)
+        cols = [quote_ident(c) for c in table.column_names]
+        keys = [quote_ident(k) for k in table.primary_key]
+        c_list = ", ".join(f"c{i}" for i in range(len(cols)))
+        k_list = ", ".join(f"k{i}" for i in range(len(keys)))
+        new_vals = ", ".join(f"NEW.{c}" for c in cols)
+        old_keys = ", ".join(f"OLD.{k}" for k in keys)
+        conn.execute(
+            f"CREATE TRIGGER {names['ins']} AFTER INSERT ON {target} BEGIN "
+            f"INSERT INTO {CHANGES}(ts, tbl, op, {c_list}) VALUES ({TS_SQL}, {tbl}, {OP_INSERT}, {new_vals}); END"
+        )
+        conn.execute(
+            f"CREATE TRIGGER {names['upd']} AFTER UPDATE ON {target} BEGIN "
+            f"INSERT INTO {CHANGES}(ts, tbl, op, {k_list}, {c_list}) "
+            f"VALUES ({TS_SQL}, {tbl}, {OP_UPDATE}, {old_keys}, {new_vals}); END"
+        )
+        conn.execute(
+            f"CREATE TRIGGER {names['del']} AFTER DELETE ON {target} BEGIN "
+            f"INSERT INTO {CHANGES}(ts, tbl, op, {k_list}) VALUES ({TS_SQL}, {tbl}, {OP_DELETE}, {old_keys}); END"
+        )
+
+    @staticmethod
+    def _write_schema_event(conn: sqlite3.Connection, table: str, schema: TableSchema | None) -> int:
+        payload = json.dumps(schema.to_dict()) if schema else None
+        cur = conn.execute(
+            f"INSERT INTO {CHANGES}(ts, tbl, op, c0) VALUES ({TS_SQL}, ?, {OP_SCHEMA}, ?)",
+            (table, payload),
+        )
+        return int(cur.lastrowid or 0)
+
+    @staticmethod
+    def _write_resync(conn: sqlite3.Connection, table: TableSchema) -> None:
+        cols = ", ".join(quote_ident(c) for c in table.column_names)
+        c_list = ", ".join(f"c{i}" for i in range(len(table.columns)))
+        order = ", ".join(quote_ident(k) for k in table.primary_key)
+        conn.execute(
+            f"INSERT INTO {CHANGES}(ts, tbl, op, {c_list}) "
+            f"SELECT {TS_SQL}, ?, {OP_SNAPSHOT}, {cols} FROM {quote_ident(table.name)} ORDER BY {order}",
+            (table.name,),
+        )
+
+    def uninstall(self, conn: sqlite3.Connection) -> None:
+        """Remove every trigger and table of the capture (pending changes are discarded)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            remove_capture_objects(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- reading ---------------------------------------------------------------------------
+    def column_history(self, conn: sqlite3.Connection) -> dict[str, list[tuple[int, TableSchema | None]]]:
+        history: dict[str, list[tuple[int, TableSchema | None]]] = {}
+        for tbl, from_seq, schema in conn.execute(
+            f"SELECT tbl, from_seq, schema FROM {COLUMNS} ORDER BY tbl, from_seq"
+        ):
+            history.setdefault(tbl, []).append(
+                (from_seq, TableSchema.from_dict(json.loads(schema)) if schema else None)
+            )
+        return history
+
+    def schema_at(self, conn: sqlite3.Connection, seq: int) -> DatabaseSchema:
+        """The protected tables as the change stream knows them just after ``seq``."""
+        tables = []
+        for versions in self.column_history(conn).values():
+            current = [s for f, s in versions if f <= seq]
+            if current and current[-1] is not None:
+                tables.append(current[-1])
+        return DatabaseSchema(dialect="sqlite", tables=sorted(tables, key=lambda t: t.name))
+
+    def read(
+        self, conn: sqlite3.Connection, after_seq: int, upto_seq: int, batch: int = 20000
+    ) -> Iterator[list[ChangeEvent]]:
+        """Events with after_seq < seq <= upto_seq, in seq order, in batches."""
+        history = self.column_history(conn)
+        meta = self.meta(conn)
+        key_width, row_width = int(meta["key_width"]), int(meta["row_width"])
+        k_cols = "".join(f", k{i}" for i in range(key_width))
+        c_cols = "".join(f", c{i}" for i in range(row_width))
+        k0 = 4
+        c0 = 4 + key_width
+        position = after_seq
+        while position < upto_seq:
+            rows = conn.execute(
+                f"SELECT seq, ts, tbl, op{k_cols}{c_cols} FROM {CHANGES} "
+                "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (position, upto_seq, batch),
+            ).fetchall()
+            if not rows:
+                break
+            events = []
+            for r in rows:
+                seq, ts, tbl, op = r[0], r[1], r[2], r[3]
+                if op == OP_SCHEMA:
+                    payload = r[c0]
+                    events.append(ChangeEvent(seq, seq, ts, tbl, SCHEMA,
+                                              table_schema=json.loads(payload) if payload else None))
+                    continue
+                table = _version_at(history.get(tbl, []), seq)
+                if table is None:
+                    raise BadInputError(f"change log names table {tbl!r} with no recorded columns")
+                width = len(table.columns)
+                nkeys = len(table.primary_key)
+                if op == OP_INSERT or op == OP_SNAPSHOT:
+                    row = list(r[c0 : c0 + width])
+                    key = [row[i] for i in table.key_indexes()]
+                    events.append(ChangeEvent(seq, seq, ts, tbl, OP_NAMES[op], key, row))
+                elif op == OP_UPDATE:
+                    events.append(ChangeEvent(seq, seq, ts, tbl, UPDATE, list(r[k0 : k0 + nkeys]),
+                                              list(r[c0 : c0 + width])))
+                else:
+                    events.append(ChangeEvent(seq, seq, ts, tbl, DELETE, list(r[k0 : k0 + nkeys])))
+            yield events
+            position = rows[-1][0]
+
+    # -- pruning ---------------------------------------------------------------------------
+    @staticmethod
+    def prune(conn: sqlite3.Connection, upto_seq: int, chunk: int = 5000) -> int:
+        """Delete stored events in small transactions so trading writers never wait long."""
+        removed = 0
+        while True:
+            cur = conn.execute(
+                f"DELETE FROM {CHANGES} WHERE seq IN "
+                f"(SELECT seq FROM {CHANGES} WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                (upto_seq, chunk),
+            )
+            removed += cur.rowcount
+            if cur.rowcount < chunk:
+                return removed
+
+
+def _version_at(versions: list[tuple[int, TableSchema | None]], seq: int) -> TableSchema | None:
+    found = None
+    for from_seq, schema in versions:
+        if from_seq < seq:
+            found = schema
+        else:
+            break
+    return found
+
+
+def remove_capture_objects(conn: sqlite3.Connection) -> None:
+    """Drop capture triggers and tables (used on uninstall and on a restored copy)."""
+    triggers = [
+        n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        if n.startswith(TRIGGER_PREFIX)
+    ]
+    for name in triggers:
+        conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")
+    for table in (CHANGES, COLUMNS, META):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    has_sequence = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"
+    ).fetchone()[0]
+    if has_sequence:
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (CHANGES,))

@@ -1,0 +1,124 @@
+"""DatabaseService: the one door to a trading database (source or restore target).
+
+SQLAlchemy parses URLs and reflects; SQLite rows travel through the sqlite3 driver
+directly, because any type conversion on the way (SQLAlchemy's Numeric goes through
+float) would break exactness and cost speed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterable
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from trade_stream.errors import BadInputError
+from trade_stream.schema import Column, DatabaseSchema, TableSchema, family_of, quote_ident
+from trade_stream.table_selection import Selection, select_tables
+
+
+def parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadInputError(f"not a database URL: {url!r} (e.g. sqlite:///tradesv3.sqlite)") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise BadInputError(f"unsupported database {backend!r} in {url!r} (sqlite or postgresql)")
+    if backend == "sqlite" and (not parsed.database or parsed.database == ":memory:"):
+        raise BadInputError(f"{url!r}: a SQLite database file is required (sqlite:///path/to/file)")
+    return parsed
+
+
+class DatabaseService:
+    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None):
+        self.url_text = url
+        self.url = parse_url(url)
+        self.dialect = self.url.get_backend_name()
+        self.include = list(include or [])
+        self.exclude = list(exclude or [])
+        if self.dialect != "sqlite":
+            raise BadInputError(f"{self.dialect} databases are not supported by this version yet")
+
+    # -- SQLite ----------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return Path(self.url.database or "")
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def exists(self) -> bool:
+        return self.path.is_file() and self.path.stat().st_size > 0
+
+    def require_exists(self) -> None:
+        if not self.path.exists():
+            raise BadInputError(f"database not found: {self.path}")
+        if not self.path.is_file():
+            raise BadInputError(f"not a database file: {self.path}")
+        try:
+            conn = self.connect(readonly=True)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(f"{self.path}: not a SQLite database ({exc})") from None
+
+    def connect(self, *, readonly: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
+        """Autocommit connection (explicit BEGIN where a transaction is needed)."""
+        if readonly:
+            uri = f"file:{self.path.absolute()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
+        else:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        return conn
+
+    def user_tables(self, conn: sqlite3.Connection) -> dict[str, bool]:
+        """Every table and whether it has a primary key."""
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        result = {}
+        for name in names:
+            info = conn.execute(f"PRAGMA table_info({quote_ident(name)})").fetchall()
+            result[name] = any(row[5] for row in info)
+        return result
+
+    def select(self, conn: sqlite3.Connection) -> Selection:
+        return select_tables(self.user_tables(conn), self.include, self.exclude)
+
+    def table_schema(self, conn: sqlite3.Connection, table: str) -> TableSchema:
+        info = conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+        columns = [Column(name=r[1], declared=r[2] or "", family=family_of(r[2] or ""), nullable=not r[3]) for r in info]
+        pk = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+        ddl = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()[0]
+        return TableSchema(name=table, columns=columns, primary_key=pk, dialect="sqlite", ddl=ddl)
+
+    def reflect(self, conn: sqlite3.Connection, tables: Iterable[str]) -> DatabaseSchema:
+        return DatabaseSchema(dialect="sqlite", tables=[self.table_schema(conn, t) for t in tables])
+
+    def is_empty(self) -> bool:
+        """True when the target has no tables at all (a fresh restore target)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return True
+        conn = self.connect(readonly=True)
+        try:
+            row = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(f"restore target {self.path} is not a SQLite database: {exc}") from None
+        finally:
+            conn.close()
+        return row[0] == 0
+
+    @staticmethod
+    def row_counts(conn: sqlite3.Connection, tables: Iterable[str]) -> dict[str, int]:
+        return {t: conn.execute(f"SELECT count(*) FROM {quote_ident(t)}").fetchone()[0] for t in tables}
+

@@ -1,0 +1,25 @@
+"""Errors the CLI maps to exit codes (``exit_code``): 2 bad input, 3 integrity failure."""
+
+from __future__ import annotations
+
+
+class TradeStreamError(Exception):
+    exit_code = 1
+
+
+class BadInputError(TradeStreamError):
+    """The user asked for something that cannot be done; nothing was changed."""
+
+    exit_code = 2
+
+
+class IntegrityError(TradeStreamError):
+    """Stored backup data is corrupt, missing or inconsistent."""
+
+    exit_code = 3
+
+
+class StorageError(TradeStreamError):
+    """A storage location failed (unreachable, full disk, permissions)."""
+
+    exit_code = 1

@@ -1,0 +1,32 @@
+"""The change event: one row change (or one schema change) at one position of the stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+INSERT = "insert"
+UPDATE = "update"
+DELETE = "delete"
+SNAPSHOT = "snapshot"  # a row of a (re)synchronised table: replayed as an insert
+SCHEMA = "schema"  # a table was created, changed or dropped: ``table_schema`` holds it
+
+ROW_OPS = (INSERT, UPDATE, DELETE, SNAPSHOT)
+
+
+class ChangeEvent(msgspec.Struct, array_like=True, frozen=True):
+    """``seq`` strictly increases in commit order; ``ts`` is microseconds since the epoch,
+    UTC; ``key`` holds the primary-key values the change applies to (the *old* key for an
+    update that changes it); ``row`` is the full after-image in the table's column order
+    at that point of the stream (None for a delete); ``table_schema`` is the new table
+    description of a SCHEMA event (None when the table was dropped)."""
+
+    seq: int
+    tx: int
+    ts: int
+    table: str
+    op: str
+    key: list[Any] | None = None
+    row: list[Any] | None = None
+    table_schema: dict[str, Any] | None = None

@@ -1,0 +1,171 @@
+"""Storage locations: a small interface with one implementation per backend.
+
+Keys are ``/``-separated paths relative to the location's root. Writes are atomic:
+an object is either absent or complete under its key, never partial.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import unquote, urlparse
+
+from trade_stream.durable import fsync_path
+from trade_stream.errors import BadInputError, StorageError
+
+
+class AtomicWriter(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class Location(Protocol):
+    name: str
+    url: str
+
+    def writer(self, key: str) -> AtomicWriter: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def size(self, key: str) -> int | None: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+
+
+def _storage_error(location: "FileLocation", action: str, exc: OSError) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"location {location.name}: disk full while {action}")
+    return StorageError(f"location {location.name}: {action} failed: {exc.strerror or exc}")
+
+
+class _FileWriter:
+    """Writes to a hidden temporary name; ``commit`` fsyncs, renames, fsyncs the directory."""
+
+    def __init__(self, location: "FileLocation", final: Path) -> None:
+        self.location = location
+        self.final = final
+        self.temp = final.with_name(f".tmp-{uuid.uuid4().hex}-{final.name}")
+        try:
+            location._mkdirs(final.parent)
+            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise _storage_error(location, f"creating {final.name}", exc) from None
+        self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise _storage_error(self.location, f"writing {self.final.name}", exc) from None
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.temp, self.final)
+            fsync_path(self.final.parent)
+        except OSError as exc:
+            self.abort()
+            raise _storage_error(self.location, f"storing {self.final.name}", exc) from None
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        try:
+            self.temp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class FileLocation:
+    """``file:///absolute/dir`` or ``file://./relative/dir`` (or a plain path)."""
+
+    def __init__(self, name: str, url: str, root: Path) -> None:
+        self.name = name
+        self.url = url
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        parts = [p for p in key.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise BadInputError(f"invalid object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def _mkdirs(self, path: Path) -> None:
+        missing = []
+        while not path.exists():
+            missing.append(path)
+            path = path.parent
+        for directory in reversed(missing):
+            try:
+                directory.mkdir(mode=0o700)
+            except FileExistsError:
+                pass
+
+    def writer(self, key: str) -> _FileWriter:
+        return _FileWriter(self, self._path(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        writer = self.writer(key)
+        writer.write(data)
+        writer.commit()
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys directly under the ``prefix`` directory (no temporaries), sorted."""
+        directory = self._path(prefix) if prefix.strip("/") else self.root
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _storage_error(self, f"listing {prefix}", exc) from None
+        base = prefix.strip("/")
+        return sorted(f"{base}/{n}" if base else n for n in names if not n.startswith(".tmp-"))
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+            fsync_path(self._path(key).parent)
+        except FileNotFoundError:
+            pass
+
+    def check_writable(self) -> None:
+        """Fail early, with a clear message, when the location cannot be written."""
+        probe = self.root
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise BadInputError(f"location {self.name}: {probe} is not writable")
+
+
+def open_location(name: str, url: str, **options: str) -> Location:
+    """A Location for a configured URL; unsupported or malformed URLs are bad input."""
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file"):
+        if scheme == "file":
+            raw = unquote((parsed.netloc or "") + parsed.path)
+        else:
+            raw = url
+        if not raw:
+            raise BadInputError(f"location {name}: empty path in {url!r}")
+        return FileLocation(name, url, Path(raw).expanduser().absolute())
+    if scheme == "s3":
+        raise BadInputError(f"location {name}: s3:// locations are not supported by this version yet")
+    raise BadInputError(f"location {name}: unsupported URL scheme {scheme!r} in {url!r} (use file://)")

@@ -1,0 +1,120 @@
+"""Manifest entries: one small JSON document per stored object, hash-chained.
+
+An object becomes visible only when its entry exists; entries are written last and
+atomically, and never rewritten. ``prev_hash`` links each entry to the one before it,
+so deleting, reordering or editing entries is detectable (tamper-evident chain).
+The functions here are pure: they work on parsed entries, not on storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+from trade_stream.errors import IntegrityError
+
+FULL = "full"
+INCREMENTAL = "incremental"
+
+
+class ManifestEntry(msgspec.Struct, frozen=True, kw_only=True):
+    format: int = 1
+    n: int  # position in the chain, 1, 2, 3, ...
+    kind: str
+    object: str  # key of the data object, relative to the source's root
+    source: str
+    capture_id: str
+    after_seq: int  # incremental: holds events with after_seq < seq <= last_seq
+    first_seq: int
+    last_seq: int
+    first_ts: int | None  # microseconds since the epoch, UTC
+    last_ts: int | None
+    count: int  # rows (full) or events (incremental)
+    bytes: int
+    sha256: str
+    schema_hash: str
+    created_at: int  # microseconds since the epoch, UTC
+    tables: dict[str, int] = msgspec.field(default_factory=dict)  # rows per table (full)
+    prev_hash: str = ""
+    entry_hash: str = ""
+
+
+def compute_hash(entry: ManifestEntry) -> str:
+    body = msgspec.structs.replace(entry, entry_hash="")
+    return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
+
+
+def seal(entry: ManifestEntry, previous: ManifestEntry | None) -> ManifestEntry:
+    """The entry with its chain link and its own hash filled in."""
+    linked = msgspec.structs.replace(entry, prev_hash=previous.entry_hash if previous else "")
+    return msgspec.structs.replace(linked, entry_hash=compute_hash(linked))
+
+
+def encode_entry(entry: ManifestEntry) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(entry), indent=2) + b"\n"
+
+
+def decode_entry(data: bytes, name: str) -> ManifestEntry:
+    try:
+        entry = msgspec.json.decode(data, type=ManifestEntry)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{name}: corrupt manifest entry: {exc}") from None
+    if compute_hash(entry) != entry.entry_hash:
+        raise IntegrityError(f"{name}: manifest entry hash mismatch (entry was altered)")
+    return entry
+
+
+def entry_key(n: int) -> str:
+    return f"manifest/{n:010d}.json"
+
+
+def object_key(n: int, kind: str) -> str:
+    return f"objects/{n:010d}-{kind}.tvo"
+
+
+def chain_problems(entries: list[ManifestEntry]) -> list[tuple[str, str]]:
+    """(entry key, problem) for every break of the chain or of seq continuity.
+
+    ``entries`` sorted by ``n``. The chain may start after 1 (older entries pruned).
+    Incrementals must continue exactly where the previous one ended; the first one
+    continues from the first full backup.
+    """
+    problems: list[tuple[str, str]] = []
+    previous: ManifestEntry | None = None
+    covered: int | None = None
+    for entry in entries:
+        key = entry_key(entry.n)
+        if previous is not None:
+            if entry.n != previous.n + 1:
+                problems.append((key, f"chain gap: entries {previous.n + 1}..{entry.n - 1} missing"))
+            elif entry.prev_hash != previous.entry_hash:
+                problems.append((key, "hash chain broken: prev_hash does not match previous entry"))
+        if entry.kind == FULL:
+            if covered is None:
+                covered = entry.last_seq
+            elif entry.last_seq < covered and entry.capture_id == (previous.capture_id if previous else ""):
+                problems.append((key, f"full backup seq {entry.last_seq} goes back before {covered}"))
+        elif entry.kind == INCREMENTAL:
+            if covered is not None and entry.after_seq != covered:
+                if previous is not None and entry.capture_id != previous.capture_id:
+                    pass  # capture was reinstalled: a new chain starts at a full backup
+                else:
+                    problems.append(
+                        (key, f"seq gap: incremental starts after {entry.after_seq}, chain is at {covered}")
+                    )
+            covered = entry.last_seq
+        else:
+            problems.append((key, f"unknown kind {entry.kind!r}"))
+        previous = entry
+    return problems
+
+
+def summary(entry: ManifestEntry, locations: list[str] | None = None) -> dict[str, Any]:
+    """The entry as the CLI's JSON shows it (contract: first_seq, last_seq, rows/events, bytes)."""
+    data = msgspec.to_builtins(entry)
+    data["rows" if entry.kind == FULL else "events"] = entry.count
+    if locations is not None:
+        data["locations"] = locations
+    return data

@@ -1,0 +1,100 @@
+"""Dialect-neutral description of the protected tables, stored with every full backup.
+
+Each column keeps its declared type and a neutral type family, so a restore can create the
+table on another dialect; ``ddl`` keeps the source's own CREATE statement so a same-dialect
+restore reproduces the table exactly (SQLite type affinities, constraints, defaults).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+
+class Column(msgspec.Struct, frozen=True):
+    name: str
+    declared: str  # the type as declared in the source database
+    family: str  # integer | float | numeric | boolean | text | blob | date | datetime | time | json | uuid | interval | other
+    nullable: bool = True
+
+
+class TableSchema(msgspec.Struct, frozen=True):
+    name: str
+    columns: list[Column]
+    primary_key: list[str]
+    dialect: str
+    ddl: str = ""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def key_indexes(self) -> list[int]:
+        names = self.column_names
+        return [names.index(k) for k in self.primary_key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "TableSchema":
+        return msgspec.convert(data, TableSchema)
+
+
+class DatabaseSchema(msgspec.Struct, frozen=True):
+    dialect: str
+    tables: list[TableSchema]
+
+    def table(self, name: str) -> TableSchema:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)
+
+    def schema_hash(self) -> str:
+        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "DatabaseSchema":
+        return msgspec.convert(data, DatabaseSchema)
+
+
+def family_of(declared: str) -> str:
+    """Neutral family of a declared SQL type (SQLite's affinity rules, refined by name)."""
+    t = declared.upper()
+    if not t:
+        return "blob"
+    for needle, family in (
+        ("BOOL", "boolean"),
+        ("TIMESTAMP", "datetime"),
+        ("DATETIME", "datetime"),
+        ("DATE", "date"),
+        ("TIME", "time"),
+        ("INTERVAL", "interval"),
+        ("UUID", "uuid"),
+        ("JSON", "json"),
+        ("INT", "integer"),
+        ("CHAR", "text"),
+        ("CLOB", "text"),
+        ("TEXT", "text"),
+        ("BLOB", "blob"),
+        ("BYTEA", "blob"),
+        ("REAL", "float"),
+        ("FLOA", "float"),
+        ("DOUB", "float"),
+        ("NUMERIC", "numeric"),
+        ("DECIMAL", "numeric"),
+    ):
+        if needle in t:
+            return family
+    return "numeric" if "NUM" in t else "other"
+
+
+def quote_ident(name: str) -> str:
+    """A SQL identifier, quoted for SQLite and PostgreSQL alike."""
+    return '"' + name.replace('"', '""') + '"'

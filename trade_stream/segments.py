@@ -1,0 +1,52 @@
+"""Encoding of change events inside an incremental segment (the body of an object).
+
+The body is a run of chunks: a 4-byte big-endian length, then a msgpack array of events
+(each an 8-element array, see ChangeEvent). Chunks keep memory bounded on both sides.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Iterable, Iterator
+
+import msgspec
+
+from trade_stream.errors import IntegrityError
+from trade_stream.events import ChangeEvent
+from trade_stream.values import ext_hook, row_to_wire
+
+MAX_CHUNK = 256 * 1024 * 1024
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[ChangeEvent], ext_hook=ext_hook)
+
+
+def encode_chunk(events: Iterable[ChangeEvent]) -> bytes:
+    payload = _encoder.encode(
+        [
+            (e.seq, e.tx, e.ts, e.table, e.op, row_to_wire(e.key), row_to_wire(e.row), e.table_schema)
+            for e in events
+        ]
+    )
+    return struct.pack(">I", len(payload)) + payload
+
+
+def decode_chunks(data: Iterable[bytes], name: str = "segment") -> Iterator[list[ChangeEvent]]:
+    """Events chunk by chunk from the decompressed body; any malformation is IntegrityError."""
+    buffer = bytearray()
+    for piece in data:
+        buffer += piece
+        while len(buffer) >= 4:
+            (length,) = struct.unpack_from(">I", buffer)
+            if length > MAX_CHUNK:
+                raise IntegrityError(f"{name}: corrupt chunk length {length}")
+            if len(buffer) < 4 + length:
+                break
+            payload = bytes(buffer[4 : 4 + length])
+            del buffer[: 4 + length]
+            try:
+                events = _decoder.decode(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, UnicodeDecodeError) as exc:
+                raise IntegrityError(f"{name}: corrupt event chunk: {exc}") from None
+            yield events
+    if buffer:
+        raise IntegrityError(f"{name}: truncated event chunk")

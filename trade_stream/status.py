@@ -1,0 +1,49 @@
+"""What ``status`` reports about one source: capture lag and the newest backups."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from trade_stream.capture_sqlite import SqliteCapture
+from trade_stream.database import DatabaseService
+from trade_stream.manifest import FULL, INCREMENTAL, summary
+from trade_stream.store import BackupStore
+
+
+def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:
+    now = time.time_ns() // 1000
+    capture: dict[str, Any] = {"installed": False}
+    if db.exists():
+        conn = db.connect(readonly=True)
+        try:
+            cap = SqliteCapture(db)
+            if cap.is_installed(conn):
+                pending, oldest = cap.pending(conn)
+                capture = {
+                    "installed": True,
+                    "last_seq": cap.last_seq(conn),
+                    "pending_events": pending,
+                    "lag_seconds": round((now - oldest) / 1e6, 3) if oldest else 0.0,
+                    "schema_change_pending": cap.needs_sync(conn),
+                }
+        finally:
+            conn.close()
+    catalogs = store.catalogs()
+    entries = store.merged(catalogs)
+    last_full = next((e for e in reversed(entries) if e.kind == FULL), None)
+    last_incr = next((e for e in reversed(entries) if e.kind == INCREMENTAL), None)
+    locations = [
+        {"name": c.location.name, "url": c.location.url, "ok": not c.error and not c.problems,
+         "entries": len(c.entries), "behind": len(entries) - len(c.entries),
+         "error": c.error or "; ".join(p for _, p in c.problems[:3])}
+        for c in catalogs
+    ]
+    return {
+        "database": db.url_text,
+        "source": store.source,
+        "capture": capture,
+        "last_full": summary(last_full) if last_full else None,
+        "last_incremental": summary(last_incr) if last_incr else None,
+        "locations": locations,
+    }

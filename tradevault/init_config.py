@@ -1,0 +1,41 @@
+"""The commented ``tradevault.toml`` that ``tradevault init`` writes."""
+
+from __future__ import annotations
+
+import json
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render(db_url: str, watch: list[str], locations: list[str]) -> str:
+    loc_blocks = []
+    for i, url in enumerate(locations):
+        name = "local" if i == 0 else f"location{i + 1}"
+        loc_blocks.append(f"[[locations]]\nname = {_toml_str(name)}\nurl = {_toml_str(url)}\n")
+    paths = ", ".join(_toml_str(p) for p in watch)
+    return f"""# tradevault configuration. Every key has a default; TRADEVAULT_<SECTION>__<KEY>
+# environment variables override this file (e.g. TRADEVAULT_DATABASE__URL).
+
+[database]
+url = {_toml_str(db_url)}   # any SQLAlchemy URL: sqlite:///..., postgresql+psycopg://...
+include = []                  # table name globs; empty = every table with a primary key
+exclude = []
+sqlite_wal = true             # switch SQLite to WAL so backups never block the bot's writes
+
+# Every backup object goes to each location (add an off-site one: s3://bucket/prefix).
+{chr(10).join(loc_blocks)}
+[schedule]
+full = "0 3 * * *"            # cron, agent's local time
+incremental = "30s"           # captured changes are sealed at least this often
+
+[kafka]
+bootstrap_servers = ""        # empty = Kafka sink off
+topic_prefix = "tradevault"
+
+[config_vcs]
+paths = [{paths}]             # each watched directory is its own git work tree
+[config_vcs.remotes]          # name = git URL or bare repository path; every commit is pushed to each
+# usb = "/mnt/usb/tradevault-config.git"
+"""

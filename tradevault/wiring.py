@@ -1,0 +1,37 @@
+"""Builds the domain objects a command needs from the settings (the composition root)."""
+
+from __future__ import annotations
+
+from trade_stream.backup import BackupEngine
+from trade_stream.database import DatabaseService
+from trade_stream.locations import Location, open_location
+from trade_stream.progress import Progress, no_progress
+from trade_stream.store import BackupStore
+from tradevault.settings import Settings
+
+
+def database(settings: Settings) -> DatabaseService:
+    return DatabaseService(settings.database.url, settings.database.include, settings.database.exclude)
+
+
+def locations(settings: Settings) -> list[Location]:
+    return [
+        open_location(loc.name, loc.url, endpoint_url=loc.endpoint_url, region=loc.region,
+                      access_key_id=loc.access_key_id, secret_access_key=loc.secret_access_key)
+        for loc in settings.locations
+    ]
+
+
+def source_name(settings: Settings, db: DatabaseService) -> str:
+    return settings.database.name or db.name
+
+
+def store(settings: Settings, db: DatabaseService | None = None) -> BackupStore:
+    db = db or database(settings)
+    return BackupStore(source_name(settings, db), locations(settings))
+
+
+def engine(settings: Settings, progress: Progress = no_progress) -> BackupEngine:
+    db = database(settings)
+    return BackupEngine(db, store(settings, db), work_dir=settings.work_dir,
+                        use_wal=settings.database.sqlite_wal, progress=progress)
