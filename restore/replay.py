@@ -178,7 +178,12 @@ def _replay(conn: sqlite3.Connection, store: BackupStore, plan: Plan, progress: 
                 progress("replay", last_seq - low, total)
     for _, sql in user_triggers:
         conn.execute(sql)
-    counts = _check_counts(conn, plan.full, applier)
+    # Row counts are recorded at the end of each object: check them when we stopped there.
+    recorded = plan.full.tables if last_seq == plan.full.last_seq else None
+    for entry in plan.incrementals:
+        if entry.last_seq == last_seq and entry.object in used:
+            recorded = entry.tables
+    counts = _check_counts(conn, recorded, sorted(applier.tables))
     conn.execute("COMMIT")
     return RestoreResult(
         target="", first_seq=plan.full.last_seq, last_seq=last_seq, last_ts=last_ts,
@@ -194,17 +199,11 @@ def full_schema(store: BackupStore, entry: ManifestEntry) -> dict[str, Any]:
     return reader.header.schema
 
 
-def _check_counts(conn: sqlite3.Connection, full: ManifestEntry, applier: SqliteApplier) -> dict[str, int]:
-    """Rows per table must equal the snapshot's counts plus what replay inserted and deleted."""
-    expected = dict(full.tables)
-    for table in applier.recreated:
-        expected[table] = 0
-    for table in applier.dropped:
-        expected.pop(table, None)
-    for table, delta in applier.row_delta.items():
-        expected[table] = expected.get(table, 0) + delta
-    actual = DatabaseService.row_counts(conn, expected)
-    for table, rows in expected.items():
-        if actual[table] != rows:
-            raise IntegrityError(f"restored table {table!r} has {actual[table]} rows, backups say {rows}")
+def _check_counts(conn: sqlite3.Connection, expected: dict[str, int] | None,
+                  tables: list[str]) -> dict[str, int]:
+    """Rows per table must equal what the backup recorded for the point restored to."""
+    actual = DatabaseService.row_counts(conn, tables)
+    for table, rows in (expected or {}).items():
+        if actual.get(table) != rows:
+            raise IntegrityError(f"restored table {table!r} has {actual.get(table)} rows, backups say {rows}")
     return actual

@@ -3,6 +3,10 @@
 Consecutive events of the same table and operation become one ``executemany`` with a
 prepared statement; every update and delete must hit exactly one row, so a replay that
 diverges from the source stops with an integrity error instead of going on silently.
+
+Inserts and updates replay with ``OR REPLACE``: when the source resolved a conflict by
+REPLACE, SQLite deleted the conflicting row without firing delete triggers, so the stream
+holds only the insert; replaying it the same way reproduces the same result.
 """
 
 from __future__ import annotations
@@ -19,9 +23,6 @@ class SqliteApplier:
     def __init__(self, conn: sqlite3.Connection, schema: DatabaseSchema) -> None:
         self.conn = conn
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
-        self.row_delta: dict[str, int] = {}
-        self.recreated: set[str] = set()
-        self.dropped: set[str] = set()
         self._sql: dict[tuple[str, str], str] = {}
         self.applied = 0
 
@@ -36,9 +37,9 @@ class SqliteApplier:
         cols = [quote_ident(c) for c in schema.column_names]
         where = " AND ".join(f"{quote_ident(k)} IS ?" for k in schema.primary_key)
         if op in (INSERT, SNAPSHOT):
-            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            sql = f"INSERT OR REPLACE INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         elif op == UPDATE:
-            sql = f"UPDATE {name} SET {', '.join(f'{c} = ?' for c in cols)} WHERE {where}"
+            sql = f"UPDATE OR REPLACE {name} SET {', '.join(f'{c} = ?' for c in cols)} WHERE {where}"
         elif op == DELETE:
             sql = f"DELETE FROM {name} WHERE {where}"
         else:
@@ -61,10 +62,6 @@ class SqliteApplier:
                 f"replay diverged from the source: {op} of {len(params) - cur.rowcount} "
                 f"missing row(s) in table {table!r}"
             )
-        if op in (INSERT, SNAPSHOT):
-            self.row_delta[table] = self.row_delta.get(table, 0) + len(params)
-        elif op == DELETE:
-            self.row_delta[table] = self.row_delta.get(table, 0) - len(params)
         self.applied += len(params)
 
     def apply(self, events: list[ChangeEvent]) -> None:
@@ -96,14 +93,10 @@ class SqliteApplier:
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
         if event.table_schema is None:
             self.tables.pop(event.table, None)
-            self.dropped.add(event.table)
             return
         table = TableSchema.from_dict(event.table_schema)
         create_table(self.conn, table)
         self.tables[table.name] = table
-        self.recreated.add(table.name)
-        self.dropped.discard(table.name)
-        self.row_delta[table.name] = 0
 
 
 def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:

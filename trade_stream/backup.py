@@ -260,7 +260,7 @@ class BackupEngine:
             key = mf.object_key(n, mf.INCREMENTAL)
             header = self._header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id)
             sink = self.store.object_writer(key)
-            count, first_seq, first_ts, last_ts, per_table = 0, None, None, None, {}
+            count, first_seq, first_ts, last_ts = 0, None, None, None
             try:
                 writer = ObjectWriter(sink, header, level=self.level, threads=0)
                 for batch in self.capture.read(conn, covered, upto):
@@ -269,12 +269,14 @@ class BackupEngine:
                         first_seq, first_ts = batch[0].seq, batch[0].ts
                     last_ts = batch[-1].ts
                     count += len(batch)
-                    for event in batch:
-                        per_table[event.table] = per_table.get(event.table, 0) + 1
                     self.progress("seal", count, upto - covered)
                 size, sha = writer.finish()
                 if count == 0 or batch[-1].seq != upto:
                     raise IntegrityError(f"change log ended before seq {upto}")
+                # Rows per table at ``upto`` (same read snapshot): restore checks against them.
+                per_table = DatabaseService.row_counts(
+                    conn, [t.name for t in self.capture.schema_at(conn, upto).tables]
+                )
                 sink.commit()
             except BaseException:
                 sink.abort()

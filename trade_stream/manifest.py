@@ -36,7 +36,7 @@ class ManifestEntry(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
     schema_hash: str
     created_at: int  # microseconds since the epoch, UTC
-    tables: dict[str, int] = msgspec.field(default_factory=dict)  # rows per table (full)
+    tables: dict[str, int] = msgspec.field(default_factory=dict)  # rows per table at last_seq
     prev_hash: str = ""
     entry_hash: str = ""
 
