@@ -1,1 +1,14 @@
-"""Configuration history: watch directories, commit changes with dulwich, push to remotes."""
+"""Configuration history: watch directories, commit changes with dulwich, push to remotes.
+
+Public API (what tradevault's agent, CLI and restore compose):
+
+* ``config_vcs.service.ConfigHistory(paths, remotes, options)`` -- ``start()``,
+  ``flush()``, ``stop(flush=True)``, ``status()``, ``wait_pushed(timeout)``;
+  ``config_vcs.service.offline_status(paths, remotes, options)``.
+* ``config_vcs.options.Options`` -- the tuning knobs; ``Options.repo(path, create=...)``.
+* ``config_vcs.history`` -- ``log``, ``diff``, ``show``, ``checkout``, ``commit_at``,
+  ``parse_time``, ``write_config_at(repos, when, dest)``.
+* ``config_vcs.errors`` -- exceptions with ``exit_code`` (2 bad input, 3 integrity).
+
+This package imports neither ``tradevault`` nor the other domain packages.
+"""

@@ -1,0 +1,359 @@
+"""Reading the configuration history back: log, diff, show, checkout, "as of time T".
+
+These are what ``tradevault config ...`` and the restore command call. Read-only
+operations open the repository fresh each time; a checkout into the watched directory
+takes the repository's write lock, first commits whatever is there (so nothing is
+lost), then writes the files and commits the result as ``restore PATHS to REV``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dulwich.diff_tree import tree_changes
+from dulwich.index import commit_tree as build_tree
+from dulwich.object_store import MemoryObjectStore, OverlayObjectStore, tree_lookup_path
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.objectspec import parse_commit
+from dulwich.patch import write_tree_diff
+from dulwich.repo import Repo
+from dulwich.walk import Walker
+
+from config_vcs.commit_message import Change, diff_entries, display_path
+from config_vcs.errors import BadInput, BadTime, IntegrityFailure, UnknownRevision
+from config_vcs.ignore import PathFilter
+from config_vcs.materialize import remove_file, write_file
+from config_vcs.paths import in_scope, labels_for, tree_path
+from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
+
+# -- time and revisions ---------------------------------------------------------------------
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 -> aware UTC datetime; a naive time is UTC. Raises BadTime."""
+    value = text.strip()
+    if value[-1:] in ("z", "Z"):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadTime(f"not an ISO 8601 time: {text!r} (e.g. 2024-05-01T12:00:00Z)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def resolve_commit(repo: Repo, rev: str) -> Commit:
+    """``HEAD``, ``HEAD~2``, a (short) commit id, a branch or tag -> Commit."""
+    if head_of(repo)[1] is None:
+        raise UnknownRevision(f"{rev}: the history is empty (no commit yet)")
+    try:
+        return parse_commit(repo, rev.encode("utf-8"))
+    except (KeyError, ValueError, NotImplementedError, IndexError):
+        raise UnknownRevision(f"unknown revision: {rev}") from None
+
+
+def commit_at(repo: Repo, when: datetime) -> Commit:
+    """The last commit at or before ``when`` (first-parent history of HEAD).
+
+    Commit times have one-second resolution; of several commits in the same second the
+    newest wins. Raises BadTime when the history starts after ``when``.
+    """
+    _branch, head = head_of(repo)
+    if head is None:
+        raise BadTime("the history is empty (no commit yet)")
+    limit = int(when.timestamp())
+    best: Commit | None = None
+    sha: bytes | None = head
+    while sha is not None:
+        commit = repo.object_store[sha]
+        assert isinstance(commit, Commit)
+        if commit.commit_time <= limit and (best is None or commit.commit_time > best.commit_time):
+            best = commit
+        sha = commit.parents[0] if commit.parents else None
+    if best is None:
+        raise BadTime(f"no configuration recorded at or before {when.isoformat()}")
+    return best
+
+
+def commit_time(commit: Commit) -> datetime:
+    return datetime.fromtimestamp(commit.commit_time, UTC)
+
+
+# -- log ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    commit: str
+    time: datetime
+    author: str
+    summary: str
+    message: str
+    changes: list[Change] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "commit": self.commit,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "author": self.author,
+            "summary": self.summary,
+            "message": self.message,
+            "files": [c.as_dict() for c in self.changes],
+        }
+
+
+def log(
+    repo: ConfigRepo,
+    path: str | None = None,
+    *,
+    rev: str = "HEAD",
+    limit: int | None = None,
+) -> list[LogEntry]:
+    """Newest first; with ``path`` only the commits touching it (a file or a directory)."""
+    scope = tree_path(path, repo.root) if path else b""
+    with repo.open() as r:
+        if head_of(r)[1] is None:
+            return []
+        start = resolve_commit(r, rev)
+        walker = Walker(
+            r.object_store, [start.id], paths=[scope] if scope else None, max_entries=limit
+        )
+        out = []
+        for entry in walker:
+            commit = entry.commit
+            parent_tree = r.object_store[commit.parents[0]].tree if commit.parents else None
+            changes = changes_between(r, parent_tree, commit.tree, [scope] if scope else None)
+            message = commit.message.decode("utf-8", errors="replace")
+            out.append(
+                LogEntry(
+                    commit=commit.id.decode(),
+                    time=commit_time(commit),
+                    author=commit.author.decode("utf-8", errors="replace"),
+                    summary=message.split("\n", 1)[0],
+                    message=message,
+                    changes=changes,
+                )
+            )
+        return out
+
+
+def changes_between(
+    repo: Repo, old_tree: bytes | None, new_tree: bytes | None, paths: list[bytes] | None = None
+) -> list[Change]:
+    """Changes between two trees, renames paired by identical blob (as in commit messages)."""
+    old: Entries = {}
+    new: Entries = {}
+    for change in tree_changes(repo.object_store, old_tree, new_tree):
+        if change.old is not None and change.old.path is not None and in_scope(change.old.path, paths or []):
+            old[change.old.path] = (change.old.mode, change.old.sha)  # type: ignore[assignment]
+        if change.new is not None and change.new.path is not None and in_scope(change.new.path, paths or []):
+            new[change.new.path] = (change.new.mode, change.new.sha)  # type: ignore[assignment]
+    return diff_entries(old, new)
+
+
+# -- diff and show ------------------------------------------------------------------------------
+
+
+def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes, list[Change]]:
+    """Unified diff (and the list of changes) from ``rev_a`` to ``rev_b``; without
+    ``rev_b``, to the directory as it is now (as ``git diff REV`` does)."""
+    with repo.open() as r:
+        old_tree = resolve_commit(r, rev_a).tree
+        store: object = r.object_store
+        if rev_b is not None:
+            new_tree = resolve_commit(r, rev_b).tree
+        else:
+            overlay = OverlayObjectStore([MemoryObjectStore(), r.object_store])
+            overlay.add_store = overlay.bases[0]  # never write into the repository
+            snapshot = repo.scanner.scan(PathFilter.for_repo(r, repo.static_ignore), overlay)
+            new_tree = build_tree(
+                overlay, [(p, sha, mode) for p, (mode, sha) in snapshot.entries().items()]
+            )
+            store = overlay
+        out = io.BytesIO()
+        write_tree_diff(out, store, old_tree, new_tree)  # type: ignore[arg-type]
+        changes_repo = _StoreView(store)
+        return out.getvalue(), changes_between(changes_repo, old_tree, new_tree)  # type: ignore[arg-type]
+
+
+class _StoreView:
+    """Just enough of a Repo for changes_between over an overlay store."""
+
+    def __init__(self, store: object) -> None:
+        self.object_store = store
+
+
+def show(repo: ConfigRepo, spec: str) -> bytes:
+    """``REV:PATH`` -> the file's bytes (a directory: its listing; a symlink: its target);
+    ``REV`` -> the commit's message and patch."""
+    rev, sep, path = spec.partition(":")
+    with repo.open() as r:
+        commit = resolve_commit(r, rev or "HEAD")
+        if not sep:
+            parent_tree = r.object_store[commit.parents[0]].tree if commit.parents else None
+            out = io.BytesIO()
+            out.write(b"commit " + commit.id + b"\n")
+            out.write(b"Author: " + commit.author + b"\n")
+            out.write(f"Date:   {commit_time(commit).isoformat()}\n\n".encode())
+            out.write(commit.message.rstrip(b"\n") + b"\n\n")
+            write_tree_diff(out, r.object_store, parent_tree, commit.tree)
+            return out.getvalue()
+        rel = tree_path(path, repo.root)
+        if not rel:
+            obj = r.object_store[commit.tree]
+        else:
+            try:
+                _mode, sha = tree_lookup_path(r.object_store.__getitem__, commit.tree, rel)
+            except KeyError:
+                raise UnknownRevision(f"{path} does not exist in {rev or 'HEAD'}") from None
+            obj = r.object_store[sha]
+        if isinstance(obj, Tree):
+            names = [
+                e.path + (b"/" if e.mode == 0o040000 else b"") for e in obj.iteritems()
+            ]
+            return b"".join(n + b"\n" for n in names)
+        if isinstance(obj, Blob):
+            return obj.as_raw_string()
+        raise UnknownRevision(f"{spec} is not a file or directory")
+
+
+# -- checkout -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    source: str  # commit id the files came from
+    target: Path
+    written: list[str]
+    deleted: list[str]
+    commit: str | None = None  # the "restore" commit (in-place checkout only)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "target": str(self.target),
+            "written": self.written,
+            "deleted": self.deleted,
+            "commit": self.commit,
+        }
+
+
+def checkout(
+    repo: ConfigRepo,
+    *,
+    rev: str | None = None,
+    at: datetime | str | None = None,
+    to: Path | None = None,
+    paths: Sequence[str] = (),
+) -> CheckoutResult:
+    """Bring files back as they were at ``rev`` or at time ``at``.
+
+    With ``to`` the files are written below that directory (nothing else there is
+    touched). Without it they are written into the watched directory, which then
+    mirrors the revision within ``paths`` (later files there are removed; they stay
+    in the history) and the result is committed as ``restore PATHS to REV``.
+    """
+    if (rev is None) == (at is None):
+        raise BadInput("give exactly one of --rev or --at")
+    when = parse_time(at) if isinstance(at, str) else at
+    scope = [tree_path(p, repo.root) for p in paths]
+    if to is None:
+        with repo.write_lock():
+            repo.commit_locked()  # whatever is there now is kept in the history first
+            return _checkout_locked(repo, rev, when, None, scope, paths)
+    return _checkout_locked(repo, rev, when, Path(to), scope, paths)
+
+
+def _checkout_locked(
+    repo: ConfigRepo,
+    rev: str | None,
+    when: datetime | None,
+    to: Path | None,
+    scope: list[bytes],
+    raw_paths: Sequence[str],
+) -> CheckoutResult:
+    target = to if to is not None else repo.root
+    target.mkdir(parents=True, exist_ok=True)
+    with repo.open() as r:
+        source = resolve_commit(r, rev) if rev is not None else commit_at(r, when)  # type: ignore[arg-type]
+        entries = tree_entries(r, source.tree)
+        selected = {p: e for p, e in entries.items() if in_scope(p, scope)}
+        for rel, raw in zip(scope, raw_paths):
+            if rel and not any(in_scope(p, [rel]) for p in selected):
+                label = rev if rev is not None else f"{when.isoformat() if when else ''}"
+                raise BadInput(f"{raw} did not exist at {label} ({source.id[:10].decode()})")
+        current: Entries = {}
+        if to is None:
+            snapshot = repo.scanner.scan(PathFilter.for_repo(r, repo.static_ignore), r.object_store)
+            current = snapshot.entries()
+        written: list[str] = []
+        for rel, (mode, sha) in sorted(selected.items()):
+            if current.get(rel) == (mode, sha):
+                continue
+            try:
+                data = r.object_store[sha].as_raw_string()
+            except KeyError:
+                raise IntegrityFailure(f"object {sha.decode()} of {display_path(rel)} is missing") from None
+            if write_file(target, rel, mode, data):
+                written.append(display_path(rel))
+        deleted: list[str] = []
+        if to is None:
+            for rel in sorted(current):
+                if in_scope(rel, scope) and rel not in selected:
+                    remove_file(target, rel)
+                    deleted.append(display_path(rel))
+    restore_commit = None
+    if to is None:
+        short = source.id[:10].decode()
+        what = _describe_paths(raw_paths)
+        suffix = f" (as of {when.isoformat().replace('+00:00', 'Z')})" if when is not None else ""
+        result = repo.commit_locked(title=f"config: restore {what} to {short}{suffix}")
+        restore_commit = result.commit.decode() if result else None
+    return CheckoutResult(source.id.decode(), target, written, deleted, restore_commit)
+
+
+def _describe_paths(paths: Sequence[str]) -> str:
+    if not paths:
+        return "all files"
+    if len(paths) <= 3:
+        return ", ".join(paths)
+    return f"{len(paths)} paths"
+
+
+# -- configuration as of an instant (for restore) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    watched: Path
+    target: Path
+    commit: str | None  # None: nothing was recorded at that time
+    files: int
+
+
+def write_config_at(
+    repos: Sequence[ConfigRepo], when: datetime | str, dest: Path
+) -> list[ExportResult]:
+    """Write every watched directory as it was at ``when`` into ``dest``.
+
+    One directory goes straight into ``dest``; several go into ``dest/<label>``
+    (their base names, made unique). A directory without history at ``when`` is
+    reported with ``commit=None`` rather than failing the whole restore.
+    """
+    instant = parse_time(when) if isinstance(when, str) else when
+    labels = labels_for([r.root for r in repos])
+    results = []
+    for repo, label in zip(repos, labels):
+        target = Path(dest) if len(repos) == 1 else Path(dest) / label
+        try:
+            result = _checkout_locked(repo, None, instant, target, [], ())
+        except BadTime:
+            results.append(ExportResult(repo.root, target, None, 0))
+            continue
+        results.append(ExportResult(repo.root, target, result.source, len(result.written)))
+    return results

@@ -1,0 +1,46 @@
+"""Tuning knobs of config history, independent of how the application configures them
+(tradevault maps its ``[config_vcs]`` settings onto this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from config_vcs.ignore import StaticIgnore
+from config_vcs.repository import ConfigRepo, Identity
+
+
+@dataclass(frozen=True)
+class Options:
+    quiet_period: float = 0.5  # a burst is committed once quiet this long...
+    max_delay: float = 5.0  # ...or once its first event is this old
+    rescan_interval: float = 300.0  # safety net against lost events
+    max_file_size: int = 10 * 1024 * 1024
+    exclude: tuple[str, ...] = ()
+    author: str = "tradevault <tradevault@localhost>"
+    committer: str = ""  # empty = the author
+    host: str = ""  # empty = this machine's host name
+    watch: bool = True  # False: rescans only (e.g. network file systems without inotify)
+    push_backoff_initial: float = 1.0
+    push_backoff_max: float = 300.0
+    push_timeout: float = 60.0  # network timeout of one push (http, ssh connect)
+    ssh_command: str = "ssh"  # BatchMode=yes and ConnectTimeout are always added
+    repack_every: int = 100  # commits between two repacks
+    busy_timeout: float = 10.0  # how long to wait for git's locks before retrying later
+    flush_timeout: float = 30.0  # stop(flush=True): how long to wait for pushes
+
+    def identity(self) -> Identity:
+        return Identity.from_strings(self.author, self.committer, self.host)
+
+    def repo(self, root: Path, *, create: bool, warn=None) -> ConfigRepo:  # type: ignore[no-untyped-def]
+        """Open (or with ``create`` adopt/initialise) the repository of one directory."""
+        kwargs = dict(
+            identity=self.identity(),
+            static_ignore=StaticIgnore(self.exclude),
+            max_file_size=self.max_file_size,
+            warn=warn,
+            busy_timeout=self.busy_timeout,
+        )
+        if create:
+            return ConfigRepo.open_or_init(root, **kwargs)
+        return ConfigRepo.open_existing(root, **kwargs)

@@ -1,0 +1,461 @@
+"""One watched directory and the plain git repository inside it (``DIR/.git``).
+
+The only module that writes to a repository. A commit is: walk the work tree
+(scanner), build the tree, and if it differs from HEAD's tree, write a commit on top of
+*the current* HEAD with the same protocol as git itself -- take ``index.lock``, move
+the branch with a compare-and-swap, write the index -- so a concurrent manual
+``git commit`` either finishes first (and we build on top of it) or waits for us.
+Between tradevault processes (agent + a CLI checkout) a ``flock`` on
+``.git/tradevault.lock`` makes us one writer per repository.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dulwich.errors import NotGitRepository
+from dulwich.file import FileLocked, GitFile
+from dulwich.index import (
+    IndexChecksumWriter,
+    IndexEntry,
+    index_entry_from_stat,
+    read_index_dict,
+    write_index_dict,
+)
+from dulwich.index import commit_tree as build_tree
+from dulwich.objects import Commit
+from dulwich.repo import Repo
+
+from config_vcs.commit_message import Change, diff_entries, format_message
+from config_vcs.errors import BadInput, NotARepository, RepositoryBusy
+from config_vcs.ignore import PathFilter, StaticIgnore, merge_exclude_file
+from config_vcs.scanner import Scanner, Snapshot
+
+log = logging.getLogger(__name__)
+
+Entries = dict[bytes, tuple[int, bytes]]
+_IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\n]*>$")
+_LOCK_FILE = "tradevault.lock"
+
+
+def parse_identity(text: str) -> bytes:
+    """``"Name <email>"`` -> bytes for a commit; anything else is a configuration error."""
+    text = text.strip()
+    if not _IDENTITY.match(text):
+        raise BadInput(f"not a git identity (want 'Name <email>'): {text!r}")
+    return text.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who commits, and from which host (the ``Host:`` trailer)."""
+
+    author: bytes = b"tradevault <tradevault@localhost>"
+    committer: bytes | None = None  # None = same as author
+    host: str = field(default_factory=socket.gethostname)
+
+    @classmethod
+    def from_strings(cls, author: str, committer: str = "", host: str = "") -> "Identity":
+        return cls(
+            author=parse_identity(author),
+            committer=parse_identity(committer) if committer else None,
+            host=host or socket.gethostname(),
+        )
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    commit: bytes  # hex id
+    parent: bytes | None
+    changes: list[Change]
+    message: str
+
+
+class _ReadWriteLock:
+    """Pushers read the object store while a repack rewrites it: many readers, one writer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing_if_idle(self) -> Iterator[bool]:
+        """Yields False (and does not wait) when a reader is busy, e.g. a slow push."""
+        with self._cond:
+            got = not self._writer and self._readers == 0
+            if got:
+                self._writer = True
+        try:
+            yield got
+        finally:
+            if got:
+                with self._cond:
+                    self._writer = False
+                    self._cond.notify_all()
+
+
+class ConfigRepo:
+    """A watched directory with its ``.git``; see the module docstring."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        identity: Identity | None = None,
+        static_ignore: StaticIgnore | None = None,
+        max_file_size: int = 10 * 1024 * 1024,
+        warn: Callable[[str], None] | None = None,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.git_dir = self.root / ".git"
+        self.identity = identity or Identity()
+        self.static_ignore = static_ignore or StaticIgnore()
+        self.scanner = Scanner(self.root, max_file_size, warn)
+        self.busy_timeout = busy_timeout
+        self.store_lock = _ReadWriteLock()
+        self._thread_lock = threading.RLock()
+        self._entries_cache: tuple[bytes, Entries] | None = None
+
+    # -- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open_or_init(cls, root: Path, **kwargs: object) -> "ConfigRepo":
+        """Adopt ``root/.git`` if it exists, else create it (mode 0700)."""
+        self = cls(root, **kwargs)  # type: ignore[arg-type]
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.git_dir.exists():
+            Repo.init(str(self.root)).close()
+            log.info("created configuration history in %s", self.git_dir)
+        elif not (self.git_dir / "HEAD").exists():
+            raise NotARepository(f"{self.git_dir} exists but is not a git repository")
+        os.chmod(self.git_dir, 0o700)
+        with self.write_lock():
+            self._write_info_exclude()
+            self.tighten_permissions()
+        return self
+
+    @classmethod
+    def open_existing(cls, root: Path, **kwargs: object) -> "ConfigRepo":
+        """For history commands: never creates anything."""
+        self = cls(root, **kwargs)  # type: ignore[arg-type]
+        if not (self.git_dir / "HEAD").is_file():
+            raise NotARepository(f"no configuration history in {self.root} (no .git)")
+        return self
+
+    @contextmanager
+    def open(self) -> Iterator[Repo]:
+        """A fresh dulwich Repo per operation: sees other writers' refs and packs."""
+        try:
+            repo = Repo(str(self.root))
+        except NotGitRepository:
+            raise NotARepository(f"no configuration history in {self.root}") from None
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+    def head(self) -> tuple[bytes | None, bytes | None]:
+        """(branch ref or None when HEAD is detached, commit id or None when empty)."""
+        with self.open() as repo:
+            return head_of(repo)
+
+    # -- locking -----------------------------------------------------------------------
+
+    @contextmanager
+    def write_lock(self, timeout: float | None = None) -> Iterator[None]:
+        """One tradevault writer per repository, across threads and processes."""
+        timeout = self.busy_timeout if timeout is None else timeout
+        if not self._thread_lock.acquire(timeout=timeout):
+            raise RepositoryBusy(f"{self.root}: another writer is busy")
+        try:
+            fd = os.open(self.git_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise RepositoryBusy(
+                                f"{self.root}: another tradevault process is writing"
+                            ) from None
+                        time.sleep(0.05)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        finally:
+            self._thread_lock.release()
+
+    # -- committing ----------------------------------------------------------------------
+
+    def commit_worktree(
+        self, *, title: str | None = None, when: int | None = None
+    ) -> CommitResult | None:
+        """Commit the work tree if it differs from HEAD; None when nothing changed."""
+        with self.write_lock():
+            return self.commit_locked(title=title, when=when)
+
+    def commit_locked(
+        self, *, title: str | None = None, when: int | None = None
+    ) -> CommitResult | None:
+        """``commit_worktree`` for a caller already holding ``write_lock``.
+
+        Retries while git's own locks are held (a manual ``git commit`` in progress) or
+        HEAD moved under us; gives up with RepositoryBusy after ``busy_timeout``.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.02
+        while True:
+            outcome = self._try_commit(title, when)
+            if outcome != "busy":
+                return outcome  # type: ignore[return-value]
+            if time.monotonic() >= deadline:
+                raise RepositoryBusy(
+                    f"{self.root}: git's index.lock or branch lock stayed held for "
+                    f"{self.busy_timeout:.0f}s (a manual git command, or a stale lock file)"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    def _try_commit(self, title: str | None, when: int | None) -> CommitResult | None | str:
+        with self.open() as repo:
+            _branch, head = head_of(repo)
+            old = self.entries_of(repo, head)
+            snapshot = self.scanner.scan(PathFilter.for_repo(repo, self.static_ignore), repo.object_store)
+            new = snapshot.entries()
+            for path in snapshot.unreadable:  # keep the last good version, do not "delete" it
+                if path in old:
+                    new[path] = old[path]
+            if new == old:
+                if head is not None and not os.path.exists(repo.index_path()):
+                    self._write_index_if_free(repo, snapshot, new)
+                return None
+            changes = diff_entries(old, new)
+            message = format_message(changes, self.identity.host, title=title)
+            tree_id = build_tree(
+                repo.object_store, [(path, sha, mode) for path, (mode, sha) in new.items()]
+            )
+            commit = self._make_commit(tree_id, head, message, when)
+            repo.object_store.add_object(commit)
+            try:
+                index_file = GitFile(repo.index_path(), "wb", mask=0o600)
+            except FileLocked:
+                return "busy"
+            try:
+                reflog = (b"commit (initial): " if head is None else b"commit: ") + (
+                    message.splitlines()[0].encode("utf-8")
+                )
+                kwargs = dict(
+                    committer=commit.committer,
+                    timestamp=commit.commit_time,
+                    timezone=0,
+                    message=reflog,
+                )
+                if head is None:
+                    moved = repo.refs.add_if_new(b"HEAD", commit.id, **kwargs)  # type: ignore[arg-type]
+                else:
+                    moved = repo.refs.set_if_equals(b"HEAD", head, commit.id, **kwargs)  # type: ignore[arg-type]
+            except FileLocked:
+                index_file.abort()
+                return "busy"
+            except BaseException:
+                index_file.abort()
+                raise
+            if not moved:  # a manual commit landed meanwhile: redo on top of it
+                index_file.abort()
+                return "busy"
+            self._write_index(index_file, repo, snapshot, new)
+        self.tighten_permissions()
+        return CommitResult(commit.id, head, changes, message)
+
+    def _make_commit(
+        self, tree_id: bytes, parent: bytes | None, message: str, when: int | None
+    ) -> Commit:
+        commit = Commit()
+        commit.tree = tree_id
+        commit.parents = [parent] if parent else []
+        commit.author = self.identity.author
+        commit.committer = self.identity.committer or self.identity.author
+        commit.author_time = commit.commit_time = int(time.time()) if when is None else int(when)
+        commit.author_timezone = commit.commit_timezone = 0  # UTC
+        commit.message = message.encode("utf-8")
+        return commit
+
+    def _write_index(self, index_file: object, repo: Repo, snapshot: Snapshot, entries: Entries) -> None:
+        """Make the index match the new commit so ``git status`` is clean."""
+        previous: dict = {}
+        try:
+            with open(repo.index_path(), "rb") as f:
+                previous = read_index_dict(f)
+        except (OSError, ValueError, AssertionError):
+            pass
+        index: dict[bytes, IndexEntry] = {}
+        for path, (mode, sha) in entries.items():
+            scanned = snapshot.files.get(path)
+            if scanned is not None and scanned.sha == sha:
+                index[path] = index_entry_from_stat(scanned.stat, sha, mode=mode)
+            else:
+                old = previous.get(path)
+                if isinstance(old, IndexEntry) and old.sha == sha:
+                    index[path] = old
+                else:  # no trustworthy stat: zeros make git re-hash the file
+                    index[path] = IndexEntry(0, 0, 0, 0, mode, 0, 0, 0, sha)
+        try:
+            writer = IndexChecksumWriter(index_file)  # type: ignore[arg-type]
+            write_index_dict(writer, index)  # type: ignore[arg-type]
+            writer.close()
+        except BaseException:
+            index_file.abort()  # type: ignore[attr-defined]
+            raise
+
+    def _write_index_if_free(self, repo: Repo, snapshot: Snapshot, entries: Entries) -> None:
+        try:
+            index_file = GitFile(repo.index_path(), "wb", mask=0o600)
+        except FileLocked:
+            return
+        self._write_index(index_file, repo, snapshot, entries)
+
+    def entries_of(self, repo: Repo, commit_id: bytes | None) -> Entries:
+        """Flat ``{path: (mode, blob)}`` of a commit's tree (cached for the last tree)."""
+        if commit_id is None:
+            return {}
+        tree_id = repo.object_store[commit_id].tree  # type: ignore[attr-defined]
+        if self._entries_cache is not None and self._entries_cache[0] == tree_id:
+            return dict(self._entries_cache[1])
+        entries = tree_entries(repo, tree_id)
+        self._entries_cache = (tree_id, entries)
+        return dict(entries)
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def set_remotes(self, remotes: dict[str, str]) -> None:
+        """Record remotes in .git/config so plain ``git push NAME`` / ``git fetch`` work."""
+        with self.open() as repo:
+            config = repo.get_config()
+            changed = False
+            for name, url in remotes.items():
+                section = (b"remote", name.encode())
+                try:
+                    current = config.get(section, b"url")
+                except KeyError:
+                    current = None
+                if current != url.encode():
+                    config.set(section, b"url", url.encode())
+                    config.set(section, b"fetch", f"+refs/heads/*:refs/remotes/{name}/*".encode())
+                    changed = True
+            if changed:
+                config.write_to_path()
+        self.tighten_permissions()
+
+    def repack(self) -> bool:
+        """Pack loose objects (and consolidate many packs) so big histories stay fast.
+
+        Skipped (False) while a push is reading the store; the next call retries.
+        """
+        with self.write_lock(), self.store_lock.writing_if_idle() as idle:
+            if not idle:
+                return False
+            with self.open() as repo:
+                store = repo.object_store
+                packed = store.pack_loose_objects()
+                if len(store.packs) > 16:
+                    store.repack()
+            self.tighten_permissions()
+            log.debug("%s: packed %d loose objects", self.root, packed)
+            return True
+
+    def loose_object_count(self) -> int:
+        objects = self.git_dir / "objects"
+        count = 0
+        for sub in objects.glob("[0-9a-f][0-9a-f]"):
+            try:
+                count += len(os.listdir(sub))
+            except OSError:
+                pass
+        return count
+
+    def tighten_permissions(self) -> None:
+        """.git is private: directories 0700, files at most 0600 (owner bits kept)."""
+        for dirpath, dirnames, filenames in os.walk(self.git_dir):
+            for name in dirnames:
+                _tighten(os.path.join(dirpath, name), 0o700)
+            for name in filenames:
+                _tighten(os.path.join(dirpath, name), 0o600)
+        _tighten(str(self.git_dir), 0o700)
+
+    def _write_info_exclude(self) -> None:
+        path = self.git_dir / "info" / "exclude"
+        try:
+            existing = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            existing = ""
+        wanted = merge_exclude_file(existing, self.static_ignore.patterns)
+        if wanted != existing:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            tmp = path.with_name("exclude.tradevault-tmp")
+            tmp.write_text(wanted, encoding="utf-8")
+            os.replace(tmp, path)
+
+
+def _tighten(path: str, limit: int) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & ~limit:
+        try:
+            os.chmod(path, mode & limit)
+        except OSError:
+            pass
+
+
+def head_of(repo: Repo) -> tuple[bytes | None, bytes | None]:
+    """(branch ref or None when detached, commit id or None when the branch is unborn)."""
+    chain, sha = repo.refs.follow(b"HEAD")
+    branch = chain[-1] if chain and chain[-1] != b"HEAD" else None
+    return branch, sha
+
+
+def tree_entries(repo: Repo, tree_id: bytes) -> Entries:
+    """Flat ``{path: (mode, blob)}`` of a tree (submodule entries included as is)."""
+    return {
+        entry.path: (entry.mode, entry.sha)
+        for entry in repo.object_store.iter_tree_contents(tree_id)
+    }
+
+
+def read_blob(repo: Repo, sha: bytes) -> bytes:
+    return repo.object_store[sha].as_raw_string()
+

@@ -1,0 +1,179 @@
+"""Read a watched directory into a snapshot ``{path: (mode, blob id)}``.
+
+The whole tree is walked on every commit: events only say *when* to look, the walk
+says *what* changed, so a lost, reordered or overflowed event can never lose a change
+(new nested directories, atomic renames, delete+recreate are all just "the tree now").
+A stat cache keeps the walk cheap: a file is re-read only when its stat changed or is
+too recent to trust (the racy-git problem). Symlinks are stored as links (their target
+text), never followed; other special files are skipped.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dulwich.objects import Blob
+
+from config_vcs.ignore import PathFilter
+
+log = logging.getLogger(__name__)
+
+MODE_FILE, MODE_EXEC, MODE_LINK = 0o100644, 0o100755, 0o120000
+_RACY_NS = 2_000_000_000  # a file modified this close to its hashing is re-read next time
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    mode: int
+    sha: bytes  # hex blob id
+    stat: os.stat_result  # for the git index
+
+
+@dataclass
+class Snapshot:
+    files: dict[bytes, ScannedFile] = field(default_factory=dict)
+    #: present but unreadable right now: the committer keeps their last committed version
+    unreadable: set[bytes] = field(default_factory=set)
+
+    def entries(self) -> dict[bytes, tuple[int, bytes]]:
+        return {path: (f.mode, f.sha) for path, f in self.files.items()}
+
+
+def git_mode(st: os.stat_result) -> int | None:
+    """The git mode of an lstat result, or None for what git cannot store."""
+    if stat.S_ISLNK(st.st_mode):
+        return MODE_LINK
+    if stat.S_ISREG(st.st_mode):
+        return MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
+    return None
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode)
+
+
+class Scanner:
+    """Walks one directory; keeps the stat cache between scans (one scanner per repo)."""
+
+    def __init__(
+        self,
+        root: Path,
+        max_file_size: int,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.max_file_size = max_file_size
+        self._warn = warn or log.warning
+        self._cache: dict[bytes, tuple[tuple[int, ...], bytes, int]] = {}
+        self._warned_large: dict[bytes, int] = {}
+
+    def scan(self, pfilter: PathFilter, store: object) -> Snapshot:
+        """Walk the tree; every blob read is added to ``store`` (a dulwich object store)."""
+        snapshot = Snapshot()
+        seen: set[bytes] = set()
+        self._walk(os.fsencode(self.root), b"", pfilter, store, snapshot, seen)
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        return snapshot
+
+    def _walk(
+        self,
+        abs_dir: bytes,
+        rel_dir: bytes,
+        pfilter: PathFilter,
+        store: object,
+        snapshot: Snapshot,
+        seen: set[bytes],
+    ) -> None:
+        try:
+            entries = sorted(os.scandir(abs_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return  # vanished while we walked: it is simply not in the snapshot
+        except OSError as exc:
+            self._warn(f"cannot list {os.fsdecode(abs_dir)}: {exc.strerror}")
+            return
+        for entry in entries:
+            name: bytes = entry.name  # type: ignore[assignment]
+            if name == b".git":
+                continue
+            rel = rel_dir + b"/" + name if rel_dir else name
+            rel_text = os.fsdecode(rel)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not pfilter.skip_dir(rel_text):
+                    self._walk(entry.path, rel, pfilter, store, snapshot, seen)  # type: ignore[arg-type]
+                continue
+            mode = git_mode(st)
+            if mode is None or pfilter.skip_file(rel_text):
+                continue
+            if mode != MODE_LINK and st.st_size > self.max_file_size:
+                if self._warned_large.get(rel) != st.st_size:
+                    self._warned_large[rel] = st.st_size
+                    self._warn(
+                        f"{self.root / rel_text}: {st.st_size} bytes is above max_file_size "
+                        f"({self.max_file_size}); not recorded in the configuration history"
+                    )
+                continue
+            seen.add(rel)
+            scanned = self._file(entry.path, rel, st, mode, store)  # type: ignore[arg-type]
+            if scanned is None:
+                snapshot.unreadable.add(rel)
+            else:
+                snapshot.files[rel] = scanned
+
+    def _file(
+        self, abs_path: bytes, rel: bytes, st: os.stat_result, mode: int, store: object
+    ) -> ScannedFile | None:
+        cached = self._cache.get(rel)
+        if cached is not None:
+            key, sha, hashed_at = cached
+            if key == _stat_key(st) and st.st_mtime_ns + _RACY_NS < hashed_at and sha in store:  # type: ignore[operator]
+                return ScannedFile(mode, sha, st)
+        hashed_at = time.time_ns()
+        try:
+            if mode == MODE_LINK:
+                data = os.readlink(abs_path)
+            else:
+                data, st = _read_nofollow(abs_path)
+                if st is None:
+                    return None
+                mode = git_mode(st) or mode
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # replaced by a symlink mid-scan: next scan sees it
+                self._warn(f"cannot read {os.fsdecode(abs_path)}: {exc.strerror}")
+            return None
+        blob = Blob.from_string(data)
+        store.add_object(blob)  # type: ignore[attr-defined]
+        sha = blob.id
+        self._cache[rel] = (_stat_key(st), sha, hashed_at)
+        return ScannedFile(mode, sha, st)
+
+
+def _read_nofollow(path: bytes) -> tuple[bytes, os.stat_result | None]:
+    """Read a regular file without following a symlink swapped in after the lstat."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return b"", None
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
