@@ -85,10 +85,18 @@ class ConfigVcsSettings(_Section):
     rescan_interval: float = 300.0
     max_file_size: int = 10 * 1024 * 1024
     author: str = "tradevault <tradevault@localhost>"
+    committer: str = ""  # empty = the author
+    host: str = ""  # the Host: trailer of commits; empty = this machine's host name
+    watch: bool = True  # false: periodic rescans only (file systems without inotify)
+    push_retry_max: float = 300.0  # push retries back off exponentially up to this
+    push_timeout: float = 60.0  # network timeout of one push (http, ssh connect)
+    ssh_command: str = "ssh"  # "-o BatchMode=yes -o ConnectTimeout=..." is always added
+    repack_every: int = 100  # commits between two repacks of the history
 
     _durations = field_validator("quiet_period", "max_delay", "rescan_interval", mode="before")(
         parse_duration
     )
+    _push_durations = field_validator("push_retry_max", "push_timeout", mode="before")(parse_duration)
 
 
 class Settings(BaseSettings):
