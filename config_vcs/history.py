@@ -9,6 +9,7 @@ lost), then writes the files and commits the result as ``restore PATHS to REV``.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,9 @@ from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
 
 # -- time and revisions ---------------------------------------------------------------------
 
+_REV = re.compile(r"^(?P<base>[^~^]*)(?P<suffix>(?:[~^]\d*)*)$")
+_SUFFIX = re.compile(r"([~^])(\d*)")
+
 
 def parse_time(text: str) -> datetime:
     """ISO 8601 -> aware UTC datetime; a naive time is UTC. Raises BadTime."""
@@ -51,10 +55,22 @@ def resolve_commit(repo: Repo, rev: str) -> Commit:
     """``HEAD``, ``HEAD~2``, a (short) commit id, a branch or tag -> Commit."""
     if head_of(repo)[1] is None:
         raise UnknownRevision(f"{rev}: the history is empty (no commit yet)")
+    match = _REV.match(rev.strip())
+    if not match:
+        raise UnknownRevision(f"unknown revision: {rev}")
     try:
-        return parse_commit(repo, rev.encode("utf-8"))
+        commit = parse_commit(repo, (match.group("base") or "HEAD").encode("utf-8"))
+        for op, count in _SUFFIX.findall(match.group("suffix")):
+            n = int(count) if count else 1
+            if op == "^":  # n-th parent (^0: the commit itself)
+                commit = commit if n == 0 else repo.object_store[commit.parents[n - 1]]
+            else:  # ~n: n-th first-parent ancestor
+                for _ in range(n):
+                    commit = repo.object_store[commit.parents[0]]
     except (KeyError, ValueError, NotImplementedError, IndexError):
         raise UnknownRevision(f"unknown revision: {rev}") from None
+    assert isinstance(commit, Commit)
+    return commit
 
 
 def commit_at(repo: Repo, when: datetime) -> Commit:

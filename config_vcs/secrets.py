@@ -43,6 +43,7 @@ _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _LINE = re.compile(
     r"""^\s*(?:export\s+)?["']?(?P<key>[A-Za-z_][\w.\-]*)["']?\s*(?:=|:(?!:))\s*(?P<value>.*?)\s*$"""
 )
+_QUOTED_PAIR = re.compile(r'"([^"\\\n]+)"\s*:\s*"((?:[^"\\\n]|\\.)*)"')
 _EMPTY_VALUES = {"", '""', "''", "null", "~", "none", "{", "[", "|", ">", "{}", "[]"}
 
 
@@ -83,6 +84,10 @@ def _secret_key_in(name: str, text: str) -> str | None:
         parsed = None  # JSON with comments (freqtrade allows them), broken TOML: lines
     if parsed is not None:
         return next(_secret_keys_in_tree(parsed, ""), None)
+    if name.endswith(".json"):
+        for match in _QUOTED_PAIR.finditer(text):
+            if is_secret_key(match.group(1)) and match.group(2).strip():
+                return match.group(1)
     return next(_secret_keys_in_lines(text), None)
 
 

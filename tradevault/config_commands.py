@@ -1,7 +1,199 @@
-"""``tradevault config ...`` (configuration history). Filled in by the config_vcs work."""
+"""``tradevault config ...``: configuration history (a thin layer over config_vcs)."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from config_vcs import history
+from config_vcs.errors import BadInput
+from config_vcs.options import Options
+from config_vcs.repository import ConfigRepo
+from config_vcs.service import ConfigHistory, offline_status
+from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stderr
+from tradevault.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="Configuration history (git).")
+
+RepoOption = Annotated[
+    Optional[str],
+    typer.Option("--path", help="Which watched directory (default: the first in config_vcs.paths)."),
+]
+
+
+def options_from(settings: Settings) -> Options:
+    """The [config_vcs] settings as config_vcs options."""
+    s = settings.config_vcs
+    return Options(
+        quiet_period=s.quiet_period,
+        max_delay=s.max_delay,
+        rescan_interval=s.rescan_interval,
+        max_file_size=s.max_file_size,
+        exclude=tuple(s.exclude),
+        author=s.author,
+        committer=s.committer,
+        host=s.host,
+        watch=s.watch,
+        push_backoff_max=s.push_retry_max,
+        push_timeout=s.push_timeout,
+        ssh_command=s.ssh_command,
+        repack_every=s.repack_every,
+    )
+
+
+def history_service(settings: Settings) -> ConfigHistory:
+    """What the agent runs for the configuration part."""
+    s = settings.config_vcs
+    return ConfigHistory(s.paths, s.remotes, options_from(settings))
+
+
+def chosen_dir(settings: Settings, path: str | None) -> Path:
+    """``--path`` (a configured directory, or its base name), else the first one."""
+    paths = [Path(os.path.abspath(p)) for p in settings.config_vcs.paths]
+    if not paths:
+        raise BadInput("config_vcs.paths is empty")
+    if path is None:
+        return paths[0]
+    wanted = Path(os.path.abspath(path))
+    for candidate in paths:
+        if candidate == wanted or candidate.name == path:
+            return candidate
+    raise BadInput(f"{path} is not one of the watched directories: {', '.join(map(str, paths))}")
+
+
+def _repo(ctx: typer.Context, config: str | None, path: str | None) -> ConfigRepo:
+    settings = settings_for(ctx, config)
+    return options_from(settings).repo(chosen_dir(settings, path), create=False)
+
+
+@app.command("log")
+def log_cmd(
+    ctx: typer.Context,
+    path: Annotated[Optional[str], typer.Argument(help="Only commits touching this file or directory.")] = None,
+    limit: Annotated[Optional[int], typer.Option("-n", "--limit", help="At most this many commits.")] = None,
+    repo_path: RepoOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """History of the watched configuration, newest first."""
+    entries = history.log(_repo(ctx, config, repo_path), path, limit=limit)
+    if as_json:
+        print_json([e.as_dict() for e in entries])
+        return
+    for entry in entries:
+        stamp = entry.time.strftime("%Y-%m-%d %H:%M:%SZ")
+        typer.echo(f"{entry.commit[:10]}  {stamp}  {entry.summary}")
+        for change in entry.changes:
+            d = change.as_dict()
+            name = f"{d['from']} -> {d['path']}" if "from" in d else d["path"]
+            typer.echo(f"    {change.kind:<9} {name}")
+
+
+@app.command("diff")
+def diff_cmd(
+    ctx: typer.Context,
+    rev: Annotated[str, typer.Argument(help="From this revision...")],
+    rev2: Annotated[Optional[str], typer.Argument(help="...to this one (default: the directory now).")] = None,
+    repo_path: RepoOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Unified diff between two revisions, or a revision and the directory now."""
+    patch, changes = history.diff(_repo(ctx, config, repo_path), rev, rev2)
+    if as_json:
+        print_json({"from": rev, "to": rev2, "files": [c.as_dict() for c in changes],
+                    "patch": patch.decode("utf-8", errors="replace")})
+        return
+    sys.stdout.buffer.write(patch)
+    sys.stdout.flush()
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    spec: Annotated[str, typer.Argument(metavar="REV[:PATH]", help="A commit, or a file as it was in it.")],
+    repo_path: RepoOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """A file as it was at a revision (its exact bytes), or a commit with its patch."""
+    data = history.show(_repo(ctx, config, repo_path), spec)
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+@app.command("checkout")
+def checkout_cmd(
+    ctx: typer.Context,
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Only these files or directories.")] = None,
+    rev: Annotated[Optional[str], typer.Option("--rev", help="Revision to bring back.")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 time (naive = UTC): the last commit at or before it.")] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Write into DIR instead of the watched directory.")] = None,
+    repo_path: RepoOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Bring files back as they were; without --to the result is committed."""
+    if (rev is None) == (at is None):
+        raise BadInput("give exactly one of --rev REV or --at TIME")
+    when = history.parse_time(at) if at is not None else None
+    result = history.checkout(_repo(ctx, config, repo_path), rev=rev, at=when, to=to, paths=paths or [])
+    if as_json:
+        print_json(result.as_dict())
+        return
+    typer.echo(
+        f"{len(result.written)} file(s) written, {len(result.deleted)} removed in {result.target} "
+        f"(from {result.source[:10]})"
+        + (f"; committed {result.commit[:10]}" if result.commit else "")
+    )
+
+
+@app.command("status")
+def status_cmd(ctx: typer.Context, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Head of each watched directory and, per remote, unpushed commits and last error."""
+    settings = settings_for(ctx, config)
+    s = settings.config_vcs
+    report = offline_status(s.paths, s.remotes, options_from(settings))
+    if as_json:
+        print_json(report)
+        return
+    for repo in report:
+        head = (repo.get("head") or "-")[:10]
+        typer.echo(f"{repo['path']}: {head}" + (f"  ({repo['error']})" if repo.get("error") else ""))
+        for name, remote in repo["remotes"].items():
+            flag = "  DIVERGED" if remote["diverged"] else ""
+            error = f"  last error: {remote['last_error']}" if remote["last_error"] else ""
+            typer.echo(f"    {name}: {remote['unpushed']} unpushed{flag}{error}")
+
+
+@app.command("watch")
+def watch_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Watch, commit and push in the foreground until SIGINT/SIGTERM (then flush)."""
+    settings = settings_for(ctx, config)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+        )
+    service = history_service(settings)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        service.start()
+        names = ", ".join(settings.config_vcs.remotes) or "no remotes"
+        stderr.print(
+            f"watching {', '.join(str(r) for r in service.roots)} ({names}); Ctrl-C to stop",
+            markup=False,
+        )
+        while not stop.wait(1.0):
+            pass
+        stderr.print("stopping: committing and pushing what is pending", markup=False)
+    finally:
+        service.stop(flush=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,64 @@
+"""Change classification and commit message format (pure)."""
+
+from config_vcs.commit_message import (
+    ADDED, DELETED, MODIFIED, RENAMED, Change, diff_entries, display_path, format_message, summary_line,
+)
+
+A, B, C = b"a" * 40, b"b" * 40, b"c" * 40
+EMPTY = b"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+
+
+def test_added_modified_deleted_are_classified():
+    old = {b"keep": (0o100644, A), b"edit": (0o100644, A), b"gone": (0o100644, B)}
+    new = {b"keep": (0o100644, A), b"edit": (0o100644, C), b"new": (0o100644, EMPTY)}
+    assert diff_entries(old, new) == [
+        Change(b"edit", MODIFIED), Change(b"gone", DELETED), Change(b"new", ADDED)
+    ]
+
+
+def test_mode_only_change_is_a_modification():
+    assert diff_entries({b"run.sh": (0o100644, A)}, {b"run.sh": (0o100755, A)}) == [
+        Change(b"run.sh", MODIFIED)
+    ]
+
+
+def test_move_with_identical_content_is_a_rename():
+    changes = diff_entries({b"old.json": (0o100644, A)}, {b"sub/new.json": (0o100644, A)})
+    assert changes == [Change(b"sub/new.json", RENAMED, b"old.json")]
+
+
+def test_empty_files_are_not_paired_as_renames():
+    changes = diff_entries({b"x": (0o100644, EMPTY)}, {b"y": (0o100644, EMPTY)})
+    assert {c.kind for c in changes} == {ADDED, DELETED}
+
+
+def test_summary_line_counts_each_kind():
+    changes = [Change(b"a", ADDED), Change(b"b", MODIFIED), Change(b"c", DELETED)]
+    assert summary_line(changes) == "config: 3 files changed (+1 ~1 -1)"
+    assert summary_line([Change(b"a", RENAMED, b"z")]) == "config: 1 file changed (+0 ~1 -0)"
+
+
+def test_message_lists_paths_then_host_trailer_and_never_contents():
+    changes = [Change(b"a.json", ADDED), Change(b"b.json", RENAMED, b"old.json")]
+    message = format_message(changes, "bot-1")
+    assert message.splitlines() == [
+        "config: 2 files changed (+1 ~1 -0)",
+        "",
+        "added: a.json",
+        "renamed: old.json -> b.json",
+        "",
+        "Host: bot-1",
+    ]
+
+
+def test_long_change_lists_are_cut():
+    changes = [Change(f"f{i:04}".encode(), ADDED) for i in range(30)]
+    message = format_message(changes, "h", max_listed=10)
+    assert "... and 20 more" in message
+    assert message.startswith("config: 30 files changed (+30 ~0 -0)")
+
+
+def test_paths_display_like_git_with_quotepath_off():
+    assert display_path("ünï cödé.json".encode()) == "ünï cödé.json"
+    assert display_path(b"new\nline") == '"new\\nline"'
+    assert display_path(b"\xff\xfe") == '"\\377\\376"'
