@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from watchdog.observers import Observer
 from config_vcs.ignore import StaticIgnore, is_git_internal
 
 log = logging.getLogger(__name__)
+
+# watchdog warns (with a page-long repr) when a directory appearing under .git races its
+# own recursive watch set-up; it recovers by itself, so the warning is only noise.
+warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 
 _EVENTS = [
     FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileAttribEvent, FileMovedEvent,
