@@ -280,13 +280,21 @@ def checkout(
     scope = [tree_path(p, repo.root) for p in paths]
     if to is None:
         with repo.write_lock():
+            source = _source(repo, rev, when)  # REV means what it meant before we commit
             repo.commit_locked()  # whatever is there now is kept in the history first
-            return _checkout_locked(repo, rev, when, None, scope, paths)
-    return _checkout_locked(repo, rev, when, Path(to), scope, paths)
+            return _checkout_locked(repo, source, rev, when, None, scope, paths)
+    return _checkout_locked(repo, _source(repo, rev, when), rev, when, Path(to), scope, paths)
+
+
+def _source(repo: ConfigRepo, rev: str | None, when: datetime | None) -> bytes:
+    with repo.open() as r:
+        commit = resolve_commit(r, rev) if rev is not None else commit_at(r, when)  # type: ignore[arg-type]
+        return commit.id
 
 
 def _checkout_locked(
     repo: ConfigRepo,
+    source_id: bytes,
     rev: str | None,
     when: datetime | None,
     to: Path | None,
@@ -294,15 +302,16 @@ def _checkout_locked(
     raw_paths: Sequence[str],
 ) -> CheckoutResult:
     target = to if to is not None else repo.root
-    target.mkdir(parents=True, exist_ok=True)
     with repo.open() as r:
-        source = resolve_commit(r, rev) if rev is not None else commit_at(r, when)  # type: ignore[arg-type]
+        source = r.object_store[source_id]
+        assert isinstance(source, Commit)
         entries = tree_entries(r, source.tree)
         selected = {p: e for p, e in entries.items() if in_scope(p, scope)}
         for rel, raw in zip(scope, raw_paths):
             if rel and not any(in_scope(p, [rel]) for p in selected):
                 label = rev if rev is not None else f"{when.isoformat() if when else ''}"
                 raise BadInput(f"{raw} did not exist at {label} ({source.id[:10].decode()})")
+        target.mkdir(parents=True, exist_ok=True)
         current: Entries = {}
         if to is None:
             snapshot = repo.scanner.scan(PathFilter.for_repo(r, repo.static_ignore), r.object_store)
@@ -367,9 +376,10 @@ def write_config_at(
     for repo, label in zip(repos, labels):
         target = Path(dest) if len(repos) == 1 else Path(dest) / label
         try:
-            result = _checkout_locked(repo, None, instant, target, [], ())
+            source = _source(repo, None, instant)
         except BadTime:
             results.append(ExportResult(repo.root, target, None, 0))
             continue
+        result = _checkout_locked(repo, source, None, instant, target, [], ())
         results.append(ExportResult(repo.root, target, result.source, len(result.written)))
     return results
