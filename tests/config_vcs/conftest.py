@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from config_vcs.options import Options
-from config_vcs.service import ConfigHistory
-from cvs_helpers import HttpRemote, fast_options
+# Test modules import their helpers as ``cvs_helpers`` whatever pytest's import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from config_vcs.options import Options  # noqa: E402
+from config_vcs.service import ConfigHistory  # noqa: E402
+from cvs_helpers import HttpRemote, fast_options  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
