@@ -1,0 +1,100 @@
+"""The synthetic trading database and what the benchmark does to it."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from trade_stream.capture_sqlite import CHANGES
+from trade_stream.database import DatabaseService
+from trade_stream.digest import database_digest
+from tradevault.workload import bulk_fill, create_database
+
+CAPTURE_PREFIX = "_tradevault_"
+
+
+def build(path: Path, rows: int) -> dict:
+    """create_database + bulk_fill, then WAL mode (the journal mode of a bot's database once
+    tradevault has switched it; a bot's own database is usually already in WAL)."""
+    started = time.perf_counter()
+    create_database(path)
+    bulk_fill(path, rows)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in ("trades", "orders")}
+    finally:
+        conn.close()
+    return {"seconds": time.perf_counter() - started, "db_bytes": path.stat().st_size,
+            "journal_mode": mode, "tables": counts}
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy (SQLite online backup API), switched to WAL like the source."""
+    target.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target, isolation_level=None)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode = WAL")
+    finally:
+        src.close()
+        dst.close()
+
+
+def change_rows(path: Path, changes: int, chunk: int = 10_000) -> dict:
+    """UPDATE ``changes`` rows, a third in trades and the rest in orders (the data's own
+    proportion), in transactions of ``chunk`` rows; rows are updated again in further passes
+    when the tables hold fewer rows than that (every update is one change event)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    started = time.perf_counter()
+    done = {"trades": 0, "orders": 0}
+    try:
+        plan = {
+            "trades": (changes // 3,
+                       "UPDATE trades SET realized_profit = coalesce(realized_profit, 0) + 1.25,"
+                       " close_rate = open_rate * 1.01, is_open = 0 WHERE id BETWEEN ? AND ?"),
+            "orders": (changes - changes // 3,
+                       "UPDATE orders SET status = 'filled', filled = filled + 0.5,"
+                       " order_filled_date = order_date WHERE id BETWEEN ? AND ?"),
+        }
+        for table, (want, sql) in plan.items():
+            top = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+            if top == 0:
+                continue
+            while done[table] < want:
+                for low in range(1, top + 1, chunk):
+                    high = min(low + chunk - 1, top, low + want - done[table] - 1)
+                    conn.execute("BEGIN IMMEDIATE")
+                    cur = conn.execute(sql, (low, high))
+                    conn.execute("COMMIT")
+                    done[table] += cur.rowcount
+                    if done[table] >= want:
+                        break
+        captured = conn.execute(f"SELECT count(*) FROM {CHANGES}").fetchone()[0]
+    finally:
+        conn.close()
+    return {"rows_updated": sum(done.values()), "per_table": done, "captured_events": captured,
+            "seconds": time.perf_counter() - started}
+
+
+def user_tables(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every table of the trading database (not tradevault's capture tables) and its key."""
+    db = DatabaseService("sqlite:///unused.sqlite")
+    tables = {}
+    for name in db.user_tables(conn):
+        if name.startswith(CAPTURE_PREFIX) or name.startswith("sqlite_"):
+            continue
+        tables[name] = db.table_schema(conn, name).primary_key
+    return tables
+
+
+def digest(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = user_tables(conn)
+        return database_digest(conn, tables), tables
+    finally:
+        conn.close()

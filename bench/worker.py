@@ -1,0 +1,121 @@
+"""One measured step, run in a child process: ``python -m bench.worker OP ARGS_JSON OUT``.
+
+The step's own wall time is measured here, around the library call only (interpreter start
+and imports are outside it); the parent reads the process's peak RSS when it reaps it.
+With ``BENCH_PROFILE_DIR`` set, the call runs under cProfile and the stats are written there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bench.children import vm_hwm_kb
+from restore.planner import Target, plan_restore
+from restore.replay import restore_sqlite
+from trade_stream import manifest as mf
+from trade_stream.backup import BackupEngine
+from trade_stream.database import DatabaseService
+from trade_stream.locations import open_location
+from trade_stream.object_format import MAGIC, TRAILER_SIZE
+from trade_stream.store import BackupStore
+
+
+def _store(store_root: str, source: str) -> BackupStore:
+    return BackupStore(source, [open_location("bench", store_root)])
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: dict[str, float] = {}
+
+
+def _timed(label: str, call):
+    """(result, wall seconds) of ``call``; its CPU seconds go to CPU[label]."""
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if not profile_dir:
+        cpu = _cpu()
+        started = time.perf_counter()
+        result = call()
+        seconds = time.perf_counter() - started
+        CPU[label] = _cpu() - cpu
+        return result, seconds
+    import cProfile
+
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    result = profiler.runcall(call)
+    seconds = time.perf_counter() - started
+    Path(profile_dir).mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(str(Path(profile_dir) / f"{label}-{time.time_ns()}.prof"))
+    return result, seconds
+
+
+def op_idle() -> dict:
+    """Imports only: the interpreter's own footprint, for reading the memory numbers."""
+    return {"seconds": 0.0}
+
+
+def _container_overhead(store_root: str, source: str, n: int | None, kind: str, size: int) -> int | None:
+    """Bytes of a stored object that are not its zstd body (magic, JSON header, trailer)."""
+    try:
+        path = Path(store_root) / source / mf.object_key(n, kind)
+        with open(path, "rb") as handle:
+            fixed = handle.read(12)
+        if fixed[:8] != MAGIC or path.stat().st_size != size:
+            return None
+        return 12 + int.from_bytes(fixed[8:12], "big") + TRAILER_SIZE
+    except (OSError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def op_full(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
+    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    result, seconds = _timed("full", engine.full)
+    return {"seconds": seconds, "engine_seconds": result.seconds, "bytes": result.bytes,
+            "rows": result.count, "n": result.n, "last_seq": result.last_seq, "warnings": result.warnings,
+            "container_bytes": _container_overhead(store_root, source, result.n, mf.FULL, result.bytes)}
+
+
+def op_incremental(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
+    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    result, seconds = _timed("incremental", engine.incremental)
+    return {"seconds": seconds, "engine_seconds": result.seconds, "bytes": result.bytes,
+            "events": result.count, "n": result.n, "first_seq": result.first_seq,
+            "last_seq": result.last_seq, "skipped": result.skipped, "warnings": result.warnings}
+
+
+def op_restore(store_root: str, source: str, target: str) -> dict:
+    store = _store(store_root, source)
+
+    def call():
+        plan = plan_restore(store.entries(), Target())
+        return restore_sqlite(store, plan, DatabaseService(f"sqlite:///{Path(target).absolute()}"))
+
+    result, seconds = _timed("restore", call)
+    return {"seconds": seconds, "engine_seconds": result.seconds, "rows": result.rows,
+            "events": result.events, "bytes": result.bytes, "last_seq": result.last_seq,
+            "incrementals": len(result.incrementals)}
+
+
+OPS = {"idle": op_idle, "full": op_full, "incremental": op_incremental, "restore": op_restore}
+
+
+def main(argv: list[str]) -> int:
+    op, args, out = argv
+    result = OPS[op](**json.loads(args))
+    result["vm_hwm_kb"] = vm_hwm_kb()
+    result["cpu_seconds"] = CPU.get(op)
+    Path(out).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
