@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _RETRY_AFTER_ERROR = 2.0
+_REPACK_RETRY = 5.0
 
 
 def validate(paths: Sequence[Path | str], remotes: Mapping[str, str]) -> list[Path]:
@@ -95,6 +96,7 @@ class RepoWorker:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._since_repack = 0
+        self._repack_at: float | None = None  # a postponed repack
         self._warned_secrets: set[bytes] = set()
         self.stats = _Stats()
 
@@ -144,17 +146,23 @@ class RepoWorker:
                     self._cond.wait(self._wait_time(time.monotonic()))
                 if self._stopping:
                     return
-                self._coalescer.take()
-                self._rescan_requested = False
-                self._retry_at = None
-                self._next_rescan = time.monotonic() + self.options.rescan_interval
+                now = time.monotonic()
+                commit_due = self._commit_due(now)
+                if commit_due:
+                    self._coalescer.take()
+                    self._rescan_requested = False
+                    self._retry_at = None
+                    self._next_rescan = now + self.options.rescan_interval
                 flush_seq = self._flush_requested
-            self.cycle()
+            if commit_due:
+                self.cycle()
+            else:  # only a postponed repack is due
+                self.repack()
             with self._cond:
                 self._flush_done = max(self._flush_done, flush_seq)
                 self._cond.notify_all()
 
-    def _due(self, now: float) -> bool:
+    def _commit_due(self, now: float) -> bool:
         return (
             self._flush_requested > self._flush_done
             or self._rescan_requested
@@ -163,13 +171,17 @@ class RepoWorker:
             or (self._retry_at is not None and now >= self._retry_at)
         )
 
+    def _due(self, now: float) -> bool:
+        return self._commit_due(now) or (
+            self._repack_at is not None and now >= self._repack_at
+        )
+
     def _wait_time(self, now: float) -> float:
         times = [self._next_rescan]
         deadline = self._coalescer.deadline()
-        if deadline is not None:
-            times.append(deadline)
-        if self._retry_at is not None:
-            times.append(self._retry_at)
+        for extra in (deadline, self._retry_at, self._repack_at):
+            if extra is not None:
+                times.append(extra)
         return max(0.0, min(times) - now)
 
     # -- one commit cycle ------------------------------------------------------------------------------
@@ -198,18 +210,25 @@ class RepoWorker:
         log.info("%s: %s", self.repo.root, result.message.splitlines()[0])
         changed = [c.path for c in result.changes if c.kind in (ADDED, MODIFIED, RENAMED)]
         self.check_secrets(changed)
-        for pusher in self.pushers:
-            pusher.notify()
         self._since_repack += 1
         if self._since_repack >= self.options.repack_every:
-            self.repack()
+            self.repack()  # before the pushes start reading the store: it is quick
+        for pusher in self.pushers:
+            pusher.notify()
 
     def repack(self) -> None:
+        """Pack the history; while a push is reading it (a slow remote), try again later."""
         try:
-            if self.repo.repack():
-                self._since_repack = 0
+            done = self.repo.repack()
         except Exception as exc:  # noqa: BLE001 - housekeeping must not stop commits
             log.warning("repack of %s failed: %s", self.repo.root, exc)
+            done = False
+        with self._cond:
+            if done:
+                self._since_repack = 0
+                self._repack_at = None
+            else:
+                self._repack_at = time.monotonic() + _REPACK_RETRY
 
     def _failed(self, message: str) -> None:
         first = self.stats.last_error is None

@@ -195,7 +195,7 @@ def test_repack_keeps_history_and_remotes_intact(tmp_path, start_history):
         write(work / "config.json", str(i))
         wait_for(lambda i=i: commit_count(work) == i + 1, what=f"commit {i}")
     wait_for(lambda: remotes_in_sync(history), what="pushed")
-    assert list((work / ".git" / "objects" / "pack").glob("*.pack"))
+    wait_for(lambda: list((work / ".git" / "objects" / "pack").glob("*.pack")), what="a pack")
     git("fsck", "--strict", cwd=work)
     assert remote_head(usb) == local_head(work)
 
