@@ -22,11 +22,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "on a synthetic trading database; writes DIR/results.json and DIR/RESULTS.md.")
     p.add_argument("--rows", type=int, default=1_000_000, help="rows of the synthetic database (default 1000000)")
     p.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
-    p.add_argument("--repeat", type=int, default=None, help="rounds of full backup and restore, best kept (default 3)")
+    p.add_argument("--repeat", type=int, default=None, help="rounds of full backup and restore, best kept (default 5; 3 below 100000 rows)")
     p.add_argument("--changes", type=int, default=None,
                    help="rows updated before the incremental backup (default 100000; 10 x rows when smaller)")
     p.add_argument("--latency-tx", type=int, default=None,
-                   help="timed trading transactions per side for commit latency (default 2000; rows/10, "
+                   help="timed trading transactions per side for commit latency (default 5000; rows/10, "
                         "at least 200, when smaller)")
     p.add_argument("--quick", action="store_true",
                    help="a fast, rough run: 1 round, 10000 changes, 400 latency transactions")
@@ -38,8 +38,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         defaults = {"repeat": 1, "changes": 10_000, "latency_tx": 400}
     else:
         # Small databases (smoke tests) get proportionally fewer changes and transactions.
-        defaults = {"repeat": 3, "changes": min(100_000, 10 * args.rows),
-                    "latency_tx": min(2000, max(200, args.rows // 10))}
+        defaults = {"repeat": 5 if args.rows >= 100_000 else 3, "changes": min(100_000, 10 * args.rows),
+                    "latency_tx": min(5000, max(200, args.rows // 10))}
     for name, default in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

@@ -96,6 +96,7 @@ def text(results: dict) -> str:
         _table(("measurement", "tradevault", "baseline", "ratio"), measurement_rows(results["measurements"])),
         "",
         _table(("goal", "value", "goal", ""), goal_rows(results["goals"])),
+        *(["", busy_note(results)] if busy_note(results) else []),
     ])
 
 
@@ -131,6 +132,16 @@ METHOD = """\
   CPU times are less sensitive to other load than wall times."""
 
 
+def busy_note(results: dict) -> str:
+    machine = results["machine"]
+    loads = [x for key in ("load_average_start", "load_average_end") for x in (machine.get(key) or [])[:1]]
+    cpus = machine.get("cpus") or 1
+    if loads and max(loads) > 0.5 * cpus:
+        return (f"Note: the machine was busy with other work (1-minute load average up to {max(loads):.1f} "
+                f"on {cpus} CPUs): wall-clock times and ratios are noisy; CPU times are steadier.")
+    return ""
+
+
 def markdown(results: dict) -> str:
     m = results["measurements"]
     lat = m["commit_latency"]["settings"]["on"]
@@ -143,6 +154,8 @@ def markdown(results: dict) -> str:
         f"Rows: {results['rows']:,} (trades {m['build']['tables']['trades']:,}, "
         f"orders {m['build']['tables']['orders']:,}); "
         f"finished {results['finished']} in {results['total_seconds']:.1f} s.",
+        "",
+        busy_note(results),
         "",
         "## Goals",
         "",
