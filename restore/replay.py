@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from restore.planner import Plan, format_ts
 from trade_stream.apply_sqlite import SqliteApplier
 from trade_stream.capture_sqlite import remove_capture_objects
 from trade_stream.database import DatabaseService
 from trade_stream.durable import fsync_path
-from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.events import ChangeEvent
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
@@ -60,45 +61,49 @@ def check_target(target: DatabaseService, force: bool) -> None:
         raise BadInputError(f"restore target directory does not exist: {parent}")
 
 
-def _read_header(store: BackupStore, entry: ManifestEntry) -> tuple[ObjectReader, Any]:
-    _, handle, size = store.open_object(entry)
-    reader = ObjectReader(handle, size, entry.object)
-    header = reader.header
-    if (header.kind, header.after_seq, header.last_seq) != (entry.kind, entry.after_seq, entry.last_seq):
-        handle.close()
-        raise IntegrityError(f"{entry.object}: header does not match its manifest entry")
-    return reader, handle
+def _expect_codec(reader: ObjectReader, codec: str) -> None:
+    if reader.header.codec != codec:
+        raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
 
 
 def decompress_full(store: BackupStore, entry: ManifestEntry, path: Path, progress: Progress) -> None:
-    reader, handle = _read_header(store, entry)
-    with handle:
-        if reader.header.codec != CODEC_SQLITE_FILE:
-            raise IntegrityError(f"{entry.object}: unexpected codec {reader.header.codec!r}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """The snapshot's database file at ``path``, from the first intact copy."""
+
+    def consume(reader: ObjectReader) -> None:
+        _expect_codec(reader, CODEC_SQLITE_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             done = 0
             for chunk in reader.body_chunks(4 << 20):
                 out.write(chunk)
                 done += len(chunk)
-                progress("decompress", min(done, entry.bytes), None)
-            reader.check_trailer(entry.sha256)
+                progress("decompress", done, None)
+
+    store.read_object(entry, consume)
 
 
-def events_of(store: BackupStore, entry: ManifestEntry):
-    """Decoded event batches of an incremental; the checksum is checked after the last one."""
-    reader, handle = _read_header(store, entry)
-    with handle:
-        if reader.header.codec != CODEC_EVENTS:
-            raise IntegrityError(f"{entry.object}: unexpected codec {reader.header.codec!r}")
+def events_of(store: BackupStore, entry: ManifestEntry) -> Iterator[list[ChangeEvent]]:
+    """Decoded event batches of an incremental. The object is verified (checksums, from the
+    first intact copy) before the first event is handed out, so nothing unverified is
+    ever applied; the decompressed body is spooled to bound memory."""
+
+    def consume(reader: ObjectReader) -> Any:
+        _expect_codec(reader, CODEC_EVENTS)
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        for chunk in reader.body_chunks():
+            spool.write(chunk)
+        return spool
+
+    spool = store.read_object(entry, consume)
+    with spool:
+        spool.seek(0)
         previous = entry.after_seq
-        for batch in decode_chunks(reader.body_chunks(), entry.object):
+        for batch in decode_chunks(iter(lambda: spool.read(1 << 20), b""), entry.object):
             for event in batch:
                 if event.seq <= previous:
                     raise IntegrityError(f"{entry.object}: events out of order at seq {event.seq}")
                 previous = event.seq
             yield batch
-        reader.check_trailer(entry.sha256)
         if previous != entry.last_seq:
             raise IntegrityError(f"{entry.object}: ends at seq {previous}, manifest says {entry.last_seq}")
 
@@ -170,7 +175,7 @@ def _replay(conn: sqlite3.Connection, store: BackupStore, plan: Plan, progress: 
         used.append(entry.object)
         for batch in events_of(store, entry):
             if reached:
-                continue  # keep reading so the object's checksum is still verified
+                break
             selected, reached = _cut(batch, low, plan)
             if selected:
                 applier.apply(selected)
@@ -193,10 +198,14 @@ def _replay(conn: sqlite3.Connection, store: BackupStore, plan: Plan, progress: 
 
 
 def full_schema(store: BackupStore, entry: ManifestEntry) -> dict[str, Any]:
-    """The schema recorded in a full backup's header (read without decompressing)."""
-    reader, handle = _read_header(store, entry)
-    handle.close()
-    return reader.header.schema
+    """The schema recorded in a full backup's header."""
+    for location in store.locations:
+        try:
+            with store.open_reader(location, entry) as reader:
+                return reader.header.schema
+        except (IntegrityError, StorageError, OSError):
+            continue
+    raise IntegrityError(f"{entry.object}: no readable copy in any location")
 
 
 def _check_counts(conn: sqlite3.Connection, expected: dict[str, int] | None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trade_stream.errors import IntegrityError
+from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.manifest import FULL, ManifestEntry, chain_problems, entry_key
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
@@ -75,32 +75,34 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
 def _check_object(store: BackupStore, catalog: LocationCatalog, entry: ManifestEntry, deep: bool) -> str:
     location = catalog.location
     key = store.key(entry.object)
-    size = location.size(key)
-    if size is None:
-        return "object missing"
-    if size != entry.bytes:
-        return f"size {size} bytes, manifest says {entry.bytes}"
     try:
+        size = location.size(key)
+        if size is None:
+            return "object missing"
+        if size != entry.bytes:
+            return f"size {size} bytes, manifest says {entry.bytes}"
+        sha = hashlib.sha256()
         with location.open(key) as handle:
-            if not deep:
-                sha = hashlib.sha256()
-                while chunk := handle.read(1 << 20):
-                    sha.update(chunk)
-                if sha.hexdigest() != entry.sha256:
-                    return "SHA-256 mismatch (object is corrupt)"
-                return ""
-            return _deep_check(handle, size, entry)
+            while chunk := handle.read(1 << 20):
+                sha.update(chunk)
+        if sha.hexdigest() != entry.sha256:
+            return "SHA-256 mismatch (object is corrupt)"
+        if not deep:
+            return ""
+        with store.open_reader(location, entry) as reader:
+            problem = _deep_check(reader, entry)
+            if not problem:
+                store.check(reader, entry)
+            return problem
     except IntegrityError as exc:
         return str(exc).removeprefix(f"{entry.object}: ")
-    except OSError as exc:
+    except (OSError, StorageError) as exc:
         return f"unreadable: {exc}"
 
 
-def _deep_check(handle: Any, size: int, entry: ManifestEntry) -> str:
-    reader = ObjectReader(handle, size, entry.object)
+def _deep_check(reader: ObjectReader, entry: ManifestEntry) -> str:
+    """Decode every record; the caller checks the trailer afterwards."""
     header = reader.header
-    if (header.kind, header.after_seq, header.last_seq) != (entry.kind, entry.after_seq, entry.last_seq):
-        return "header does not match its manifest entry"
     if header.codec == CODEC_EVENTS:
         count, previous = 0, entry.after_seq
         for batch in decode_chunks(reader.body_chunks(), entry.object):
@@ -109,7 +111,6 @@ def _deep_check(handle: Any, size: int, entry: ManifestEntry) -> str:
                     return f"events out of order at seq {event.seq}"
                 previous = event.seq
             count += len(batch)
-        reader.check_trailer(entry.sha256)
         if count != entry.count or previous != entry.last_seq:
             return f"holds {count} events up to seq {previous}, manifest says {entry.count} up to {entry.last_seq}"
         return ""
@@ -120,7 +121,6 @@ def _deep_check(handle: Any, size: int, entry: ManifestEntry) -> str:
             with os.fdopen(fd, "wb") as out:
                 for chunk in reader.body_chunks(4 << 20):
                     out.write(chunk)
-            reader.check_trailer(entry.sha256)
             conn = sqlite3.connect(path)
             try:
                 check = conn.execute("PRAGMA quick_check").fetchone()[0]

@@ -42,3 +42,28 @@ def harness(tmp_path: Path):
     h = Harness(tmp_path)
     yield h
     h.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One SeaweedFS for the session (tests using it share an xdist group)."""
+    from tests.services import SeaweedS3
+
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_location_options(s3_server, request):
+    """Options for a fresh bucket on the shared server: (url, keyword options)."""
+    import re
+    import uuid
+
+    bucket = "tv-" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:30] + "-" + uuid.uuid4().hex[:6]
+    s3_server.create_bucket(bucket)
+    return f"s3://{bucket}/backups", {
+        "endpoint_url": s3_server.endpoint, "region": "us-east-1",
+        "access_key_id": "tradevault", "secret_access_key": "tradevault-secret",
+    }

@@ -20,6 +20,7 @@ from typing import Any
 from trade_stream import manifest as mf
 from trade_stream.capture_sqlite import CHANGES, SqliteCapture, SyncReport
 from trade_stream.database import DatabaseService
+from trade_stream.encryption import AGE
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, FORMAT_VERSION, ObjectHeader, ObjectWriter
 from trade_stream.progress import Progress, no_progress
@@ -122,6 +123,19 @@ class BackupEngine:
             capture_id=capture_id, extra=extra or {},
         )
 
+    def _encryption_fields(self, plain_size: int, plain_sha: str) -> dict[str, Any]:
+        if not self.store.cipher.enabled:
+            return {}
+        return {"encryption": AGE, "plain_bytes": plain_size, "plain_sha256": plain_sha}
+
+    def _publish(self, entry: mf.ManifestEntry, stored_in: list[str], failed: dict[str, str]) -> list[str]:
+        stored = self.store.publish(entry, stored_in)
+        for name in (loc.name for loc in self.store.locations):
+            if name not in stored:
+                reason = failed.get(name, "manifest entry not written")
+                self.warnings.append(f"location {name} is behind (catches up at the next backup): {reason}")
+        return stored
+
     # -- full ------------------------------------------------------------------------------
     def full(self) -> BackupResult:
         started = time.perf_counter()
@@ -192,8 +206,9 @@ class BackupEngine:
                     writer.write(chunk)
                     done += len(chunk)
                     self.progress("compress", done, size_in)
-            size, sha = writer.finish()
-            sink.commit()
+            plain_size, plain_sha = writer.finish()
+            size, sha = sink.close_stream()
+            stored_in = sink.commit()
         except BaseException:
             sink.abort()
             raise
@@ -202,15 +217,14 @@ class BackupEngine:
                 n=n, kind=mf.FULL, object=key, source=self.store.source, capture_id=info["capture_id"],
                 after_seq=seq, first_seq=seq, last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts,
                 count=sum(counts.values()), bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=counts,
+                created_at=now_us(), tables=counts, **self._encryption_fields(plain_size, plain_sha),
             ),
             entries[-1] if entries else None,
         )
-        self.store.publish(entry)
+        stored = self._publish(entry, stored_in, sink.failed)
         return BackupResult(
             kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
-            locations=[loc.name for loc in self.store.locations], first_ts=snapshot_ts,
-            last_ts=snapshot_ts, tables=counts,
+            locations=stored, first_ts=snapshot_ts, last_ts=snapshot_ts, tables=counts,
         )
 
     # -- incremental -----------------------------------------------------------------------
@@ -270,14 +284,15 @@ class BackupEngine:
                     last_ts = batch[-1].ts
                     count += len(batch)
                     self.progress("seal", count, upto - covered)
-                size, sha = writer.finish()
+                plain_size, plain_sha = writer.finish()
+                size, sha = sink.close_stream()
                 if count == 0 or batch[-1].seq != upto:
                     raise IntegrityError(f"change log ended before seq {upto}")
                 # Rows per table at ``upto`` (same read snapshot): restore checks against them.
                 per_table = DatabaseService.row_counts(
                     conn, [t.name for t in self.capture.schema_at(conn, upto).tables]
                 )
-                sink.commit()
+                stored_in = sink.commit()
             except BaseException:
                 sink.abort()
                 raise
@@ -291,13 +306,16 @@ class BackupEngine:
                 n=n, kind=mf.INCREMENTAL, object=key, source=self.store.source, capture_id=capture_id,
                 after_seq=covered, first_seq=first_seq or upto, last_seq=upto, first_ts=first_ts,
                 last_ts=last_ts, count=count, bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=per_table,
+                created_at=now_us(), tables=per_table, **self._encryption_fields(plain_size, plain_sha),
             ),
             entries[-1],
         )
-        self.store.publish(entry)
-        self.capture.prune(conn, upto)
+        stored = self._publish(entry, stored_in, sink.failed)
+        if len(stored) == len(self.store.locations):
+            # Only what every location holds leaves the change log; while a location is
+            # behind, the log keeps the events (a later seal prunes them).
+            self.capture.prune(conn, upto)
         return BackupResult(
             kind=mf.INCREMENTAL, n=n, first_seq=entry.first_seq, last_seq=upto, count=count, bytes=size,
-            seconds=0.0, locations=locations, first_ts=first_ts, last_ts=last_ts, tables=per_table,
+            seconds=0.0, locations=stored, first_ts=first_ts, last_ts=last_ts, tables=per_table,
         )

@@ -130,13 +130,14 @@ class FileLocation:
         """Keys directly under the ``prefix`` directory (no temporaries), sorted."""
         directory = self._path(prefix) if prefix.strip("/") else self.root
         try:
-            names = os.listdir(directory)
+            with os.scandir(directory) as found:
+                names = [e.name for e in found if e.is_file(follow_symlinks=False) and not e.name.startswith(".tmp-")]
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise _storage_error(self, f"listing {prefix}", exc) from None
         base = prefix.strip("/")
-        return sorted(f"{base}/{n}" if base else n for n in names if not n.startswith(".tmp-"))
+        return sorted(f"{base}/{n}" if base else n for n in names)
 
     def delete(self, key: str) -> None:
         try:
@@ -167,5 +168,11 @@ def open_location(name: str, url: str, **options: str) -> Location:
             raise BadInputError(f"location {name}: empty path in {url!r}")
         return FileLocation(name, url, Path(raw).expanduser().absolute())
     if scheme == "s3":
-        raise BadInputError(f"location {name}: s3:// locations are not supported by this version yet")
-    raise BadInputError(f"location {name}: unsupported URL scheme {scheme!r} in {url!r} (use file://)")
+        from trade_stream.location_s3 import S3Location
+
+        if not parsed.netloc:
+            raise BadInputError(f"location {name}: no bucket in {url!r} (s3://bucket/prefix)")
+        return S3Location(name, url, parsed.netloc, parsed.path, endpoint_url=options.get("endpoint_url", ""),
+                          region=options.get("region", ""), access_key_id=options.get("access_key_id", ""),
+                          secret_access_key=options.get("secret_access_key", ""))
+    raise BadInputError(f"location {name}: unsupported URL scheme {scheme!r} in {url!r} (use file:// or s3://)")

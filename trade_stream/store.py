@@ -1,19 +1,27 @@
 """The backup store of one source database across every configured location.
 
 Layout per location: ``<source>/objects/<n>-<kind>.tvo`` and ``<source>/manifest/<n>.json``.
-The same object and entry, byte for byte, go to every location; an entry is written only
-after its object is stored everywhere.
+The same object and entry, byte for byte, go to every location at once; an entry is
+written only after its object is stored. A location that fails is left behind (the
+backup still succeeds when ``min_locations`` have it) and catches up at the next backup.
+Reads take the first copy that proves intact and fall back copy by copy.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, Callable, Iterator, TypeVar
 
+from trade_stream.encryption import NO_ENCRYPTION, Cipher
 from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.locations import AtomicWriter, Location
 from trade_stream.manifest import ManifestEntry, decode_entry, encode_entry, entry_key
+from trade_stream.object_format import ObjectReader
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -26,35 +34,85 @@ class LocationCatalog:
     error: str = ""
 
 
-class TeeWriter:
-    """Writes one object to every location at once; commit makes it visible everywhere."""
+class StoredObjectWriter:
+    """One object on its way to every location: hashes what is stored (the ciphertext when
+    encrypting) and drops a location whose write fails instead of failing the backup."""
 
-    def __init__(self, writers: list[AtomicWriter]) -> None:
-        self.writers = writers
+    def __init__(self, locations: list[Location], writers: list[AtomicWriter], cipher: Cipher) -> None:
+        self.live: list[tuple[Location, AtomicWriter]] = list(zip(locations, writers))
+        self.failed: dict[str, str] = {}
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self._front: Any = cipher.encrypting(_Raw(self)) if cipher.enabled else _Raw(self)
+        self.encrypted = cipher.enabled
+
+    def _fail(self, location: Location, writer: AtomicWriter, exc: Exception) -> None:
+        self.failed[location.name] = str(exc)
+        writer.abort()
+        self.live = [(loc, w) for loc, w in self.live if w is not writer]
+
+    def _store(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
+        for location, writer in list(self.live):
+            try:
+                writer.write(data)
+            except (StorageError, OSError) as exc:
+                self._fail(location, writer, exc)
+        if not self.live:
+            raise StorageError("every location failed: " + "; ".join(f"{k}: {v}" for k, v in self.failed.items()))
 
     def write(self, data: bytes) -> int:
-        for writer in self.writers:
-            writer.write(data)
+        self._front.write(data)
         return len(data)
 
-    def commit(self) -> None:
-        for writer in self.writers:
-            writer.commit()
+    def close_stream(self) -> tuple[int, str]:
+        """End of data: flush the encryption layer; returns the stored size and SHA-256."""
+        if self.encrypted:
+            self._front.close()
+        return self.size, self.sha.hexdigest()
+
+    def commit(self) -> list[str]:
+        """Make the object visible in every live location, concurrently."""
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(self.live))) as pool:
+            futures = {pool.submit(w.commit): (loc, w) for loc, w in self.live}
+            for future, (location, writer) in futures.items():
+                try:
+                    future.result()
+                except (StorageError, OSError) as exc:
+                    self._fail(location, writer, exc)
+        return [loc.name for loc, _ in self.live]
 
     def abort(self) -> None:
-        for writer in self.writers:
+        for _, writer in self.live:
             writer.abort()
+        self.live = []
+
+
+class _Raw:
+    def __init__(self, owner: StoredObjectWriter) -> None:
+        self.owner = owner
+
+    def write(self, data: bytes) -> int:
+        self.owner._store(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 class BackupStore:
-    def __init__(self, source: str, locations: list[Location]) -> None:
+    def __init__(self, source: str, locations: list[Location], *, cipher: Cipher = NO_ENCRYPTION,
+                 min_locations: int = 0) -> None:
         self.source = source
         self.locations = locations
+        self.cipher = cipher
+        self.min_locations = min_locations or len(locations)
 
     def key(self, relative: str) -> str:
         return f"{self.source}/{relative}"
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading the catalog ---------------------------------------------------------------
     def read_location(self, location: Location) -> LocationCatalog:
         catalog = LocationCatalog(location)
         try:
@@ -73,7 +131,7 @@ class BackupStore:
             except IntegrityError as exc:
                 catalog.problems.append((relative, str(exc).split(": ", 1)[-1]))
                 continue
-            except OSError as exc:
+            except (OSError, StorageError) as exc:
                 catalog.problems.append((relative, f"unreadable: {exc}"))
                 continue
             if entry_key(entry.n) != relative:
@@ -83,7 +141,10 @@ class BackupStore:
         return catalog
 
     def catalogs(self) -> list[LocationCatalog]:
-        return [self.read_location(location) for location in self.locations]
+        if len(self.locations) == 1:
+            return [self.read_location(self.locations[0])]
+        with concurrent.futures.ThreadPoolExecutor(len(self.locations)) as pool:
+            return list(pool.map(self.read_location, self.locations))
 
     @staticmethod
     def merged(catalogs: list[LocationCatalog]) -> list[ManifestEntry]:
@@ -97,69 +158,134 @@ class BackupStore:
     def entries(self) -> list[ManifestEntry]:
         return self.merged(self.catalogs())
 
-    def open_object(self, entry: ManifestEntry) -> tuple[Location, BinaryIO, int]:
-        """The first location holding the object with the size its entry records."""
-        tried = []
-        for location in self.locations:
-            key = self.key(entry.object)
-            size = location.size(key)
-            if size is None:
-                tried.append(f"{location.name}: missing")
-                continue
-            if size != entry.bytes:
-                tried.append(f"{location.name}: size {size} != {entry.bytes}")
-                continue
-            return location, location.open(key), size
-        raise IntegrityError(f"{entry.object}: no usable copy ({'; '.join(tried)})")
+    # -- reading objects -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def open_reader(self, location: Location, entry: ManifestEntry) -> Iterator[ObjectReader]:
+        """An ObjectReader over one location's copy (decrypting when needed). After the body
+        is read, ``check(reader, entry)`` proves the copy intact."""
+        key = self.key(entry.object)
+        size = location.size(key)
+        if size is None:
+            raise IntegrityError(f"{entry.object}: missing")
+        if size != entry.bytes:
+            raise IntegrityError(f"{entry.object}: size {size}, expected {entry.bytes}")
+        with location.open(key) as handle:
+            if entry.encryption:
+                with self.cipher.decrypting(handle, entry.object) as plain:
+                    yield ObjectReader(plain, entry.plain_bytes, entry.object)  # type: ignore[arg-type]
+            else:
+                yield ObjectReader(handle, size, entry.object)
 
-    # -- writing -------------------------------------------------------------------------
-    def object_writer(self, relative: str) -> TeeWriter:
-        writers: list[AtomicWriter] = []
-        try:
-            for location in self.locations:
+    @staticmethod
+    def check(reader: ObjectReader, entry: ManifestEntry) -> None:
+        reader.check_trailer(entry.plain_sha256 if entry.encryption else entry.sha256)
+        header = reader.header
+        if (header.kind, header.after_seq, header.last_seq) != (entry.kind, entry.after_seq, entry.last_seq):
+            raise IntegrityError(f"{entry.object}: header does not match its manifest entry")
+
+    def read_object(self, entry: ManifestEntry, consume: Callable[[ObjectReader], T]) -> T:
+        """``consume`` over the first copy that proves intact, falling back copy by copy.
+
+        ``consume`` must read the whole body and may be called again for another copy, so
+        it must start from scratch each time; the trailer and the manifest's checksum are
+        checked after it returns, before its result is handed back."""
+        tried: list[str] = []
+        for location in self.locations:
+            try:
+                with self.open_reader(location, entry) as reader:
+                    result = consume(reader)
+                    self.check(reader, entry)
+                return result
+            except (IntegrityError, StorageError, OSError) as exc:
+                tried.append(f"{location.name}: {str(exc).removeprefix(entry.object + ': ')}")
+        raise IntegrityError(f"{entry.object}: no intact copy in any location ({'; '.join(tried)})")
+
+    # -- writing ---------------------------------------------------------------------------
+    def object_writer(self, relative: str) -> StoredObjectWriter:
+        locations, writers = [], []
+        failed: dict[str, str] = {}
+        for location in self.locations:
+            try:
                 writers.append(location.writer(self.key(relative)))
-        except Exception:
+                locations.append(location)
+            except (StorageError, OSError) as exc:
+                failed[location.name] = str(exc)
+        if len(writers) < self.min_locations:
             for writer in writers:
                 writer.abort()
-            raise
-        return TeeWriter(writers)
+            raise StorageError(_too_few(len(writers), self, failed))
+        sink = StoredObjectWriter(locations, writers, self.cipher)
+        sink.failed.update(failed)
+        return sink
 
-    def publish(self, entry: ManifestEntry) -> None:
-        """Write the entry last: from now on the object is part of the backup."""
+    def publish(self, entry: ManifestEntry, stored_in: list[str]) -> list[str]:
+        """Write the entry last, in every location holding the object: from now on the
+        object is part of the backup. Returns the locations that have both."""
         data = encode_entry(entry)
+        done, failed = [], {}
         for location in self.locations:
-            location.put_bytes(self.key(entry_key(entry.n)), data)
+            if location.name not in stored_in:
+                continue
+            try:
+                location.put_bytes(self.key(entry_key(entry.n)), data)
+                done.append(location.name)
+            except (StorageError, OSError) as exc:
+                failed[location.name] = str(exc)
+        if len(done) < self.min_locations:
+            raise StorageError(_too_few(len(done), self, failed))
+        return done
 
     def catch_up(self) -> list[str]:
-        """Copy entries (and their objects) that some location lacks from one that has them,
-        checking each object's SHA-256 on the way. Returns what was copied."""
+        """Copy entries (and their objects) that a location lacks from one that has them,
+        checking each object's SHA-256 on the way. Locations that are down are skipped.
+        Returns what was copied (and what could not be)."""
         catalogs = self.catalogs()
         merged = {e.n: e for e in self.merged(catalogs)}
         copied = []
         for catalog in catalogs:
             if catalog.error:
+                copied.append(f"{catalog.location.name}: unreachable, left behind ({catalog.error})")
                 continue
             for n, entry in merged.items():
                 if n in catalog.entries:
                     continue
-                source = next(c for c in catalogs if n in c.entries)
-                self._copy_object(source.location, catalog.location, entry)
-                catalog.location.put_bytes(self.key(entry_key(n)), encode_entry(entry))
-                copied.append(f"{entry.object} -> {catalog.location.name}")
+                sources = [c.location for c in catalogs if n in c.entries and c is not catalog]
+                try:
+                    self._copy_object(sources, catalog.location, entry)
+                    catalog.location.put_bytes(self.key(entry_key(n)), encode_entry(entry))
+                    catalog.entries[n] = entry
+                    copied.append(f"{entry.object} -> {catalog.location.name}")
+                except (StorageError, OSError, IntegrityError) as exc:
+                    copied.append(f"{entry.object} -> {catalog.location.name} failed: {exc}")
         return copied
 
-    def _copy_object(self, source: Location, target: Location, entry: ManifestEntry) -> None:
+    def _copy_object(self, sources: list[Location], target: Location, entry: ManifestEntry) -> None:
         key = self.key(entry.object)
-        writer = target.writer(key)
-        sha = hashlib.sha256()
-        try:
-            with source.open(key) as handle:
-                while chunk := handle.read(1 << 20):
-                    sha.update(chunk)
-                    writer.write(chunk)
-            if sha.hexdigest() != entry.sha256:
-                raise IntegrityError(f"{entry.object}: checksum mismatch on {source.name}, not copied")
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
+        problems = []
+        for source in sources:
+            writer = target.writer(key)
+            sha = hashlib.sha256()
+            try:
+                with source.open(key) as handle:
+                    while chunk := handle.read(1 << 20):
+                        sha.update(chunk)
+                        writer.write(chunk)
+                if sha.hexdigest() != entry.sha256:
+                    raise IntegrityError(f"checksum mismatch on {source.name}")
+            except (IntegrityError, StorageError, OSError) as exc:
+                writer.abort()
+                problems.append(str(exc))
+                continue
+            except BaseException:
+                writer.abort()
+                raise
+            writer.commit()
+            return
+        raise IntegrityError(f"{entry.object}: no intact copy to copy from ({'; '.join(problems)})")
+
+
+def _too_few(count: int, store: BackupStore, failed: dict[str, str]) -> str:
+    reasons = "; ".join(f"{k}: {v}" for k, v in failed.items())
+    return (f"stored in {count} of {len(store.locations)} locations, "
+            f"min_locations is {store.min_locations}: {reasons}")
+

@@ -13,7 +13,7 @@ from restore.planner import Target, format_ts, parse_time, plan_restore
 from restore.replay import restore_sqlite
 from restore.verify import verify_store
 from trade_stream.database import DatabaseService
-from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import summary
 from trade_stream.status import source_status
 from tradevault import wiring
@@ -31,6 +31,8 @@ backup_app = typer.Typer(no_args_is_help=True, help="Take a backup now.")
 backups_app = typer.Typer(no_args_is_help=True, help="The backup catalog.")
 app.add_typer(backup_app, name="backup")
 app.add_typer(backups_app, name="backups")
+locations_app = typer.Typer(no_args_is_help=True, help="Storage locations.")
+app.add_typer(locations_app, name="locations")
 
 
 @app.callback()
@@ -95,6 +97,24 @@ def backups_list(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
         times = _ts(r["first_ts"]) if r["kind"] == "full" else f"{_ts(r['first_ts'])} .. {_ts(r['last_ts'])}"
         table.add_row(str(r["n"]), r["kind"], seqs, times, f"{r['count']:,}", f"{r['bytes']:,}", ", ".join(r["locations"]))
     stdout.print(table if rows else "no backups yet")
+
+
+@locations_app.command("sync")
+def locations_sync(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Copy to each location what it lacks from the others (after an outage or a new disk)."""
+    settings = settings_for(ctx, config)
+    report = wiring.store(settings).catch_up()
+    failed = [line for line in report if "failed" in line or "unreachable" in line]
+    if as_json:
+        print_json({"copied": [l for l in report if l not in failed], "failed": failed})
+    else:
+        for line in report:
+            stdout.print(line, markup=False)
+        if not report:
+            stdout.print("every location holds every backup")
+    if failed:
+        error = IntegrityError if any("intact" in line or "checksum" in line for line in failed) else StorageError
+        raise error(f"{len(failed)} location/object copies failed, first: {failed[0]}")
 
 
 @app.command("verify")

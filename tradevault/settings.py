@@ -71,6 +71,16 @@ class ScheduleSettings(_Section):
     _incremental = field_validator("incremental", mode="before")(parse_duration)
 
 
+class BackupSettings(_Section):
+    min_locations: int = 0  # a backup succeeds when stored in this many locations; 0 = all
+    compression_level: int = 3
+
+
+class EncryptionSettings(_Section):
+    recipients: list[str] = Field(default_factory=list)  # age public keys; empty = no encryption
+    identity_file: str = ""  # age secret key file, needed to restore and for verify --deep
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = ""
     topic_prefix: str = "tradevault"
@@ -109,6 +119,8 @@ class Settings(BaseSettings):
         default_factory=lambda: [LocationSettings(name="local", url="file://./tradevault-backups")]
     )
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     config_vcs: ConfigVcsSettings = Field(default_factory=ConfigVcsSettings)
     work_dir: str = ""  # scratch space for snapshots being compressed; default: system temp
@@ -152,4 +164,8 @@ def load_settings(path: Path, *, must_exist: bool = False) -> Settings:
         raise SettingsError(f"{path}: locations: names must be unique, got {names}")
     if not settings.locations:
         raise SettingsError(f"{path}: locations: at least one location is required")
+    if not 0 <= settings.backup.min_locations <= len(settings.locations):
+        raise SettingsError(
+            f"{path}: backup.min_locations must be between 0 (all) and {len(settings.locations)}"
+        )
     return settings

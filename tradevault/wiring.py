@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trade_stream.backup import BackupEngine
 from trade_stream.database import DatabaseService
+from trade_stream.encryption import Cipher
 from trade_stream.locations import Location, open_location
 from trade_stream.progress import Progress, no_progress
 from trade_stream.store import BackupStore
@@ -26,12 +27,17 @@ def source_name(settings: Settings, db: DatabaseService) -> str:
     return settings.database.name or db.name
 
 
+def cipher(settings: Settings) -> Cipher:
+    return Cipher(settings.encryption.recipients, settings.encryption.identity_file)
+
+
 def store(settings: Settings, db: DatabaseService | None = None) -> BackupStore:
     db = db or database(settings)
-    return BackupStore(source_name(settings, db), locations(settings))
+    return BackupStore(source_name(settings, db), locations(settings), cipher=cipher(settings),
+                       min_locations=settings.backup.min_locations)
 
 
 def engine(settings: Settings, progress: Progress = no_progress) -> BackupEngine:
     db = database(settings)
-    return BackupEngine(db, store(settings, db), work_dir=settings.work_dir,
+    return BackupEngine(db, store(settings, db), work_dir=settings.work_dir, level=settings.backup.compression_level,
                         use_wal=settings.database.sqlite_wal, progress=progress)
