@@ -1,0 +1,134 @@
+"""``tradevault kafka ...``: run the Kafka sink once, check the topics, show its lag.
+
+A thin layer: the work is in ``trade_stream.kafka_sink`` / ``kafka_check``. Also runnable
+alone as ``python -m tradevault.kafka_commands`` (same options).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.kafka_check import CheckReport, check_topics
+from trade_stream.kafka_client import KafkaUnavailable
+from trade_stream.kafka_config import KafkaConfig
+from trade_stream.kafka_sink import KafkaSink, SyncResult
+from tradevault import wiring
+from tradevault.cli_support import ConfigOption, JsonOption, print_json, run, settings_for, stderr, stdout
+from tradevault.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="The Kafka sink: compacted topics per table.")
+
+TimeoutOption = Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for the broker.")]
+
+
+def kafka_config(settings: Settings) -> KafkaConfig:
+    return KafkaConfig.from_settings(settings.kafka)
+
+
+def build_sink(settings: Settings) -> KafkaSink:
+    """The sink for the configured database and store (the agent uses this too)."""
+    config = kafka_config(settings)
+    if not config.enabled:
+        raise BadInputError("the Kafka sink is off: set [kafka] bootstrap_servers")
+    db = wiring.database(settings)
+    return KafkaSink(config, wiring.store(settings, db), db, work_dir=settings.work_dir or None)
+
+
+def _sync(sink: KafkaSink, timeout: float | None) -> SyncResult:
+    result = sink.sync_once(timeout)
+    for warning in result.warnings:
+        stderr.print(f"warning: {warning}", markup=False)
+    return result
+
+
+@app.command("sync")
+def sync(ctx: typer.Context, timeout: TimeoutOption = None, config: ConfigOption = None,
+         as_json: JsonOption = False) -> None:
+    """Publish every captured event not yet confirmed by the broker, once."""
+    sink = build_sink(settings_for(ctx, config))
+    try:
+        result = _sync(sink, timeout)
+    finally:
+        sink.close()
+    if as_json:
+        print_json({**result.to_json(), "first_seq": result.from_seq, "last_seq": result.to_seq})
+    elif result.ok:
+        what = " (topics rebuilt from the latest full backup)" if result.bootstrapped else ""
+        stdout.print(f"kafka: {result.published:,} events ({result.records:,} records) confirmed, "
+                     f"seq {result.from_seq} -> {result.to_seq}{what}, {result.seconds:.2f} s")
+    if not result.ok:
+        if as_json:
+            raise typer.Exit(1)
+        raise KafkaUnavailable(f"{result.error} (checkpoint stays at seq {result.to_seq})")
+
+
+def _print_check(report: CheckReport) -> None:
+    for name, table in report.tables.items():
+        state = "ok" if table.ok else (f"{table.missing} missing, {table.extra} extra, "
+                                       f"{table.different} different")
+        stdout.print(f"{name}: source {table.source_rows:,} rows, kafka {table.kafka_rows:,} rows: {state}",
+                     markup=False)
+        for example in table.examples:
+            stdout.print(f"  {example['problem']}: key {example['key']}", markup=False)
+    for problem in report.problems:
+        stderr.print(f"problem: {problem}", markup=False)
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    no_sync: Annotated[bool, typer.Option("--no-sync", help="Compare as the topics are; do not sync first.")] = False,
+    timeout: TimeoutOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the topics' latest state with the source database (exit 3 when they differ)."""
+    settings = settings_for(ctx, config)
+    sink = build_sink(settings)
+    report: CheckReport | None = None
+    try:
+        for _attempt in range(3):
+            if not no_sync:
+                result = _sync(sink, timeout)
+                if not result.ok:
+                    raise KafkaUnavailable(result.error)
+            position = sink.checkpoint().seq
+            report = check_topics(sink.config, sink.db, sink.store.source, topics_seq=position, timeout=timeout)
+            if no_sync or report.ok or report.source_seq == position:
+                break  # a difference with the source still moving is retried after a new sync
+    finally:
+        sink.close()
+    assert report is not None
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _print_check(report)
+        if report.ok:
+            stdout.print(f"ok: topics match the source at seq {report.source_seq}")
+    if not report.ok:
+        if as_json:
+            raise typer.Exit(3)
+        moving = "" if report.source_seq == report.topics_seq else \
+            f" (source at seq {report.source_seq}, topics at {report.topics_seq})"
+        raise IntegrityError(f"Kafka topics differ from the source: {report.differences} row(s){moving}")
+
+
+@app.command("status")
+def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """How far the topics are behind the capture."""
+    info = build_sink(settings_for(ctx, config)).lag()
+    if as_json:
+        print_json(info)
+        return
+    stdout.print(f"kafka {info['bootstrap_servers']} ({info['topic_prefix']}): checkpoint seq {info['checkpoint_seq']}, "
+                 f"source seq {info['source_seq']}, {info['behind_events']:,} events behind"
+                 + (f"; last error: {info['last_error']}" if info["last_error"] else ""), markup=False)
+
+
+if __name__ == "__main__":
+    sys.exit(run(app))
