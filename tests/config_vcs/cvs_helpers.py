@@ -10,7 +10,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -21,7 +21,6 @@ from dulwich.server import DictBackend
 from dulwich.web import WSGIRequestHandlerLogger, WSGIServerLogger, make_wsgi_chain
 
 from config_vcs.options import Options
-from config_vcs.service import ConfigHistory
 
 DEADLINE = 30.0  # seconds; a healthy run needs a small fraction of this
 

@@ -7,11 +7,16 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from pathlib import Path
+
+import pytest
 
 from cvs_helpers import (
     bare_remote, commit_count, fast_options, git, local_head, remote_head, wait_for, write,
 )
+
+# watchdog's noisy (harmless) warning when a directory appears while it sets up watches
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+
 
 FAKE_SSH = """#!/bin/sh
 printf '%s\\n' "$*" >> "$(dirname "$0")/ssh-calls.log"

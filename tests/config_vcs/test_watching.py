@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path
+
+import pytest
 
 from cvs_helpers import commit_count, fast_options, git, tree_files, wait_for, write
+
+# watchdog's noisy (harmless) warning when a directory appears while it sets up watches
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
 
 def test_files_present_at_start_are_committed_before_start_returns(tmp_path, start_history):
