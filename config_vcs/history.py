@@ -25,9 +25,10 @@ from dulwich.repo import Repo
 from dulwich.walk import Walker
 
 from config_vcs.commit_message import Change, diff_entries, display_path
-from config_vcs.errors import BadInput, BadTime, IntegrityFailure, UnknownRevision
+from config_vcs.errors import BadInput, BadTime, IntegrityFailure, NotARepository, UnknownRevision
 from config_vcs.ignore import PathFilter
 from config_vcs.materialize import remove_file, write_file
+from config_vcs.options import Options
 from config_vcs.paths import in_scope, labels_for, tree_path
 from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
 
@@ -382,4 +383,27 @@ def write_config_at(
             continue
         result = _checkout_locked(repo, source, None, instant, target, [], ())
         results.append(ExportResult(repo.root, target, result.source, len(result.written)))
+    return results
+
+
+def export_config_at(
+    paths: Sequence[Path | str], when: datetime | str, dest: Path, options: Options | None = None
+) -> list[ExportResult]:
+    """``write_config_at`` by directory names: what ``restore --config-to DIR`` calls.
+
+    Same layout (one directory: ``dest``; several: ``dest/<label>``); directories
+    without any history yet are reported with ``commit=None``.
+    """
+    options = options or Options()
+    roots = [Path(p) for p in paths]
+    labels = labels_for(roots)
+    results: list[ExportResult] = []
+    for root, label in zip(roots, labels):
+        target = Path(dest) if len(roots) == 1 else Path(dest) / label
+        try:
+            repo = options.repo(root, create=False)
+        except NotARepository:
+            results.append(ExportResult(root.absolute(), target, None, 0))
+            continue
+        results.extend(write_config_at([repo], when, target))
     return results

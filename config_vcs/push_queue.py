@@ -131,7 +131,11 @@ class RemotePusher:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.timeout = timeout
-        self.ssh_command = f"{ssh_command} -o BatchMode=yes -o ConnectTimeout={max(1, int(timeout))}"
+        # never prompt (no terminal in an agent); give up on dead hosts and connections
+        self.ssh_command = (
+            f"{ssh_command} -o BatchMode=yes -o ConnectTimeout={max(1, int(timeout))}"
+            " -o ServerAliveInterval=15 -o ServerAliveCountMax=3"
+        )
         self._warn = warn or log.warning
         self._cond = threading.Condition()
         self._pending = True  # catch up at start
@@ -358,14 +362,14 @@ class RemotePusher:
             tmp = path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(asdict(self._state), f)
+                json.dump(self._state.as_dict(), f)  # no password from an http URL
             os.replace(tmp, path)
         except OSError as exc:
             log.debug("cannot save push state of %s: %s", self.name, exc)
 
     def _load_state(self) -> None:
         saved = load_saved_state(self.repo.git_dir, self.name)
-        if saved is not None and saved.get("url") == self.url:
+        if saved is not None and saved.get("url") == redact_url(self.url):
             for key in ("diverged", "last_error", "last_attempt", "last_success", "failures"):
                 if key in saved:
                     setattr(self._state, key, saved[key])

@@ -214,3 +214,15 @@ def test_other_time_zone_offsets_resolve_the_same_instant(timeline, tmp_path):
         plus2 = datetime(2024, 5, 1, 14, 15, tzinfo=timezone(timedelta(hours=2)))
         assert history.commit_at(r, plus2).commit_time == at(10)
     assert isinstance(repo, ConfigRepo)
+
+
+def test_export_config_at_by_paths_keeps_labels_for_directories_without_history(tmp_path):
+    one, empty = tmp_path / "config", tmp_path / "strategies"
+    write(one / "x.json", "old")
+    Options().repo(one, create=True).commit_worktree(when=at(0))
+    empty.mkdir()
+    dest = tmp_path / "restored"
+    results = history.export_config_at([one, empty], "2024-05-01T13:00:00", dest)
+    assert (dest / "config" / "x.json").read_text() == "old"
+    assert [r.commit is not None for r in results] == [True, False]
+    assert results[1].target == dest / "strategies"
