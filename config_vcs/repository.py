@@ -82,6 +82,13 @@ class CommitResult:
     message: str
 
 
+class _Busy:
+    """Marker: try again (git holds index.lock / the branch lock, or HEAD moved)."""
+
+
+_BUSY = _Busy()
+
+
 class _ReadWriteLock:
     """Pushers read the object store while a repack rewrites it: many readers, one writer."""
 
@@ -138,7 +145,8 @@ class ConfigRepo:
         self.scanner = Scanner(self.root, max_file_size, warn)
         self.busy_timeout = busy_timeout
         self.store_lock = _ReadWriteLock()
-        self._thread_lock = threading.RLock()
+        self._thread_lock = threading.Lock()
+        self._lock_owner: int | None = None
         self._entries_cache: tuple[bytes, Entries] | None = None
 
     # -- opening ---------------------------------------------------------------------
@@ -188,7 +196,14 @@ class ConfigRepo:
 
     @contextmanager
     def write_lock(self, timeout: float | None = None) -> Iterator[None]:
-        """One tradevault writer per repository, across threads and processes."""
+        """One tradevault writer per repository, across threads and processes.
+
+        Re-entrant within a thread (a second ``flock`` on a new descriptor would
+        otherwise wait for ourselves).
+        """
+        if self._lock_owner == threading.get_ident():
+            yield
+            return
         timeout = self.busy_timeout if timeout is None else timeout
         if not self._thread_lock.acquire(timeout=timeout):
             raise RepositoryBusy(f"{self.root}: another writer is busy")
@@ -206,9 +221,11 @@ class ConfigRepo:
                                 f"{self.root}: another tradevault process is writing"
                             ) from None
                         time.sleep(0.05)
+                self._lock_owner = threading.get_ident()
                 try:
                     yield
                 finally:
+                    self._lock_owner = None
                     fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
@@ -236,8 +253,8 @@ class ConfigRepo:
         pause = 0.02
         while True:
             outcome = self._try_commit(title, when)
-            if outcome != "busy":
-                return outcome  # type: ignore[return-value]
+            if not isinstance(outcome, _Busy):
+                return outcome
             if time.monotonic() >= deadline:
                 raise RepositoryBusy(
                     f"{self.root}: git's index.lock or branch lock stayed held for "
@@ -246,7 +263,8 @@ class ConfigRepo:
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
 
-    def _try_commit(self, title: str | None, when: int | None) -> CommitResult | None | str:
+    def _try_commit(self, title: str | None, when: int | None) -> CommitResult | None | _Busy:
+        """One attempt; _BUSY when git's locks are held or HEAD moved meanwhile."""
         with self.open() as repo:
             _branch, head = head_of(repo)
             old = self.entries_of(repo, head)
@@ -269,7 +287,7 @@ class ConfigRepo:
             try:
                 index_file = GitFile(repo.index_path(), "wb", mask=0o600)
             except FileLocked:
-                return "busy"
+                return _BUSY
             try:
                 reflog = (b"commit (initial): " if head is None else b"commit: ") + (
                     message.splitlines()[0].encode("utf-8")
@@ -286,13 +304,13 @@ class ConfigRepo:
                     moved = repo.refs.set_if_equals(b"HEAD", head, commit.id, **kwargs)  # type: ignore[arg-type]
             except FileLocked:
                 index_file.abort()
-                return "busy"
+                return _BUSY
             except BaseException:
                 index_file.abort()
                 raise
             if not moved:  # a manual commit landed meanwhile: redo on top of it
                 index_file.abort()
-                return "busy"
+                return _BUSY
             self._write_index(index_file, repo, snapshot, new)
         self.tighten_permissions()
         return CommitResult(commit.id, head, changes, message)

@@ -332,20 +332,26 @@ class ConfigHistory:
                 for name, url in self.remotes.items()
             ]
             self.workers.append(RepoWorker(repo, o, pushers, self._warn))
-        if o.watch:  # watch before the start-up scan: nothing changed during it is missed
-            self._watcher = DirectoryWatcher()
-            for worker in self.workers:
-                self._watcher.add(worker.repo.root, worker.repo.static_ignore, worker.touch, worker.rescan_now)
-            self._watcher.start()
-        for worker in self.workers:
-            worker.cycle()  # changes made while nobody watched (or the initial commit)
-            worker.check_secrets()  # every file once per run, also those committed earlier
-            if worker.repo.loose_object_count() > 500:
-                worker.repack()
-            for pusher in worker.pushers:
-                pusher.start()
-            worker.start()
         self._started = True
+        try:
+            if o.watch:  # watch before the start-up scan: nothing changed during it is missed
+                self._watcher = DirectoryWatcher()
+                for worker in self.workers:
+                    self._watcher.add(
+                        worker.repo.root, worker.repo.static_ignore, worker.touch, worker.rescan_now
+                    )
+                self._watcher.start()
+            for worker in self.workers:
+                worker.cycle()  # changes made while nobody watched (or the initial commit)
+                worker.check_secrets()  # every file once per run, also those committed earlier
+                if worker.repo.loose_object_count() > 500:
+                    worker.repack()
+                for pusher in worker.pushers:
+                    pusher.start()
+                worker.start()
+        except BaseException:
+            self.stop(flush=False, timeout=5)
+            raise
 
     def flush(self, timeout: float | None = None) -> bool:
         """Commit pending changes of every directory now (pushes continue in background)."""
@@ -357,11 +363,8 @@ class ConfigHistory:
         """Wait until every remote has every commit (True) or ``timeout`` passed."""
         deadline = time.monotonic() + timeout
         while True:
-            if all(
-                p.state().unpushed == 0 and not p.state().last_error
-                for w in self.workers
-                for p in w.pushers
-            ):
+            states = [p.state() for w in self.workers for p in w.pushers]
+            if all(s.unpushed == 0 and not s.last_error for s in states):
                 return True
             if time.monotonic() >= deadline:
                 return False
