@@ -268,7 +268,11 @@ class ConfigRepo:
         with self.open() as repo:
             _branch, head = head_of(repo)
             old = self.entries_of(repo, head)
-            snapshot = self.scanner.scan(PathFilter.for_repo(repo, self.static_ignore), repo.object_store)
+            snapshot = self.scanner.scan(
+                PathFilter.for_repo(repo, self.static_ignore),
+                repo.object_store,
+                known={sha for _mode, sha in old.values()},
+            )
             new = snapshot.entries()
             for path in snapshot.unreadable:  # keep the last good version, do not "delete" it
                 if path in old:

@@ -74,11 +74,16 @@ class Scanner:
         self._cache: dict[bytes, tuple[tuple[int, ...], bytes, int]] = {}
         self._warned_large: dict[bytes, int] = {}
 
-    def scan(self, pfilter: PathFilter, store: object) -> Snapshot:
-        """Walk the tree; every blob read is added to ``store`` (a dulwich object store)."""
+    def scan(self, pfilter: PathFilter, store: object, known: set[bytes] | None = None) -> Snapshot:
+        """Walk the tree; every blob read is added to ``store`` (a dulwich object store).
+
+        ``known``: blob ids certainly in the store (HEAD's), spares a lookup per file.
+        """
         snapshot = Snapshot()
         seen: set[bytes] = set()
-        self._walk(os.fsencode(self.root), b"", pfilter, store, snapshot, seen)
+        sink = _BlobSink(store, known or set())
+        self._walk(os.fsencode(self.root), b"", pfilter, sink, snapshot, seen)
+        sink.flush()
         for gone in set(self._cache) - seen:
             del self._cache[gone]
         return snapshot
@@ -88,7 +93,7 @@ class Scanner:
         abs_dir: bytes,
         rel_dir: bytes,
         pfilter: PathFilter,
-        store: object,
+        sink: "_BlobSink",
         snapshot: Snapshot,
         seen: set[bytes],
     ) -> None:
@@ -111,7 +116,7 @@ class Scanner:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if not pfilter.skip_dir(rel_text):
-                    self._walk(entry.path, rel, pfilter, store, snapshot, seen)  # type: ignore[arg-type]
+                    self._walk(entry.path, rel, pfilter, sink, snapshot, seen)  # type: ignore[arg-type]
                 continue
             mode = git_mode(st)
             if mode is None or pfilter.skip_file(rel_text):
@@ -125,19 +130,19 @@ class Scanner:
                     )
                 continue
             seen.add(rel)
-            scanned = self._file(entry.path, rel, st, mode, store)  # type: ignore[arg-type]
+            scanned = self._file(entry.path, rel, st, mode, sink)  # type: ignore[arg-type]
             if scanned is None:
                 snapshot.unreadable.add(rel)
             else:
                 snapshot.files[rel] = scanned
 
     def _file(
-        self, abs_path: bytes, rel: bytes, st: os.stat_result, mode: int, store: object
+        self, abs_path: bytes, rel: bytes, st: os.stat_result, mode: int, sink: "_BlobSink"
     ) -> ScannedFile | None:
         cached = self._cache.get(rel)
         if cached is not None:
             key, sha, hashed_at = cached
-            if key == _stat_key(st) and st.st_mtime_ns + _RACY_NS < hashed_at and sha in store:  # type: ignore[operator]
+            if key == _stat_key(st) and st.st_mtime_ns + _RACY_NS < hashed_at and sink.has(sha):
                 return ScannedFile(mode, sha, st)
         hashed_at = time.time_ns()
         try:
@@ -155,10 +160,56 @@ class Scanner:
                 self._warn(f"cannot read {os.fsdecode(abs_path)}: {exc.strerror}")
             return None
         blob = Blob.from_string(data)
-        store.add_object(blob)  # type: ignore[attr-defined]
+        sink.add(blob)
         sha = blob.id
         self._cache[rel] = (_stat_key(st), sha, hashed_at)
         return ScannedFile(mode, sha, st)
+
+
+class _BlobSink:
+    """Adds the blobs of one scan to the object store: nothing already packed is
+    written again (a restart re-reads every file), and many new blobs (a first commit)
+    go into one pack instead of thousands of fsync'ed loose files."""
+
+    _BATCH_COUNT = 512
+    _BATCH_BYTES = 32 * 1024 * 1024
+    _PACK_FROM = 32  # fewer new blobs than this are written loose, as git does
+
+    def __init__(self, store: object, known: set[bytes]) -> None:
+        self.store = store
+        self._known = known
+        self._batch: list[Blob] = []
+        self._bytes = 0
+        self._seen: set[bytes] = set()
+
+    def has(self, sha: bytes) -> bool:
+        """A cached blob id may only be trusted while its object exists (gc prunes
+        blobs that were never committed)."""
+        return sha in self._known or sha in self._seen or sha in self.store  # type: ignore[operator]
+
+    def add(self, blob: Blob) -> None:
+        sha = blob.id
+        if sha in self._seen:
+            return
+        self._seen.add(sha)
+        contains_packed = getattr(self.store, "contains_packed", None)
+        if contains_packed is not None and contains_packed(sha):
+            return
+        self._batch.append(blob)
+        self._bytes += len(blob.as_raw_string())
+        if len(self._batch) >= self._BATCH_COUNT or self._bytes >= self._BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self._batch, self._bytes = self._batch, [], 0
+        if not batch:
+            return
+        add_objects = getattr(self.store, "add_objects", None)
+        if len(batch) >= self._PACK_FROM and add_objects is not None:
+            add_objects([(blob, None) for blob in batch])
+        else:
+            for blob in batch:
+                self.store.add_object(blob)  # type: ignore[attr-defined]
 
 
 def _read_nofollow(path: bytes) -> tuple[bytes, os.stat_result | None]:
