@@ -26,7 +26,7 @@ from trade_stream import kafka_codec as codec
 from trade_stream.apply_sqlite import create_table
 from trade_stream.database import DatabaseService
 from trade_stream.durable import fsync_path
-from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
 from trade_stream.kafka_config import KafkaConfig
 from trade_stream.kafka_state import KafkaState, load_state
 from trade_stream.manifest import FULL
@@ -56,11 +56,14 @@ def base_schemas(store: BackupStore | None) -> dict[str, tuple[int, TableSchema 
     """Table descriptions from the latest full backup's header, at its seq."""
     if store is None:
         return {}
-    fulls = [e for e in store.entries() if e.kind == FULL]
-    if not fulls:
-        return {}
-    full = fulls[-1]
-    schema = DatabaseSchema.from_dict(full_schema(store, full))
+    try:
+        fulls = [e for e in store.entries() if e.kind == FULL]
+        if not fulls:
+            return {}
+        full = fulls[-1]
+        schema = DatabaseSchema.from_dict(full_schema(store, full))
+    except (TradeStreamError, OSError):
+        return {}  # the schema topic describes every table the sink ever published
     return {t.name: (full.last_seq, t) for t in schema.tables}
 
 

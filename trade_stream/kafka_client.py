@@ -156,13 +156,24 @@ class Publisher:
         producer, admin = self.producer, self.admin
         self.producer = self.admin = None
         self._open.clear()
-        self._submitted = []
+        submitted, self._submitted = self._submitted, []
         if producer is not None:
-            producer._message_accumulator.fail_all(KafkaError("sink aborted"))  # noqa: SLF001
+            accumulator = producer._message_accumulator  # noqa: SLF001 - aiokafka has no public abort
+            batches = [b for queue in accumulator._batches.values() for b in queue]  # noqa: SLF001
+            batches += list(accumulator._pending_batches)  # noqa: SLF001
+            accumulator.fail_all(KafkaError("sink aborted"))
+            for batch in batches:  # nobody waits on these any more: mark their failures seen
+                for waiter in (batch.future, batch._drain_waiter):  # noqa: SLF001
+                    if waiter.done() and not waiter.cancelled():
+                        waiter.exception()
             try:
                 await asyncio.wait_for(producer.stop(), 5)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - best effort close
                 pass
+        await asyncio.sleep(0)  # let the failures reach the futures handed out
+        for future in submitted:
+            if future.done() and not future.cancelled():
+                future.exception()  # consumed: the checkpoint did not move past them
         if admin is not None:
             try:
                 await asyncio.wait_for(admin.close(), 5)

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -59,25 +60,28 @@ def free_port() -> int:
 
 class Broker:
     """One tansu process; ``kill`` and ``start`` again on the same port (memory storage:
-    a restarted broker is empty)."""
+    a restarted broker is empty). With ``advertised_port`` clients are told to connect
+    there (a proxy in front of the broker)."""
 
-    def __init__(self, binary: Path, log_dir: Path) -> None:
+    def __init__(self, binary: Path, log_dir: Path, advertised_port: int | None = None) -> None:
         self.binary = binary
         self.port = free_port()
+        self.advertised_port = advertised_port or self.port
         self.log_dir = log_dir
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, wait: float = 15.0) -> None:
         self.starts += 1
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         log = open(self.log_dir / f"tansu-{self.port}-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
-            [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
              "--storage-engine", "memory://tansu/", "--cluster-id", f"tv-{uuid.uuid4().hex[:8]}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -112,9 +116,9 @@ class Broker:
         return KafkaConfig(**values)
 
 
-def _start(tmp_path_factory) -> Broker:
+def _start(tmp_path_factory, advertised_port: int | None = None) -> Broker:
     root = tmp_path_factory.mktemp("tansu")
-    broker = Broker(broker_binary(root), root)
+    broker = Broker(broker_binary(root), root, advertised_port)
     try:
         broker.start()
     except (OSError, RuntimeError) as exc:
@@ -135,4 +139,81 @@ def own_broker(tmp_path_factory):
     """A broker of the test's own (to kill and restart)."""
     b = _start(tmp_path_factory)
     yield b
+    b.kill()
+
+
+class TcpProxy:
+    """A loopback TCP forwarder: ``stop`` cuts every connection and refuses new ones (the
+    network to the broker is down, the broker and its data stay), ``start`` restores it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for sock in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+@pytest.fixture
+def proxied_broker(tmp_path_factory):
+    """(broker, proxy): clients reach the broker only through the proxy."""
+    proxy_port = free_port()
+    b = _start(tmp_path_factory, advertised_port=proxy_port)
+    proxy = TcpProxy(b.port)
+    proxy.port = proxy_port
+    proxy.start()
+    yield b, proxy
+    proxy.stop()
     b.kill()

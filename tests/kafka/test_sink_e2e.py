@@ -154,6 +154,42 @@ def test_broker_killed_and_restarted_mid_stream(harness, own_broker, tmp_path):
     restored_equals_source(config, harness, tmp_path)
 
 
+def test_network_outage_resumes_from_the_checkpoint_through_stored_segments(harness, proxied_broker, tmp_path):
+    broker, proxy = proxied_broker
+    harness.trade(80)
+    full = harness.engine.full()
+    config = broker.config(timeout=20.0)
+    sink = KafkaSink(config, harness.store, harness.db)
+    try:
+        assert sink.sync_once().ok
+        harness.trade(80)
+        before = sink.sync_once()
+        assert before.ok and not before.bootstrapped
+
+        proxy.stop()  # the broker keeps running with its data; nobody can reach it
+        harness.trade(120)
+        assert harness.engine.incremental().count > 0  # stored and pruned meanwhile
+        down = sink.sync_once(timeout=3)
+        assert not down.ok and sink.checkpoint().seq == before.to_seq
+        harness.trade(120)
+        harness.engine.incremental()
+        harness.trade(40)
+
+        proxy.start()
+        after = sink.sync_once()
+        assert after.ok, after
+        assert not after.bootstrapped and not after.warnings
+        assert (after.from_seq, after.to_seq) == (before.to_seq, last_seq(harness.db_path))
+        assert after.published == after.to_seq - before.to_seq
+    finally:
+        sink.close()
+    seen = consume(config, harness.store.source, TABLES)
+    assert_per_key_order(seen)
+    assert event_seqs(seen, full.last_seq) == set(range(full.last_seq + 1, after.to_seq + 1))
+    assert check_topics(config, harness.db, harness.store.source).ok
+    restored_equals_source(config, harness, tmp_path)
+
+
 def test_kafka_check_cli_detects_a_difference(broker, tmp_path):
     db_path = tmp_path / "bot.sqlite"
     create_database(db_path)
