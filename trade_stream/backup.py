@@ -96,20 +96,26 @@ class BackupEngine:
     # -- shared ----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         self.db.require_exists()
-        conn = self.db.connect()
-        if self.use_wal:
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
-                try:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                except sqlite3.OperationalError as exc:
-                    self.warnings.append(f"could not switch {self.db.path} to WAL mode: {exc}")
-        return conn
+        return self.db.connect()
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Called only once the request is known to be valid: bad input changes nothing."""
+        if not self.use_wal:
+            return
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                self.warnings.append(f"could not switch {self.db.path} to WAL mode: {exc}")
 
     def prepare(self, conn: sqlite3.Connection) -> SyncReport | None:
         """Install capture, or re-synchronise it after a schema change."""
         if not self.capture.needs_sync(conn):
+            self._use_wal(conn)
             return None
+        self.db.select(conn)  # raises on a bad include list before anything is changed
+        self._use_wal(conn)
         report = self.capture.sync(conn)
         self.warnings.extend(report.warnings)
         return report

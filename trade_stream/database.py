@@ -11,15 +11,20 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from trade_stream.errors import BadInputError
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, family_of, quote_ident
 from trade_stream.table_selection import Selection, select_tables
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
-def parse_url(url: str) -> URL:
+
+def parse_url(url: str) -> "URL":
+    from sqlalchemy.engine import make_url  # imported here: it costs a CLI start 0.3 s
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:

@@ -66,6 +66,8 @@ def decode_entry(data: bytes, name: str) -> ManifestEntry:
         raise IntegrityError(f"{name}: corrupt manifest entry: {exc}") from None
     if compute_hash(entry) != entry.entry_hash:
         raise IntegrityError(f"{name}: manifest entry hash mismatch (entry was altered)")
+    if encode_entry(entry) != data:  # entries are byte-canonical: any other change is damage too
+        raise IntegrityError(f"{name}: manifest entry bytes altered (not in canonical form)")
     return entry
 
 
