@@ -16,6 +16,18 @@ if [ "${#need[@]}" -gt 0 ]; then
         echo "please install: ${need[*]} (apt-get install ${need[*]})" >&2
     fi
 fi
+# PostgreSQL 15 with the wal2json output plugin (the PostgreSQL tests and bench start a
+# private cluster from these binaries).
+pg_need=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || pg_need+=(postgresql postgresql-15)
+[ -f /usr/lib/postgresql/15/lib/wal2json.so ] || pg_need+=(postgresql-15-wal2json)
+if [ "${#pg_need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pg_need[@]}" >/dev/null
+    else
+        echo "please install: ${pg_need[*]} (apt-get install ${pg_need[*]})" >&2
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
