@@ -62,7 +62,7 @@ def test_http_remote_served_by_dulwich_receives_commits(tmp_path, start_history,
     write(work / "strategy.py", "x = 1\n")
     wait_for(lambda: commit_count(work) == 2, what="second commit")
     wait_for(lambda: remote_head(bare) == local_head(work), what="http remote up to date")
-    assert remotes_in_sync(history)
+    wait_for(lambda: remotes_in_sync(history), what="status in sync")
     git("--git-dir", str(bare), "fsck", "--strict")
 
 
@@ -137,7 +137,7 @@ def test_remote_reset_behind_us_is_fast_forwarded(tmp_path, start_history):
     write(work / "config.json", "1")
     history2 = start_history([work], {"usb": str(usb)})
     wait_for(lambda: remote_head(usb) == local_head(work), what="offline commit pushed at start")
-    assert remotes_in_sync(history2)
+    wait_for(lambda: remotes_in_sync(history2), what="status in sync")
 
 
 def test_ssh_remote_runs_in_batch_mode_and_server_rejection_is_an_error(tmp_path, start_history):
