@@ -17,7 +17,12 @@ from pathlib import Path
 
 from dulwich.diff_tree import tree_changes
 from dulwich.index import commit_tree as build_tree
-from dulwich.object_store import MemoryObjectStore, OverlayObjectStore, tree_lookup_path
+from dulwich.object_store import (
+    BaseObjectStore,
+    MemoryObjectStore,
+    OverlayObjectStore,
+    tree_lookup_path,
+)
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.objectspec import parse_commit
 from dulwich.patch import write_tree_diff
@@ -144,7 +149,7 @@ def log(
         for entry in walker:
             commit = entry.commit
             parent_tree = r.object_store[commit.parents[0]].tree if commit.parents else None
-            changes = changes_between(r, parent_tree, commit.tree, [scope] if scope else None)
+            changes = changes_between(r.object_store, parent_tree, commit.tree, [scope] if scope else None)
             message = commit.message.decode("utf-8", errors="replace")
             out.append(
                 LogEntry(
@@ -160,12 +165,15 @@ def log(
 
 
 def changes_between(
-    repo: Repo, old_tree: bytes | None, new_tree: bytes | None, paths: list[bytes] | None = None
+    store: BaseObjectStore,
+    old_tree: bytes | None,
+    new_tree: bytes | None,
+    paths: list[bytes] | None = None,
 ) -> list[Change]:
     """Changes between two trees, renames paired by identical blob (as in commit messages)."""
     old: Entries = {}
     new: Entries = {}
-    for change in tree_changes(repo.object_store, old_tree, new_tree):
+    for change in tree_changes(store, old_tree, new_tree):
         if change.old is not None and change.old.path is not None and in_scope(change.old.path, paths or []):
             old[change.old.path] = (change.old.mode, change.old.sha)  # type: ignore[assignment]
         if change.new is not None and change.new.path is not None and in_scope(change.new.path, paths or []):
@@ -181,7 +189,7 @@ def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes,
     ``rev_b``, to the directory as it is now (as ``git diff REV`` does)."""
     with repo.open() as r:
         old_tree = resolve_commit(r, rev_a).tree
-        store: object = r.object_store
+        store: BaseObjectStore = r.object_store
         if rev_b is not None:
             new_tree = resolve_commit(r, rev_b).tree
         else:
@@ -193,16 +201,8 @@ def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes,
             )
             store = overlay
         out = io.BytesIO()
-        write_tree_diff(out, store, old_tree, new_tree)  # type: ignore[arg-type]
-        changes_repo = _StoreView(store)
-        return out.getvalue(), changes_between(changes_repo, old_tree, new_tree)  # type: ignore[arg-type]
-
-
-class _StoreView:
-    """Just enough of a Repo for changes_between over an overlay store."""
-
-    def __init__(self, store: object) -> None:
-        self.object_store = store
+        write_tree_diff(out, store, old_tree, new_tree)
+        return out.getvalue(), changes_between(store, old_tree, new_tree)
 
 
 def show(repo: ConfigRepo, spec: str) -> bytes:

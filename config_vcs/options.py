@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +33,16 @@ class Options:
     def identity(self) -> Identity:
         return Identity.from_strings(self.author, self.committer, self.host)
 
-    def repo(self, root: Path, *, create: bool, warn=None) -> ConfigRepo:  # type: ignore[no-untyped-def]
+    def repo(
+        self, root: Path, *, create: bool, warn: Callable[[str], None] | None = None
+    ) -> ConfigRepo:
         """Open (or with ``create`` adopt/initialise) the repository of one directory."""
-        kwargs = dict(
+        opener = ConfigRepo.open_or_init if create else ConfigRepo.open_existing
+        return opener(
+            root,
             identity=self.identity(),
             static_ignore=StaticIgnore(self.exclude),
             max_file_size=self.max_file_size,
             warn=warn,
             busy_timeout=self.busy_timeout,
         )
-        if create:
-            return ConfigRepo.open_or_init(root, **kwargs)
-        return ConfigRepo.open_existing(root, **kwargs)

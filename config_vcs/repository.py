@@ -155,6 +155,8 @@ class ConfigRepo:
     def open_or_init(cls, root: Path, **kwargs: object) -> "ConfigRepo":
         """Adopt ``root/.git`` if it exists, else create it (mode 0700)."""
         self = cls(root, **kwargs)  # type: ignore[arg-type]
+        if self.root.exists() and not self.root.is_dir():
+            raise BadInput(f"{self.root} is not a directory")
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.git_dir.exists():
             Repo.init(str(self.root)).close()
