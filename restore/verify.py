@@ -46,6 +46,7 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
     report = VerifyReport()
     catalogs = store.catalogs()
     everywhere = {e.n: e for e in store.merged(catalogs)}
+    pruned = store.pruned(catalogs)
     total = sum(len(c.entries) for c in catalogs)
     for catalog in catalogs:
         name = catalog.location.name
@@ -54,8 +55,8 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
             continue
         for key, problem in catalog.problems:
             report.add(name, key, problem)
-        entries = [catalog.entries[n] for n in sorted(catalog.entries)]
-        for key, problem in chain_problems(entries):
+        entries = [catalog.entries[n] for n in sorted(catalog.entries) if n not in pruned]
+        for key, problem in chain_problems(entries, pruned):
             report.add(name, key, problem)
         for n, entry in everywhere.items():
             if n not in catalog.entries:

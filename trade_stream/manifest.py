@@ -79,37 +79,55 @@ def object_key(n: int, kind: str) -> str:
     return f"objects/{n:010d}-{kind}.tvo"
 
 
-def chain_problems(entries: list[ManifestEntry]) -> list[tuple[str, str]]:
+def pruned_key(n: int) -> str:
+    return f"pruned/{n:010d}.json"
+
+
+class PrunedRecord(msgspec.Struct, frozen=True):
+    """Written before retention deletes an entry: keeps the hash chain verifiable across
+    the gap and tells every location that the entry is gone on purpose."""
+
+    n: int
+    entry_hash: str
+    object: str
+    pruned_at: int
+
+
+def chain_problems(entries: list[ManifestEntry], pruned: dict[int, PrunedRecord] | None = None) -> list[tuple[str, str]]:
     """(entry key, problem) for every break of the chain or of seq continuity.
 
-    ``entries`` sorted by ``n``. The chain may start after 1 (older entries pruned).
-    Incrementals must continue exactly where the previous one ended; the first one
-    continues from the first full backup.
+    ``entries`` sorted by ``n``. Entries removed by retention leave a pruned record, which
+    bridges the hash chain. Incrementals must continue exactly where the previous
+    incremental ended; right after a full backup, an incremental may start at or before
+    the full's seq (the events it holds up to that seq are already in the full).
     """
+    pruned = pruned or {}
     problems: list[tuple[str, str]] = []
     previous: ManifestEntry | None = None
     covered: int | None = None
+    after_full = False
     for entry in entries:
         key = entry_key(entry.n)
         if previous is not None:
-            if entry.n != previous.n + 1:
-                problems.append((key, f"chain gap: entries {previous.n + 1}..{entry.n - 1} missing"))
-            elif entry.prev_hash != previous.entry_hash:
-                problems.append((key, "hash chain broken: prev_hash does not match previous entry"))
+            missing = [m for m in range(previous.n + 1, entry.n) if m not in pruned]
+            if missing:
+                problems.append((key, f"chain gap: entries {missing[0]}..{missing[-1]} missing"))
+            else:
+                link = pruned[entry.n - 1].entry_hash if entry.n - 1 in pruned else previous.entry_hash
+                if entry.prev_hash != link:
+                    problems.append((key, "hash chain broken: prev_hash does not match previous entry"))
+            if missing or entry.capture_id != previous.capture_id:
+                covered, after_full = None, False  # a new chain starts at the next full backup
         if entry.kind == FULL:
-            if covered is None:
-                covered = entry.last_seq
-            elif entry.last_seq < covered and entry.capture_id == (previous.capture_id if previous else ""):
-                problems.append((key, f"full backup seq {entry.last_seq} goes back before {covered}"))
+            covered, after_full = entry.last_seq, True
         elif entry.kind == INCREMENTAL:
-            if covered is not None and entry.after_seq != covered:
-                if previous is not None and entry.capture_id != previous.capture_id:
-                    pass  # capture was reinstalled: a new chain starts at a full backup
-                else:
+            if covered is not None:
+                fits = entry.after_seq <= covered if after_full else entry.after_seq == covered
+                if not fits:
                     problems.append(
                         (key, f"seq gap: incremental starts after {entry.after_seq}, chain is at {covered}")
                     )
-            covered = entry.last_seq
+            covered, after_full = entry.last_seq, False
         else:
             problems.append((key, f"unknown kind {entry.kind!r}"))
         previous = entry

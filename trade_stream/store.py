@@ -18,7 +18,13 @@ from typing import Any, Callable, Iterator, TypeVar
 from trade_stream.encryption import NO_ENCRYPTION, Cipher
 from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.locations import AtomicWriter, Location
-from trade_stream.manifest import ManifestEntry, decode_entry, encode_entry, entry_key
+import time
+
+import msgspec
+
+from trade_stream.manifest import (
+    ManifestEntry, PrunedRecord, decode_entry, encode_entry, entry_key, pruned_key,
+)
 from trade_stream.object_format import ObjectReader
 
 T = TypeVar("T")
@@ -32,6 +38,7 @@ class LocationCatalog:
     entries: dict[int, ManifestEntry] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
     error: str = ""
+    pruned: dict[int, PrunedRecord] = field(default_factory=dict)
 
 
 class StoredObjectWriter:
@@ -138,6 +145,16 @@ class BackupStore:
                 catalog.problems.append((relative, f"entry claims position {entry.n}"))
                 continue
             catalog.entries[entry.n] = entry
+        try:
+            for key in location.list(self.key("pruned")):
+                try:
+                    with location.open(key) as handle:
+                        record = msgspec.json.decode(handle.read(), type=PrunedRecord)
+                    catalog.pruned[record.n] = record
+                except (msgspec.DecodeError, msgspec.ValidationError, OSError, StorageError) as exc:
+                    catalog.problems.append((key.split("/", 1)[-1], f"unreadable pruned record: {exc}"))
+        except StorageError as exc:
+            catalog.error = str(exc)
         return catalog
 
     def catalogs(self) -> list[LocationCatalog]:
@@ -148,12 +165,22 @@ class BackupStore:
 
     @staticmethod
     def merged(catalogs: list[LocationCatalog]) -> list[ManifestEntry]:
-        """Union of every location's entries by position; the first good copy wins."""
+        """Union of every location's entries by position (the first good copy wins),
+        without the entries that retention removed anywhere."""
+        pruned = BackupStore.pruned(catalogs)
         entries: dict[int, ManifestEntry] = {}
         for catalog in catalogs:
             for n, entry in catalog.entries.items():
-                entries.setdefault(n, entry)
+                if n not in pruned:
+                    entries.setdefault(n, entry)
         return [entries[n] for n in sorted(entries)]
+
+    @staticmethod
+    def pruned(catalogs: list[LocationCatalog]) -> dict[int, PrunedRecord]:
+        records: dict[int, PrunedRecord] = {}
+        for catalog in catalogs:
+            records.update(catalog.pruned)
+        return records
 
     def entries(self) -> list[ManifestEntry]:
         return self.merged(self.catalogs())
@@ -241,11 +268,16 @@ class BackupStore:
         Returns what was copied (and what could not be)."""
         catalogs = self.catalogs()
         merged = {e.n: e for e in self.merged(catalogs)}
+        pruned = self.pruned(catalogs)
         copied = []
         for catalog in catalogs:
             if catalog.error:
                 copied.append(f"{catalog.location.name}: unreachable, left behind ({catalog.error})")
                 continue
+            for n, record in pruned.items():  # finish what retention started elsewhere
+                if n in catalog.entries or n not in catalog.pruned:
+                    self._prune_one(catalog.location, record)
+                    copied.append(f"{record.object}: pruned on {catalog.location.name}")
             for n, entry in merged.items():
                 if n in catalog.entries:
                     continue
@@ -258,6 +290,30 @@ class BackupStore:
                 except (StorageError, OSError, IntegrityError) as exc:
                     copied.append(f"{entry.object} -> {catalog.location.name} failed: {exc}")
         return copied
+
+    def prune(self, numbers: list[int]) -> list[str]:
+        """Remove entries chosen by retention, oldest first, from every location: pruned
+        record, then manifest entry, then object — a crash never leaves an entry pointing
+        at nothing, and the next run (or catch-up) finishes the job."""
+        catalogs = self.catalogs()
+        merged = {e.n: e for e in self.merged(catalogs)}
+        done = []
+        for n in sorted(numbers):
+            entry = merged.get(n)
+            if entry is None:
+                continue
+            record = PrunedRecord(n=n, entry_hash=entry.entry_hash, object=entry.object,
+                                  pruned_at=time.time_ns() // 1000)
+            for catalog in catalogs:
+                if not catalog.error:
+                    self._prune_one(catalog.location, record)
+            done.append(entry.object)
+        return done
+
+    def _prune_one(self, location: Location, record: PrunedRecord) -> None:
+        location.put_bytes(self.key(pruned_key(record.n)), msgspec.json.encode(record))
+        location.delete(self.key(entry_key(record.n)))
+        location.delete(self.key(record.object))
 
     def _copy_object(self, sources: list[Location], target: Location, entry: ManifestEntry) -> None:
         key = self.key(entry.object)
