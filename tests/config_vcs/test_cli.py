@@ -142,3 +142,18 @@ def test_watch_runs_until_sigterm_then_flushes_and_pushes(project, tmp_path):
     assert commit_count(work) == 3
     assert git("show", "HEAD:config.json", cwd=work) == '{"v": "edited just before shutdown"}'
     assert remote_head(usb) == local_head(work)
+
+
+def test_path_option_chooses_among_several_watched_directories(tmp_path, capsys):
+    one, two = tmp_path / "config", tmp_path / "strategies"
+    for work, name in ((one, "config.json"), (two, "s.py")):
+        write(work / name, "x")
+        Options().repo(work, create=True).commit_worktree()
+    cfg = tmp_path / "tv.toml"
+    cfg.write_text(f'[config_vcs]\npaths = ["{one}", "{two}"]\n')
+    assert cli("config", "log", "--json", "-c", str(cfg)) == 0
+    assert json.loads(capsys.readouterr().out)[0]["files"] == [{"path": "config.json", "change": "added"}]
+    assert cli("config", "log", "--json", "--path", "strategies", "-c", str(cfg)) == 0
+    assert json.loads(capsys.readouterr().out)[0]["files"] == [{"path": "s.py", "change": "added"}]
+    assert cli("config", "show", "HEAD:s.py", "--path", str(two), "-c", str(cfg)) == 0
+    assert capsys.readouterr().out == "x"

@@ -61,6 +61,12 @@ def test_every_kind_of_file_round_trips_through_plain_git(tmp_path):
     assert "ünï cödé.json" in files
     assert git("status", "--porcelain", cwd=work) == ""
     git("fsck", "--strict", cwd=work)
+    write(work / "config.json", '{"changed": true}')
+    repo = open_repo(work)
+    repo.commit_worktree()
+    assert "config.json" in git("diff", "--stat", "HEAD~1", "HEAD", cwd=work)
+    git("checkout", "HEAD~1", "--", "config.json", cwd=work)  # plain git restores files too
+    assert (work / "config.json").read_text() == "{}"
 
 
 def test_unchanged_content_produces_no_commit(tmp_path):

@@ -215,3 +215,25 @@ def test_non_ascii_binary_symlink_and_exec_files_are_committed_live(tmp_path, st
     git("fsck", "--strict", cwd=work)
 
 
+
+
+def test_in_place_checkout_while_watching_makes_exactly_one_restore_commit(tmp_path, start_history):
+    from config_vcs import history as config_history
+    from config_vcs.options import Options
+
+    work = tmp_path / "config"
+    write(work / "config.json", "v1")
+    write(work / "strategies" / "s.py", "v1")
+    watcher = start_history([work])
+    write(work / "config.json", "v2")
+    write(work / "strategies" / "s.py", "v2")
+    write(work / "strategies" / "extra.py", "new")
+    wait_for(lambda: commit_count(work) == 2, what="v2 commit")
+    repo = Options(host="test-host").repo(work, create=False)  # as the CLI process would
+    config_history.checkout(repo, rev="HEAD~1")
+    watcher.flush()
+    time.sleep(0.5)
+    watcher.flush()
+    assert commit_count(work) == 3
+    assert git("log", "-1", "--format=%s", cwd=work).startswith("config: restore all files to ")
+    assert (work / "config.json").read_text() == "v1" and not (work / "strategies" / "extra.py").exists()
