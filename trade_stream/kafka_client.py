@@ -30,6 +30,11 @@ from trade_stream.kafka_config import KafkaConfig
 TOPIC_ALREADY_EXISTS = 36
 
 
+def _seen(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class KafkaUnavailable(TradeStreamError):
     """The broker could not be reached or did not confirm in time (exit 1)."""
 
@@ -119,15 +124,23 @@ class Publisher:
 
     async def _submit(self, slot: tuple[str, int], builder: Any) -> None:
         assert self.producer is not None
-        self._submitted.append(await self.producer.send_batch(builder, slot[0], partition=slot[1]))
+        future = await self.producer.send_batch(builder, slot[0], partition=slot[1])
+        future.add_done_callback(_seen)  # a failure is reported by whoever waits, or by abort
+        self._submitted.append(future)
 
-    async def confirm(self) -> int:
-        """Hand over every open batch and wait until the broker confirmed all of them
-        (acks=all); raises when any failed. Returns the number of batches confirmed."""
+    async def submit(self) -> list[asyncio.Future]:
+        """Hand every open batch to the producer; the futures of all batches handed over
+        since the last call (they resolve when the broker confirmed them, acks=all)."""
         for slot, builder in list(self._open.items()):
             await self._submit(slot, builder)
         self._open.clear()
         submitted, self._submitted = self._submitted, []
+        return submitted
+
+    async def confirm(self) -> int:
+        """Submit and wait until the broker confirmed everything; raises when any batch
+        failed. Returns the number of batches confirmed."""
+        submitted = await self.submit()
         if submitted:
             await asyncio.gather(*submitted)
         return len(submitted)
@@ -156,7 +169,7 @@ class Publisher:
         producer, admin = self.producer, self.admin
         self.producer = self.admin = None
         self._open.clear()
-        submitted, self._submitted = self._submitted, []
+        self._submitted = []
         if producer is not None:
             accumulator = producer._message_accumulator  # noqa: SLF001 - aiokafka has no public abort
             batches = [b for queue in accumulator._batches.values() for b in queue]  # noqa: SLF001
@@ -170,10 +183,6 @@ class Publisher:
                 await asyncio.wait_for(producer.stop(), 5)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - best effort close
                 pass
-        await asyncio.sleep(0)  # let the failures reach the futures handed out
-        for future in submitted:
-            if future.done() and not future.cancelled():
-                future.exception()  # consumed: the checkpoint did not move past them
         if admin is not None:
             try:
                 await asyncio.wait_for(admin.close(), 5)

@@ -261,17 +261,32 @@ class KafkaSink:
 
     async def _catch_up(self, conn: sqlite3.Connection, publisher: Publisher, point: ckpt.Checkpoint,
                         result: SyncResult) -> None:
+        """Chunk by chunk; chunk k is confirmed (and checkpointed) while chunk k+1 is being
+        read and encoded, so the broker and the encoder work at the same time. The
+        producer still sends the batches of one partition strictly one after the other."""
         shapes = TableShapes(self.source.schema_at(conn, point.seq))
+        previous: tuple[list[asyncio.Future], int, int] | None = None
         for batch in self.source.batches(conn, point.seq, point.capture_id):
             for event in batch:
                 await self._publish(publisher, shapes, event, result)
-            await publisher.confirm()
-            result.published += len(batch)
-            point.seq = result.to_seq = batch[-1].seq
-            point.topics = sorted(t for t in publisher.known_topics if self._ours(t))
-            point.updated_at, point.last_error = ckpt.now_us(), ""
-            point.published_total += len(batch)
-            ckpt.save(self.path, point)
+            submitted = await publisher.submit()
+            if previous is not None:
+                await self._settle(publisher, point, result, *previous)
+            previous = (submitted, batch[-1].seq, len(batch))
+        if previous is not None:
+            await self._settle(publisher, point, result, *previous)
+
+    async def _settle(self, publisher: Publisher, point: ckpt.Checkpoint, result: SyncResult,
+                      submitted: list[asyncio.Future], seq: int, events: int) -> None:
+        """Wait for the broker's confirmation of one chunk, then move the checkpoint."""
+        if submitted:
+            await asyncio.gather(*submitted)
+        result.published += events
+        point.seq = result.to_seq = seq
+        point.topics = sorted(t for t in publisher.known_topics if self._ours(t))
+        point.updated_at, point.last_error = ckpt.now_us(), ""
+        point.published_total += events
+        ckpt.save(self.path, point)
 
     async def _publish(self, publisher: Publisher, shapes: TableShapes, event: ChangeEvent,
                        result: SyncResult) -> None:
