@@ -87,32 +87,23 @@ def format_message(
     return "\n".join(lines)
 
 
+_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f",
+            0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
+
+
 def display_path(path: bytes) -> str:
     """A path as git shows it with core.quotePath=false: UTF-8 as is, C-quoted when
     it holds control characters, quotes, backslashes or bytes that are not UTF-8."""
     try:
         text = path.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and not any(ch in '"\\' or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    except UnicodeDecodeError:  # octal escapes for every byte outside printable ASCII
+        return '"' + "".join(_escape(b) if b in _ESCAPES or not 32 <= b < 127 else chr(b) for b in path) + '"'
+    if not any(ord(ch) in _ESCAPES or ord(ch) < 32 or ord(ch) == 127 for ch in text):
         return text
-    out = []
-    escapes = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f",
-               0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
-    for byte in path:
-        if byte in escapes:
-            out.append(escapes[byte])
-        elif byte < 32 or byte >= 127:
-            out.append(f"\\{byte:03o}")
-        else:
-            out.append(chr(byte))
-    if text is not None:
-        # valid UTF-8: keep the printable non-ASCII characters readable
-        out = []
-        for ch in text:
-            code = ord(ch)
-            if code < 128 and (code in escapes or code < 32 or code == 127):
-                out.append(escapes.get(code, f"\\{code:03o}"))
-            else:
-                out.append(ch)
-    return '"' + "".join(out) + '"'
+    return '"' + "".join(
+        _escape(ord(ch)) if ord(ch) in _ESCAPES or ord(ch) < 32 or ord(ch) == 127 else ch for ch in text
+    ) + '"'
+
+
+def _escape(byte: int) -> str:
+    return _ESCAPES.get(byte, f"\\{byte:03o}")
