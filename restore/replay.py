@@ -46,6 +46,7 @@ class RestoreResult:
     incrementals: list[str]
     tables: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
+    config: list[dict[str, Any]] = field(default_factory=list)  # configuration restored beside it
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

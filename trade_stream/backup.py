@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from trade_stream import manifest as mf
 from trade_stream.capture_sqlite import CHANGES, SqliteCapture, SyncReport
@@ -82,7 +82,11 @@ class BackupEngine:
         threads: int = -1,
         use_wal: bool = True,
         progress: Progress = no_progress,
+        annotate: Callable[[], dict[str, str]] | None = None,
     ) -> None:
+        """``annotate`` returns what to record beside each backup (the live config commit
+        of each watched directory), so data and configuration share restore points."""
+        self.annotate = annotate
         self.db = db
         self.store = store
         self.capture = SqliteCapture(db)
@@ -129,10 +133,16 @@ class BackupEngine:
             capture_id=capture_id, extra=extra or {},
         )
 
-    def _encryption_fields(self, plain_size: int, plain_sha: str) -> dict[str, Any]:
-        if not self.store.cipher.enabled:
-            return {}
-        return {"encryption": AGE, "plain_bytes": plain_size, "plain_sha256": plain_sha}
+    def _extra_fields(self, plain_size: int, plain_sha: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.annotate is not None:
+            try:
+                fields["config"] = self.annotate()
+            except Exception as exc:  # noqa: BLE001 - a config problem must not stop a backup
+                self.warnings.append(f"could not record the config commit: {exc}")
+        if self.store.cipher.enabled:
+            fields.update(encryption=AGE, plain_bytes=plain_size, plain_sha256=plain_sha)
+        return fields
 
     def _publish(self, entry: mf.ManifestEntry, stored_in: list[str], failed: dict[str, str]) -> list[str]:
         stored = self.store.publish(entry, stored_in)
@@ -223,7 +233,7 @@ class BackupEngine:
                 n=n, kind=mf.FULL, object=key, source=self.store.source, capture_id=info["capture_id"],
                 after_seq=seq, first_seq=seq, last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts,
                 count=sum(counts.values()), bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=counts, **self._encryption_fields(plain_size, plain_sha),
+                created_at=now_us(), tables=counts, **self._extra_fields(plain_size, plain_sha),
             ),
             entries[-1] if entries else None,
         )
@@ -312,7 +322,7 @@ class BackupEngine:
                 n=n, kind=mf.INCREMENTAL, object=key, source=self.store.source, capture_id=capture_id,
                 after_seq=covered, first_seq=first_seq or upto, last_seq=upto, first_ts=first_ts,
                 last_ts=last_ts, count=count, bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=per_table, **self._encryption_fields(plain_size, plain_sha),
+                created_at=now_us(), tables=per_table, **self._extra_fields(plain_size, plain_sha),
             ),
             entries[-1],
         )

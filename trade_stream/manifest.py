@@ -37,6 +37,7 @@ class ManifestEntry(msgspec.Struct, frozen=True, kw_only=True):
     schema_hash: str
     created_at: int  # microseconds since the epoch, UTC
     tables: dict[str, int] = msgspec.field(default_factory=dict)  # rows per table at last_seq
+    config: dict[str, str] = msgspec.field(default_factory=dict)  # watched dir -> live config commit
     encryption: str = ""  # "age" when the stored object is encrypted
     plain_bytes: int = 0  # size and SHA-256 of the container before encryption
     plain_sha256: str = ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -91,11 +93,15 @@ def backups_list(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
     if as_json:
         print_json(rows)
         return
-    table = Table("#", "kind", "seq", "time", "rows/events", "bytes", "locations")
+    table = Table("#", "kind", "seq", "time (UTC)", "rows/events", "bytes", "locations", "config")
+    def short(ts: int | None) -> str:
+        return _ts(ts)[5:19].replace("T", " ") if ts else "-"
+
     for r in rows:
         seqs = f"{r['first_seq']}" if r["kind"] == "full" else f"{r['after_seq'] + 1}..{r['last_seq']}"
-        times = _ts(r["first_ts"]) if r["kind"] == "full" else f"{_ts(r['first_ts'])} .. {_ts(r['last_ts'])}"
-        table.add_row(str(r["n"]), r["kind"], seqs, times, f"{r['count']:,}", f"{r['bytes']:,}", ", ".join(r["locations"]))
+        times = short(r["first_ts"]) if r["kind"] == "full" else f"{short(r['first_ts'])}..{short(r['last_ts'])[6:]}"
+        config = " ".join(sha[:8] for sha in (r.get("config") or {}).values()) or "-"
+        table.add_row(str(r["n"]), "full" if r["kind"] == "full" else "incr", seqs, times, f"{r['count']:,}", f"{r['bytes']:,}", ", ".join(r["locations"]), config)
     stdout.print(table if rows else "no backups yet")
 
 
@@ -171,8 +177,8 @@ def restore(
         if not chosen:
             raise BadInputError(f"--from {from_}: no such location (have: {', '.join(l.name for l in store.locations)})")
         store.locations = chosen
-    if config_to is not None:
-        raise BadInputError("--config-to needs configuration history, which this version does not have yet")
+    if config_to is not None and not settings.config_vcs.paths:
+        raise BadInputError("--config-to: no [config_vcs] paths are configured")
     plan = plan_restore(store.entries(), target)
     if dry_run:
         info = {
@@ -190,6 +196,14 @@ def restore(
         return
     with progress_display(not as_json) as progress:
         result = restore_sqlite(store, plan, target_db, force=force, progress=progress)
+    if config_to is not None:
+        from config_vcs.history import export_config_at
+        from tradevault.config_commands import options_from
+
+        moment = datetime.fromtimestamp((target.ts or result.last_ts or time.time_ns() // 1000) / 1e6, tz=timezone.utc)
+        exported = export_config_at(settings.config_vcs.paths, moment, config_to, options_from(settings))
+        result.config = [{"path": str(e.watched), "to": str(e.target), "commit": e.commit, "files": e.files}
+                         for e in exported]
     if as_json:
         print_json(result.to_json())
     else:
@@ -197,31 +211,36 @@ def restore(
             f"restored {result.target}: seq {result.last_seq} ({_ts(result.last_ts)}), {result.rows:,} rows, "
             f"{result.events:,} events replayed from {1 + len(result.incrementals)} object(s), {result.seconds:.2f} s"
         )
+        for item in result.config:
+            where = f"commit {item['commit'][:10]}" if item["commit"] else "no history at that time"
+            stdout.print(f"config {item['path']} -> {item['to']}: {where}, {item['files']} files")
 
 
 @app.command("status")
 def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Capture lag, last full/incremental backup, locations health."""
+    """Capture lag, last backups and jobs, unpushed config commits, locations health."""
+    from tradevault.agent_state import read_live_state
+    from tradevault.status_view import render_status
+
     settings = settings_for(ctx, config)
     db = wiring.database(settings)
     info = source_status(db, wiring.store(settings, db))
+    info["agent"] = read_live_state(Path(settings.agent.state_dir))
+    if info["agent"] is None and settings.config_vcs.paths:
+        from config_vcs.service import offline_status
+        from tradevault.config_commands import options_from
+
+        try:
+            info["config"] = offline_status(settings.config_vcs.paths, settings.config_vcs.remotes,
+                                            options_from(settings))
+        except Exception as exc:  # noqa: BLE001 - status must always answer
+            info["config"] = {"error": str(exc)}
+    elif info["agent"] is not None:
+        info["config"] = info["agent"].get("config")
     if as_json:
         print_json(info)
         return
-    cap = info["capture"]
-    stdout.print(f"database: {info['database']} (source {info['source']!r})")
-    if cap["installed"]:
-        stdout.print(f"capture: seq {cap['last_seq']}, {cap['pending_events']:,} events not yet backed up, "
-                     f"lag {cap['lag_seconds']:.1f} s")
-    else:
-        stdout.print("capture: not installed (run `tradevault backup full`)")
-    for label, key in (("last full", "last_full"), ("last incremental", "last_incremental")):
-        entry = info[key]
-        stdout.print(f"{label}: " + (f"#{entry['n']} seq {entry['last_seq']} at {_ts(entry['last_ts'])}" if entry else "none"))
-    for loc in info["locations"]:
-        state = "ok" if loc["ok"] else f"PROBLEM: {loc['error']}"
-        behind = f", {loc['behind']} behind" if loc["behind"] else ""
-        stdout.print(f"location {loc['name']} ({loc['url']}): {loc['entries']} entries{behind}, {state}")
+    stdout.print(render_status(info))
 
 
 @app.command("init")
@@ -271,8 +290,9 @@ def demo(
 
 
 def _register() -> None:
-    from tradevault import config_commands
+    from tradevault import agent_commands, config_commands
 
+    app.command("agent")(agent_commands.agent)
     app.add_typer(config_commands.app, name="config", help="Configuration history (git).")
 
 

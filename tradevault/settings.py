@@ -65,10 +65,38 @@ class LocationSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    full: str = "0 3 * * *"
-    incremental: float = 30.0
+    full: str = "0 3 * * *"  # cron, agent's local time (or ``timezone``)
+    incremental: float = 30.0  # seal captured changes at least this often
+    incremental_max_events: int = 100_000  # ... or as soon as this many are pending
+    quiet_hours: list[str] = Field(default_factory=list)  # e.g. ["Mon-Fri 08:00-22:00"]
+    timezone: str = ""  # for ``full`` and ``quiet_hours``; empty = the machine's
+    verify: str = "0 4 * * 0"  # cron; "" = never
+    drill: bool = True  # a restore drill after every scheduled full backup
+    retention: float = 3600.0  # how often retention runs
 
-    _incremental = field_validator("incremental", mode="before")(parse_duration)
+    _durations = field_validator("incremental", "retention", mode="before")(parse_duration)
+
+
+class RetentionSettings(_Section):
+    keep_full: int = 7
+    pitr: float = 7 * 86400.0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+
+    _pitr = field_validator("pitr", mode="before")(parse_duration)
+
+
+class AgentSettings(_Section):
+    state_dir: str = ".tradevault"  # agent state (status, last jobs); relative to the working directory
+    log_format: str = "text"  # text | json
+    stop_timeout: float = 30.0  # at SIGTERM: how long pending config pushes may take
+
+    _stop = field_validator("stop_timeout", mode="before")(parse_duration)
+
+
+class MetricsSettings(_Section):
+    listen: str = ""  # e.g. "127.0.0.1:9464"; empty = no Prometheus endpoint
 
 
 class BackupSettings(_Section):
@@ -120,6 +148,9 @@ class Settings(BaseSettings):
     )
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     config_vcs: ConfigVcsSettings = Field(default_factory=ConfigVcsSettings)

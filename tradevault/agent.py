@@ -1,0 +1,252 @@
+"""``tradevault agent``: the one long-running process next to the trading bot.
+
+It composes the domain packages and holds no domain logic: configuration history
+(config_vcs), continuous sealing of captured changes, scheduled full backups (cron, quiet
+hours), retention, verify and restore drills (trade_stream, restore). Every job runs in
+the main loop, one at a time; config history runs in its own threads. SIGTERM/SIGINT
+end the loop: pending changes are sealed and stored, pending commits pushed (bounded
+wait), then the process exits 0. After SIGKILL, the next start continues from the
+stored chain: the change log is pruned only after its events are stored everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from restore.drill import restore_drill
+from restore.verify import verify_store
+from trade_stream.backup import BackupEngine, chain_position
+from trade_stream.capture_sqlite import CHANGES, SqliteCapture
+from trade_stream.manifest import FULL
+from trade_stream.retention import RetentionPolicy, plan_retention
+from tradevault import wiring
+from tradevault.agent_state import write_state
+from tradevault.metrics import Metrics
+from tradevault.scheduler import check_cron, next_cron, next_full, parse_window, zone
+from tradevault.settings import Settings
+
+log = logging.getLogger("tradevault.agent")
+TICK = 0.25
+
+
+def config_heads(paths: list[Path]) -> dict[str, str]:
+    """The commit each watched directory is at (what a restore point's config is)."""
+    from dulwich.errors import NotGitRepository
+    from dulwich.repo import Repo
+
+    heads = {}
+    for path in paths:
+        try:
+            repo = Repo(str(path))
+        except (NotGitRepository, OSError):
+            continue
+        try:
+            heads[str(Path(path).absolute())] = repo.head().decode()
+        except KeyError:
+            pass
+        finally:
+            repo.close()
+    return heads
+
+
+class Agent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        schedule = settings.schedule
+        check_cron(schedule.full)
+        if schedule.verify:
+            check_cron(schedule.verify)
+        self.tz = zone(schedule.timezone)
+        self.quiet = [parse_window(w) for w in schedule.quiet_hours]
+        self.stop_event = threading.Event()
+        self.db = wiring.database(settings)
+        self.db.require_exists()
+        self.store = wiring.store(settings, self.db)
+        paths = [Path(p) for p in settings.config_vcs.paths]
+        self.engine = BackupEngine(self.db, self.store, work_dir=settings.work_dir,
+                                   level=settings.backup.compression_level, use_wal=settings.database.sqlite_wal,
+                                   annotate=lambda: config_heads(paths))
+        self.capture = SqliteCapture(self.db)
+        self.policy = RetentionPolicy(settings.retention.keep_full, settings.retention.pitr,
+                                      settings.retention.keep_daily, settings.retention.keep_weekly,
+                                      settings.retention.keep_monthly)
+        self.state_dir = Path(settings.agent.state_dir)
+        self.metrics = Metrics(settings.metrics.listen)
+        self.history: Any = None
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, int] = {}
+        self.retry_at: dict[str, float] = {}
+        self.position: int | None = None
+        self.next: dict[str, float] = {}
+        self.started = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        self.stop_event.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        log.info("agent starting (pid %d) for %s", os.getpid(), self.settings.database.url)
+        self._start_config_history()
+        entries = self.store.entries()
+        if not any(e.kind == FULL for e in entries):
+            self._job("full", self.engine.full, announce="no full backup yet: taking one now")
+        self.position = chain_position(self.store.entries())
+        self._plan_next()
+        last_seal = time.monotonic()
+        last_state = 0.0
+        conn = self.db.connect(readonly=True)
+        try:
+            while not self.stop_event.is_set():
+                now = time.time()
+                pending, oldest_ts = self._pending(conn)
+                schema_changed = self.capture.needs_sync(conn)
+                due_seal = time.monotonic() - last_seal >= self.settings.schedule.incremental
+                if schema_changed or (pending and (due_seal or pending >= self.settings.schedule.incremental_max_events)):
+                    if self._job("incremental", self.engine.incremental):
+                        last_seal = time.monotonic()
+                if now >= self.next["full"]:
+                    if self._job("full", self.engine.full) and self.settings.schedule.drill:
+                        self._job("drill", lambda: restore_drill(self.engine, self.settings.work_dir))
+                    self._job("retention", self._retention)
+                    self.next["full"] = self._next_full_after(now)
+                if self.settings.schedule.verify and now >= self.next["verify"]:
+                    self._job("verify", self._verify)
+                    self.next["verify"] = next_cron(self.settings.schedule.verify, self._local(now)).timestamp()
+                if now >= self.next["retention"]:
+                    self._job("retention", self._retention)
+                    self.next["retention"] = now + self.settings.schedule.retention
+                if now - last_state >= 1.0:
+                    self._write_state(pending, oldest_ts)
+                    last_state = now
+                self.stop_event.wait(TICK)
+        finally:
+            conn.close()
+        return self._shutdown()
+
+    def _shutdown(self) -> int:
+        log.info("agent stopping: sealing pending changes and pushing pending commits")
+        self._job("incremental", self.engine.incremental)
+        if self.history is not None:
+            try:
+                self.history.stop(flush=True, timeout=self.settings.agent.stop_timeout)
+            except Exception as exc:  # noqa: BLE001 - report, still exit cleanly
+                log.error("config history did not stop cleanly: %s", exc)
+        self._write_state(0, None, stopped=True)
+        self.metrics.close()
+        log.info("agent stopped")
+        return 0
+
+    def _start_config_history(self) -> None:
+        if not self.settings.config_vcs.paths:
+            return
+        from tradevault.config_commands import history_service
+
+        self.history = history_service(self.settings)
+        self.history.start()
+        log.info("watching configuration in %s", ", ".join(str(p) for p in self.settings.config_vcs.paths))
+
+    # -- scheduling --------------------------------------------------------------------------
+    def _local(self, now: float) -> datetime:
+        return datetime.fromtimestamp(now, tz=self.tz) if self.tz else datetime.fromtimestamp(now).astimezone()
+
+    def _next_full_after(self, now: float) -> float:
+        return next_full(self.settings.schedule.full, self._local(now), self.quiet, self.tz).timestamp()
+
+    def _plan_next(self) -> None:
+        now = time.time()
+        self.next = {"full": self._next_full_after(now), "retention": now}
+        self.next["verify"] = (next_cron(self.settings.schedule.verify, self._local(now)).timestamp()
+                               if self.settings.schedule.verify else float("inf"))
+
+    def _pending(self, conn: sqlite3.Connection) -> tuple[int, int | None]:
+        """Events captured but not yet stored, and the commit time of the oldest one."""
+        try:
+            last = self.capture.last_seq(conn)
+            position = self.position or 0
+            if last <= position:
+                return 0, None
+            row = conn.execute(f"SELECT ts FROM {CHANGES} WHERE seq > ? ORDER BY seq LIMIT 1", (position,)).fetchone()
+            return last - position, row[0] if row else None
+        except sqlite3.Error:
+            return 0, None
+
+    # -- jobs -------------------------------------------------------------------------------
+    def _job(self, name: str, fn: Callable[[], Any], announce: str = "") -> bool:
+        if time.monotonic() < self.retry_at.get(name, 0.0):
+            return False
+        if announce:
+            log.info(announce)
+        began = time.time()
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - one failed job must not stop the agent
+            failures = self.failures[name] = self.failures.get(name, 0) + 1
+            delay = min(300.0, 2.0 ** failures)
+            self.retry_at[name] = time.monotonic() + delay
+            self.jobs[name] = {**self.jobs.get(name, {}), "ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                               "failed_at": began, "retry_in": delay}
+            self.metrics.job_failed(name, exc)
+            log.error("%s failed (retry in %.0f s): %s", name, delay, exc)
+            return False
+        self.failures.pop(name, None)
+        summary = result.to_json() if hasattr(result, "to_json") else (result or {})
+        if name == "incremental" and summary.get("last_seq") is not None:
+            self.position = int(summary["last_seq"])
+        elif name in ("full", "drill"):  # a drill seals too
+            self.position = chain_position(self.store.entries())
+        ok = bool(summary.get("ok", True))
+        self.jobs[name] = {"ok": ok, "at": began, "seconds": round(time.time() - began, 3),
+                           **{k: summary.get(k) for k in ("first_seq", "last_seq", "count", "bytes", "skipped",
+                                                          "restore_seconds", "seq", "mismatches", "problems",
+                                                          "deleted", "warnings", "objects_checked") if k in summary}}
+        for warning in summary.get("warnings") or []:
+            log.warning("%s: %s", name, warning)
+        if name != "incremental" or not summary.get("skipped"):
+            log.info("%s done: %s", name, {k: v for k, v in self.jobs[name].items() if v not in (None, [], "")})
+        self.metrics.job_ok(name, time.time(), int(summary.get("bytes") or 0))
+        if name == "drill":
+            self.metrics.set("drill_seconds", summary.get("restore_seconds") or 0)
+        return ok
+
+    def _verify(self) -> dict[str, Any]:
+        report = verify_store(self.store)
+        return report.to_json()
+
+    def _retention(self) -> dict[str, Any]:
+        entries = self.store.entries()
+        plan = plan_retention(entries, self.policy, time.time_ns() // 1000)
+        deleted = self.store.prune(plan.delete) if plan.delete else []
+        return {"deleted": deleted, "kept": len(plan.keep)}
+
+    # -- state -----------------------------------------------------------------------------
+    def _write_state(self, pending: int, oldest_ts: int | None, stopped: bool = False) -> None:
+        now = time.time()
+        state: dict[str, Any] = {
+            "pid": os.getpid(), "started": self.started, "updated": now, "stopped": stopped,
+            "database": self.settings.database.url, "source": self.store.source,
+            "lag_events": pending,
+            "lag_seconds": round(now - oldest_ts / 1e6, 3) if oldest_ts else 0.0,
+            "jobs": self.jobs,
+            "next": {k: v for k, v in self.next.items() if v != float("inf")},
+        }
+        if self.history is not None:
+            try:
+                state["config"] = self.history.status()
+            except Exception as exc:  # noqa: BLE001
+                state["config"] = {"error": str(exc)}
+        self.metrics.set("lag_events", pending)
+        self.metrics.set("lag_seconds", state["lag_seconds"])
+        try:
+            write_state(self.state_dir, state)
+        except OSError as exc:
+            log.warning("cannot write agent state to %s: %s", self.state_dir, exc)

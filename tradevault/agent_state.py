@@ -1,0 +1,47 @@
+"""The running agent's state file: what ``status`` shows while the agent runs.
+
+Written atomically (temp + fsync + rename) after every job and every few seconds;
+``read_live_state`` only trusts it while the process that wrote it is alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "agent.json"
+
+
+def write_state(state_dir: Path, state: dict[str, Any]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    final = state_dir / STATE_FILE
+    temp = state_dir / f".{STATE_FILE}.tmp"
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=2, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, final)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_live_state(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not _alive(int(state.get("pid", 0))) or state.get("stopped"):
+        return None
+    state["age_seconds"] = round(time.time() - float(state.get("updated", 0)), 1)
+    return state

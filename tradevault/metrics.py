@@ -1,0 +1,43 @@
+"""Prometheus metrics of the agent (off unless ``[metrics] listen`` is set)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Metrics:
+    def __init__(self, listen: str) -> None:
+        self.enabled = bool(listen)
+        if not self.enabled:
+            return
+        from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+        self.registry = CollectorRegistry()
+        self.lag_seconds = Gauge("tradevault_capture_lag_seconds", "Age of the oldest change not yet stored", registry=self.registry)
+        self.lag_events = Gauge("tradevault_capture_lag_events", "Changes captured but not yet stored", registry=self.registry)
+        self.last_success = Gauge("tradevault_last_success_timestamp_seconds", "Last successful run per job",
+                                  ["job"], registry=self.registry)
+        self.bytes_written = Counter("tradevault_bytes_written_total", "Bytes of backup objects stored",
+                                     ["kind"], registry=self.registry)
+        self.errors = Counter("tradevault_errors_total", "Job failures", ["job", "kind"], registry=self.registry)
+        self.drill_seconds = Gauge("tradevault_drill_restore_seconds", "Restore time of the last drill", registry=self.registry)
+        host, _, port = listen.rpartition(":")
+        self.server, self.thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
+
+    def job_ok(self, job: str, when: float, written: int = 0) -> None:
+        if self.enabled:
+            self.last_success.labels(job).set(when)
+            if written:
+                self.bytes_written.labels(job).inc(written)
+
+    def job_failed(self, job: str, exc: BaseException) -> None:
+        if self.enabled:
+            self.errors.labels(job, type(exc).__name__).inc()
+
+    def set(self, name: str, value: Any) -> None:
+        if self.enabled:
+            getattr(self, name).set(value)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.server.shutdown()

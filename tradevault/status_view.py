@@ -1,0 +1,76 @@
+"""``tradevault status`` for humans: one table, green / yellow / red at a glance."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.table import Table
+
+from restore.planner import format_ts
+
+GREEN, YELLOW, RED = "[green]ok[/]", "[yellow]warn[/]", "[red]PROBLEM[/]"
+
+
+def _age(ts_us: int | None) -> str:
+    if not ts_us:
+        return "never"
+    seconds = time.time() - ts_us / 1e6
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def render_status(info: dict[str, Any]) -> Table:
+    table = Table("what", "state", "detail", title=f"tradevault — {info['database']}", title_justify="left")
+    agent = info.get("agent")
+    if agent:
+        table.add_row("agent", GREEN, f"running, pid {agent['pid']}, state {agent['age_seconds']:.0f}s old")
+        lag = agent.get("lag_seconds") or 0.0
+        table.add_row("capture lag", GREEN if lag < 120 else YELLOW if lag < 900 else RED,
+                      f"{agent.get('lag_events', 0):,} events, oldest {lag:.1f} s (not yet in every location)")
+        for name, job in sorted((agent.get("jobs") or {}).items()):
+            state = GREEN if job.get("ok") else RED
+            when = job.get("at") or job.get("failed_at")
+            detail = job.get("error") or ", ".join(
+                f"{k} {v}" for k, v in job.items() if k in ("last_seq", "count", "bytes", "restore_seconds", "seconds") and v is not None
+            )
+            table.add_row(f"job {name}", state, f"{_age(int(when * 1e6)) if when else ''}: {detail}")
+        for name, when in sorted((agent.get("next") or {}).items()):
+            table.add_row(f"next {name}", "", format_ts(int(when * 1e6)))
+    else:
+        capture = info["capture"]
+        if capture.get("installed"):
+            lag = capture.get("lag_seconds") or 0.0
+            table.add_row("agent", YELLOW, "not running: changes are stored only when you run `backup incremental`")
+            table.add_row("capture lag", GREEN if lag < 120 else YELLOW if lag < 3600 else RED,
+                          f"{capture['pending_events']:,} events not yet stored, oldest {lag:.1f} s")
+        else:
+            table.add_row("capture", RED, "not installed: run `tradevault backup full` or start the agent")
+    for label, key in (("last full", "last_full"), ("last incremental", "last_incremental")):
+        entry = info.get(key)
+        if entry:
+            table.add_row(label, GREEN, f"#{entry['n']} seq {entry['last_seq']}, {_age(entry['last_ts'] or entry['created_at'])}")
+        else:
+            table.add_row(label, RED if key == "last_full" else YELLOW, "none")
+    for loc in info.get("locations", []):
+        state = GREEN if loc["ok"] and not loc["behind"] else (YELLOW if loc["ok"] else RED)
+        behind = f", {loc['behind']} behind" if loc["behind"] else ""
+        table.add_row(f"location {loc['name']}", state, f"{loc['url']}: {loc['entries']} entries{behind} {loc['error']}".strip())
+    config = info.get("config")
+    if isinstance(config, dict) and config.get("error"):
+        table.add_row("config history", RED, config["error"])
+    for repo in config if isinstance(config, list) else []:
+        head = (repo.get("head") or "")[:10] or "no commits"
+        table.add_row(f"config {repo.get('path')}", RED if repo.get("last_error") else GREEN, f"head {head}")
+        for name, remote in (repo.get("remotes") or {}).items():
+            bad = remote.get("diverged") or remote.get("last_error")
+            state = RED if remote.get("diverged") else YELLOW if bad or remote.get("unpushed") else GREEN
+            detail = f"{remote.get('unpushed', 0)} unpushed"
+            if remote.get("diverged"):
+                detail += ", DIVERGED (someone else pushed there)"
+            if remote.get("last_error"):
+                detail += f", last error: {remote['last_error']}"
+            table.add_row(f"  remote {name}", state, detail)
+    return table
