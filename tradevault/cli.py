@@ -170,9 +170,10 @@ def restore(
     target = Target(seq=seq, ts=parse_time(at) if at is not None else None)
     target_db = DatabaseService(to)
     store = wiring.store(settings)
+    if from_ == "kafka":
+        _restore_from_kafka(settings, store, target_db, target, to, dry_run, force, as_json)
+        return
     if from_ is not None:
-        if from_ == "kafka":
-            raise BadInputError("--from kafka needs the Kafka sink, which this version does not have yet")
         chosen = [loc for loc in store.locations if loc.name == from_]
         if not chosen:
             raise BadInputError(f"--from {from_}: no such location (have: {', '.join(l.name for l in store.locations)})")
@@ -214,6 +215,29 @@ def restore(
         for item in result.config:
             where = f"commit {item['commit'][:10]}" if item["commit"] else "no history at that time"
             stdout.print(f"config {item['path']} -> {item['to']}: {where}, {item['files']} files")
+
+
+def _restore_from_kafka(settings, store, target_db: DatabaseService, target: Target, to: str,
+                        dry_run: bool, force: bool, as_json: bool) -> None:
+    from restore.kafka_replay import restore_from_kafka
+    from trade_stream.kafka_config import KafkaConfig
+
+    if target.seq is not None or target.ts is not None:
+        raise BadInputError("--from kafka restores the latest state only (no --at / --seq)")
+    config = KafkaConfig.from_settings(settings.kafka)
+    if not config.enabled:
+        raise BadInputError("--from kafka: [kafka] bootstrap_servers is not configured")
+    if dry_run:
+        print_json({"dry_run": True, "target": to, "from": "kafka",
+                    "topics": f"{config.topic_prefix}.{store.source}.*"})
+        return
+    with progress_display(not as_json) as progress:
+        result = restore_from_kafka(config, store.source, target_db, store=store, force=force, progress=progress)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        stdout.print(f"restored {result.target} from Kafka: seq {result.last_seq}, {result.rows:,} rows, "
+                     f"{result.events:,} records read, {result.seconds:.2f} s")
 
 
 @app.command("status")
@@ -290,8 +314,9 @@ def demo(
 
 
 def _register() -> None:
-    from tradevault import agent_commands, config_commands
+    from tradevault import agent_commands, config_commands, kafka_commands
 
+    app.add_typer(kafka_commands.app, name="kafka", help="The Kafka sink: sync, check, status.")
     app.command("agent")(agent_commands.agent)
     app.add_typer(config_commands.app, name="config", help="Configuration history (git).")
 

@@ -110,8 +110,21 @@ class EncryptionSettings(_Section):
 
 
 class KafkaSettings(_Section):
-    bootstrap_servers: str = ""
+    bootstrap_servers: str = ""  # empty = Kafka sink off
     topic_prefix: str = "tradevault"
+    partitions: int = 1
+    replication_factor: int = 1
+    compression: str = "lz4"
+    linger_ms: int = 5
+    batch_bytes: int = 524288
+    max_request_bytes: int = 8388608
+    chunk_events: int = 20000
+    timeout: float = 30.0
+    sync_interval: float = 1.0
+    state_dir: str = ""  # checkpoint file; default: next to the database
+    client_id: str = "tradevault"
+
+    _durations = field_validator("timeout", "sync_interval", mode="before")(parse_duration)
 
 
 class ConfigVcsSettings(_Section):
