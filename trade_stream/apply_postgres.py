@@ -1,0 +1,229 @@
+"""Loading rows and applying change events into a PostgreSQL target (restore), fast and
+checked.
+
+* Tables are created without their primary key; rows are bulk-loaded with COPY (text
+  format: psycopg writes each Python value in PostgreSQL's input syntax, the server parses
+  it by the column's type, so a str is equally right for json, interval or date); then
+  ``finish_table`` adds the primary key, secondary indexes, defaults and sequences, which
+  is much faster than maintaining them row by row.
+* Events are applied like on SQLite: consecutive events of one table and operation become
+  one ``executemany`` (pipelined, prepared); every parameter carries an explicit cast to
+  the column's type; every update and delete must hit exactly one row, and an insert that
+  collides is a divergence too: replay stops with an IntegrityError.
+* A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it
+  refill it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from trade_stream.errors import IntegrityError
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.postgres_database import post_load
+from trade_stream.postgres_types import base_name
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+
+if TYPE_CHECKING:
+    import psycopg
+
+ValueMap = Callable[[list[Any]], list[Any]]
+
+
+def cast_type(declared: str) -> str:
+    """The declared type without typmods (a cast must never round or truncate)."""
+    name, is_array = base_name(declared)
+    return name + ("[]" if is_array else "")
+
+
+def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bool) -> None:
+    cols = []
+    for c in table.columns:
+        cols.append(f"{quote_ident(c.name)} {c.declared}{'' if c.nullable else ' NOT NULL'}")
+    if with_key and table.primary_key:
+        cols.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in table.primary_key)})")
+    conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({', '.join(cols)})")
+
+
+def add_primary_key(conn: "psycopg.Connection", table: TableSchema) -> None:
+    if table.primary_key:
+        keys = ", ".join(quote_ident(k) for k in table.primary_key)
+        conn.execute(f"ALTER TABLE {quote_ident(table.name)} ADD PRIMARY KEY ({keys})")
+
+
+def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
+    """Indexes, defaults, identity and serial columns, recorded by the source (after data)."""
+    extra = post_load(table)
+    name = quote_ident(table.name)
+    for statement in extra.get("indexes", []):
+        conn.execute(statement)
+    for column, expr in extra.get("defaults", {}).items():
+        conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET DEFAULT {expr}")
+    for column, kind in extra.get("identity", {}).items():
+        how = "ALWAYS" if kind == "a" else "BY DEFAULT"
+        conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} ADD GENERATED {how} AS IDENTITY")
+    for column, seq in extra.get("serial", {}).items():
+        conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(seq)} OWNED BY {name}.{quote_ident(column)}")
+        conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} "
+                     f"SET DEFAULT nextval('{quote_ident(seq)}'::regclass)")
+
+
+def set_sequences(conn: "psycopg.Connection", table: TableSchema) -> None:
+    """Sequences are not part of the change stream: set each one past the restored maximum."""
+    extra = post_load(table)
+    name = quote_ident(table.name)
+    for column in list(extra.get("identity", {})) + list(extra.get("serial", {})):
+        col = quote_ident(column)
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence(%s, %s), coalesce(max({col}), 0) + 1, false) FROM {name}",
+            (quote_ident(table.name), column),
+        )
+
+
+class TableLoader:
+    """COPY rows into tables, one COPY per run of rows of the same table."""
+
+    def __init__(self, conn: "psycopg.Connection") -> None:
+        self.conn = conn
+        self._cursor: Any = None
+        self._copy_cm: Any = None
+        self._copy: Any = None
+        self.table = ""
+        self.rows = 0
+
+    def write(self, table: TableSchema, rows: Iterable[Any]) -> None:
+        if table.name != self.table:
+            self.close()
+            cols = ", ".join(quote_ident(c) for c in table.column_names)
+            self._cursor = self.conn.cursor()
+            self._copy_cm = self._cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) FROM STDIN")
+            self._copy = self._copy_cm.__enter__()
+            self.table = table.name
+        write_row = self._copy.write_row
+        for row in rows:
+            write_row(row)
+            self.rows += 1
+
+    def close(self) -> None:
+        if self._copy_cm is not None:
+            cm, self._copy_cm, self._copy = self._copy_cm, None, None
+            cm.__exit__(None, None, None)
+            self._cursor.close()
+        self.table = ""
+
+    def abort(self) -> None:
+        if self._copy_cm is not None:
+            cm, self._copy_cm, self._copy = self._copy_cm, None, None
+            try:
+                cm.__exit__(IntegrityError, IntegrityError("aborted"), None)
+            except Exception:  # noqa: BLE001 - the transaction is rolled back anyway
+                pass
+        self.table = ""
+
+
+class PostgresApplier:
+    """Applies events in order; the caller owns the transaction. ``convert`` maps a target
+    table to (key mapper, row mapper) turning stream values into target values (none for a
+    PostgreSQL source; ``type_mapping`` for a SQLite one); ``map_schema`` maps the table
+    description of a SCHEMA event to the target dialect."""
+
+    def __init__(self, conn: "psycopg.Connection", schema: DatabaseSchema,
+                 convert: Callable[[TableSchema], tuple[ValueMap, ValueMap]] | None = None,
+                 map_schema: Callable[[TableSchema], TableSchema] | None = None) -> None:
+        self.conn = conn
+        self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
+        self.convert = convert
+        self.map_schema = map_schema
+        self._sql: dict[tuple[str, str], str] = {}
+        self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
+        self.applied = 0
+
+    def _statement(self, table: str, op: str) -> str:
+        cached = self._sql.get((table, op))
+        if cached:
+            return cached
+        schema = self.tables.get(table)
+        if schema is None:
+            raise IntegrityError(f"replay: event for unknown table {table!r}")
+        name = quote_ident(table)
+        types = {c.name: cast_type(c.declared) for c in schema.columns}
+        cols = [quote_ident(c) for c in schema.column_names]
+        values = [f"%s::{types[c]}" for c in schema.column_names]
+        where = " AND ".join(f"{quote_ident(k)} = %s::{types[k]}" for k in schema.primary_key)
+        if op in (INSERT, SNAPSHOT):
+            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join(values)})"
+        elif op == UPDATE:
+            sets = ", ".join(f"{c} = {v}" for c, v in zip(cols, values))
+            sql = f"UPDATE {name} SET {sets} WHERE {where}"
+        elif op == DELETE:
+            sql = f"DELETE FROM {name} WHERE {where}"
+        else:
+            raise IntegrityError(f"replay: unknown operation {op!r}")
+        self._sql[(table, op)] = sql
+        return sql
+
+    def _mappers(self, table: str) -> tuple[ValueMap, ValueMap]:
+        maps = self._maps.get(table)
+        if maps is None:
+            maps = self.convert(self.tables[table]) if self.convert and table in self.tables else (_same, _same)
+            self._maps[table] = maps
+        return maps
+
+    def _flush(self, table: str, op: str, params: list[Any]) -> None:
+        if not params:
+            return
+        import psycopg
+
+        sql = self._statement(table, op)
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(sql, params)
+                rowcount = cursor.rowcount
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(f"replay diverged from the source on table {table!r}: {exc}".strip()) from None
+        except (psycopg.DataError, psycopg.ProgrammingError) as exc:
+            raise IntegrityError(f"replay: malformed event for table {table!r}: {exc}".strip()) from None
+        if op in (UPDATE, DELETE) and rowcount != len(params):
+            raise IntegrityError(
+                f"replay diverged from the source: {op} of {len(params) - rowcount} "
+                f"missing row(s) in table {table!r}"
+            )
+        self.applied += len(params)
+
+    def apply(self, events: list[ChangeEvent]) -> None:
+        run_table, run_op, params = "", "", []
+        for event in events:
+            op = event.op
+            if op == SCHEMA:
+                self._flush(run_table, run_op, params)
+                run_table, run_op, params = "", "", []
+                self._apply_schema(event)
+                continue
+            if event.table != run_table or op != run_op:
+                self._flush(run_table, run_op, params)
+                run_table, run_op, params = event.table, op, []
+            key_map, row_map = self._mappers(event.table)
+            if op == UPDATE:
+                params.append((*row_map(event.row or []), *key_map(event.key or [])))
+            elif op == DELETE:
+                params.append(tuple(key_map(event.key or [])))
+            else:
+                params.append(tuple(row_map(event.row or [])))
+        self._flush(run_table, run_op, params)
+
+    def _apply_schema(self, event: ChangeEvent) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
+        self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
+        self._maps.pop(event.table, None)
+        if event.table_schema is None:
+            self.tables.pop(event.table, None)
+            return
+        table = TableSchema.from_dict(event.table_schema)
+        if self.map_schema is not None:
+            table = self.map_schema(table)
+        create_table(self.conn, table, with_key=True)
+        self.tables[table.name] = table
+
+
+def _same(values: list[Any]) -> list[Any]:
+    return values

@@ -1,0 +1,394 @@
+"""Full and incremental backups of a PostgreSQL source (mirrors ``backup.py``).
+
+Full: a logical snapshot (codec ``rows-msgpack``) read with COPY (binary) inside a
+REPEATABLE READ, read-only transaction that uses a snapshot exported by a replication
+slot: the capture slot itself at install, a temporary slot afterwards. The snapshot is
+exactly the database at the slot's consistent point L, so its seq is
+``postgres_lsn.snapshot_seq(L)``: above every event of a transaction committed at or
+before L, below every later one. Only ACCESS SHARE locks are taken: writers never wait.
+
+Incremental: the slot's changes after the chain's position, decoded into a spool first
+(the object header names its last seq), then stored; the slot is advanced only after the
+manifest entry is published in every location. When the catalog shows a table added,
+dropped or altered since the chain's position, the incremental stops at a temporary
+slot's consistent point L and ends with SCHEMA + SNAPSHOT events for those tables read in
+L's snapshot (seqs ``resync_base(L) + i``). Row counts per table follow the events.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any, Callable
+
+from trade_stream import manifest as mf
+from trade_stream.backup import BackupEngine, BackupResult, chain_position, now_us
+from trade_stream.capture_postgres import ExportedSnapshot, PostgresCapture, slot_name_for
+from trade_stream.errors import BadInputError, IntegrityError, StorageError
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
+from trade_stream.object_format import CODEC_EVENTS, ObjectReader, ObjectWriter
+from trade_stream.postgres_database import PostgresDatabase, same_columns
+from trade_stream.postgres_lsn import resync_base, snapshot_seq
+from trade_stream.postgres_types import type_oid
+from trade_stream.postgres_wal2json import StreamDecoder
+from trade_stream.progress import Progress, no_progress
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.segments import decode_chunks, encode_chunk
+from trade_stream.snapshot_rows import CHUNK_ROWS, CODEC_ROWS, RowChunkWriter
+from trade_stream.store import BackupStore
+
+SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"
+
+
+def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], None], batch: int = CHUNK_ROWS) -> int:
+    """Every row of ``table`` through binary COPY, in batches; returns the row count."""
+    cols = ", ".join(quote_ident(c) for c in table.column_names)
+    count = 0
+    with conn.cursor() as cursor:
+        with cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) TO STDOUT (FORMAT BINARY)") as copy:
+            copy.set_types([type_oid(c.declared) for c in table.columns])
+            rows: list[tuple] = []
+            for row in copy.rows():
+                rows.append(row)
+                if len(rows) >= batch:
+                    consume(rows)
+                    count += len(rows)
+                    rows = []
+            if rows:
+                consume(rows)
+                count += len(rows)
+    return count
+
+
+def chain_end(entries: list[mf.ManifestEntry]) -> mf.ManifestEntry | None:
+    """The entry whose last_seq is the chain position (see ``backup.chain_position``)."""
+    if not entries:
+        return None
+    capture_id = entries[-1].capture_id
+    found = None
+    for entry in entries:
+        if entry.capture_id != capture_id:
+            continue
+        if entry.kind == mf.FULL and found is None:
+            found = entry
+        elif entry.kind == mf.INCREMENTAL:
+            found = entry
+    return found
+
+
+def end_schema(store: BackupStore, entry: mf.ManifestEntry) -> DatabaseSchema:
+    """The tables as the stream knows them after ``entry`` (read from its header only)."""
+    problems = []
+    for location in store.locations:
+        try:
+            with store.open_reader(location, entry) as reader:
+                header = reader.header
+                data = header.extra.get("end_schema") if entry.kind == mf.INCREMENTAL else header.schema
+                if data is None:
+                    data = header.schema
+                return DatabaseSchema.from_dict(data)
+        except (IntegrityError, StorageError, OSError) as exc:
+            problems.append(str(exc))
+    raise IntegrityError(f"{entry.object}: no readable copy in any location ({'; '.join(problems)})")
+
+
+class PostgresBackupEngine:
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        store: BackupStore,
+        *,
+        work_dir: str = "",
+        level: int = 3,
+        threads: int = -1,
+        progress: Progress = no_progress,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.capture = PostgresCapture(db, slot_name_for(store.source))
+        self.work_dir = work_dir or None
+        self.level = level
+        self.threads = threads
+        self.progress = progress
+        # header, encryption fields and publishing (with behind-location warnings) are the
+        # SQLite engine's: shared by composition, nothing SQLite-specific is used.
+        self._helper = BackupEngine(db, store, level=level, threads=threads, progress=progress)  # type: ignore[arg-type]
+        self.warnings: list[str] = self._helper.warnings
+
+    # -- full ----------------------------------------------------------------------------------
+    def full(self) -> BackupResult:
+        started = time.perf_counter()
+        conn = self.db.connect()
+        try:
+            self.capture.check_usable(conn)
+            selection = self.db.select(conn)  # raises on a bad include list
+            self.db.reflect(conn, selection.tables)  # raises on unsupported types: nothing changed yet
+            self.warnings.extend(selection.warnings)
+            caught_up = self.store.catch_up()
+            entries = self.store.entries()
+            installed = self.capture.is_installed(conn)
+            if installed:
+                capture_id = self.capture.meta(conn)["capture_id"]
+            else:
+                capture_id = self.capture.new_capture_id()
+                self.capture.drop_slot(conn)  # a stale slot of ours: its position is unknown
+                self.capture.write_meta(conn, capture_id)
+            with self.capture.exported_snapshot(temporary=installed) as snapshot:
+                result = self._snapshot(snapshot, selection.tables, capture_id, entries)
+        finally:
+            conn.close()
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.warnings = self.warnings
+        result.catch_up = caught_up
+        return result
+
+    def _snapshot(self, snapshot: ExportedSnapshot, tables: list[str], capture_id: str,
+                  entries: list[mf.ManifestEntry]) -> BackupResult:
+        reader = self.db.connect()
+        try:
+            self.capture.use_snapshot(reader, snapshot)
+            if tables:
+                names = ", ".join(quote_ident(t) for t in tables)
+                reader.execute(f"LOCK TABLE {names} IN ACCESS SHARE MODE")  # no DDL under our feet
+            schema = self.db.reflect(reader, tables)
+            snapshot_ts = reader.execute(SERVER_NOW_US).fetchone()[0]
+            seq = snapshot_seq(snapshot.lsn)
+            n = entries[-1].n + 1 if entries else 1
+            key = mf.object_key(n, mf.FULL)
+            sink = self.store.object_writer(key)
+            counts: dict[str, int] = {}
+            try:
+                # The header must name the row counts before the rows: count first (same
+                # snapshot, cheap next to the COPY), so the header is exact.
+                counts = PostgresDatabase.row_counts(reader, tables)
+                header = self._helper._header(
+                    mf.FULL, CODEC_ROWS, seq, seq, schema.to_dict(), capture_id, snapshot_ts, snapshot_ts,
+                    sum(counts.values()), {"tables": counts, "lsn": snapshot.lsn},
+                )
+                writer = ObjectWriter(sink, header, level=self.level, threads=self.threads)
+                chunks = RowChunkWriter(writer.write)
+                total = sum(counts.values())
+                for table in schema.tables:
+                    copied = copy_rows(reader, table, lambda rows, t=table.name: self._add(chunks, t, rows, total))
+                    chunks.flush()
+                    if copied != counts[table.name]:
+                        raise IntegrityError(f"table {table.name!r}: copied {copied} rows, counted {counts[table.name]}")
+                plain_size, plain_sha = writer.finish()
+                size, sha = sink.close_stream()
+                stored_in = sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+            reader.execute("COMMIT")
+        finally:
+            reader.close()
+        entry = mf.seal(
+            mf.ManifestEntry(
+                n=n, kind=mf.FULL, object=key, source=self.store.source, capture_id=capture_id,
+                after_seq=seq, first_seq=seq, last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts,
+                count=sum(counts.values()), bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
+                created_at=now_us(), tables=counts, **self._helper._encryption_fields(plain_size, plain_sha),
+            ),
+            entries[-1] if entries else None,
+        )
+        stored = self._helper._publish(entry, stored_in, sink.failed)
+        return BackupResult(
+            kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
+            locations=stored, first_ts=snapshot_ts, last_ts=snapshot_ts, tables=counts,
+        )
+
+    def _add(self, chunks: RowChunkWriter, table: str, rows: list[tuple], total: int) -> None:
+        chunks.add_many(table, rows)
+        self.progress("copy", chunks.count + len(chunks.rows), total)
+
+    # -- incremental ---------------------------------------------------------------------------
+    def incremental(self) -> BackupResult:
+        started = time.perf_counter()
+        conn = self.db.connect()
+        try:
+            if not self.capture.is_installed(conn):
+                raise BadInputError("change capture is not installed yet: run `tradevault backup full` first")
+            selection = self.db.select(conn)
+            self.warnings.extend(selection.warnings)
+            caught_up = self.store.catch_up()
+            entries = self.store.entries()
+            covered = chain_position(entries)
+            if covered is None:
+                raise BadInputError("no full backup yet: run `tradevault backup full` first")
+            capture_id = self.capture.meta(conn)["capture_id"]
+            if entries[-1].capture_id != capture_id:
+                raise BadInputError(
+                    "change capture was reinstalled since the last backup: run `tradevault backup full`"
+                )
+            result = self._seal(conn, entries, covered, capture_id, selection.tables)
+        finally:
+            conn.close()
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.warnings = self.warnings
+        result.catch_up = caught_up
+        return result
+
+    def _seal(self, conn: Any, entries: list[mf.ManifestEntry], covered: int, capture_id: str,
+              tables: list[str]) -> BackupResult:
+        locations = [loc.name for loc in self.store.locations]
+        end = chain_end(entries)
+        assert end is not None
+        known = end_schema(self.store, end)
+        counts = dict(end.tables)
+        upto = self.capture.current_lsn(conn)
+        current = self.db.reflect(conn, tables)
+        changed = _changed_tables(known, current)
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=self.work_dir)
+        stats = _Stats()
+        decoder = StreamDecoder(known.tables, after_seq=covered)
+        end_tables = {t.name: t for t in known.tables}
+        advance_to: int | None = None
+        with spool:
+            if changed:
+                with self.capture.exported_snapshot(temporary=True) as snapshot:
+                    upto = snapshot.lsn
+                    self._spool_stream(conn, decoder, upto, spool, stats, counts)
+                    self._spool_resync(snapshot, changed, spool, stats, counts, end_tables)
+                advance_to = upto
+            else:
+                self._spool_stream(conn, decoder, upto, spool, stats, counts)
+                advance_to = decoder.last_commit_lsn
+            for name in sorted(decoder.changed - set(changed)):
+                self.warnings.append(f"table {name!r} changed while sealing: resynchronised by the next backup")
+            if stats.count == 0:
+                if advance_to is not None:
+                    self.capture.advance(conn, advance_to)  # only unprotected changes: nothing to keep
+                return BackupResult(mf.INCREMENTAL, None, None, covered, 0, 0, 0.0, locations,
+                                    skipped="no changes since the last backup")
+            new_schema = DatabaseSchema(dialect="postgresql",
+                                        tables=sorted(end_tables.values(), key=lambda t: t.name))
+            n = entries[-1].n + 1
+            key = mf.object_key(n, mf.INCREMENTAL)
+            header = self._helper._header(
+                mf.INCREMENTAL, CODEC_EVENTS, covered, stats.last_seq, known.to_dict(), capture_id,
+                stats.first_ts, stats.last_ts, stats.count,
+                {"end_schema": new_schema.to_dict(), "end_lsn": advance_to},
+            )
+            sink = self.store.object_writer(key)
+            try:
+                writer = ObjectWriter(sink, header, level=self.level, threads=0)
+                spool.seek(0)
+                while chunk := spool.read(4 << 20):
+                    writer.write(chunk)
+                plain_size, plain_sha = writer.finish()
+                size, sha = sink.close_stream()
+                stored_in = sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+        entry = mf.seal(
+            mf.ManifestEntry(
+                n=n, kind=mf.INCREMENTAL, object=key, source=self.store.source, capture_id=capture_id,
+                after_seq=covered, first_seq=stats.first_seq or stats.last_seq, last_seq=stats.last_seq,
+                first_ts=stats.first_ts, last_ts=stats.last_ts, count=stats.count, bytes=size, sha256=sha,
+                schema_hash=known.schema_hash(), created_at=now_us(), tables=counts,
+                **self._helper._encryption_fields(plain_size, plain_sha),
+            ),
+            entries[-1],
+        )
+        stored = self._helper._publish(entry, stored_in, sink.failed)
+        if len(stored) == len(self.store.locations) and advance_to is not None:
+            # Only what every location holds is confirmed; a crash before this line makes
+            # the next incremental re-read these changes and drop them (seq <= its position).
+            self.capture.advance(conn, advance_to)
+        return BackupResult(
+            kind=mf.INCREMENTAL, n=n, first_seq=entry.first_seq, last_seq=stats.last_seq, count=stats.count,
+            bytes=size, seconds=0.0, locations=stored, first_ts=stats.first_ts, last_ts=stats.last_ts,
+            tables=counts,
+        )
+
+    def _spool_stream(self, conn: Any, decoder: StreamDecoder, upto: int, spool: Any, stats: "_Stats",
+                      counts: dict[str, int]) -> None:
+        reader = self.db.connect(autocommit=False)
+        try:
+            for batch in self.capture.read(reader, decoder, upto):
+                spool.write(encode_chunk(batch))
+                stats.add(batch, counts)
+                self.progress("seal", stats.count, None)
+        finally:
+            reader.close()
+
+    def _spool_resync(self, snapshot: ExportedSnapshot, changed: dict[str, TableSchema | None], spool: Any,
+                      stats: "_Stats", counts: dict[str, int], end_tables: dict[str, TableSchema]) -> None:
+        reader = self.db.connect()
+        try:
+            self.capture.use_snapshot(reader, snapshot)
+            ts = reader.execute(SERVER_NOW_US).fetchone()[0]
+            seq = resync_base(snapshot.lsn)
+            present = set(PostgresDatabase.user_tables(reader))
+            for name in sorted(changed):
+                table = PostgresDatabase.table_schema(reader, name) if name in present and changed[name] else None
+                event = ChangeEvent(seq, seq, ts, name, SCHEMA, table_schema=table.to_dict() if table else None)
+                spool.write(encode_chunk([event]))
+                stats.add([event], counts)
+                seq += 1
+                if table is None:
+                    end_tables.pop(name, None)
+                    continue
+                end_tables[name] = table
+                key_idx = table.key_indexes()
+
+                def consume(rows: list[tuple], name: str = name, key_idx: list[int] = key_idx) -> None:
+                    nonlocal seq
+                    batch = []
+                    for row in rows:
+                        values = list(row)
+                        batch.append(ChangeEvent(seq, seq, ts, name, SNAPSHOT, [values[i] for i in key_idx], values))
+                        seq += 1
+                    spool.write(encode_chunk(batch))
+                    stats.add(batch, counts)
+
+                copy_rows(reader, table, consume)
+            reader.execute("COMMIT")
+        finally:
+            reader.close()
+
+
+def _changed_tables(known: DatabaseSchema, current: DatabaseSchema) -> dict[str, TableSchema | None]:
+    """Tables to resynchronise: new, altered (columns/types/key) or dropped (None)."""
+    before = {t.name: t for t in known.tables}
+    now = {t.name: t for t in current.tables}
+    changed: dict[str, TableSchema | None] = {}
+    for name, table in now.items():
+        if name not in before or not same_columns(before[name], table):
+            changed[name] = table
+    for name in before.keys() - now.keys():
+        changed[name] = None
+    return changed
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.count = 0
+        self.first_seq: int | None = None
+        self.last_seq = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+
+    def add(self, batch: list[ChangeEvent], counts: dict[str, int]) -> None:
+        if not batch:
+            return
+        if self.first_seq is None:
+            self.first_seq, self.first_ts = batch[0].seq, batch[0].ts
+        self.last_seq, self.last_ts = batch[-1].seq, batch[-1].ts
+        self.count += len(batch)
+        for event in batch:
+            op = event.op
+            if op == INSERT or op == SNAPSHOT:
+                counts[event.table] = counts.get(event.table, 0) + 1
+            elif op == DELETE:
+                counts[event.table] = counts.get(event.table, 0) - 1
+            elif op == SCHEMA:
+                if event.table_schema is None:
+                    counts.pop(event.table, None)
+                else:
+                    counts[event.table] = 0
+
+
+def read_events(reader: ObjectReader, name: str):  # pragma: no cover - convenience for tools
+    return decode_chunks(reader.body_chunks(), name)

@@ -1,0 +1,256 @@
+"""Change capture for PostgreSQL: logical decoding with wal2json through a replication
+slot that tradevault owns (``tradevault_<source>``).
+
+* **Install** (first full backup): the slot is created over a replication connection with
+  ``CREATE_REPLICATION_SLOT ... LOGICAL wal2json (SNAPSHOT 'export')``; the exported
+  snapshot is exactly the database at the slot's consistent point, so the full backup
+  read in it and the stream that follows meet without gap or overlap.
+  ``_tradevault_meta`` (key/value, in ``public``) records the capture id and slot name;
+  its own changes are ignored by the decoder.
+* **Read**: ``pg_logical_slot_peek_changes`` from the slot's confirmed position up to a
+  bound, through a server-side cursor (bounded client memory), parsed by
+  ``postgres_wal2json.StreamDecoder``. Peeking does not consume anything.
+* **Advance**: ``pg_replication_slot_advance`` only after the incremental holding the
+  events is stored and its manifest entry published in every location. A crash before
+  that replays the same changes next time; the decoder drops those at or below the
+  chain's position, so nothing is stored twice and nothing is lost.
+* **Later snapshots** (further full backups, resynchronising a changed table) use a
+  TEMPORARY slot created the same way: its exported snapshot is consistent with a known
+  LSN; it disappears when its connection closes.
+* **Uninstall** drops the slot (so the server stops retaining WAL for it) and the meta table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.events import ChangeEvent
+from trade_stream.postgres_database import PostgresDatabase
+from trade_stream.postgres_lsn import format_lsn, parse_lsn
+from trade_stream.postgres_wal2json import WAL2JSON_OPTIONS, StreamDecoder
+
+if TYPE_CHECKING:
+    import psycopg
+
+META = "_tradevault_meta"
+PLUGIN = "wal2json"
+
+
+def slot_name_for(source: str) -> str:
+    """A valid slot name (lower-case letters, digits, underscore; at most 63 bytes)."""
+    cleaned = re.sub(r"[^a-z0-9_]", "_", source.lower())
+    return f"tradevault_{cleaned}"[:63]
+
+
+@dataclass
+class ExportedSnapshot:
+    """A snapshot exported at ``lsn``; valid while the replication connection is open."""
+
+    name: str
+    lsn: int
+    slot: str
+    temporary: bool
+
+
+@dataclass
+class SlotInfo:
+    exists: bool
+    confirmed_lsn: int | None = None
+    restart_lsn: int | None = None
+    current_lsn: int | None = None
+    wal_status: str = ""
+    active: bool = False
+
+    @property
+    def retained_bytes(self) -> int | None:
+        if self.restart_lsn is None or self.current_lsn is None:
+            return None
+        return self.current_lsn - self.restart_lsn
+
+    @property
+    def lag_bytes(self) -> int | None:
+        if self.confirmed_lsn is None or self.current_lsn is None:
+            return None
+        return self.current_lsn - self.confirmed_lsn
+
+
+class PostgresCapture:
+    def __init__(self, db: PostgresDatabase, slot: str) -> None:
+        self.db = db
+        self.slot = slot
+        self._extra_options: tuple[tuple[str, str], ...] | None = None
+
+    # -- state -------------------------------------------------------------------------------
+    @staticmethod
+    def has_meta(conn: "psycopg.Connection") -> bool:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname = %s",
+            (META,),
+        ).fetchone()
+        return bool(row[0])
+
+    def meta(self, conn: "psycopg.Connection") -> dict[str, str]:
+        if not self.has_meta(conn):
+            return {}
+        return dict(conn.execute(f"SELECT key, value FROM public.{META}").fetchall())
+
+    def slot_info(self, conn: "psycopg.Connection") -> SlotInfo:
+        row = conn.execute(
+            "SELECT confirmed_flush_lsn::text, restart_lsn::text, coalesce(wal_status, ''), active,"
+            " pg_current_wal_lsn()::text FROM pg_replication_slots WHERE slot_name = %s",
+            (self.slot,),
+        ).fetchone()
+        if row is None:
+            return SlotInfo(exists=False)
+        confirmed, restart, status, active, current = row
+        return SlotInfo(
+            exists=True,
+            confirmed_lsn=parse_lsn(confirmed) if confirmed else None,
+            restart_lsn=parse_lsn(restart) if restart else None,
+            current_lsn=parse_lsn(current),
+            wal_status=status,
+            active=bool(active),
+        )
+
+    def is_installed(self, conn: "psycopg.Connection") -> bool:
+        meta = self.meta(conn)
+        return bool(meta.get("capture_id")) and meta.get("slot") == self.slot and self.slot_info(conn).exists
+
+    def check_usable(self, conn: "psycopg.Connection") -> None:
+        """Raises when the server cannot do logical decoding with wal2json (bad input)."""
+        level = conn.execute("SHOW wal_level").fetchone()[0]
+        if level != "logical":
+            raise BadInputError(
+                f"PostgreSQL wal_level is {level!r}: change capture needs wal_level = logical "
+                "(postgresql.conf, then restart the server)"
+            )
+
+    # -- snapshots -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def exported_snapshot(self, *, temporary: bool) -> Iterator[ExportedSnapshot]:
+        """Create the capture slot (or a temporary one) and export its snapshot. Use the
+        snapshot in another connection before leaving the block."""
+        name = self.slot if not temporary else f"{self.slot[:40]}_tmp_{uuid.uuid4().hex[:12]}"
+        rconn = self.db.connect(replication=True)
+        try:
+            kind = "TEMPORARY " if temporary else ""
+            command = f"CREATE_REPLICATION_SLOT \"{name}\" {kind}LOGICAL {PLUGIN} (SNAPSHOT 'export')"
+            result = rconn.pgconn.exec_(command.encode())
+            if result.status != 2:  # PGRES_TUPLES_OK
+                message = (result.error_message or b"").decode(errors="replace").strip()
+                if "could not access file" in message and PLUGIN in message:
+                    message += " (install the wal2json output plugin: apt-get install postgresql-15-wal2json)"
+                raise BadInputError(f"cannot create replication slot {name!r}: {message}")
+            values = [(result.get_value(0, i) or b"").decode() for i in range(result.ntuples and 4)]
+            yield ExportedSnapshot(name=values[2], lsn=parse_lsn(values[1]), slot=name, temporary=temporary)
+        finally:
+            rconn.close()
+
+    @staticmethod
+    def use_snapshot(conn: "psycopg.Connection", snapshot: ExportedSnapshot) -> None:
+        """Start a REPEATABLE READ, read-only transaction seeing exactly the snapshot."""
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot.name}'")
+
+    # -- install / uninstall ---------------------------------------------------------------------
+    def write_meta(self, conn: "psycopg.Connection", capture_id: str) -> None:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS public.{META} (key text PRIMARY KEY, value text NOT NULL)")
+        for key, value in (("capture_id", capture_id), ("slot", self.slot), ("format", "1")):
+            conn.execute(
+                f"INSERT INTO public.{META}(key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    @staticmethod
+    def new_capture_id() -> str:
+        return uuid.uuid4().hex
+
+    def drop_slot(self, conn: "psycopg.Connection") -> bool:
+        if not self.slot_info(conn).exists:
+            return False
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
+        return True
+
+    def uninstall(self, conn: "psycopg.Connection") -> dict[str, Any]:
+        """Drop the slot (the server stops retaining WAL for it) and the meta table."""
+        dropped = self.drop_slot(conn)
+        had_meta = self.has_meta(conn)
+        conn.execute(f"DROP TABLE IF EXISTS public.{META}")
+        return {"slot": self.slot, "slot_dropped": dropped, "meta_dropped": had_meta}
+
+    # -- reading ---------------------------------------------------------------------------------
+    def options(self, conn: "psycopg.Connection") -> tuple[tuple[str, str], ...]:
+        """wal2json options; adds numeric-data-types-as-string when the plugin knows it
+        (>= 2.6: NaN/Infinity then survive), probed on an empty range of the slot."""
+        if self._extra_options is None:
+            extra = (("numeric-data-types-as-string", "1"),)
+            info = self.slot_info(conn)
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        "SELECT count(*) FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, 1"
+                        + ", %s" * (2 * len(WAL2JSON_OPTIONS + extra)) + ")",
+                        (self.slot, format_lsn(info.confirmed_lsn or 0),
+                         *[v for pair in WAL2JSON_OPTIONS + extra for v in pair]),
+                    )
+                self._extra_options = extra
+            except Exception:  # noqa: BLE001 - an older wal2json: no such option
+                self._extra_options = ()
+        return WAL2JSON_OPTIONS + self._extra_options
+
+    def read(
+        self, conn: "psycopg.Connection", decoder: StreamDecoder, upto_lsn: int, batch: int = 20000
+    ) -> Iterator[list[ChangeEvent]]:
+        """Decoded events of the transactions committed up to ``upto_lsn``, in batches of
+        whole transactions. ``conn`` must be a non-autocommit connection (server cursor)."""
+        info = self.slot_info(conn)
+        if not info.exists:
+            raise BadInputError(
+                f"replication slot {self.slot!r} is missing (dropped?): run `tradevault backup full` "
+                "to reinstall change capture"
+            )
+        if info.wal_status == "lost":
+            raise IntegrityError(
+                f"replication slot {self.slot!r} lost WAL it needed (max_slot_wal_keep_size?): "
+                "changes since the last backup are gone; run `tradevault backup full`"
+            )
+        options = self.options(conn)
+        placeholders = ", %s" * (2 * len(options))
+        sql = (
+            "SELECT (lsn - '0/0'::pg_lsn)::bigint, data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL"
+            + placeholders + ")"
+        )
+        params = (self.slot, format_lsn(upto_lsn), *[v for pair in options for v in pair])
+        pending: list[ChangeEvent] = []
+        with conn.transaction():
+            with conn.cursor(name=f"tradevault_changes_{uuid.uuid4().hex[:8]}") as cursor:
+                cursor.itersize = 5000
+                cursor.execute(sql, params)
+                for lsn, data in cursor:
+                    events = decoder.feed(lsn, data)
+                    if events:
+                        pending.extend(events)
+                        if len(pending) >= batch:
+                            yield pending
+                            pending = []
+        if pending:
+            yield pending
+
+    def advance(self, conn: "psycopg.Connection", lsn: int) -> bool:
+        """Confirm everything up to ``lsn``: the server may recycle the WAL before it."""
+        info = self.slot_info(conn)
+        if not info.exists or info.confirmed_lsn is None or lsn <= info.confirmed_lsn:
+            return False
+        conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, format_lsn(lsn)))
+        return True
+
+    @staticmethod
+    def current_lsn(conn: "psycopg.Connection") -> int:
+        return parse_lsn(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])

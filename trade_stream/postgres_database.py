@@ -1,0 +1,206 @@
+"""PostgresDatabase: the door to a PostgreSQL trading database (source or restore target),
+and ``open_database``, which picks the right door for a URL.
+
+SQLAlchemy parses the URL (``postgresql+psycopg://user:pw@host:port/db``; the driver part
+is ignored); rows travel through psycopg 3 directly, with tradevault's exact loaders
+(``postgres_types.adapters``) and a fixed session: UTC, ISO dates, ``postgres`` interval
+style, shortest-exact floats. Only the ``public`` schema is protected.
+
+For PostgreSQL, ``TableSchema.ddl`` holds a JSON object with what a restore re-creates
+after loading the rows: ``indexes`` (CREATE INDEX statements of secondary indexes),
+``defaults`` (column -> default expression, sequence defaults excluded), ``identity``
+(column -> "a" always / "d" by default) and ``serial`` (column -> sequence name, for
+``nextval`` defaults). The restore re-creates sequences set past the restored maximum.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Iterable
+
+from trade_stream.errors import BadInputError
+from trade_stream.postgres_types import is_supported, pg_family, shared_adapters, unsupported_error
+from trade_stream.schema import Column, DatabaseSchema, TableSchema, quote_ident
+from trade_stream.table_selection import Selection, select_tables
+
+if TYPE_CHECKING:
+    import psycopg
+
+SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"
+
+
+def open_database(url: str, include: list[str] | None = None, exclude: list[str] | None = None) -> Any:
+    """DatabaseService for SQLite URLs, PostgresDatabase for PostgreSQL ones."""
+    from trade_stream.database import DatabaseService, parse_url
+
+    if parse_url(url).get_backend_name() == "postgresql":
+        return PostgresDatabase(url, include, exclude)
+    return DatabaseService(url, include, exclude)
+
+
+def is_postgres(db: Any) -> bool:
+    return getattr(db, "dialect", "") == "postgresql"
+
+
+class PostgresDatabase:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None):
+        from trade_stream.database import parse_url
+
+        self.url_text = url
+        self.url = parse_url(url)
+        if self.url.get_backend_name() != "postgresql":
+            raise BadInputError(f"not a PostgreSQL URL: {url!r}")
+        if not self.url.database:
+            raise BadInputError(f"{url!r}: a database name is required (postgresql+psycopg://user@host/db)")
+        self.include = list(include or [])
+        self.exclude = list(exclude or [])
+
+    @property
+    def name(self) -> str:
+        return self.url.database or "postgres"
+
+    def conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        params: dict[str, Any] = {"dbname": self.url.database}
+        if self.url.host:
+            params["host"] = self.url.host
+        if self.url.port:
+            params["port"] = self.url.port
+        if self.url.username:
+            params["user"] = self.url.username
+        if self.url.password is not None:
+            params["password"] = self.url.password
+        for key, value in self.url.query.items():
+            params[key] = value if isinstance(value, str) else value[-1]
+        params["options"] = (params.get("options", "") + " " + SESSION_OPTIONS).strip()
+        params.setdefault("application_name", "tradevault")
+        return make_conninfo(**params)
+
+    def connect(self, *, autocommit: bool = True, replication: bool = False) -> "psycopg.Connection":
+        import psycopg
+
+        kwargs: dict[str, Any] = {"autocommit": autocommit, "context": shared_adapters()}
+        if replication:
+            kwargs["replication"] = "database"
+        try:
+            return psycopg.connect(self.conninfo(), **kwargs)
+        except psycopg.OperationalError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BadInputError(f"cannot connect to {self.safe_url()}: {message}") from None
+
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def exists(self) -> bool:
+        try:
+            self.connect().close()
+            return True
+        except BadInputError:
+            return False
+
+    def require_exists(self) -> None:
+        self.connect().close()
+
+    # -- reflection --------------------------------------------------------------------------
+    @staticmethod
+    def user_tables(conn: "psycopg.Connection") -> dict[str, bool]:
+        rows = conn.execute(
+            "SELECT c.relname, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname"
+        ).fetchall()
+        return {name: bool(pk) for name, pk in rows}
+
+    def select(self, conn: "psycopg.Connection") -> Selection:
+        return select_tables(self.user_tables(conn), self.include, self.exclude)
+
+    @staticmethod
+    def table_schema(conn: "psycopg.Connection", table: str) -> TableSchema:
+        oid_row = conn.execute(
+            "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname = %s",
+            (table,),
+        ).fetchone()
+        if oid_row is None:
+            raise BadInputError(f"table {table!r} does not exist")
+        relid, replident = oid_row
+        if replident == "n":
+            raise BadInputError(
+                f"table {table!r} has REPLICA IDENTITY NOTHING: deletes would carry no key "
+                f"(ALTER TABLE {quote_ident(table)} REPLICA IDENTITY DEFAULT)"
+            )
+        attrs = conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, t.typtype,"
+            " a.attgenerated, a.attidentity, pg_get_expr(d.adbin, d.adrelid)"
+            " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            (relid,),
+        ).fetchall()
+        columns, defaults, identity, serial = [], {}, {}, {}
+        for name, declared, notnull, typtype, generated, ident, default in attrs:
+            if typtype == "d" or not is_supported(declared):
+                raise unsupported_error(table, name, declared)
+            if generated:
+                raise BadInputError(f"table {table!r} column {name!r} is a generated column, which "
+                                    "tradevault does not back up yet; exclude the table")
+            columns.append(Column(name=name, declared=declared, family=pg_family(declared), nullable=not notnull))
+            if ident:
+                identity[name] = ident
+            elif default is not None and default.startswith("nextval("):
+                seq = conn.execute(
+                    "SELECT s.relname FROM pg_depend dp JOIN pg_class s ON s.oid = dp.objid"
+                    " WHERE dp.refobjid = %s AND dp.refobjsubid = (SELECT attnum FROM pg_attribute"
+                    "  WHERE attrelid = %s AND attname = %s) AND s.relkind = 'S'",
+                    (relid, relid, name),
+                ).fetchone()
+                serial[name] = seq[0] if seq else f"{table}_{name}_seq"
+            elif default is not None:
+                defaults[name] = default
+        pk = [r[0] for r in conn.execute(
+            "SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, pos)"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            " WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.pos",
+            (relid,),
+        ).fetchall()]
+        indexes = [r[0] for r in conn.execute(
+            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = %s AND NOT i.indisprimary"
+            " ORDER BY i.indexrelid",
+            (relid,),
+        ).fetchall()]
+        extra = {"indexes": indexes, "defaults": defaults, "identity": identity, "serial": serial}
+        return TableSchema(name=table, columns=columns, primary_key=pk, dialect="postgresql",
+                           ddl=json.dumps(extra, sort_keys=True))
+
+    def reflect(self, conn: "psycopg.Connection", tables: Iterable[str]) -> DatabaseSchema:
+        return DatabaseSchema(dialect="postgresql", tables=[self.table_schema(conn, t) for t in tables])
+
+    @staticmethod
+    def row_counts(conn: "psycopg.Connection", tables: Iterable[str]) -> dict[str, int]:
+        return {t: conn.execute(f"SELECT count(*) FROM {quote_ident(t)}").fetchone()[0] for t in tables}
+
+    def is_empty(self) -> bool:
+        """True when the target database has no tables in ``public``."""
+        conn = self.connect()
+        try:
+            return not self.user_tables(conn)
+        finally:
+            conn.close()
+
+
+def post_load(table: TableSchema) -> dict[str, Any]:
+    """The JSON ``ddl`` of a PostgreSQL table description (empty for other dialects)."""
+    if table.dialect != "postgresql" or not table.ddl:
+        return {"indexes": [], "defaults": {}, "identity": {}, "serial": {}}
+    return json.loads(table.ddl)
+
+
+def same_columns(a: TableSchema, b: TableSchema) -> bool:
+    """Same columns, types and key: what the change stream's rows depend on."""
+    return (
+        [(c.name, c.declared) for c in a.columns] == [(c.name, c.declared) for c in b.columns]
+        and a.primary_key == b.primary_key
+    )

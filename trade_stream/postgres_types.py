@@ -1,0 +1,306 @@
+"""PostgreSQL column types: which ones tradevault carries exactly, and how their values
+become the Python values of the change stream.
+
+One value domain serves the full snapshot (binary COPY, psycopg's loaders) and the change
+stream (wal2json's text, parsed here), so a row reads the same either way:
+
+=========================  ==============================================================
+PostgreSQL                 Python value
+=========================  ==============================================================
+smallint/integer/bigint    int
+numeric                    Decimal, every digit and the scale (``1.10`` stays ``1.10``)
+real                       float (the float4 value widened to a double, bit-exact)
+double precision           float, bit for bit (PostgreSQL >= 12 prints the shortest
+                           representation that reads back to the same double)
+boolean                    bool
+text/varchar/char          str
+bytea                      bytes
+uuid                       uuid.UUID
+date                       datetime.date
+timestamp                  naive datetime.datetime
+timestamptz                aware datetime.datetime in UTC
+time / timetz              datetime.time (with tzinfo for timetz)
+interval                   timedelta when it is exactly one (no months, time part in
+                           [0, 24 h)); otherwise the text ``"M mons D days U microseconds"``,
+                           which PostgreSQL reads back to the identical interval (a
+                           timedelta cannot tell ``1 mon`` from ``30 days``)
+json / jsonb               str: the document's text as PostgreSQL stores it (parsing it
+                           would lose number digits and, for json, key order/whitespace)
+arrays of the above        list (nested for multi-dimensional arrays; lower bounds other
+                           than 1 are not kept)
+=========================  ==============================================================
+
+Everything else (money, inet, geometric, ranges, enums, domains, composite types, bit
+strings, xml, tsvector, ...) is refused with a BadInputError naming the column, before
+anything is changed. Values psycopg cannot represent (``infinity`` dates and timestamps,
+years beyond 9999 or BC) fail the same way.
+
+wal2json 2.5 (Debian 12) prints NaN and +-Infinity of real/double/numeric columns as JSON
+``null``: through the change stream those values arrive as NULL. The full snapshot carries
+them exactly. (wal2json >= 2.6 has ``numeric-data-types-as-string``; the capture uses it
+when the plugin accepts it, which makes them exact in the stream too.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import re
+import struct
+import uuid
+from typing import Any, Callable
+
+from psycopg import adapt
+from psycopg.adapt import AdaptersMap, Loader
+from psycopg.pq import Format
+
+from trade_stream.errors import BadInputError
+
+# base type name (format_type without typmod) -> (type oid, array type oid, family)
+BASE_TYPES: dict[str, tuple[int, int, str]] = {
+    "smallint": (21, 1005, "integer"),
+    "integer": (23, 1007, "integer"),
+    "bigint": (20, 1016, "integer"),
+    "numeric": (1700, 1231, "numeric"),
+    "real": (700, 1021, "float"),
+    "double precision": (701, 1022, "float"),
+    "boolean": (16, 1000, "boolean"),
+    "text": (25, 1009, "text"),
+    "character varying": (1043, 1015, "text"),
+    "character": (1042, 1014, "text"),
+    "bytea": (17, 1001, "blob"),
+    "uuid": (2950, 2951, "uuid"),
+    "date": (1082, 1182, "date"),
+    "timestamp without time zone": (1114, 1115, "datetime"),
+    "timestamp with time zone": (1184, 1185, "datetime"),
+    "time without time zone": (1083, 1183, "time"),
+    "time with time zone": (1266, 1270, "time"),
+    "interval": (1186, 1187, "interval"),
+    "json": (114, 199, "json"),
+    "jsonb": (3802, 3807, "json"),
+}
+SUPPORTED_OIDS = {oid for oid, _, _ in BASE_TYPES.values()} | {arr for _, arr, _ in BASE_TYPES.values()}
+ARRAY_FAMILY = "array"
+_TYPMOD = re.compile(r"\(\d+(?:,\d+)?\)")
+_DAY_US = 86_400_000_000
+
+
+def base_name(declared: str) -> tuple[str, bool]:
+    """("numeric", False) for "numeric(10,2)"; ("character varying", True) for
+    "character varying(20)[]"; typmods may sit inside the name ("timestamp(3) with ...")."""
+    name = _TYPMOD.sub("", declared).strip()
+    is_array = name.endswith("[]")
+    while name.endswith("[]"):
+        name = name[:-2]
+    return name, is_array
+
+
+def type_oid(declared: str) -> int:
+    name, is_array = base_name(declared)
+    if name not in BASE_TYPES:
+        raise KeyError(declared)
+    oid, array_oid, _ = BASE_TYPES[name]
+    return array_oid if is_array else oid
+
+
+def pg_family(declared: str) -> str:
+    name, is_array = base_name(declared)
+    if is_array:
+        return ARRAY_FAMILY
+    return BASE_TYPES[name][2]
+
+
+def is_supported(declared: str) -> bool:
+    return base_name(declared)[0] in BASE_TYPES
+
+
+def unsupported_error(table: str, column: str, declared: str) -> BadInputError:
+    names = ", ".join(sorted(BASE_TYPES))
+    return BadInputError(
+        f"table {table!r} column {column!r} has type {declared!r}, which tradevault cannot back up "
+        f"exactly from PostgreSQL (supported: {names}, and arrays of these); exclude the table "
+        "with [database] exclude"
+    )
+
+
+# -- intervals -------------------------------------------------------------------------------
+_INTERVAL = struct.Struct("!qii")  # microseconds, days, months
+_INTERVAL_TEXT = re.compile(
+    r"^(?:([-+]?\d+) years? ?)?(?:([-+]?\d+) mons? ?)?(?:([-+]?\d+) days? ?)?"
+    r"(?:([-+])?(\d+):(\d+):(\d+)(?:\.(\d+))?)?$"
+)
+
+
+def interval_value(months: int, days: int, micros: int) -> dt.timedelta | str:
+    """A timedelta when that is exact, else the canonical text PostgreSQL reads back."""
+    if months == 0 and 0 <= micros < _DAY_US:
+        return dt.timedelta(days=days, microseconds=micros)
+    return f"{months} mons {days} days {micros} microseconds"
+
+
+def parse_interval_text(text: str) -> dt.timedelta | str:
+    """IntervalStyle ``postgres`` output (the default, and what the capture session uses)."""
+    m = _INTERVAL_TEXT.match(text.strip())
+    if not m:
+        raise BadInputError(f"cannot read interval {text!r} (IntervalStyle must be 'postgres')")
+    years, mons, days, sign, hours, minutes, seconds, fraction = m.groups()
+    months = int(years or 0) * 12 + int(mons or 0)
+    micros = 0
+    if hours is not None:
+        micros = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1_000_000
+        micros += int((fraction or "0").ljust(6, "0")[:6])
+        if sign == "-":
+            micros = -micros
+    return interval_value(months, int(days or 0), micros)
+
+
+class IntervalBinaryLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> dt.timedelta | str:
+        micros, days, months = _INTERVAL.unpack(bytes(data))
+        return interval_value(months, days, micros)
+
+
+class IntervalTextLoader(Loader):
+    def load(self, data: Any) -> dt.timedelta | str:
+        return parse_interval_text(bytes(data).decode())
+
+
+# -- json as text ----------------------------------------------------------------------------
+class JsonTextLoader(Loader):
+    def load(self, data: Any) -> str:
+        return bytes(data).decode()
+
+
+class JsonbBinaryTextLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> str:
+        raw = bytes(data)
+        if raw[:1] != b"\x01":
+            raise BadInputError("unknown jsonb binary format")
+        return raw[1:].decode()
+
+
+class JsonBinaryTextLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> str:
+        return bytes(data).decode()
+
+
+# -- real: one widening rule whichever way the value came --------------------------------------
+_F4 = struct.Struct("!f")
+
+
+def widen_real(value: float) -> float:
+    """The float4 nearest to ``value``, as a double (what binary COPY yields)."""
+    return _F4.unpack(_F4.pack(value))[0]
+
+
+class RealTextLoader(Loader):
+    def load(self, data: Any) -> float:
+        return widen_real(float(bytes(data)))
+
+
+def adapters() -> AdaptersMap:
+    """psycopg's adapters with tradevault's exact loaders (json as text, exact intervals)."""
+    import psycopg
+
+    amap = AdaptersMap(psycopg.adapters)
+    for name in ("json", "jsonb"):
+        amap.register_loader(name, JsonTextLoader)
+    amap.register_loader("jsonb", JsonbBinaryTextLoader)
+    amap.register_loader("json", JsonBinaryTextLoader)
+    amap.register_loader("interval", IntervalTextLoader)
+    amap.register_loader("interval", IntervalBinaryLoader)
+    amap.register_loader("float4", RealTextLoader)
+    return amap
+
+
+_ADAPTERS: AdaptersMap | None = None
+
+
+def shared_adapters() -> AdaptersMap:
+    global _ADAPTERS
+    if _ADAPTERS is None:
+        _ADAPTERS = adapters()
+    return _ADAPTERS
+
+
+# -- wal2json values --------------------------------------------------------------------------
+Parser = Callable[[Any], Any]
+
+
+def _text_loader(oid: int) -> Parser:
+    """psycopg's own text loader for the type (dates, times, arrays...), offline."""
+    tx = adapt.Transformer(shared_adapters())
+    loader = tx.get_loader(oid, Format.TEXT)
+    return lambda value: loader.load(value.encode())
+
+
+def _numeric(value: Any) -> decimal.Decimal:
+    return decimal.Decimal(value if isinstance(value, str) else str(value))
+
+
+def _float(value: Any) -> float:
+    return float(value)
+
+
+def _real(value: Any) -> float:
+    return widen_real(float(value))
+
+
+def _int(value: Any) -> int:
+    return int(value)
+
+
+def _bytea(value: str) -> bytes:
+    # wal2json drops the "\x" of bytea's hex output
+    return bytes.fromhex(value[2:] if value.startswith("\\x") else value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _uuid(value: str) -> uuid.UUID:
+    return uuid.UUID(value)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadInputError(f"date {value!r} cannot be represented exactly (infinity, BC or year > 9999)") from None
+
+
+_PARSERS: dict[str, Parser] = {
+    "smallint": _int, "integer": _int, "bigint": _int,
+    "numeric": _numeric, "real": _real, "double precision": _float,
+    "boolean": _same, "text": _same, "character varying": _same, "character": _same,
+    "bytea": _bytea, "uuid": _uuid, "json": _same, "jsonb": _same, "date": _date,
+    "interval": lambda v: parse_interval_text(v),
+}
+
+
+def wal2json_parser(declared: str) -> Parser:
+    """Turns one wal2json ``value`` (JSON scalar: numbers arrive as their exact text, see
+    ``postgres_wal2json``) into the stream's Python value. NULL is handled by the caller."""
+    name, is_array = base_name(declared)
+    if name not in BASE_TYPES:
+        raise KeyError(declared)
+    if not is_array and name in _PARSERS:
+        return _PARSERS[name]
+    load = _text_loader(type_oid(declared))
+
+    def parse(value: Any) -> Any:
+        try:
+            return load(value)
+        except BadInputError:
+            raise
+        except Exception as exc:  # psycopg DataError: infinity, BC, year > 9999
+            raise BadInputError(f"{declared} value {value!r} cannot be represented exactly: {exc}") from None
+
+    return parse

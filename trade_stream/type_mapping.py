@@ -1,0 +1,291 @@
+"""Cross-dialect restores: column types and values between SQLite and PostgreSQL. Pure.
+
+SQLite -> PostgreSQL (by the column's family, ``schema.family_of`` of its declared type):
+
+===========  =========================  ============================================
+family       PostgreSQL type            value
+===========  =========================  ============================================
+integer      bigint                     int (an integral REAL or numeric text too)
+float        double precision           float, bit for bit
+numeric      numeric                    Decimal: an INTEGER exactly, a REAL by its
+                                        shortest repr (``0.1`` -> ``0.1``), TEXT as is
+boolean      boolean                    0/1 -> False/True
+text         text                       str
+blob         bytea                      bytes (TEXT in such a column: its UTF-8)
+date         date                       ``YYYY-MM-DD`` text -> date
+datetime     timestamp (timestamptz     ISO text (SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff``)
+             when declared WITH TIME    -> datetime
+             ZONE / TIMESTAMPTZ)
+time         time                       ISO text -> time
+json         json                       the text, unchanged
+uuid         uuid                       text or 16 bytes -> UUID
+interval     interval                   text, as PostgreSQL reads it
+other        text                       str(value)
+===========  =========================  ============================================
+
+PostgreSQL -> SQLite: the declared type is kept where SQLite's affinity rules give the
+right storage class (``bigint``, ``numeric(10,2)``, ``double precision``, ``text``,
+``bytea``, ``uuid``, ``date``, ``timestamp with time zone``, ...), so a later restore back
+to PostgreSQL finds the same family; ``timestamp without time zone`` becomes ``DATETIME``,
+``boolean`` ``BOOLEAN``, json/jsonb and arrays ``JSON`` (arrays as JSON text; numbers keep
+their digits), interval ``INTERVAL``. Values: bool -> 0/1, Decimal -> its text (SQLite's
+NUMERIC affinity stores it as INTEGER/REAL when that is lossless, else keeps the text),
+date/time -> ISO text, datetime -> ``YYYY-MM-DD HH:MM:SS.ffffff`` (+ offset when aware),
+UUID -> text, timedelta -> interval text, str/bytes/int/float unchanged.
+
+Round trips PostgreSQL -> SQLite -> PostgreSQL are equal by value; arrays come back as
+json, smallint/integer as bigint, varchar(n) as text (SQLite does not keep lengths).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from typing import Any, Callable
+
+from trade_stream.errors import IntegrityError
+from trade_stream.postgres_types import ARRAY_FAMILY, base_name
+from trade_stream.schema import Column, TableSchema
+
+Convert = Callable[[Any], Any]
+EMPTY_PG_DDL = json.dumps({"defaults": {}, "identity": {}, "indexes": [], "serial": {}}, sort_keys=True)
+
+_SQLITE_TO_PG = {
+    "integer": "bigint", "float": "double precision", "numeric": "numeric", "boolean": "boolean",
+    "text": "text", "blob": "bytea", "date": "date", "datetime": "timestamp without time zone",
+    "time": "time without time zone", "json": "json", "uuid": "uuid", "interval": "interval",
+    "other": "text",
+}
+
+
+def sqlite_column_to_pg(column: Column) -> Column:
+    family = column.family
+    declared = _SQLITE_TO_PG.get(family, "text")
+    upper = column.declared.upper()
+    if family == "datetime" and ("WITH TIME ZONE" in upper or "TIMESTAMPTZ" in upper):
+        declared = "timestamp with time zone"
+    return Column(name=column.name, declared=declared, family=family if family in _SQLITE_TO_PG else "text",
+                  nullable=column.nullable)
+
+
+def sqlite_table_to_pg(table: TableSchema) -> TableSchema:
+    if table.dialect == "postgresql":
+        return table
+    return TableSchema(name=table.name, columns=[sqlite_column_to_pg(c) for c in table.columns],
+                       primary_key=list(table.primary_key), dialect="postgresql", ddl=EMPTY_PG_DDL)
+
+
+def pg_column_to_sqlite(column: Column) -> Column:
+    name, is_array = base_name(column.declared)
+    if is_array or name in ("json", "jsonb"):
+        declared, family = "JSON", "json"
+    elif name == "timestamp without time zone":
+        declared, family = "DATETIME", "datetime"
+    elif name == "boolean":
+        declared, family = "BOOLEAN", "boolean"
+    elif name == "interval":
+        declared, family = "INTERVAL", "interval"
+    else:
+        declared, family = column.declared, column.family
+    return Column(name=column.name, declared=declared, family=family, nullable=column.nullable)
+
+
+def pg_table_to_sqlite(table: TableSchema) -> TableSchema:
+    if table.dialect == "sqlite":
+        return table
+    return TableSchema(name=table.name, columns=[pg_column_to_sqlite(c) for c in table.columns],
+                       primary_key=list(table.primary_key), dialect="sqlite", ddl="")
+
+
+# -- values: SQLite -> PostgreSQL ---------------------------------------------------------------
+def _bad(family: str, value: Any) -> IntegrityError:
+    return IntegrityError(f"cannot restore SQLite value {value!r} into a {family} column")
+
+
+def _to_int(v: Any) -> Any:
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str):
+        try:
+            return int(v)
+        except ValueError:
+            pass
+    raise _bad("integer", v)
+
+
+def _to_float(v: Any) -> Any:
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    raise _bad("float", v)
+
+
+def _to_numeric(v: Any) -> Any:
+    if isinstance(v, bool):
+        return decimal.Decimal(int(v))
+    if isinstance(v, int):
+        return decimal.Decimal(v)
+    if isinstance(v, float):
+        return decimal.Decimal(repr(v)) if v == v and v not in (float("inf"), float("-inf")) else decimal.Decimal(str(v))
+    if isinstance(v, str):
+        try:
+            return decimal.Decimal(v)
+        except decimal.InvalidOperation:
+            pass
+    raise _bad("numeric", v)
+
+
+def _to_bool(v: Any) -> Any:
+    if isinstance(v, (int, float)):
+        return bool(v)
+    if isinstance(v, str) and v.lower() in ("1", "0", "true", "false", "t", "f"):
+        return v.lower() in ("1", "true", "t")
+    raise _bad("boolean", v)
+
+
+def _to_text(v: Any) -> Any:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "surrogateescape")
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _to_blob(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v
+    return _to_text(v).encode("utf-8", "surrogateescape")
+
+
+def _parser(kind: Callable[[str], Any]) -> Convert:
+    def convert(v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return kind(v.replace("Z", "+00:00") if kind is dt.datetime.fromisoformat else v)
+            except ValueError:
+                return v  # PostgreSQL's own input parser may still read it (or refuse clearly)
+        return v
+
+    return convert
+
+
+def _to_uuid(v: Any) -> Any:
+    if isinstance(v, bytes) and len(v) == 16:
+        return uuid.UUID(bytes=v)
+    try:
+        return uuid.UUID(str(v))
+    except ValueError:
+        raise _bad("uuid", v) from None
+
+
+def _to_json(v: Any) -> Any:
+    return v if isinstance(v, str) else _to_text(v)
+
+
+_TO_PG: dict[str, Convert] = {
+    "integer": _to_int, "float": _to_float, "numeric": _to_numeric, "boolean": _to_bool,
+    "text": _to_text, "blob": _to_blob, "date": _parser(dt.date.fromisoformat),
+    "datetime": _parser(dt.datetime.fromisoformat), "time": _parser(dt.time.fromisoformat),
+    "json": _to_json, "uuid": _to_uuid, "interval": _to_text, "other": _to_text,
+}
+
+
+def sqlite_value_converters(table: TableSchema) -> list[Convert]:
+    """Per column of the (PostgreSQL-mapped) table: SQLite value -> PostgreSQL value."""
+    converters = []
+    for column in table.columns:
+        inner = _TO_PG.get(column.family, _to_text)
+        if column.declared == "timestamp without time zone":
+            converters.append(_naive(inner))
+        else:
+            converters.append(inner)
+    return converters
+
+
+def _naive(inner: Convert) -> Convert:
+    def convert(v: Any) -> Any:
+        out = inner(v)
+        if isinstance(out, dt.datetime) and out.tzinfo is not None:
+            out = out.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return out
+
+    return convert
+
+
+# -- values: PostgreSQL -> SQLite ---------------------------------------------------------------
+def _json_text(value: Any) -> str:
+    """Arrays as JSON text, numbers with all their digits."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if value == value and abs(value) != float("inf") else json.dumps(repr(value))
+    if isinstance(value, decimal.Decimal):
+        return str(value) if value.is_finite() else json.dumps(str(value))
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, bytes):
+        return json.dumps("\\x" + value.hex())
+    return json.dumps(_scalar_to_sqlite(value))
+
+
+def _datetime_text(value: dt.datetime) -> str:
+    text = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.tzinfo is not None:
+        text += value.isoformat()[26:] if value.microsecond else value.isoformat()[19:]
+    return text
+
+
+def interval_text(value: dt.timedelta) -> str:
+    return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+
+
+def _scalar_to_sqlite(value: Any) -> Any:
+    kind = type(value)
+    if kind is bool:
+        return int(value)
+    if kind is decimal.Decimal:
+        return str(value)
+    if kind is dt.datetime:
+        return _datetime_text(value)
+    if kind in (dt.date, dt.time):
+        return value.isoformat()
+    if kind is dt.timedelta:
+        return interval_text(value)
+    if kind is uuid.UUID:
+        return str(value)
+    return value
+
+
+def pg_value_converters(table: TableSchema) -> list[Convert]:
+    """Per column of the PostgreSQL table: stream value -> SQLite value."""
+    converters: list[Convert] = []
+    for column in table.columns:
+        if column.family == ARRAY_FAMILY:
+            converters.append(lambda v: None if v is None else _json_text(v))
+        else:
+            converters.append(lambda v: None if v is None else _scalar_to_sqlite(v))
+    return converters
+
+
+def row_mapper(converters: list[Convert]) -> Callable[[list[Any]], list[Any]]:
+    def convert(row: list[Any]) -> list[Any]:
+        return [None if v is None else c(v) for c, v in zip(converters, row)]
+
+    return convert
+
+
+def key_mapper(table: TableSchema, converters: list[Convert]) -> Callable[[list[Any]], list[Any]]:
+    picked = [converters[i] for i in table.key_indexes()]
+    return row_mapper(picked)
