@@ -87,6 +87,8 @@ class Agent:
         self.position: int | None = None
         self.next: dict[str, float] = {}
         self.started = time.time()
+        self.kafka_thread: threading.Thread | None = None
+        self.kafka_lag: dict[str, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -97,6 +99,7 @@ class Agent:
         signal.signal(signal.SIGINT, self.request_stop)
         log.info("agent starting (pid %d) for %s", os.getpid(), self.settings.database.url)
         self._start_config_history()
+        self._start_kafka_sink()
         entries = self.store.entries()
         if not any(e.kind == FULL for e in entries):
             self._job("full", self.engine.full, announce="no full backup yet: taking one now")
@@ -136,6 +139,8 @@ class Agent:
     def _shutdown(self) -> int:
         log.info("agent stopping: sealing pending changes and pushing pending commits")
         self._job("incremental", self.engine.incremental)
+        if self.kafka_thread is not None:
+            self.kafka_thread.join(self.settings.kafka.timeout + 5)
         if self.history is not None:
             try:
                 self.history.stop(flush=True, timeout=self.settings.agent.stop_timeout)
@@ -154,6 +159,44 @@ class Agent:
         self.history = history_service(self.settings)
         self.history.start()
         log.info("watching configuration in %s", ", ".join(str(p) for p in self.settings.config_vcs.paths))
+
+    def _start_kafka_sink(self) -> None:
+        from trade_stream.kafka_config import KafkaConfig
+
+        config = KafkaConfig.from_settings(self.settings.kafka)
+        if not config.enabled:
+            return
+        self.kafka_thread = threading.Thread(target=self._kafka_loop, args=(config,), name="kafka-sink", daemon=True)
+        self.kafka_thread.start()
+        log.info("Kafka sink on: %s", config.bootstrap_servers)
+
+    def _kafka_loop(self, config: Any) -> None:
+        """Publishes everything stored or captured to Kafka, on its own checkpoint: a broker
+        that is down or slow never delays backups; it catches up when it returns."""
+        from trade_stream.kafka_sink import KafkaSink
+
+        sink = KafkaSink(config, self.store, self.db, state_dir=config.state_dir or str(self.state_dir),
+                         work_dir=self.settings.work_dir or None)
+        delay = config.sync_interval
+        try:
+            while True:
+                final = self.stop_event.is_set()
+                try:
+                    result = sink.sync_once()
+                    for warning in result.warnings:
+                        log.warning("kafka: %s", warning)
+                    if result.error:
+                        log.error("kafka sync failed (retry in %.0f s): %s", delay, result.error)
+                    delay = config.sync_interval if result.ok else min(60.0, delay * 2)
+                    self.kafka_lag = sink.lag()
+                except Exception as exc:  # noqa: BLE001 - keep the sink alive; backups go on
+                    log.error("kafka sink: %s", exc)
+                    delay = min(60.0, delay * 2)
+                if final:
+                    break
+                self.stop_event.wait(delay)
+        finally:
+            sink.close()
 
     # -- scheduling --------------------------------------------------------------------------
     def _local(self, now: float) -> datetime:
@@ -239,6 +282,8 @@ class Agent:
             "jobs": self.jobs,
             "next": {k: v for k, v in self.next.items() if v != float("inf")},
         }
+        if self.kafka_lag is not None:
+            state["kafka"] = self.kafka_lag
         if self.history is not None:
             try:
                 state["config"] = self.history.status()

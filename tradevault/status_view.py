@@ -37,6 +37,12 @@ def render_status(info: dict[str, Any]) -> Table:
                 f"{k} {v}" for k, v in job.items() if k in ("last_seq", "count", "bytes", "restore_seconds", "seconds") and v is not None
             )
             table.add_row(f"job {name}", state, f"{_age(int(when * 1e6)) if when else ''}: {detail}")
+        kafka = agent.get("kafka")
+        if kafka:
+            behind = kafka.get("behind_events") or 0
+            state = RED if kafka.get("last_error") else GREEN if behind < 10000 else YELLOW
+            table.add_row("kafka", state, f"{behind:,} events behind, checkpoint seq {kafka.get('checkpoint_seq')}"
+                          + (f", last error: {kafka['last_error']}" if kafka.get("last_error") else ""))
         for name, when in sorted((agent.get("next") or {}).items()):
             table.add_row(f"next {name}", "", format_ts(int(when * 1e6)))
     else:
