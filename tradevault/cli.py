@@ -304,10 +304,10 @@ def init(
 @app.command("demo")
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where the demo puts its files.")] = Path("demo-out"),
-    seconds: Annotated[float, typer.Option("--seconds", help="How long the workload runs.")] = 12.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="How long the agent and the bot run.")] = 30.0,
     rate: Annotated[float, typer.Option("--rate", help="Trading transactions per second.")] = 40.0,
 ) -> None:
-    """A demo trading database under live load, backed up and restored before your eyes."""
+    """The agent protecting a demo trading bot (live load, config edits), then restores checked."""
     from tradevault.demo import run_demo
 
     run_demo(directory, seconds=seconds, rate=rate)
