@@ -102,6 +102,7 @@ class PostgresBackupEngine:
         level: int = 3,
         threads: int = -1,
         progress: Progress = no_progress,
+        annotate: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -112,7 +113,8 @@ class PostgresBackupEngine:
         self.progress = progress
         # header, encryption fields and publishing (with behind-location warnings) are the
         # SQLite engine's: shared by composition, nothing SQLite-specific is used.
-        self._helper = BackupEngine(db, store, level=level, threads=threads, progress=progress)  # type: ignore[arg-type]
+        self._helper = BackupEngine(db, store, level=level, threads=threads, progress=progress,  # type: ignore[arg-type]
+                                    annotate=annotate)
         self.warnings: list[str] = self._helper.warnings
 
     # -- full ----------------------------------------------------------------------------------
@@ -187,7 +189,7 @@ class PostgresBackupEngine:
                 n=n, kind=mf.FULL, object=key, source=self.store.source, capture_id=capture_id,
                 after_seq=seq, first_seq=seq, last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts,
                 count=sum(counts.values()), bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=counts, **self._helper._encryption_fields(plain_size, plain_sha),
+                created_at=now_us(), tables=counts, **self._helper._extra_fields(plain_size, plain_sha),
             ),
             entries[-1] if entries else None,
         )
@@ -287,7 +289,7 @@ class PostgresBackupEngine:
                 after_seq=covered, first_seq=stats.first_seq or stats.last_seq, last_seq=stats.last_seq,
                 first_ts=stats.first_ts, last_ts=stats.last_ts, count=stats.count, bytes=size, sha256=sha,
                 schema_hash=known.schema_hash(), created_at=now_us(), tables=counts,
-                **self._helper._encryption_fields(plain_size, plain_sha),
+                **self._helper._extra_fields(plain_size, plain_sha),
             ),
             entries[-1],
         )

@@ -1,0 +1,201 @@
+"""Restores across dialects: a SQLite backup into PostgreSQL, a PostgreSQL backup into
+SQLite. Types and values are mapped by ``trade_stream.type_mapping``.
+
+* SQLite -> PostgreSQL (``restore_postgres`` uses the helpers here): the physical snapshot
+  is decompressed into a private temporary file, its protected tables are read row by row,
+  mapped and bulk-loaded with COPY; events are mapped the same way before they are applied.
+* PostgreSQL -> SQLite (``restore_rows_to_sqlite``): like ``restore_sqlite`` (private temp
+  file next to the target, one transaction, verified, then renamed into place), with
+  tables created from the mapped descriptions and rows/events mapped to SQLite values.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from restore.planner import Plan
+from restore.replay import RestoreResult, _check_counts, check_target, decompress_full, full_schema
+from restore.replay_postgres import replay_events
+from trade_stream.apply_postgres import TableLoader
+from trade_stream.apply_sqlite import SqliteApplier, create_table as create_sqlite_table
+from trade_stream.database import DatabaseService
+from trade_stream.durable import fsync_path
+from trade_stream.errors import IntegrityError
+from trade_stream.events import SCHEMA, ChangeEvent
+from trade_stream.manifest import ManifestEntry
+from trade_stream.object_format import ObjectReader
+from trade_stream.progress import Progress, no_progress
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.snapshot_rows import CODEC_ROWS, decode_row_chunks
+from trade_stream.store import BackupStore
+from trade_stream.type_mapping import (
+    key_mapper, pg_table_to_sqlite, pg_value_converters, row_mapper, sqlite_table_to_pg,
+    sqlite_value_converters,
+)
+
+ValueMap = Callable[[list[Any]], list[Any]]
+
+
+# -- SQLite -> PostgreSQL -------------------------------------------------------------------------
+def table_to_pg(table: TableSchema) -> TableSchema:
+    return sqlite_table_to_pg(table)
+
+
+def schema_to_pg(schema: DatabaseSchema) -> DatabaseSchema:
+    return DatabaseSchema(dialect="postgresql", tables=[sqlite_table_to_pg(t) for t in schema.tables])
+
+
+def pg_mappers(table: TableSchema) -> tuple[ValueMap, ValueMap]:
+    """(key mapper, row mapper) for events of a SQLite source, by the mapped table."""
+    converters = sqlite_value_converters(table)
+    return key_mapper(table, converters), row_mapper(converters)
+
+
+def load_sqlite_snapshot(conn: Any, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
+                         progress: Progress) -> int:
+    """Rows of a ``sqlite-file`` snapshot, mapped, COPYed into the PostgreSQL tables."""
+    with tempfile.TemporaryDirectory(prefix="tradevault-cross-") as tmp:
+        path = Path(tmp) / "snapshot.sqlite"
+        decompress_full(store, entry, path, progress)  # verified before it returns
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        loader = TableLoader(conn)
+        try:
+            for table in schema.tables:
+                mapper = row_mapper(sqlite_value_converters(table))
+                cols = ", ".join(quote_ident(c) for c in table.column_names)
+                cursor = source.execute(f"SELECT {cols} FROM {quote_ident(table.name)}")
+                while rows := cursor.fetchmany(5000):
+                    loader.write(table, (mapper(list(r)) for r in rows))
+                    progress("load", loader.rows, entry.count)
+            loader.close()
+        except BaseException:
+            loader.abort()
+            raise
+        finally:
+            source.close()
+        return loader.rows
+
+
+# -- PostgreSQL -> SQLite -------------------------------------------------------------------------
+class _MappedSqliteApplier:
+    """Maps events of a PostgreSQL source to SQLite values, then applies them."""
+
+    def __init__(self, conn: sqlite3.Connection, pg_schema: DatabaseSchema) -> None:
+        self.pg_tables = {t.name: t for t in pg_schema.tables}
+        self.inner = SqliteApplier(conn, DatabaseSchema(
+            dialect="sqlite", tables=[pg_table_to_sqlite(t) for t in pg_schema.tables]))
+        self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
+
+    @property
+    def applied(self) -> int:
+        return self.inner.applied
+
+    @property
+    def tables(self) -> dict[str, TableSchema]:
+        return self.inner.tables
+
+    def _mappers(self, table: str) -> tuple[ValueMap, ValueMap]:
+        maps = self._maps.get(table)
+        if maps is None:
+            pg = self.pg_tables.get(table)
+            if pg is None:
+                raise IntegrityError(f"replay: event for unknown table {table!r}")
+            converters = pg_value_converters(pg)
+            maps = (key_mapper(pg, converters), row_mapper(converters))
+            self._maps[table] = maps
+        return maps
+
+    def apply(self, events: list[ChangeEvent]) -> None:
+        mapped = []
+        for event in events:
+            if event.op == SCHEMA:
+                self._maps.pop(event.table, None)
+                schema = None
+                if event.table_schema is not None:
+                    pg = TableSchema.from_dict(event.table_schema)
+                    self.pg_tables[pg.name] = pg
+                    schema = pg_table_to_sqlite(pg).to_dict()
+                else:
+                    self.pg_tables.pop(event.table, None)
+                mapped.append(ChangeEvent(event.seq, event.tx, event.ts, event.table, SCHEMA, table_schema=schema))
+                continue
+            key_map, row_map = self._mappers(event.table)
+            mapped.append(ChangeEvent(
+                event.seq, event.tx, event.ts, event.table, event.op,
+                key_map(event.key) if event.key is not None else None,
+                row_map(event.row) if event.row is not None else None,
+            ))
+        self.inner.apply(mapped)
+
+
+def _load_rows_into_sqlite(conn: sqlite3.Connection, store: BackupStore, entry: ManifestEntry,
+                           pg_schema: DatabaseSchema, progress: Progress) -> int:
+    tables = {t.name: t for t in pg_schema.tables}
+    statements, mappers = {}, {}
+    for table in pg_schema.tables:
+        cols = ", ".join(quote_ident(c) for c in table.column_names)
+        marks = ", ".join("?" * len(table.columns))
+        statements[table.name] = f"INSERT INTO {quote_ident(table.name)} ({cols}) VALUES ({marks})"
+        mappers[table.name] = row_mapper(pg_value_converters(table))
+
+    def consume(reader: ObjectReader) -> int:
+        if reader.header.codec != CODEC_ROWS:
+            raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
+        for name in tables:  # a retry from another copy starts from scratch
+            conn.execute(f"DELETE FROM {quote_ident(name)}")
+        count = 0
+        for name, rows in decode_row_chunks(reader.body_chunks(4 << 20), reader.name):
+            if name not in tables:
+                raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
+            mapper = mappers[name]
+            conn.executemany(statements[name], [mapper(r) for r in rows])
+            count += len(rows)
+            progress("load", count, entry.count)
+        return count
+
+    return store.read_object(entry, consume)
+
+
+def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, force: bool = False,
+                           progress: Progress = no_progress) -> RestoreResult:
+    """A PostgreSQL (``rows-msgpack``) backup into a fresh SQLite file, atomically."""
+    started = time.perf_counter()
+    check_target(target, force)
+    pg_schema = DatabaseSchema.from_dict(full_schema(store, plan.full))
+    final = target.path.absolute()
+    temp = final.with_name(f".{final.name}.tradevault-restore-{uuid.uuid4().hex[:8]}")
+    try:
+        conn = sqlite3.connect(temp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("BEGIN")
+            for table in pg_schema.tables:
+                create_sqlite_table(conn, pg_table_to_sqlite(table))
+            _load_rows_into_sqlite(conn, store, plan.full, pg_schema, progress)
+            applier = _MappedSqliteApplier(conn, pg_schema)
+            result = replay_events(store, plan, applier, lambda: applier.tables, progress)
+            result.tables = _check_counts(conn, result.tables, sorted(applier.tables))
+            result.rows = sum(result.tables.values())
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+        fsync_path(temp)
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(str(final) + suffix).unlink(missing_ok=True)
+        os.replace(temp, final)
+        fsync_path(final.parent)
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(temp) + suffix).unlink(missing_ok=True)
+    result.target = str(final)
+    result.seconds = round(time.perf_counter() - started, 3)
+    result.bytes = plan.full.bytes + sum(e.bytes for e in plan.incrementals if e.object in result.incrementals)
+    return result
