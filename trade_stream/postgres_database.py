@@ -1,5 +1,6 @@
 """PostgresDatabase: the door to a PostgreSQL trading database (source or restore target),
-and ``open_database``, which picks the right door for a URL.
+and ``open_database``, which picks the right door for a URL (importing this module does not import psycopg: the SQLite
+CLI path stays fast).
 
 SQLAlchemy parses the URL (``postgresql+psycopg://user:pw@host:port/db``; the driver part
 is ignored); rows travel through psycopg 3 directly, with tradevault's exact loaders
@@ -19,7 +20,6 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from trade_stream.errors import BadInputError
-from trade_stream.postgres_types import is_supported, pg_family, shared_adapters, unsupported_error
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, quote_ident
 from trade_stream.table_selection import Selection, select_tables
 
@@ -82,6 +82,8 @@ class PostgresDatabase:
     def connect(self, *, autocommit: bool = True, replication: bool = False) -> "psycopg.Connection":
         import psycopg
 
+        from trade_stream.postgres_types import shared_adapters
+
         kwargs: dict[str, Any] = {"autocommit": autocommit, "context": shared_adapters()}
         if replication:
             kwargs["replication"] = "database"
@@ -119,6 +121,8 @@ class PostgresDatabase:
 
     @staticmethod
     def table_schema(conn: "psycopg.Connection", table: str) -> TableSchema:
+        from trade_stream.postgres_types import is_supported, pg_family, unsupported_error
+
         oid_row = conn.execute(
             "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'public' AND c.relname = %s",

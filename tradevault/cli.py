@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from restore.planner import Target, format_ts, parse_time, plan_restore
-from restore.replay import restore_sqlite
+from restore.dispatch import restore_to
 from restore.verify import verify_store
 from trade_stream.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
@@ -168,9 +168,13 @@ def restore(
     if at is not None and seq is not None:
         raise BadInputError("give either --at or --seq, not both")
     target = Target(seq=seq, ts=parse_time(at) if at is not None else None)
-    target_db = DatabaseService(to)
+    from trade_stream.postgres_database import is_postgres, open_database
+
+    target_db = open_database(to)  # validates the URL before anything else
     store = wiring.store(settings)
     if from_ == "kafka":
+        if is_postgres(target_db):
+            raise BadInputError("--from kafka restores into a SQLite target only")
         _restore_from_kafka(settings, store, target_db, target, to, dry_run, force, as_json)
         return
     if from_ is not None:
@@ -196,7 +200,7 @@ def restore(
                          f"{len(plan.incrementals)} incremental(s) up to {target.describe()} into {to}")
         return
     with progress_display(not as_json) as progress:
-        result = restore_sqlite(store, plan, target_db, force=force, progress=progress)
+        result = restore_to(store, plan, to, force=force, progress=progress)
     if config_to is not None:
         from config_vcs.history import export_config_at
         from tradevault.config_commands import options_from
@@ -248,7 +252,12 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
 
     settings = settings_for(ctx, config)
     db = wiring.database(settings)
-    info = source_status(db, wiring.store(settings, db))
+    if getattr(db, "dialect", "") == "postgresql":
+        from trade_stream.postgres_status import postgres_source_status
+
+        info = postgres_source_status(db, wiring.store(settings, db))
+    else:
+        info = source_status(db, wiring.store(settings, db))
     info["agent"] = read_live_state(Path(settings.agent.state_dir))
     if info["agent"] is None and settings.config_vcs.paths:
         from config_vcs.service import offline_status
@@ -265,6 +274,35 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
         print_json(info)
         return
     stdout.print(render_status(info))
+
+
+@app.command("uninstall")
+def uninstall(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Remove change capture from the database (PostgreSQL: drop the replication slot so the
+    server stops retaining WAL; SQLite: drop the triggers and change log). Backups stay."""
+    settings = settings_for(ctx, config)
+    db = wiring.database(settings)
+    if getattr(db, "dialect", "") == "postgresql":
+        from trade_stream.postgres_status import uninstall_capture
+
+        info = uninstall_capture(db, wiring.source_name(settings, db))
+    else:
+        from trade_stream.capture_sqlite import SqliteCapture
+
+        db.require_exists()
+        conn = db.connect()
+        try:
+            capture = SqliteCapture(db)
+            installed = capture.is_installed(conn)
+            if installed:
+                capture.uninstall(conn)
+        finally:
+            conn.close()
+        info = {"database": db.url_text, "capture_removed": installed}
+    if as_json:
+        print_json(info)
+    else:
+        stdout.print(", ".join(f"{k}: {v}" for k, v in info.items()), markup=False)
 
 
 @app.command("init")

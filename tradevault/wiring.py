@@ -12,7 +12,10 @@ from tradevault.settings import Settings
 
 
 def database(settings: Settings) -> DatabaseService:
-    return DatabaseService(settings.database.url, settings.database.include, settings.database.exclude)
+    """DatabaseService for SQLite, PostgresDatabase for PostgreSQL (same duck type where shared)."""
+    from trade_stream.postgres_database import open_database
+
+    return open_database(settings.database.url, settings.database.include, settings.database.exclude)
 
 
 def locations(settings: Settings) -> list[Location]:
@@ -39,5 +42,10 @@ def store(settings: Settings, db: DatabaseService | None = None) -> BackupStore:
 
 def engine(settings: Settings, progress: Progress = no_progress) -> BackupEngine:
     db = database(settings)
+    if getattr(db, "dialect", "") == "postgresql":
+        from trade_stream.backup_postgres import PostgresBackupEngine
+
+        return PostgresBackupEngine(db, store(settings, db), work_dir=settings.work_dir,  # type: ignore[return-value]
+                                    level=settings.backup.compression_level, progress=progress)
     return BackupEngine(db, store(settings, db), work_dir=settings.work_dir, level=settings.backup.compression_level,
                         use_wal=settings.database.sqlite_wal, progress=progress)

@@ -1,0 +1,98 @@
+"""What ``status`` reports about a PostgreSQL source: the slot's health (retained WAL,
+lag) and the newest backups; same shape as ``status.source_status`` plus slot details.
+
+``pending_events`` counts row changes not yet confirmed by peeking at most
+``PEEK_LIMIT`` messages (a lower bound when ``pending_capped``); ``lag_seconds`` is the
+age of the oldest unconfirmed commit. ``retained_wal_bytes`` is what the server keeps on
+disk for the slot: it grows while backups are not taken, so it is the number to watch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from trade_stream.capture_postgres import PostgresCapture, slot_name_for
+from trade_stream.errors import BadInputError
+from trade_stream.manifest import FULL, INCREMENTAL, summary
+from trade_stream.postgres_database import PostgresDatabase
+from trade_stream.postgres_wal2json import commit_ts_us, decode_message
+from trade_stream.store import BackupStore
+
+PEEK_LIMIT = 100_000
+
+
+def capture_status(db: PostgresDatabase, slot: str) -> dict[str, Any]:
+    """The capture part of the status (also usable alone, e.g. by monitoring)."""
+    now = time.time_ns() // 1000
+    try:
+        conn = db.connect()
+    except BadInputError as exc:
+        return {"installed": False, "error": str(exc)}
+    try:
+        capture = PostgresCapture(db, slot)
+        if not capture.is_installed(conn):
+            return {"installed": False, "slot": slot}
+        info = capture.slot_info(conn)
+        options = capture.options(conn)
+        pending, oldest, changes = 0, None, 0
+        rows = conn.execute(
+            "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, %s" + ", %s" * (2 * len(options)) + ")",
+            (slot, PEEK_LIMIT, *[v for pair in options for v in pair]),
+        ).fetchall()
+        for (data,) in rows:
+            message = decode_message(data)
+            action = message.get("action")
+            if action == "B" and oldest is None:
+                oldest = commit_ts_us(message["timestamp"])
+            elif action in ("I", "U", "D") and not str(message.get("table", "")).startswith("_tradevault_"):
+                changes += 1
+        pending = changes
+        return {
+            "installed": True,
+            "slot": slot,
+            "capture_id": capture.meta(conn).get("capture_id", ""),
+            "wal_status": info.wal_status,
+            "active": info.active,
+            "confirmed_lsn": info.confirmed_lsn,
+            "retained_wal_bytes": info.retained_bytes,
+            "lag_bytes": info.lag_bytes,
+            "pending_events": pending,
+            "pending_capped": len(rows) >= PEEK_LIMIT,
+            "lag_seconds": round((now - oldest) / 1e6, 3) if oldest else 0.0,
+            "schema_change_pending": False,
+        }
+    finally:
+        conn.close()
+
+
+def postgres_source_status(db: PostgresDatabase, store: BackupStore) -> dict[str, Any]:
+    catalogs = store.catalogs()
+    entries = store.merged(catalogs)
+    last_full = next((e for e in reversed(entries) if e.kind == FULL), None)
+    last_incr = next((e for e in reversed(entries) if e.kind == INCREMENTAL), None)
+    capture = capture_status(db, slot_name_for(store.source))
+    if capture.get("installed") and entries:
+        capture["last_seq"] = entries[-1].last_seq
+    locations = [
+        {"name": c.location.name, "url": c.location.url, "ok": not c.error and not c.problems,
+         "entries": len(c.entries), "behind": len(entries) - len(c.entries),
+         "error": c.error or "; ".join(p for _, p in c.problems[:3])}
+        for c in catalogs
+    ]
+    return {
+        "database": db.safe_url(),
+        "source": store.source,
+        "capture": capture,
+        "last_full": summary(last_full) if last_full else None,
+        "last_incremental": summary(last_incr) if last_incr else None,
+        "locations": locations,
+    }
+
+
+def uninstall_capture(db: PostgresDatabase, source: str) -> dict[str, Any]:
+    conn = db.connect()
+    try:
+        return PostgresCapture(db, slot_name_for(source)).uninstall(conn)
+    finally:
+        conn.close()
