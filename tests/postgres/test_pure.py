@@ -1,0 +1,183 @@
+"""Pure parts of the PostgreSQL support: wal2json parsing, seqs, types, type mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+
+import pytest
+
+from trade_stream.errors import BadInputError
+from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE
+from trade_stream.postgres_lsn import (
+    FREE, MAX_TX_EVENTS, SPAN, event_seq, format_lsn, parse_lsn, resync_base, snapshot_seq,
+)
+from trade_stream.postgres_types import parse_interval_text, pg_family, type_oid, wal2json_parser, widen_real
+from trade_stream.postgres_wal2json import StreamDecoder, commit_ts_us
+from trade_stream.schema import Column, TableSchema
+from trade_stream.snapshot_rows import RowChunkWriter, decode_row_chunks
+from trade_stream.type_mapping import (
+    pg_table_to_sqlite, pg_value_converters, sqlite_table_to_pg, sqlite_value_converters,
+)
+
+pytestmark = pytest.mark.xdist_group("postgres")
+
+T = TableSchema(
+    name="t",
+    columns=[Column("id", "bigint", "integer", False), Column("f", "double precision", "float"),
+             Column("n", "numeric(30,9)", "numeric"), Column("j", "jsonb", "json"),
+             Column("a", "integer[]", "array")],
+    primary_key=["id"], dialect="postgresql",
+)
+
+
+def msg(**kw) -> str:
+    return json.dumps(kw)
+
+
+def col(name, type_, value):
+    return {"name": name, "type": type_, "value": value}
+
+
+def row_columns(id_, f="0.5", n="1.10", j='{"a": 1}', a="{1,NULL}"):
+    return [col("id", "bigint", id_), col("f", "double precision", f), col("n", "numeric(30,9)", n),
+            col("j", "jsonb", j), col("a", "integer[]", a)]
+
+
+def test_lsn_text_and_seq_spacing():
+    assert parse_lsn("16/B374D848") == (0x16 << 32) | 0xB374D848
+    assert format_lsn(parse_lsn("0/152C058")) == "0/152C058"
+    lsn = 0x152C058
+    assert event_seq(lsn, 0) < event_seq(lsn, MAX_TX_EVENTS - 1) < resync_base(lsn) < snapshot_seq(lsn)
+    # the next commit ends at least 32 bytes later: its first seq is above everything at lsn
+    assert snapshot_seq(lsn) < event_seq(lsn + 32, 0)
+    assert resync_base(lsn) == (lsn << 20) + FREE and snapshot_seq(lsn) == (lsn << 20) + SPAN - 1
+    with pytest.raises(BadInputError):
+        event_seq(lsn, MAX_TX_EVENTS)
+
+
+def test_decoder_builds_transactions_with_commit_seqs():
+    d = StreamDecoder([T])
+    ts = "2026-11-26 22:15:21.257918+00"
+    raw = (
+        '{"action":"I","xid":7,"schema":"public","table":"t","columns":['
+        '{"name":"id","type":"bigint","value":1},{"name":"f","type":"double precision","value":-0},'
+        '{"name":"n","type":"numeric(30,9)","value":123456789012345678901.123456789},'
+        '{"name":"j","type":"jsonb","value":"{\\"a\\": 1.10}"},'
+        '{"name":"a","type":"integer[]","value":"{1,NULL,3}"}],"pk":[{"name":"id","type":"bigint"}]}'
+    )
+    assert d.feed(100, msg(action="B", xid=7, timestamp=ts)) == []
+    assert d.feed(110, raw) == []
+    d.feed(120, msg(action="U", xid=7, schema="public", table="t", columns=row_columns(2),
+                    identity=[col("id", "bigint", 1)]))
+    d.feed(130, msg(action="D", xid=7, schema="public", table="t", identity=[col("id", "bigint", 2)]))
+    d.feed(135, msg(action="I", xid=7, schema="public", table="other", columns=[col("x", "integer", 1)]))
+    events = d.feed(200, msg(action="C", xid=7, timestamp=ts))
+    assert [e.op for e in events] == [INSERT, UPDATE, DELETE]
+    assert [e.seq for e in events] == [event_seq(200, i) for i in range(3)]
+    assert all(e.tx == 7 and e.ts == commit_ts_us(ts) for e in events)
+    first = events[0]
+    assert first.key == [1]
+    f = first.row[1]
+    assert f == 0.0 and str(f) == "-0.0"  # the sign of negative zero survives
+    assert first.row[2] == decimal.Decimal("123456789012345678901.123456789")
+    assert first.row[3] == '{"a": 1.10}' and first.row[4] == [1, None, 3]
+    assert events[1].key == [1] and events[1].row[0] == 2  # update of the key: old key
+    assert events[2].key == [2] and events[2].row is None
+    assert d.ignored == {"other"} and d.last_commit_lsn == 200
+
+
+def test_decoder_skips_stored_events_and_projects_changed_columns():
+    ts = "2026-01-01 00:00:00+00"
+    d = StreamDecoder([T], after_seq=event_seq(200, 0))
+    for lsn in (200, 300):
+        d.feed(lsn - 5, msg(action="B", xid=lsn, timestamp=ts))
+        cols = row_columns(lsn) + ([col("extra", "integer", 5)] if lsn == 300 else [])
+        d.feed(lsn - 2, msg(action="I", xid=lsn, schema="public", table="t", columns=cols))
+        events = d.feed(lsn, msg(action="C", xid=lsn, timestamp=ts))
+        if lsn == 200:
+            assert events == []  # at or below the chain position: already stored
+        else:
+            assert len(events) == 1 and len(events[0].row) == 5  # projected onto the known columns
+    assert d.changed == {"t"}
+    d.feed(400, msg(action="B", xid=9, timestamp=ts))
+    d.feed(401, msg(action="T", xid=9, schema="public", table="t"))
+    (event,) = d.feed(402, msg(action="C", xid=9, timestamp=ts))
+    assert event.op == SCHEMA and event.table_schema == T.to_dict()
+
+
+def test_delete_without_identity_is_refused():
+    d = StreamDecoder([T])
+    d.feed(1, msg(action="B", xid=1, timestamp="2026-01-01 00:00:00+00"))
+    with pytest.raises(BadInputError, match="REPLICA IDENTITY"):
+        d.feed(2, msg(action="D", xid=1, schema="public", table="t"))
+
+
+@pytest.mark.parametrize("declared,text,expected", [
+    ("timestamp with time zone", "2024-01-02 01:04:05.123456+00",
+     dt.datetime(2024, 1, 2, 1, 4, 5, 123456, tzinfo=dt.timezone.utc)),
+    ("timestamp(3) without time zone", "2024-01-02 03:04:05.1", dt.datetime(2024, 1, 2, 3, 4, 5, 100000)),
+    ("date", "2024-02-29", dt.date(2024, 2, 29)),
+    ("time without time zone", "04:05:06.5", dt.time(4, 5, 6, 500000)),
+    ("uuid", "b761fb92-464e-418a-8dae-76c6836ee40b", uuid.UUID("b761fb92-464e-418a-8dae-76c6836ee40b")),
+    ("bytea", "00ff", b"\x00\xff"),
+    ("text[]", '{"a b","c,d",NULL}', ["a b", "c,d", None]),
+    ("numeric[]", "{1.10,-2}", [decimal.Decimal("1.10"), decimal.Decimal("-2")]),
+    ("interval", "3 days 04:05:06.7", dt.timedelta(days=3, hours=4, minutes=5, seconds=6.7)),
+    ("interval", "1 year 2 mons", "14 mons 0 days 0 microseconds"),
+    ("interval", "-1 days +02:00:00", dt.timedelta(days=-1, hours=2)),
+    ("interval", "25:00:00", "0 mons 0 days 90000000000 microseconds"),
+    ("real", "1.1", widen_real(1.1)),
+    ("double precision", "0.30000000000000004", 0.30000000000000004),
+    ("double precision", "1e+308", 1e308),
+    ("numeric(10,2)", "1.10", decimal.Decimal("1.10")),
+])
+def test_wal2json_value_parsers(declared, text, expected):
+    value = wal2json_parser(declared)(text)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_type_catalogue():
+    assert type_oid("character varying(20)[]") == 1015 and type_oid("numeric(10,2)") == 1700
+    assert pg_family("timestamp(3) with time zone") == "datetime" and pg_family("jsonb[]") == "array"
+    with pytest.raises(BadInputError):
+        wal2json_parser("interval")("P1D")  # only IntervalStyle postgres
+    with pytest.raises(BadInputError):
+        parse_interval_text("garbage")
+    with pytest.raises(BadInputError):
+        wal2json_parser("date")("infinity")
+
+
+def test_rows_codec_round_trip():
+    out: list[bytes] = []
+    writer = RowChunkWriter(out.append, chunk_rows=2)
+    rows = [[1, decimal.Decimal("1.10"), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)],
+            [2, None, dt.datetime(2024, 1, 2)], [3, decimal.Decimal("-0.000"), None]]
+    writer.add_many("t", rows)
+    writer.add("u", [uuid.UUID(int=5)])
+    writer.flush()
+    decoded = [(t, r) for t, chunk in decode_row_chunks(out) for r in chunk]
+    assert decoded == [("t", r) for r in rows[:2]] + [("t", rows[2]), ("u", [uuid.UUID(int=5)])]
+    assert str(decoded[0][1][1]) == "1.10" and str(decoded[2][1][1]) == "-0.000"
+
+
+def test_type_mapping_sqlite_to_pg_and_back():
+    sqlite_table = TableSchema(
+        name="trades",
+        columns=[Column("id", "INTEGER", "integer", False), Column("open_date", "DATETIME", "datetime"),
+                 Column("is_open", "BOOLEAN", "boolean"), Column("amount", "NUMERIC(20,8)", "numeric"),
+                 Column("rate", "FLOAT", "float"), Column("pair", "VARCHAR(25)", "text")],
+        primary_key=["id"], dialect="sqlite",
+    )
+    pg = sqlite_table_to_pg(sqlite_table)
+    assert [c.declared for c in pg.columns] == [
+        "bigint", "timestamp without time zone", "boolean", "numeric", "double precision", "text"]
+    convert = sqlite_value_converters(pg)
+    values = [c(v) for c, v in zip(convert, [1, "2024-01-02 03:04:05.123456", 1, 0.1, 2.5, "BTC/USDT"])]
+    assert values == [1, dt.datetime(2024, 1, 2, 3, 4, 5, 123456), True, decimal.Decimal("0.1"), 2.5, "BTC/USDT"]
+    back = pg_table_to_sqlite(pg)
+    assert [c.family for c in back.columns] == [c.family for c in sqlite_table.columns]
+    to_sqlite = pg_value_converters(pg)
+    assert [c(v) for c, v in zip(to_sqlite, values)] == [1, "2024-01-02 03:04:05.123456", 1, "0.1", 2.5, "BTC/USDT"]
