@@ -31,8 +31,11 @@ ValueMap = Callable[[list[Any]], list[Any]]
 
 
 def cast_type(declared: str) -> str:
-    """The declared type without typmods (a cast must never round or truncate)."""
+    """The declared type without typmods (a cast must never round or truncate); ``character``
+    without a length would mean char(1), so blank-padded text is cast to ``bpchar``."""
     name, is_array = base_name(declared)
+    if name == "character":
+        name = "bpchar"
     return name + ("[]" if is_array else "")
 
 

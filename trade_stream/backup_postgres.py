@@ -237,7 +237,7 @@ class PostgresBackupEngine:
         assert end is not None
         known = end_schema(self.store, end)
         counts = dict(end.tables)
-        upto = self.capture.current_lsn(conn)
+        upto = self.capture.flush_wal(conn)
         current = self.db.reflect(conn, tables)
         changed = _changed_tables(known, current)
         spool = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=self.work_dir)

@@ -254,3 +254,15 @@ class PostgresCapture:
     @staticmethod
     def current_lsn(conn: "psycopg.Connection") -> int:
         return parse_lsn(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+
+    @staticmethod
+    def flush_wal(conn: "psycopg.Connection") -> int:
+        """Make every commit so far decodable and return the flushed position. Logical
+        decoding reads only flushed WAL; with ``synchronous_commit = off`` (common on busy
+        databases) recent commits may not be flushed yet. A tiny transaction committed
+        synchronously flushes everything before it (it must write WAL itself, or its commit
+        is not flushed: a transactional logical message, which the decoder ignores)."""
+        with conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = on")
+            conn.execute("SELECT pg_logical_emit_message(true, 'tradevault', 'flush')")
+        return parse_lsn(conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
