@@ -1,0 +1,285 @@
+"""``python -m bench.postgres_bench --rows N --out DIR``: PostgreSQL benchmark.
+
+Starts a private PostgreSQL 15 cluster (wal2json, wal_level=logical, loopback port) and
+measures, in the same run:
+
+* full backup time and size against ``pg_dump -Fc`` (goal: <= 1.0x each);
+* restore time (full + incremental, into an empty database) against ``pg_restore`` of
+  that dump (goal: <= 1.0x), and that the restore equals the source (digest);
+* capture throughput: row changes decoded and stored per second by an incremental
+  (goal: >= 20,000/s);
+* trading-commit latency with capture on (slot + an incremental every 0.5 s) versus off
+  (no slot), p99 ratio (goal: <= 1.1).
+
+Writes ``DIR/results.json`` (``goals``: ``{"name", "value", "goal", "ok"}``, like
+``python -m bench``) and ``DIR/RESULTS.md``. The cluster runs with fsync off on both sides
+of every comparison (this measures tradevault, not the disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _bin(name: str) -> str:
+    path = BIN / name
+    return str(path) if path.exists() else (shutil.which(name) or name)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.as_postgres = os.geteuid() == 0
+
+    def run(self, args: list[str], **kw: Any) -> subprocess.CompletedProcess:
+        if self.as_postgres:
+            args = ["runuser", "-u", "postgres", "--", *args]
+        return subprocess.run(args, capture_output=True, text=True, check=True, cwd=self.root, **kw)
+
+    def start(self) -> None:
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres")
+        self.run([_bin("initdb"), "-D", str(self.root / "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--no-locale", "--no-sync"])
+        with open(self.root / "data" / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
+                       "wal_level = logical\nmax_replication_slots = 20\nmax_wal_senders = 20\nfsync = off\n"
+                       "shared_buffers = 256MB\nmax_wal_size = 4GB\n")
+        self.run([_bin("pg_ctl"), "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-w", "start"])
+
+    def stop(self) -> None:
+        try:
+            self.run([_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"])
+        except subprocess.CalledProcessError:
+            pass
+
+    def url(self, db: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(sql)
+
+
+SCHEMA = [
+    """CREATE TABLE trades (id bigserial PRIMARY KEY, exchange varchar(25) NOT NULL, pair varchar(25) NOT NULL,
+       is_open boolean NOT NULL, amount numeric(20,8), open_rate double precision, close_rate double precision,
+       open_date timestamp NOT NULL, close_date timestamptz, strategy text, meta jsonb)""",
+    "CREATE INDEX trades_pair ON trades(pair, is_open)",
+    """CREATE TABLE orders (id bigserial PRIMARY KEY, trade_id bigint NOT NULL, side varchar(8) NOT NULL,
+       price double precision, amount numeric(20,8), filled numeric(20,8), status text,
+       created timestamptz NOT NULL DEFAULT now())""",
+]
+
+
+def fill(conn: Any, rows: int) -> None:
+    conn.execute(
+        "INSERT INTO trades (exchange, pair, is_open, amount, open_rate, close_rate, open_date, close_date,"
+        " strategy, meta) SELECT 'binance', (ARRAY['BTC/USDT','ETH/USDT','SOL/USDT'])[1 + g %% 3], g %% 10 = 0,"
+        " round((random() * 100)::numeric, 8), random() * 50000, random() * 50000,"
+        " '2024-01-01'::timestamp + g * interval '1 s', '2024-01-01 00:00:00+00'::timestamptz + g * interval '2 s',"
+        " 'SampleStrategy', jsonb_build_object('n', g) FROM generate_series(1, %s) g", (rows // 2,))
+    conn.execute(
+        "INSERT INTO orders (trade_id, side, price, amount, filled, status) SELECT 1 + g %% %s,"
+        " CASE WHEN g %% 2 = 0 THEN 'buy' ELSE 'sell' END, random() * 50000, round((random() * 10)::numeric, 8),"
+        " round((random() * 10)::numeric, 8), 'closed' FROM generate_series(1, %s) g",
+        (max(rows // 2, 1), rows - rows // 2))
+    conn.execute("VACUUM ANALYZE")
+
+
+def timed(fn) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def latency(url: str, transactions: int, background=None) -> dict:
+    from trade_stream.postgres_database import PostgresDatabase
+
+    conn = PostgresDatabase(url).connect()
+    stop = threading.Event()
+    thread = None
+    if background is not None:
+        def loop() -> None:
+            while not stop.is_set():
+                background()
+                stop.wait(0.5)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+    samples = []
+    try:
+        for i in range(transactions + 100):
+            started = time.perf_counter_ns()
+            with conn.transaction():
+                conn.execute("INSERT INTO orders (trade_id, side, price, amount, filled, status)"
+                             " VALUES (%s, 'buy', 100.5, 1.25, 0, 'open')", (1 + i % 100,))
+                conn.execute("UPDATE trades SET close_rate = close_rate + 1 WHERE id = %s", (1 + i % 100,))
+            if i >= 100:
+                samples.append(time.perf_counter_ns() - started)
+    finally:
+        stop.set()
+        if thread:
+            thread.join()
+        conn.close()
+    ms = sorted(s / 1e6 for s in samples)
+    return {"transactions": len(ms), "p50_ms": ms[len(ms) // 2], "p99_ms": ms[int(len(ms) * 0.99) - 1],
+            "mean_ms": statistics.fmean(ms)}
+
+
+def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:
+    from restore.dispatch import restore_to
+    from restore.planner import Target, plan_restore
+    from trade_stream.backup_postgres import PostgresBackupEngine
+    from trade_stream.locations import open_location
+    from trade_stream.postgres_database import PostgresDatabase
+    from trade_stream.postgres_digest import database_digest
+    from trade_stream.store import BackupStore
+
+    root = Path(tempfile.mkdtemp(prefix="tradevault-pgbench-"))
+    cluster = Cluster(root / "pg")
+    (root / "pg").mkdir()
+    if cluster.as_postgres:
+        shutil.chown(root, "postgres")  # the server must reach its directory
+    cluster.start()
+    m: dict[str, Any] = {"rows": rows}
+    try:
+        cluster.admin("CREATE DATABASE src")
+        src = PostgresDatabase(cluster.url("src"))
+        conn = src.connect()
+        for statement in SCHEMA:
+            conn.execute(statement)
+        fill(conn, rows)
+        dump = root / "dump.pgc"
+        pg_dump_env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="postgres")
+        dump_times, full_times, full_sizes = [], [], []
+        for i in range(rounds):
+            t, _ = timed(lambda: subprocess.run([_bin("pg_dump"), "-Fc", "-f", str(dump), "src"], check=True,
+                                                env=pg_dump_env))
+            dump_times.append(t)
+            store = BackupStore("src", [open_location("one", f"file://{root / f'store{i}'}")])
+            t, result = timed(lambda: PostgresBackupEngine(src, store).full())
+            full_times.append(t)
+            full_sizes.append(result.bytes)
+            if i < rounds - 1:
+                shutil.rmtree(root / f"store{i}")
+        m["full_backup"] = {
+            "pg_dump_seconds": statistics.median(dump_times), "seconds": statistics.median(full_times),
+            "pg_dump_bytes": dump.stat().st_size, "bytes": full_sizes[-1],
+        }
+        m["full_backup"]["time_ratio"] = m["full_backup"]["seconds"] / m["full_backup"]["pg_dump_seconds"]
+        m["full_backup"]["size_ratio"] = m["full_backup"]["bytes"] / m["full_backup"]["pg_dump_bytes"]
+        # capture throughput: `changes` row changes in transactions of 100
+        per_tx = 100
+        for start in range(0, changes, per_tx):
+            with conn.transaction():
+                conn.execute("UPDATE orders SET filled = filled + 1, status = 'partial' WHERE id > %s AND id <= %s",
+                             (start % max(rows // 2, 1), start % max(rows // 2, 1) + per_tx))
+        t, incremental = timed(lambda: PostgresBackupEngine(src, store).incremental())
+        m["capture"] = {"events": incremental.count, "seconds": t, "per_second": incremental.count / t}
+        # restore vs pg_restore
+        restore_times, pg_restore_times = [], []
+        tables = {"trades": ["id"], "orders": ["id"]}
+        source_digest = database_digest(conn, tables)
+        subprocess.run([_bin("pg_dump"), "-Fc", "-f", str(dump), "src"], check=True, env=pg_dump_env)
+        equal = True
+        for i in range(rounds):
+            cluster.admin(f"CREATE DATABASE r{i}")
+            cluster.admin(f"CREATE DATABASE p{i}")
+            t, _ = timed(lambda: subprocess.run([_bin("pg_restore"), "-d", f"p{i}", str(dump)], check=True,
+                                                env=pg_dump_env))
+            pg_restore_times.append(t)
+            plan = plan_restore(store.entries(), Target())
+            t, _ = timed(lambda: restore_to(store, plan, cluster.url(f"r{i}")))
+            restore_times.append(t)
+            target = PostgresDatabase(cluster.url(f"r{i}")).connect()
+            equal = equal and database_digest(target, tables) == source_digest
+            target.close()
+        m["restore"] = {"seconds": statistics.median(restore_times),
+                        "pg_restore_seconds": statistics.median(pg_restore_times), "equals_source": equal}
+        m["restore"]["time_ratio"] = m["restore"]["seconds"] / m["restore"]["pg_restore_seconds"]
+        # commit latency, capture off (no slot) and on (slot + incrementals every 0.5 s)
+        conn.close()
+        cluster.admin("CREATE DATABASE lat_off TEMPLATE src")
+        cluster.admin("CREATE DATABASE lat_on TEMPLATE src")
+        off = latency(cluster.url("lat_off"), latency_tx)
+        on_db = PostgresDatabase(cluster.url("lat_on"))
+        on_store = BackupStore("lat_on", [open_location("one", f"file://{root / 'lat-store'}")])
+        PostgresBackupEngine(on_db, on_store).full()
+        on = latency(cluster.url("lat_on"), latency_tx, lambda: PostgresBackupEngine(on_db, on_store).incremental())
+        m["commit_latency"] = {"off": off, "on": on, "p99_ratio": on["p99_ms"] / off["p99_ms"]}
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return m
+
+
+def goals(m: dict) -> list[dict]:
+    def goal(name: str, value: float, op: str, limit: float, unit: str = "") -> dict:
+        ok = value <= limit if op == "<=" else value >= limit
+        return {"name": name, "value": round(value, 4), "goal": f"{op} {limit}{unit}", "ok": bool(ok)}
+
+    return [
+        goal("PostgreSQL full backup time / pg_dump -Fc time", m["full_backup"]["time_ratio"], "<=", 1.0),
+        goal("PostgreSQL full backup size / pg_dump -Fc size", m["full_backup"]["size_ratio"], "<=", 1.0),
+        goal("PostgreSQL restore time / pg_restore time", m["restore"]["time_ratio"], "<=", 1.0),
+        {"name": "PostgreSQL restore equals source (digest)", "value": m["restore"]["equals_source"],
+         "goal": "true", "ok": m["restore"]["equals_source"] is True},
+        goal("PostgreSQL capture throughput (row changes/s)", m["capture"]["per_second"], ">=", 20000),
+        goal("PostgreSQL commit latency p99 with capture / without", m["commit_latency"]["p99_ratio"], "<=", 1.1),
+    ]
+
+
+def markdown(results: dict) -> str:
+    lines = ["# PostgreSQL benchmark", "", f"rows: {results['measurements']['rows']:,}", "",
+             "| goal | value | target | ok |", "| --- | --- | --- | --- |"]
+    for g in results["goals"]:
+        lines.append(f"| {g['name']} | {g['value']} | {g['goal']} | {'yes' if g['ok'] else 'NO'} |")
+    lines += ["", "```json", json.dumps(results["measurements"], indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.postgres_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--out", type=Path, default=Path("bench-out-postgres"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--changes", type=int, default=100_000)
+    parser.add_argument("--latency-tx", type=int, default=2000)
+    args = parser.parse_args(argv)
+    measurements = run(args.rows, args.out, args.rounds, args.changes, args.latency_tx)
+    results = {"measurements": measurements, "goals": goals(measurements)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (args.out / "RESULTS.md").write_text(markdown(results))
+    for g in results["goals"]:
+        print(f"{'ok ' if g['ok'] else 'NO '} {g['name']}: {g['value']} (goal {g['goal']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
