@@ -4,7 +4,7 @@ SQLite. Types and values are mapped by ``trade_stream.type_mapping``.
 * SQLite -> PostgreSQL (``restore_postgres`` uses the helpers here): the physical snapshot
   is decompressed into a private temporary file, its protected tables are read row by row,
   mapped and bulk-loaded with COPY; events are mapped the same way before they are applied.
-* PostgreSQL -> SQLite (``restore_rows_to_sqlite``): like ``restore_sqlite`` (private temp
+* PostgreSQL -> SQLite (``restore_rows_to_sqlite``, ``pgcopy-binary`` parsed by psycopg's loaders): like ``restore_sqlite`` (private temp
   file next to the target, one transaction, verified, then renamed into place), with
   tables created from the mapped descriptions and rows/events mapped to SQLite values.
 """
@@ -32,7 +32,7 @@ from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.snapshot_rows import CODEC_ROWS, decode_row_chunks
+from trade_stream.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks, iter_table_rows
 from trade_stream.store import BackupStore
 from trade_stream.type_mapping import (
     key_mapper, pg_table_to_sqlite, pg_value_converters, row_mapper, sqlite_table_to_pg,
@@ -145,14 +145,13 @@ def _load_rows_into_sqlite(conn: sqlite3.Connection, store: BackupStore, entry: 
         mappers[table.name] = row_mapper(pg_value_converters(table))
 
     def consume(reader: ObjectReader) -> int:
-        if reader.header.codec != CODEC_ROWS:
+        if reader.header.codec != CODEC_PGCOPY:
             raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
         for name in tables:  # a retry from another copy starts from scratch
             conn.execute(f"DELETE FROM {quote_ident(name)}")
         count = 0
-        for name, rows in decode_row_chunks(reader.body_chunks(4 << 20), reader.name):
-            if name not in tables:
-                raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
+        chunks = decode_copy_chunks(reader.body_chunks(4 << 20), reader.name)
+        for name, rows in iter_table_rows(chunks, tables, reader.name):
             mapper = mappers[name]
             conn.executemany(statements[name], [mapper(r) for r in rows])
             count += len(rows)
@@ -164,7 +163,7 @@ def _load_rows_into_sqlite(conn: sqlite3.Connection, store: BackupStore, entry: 
 
 def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, force: bool = False,
                            progress: Progress = no_progress) -> RestoreResult:
-    """A PostgreSQL (``rows-msgpack``) backup into a fresh SQLite file, atomically."""
+    """A PostgreSQL (``pgcopy-binary``) backup into a fresh SQLite file, atomically."""
     started = time.perf_counter()
     check_target(target, force)
     pg_schema = DatabaseSchema.from_dict(full_schema(store, plan.full))

@@ -5,9 +5,9 @@ dialect and the full backup's codec.
 full backup codec  target           path
 =================  ===============  ==========================================
 sqlite-file        sqlite:///...    ``replay.restore_sqlite`` (physical)
-rows-msgpack       sqlite:///...    ``cross_dialect.restore_rows_to_sqlite``
+pgcopy-binary      sqlite:///...    ``cross_dialect.restore_rows_to_sqlite``
 sqlite-file        postgresql://    ``replay_postgres.restore_postgres`` (mapped)
-rows-msgpack       postgresql://    ``replay_postgres.restore_postgres``
+pgcopy-binary      postgresql://    ``replay_postgres.restore_postgres``
 =================  ===============  ==========================================
 """
 
@@ -20,7 +20,7 @@ from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_SQLITE_FILE
 from trade_stream.postgres_database import is_postgres, open_database
 from trade_stream.progress import Progress, no_progress
-from trade_stream.snapshot_rows import CODEC_ROWS
+from trade_stream.snapshot_rows import CODEC_PGCOPY as CODEC_ROWS
 from trade_stream.store import BackupStore
 
 

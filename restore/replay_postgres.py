@@ -7,7 +7,7 @@ are set past the restored maximum and row counts are checked against what the ba
 say. Only then is the transaction committed: a failure at any point (including a corrupt
 object found while reading it) leaves the target as it was.
 
-The full backup may be a PostgreSQL logical snapshot (``rows-msgpack``) or a SQLite
+The full backup may be a PostgreSQL logical snapshot (``pgcopy-binary``) or a SQLite
 physical one (``sqlite-file``: tables and values mapped by ``type_mapping``, see
 ``restore.cross_dialect``).
 """
@@ -28,7 +28,7 @@ from trade_stream.object_format import ObjectReader
 from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.snapshot_rows import CODEC_ROWS, decode_row_chunks
+from trade_stream.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks
 from trade_stream.store import BackupStore
 
 SnapshotLoader = Callable[[Any, BackupStore, ManifestEntry, DatabaseSchema, Progress], int]
@@ -41,26 +41,44 @@ def check_pg_target(target: PostgresDatabase, force: bool) -> None:
 
 def load_rows_snapshot(conn: Any, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
                        progress: Progress) -> int:
-    """COPY the rows of a ``rows-msgpack`` snapshot into the (empty, keyless) tables."""
+    """Stream a ``pgcopy-binary`` snapshot into the (empty, keyless) tables: each table's
+    bytes go unchanged into ``COPY ... FROM STDIN (FORMAT BINARY)``."""
     tables = {t.name: t for t in schema.tables}
 
     def consume(reader: ObjectReader) -> int:
-        if reader.header.codec != CODEC_ROWS:
+        if reader.header.codec != CODEC_PGCOPY:
             raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
         _empty(conn, schema)  # a retry from another copy starts from scratch
-        loader = TableLoader(conn)
+        current, cursor, manager, copy = "", None, None, None
+        done = 0
         try:
-            for name, rows in decode_row_chunks(reader.body_chunks(4 << 20), reader.name):
-                table = tables.get(name)
-                if table is None:
-                    raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
-                loader.write(table, rows)
-                progress("load", loader.rows, entry.count)
-            loader.close()
-        except BaseException:
-            loader.abort()
+            for name, data in decode_copy_chunks(reader.body_chunks(4 << 20), reader.name):
+                if name != current:
+                    if manager is not None:
+                        manager.__exit__(None, None, None)
+                        cursor.close()
+                    table = tables.get(name)
+                    if table is None:
+                        raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
+                    cols = ", ".join(quote_ident(c) for c in table.column_names)
+                    cursor = conn.cursor()
+                    manager = cursor.copy(f"COPY {quote_ident(name)} ({cols}) FROM STDIN (FORMAT BINARY)")
+                    copy = manager.__enter__()
+                    current = name
+                copy.write(data)
+                done += len(data)
+                progress("load", done, None)
+            if manager is not None:
+                manager.__exit__(None, None, None)
+                cursor.close()
+        except BaseException as exc:
+            if manager is not None:
+                try:
+                    manager.__exit__(type(exc), exc, None)
+                except Exception:  # noqa: BLE001 - rolled back by the caller
+                    pass
             raise
-        return loader.rows
+        return entry.count
 
     return store.read_object(entry, consume)
 

@@ -1,6 +1,6 @@
 """Full and incremental backups of a PostgreSQL source (mirrors ``backup.py``).
 
-Full: a logical snapshot (codec ``rows-msgpack``) read with COPY (binary) inside a
+Full: a logical snapshot (codec ``pgcopy-binary``) read with COPY (binary) inside a
 REPEATABLE READ, read-only transaction that uses a snapshot exported by a replication
 slot: the capture slot itself at install, a temporary slot afterwards. The snapshot is
 exactly the database at the slot's consistent point L, so its seq is
@@ -34,13 +34,31 @@ from trade_stream.postgres_wal2json import StreamDecoder
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.segments import decode_chunks, encode_chunk
-from trade_stream.snapshot_rows import CHUNK_ROWS, CODEC_ROWS, RowChunkWriter
+from trade_stream.snapshot_rows import CHUNK_BYTES, CODEC_PGCOPY, encode_copy_chunk
 from trade_stream.store import BackupStore
 
 SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"
 
 
-def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], None], batch: int = CHUNK_ROWS) -> int:
+def copy_raw(conn: Any, table: TableSchema, write: Callable[[bytes], Any]) -> int:
+    """The table's binary COPY stream, as ``pgcopy-binary`` chunks; returns its bytes."""
+    cols = ", ".join(quote_ident(c) for c in table.column_names)
+    size = 0
+    with conn.cursor() as cursor:
+        with cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) TO STDOUT (FORMAT BINARY)") as copy:
+            buffer = bytearray()
+            for data in copy:
+                buffer += data
+                if len(buffer) >= CHUNK_BYTES:
+                    write(encode_copy_chunk(table.name, bytes(buffer)))
+                    size += len(buffer)
+                    buffer.clear()
+            write(encode_copy_chunk(table.name, bytes(buffer)))
+            size += len(buffer)
+    return size
+
+
+def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], None], batch: int = 5000) -> int:
     """Every row of ``table`` through binary COPY, in batches; returns the row count."""
     cols = ", ".join(quote_ident(c) for c in table.column_names)
     count = 0
@@ -164,17 +182,14 @@ class PostgresBackupEngine:
                 # snapshot, cheap next to the COPY), so the header is exact.
                 counts = PostgresDatabase.row_counts(reader, tables)
                 header = self._helper._header(
-                    mf.FULL, CODEC_ROWS, seq, seq, schema.to_dict(), capture_id, snapshot_ts, snapshot_ts,
+                    mf.FULL, CODEC_PGCOPY, seq, seq, schema.to_dict(), capture_id, snapshot_ts, snapshot_ts,
                     sum(counts.values()), {"tables": counts, "lsn": snapshot.lsn},
                 )
                 writer = ObjectWriter(sink, header, level=self.level, threads=self.threads)
-                chunks = RowChunkWriter(writer.write)
-                total = sum(counts.values())
+                done = 0
                 for table in schema.tables:
-                    copied = copy_rows(reader, table, lambda rows, t=table.name: self._add(chunks, t, rows, total))
-                    chunks.flush()
-                    if copied != counts[table.name]:
-                        raise IntegrityError(f"table {table.name!r}: copied {copied} rows, counted {counts[table.name]}")
+                    done += copy_raw(reader, table, writer.write)
+                    self.progress("copy", done, None)
                 plain_size, plain_sha = writer.finish()
                 size, sha = sink.close_stream()
                 stored_in = sink.commit()
@@ -198,10 +213,6 @@ class PostgresBackupEngine:
             kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
             locations=stored, first_ts=snapshot_ts, last_ts=snapshot_ts, tables=counts,
         )
-
-    def _add(self, chunks: RowChunkWriter, table: str, rows: list[tuple], total: int) -> None:
-        chunks.add_many(table, rows)
-        self.progress("copy", chunks.count + len(chunks.rows), total)
 
     # -- incremental ---------------------------------------------------------------------------
     def incremental(self) -> BackupResult:

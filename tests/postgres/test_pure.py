@@ -17,7 +17,7 @@ from trade_stream.postgres_lsn import (
 from trade_stream.postgres_types import parse_interval_text, pg_family, type_oid, wal2json_parser, widen_real
 from trade_stream.postgres_wal2json import StreamDecoder, commit_ts_us
 from trade_stream.schema import Column, TableSchema
-from trade_stream.snapshot_rows import RowChunkWriter, decode_row_chunks
+from trade_stream.snapshot_rows import BinaryCopyParser, decode_copy_chunks, encode_copy_chunk
 from trade_stream.type_mapping import (
     pg_table_to_sqlite, pg_value_converters, sqlite_table_to_pg, sqlite_value_converters,
 )
@@ -150,17 +150,22 @@ def test_type_catalogue():
         wal2json_parser("date")("infinity")
 
 
-def test_rows_codec_round_trip():
-    out: list[bytes] = []
-    writer = RowChunkWriter(out.append, chunk_rows=2)
-    rows = [[1, decimal.Decimal("1.10"), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)],
-            [2, None, dt.datetime(2024, 1, 2)], [3, decimal.Decimal("-0.000"), None]]
-    writer.add_many("t", rows)
-    writer.add("u", [uuid.UUID(int=5)])
-    writer.flush()
-    decoded = [(t, r) for t, chunk in decode_row_chunks(out) for r in chunk]
-    assert decoded == [("t", r) for r in rows[:2]] + [("t", rows[2]), ("u", [uuid.UUID(int=5)])]
-    assert str(decoded[0][1][1]) == "1.10" and str(decoded[2][1][1]) == "-0.000"
+def test_copy_chunks_and_binary_copy_parser():
+    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+    tuple1 = b"\x00\x02" + b"\x00\x00\x00\x01x" + b"\xff\xff\xff\xff"
+    tuple2 = b"\x00\x02" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x02yz"
+    stream = header + tuple1 + tuple2 + b"\xff\xff"
+    body = b"".join(encode_copy_chunk("t", stream[i : i + 7]) for i in range(0, len(stream), 7))
+    chunks = list(decode_copy_chunks([body[:5], body[5:]]))
+    assert "".join(t for t, _ in chunks) == "t" * len(chunks) and b"".join(d for _, d in chunks) == stream
+    parser = BinaryCopyParser()
+    rows = [r for _, d in chunks for r in parser.feed(d)]
+    parser.close()
+    assert rows == [[b"x", None], [b"", b"yz"]]
+    truncated = BinaryCopyParser()
+    truncated.feed(stream[:-2])
+    with pytest.raises(Exception, match="truncated"):
+        truncated.close()
 
 
 def test_type_mapping_sqlite_to_pg_and_back():
