@@ -6,10 +6,13 @@ checked.
   it by the column's type, so a str is equally right for json, interval or date); then
   ``finish_table`` adds the primary key, secondary indexes, defaults and sequences, which
   is much faster than maintaining them row by row.
-* Events are applied like on SQLite: consecutive events of one table and operation become
-  one ``executemany`` (pipelined, prepared); every parameter carries an explicit cast to
-  the column's type; every update and delete must hit exactly one row, and an insert that
-  collides is a divergence too: replay stops with an IntegrityError.
+* Events are applied like on SQLite, batched: consecutive events of one table and
+  operation become multi-row statements (INSERT ... VALUES (..), (..); UPDATE ... FROM
+  (VALUES ..); DELETE ... USING (VALUES ..)) of up to 500 rows with distinct keys, so their
+  order inside a batch cannot matter (an update that changes its key runs alone); every
+  parameter carries an explicit cast to the column's type; every update and delete must
+  hit exactly one row each, and an insert that collides is a divergence too: replay stops
+  with an IntegrityError.
 * A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it
   refill it.
 """
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     import psycopg
 
 ValueMap = Callable[[list[Any]], list[Any]]
+BATCH_ROWS = 500
 
 
 def cast_type(declared: str) -> str:
@@ -172,25 +176,90 @@ class PostgresApplier:
             self._maps[table] = maps
         return maps
 
+    def _batch_statement(self, table: str, op: str, rows: int) -> str:
+        """One statement for ``rows`` events: multi-row INSERT, UPDATE ... FROM (VALUES) or
+        DELETE ... USING (VALUES): one round trip instead of ``rows``."""
+        cached = self._sql.get((table, f"{op}*{rows}"))
+        if cached:
+            return cached
+        schema = self.tables[table]
+        name = quote_ident(table)
+        types = [cast_type(c.declared) for c in schema.columns]
+        key_types = [types[i] for i in schema.key_indexes()]
+        cols = [quote_ident(c) for c in schema.column_names]
+        if op in (INSERT, SNAPSHOT):
+            one = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
+            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES " + ", ".join([one] * rows)
+        elif op == UPDATE:
+            one = "(" + ", ".join(f"%s::{t}" for t in types + key_types) + ")"
+            aliases = [f"c{i}" for i in range(len(types))] + [f"k{i}" for i in range(len(key_types))]
+            sets = ", ".join(f"{c} = v.c{i}" for i, c in enumerate(cols))
+            where = " AND ".join(f"t.{quote_ident(k)} = v.k{i}" for i, k in enumerate(schema.primary_key))
+            sql = (f"UPDATE {name} AS t SET {sets} FROM (VALUES {', '.join([one] * rows)}) "
+                   f"AS v({', '.join(aliases)}) WHERE {where}")
+        else:
+            one = "(" + ", ".join(f"%s::{t}" for t in key_types) + ")"
+            aliases = [f"k{i}" for i in range(len(key_types))]
+            where = " AND ".join(f"t.{quote_ident(k)} = v.k{i}" for i, k in enumerate(schema.primary_key))
+            sql = (f"DELETE FROM {name} AS t USING (VALUES {', '.join([one] * rows)}) "
+                   f"AS v({', '.join(aliases)}) WHERE {where}")
+        self._sql[(table, f"{op}*{rows}")] = sql
+        return sql
+
+    def _groups(self, table: str, op: str, params: list[Any]) -> list[tuple[bool, list[Any]]]:
+        """Consecutive events split into batches (distinct keys, no key change: their order
+        inside a batch cannot matter) and singles, in stream order."""
+        schema = self.tables[table]
+        width = len(schema.columns) + len(schema.primary_key)
+        limit = max(1, min(BATCH_ROWS, 60000 // max(width, 1)))
+        if op in (INSERT, SNAPSHOT):
+            return [(True, params[i : i + limit]) for i in range(0, len(params), limit)]
+        key_idx = schema.key_indexes()
+        nkeys = len(schema.primary_key)
+        groups: list[tuple[bool, list[Any]]] = []
+        batch: list[Any] = []
+        seen: set[Any] = set()
+        for param in params:
+            old_key = tuple(param[-nkeys:]) if op == UPDATE else tuple(param)
+            if op == UPDATE and tuple(param[i] for i in key_idx) != old_key:
+                if batch:
+                    groups.append((True, batch))
+                    batch, seen = [], set()
+                groups.append((False, [param]))
+                continue
+            marker = repr(old_key)
+            if marker in seen or len(batch) >= limit:
+                groups.append((True, batch))
+                batch, seen = [], set()
+            batch.append(param)
+            seen.add(marker)
+        if batch:
+            groups.append((True, batch))
+        return groups
+
     def _flush(self, table: str, op: str, params: list[Any]) -> None:
         if not params:
             return
         import psycopg
 
-        sql = self._statement(table, op)
+        self._statement(table, op)  # unknown table / operation -> IntegrityError
         try:
             with self.conn.cursor() as cursor:
-                cursor.executemany(sql, params)
-                rowcount = cursor.rowcount
+                for batched, group in self._groups(table, op, params):
+                    if batched and len(group) > 1:
+                        flat = [v for param in group for v in param]
+                        cursor.execute(self._batch_statement(table, op, len(group)), flat)
+                    else:
+                        cursor.execute(self._statement(table, op), group[0])
+                    if op in (UPDATE, DELETE) and cursor.rowcount != len(group):
+                        raise IntegrityError(
+                            f"replay diverged from the source: {op} of {len(group) - cursor.rowcount} "
+                            f"missing row(s) in table {table!r}"
+                        )
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(f"replay diverged from the source on table {table!r}: {exc}".strip()) from None
         except (psycopg.DataError, psycopg.ProgrammingError) as exc:
             raise IntegrityError(f"replay: malformed event for table {table!r}: {exc}".strip()) from None
-        if op in (UPDATE, DELETE) and rowcount != len(params):
-            raise IntegrityError(
-                f"replay diverged from the source: {op} of {len(params) - rowcount} "
-                f"missing row(s) in table {table!r}"
-            )
         self.applied += len(params)
 
     def apply(self, events: list[ChangeEvent]) -> None:

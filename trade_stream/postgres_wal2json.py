@@ -93,15 +93,13 @@ class _TableCodec:
         """(row in the known column order, whether the message matched the known columns)."""
         if len(columns) == len(self.names):
             row = []
-            for column, name, parser in zip(columns, self.names, self.parsers):
-                if column["name"] != name:
+            for column, (name, declared), parser in zip(columns, self.signature, self.parsers):
+                if column["name"] != name or column["type"] != declared:
                     break
-                value = column.get("value")
+                value = column["value"]
                 row.append(None if value is None else parser(value))
             else:
-                if all(c.get("type") == d for c, (_, d) in zip(columns, self.signature)):
-                    return row, True
-                return row, False
+                return row, True
         values = {}
         for column in columns:
             name, value = column["name"], column.get("value")
