@@ -62,7 +62,8 @@ def restore_drill(engine: BackupEngine, work_dir: str = "") -> DrillResult:
             copy.close()
         engine.incremental()  # the chain now reaches at least ``seq``
         store = engine.store
-        plan = plan_restore(store.entries(), Target(seq=seq))
+        entries, damaged = store.entries_and_damage()
+        plan = plan_restore(entries, Target(seq=seq), damaged)
         restored_path = scratch / "restored.sqlite"
         began = time.perf_counter()
         restore_sqlite(store, plan, DatabaseService(f"sqlite:///{restored_path}"))

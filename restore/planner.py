@@ -50,7 +50,12 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def plan_restore(entries: list[ManifestEntry], target: Target) -> Plan:
+def plan_restore(entries: list[ManifestEntry], target: Target, damaged: dict[int, str] | None = None) -> Plan:
+    """``damaged``: positions whose manifest entry is unreadable everywhere; a plan that
+    might need one of them is refused (exit 3) instead of silently stopping short."""
+    damaged = damaged or {}
+    if not entries and damaged:
+        raise IntegrityError(f"{damaged[min(damaged)]} (no intact copy in any location)")
     if not entries:
         raise BadInputError("no backups found: run `tradevault backup full` first")
     capture_id = entries[-1].capture_id
@@ -78,11 +83,20 @@ def plan_restore(entries: list[ManifestEntry], target: Target) -> Plan:
         if target.ts is not None and entry.first_ts is not None and entry.first_ts > target.ts:
             break
         if entry.after_seq > position:
+            hole = [n for n in damaged if n < entry.n]
+            if hole:
+                raise IntegrityError(f"{damaged[max(hole)]} (no intact copy in any location)")
             raise IntegrityError(
                 f"{entry.object}: seq gap before it (chain is at {position}, it starts after {entry.after_seq})"
             )
         incrementals.append(entry)
         position = entry.last_seq
+    later = [n for n in damaged if n > (incrementals[-1].n if incrementals else base.n)]
+    reached = (target.seq is not None and position >= target.seq) or (
+        target.ts is not None and chain and chain[-1] not in incrementals)
+    if later and not reached:
+        raise IntegrityError(f"{damaged[min(later)]} (no intact copy in any location): it may hold "
+                             f"the changes up to {target.describe()}")
     if target.seq is not None and position < target.seq:
         raise BadInputError(f"seq {target.seq} is beyond the newest stored change (seq {position})")
     return Plan(full=base, incrementals=incrementals, target=target, stop_seq=position)

@@ -159,7 +159,7 @@ class BackupEngine:
         try:
             self.prepare(conn)
             caught_up = self.store.catch_up()
-            entries = self.store.entries()
+            entries = self.store.entries_for_write()
             tmp_dir = tempfile.mkdtemp(prefix="tradevault-full-", dir=self.work_dir)
             copy_path = Path(tmp_dir) / "snapshot.sqlite"
             try:
@@ -252,7 +252,7 @@ class BackupEngine:
                 raise BadInputError("change capture is not installed yet: run `tradevault backup full` first")
             self.prepare(conn)
             caught_up = self.store.catch_up()
-            entries = self.store.entries()
+            entries = self.store.entries_for_write()
             covered = chain_position(entries)
             capture_id = self.capture.meta(conn)["capture_id"]
             if covered is None:

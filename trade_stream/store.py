@@ -185,6 +185,29 @@ class BackupStore:
     def entries(self) -> list[ManifestEntry]:
         return self.merged(self.catalogs())
 
+    def entries_and_damage(self) -> tuple[list[ManifestEntry], dict[int, str]]:
+        """Every intact entry, and the positions whose entry is damaged in every copy
+        (with the problem), so a restore can refuse to silently skip them."""
+        catalogs = self.catalogs()
+        merged = self.merged(catalogs)
+        known = {e.n for e in merged} | set(self.pruned(catalogs))
+        damaged: dict[int, str] = {}
+        for catalog in catalogs:
+            for key, problem in catalog.problems:
+                name = key.rsplit("/", 1)[-1].removesuffix(".json")
+                if key.startswith("manifest/") and name.isdigit() and int(name) not in known:
+                    damaged.setdefault(int(name), f"{key}: {problem}")
+        return merged, damaged
+
+    def entries_for_write(self) -> list[ManifestEntry]:
+        """The catalog a new backup builds on: a damaged entry must be repaired first, or
+        the next entry would take its place in the chain."""
+        entries, damaged = self.entries_and_damage()
+        if damaged:
+            first = damaged[min(damaged)]
+            raise IntegrityError(f"{first} (in every location); run `tradevault verify` and repair before backing up")
+        return entries
+
     # -- reading objects -------------------------------------------------------------------
     @contextlib.contextmanager
     def open_reader(self, location: Location, entry: ManifestEntry) -> Iterator[ObjectReader]:

@@ -184,7 +184,8 @@ def restore(
         store.locations = chosen
     if config_to is not None and not settings.config_vcs.paths:
         raise BadInputError("--config-to: no [config_vcs] paths are configured")
-    plan = plan_restore(store.entries(), target)
+    entries, damaged = store.entries_and_damage()
+    plan = plan_restore(entries, target, damaged)
     if dry_run:
         info = {
             "dry_run": True, "target": to, "at": target.describe(), "full": summary(plan.full),
