@@ -97,7 +97,7 @@ class Thing:
             return f"objects/{self.n:010d}-{self.kind}.tvo"
         return f"manifest/{self.n:010d}.json"
 
-    def path(self, setup: Setup, location: str = "local") -> Path:
+    def path(self, setup, location: str = "local") -> Path:
         if self.what == "object":
             return setup.object_path(self.n, self.kind, location)
         return setup.entry_path(self.n, location)
@@ -140,7 +140,7 @@ def allowed_objects(t: Thing) -> set[str]:
 # -- checks -------------------------------------------------------------------------------
 
 
-def restore_target(setup: Setup) -> tuple[Path, str]:
+def restore_target(setup) -> tuple[Path, str]:
     directory = setup.root / "restored"
     directory.mkdir()
     path = directory / "out.sqlite"
@@ -170,7 +170,7 @@ def check_restore_failed(result, target: Path, context: str) -> None:
     assert leftovers == [], f"{context}: failed restore left files behind: {leftovers}\n{result}"
 
 
-def check_restore_ok(cli, result, target: Path, pristine: Pristine, context: str) -> None:
+def check_restore_ok(cli, result, target: Path, pristine, context: str) -> None:
     assert result.rc == 0, f"{context}: the damaged thing is not needed, restore must succeed\n{result}"
     info = result.json()
     assert info["last_seq"] == pristine.entries[-1]["last_seq"], f"{context}\n{result}"
@@ -199,7 +199,7 @@ CASES = (
 
 @pytest.mark.parametrize("target_thing,damage,needed", CASES)
 def test_cli_damage_is_reported_by_verify_and_stops_restore_when_needed(
-    cli, pristine: Pristine, workdir: Path, target_thing: Thing, damage: str, needed: bool
+    cli, pristine, workdir: Path, target_thing: Thing, damage: str, needed: bool
 ) -> None:
     setup = cli.copy_setup(pristine.setup, workdir, ["local"])
     case = f"{target_thing}-{damage}"
@@ -216,7 +216,7 @@ def test_cli_damage_is_reported_by_verify_and_stops_restore_when_needed(
         check_restore_ok(cli, restore, target, pristine, context)
 
 
-def test_cli_swapped_incremental_objects_are_reported_and_stop_restore(cli, pristine: Pristine, workdir: Path) -> None:
+def test_cli_swapped_incremental_objects_are_reported_and_stop_restore(cli, pristine, workdir: Path) -> None:
     setup = cli.copy_setup(pristine.setup, workdir, ["local"])
     a, b = thing("object", 4), thing("object", 5)
     pa, pb = a.path(setup), b.path(setup)
@@ -242,7 +242,7 @@ TWO_LOCATION_CASES = [
 @pytest.mark.parametrize("location,target_thing,damage", TWO_LOCATION_CASES,
                          ids=[f"{loc}-{t}-{d}" for loc, t, d in TWO_LOCATION_CASES])
 def test_cli_verify_reports_only_the_location_with_the_damaged_copy(
-    cli, pristine: Pristine, workdir: Path, location: str, target_thing: Thing, damage: str
+    cli, pristine, workdir: Path, location: str, target_thing: Thing, damage: str
 ) -> None:
     setup = cli.copy_setup(pristine.setup, workdir)
     case = f"{location}-{target_thing}-{damage}"
@@ -256,7 +256,7 @@ def test_cli_verify_reports_only_the_location_with_the_damaged_copy(
 @pytest.mark.parametrize("location", ["local"])  # the first location: the one a restore reads first
 @pytest.mark.parametrize("target_thing", [thing("object", 3)], ids=str)
 def test_cli_restore_uses_the_intact_copy_when_one_location_is_damaged(
-    cli, pristine: Pristine, workdir: Path, location: str, target_thing: Thing
+    cli, pristine, workdir: Path, location: str, target_thing: Thing
 ) -> None:
     """Every object is stored on every location: one damaged copy must not make a restore
     fail while an intact copy exists (whichever location comes first in the config)."""
@@ -272,7 +272,7 @@ def test_cli_restore_uses_the_intact_copy_when_one_location_is_damaged(
 # -- deep verification -------------------------------------------------------------------------
 
 
-def test_cli_verify_deep_passes_on_an_intact_store(cli, pristine: Pristine, workdir: Path) -> None:
+def test_cli_verify_deep_passes_on_an_intact_store(cli, pristine, workdir: Path) -> None:
     setup = cli.copy_setup(pristine.setup, workdir)
     shallow, deep = setup.parallel(["verify", "--json"], ["verify", "--deep", "--json"])
     for result in (shallow, deep):
@@ -298,7 +298,7 @@ def _garbage_chunk(body: bytes) -> bytes:
 INNER = {"out_of_order": _out_of_order, "garbage_chunk": _garbage_chunk}
 
 
-def forge_segment(setup: Setup, n: int, mutate, location: str) -> None:
+def forge_segment(setup, n: int, mutate, location: str) -> None:
     """Rewrite incremental ``n`` with corrupt *content* in an otherwise valid container, and
     re-seal the manifest (size, SHA-256, hash chain) so that every shallow check passes."""
     path = setup.object_path(n, "incremental", location)
@@ -323,7 +323,7 @@ def forge_segment(setup: Setup, n: int, mutate, location: str) -> None:
 
 
 @pytest.mark.parametrize("mutation", list(INNER))
-def test_cli_verify_deep_detects_corrupt_segment_content(cli, pristine: Pristine, workdir: Path, mutation: str) -> None:
+def test_cli_verify_deep_detects_corrupt_segment_content(cli, pristine, workdir: Path, mutation: str) -> None:
     setup = cli.copy_setup(pristine.setup, workdir, ["local"])
     forge_segment(setup, 4, INNER[mutation], "local")
     segment = thing("object", 4)
