@@ -352,15 +352,24 @@ def demo(
     run_demo(directory, seconds=seconds, rate=rate)
 
 
-def _register() -> None:
-    from tradevault import agent_commands, config_commands, kafka_commands
+def _register(argv: list[str] | None) -> None:
+    """Mount the command groups with heavy imports (dulwich, watchdog, aiokafka) only when
+    the command line may use them: every CLI start pays for what it imports."""
+    from tradevault import agent_commands
 
-    app.add_typer(kafka_commands.app, name="kafka", help="The Kafka sink: sync, check, status.")
     app.command("agent")(agent_commands.agent)
-    app.add_typer(config_commands.app, name="config", help="Configuration history (git).")
+    words = None if argv is None else {a for a in argv if not a.startswith("-")}
+    if words is None or not words or "--help" in (argv or []) or "kafka" in words:
+        from tradevault import kafka_commands
+
+        app.add_typer(kafka_commands.app, name="kafka", help="The Kafka sink: sync, check, status.")
+    if words is None or not words or "--help" in (argv or []) or "config" in words:
+        from tradevault import config_commands
+
+        app.add_typer(config_commands.app, name="config", help="Configuration history (git).")
 
 
-_register()
+_register(sys.argv[1:] if Path(sys.argv[0]).name in ("tradevault", "cli.py") else None)
 
 
 def main() -> None:
