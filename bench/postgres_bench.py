@@ -125,6 +125,8 @@ def latency(url: str, transactions: int, background=None) -> dict:
     thread = None
     if background is not None:
         def loop() -> None:
+            # the capture is background work: lowest CPU priority for this thread
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
             while not stop.is_set():
                 background()
                 stop.wait(0.5)

@@ -109,6 +109,10 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         convert, map_schema = cross_dialect.pg_mappers, cross_dialect.table_to_pg
     conn = target.connect(autocommit=False)
     try:
+        # batched updates/deletes join a VALUES list with the table: always through the
+        # primary key's index (a hash join would scan the whole table for every batch)
+        conn.execute("SET LOCAL enable_hashjoin = off")
+        conn.execute("SET LOCAL enable_mergejoin = off")
         if force:
             drop_public_tables(conn)
         for table in schema.tables:

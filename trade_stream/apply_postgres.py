@@ -178,7 +178,8 @@ class PostgresApplier:
 
     def _batch_statement(self, table: str, op: str, rows: int) -> str:
         """One statement for ``rows`` events: multi-row INSERT, UPDATE ... FROM (VALUES) or
-        DELETE ... USING (VALUES): one round trip instead of ``rows``."""
+        DELETE ... USING (VALUES): one round trip instead of ``rows``. Written with native
+        ``$n`` placeholders (run by a RawCursor: no client-side query rewriting)."""
         cached = self._sql.get((table, f"{op}*{rows}"))
         if cached:
             return cached
@@ -187,22 +188,21 @@ class PostgresApplier:
         types = [cast_type(c.declared) for c in schema.columns]
         key_types = [types[i] for i in schema.key_indexes()]
         cols = [quote_ident(c) for c in schema.column_names]
+        per_row = types if op in (INSERT, SNAPSHOT) else types + key_types if op == UPDATE else key_types
+        width = len(per_row)
+        values = ", ".join(
+            "(" + ", ".join(f"${r * width + i + 1}::{t}" for i, t in enumerate(per_row)) + ")" for r in range(rows)
+        )
+        where = " AND ".join(f"t.{quote_ident(k)} = v.k{i}" for i, k in enumerate(schema.primary_key))
         if op in (INSERT, SNAPSHOT):
-            one = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
-            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES " + ", ".join([one] * rows)
+            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES {values}"
         elif op == UPDATE:
-            one = "(" + ", ".join(f"%s::{t}" for t in types + key_types) + ")"
             aliases = [f"c{i}" for i in range(len(types))] + [f"k{i}" for i in range(len(key_types))]
             sets = ", ".join(f"{c} = v.c{i}" for i, c in enumerate(cols))
-            where = " AND ".join(f"t.{quote_ident(k)} = v.k{i}" for i, k in enumerate(schema.primary_key))
-            sql = (f"UPDATE {name} AS t SET {sets} FROM (VALUES {', '.join([one] * rows)}) "
-                   f"AS v({', '.join(aliases)}) WHERE {where}")
+            sql = f"UPDATE {name} AS t SET {sets} FROM (VALUES {values}) AS v({', '.join(aliases)}) WHERE {where}"
         else:
-            one = "(" + ", ".join(f"%s::{t}" for t in key_types) + ")"
             aliases = [f"k{i}" for i in range(len(key_types))]
-            where = " AND ".join(f"t.{quote_ident(k)} = v.k{i}" for i, k in enumerate(schema.primary_key))
-            sql = (f"DELETE FROM {name} AS t USING (VALUES {', '.join([one] * rows)}) "
-                   f"AS v({', '.join(aliases)}) WHERE {where}")
+            sql = f"DELETE FROM {name} AS t USING (VALUES {values}) AS v({', '.join(aliases)}) WHERE {where}"
         self._sql[(table, f"{op}*{rows}")] = sql
         return sql
 
@@ -244,16 +244,18 @@ class PostgresApplier:
 
         self._statement(table, op)  # unknown table / operation -> IntegrityError
         try:
-            with self.conn.cursor() as cursor:
+            with self.conn.cursor() as cursor, psycopg.RawCursor(self.conn) as raw:
                 for batched, group in self._groups(table, op, params):
                     if batched and len(group) > 1:
                         flat = [v for param in group for v in param]
-                        cursor.execute(self._batch_statement(table, op, len(group)), flat)
+                        raw.execute(self._batch_statement(table, op, len(group)), flat)
+                        rowcount = raw.rowcount
                     else:
                         cursor.execute(self._statement(table, op), group[0])
-                    if op in (UPDATE, DELETE) and cursor.rowcount != len(group):
+                        rowcount = cursor.rowcount
+                    if op in (UPDATE, DELETE) and rowcount != len(group):
                         raise IntegrityError(
-                            f"replay diverged from the source: {op} of {len(group) - cursor.rowcount} "
+                            f"replay diverged from the source: {op} of {len(group) - rowcount} "
                             f"missing row(s) in table {table!r}"
                         )
         except psycopg.errors.IntegrityError as exc:

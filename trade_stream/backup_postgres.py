@@ -153,8 +153,13 @@ class PostgresBackupEngine:
                 capture_id = self.capture.new_capture_id()
                 self.capture.drop_slot(conn)  # a stale slot of ours: its position is unknown
                 self.capture.write_meta(conn, capture_id)
-            with self.capture.exported_snapshot(temporary=installed) as snapshot:
-                result = self._snapshot(snapshot, selection.tables, capture_id, entries)
+            try:
+                with self.capture.exported_snapshot(temporary=installed) as snapshot:
+                    result = self._snapshot(snapshot, selection.tables, capture_id, entries)
+            except BaseException:
+                if not installed and not self.capture.slot_info(conn).exists:
+                    self.capture.uninstall(conn)  # the slot could not be made: leave nothing behind
+                raise
         finally:
             conn.close()
         result.seconds = round(time.perf_counter() - started, 3)
