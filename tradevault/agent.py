@@ -100,9 +100,9 @@ class Agent:
         log.info("agent starting (pid %d) for %s", os.getpid(), self.settings.database.url)
         self._start_config_history()
         self._start_kafka_sink()
-        entries = self.store.entries()
-        if not any(e.kind == FULL for e in entries):
-            self._job("full", self.engine.full, announce="no full backup yet: taking one now")
+        reason = self._full_needed_at_start()
+        if reason:
+            self._job("full", self.engine.full, announce=f"{reason}: taking a full backup now")
         self.position = chain_position(self.store.entries())
         self._plan_next()
         last_seal = time.monotonic()
@@ -150,6 +150,22 @@ class Agent:
         self.metrics.close()
         log.info("agent stopped")
         return 0
+
+    def _full_needed_at_start(self) -> str:
+        """A new chain starts with a full backup: none exists yet, or the database lost its
+        capture (e.g. it was just restored or recovered) or got a new one."""
+        entries = self.store.entries()
+        if not any(e.kind == FULL for e in entries):
+            return "no full backup yet"
+        conn = self.db.connect(readonly=True)
+        try:
+            if not self.capture.is_installed(conn):
+                return "change capture is not installed in this database (restored or recovered?)"
+            if self.capture.meta(conn).get("capture_id") != entries[-1].capture_id:
+                return "the database's change capture differs from the stored chain"
+        finally:
+            conn.close()
+        return ""
 
     def _start_config_history(self) -> None:
         if not self.settings.config_vcs.paths:

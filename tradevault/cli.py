@@ -355,9 +355,13 @@ def demo(
 def _register(argv: list[str] | None) -> None:
     """Mount the command groups with heavy imports (dulwich, watchdog, aiokafka) only when
     the command line may use them: every CLI start pays for what it imports."""
-    from tradevault import agent_commands
+    from tradevault import agent_commands, recover_commands
 
     app.command("agent")(agent_commands.agent)
+    app.command("recover")(recover_commands.recover)
+    app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        recover_commands.run
+    )
     words = None if argv is None else {a for a in argv if not a.startswith("-")}
     if words is None or not words or "--help" in (argv or []) or "kafka" in words:
         from tradevault import kafka_commands

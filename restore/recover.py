@@ -1,0 +1,96 @@
+"""Recover on start: find out whether the protected database is missing or corrupt and,
+if so, put the latest restore point in its place. The broken file is kept aside under a
+timestamped name, never deleted (Litestream's ``restore -if-db-not-exists``, extended to
+corruption)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from restore.planner import Target, plan_restore
+from restore.replay import restore_sqlite
+from trade_stream.database import DatabaseService
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.progress import Progress, no_progress
+from trade_stream.store import BackupStore
+
+MISSING = "missing"
+CORRUPT = "corrupt"
+
+
+@dataclass
+class DatabaseRecovery:
+    database: str
+    problem: str = ""  # "" = healthy
+    kind: str = ""  # missing | corrupt
+    action: str = "none"
+    kept_aside: list[str] = field(default_factory=list)
+    restored_seq: int | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sqlite_problem(path: Path) -> tuple[str, str]:
+    """(kind, problem) of a SQLite database file, ("", "") when healthy."""
+    if not path.exists():
+        return MISSING, f"{path} does not exist"
+    if path.stat().st_size == 0:
+        return MISSING, f"{path} is empty"
+    try:
+        conn = sqlite3.connect(f"file:{path.absolute()}?mode=ro", uri=True)
+        try:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            check = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return CORRUPT, f"{path} is corrupt: {exc}"
+    if [row[0] for row in check] != ["ok"]:
+        return CORRUPT, f"{path} fails SQLite's check: {check[0][0]}"
+    if tables == 0:
+        return MISSING, f"{path} holds no tables"
+    return "", ""
+
+
+def _set_aside(path: Path) -> list[str]:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    moved = []
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        source = Path(str(path) + suffix)
+        if source.exists():
+            target = path.with_name(f"{path.name}.broken-{stamp}{suffix}")
+            source.rename(target)
+            moved.append(str(target))
+    return moved
+
+
+def recover_database(store: BackupStore, db: DatabaseService, *, if_missing: bool = True, if_corrupt: bool = True,
+                     progress: Progress = no_progress) -> DatabaseRecovery:
+    started = time.perf_counter()
+    path = db.path.absolute()
+    report = DatabaseRecovery(database=str(path))
+    kind, problem = sqlite_problem(path)
+    report.kind, report.problem = kind, problem
+    if not kind or (kind == MISSING and not if_missing) or (kind == CORRUPT and not if_corrupt):
+        report.action = "none" if not kind else "left alone (not asked to recover this case)"
+        return report
+    entries, damaged = store.entries_and_damage()
+    if not entries:
+        raise IntegrityError(f"{problem}, and there is no backup to restore it from")
+    plan = plan_restore(entries, Target(), damaged)
+    if kind == CORRUPT or path.exists():
+        report.kept_aside = _set_aside(path)
+    try:
+        result = restore_sqlite(store, plan, db, progress=progress)
+    except BadInputError as exc:
+        raise IntegrityError(f"{problem}; restore failed: {exc}") from None
+    report.action = f"restored the latest restore point (seq {result.last_seq}) into place"
+    report.restored_seq = result.last_seq
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report

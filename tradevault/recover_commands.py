@@ -1,0 +1,121 @@
+"""``tradevault recover`` and ``tradevault run -- COMMAND``: recovery without a human.
+
+``run`` is the bot's supervisor: recover what is broken, start the agent, start the bot
+with its output passed through, forward SIGINT/SIGTERM to it, and when it exits stop the
+agent (which seals and stores pending changes) and exit with the bot's status. The bot is
+never started on a database that failed its check unless recovery succeeded.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from config_vcs.recovery import recover_directories
+from restore.recover import recover_database
+from trade_stream.errors import IntegrityError
+from tradevault import wiring
+from tradevault.cli_support import ConfigOption, JsonOption, chosen_config, print_json, settings_for, stderr, stdout
+from tradevault.settings import Settings
+
+
+def recover_all(settings: Settings, *, if_missing: bool, if_corrupt: bool) -> dict[str, Any]:
+    """Check and recover the database and the watched config; raises IntegrityError
+    (exit 3) when something is broken and no backup can repair it."""
+    db = wiring.database(settings)
+    report: dict[str, Any] = {"ok": True}
+    try:
+        report["database"] = recover_database(wiring.store(settings, db), db, if_missing=if_missing,
+                                              if_corrupt=if_corrupt).to_json()
+    except IntegrityError as exc:
+        report["ok"] = False
+        report["database"] = {"database": str(db.path), "problem": str(exc), "action": "cannot recover"}
+    config = recover_directories([Path(p) for p in settings.config_vcs.paths], settings.config_vcs.remotes)
+    report["config"] = [vars(c) for c in config]
+    report["ok"] = report["ok"] and all(c.ok for c in config)
+    return report
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    db = report["database"]
+    stdout.print(f"database {db['database']}: " + (f"{db['problem']} -> {db['action']}" if db.get("problem") else "healthy"),
+                 markup=False)
+    for aside in db.get("kept_aside") or []:
+        stdout.print(f"  broken file kept as {aside}", markup=False)
+    for c in report["config"]:
+        stdout.print(f"config {c['path']}: " + (f"{c['problem']} -> {c['action']}" if c["problem"] else "healthy"),
+                     markup=False)
+
+
+def recover(
+    ctx: typer.Context,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Recover a missing or empty database.")] = False,
+    if_corrupt: Annotated[bool, typer.Option("--if-corrupt", help="Recover a database failing its check.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the database and the config directories; restore what is broken (both cases
+    unless one of the flags narrows it)."""
+    settings = settings_for(ctx, config)
+    both = not (if_missing or if_corrupt)
+    report = recover_all(settings, if_missing=if_missing or both, if_corrupt=if_corrupt or both)
+    if as_json:
+        print_json(report)
+    else:
+        _print_report(report)
+    if not report["ok"]:
+        raise typer.Exit(3)
+
+
+def _wait_until_protecting(agent: subprocess.Popen, state_dir: Path, timeout: float = 300.0) -> None:
+    """The bot starts only once the agent captures its changes (state file written by this
+    agent's loop, after any start-up full backup)."""
+    from tradevault.agent_state import read_live_state
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if agent.poll() is not None:
+            raise RuntimeError(f"the agent exited during start-up (status {agent.returncode}); the bot is not started")
+        state = read_live_state(state_dir)
+        if state and state.get("pid") == agent.pid:
+            return
+        time.sleep(0.1)
+    agent.terminate()
+    raise RuntimeError("the agent did not become ready in time; the bot is not started")
+
+
+def run(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Recover, start the agent, run the bot (`tradevault run -- freqtrade trade ...`)."""
+    command = list(ctx.args)
+    if not command:
+        raise typer.BadParameter("give the bot's command after --, e.g. tradevault run -- freqtrade trade")
+    settings = settings_for(ctx, config)
+    report = recover_all(settings, if_missing=True, if_corrupt=True)
+    _print_report(report)
+    if not report["ok"]:
+        stderr.print("tradevault: integrity failure: cannot recover; the bot is not started", markup=False)
+        raise typer.Exit(3)
+    config_file = chosen_config(ctx, config).absolute()
+    agent = subprocess.Popen([sys.executable, "-m", "tradevault.cli", "agent", "-c", str(config_file)])
+    _wait_until_protecting(agent, Path(settings.agent.state_dir))
+    bot = subprocess.Popen(command)
+    forwarded = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        forwarded[sig] = signal.signal(sig, lambda number, _frame: bot.send_signal(number))
+    try:
+        code = bot.wait()
+    finally:
+        for sig, handler in forwarded.items():
+            signal.signal(sig, handler)
+        agent.send_signal(signal.SIGTERM)  # seals and stores what the bot wrote last
+        try:
+            agent.wait(settings.agent.stop_timeout + 60)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+    raise typer.Exit(code if code >= 0 else 128 - code)
