@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from restore.planner import Plan, format_ts
-from trade_stream.apply_sqlite import SqliteApplier
+from trade_stream.apply_sqlite import SqliteApplier, user_triggers_suspended
 from trade_stream.capture_sqlite import remove_capture_objects
 from trade_stream.database import DatabaseService
 from trade_stream.durable import fsync_path
@@ -158,11 +158,24 @@ def _replay(conn: sqlite3.Connection, store: BackupStore, plan: Plan, progress: 
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("BEGIN")
     remove_capture_objects(conn)
-    user_triggers = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
-    ).fetchall()
-    for name, _ in user_triggers:  # replayed events already include what triggers did
-        conn.execute(f"DROP TRIGGER {quote_ident(name)}")
+    with user_triggers_suspended(conn):
+        applier, used, last_seq, last_ts = _apply_plan(conn, store, plan, progress)
+    # Row counts are recorded at the end of each object: check them when we stopped there.
+    recorded = plan.full.tables if last_seq == plan.full.last_seq else None
+    for entry in plan.incrementals:
+        if entry.last_seq == last_seq and entry.object in used:
+            recorded = entry.tables
+    counts = _check_counts(conn, recorded, sorted(applier.tables))
+    conn.execute("COMMIT")
+    return RestoreResult(
+        target="", first_seq=plan.full.last_seq, last_seq=last_seq, last_ts=last_ts,
+        rows=sum(counts.values()), events=applier.applied, bytes=0, seconds=0.0,
+        full=plan.full.object, incrementals=used, tables=counts,
+    )
+
+
+def _apply_plan(conn: sqlite3.Connection, store: BackupStore, plan: Plan,
+                progress: Progress) -> tuple[SqliteApplier, list[str], int, int | None]:
     schema = DatabaseSchema.from_dict(full_schema(store, plan.full))
     applier = SqliteApplier(conn, schema)
     low = plan.full.last_seq
@@ -182,20 +195,7 @@ def _replay(conn: sqlite3.Connection, store: BackupStore, plan: Plan, progress: 
                 applier.apply(selected)
                 last_seq, last_ts = selected[-1].seq, selected[-1].ts
                 progress("replay", last_seq - low, total)
-    for _, sql in user_triggers:
-        conn.execute(sql)
-    # Row counts are recorded at the end of each object: check them when we stopped there.
-    recorded = plan.full.tables if last_seq == plan.full.last_seq else None
-    for entry in plan.incrementals:
-        if entry.last_seq == last_seq and entry.object in used:
-            recorded = entry.tables
-    counts = _check_counts(conn, recorded, sorted(applier.tables))
-    conn.execute("COMMIT")
-    return RestoreResult(
-        target="", first_seq=plan.full.last_seq, last_seq=last_seq, last_ts=last_ts,
-        rows=sum(counts.values()), events=applier.applied, bytes=0, seconds=0.0,
-        full=plan.full.object, incrementals=used, tables=counts,
-    )
+    return applier, used, last_seq, last_ts
 
 
 def full_schema(store: BackupStore, entry: ManifestEntry) -> dict[str, Any]:

@@ -11,8 +11,9 @@ holds only the insert; replaying it the same way reproduces the same result.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from typing import Any
+from typing import Any, Iterator
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
@@ -107,3 +108,17 @@ def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:
     cols = ", ".join(f"{quote_ident(c.name)} {c.declared or ''}".rstrip() for c in table.columns)
     pk = ", ".join(quote_ident(k) for k in table.primary_key)
     conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({cols}, PRIMARY KEY ({pk}))")
+
+
+@contextlib.contextmanager
+def user_triggers_suspended(conn: sqlite3.Connection) -> Iterator[None]:
+    """Inside the caller's transaction: the replayed events already include what the
+    source's own triggers did, so those triggers must not fire again while applying."""
+    saved = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _ in saved:
+        conn.execute(f"DROP TRIGGER {quote_ident(name)}")
+    yield
+    for _, sql in saved:
+        conn.execute(sql)

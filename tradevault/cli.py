@@ -355,10 +355,12 @@ def demo(
 def _register(argv: list[str] | None) -> None:
     """Mount the command groups with heavy imports (dulwich, watchdog, aiokafka) only when
     the command line may use them: every CLI start pays for what it imports."""
-    from tradevault import agent_commands, recover_commands
+    from tradevault import agent_commands, recover_commands, standby_commands
 
     app.command("agent")(agent_commands.agent)
     app.command("recover")(recover_commands.recover)
+    app.command("follow")(standby_commands.follow)
+    app.command("promote")(standby_commands.promote)
     app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         recover_commands.run
     )

@@ -95,6 +95,13 @@ class AgentSettings(_Section):
     _stop = field_validator("stop_timeout", mode="before")(parse_duration)
 
 
+class StandbySettings(_Section):
+    url: str = ""  # the hot standby `tradevault follow` keeps up to date (default for --to)
+    interval: float = 1.0  # how often the follower looks for new backups
+
+    _interval = field_validator("interval", mode="before")(parse_duration)
+
+
 class MetricsSettings(_Section):
     listen: str = ""  # e.g. "127.0.0.1:9464"; empty = no Prometheus endpoint
 
@@ -164,6 +171,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    standby: StandbySettings = Field(default_factory=StandbySettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     config_vcs: ConfigVcsSettings = Field(default_factory=ConfigVcsSettings)

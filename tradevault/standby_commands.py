@@ -1,0 +1,98 @@
+"""``tradevault follow`` and ``tradevault promote``: a hot standby database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from restore.standby import Follower, promote as promote_standby
+from trade_stream.database import DatabaseService
+from trade_stream.errors import BadInputError
+from tradevault import wiring
+from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stdout
+
+ToOption = Annotated[Optional[str], typer.Option("--to", help="Standby database URL (default [standby] url).")]
+
+
+def _target(settings: Any, to: str | None) -> DatabaseService:
+    url = to or settings.standby.url
+    if not url:
+        raise BadInputError("give --to URL or set [standby] url")
+    return DatabaseService(url)
+
+
+def state_path(target: DatabaseService) -> Path:
+    return target.path.absolute().with_name(f".{target.path.name}.tradevault-follow.json")
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps(state))
+    os.replace(temp, path)
+
+
+def follow(
+    ctx: typer.Context,
+    to: ToOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Catch up once, then exit.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty target that is not a standby.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Keep a standby database up to date from the stored backups until SIGTERM/SIGINT."""
+    settings = settings_for(ctx, config)
+    target = _target(settings, to)
+    follower = Follower(wiring.store(settings), target, force=force)
+    stop = threading.Event()
+    if not once:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    state_file = state_path(target)
+    while True:
+        result = follower.sync_once()
+        lag = round(time.time() - result.last_ts / 1e6, 3) if result.last_ts else None
+        state = {"pid": os.getpid(), "updated": time.time(), "lag_seconds": lag, **result.to_json(),
+                 "following": not once and not stop.is_set()}
+        _write_state(state_file, state)
+        if result.applied or result.rebuilt or once:
+            if as_json:
+                print_json(state)
+            else:
+                stdout.print(f"standby {target.path}: seq {result.seq}, {result.applied:,} events applied"
+                             f"{' (rebuilt from a full backup)' if result.rebuilt else ''}, lag {lag} s")
+        if once or stop.wait(settings.standby.interval):
+            break
+    state["following"] = False
+    _write_state(state_file, state)
+
+
+def promote(ctx: typer.Context, to: ToOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Stop following and leave a database the bot can use at once."""
+    settings = settings_for(ctx, config)
+    target = _target(settings, to)
+    state_file = state_path(target)
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        pid = int(state.get("pid", 0))
+        if state.get("following") and pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            else:  # the follower finishes its round and says so in its state file
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and json.loads(state_file.read_text()).get("following"):
+                    time.sleep(0.1)
+    seq = promote_standby(target)
+    state_file.unlink(missing_ok=True)
+    if as_json:
+        print_json({"promoted": str(target.path), "seq": seq})
+    else:
+        stdout.print(f"promoted {target.path} at seq {seq}: point the bot at it")
