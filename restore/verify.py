@@ -136,4 +136,8 @@ def _deep_check(reader: ObjectReader, entry: ManifestEntry) -> str:
             finally:
                 conn.close()
         return ""
+    if header.codec == "pgcopy-binary" and entry.kind == FULL:
+        from trade_stream.snapshot_rows import deep_check_rows
+
+        return deep_check_rows(reader, entry)
     return f"unknown codec {header.codec!r}"

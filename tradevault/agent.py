@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from restore.drill import restore_drill
 from restore.verify import verify_store
-from trade_stream.backup import BackupEngine, chain_position
+from trade_stream.backup import chain_position
 from trade_stream.capture_sqlite import CHANGES, SqliteCapture
 from trade_stream.manifest import FULL
 from trade_stream.retention import RetentionPolicy, plan_retention
@@ -71,10 +71,10 @@ class Agent:
         self.db.require_exists()
         self.store = wiring.store(settings, self.db)
         paths = [Path(p) for p in settings.config_vcs.paths]
-        self.engine = BackupEngine(self.db, self.store, work_dir=settings.work_dir,
-                                   level=settings.backup.compression_level, use_wal=settings.database.sqlite_wal,
-                                   annotate=lambda: config_heads(paths))
-        self.capture = SqliteCapture(self.db)
+        self.engine = wiring.engine(settings, db=self.db, backup_store=self.store,
+                                    annotate=lambda: config_heads(paths))
+        # SQLite: the change log tells how much is pending; PostgreSQL: seal on the clock.
+        self.capture = SqliteCapture(self.db) if self.db.dialect == "sqlite" else None
         self.policy = RetentionPolicy(settings.retention.keep_full, settings.retention.pitr,
                                       settings.retention.keep_daily, settings.retention.keep_weekly,
                                       settings.retention.keep_monthly)
@@ -107,18 +107,22 @@ class Agent:
         self._plan_next()
         last_seal = time.monotonic()
         last_state = 0.0
-        conn = self.db.connect(readonly=True)
+        conn = self.db.connect(readonly=True) if self.capture else None
         try:
             while not self.stop_event.is_set():
                 now = time.time()
-                pending, oldest_ts = self._pending(conn)
-                schema_changed = self.capture.needs_sync(conn)
+                if conn is not None and self.capture is not None:
+                    pending, oldest_ts = self._pending(conn)
+                    schema_changed = self.capture.needs_sync(conn)
+                else:
+                    pending, oldest_ts, schema_changed = 1, None, False
                 due_seal = time.monotonic() - last_seal >= self.settings.schedule.incremental
                 if schema_changed or (pending and (due_seal or pending >= self.settings.schedule.incremental_max_events)):
                     if self._job("incremental", self.engine.incremental):
                         last_seal = time.monotonic()
                 if now >= self.next["full"]:
-                    if self._job("full", self.engine.full) and self.settings.schedule.drill:
+                    drills = self.settings.schedule.drill and self.capture is not None  # SQLite sources
+                    if self._job("full", self.engine.full) and drills:
                         self._job("drill", lambda: restore_drill(self.engine, self.settings.work_dir))
                     self._job("retention", self._retention)
                     self.next["full"] = self._next_full_after(now)
@@ -133,7 +137,8 @@ class Agent:
                     last_state = now
                 self.stop_event.wait(TICK)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
         return self._shutdown()
 
     def _shutdown(self) -> int:
@@ -157,6 +162,8 @@ class Agent:
         entries = self.store.entries()
         if not any(e.kind == FULL for e in entries):
             return "no full backup yet"
+        if self.capture is None:
+            return ""
         conn = self.db.connect(readonly=True)
         try:
             if not self.capture.is_installed(conn):

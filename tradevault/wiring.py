@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from trade_stream.backup import BackupEngine
 from trade_stream.database import DatabaseService
 from trade_stream.encryption import Cipher
@@ -40,12 +42,16 @@ def store(settings: Settings, db: DatabaseService | None = None) -> BackupStore:
                        min_locations=settings.backup.min_locations)
 
 
-def engine(settings: Settings, progress: Progress = no_progress) -> BackupEngine:
-    db = database(settings)
+def engine(settings: Settings, progress: Progress = no_progress, *, db: DatabaseService | None = None,
+           backup_store: BackupStore | None = None,
+           annotate: Callable[[], dict[str, str]] | None = None) -> BackupEngine:
+    """The backup engine of the configured source's dialect."""
+    db = db or database(settings)
+    backup_store = backup_store or store(settings, db)
     if getattr(db, "dialect", "") == "postgresql":
         from trade_stream.backup_postgres import PostgresBackupEngine
 
-        return PostgresBackupEngine(db, store(settings, db), work_dir=settings.work_dir,  # type: ignore[return-value]
-                                    level=settings.backup.compression_level, progress=progress)
-    return BackupEngine(db, store(settings, db), work_dir=settings.work_dir, level=settings.backup.compression_level,
-                        use_wal=settings.database.sqlite_wal, progress=progress)
+        return PostgresBackupEngine(db, backup_store, work_dir=settings.work_dir,  # type: ignore[return-value]
+                                    level=settings.backup.compression_level, progress=progress, annotate=annotate)
+    return BackupEngine(db, backup_store, work_dir=settings.work_dir, level=settings.backup.compression_level,
+                        use_wal=settings.database.sqlite_wal, progress=progress, annotate=annotate)
