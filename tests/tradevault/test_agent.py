@@ -154,6 +154,7 @@ nas = "{remotes['nas']}"
         (config_dir / "config.json").write_text('{"stake_amount": 30}\n')  # changed while the agent is down
         time.sleep(1)
         reference("while-down", config_as_of="first")
+        time.sleep(1.2)  # git commit times have one-second resolution
         agent = _start_agent(tmp_path)
         time.sleep(3)
         (config_dir / "strategy.py").unlink()
