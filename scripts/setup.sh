@@ -4,28 +4,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 
-# Debian packages the tests and the benchmark use (the real git, sqlite3 and zstd tools).
+# Debian packages the tests and the benchmark use: the real git, sqlite3 and zstd tools,
+# promtool (package prometheus) for the alert rules, and PostgreSQL 15 with the wal2json
+# output plugin (the PostgreSQL tests start a private cluster from these binaries).
 need=()
-for tool in git sqlite3 zstd; do
-    command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+for pair in git:git sqlite3:sqlite3 zstd:zstd promtool:prometheus; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql postgresql-15)
+[ -f /usr/lib/postgresql/15/lib/wal2json.so ] || need+=(postgresql-15-wal2json)
 if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
         echo "please install: ${need[*]} (apt-get install ${need[*]})" >&2
-    fi
-fi
-# PostgreSQL 15 with the wal2json output plugin (the PostgreSQL tests and bench start a
-# private cluster from these binaries).
-pg_need=()
-[ -x /usr/lib/postgresql/15/bin/postgres ] || pg_need+=(postgresql postgresql-15)
-[ -f /usr/lib/postgresql/15/lib/wal2json.so ] || pg_need+=(postgresql-15-wal2json)
-if [ "${#pg_need[@]}" -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pg_need[@]}" >/dev/null
-    else
-        echo "please install: ${pg_need[*]} (apt-get install ${pg_need[*]})" >&2
     fi
 fi
 if [ ! -x .venv/bin/python ]; then

@@ -279,10 +279,24 @@ class Agent:
             log.warning("%s: %s", name, warning)
         if name != "incremental" or not summary.get("skipped"):
             log.info("%s done: %s", name, {k: v for k, v in self.jobs[name].items() if v not in (None, [], "")})
-        self.metrics.job_ok(name, time.time(), int(summary.get("bytes") or 0))
+        if ok:
+            self.metrics.job_ok(name, time.time(), int(summary.get("bytes") or 0))
+        else:  # a drill that did not match, a verify with problems: failures, not successes
+            self.metrics.job_failed(name, RuntimeError("not ok"))
+            log.error("%s found problems: %s", name, summary.get("mismatches") or summary.get("problems"))
         if name == "drill":
             self.metrics.set("drill_seconds", summary.get("restore_seconds") or 0)
+            self.metrics.set("drill_ok", 1 if ok else 0)
+        if name in ("full", "incremental", "retention") and self.metrics.enabled:
+            self._location_metrics()
         return ok
+
+    def _location_metrics(self) -> None:
+        catalogs = self.store.catalogs()
+        total = len(self.store.merged(catalogs))
+        behind = {c.location.name: total - len(c.entries) for c in catalogs}
+        stored = {c.location.name: sum(e.bytes for e in c.entries.values()) for c in catalogs}
+        self.metrics.locations(behind, stored)
 
     def _verify(self) -> dict[str, Any]:
         report = verify_store(self.store)

@@ -21,6 +21,11 @@ class Metrics:
                                      ["kind"], registry=self.registry)
         self.errors = Counter("tradevault_errors_total", "Job failures", ["job", "kind"], registry=self.registry)
         self.drill_seconds = Gauge("tradevault_drill_restore_seconds", "Restore time of the last drill", registry=self.registry)
+        self.drill_ok = Gauge("tradevault_drill_ok", "1 when the last restore drill matched the source", registry=self.registry)
+        self.location_behind = Gauge("tradevault_location_behind_entries", "Backups a location is missing",
+                                     ["location"], registry=self.registry)
+        self.location_bytes = Gauge("tradevault_location_bytes", "Bytes of backup objects a location holds",
+                                    ["location"], registry=self.registry)
         host, _, port = listen.rpartition(":")
         self.server, self.thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
 
@@ -33,6 +38,13 @@ class Metrics:
     def job_failed(self, job: str, exc: BaseException) -> None:
         if self.enabled:
             self.errors.labels(job, type(exc).__name__).inc()
+
+    def locations(self, behind: dict[str, int], stored: dict[str, int]) -> None:
+        if self.enabled:
+            for name, count in behind.items():
+                self.location_behind.labels(name).set(count)
+            for name, size in stored.items():
+                self.location_bytes.labels(name).set(size)
 
     def set(self, name: str, value: Any) -> None:
         if self.enabled:

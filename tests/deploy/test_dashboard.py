@@ -34,10 +34,7 @@ METRICS_PY = ROOT / "tradevault" / "metrics.py"
 # Metrics the dashboard and the rules use that tradevault/metrics.py does not export yet
 # (name -> label names). Remove an entry once metrics.py exports it.
 NEEDS_ADDING: dict[str, tuple[str, ...]] = {
-    "tradevault_location_behind_entries": ("location",),  # gauge: catalogue entries the location lacks
-    "tradevault_location_bytes": ("location",),  # gauge: bytes of backup objects held by the location
     "tradevault_postgres_slot_retained_bytes": ("slot",),  # gauge: pg_current_wal_lsn() - restart_lsn
-    "tradevault_drill_ok": (),  # gauge: 1 = last drill restored and matched, 0 = it did not
 }
 # Labels Prometheus attaches to every scraped series.
 TARGET_LABELS = {"instance", "job"}
