@@ -294,7 +294,7 @@ class BackupEngine:
             try:
                 writer = ObjectWriter(sink, header, level=self.level, threads=0)
                 for batch in self.capture.read(conn, covered, upto):
-                    writer.write(encode_chunk(batch))
+                    writer.write(encode_chunk(batch, plain=True))  # SQLite values are plain
                     if first_seq is None:
                         first_seq, first_ts = batch[0].seq, batch[0].ts
                     last_ts = batch[-1].ts

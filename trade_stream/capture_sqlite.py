@@ -1,8 +1,10 @@
 """Change capture for SQLite: triggers write every row change into a change log inside
 the same database, in the same transaction as the change itself.
 
-* ``_tradevault_changes``: ``seq`` (AUTOINCREMENT: strictly increasing, never reused, and
-  rolled back with the transaction that wrote it), ``ts`` (statement time, microseconds,
+* ``_tradevault_changes``: ``seq`` (the rowid: max + 1 for every new row, so strictly
+  increasing and rolled back with the transaction that wrote it; pruning always keeps the
+  newest row, so a seq is never reused — without AUTOINCREMENT, whose ``sqlite_sequence``
+  update would add a page to every trading commit), ``ts`` (statement time, microseconds,
   UTC), ``tbl``, ``op``, ``k0..`` (old primary key for update/delete) and ``c0..`` (the new
   row). The value columns have no declared type, so SQLite stores each value with its
   own storage class: integers stay 64-bit, reals bit-exact, blobs raw.
@@ -79,14 +81,14 @@ class SqliteCapture:
 
     @staticmethod
     def last_seq(conn: sqlite3.Connection) -> int:
-        """The highest seq ever assigned (survives pruning of the log)."""
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (CHANGES,)).fetchone()
-        return int(row[0]) if row else 0
+        """The highest seq ever assigned (pruning keeps the newest row for this)."""
+        row = conn.execute(f"SELECT max(seq) FROM {CHANGES}").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     @staticmethod
-    def pending(conn: sqlite3.Connection) -> tuple[int, int | None]:
-        """(rows in the change log, ts of the oldest one)."""
-        row = conn.execute(f"SELECT count(*), min(ts) FROM {CHANGES}").fetchone()
+    def pending(conn: sqlite3.Connection, after_seq: int = 0) -> tuple[int, int | None]:
+        """(events in the change log after ``after_seq``, ts of the oldest of them)."""
+        row = conn.execute(f"SELECT count(*), min(ts) FROM {CHANGES} WHERE seq > ?", (after_seq,)).fetchone()
         return int(row[0]), row[1]
 
     def needs_sync(self, conn: sqlite3.Connection) -> bool:
@@ -144,7 +146,7 @@ class SqliteCapture:
     def _create_tables(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT)")
         conn.execute(
-            f"CREATE TABLE {CHANGES} (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
+            f"CREATE TABLE {CHANGES} (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
             " tbl TEXT NOT NULL, op INTEGER NOT NULL)"
         )
         conn.execute(
@@ -322,17 +324,18 @@ class SqliteCapture:
     # -- pruning ---------------------------------------------------------------------------
     @staticmethod
     def prune(conn: sqlite3.Connection, upto_seq: int, chunk: int = 5000) -> int:
-        """Delete stored events in small transactions so trading writers never wait long."""
+        """Delete stored events by seq range, in small transactions so trading writers never
+        wait long. The newest row stays: it is what keeps seqs from being reused."""
         removed = 0
-        while True:
-            cur = conn.execute(
-                f"DELETE FROM {CHANGES} WHERE seq IN "
-                f"(SELECT seq FROM {CHANGES} WHERE seq <= ? ORDER BY seq LIMIT ?)",
-                (upto_seq, chunk),
-            )
-            removed += cur.rowcount
-            if cur.rowcount < chunk:
-                return removed
+        row = conn.execute(f"SELECT min(seq), max(seq) FROM {CHANGES}").fetchone()
+        if row[0] is None:
+            return 0
+        low, stop = row[0] - 1, min(upto_seq, row[1] - 1)
+        while low < stop:
+            high = min(low + chunk, stop)
+            removed += conn.execute(f"DELETE FROM {CHANGES} WHERE seq > ? AND seq <= ?", (low, high)).rowcount
+            low = high
+        return removed
 
 
 def _version_at(versions: list[tuple[int, TableSchema | None]], seq: int) -> TableSchema | None:

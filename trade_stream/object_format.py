@@ -2,7 +2,7 @@
 
     magic        8 bytes  b"TVAULT\\x00\\x01"
     header_len   4 bytes  big-endian
-    header       JSON (ObjectHeader)
+    header       JSON (ObjectHeader), zstd-compressed (one frame with its content size)
     body         one zstd stream (what it holds depends on header.codec)
     trailer      8 bytes b"TVEND\\x00\\x00\\x01" + SHA-256 of every byte before the trailer
 
@@ -73,7 +73,7 @@ class ObjectWriter:
 
     def __init__(self, raw: Writable, header: ObjectHeader, *, level: int = 3, threads: int = 0):
         self._out = _HashingWriter(raw)
-        header_bytes = msgspec.json.encode(header)
+        header_bytes = zstandard.ZstdCompressor(level=19).compress(msgspec.json.encode(header))
         self._out.write(MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes)
         params = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
         self._zstd = params.stream_writer(self._out, closefd=False, write_return_read=True)
@@ -135,8 +135,9 @@ class ObjectReader:
             raise IntegrityError(f"{name}: object truncated in header")
         self.sha.update(fixed + header_bytes)
         try:
-            self.header = msgspec.json.decode(header_bytes, type=ObjectHeader)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            plain = zstandard.ZstdDecompressor().decompress(header_bytes, max_output_size=MAX_HEADER)
+            self.header = msgspec.json.decode(plain, type=ObjectHeader)
+        except (zstandard.ZstdError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise IntegrityError(f"{name}: corrupt header: {exc}") from None
         if self.header.format != FORMAT_VERSION:
             raise IntegrityError(f"{name}: unsupported object format {self.header.format}")

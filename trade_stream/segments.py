@@ -20,13 +20,18 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[ChangeEvent], ext_hook=ext_hook)
 
 
-def encode_chunk(events: Iterable[ChangeEvent]) -> bytes:
-    payload = _encoder.encode(
-        [
-            (e.seq, e.tx, e.ts, e.table, e.op, row_to_wire(e.key), row_to_wire(e.row), e.table_schema)
-            for e in events
-        ]
-    )
+def encode_chunk(events: Iterable[ChangeEvent], *, plain: bool = False) -> bytes:
+    """``plain``: every value is already exact in msgpack (SQLite's int/float/str/bytes/
+    None), so the per-value type check is skipped; the Struct encodes as its array."""
+    if plain:
+        payload = _encoder.encode(events if isinstance(events, list) else list(events))
+    else:
+        payload = _encoder.encode(
+            [
+                (e.seq, e.tx, e.ts, e.table, e.op, row_to_wire(e.key), row_to_wire(e.row), e.table_schema)
+                for e in events
+            ]
+        )
     return struct.pack(">I", len(payload)) + payload
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from trade_stream.backup import chain_position
 from trade_stream.capture_sqlite import SqliteCapture
 from trade_stream.database import DatabaseService
 from trade_stream.manifest import FULL, INCREMENTAL, summary
@@ -14,12 +15,14 @@ from trade_stream.store import BackupStore
 def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:
     now = time.time_ns() // 1000
     capture: dict[str, Any] = {"installed": False}
+    catalogs = store.catalogs()
+    entries = store.merged(catalogs)
     if db.exists():
         conn = db.connect(readonly=True)
         try:
             cap = SqliteCapture(db)
             if cap.is_installed(conn):
-                pending, oldest = cap.pending(conn)
+                pending, oldest = cap.pending(conn, chain_position(entries) or 0)
                 capture = {
                     "installed": True,
                     "last_seq": cap.last_seq(conn),
@@ -29,8 +32,6 @@ def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:
                 }
         finally:
             conn.close()
-    catalogs = store.catalogs()
-    entries = store.merged(catalogs)
     last_full = next((e for e in reversed(entries) if e.kind == FULL), None)
     last_incr = next((e for e in reversed(entries) if e.kind == INCREMENTAL), None)
     locations = [

@@ -129,11 +129,16 @@ def test_new_and_dropped_tables_are_recorded(tmp_path):
     assert events[-1].table_schema is None
 
 
-def test_prune_keeps_the_sequence_counting(tmp_path):
+def test_prune_keeps_the_newest_row_so_seqs_are_never_reused(tmp_path):
     conn, capture = _setup(tmp_path)
     for i in range(10):
         conn.execute("INSERT INTO t VALUES (?, ?)", (i, i))
-    assert capture.prune(conn, 10, chunk=3) == 10
-    assert conn.execute(f"SELECT count(*) FROM {CHANGES}").fetchone()[0] == 0
+    assert capture.prune(conn, 10, chunk=3) == 9
+    assert conn.execute(f"SELECT seq FROM {CHANGES}").fetchall() == [(10,)]
+    assert _events(conn, capture, after=10) == []
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO t VALUES (50, 1)")
+    conn.execute("ROLLBACK")
     conn.execute("INSERT INTO t VALUES (100, 1)")
     assert capture.last_seq(conn) == 11
+    assert [e.seq for e in _events(conn, capture, after=10)] == [11]

@@ -83,3 +83,9 @@ def test_garbage_chunk_is_an_integrity_error():
         list(decode_chunks([len(payload).to_bytes(4, "big") + payload]))
     with pytest.raises(IntegrityError):
         list(decode_chunks([b"\x00\x00\x00\x10abc"]))
+
+
+def test_plain_fast_path_encodes_exactly_what_the_checked_path_does():
+    events = [ChangeEvent(i, i, 10 * i, "t", "update", [i], [i, 2.5, "ü", b"\x00", None, -(2**63)]) for i in range(5)]
+    events.append(ChangeEvent(9, 9, 0, "t", "schema", None, None, {"name": "t", "columns": []}))
+    assert encode_chunk(events, plain=True) == encode_chunk(events)
