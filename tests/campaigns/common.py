@@ -87,8 +87,9 @@ def digest_of(path: Path) -> dict[str, str]:
 def captured_seq(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = '_tradevault_changes'").fetchone()
-        return int(row[0]) if row else 0
+        # the change log keeps its newest row when pruned, so max(seq) is the last seq assigned
+        row = conn.execute("SELECT max(seq) FROM _tradevault_changes").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
     finally:
         conn.close()
 

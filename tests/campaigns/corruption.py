@@ -20,16 +20,13 @@ Required, case by case (detection must be 100 %):
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.campaigns.common import SOURCE, Env, Tally, cli_args, digest_of, finish, git, private_root, tv
-from tradevault.workload import TradingWorkload, create_database
+from tradevault.workload import TradingWorkload
 
 KIND = {1: "full", 2: "incremental", 3: "full", 4: "incremental", 5: "full", 6: "incremental",
         7: "incremental"}

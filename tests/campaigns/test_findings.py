@@ -1,0 +1,105 @@
+"""Minimal reproducers of what the campaigns found (issue 8). Each is a single check,
+strict-xfailed while the bug stands: when it is fixed the check passes, strict xfail
+turns that into a failure, and the marker must go."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import msgspec
+import pytest
+
+from restore.planner import Target, plan_restore
+from restore.replay import restore_sqlite
+from restore.verify import verify_store
+from trade_stream.database import DatabaseService
+from trade_stream.errors import IntegrityError
+from trade_stream.object_format import ObjectReader
+from trade_stream.segments import decode_chunks
+
+from tests.campaigns.fuzz import OBJECT
+
+
+def _chunk_with(ext: msgspec.msgpack.Ext) -> bytes:
+    payload = msgspec.msgpack.encode([[1, 1, 1, "trades", "insert", [ext], None, None]])
+    return struct.pack(">I", len(payload)) + payload
+
+
+@pytest.mark.xfail(strict=True, reason="bug: trade_stream/values.py ext_hook: Decimal('garbage') raises "
+                   "decimal.InvalidOperation, which decode_chunks does not turn into IntegrityError")
+def test_malformed_decimal_extension_is_an_integrity_error():
+    with pytest.raises(IntegrityError):
+        list(decode_chunks([_chunk_with(msgspec.msgpack.Ext(1, b"garbage"))]))
+
+
+@pytest.mark.xfail(strict=True, reason="bug: trade_stream/values.py ext_hook: timedelta(days=999999999999) "
+                   "raises OverflowError, which decode_chunks does not turn into IntegrityError")
+def test_overflowing_timedelta_extension_is_an_integrity_error():
+    with pytest.raises(IntegrityError):
+        list(decode_chunks([_chunk_with(msgspec.msgpack.Ext(5, b"999999999999,0,0"))]))
+
+
+def _header_with_invalid_utf8(data: bytes) -> bytes:
+    """The object, same size, with the header's ``source`` value replaced by the byte 0x80 (invalid UTF-8) — what random bit flips in the zstd-compressed
+    header (level 19, no frame checksum) produced in the corruption campaign. The
+    recompressed header is padded to its old length (zstd ignores bytes after the frame)."""
+    import zstandard
+
+    (header_len,) = struct.unpack(">I", data[8:12])
+    plain = zstandard.ZstdDecompressor().decompress(data[12:12 + header_len], max_output_size=1 << 24)
+    at = plain.index(b'"source":"') + len(b'"source":"')
+    packed = zstandard.ZstdCompressor(level=19).compress(plain[:at] + b"\x80" + plain[plain.index(b'"', at):])
+    assert len(packed) <= header_len, "the damaged header does not fit (header format changed?)"
+    return data[:12] + packed + bytes(header_len - len(packed)) + data[12 + header_len:]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: trade_stream/object_format.py ObjectReader.__init__ catches "
+                   "DecodeError/ValidationError but not UnicodeDecodeError from msgspec.json.decode of the header")
+def test_object_header_with_invalid_utf8_is_an_integrity_error():
+    data = _header_with_invalid_utf8(OBJECT)
+    with pytest.raises(IntegrityError):
+        ObjectReader(io.BytesIO(data), len(data), "damaged")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a copy whose object header holds invalid UTF-8 (one bit flip) makes "
+                   "restore fail (UnicodeDecodeError -> CLI exit 1) instead of falling back to the intact copy "
+                   "(trade_stream/store.py read_object only falls back on IntegrityError/StorageError)")
+def test_restore_falls_back_past_a_copy_with_invalid_utf8_in_its_header(harness):
+    harness.trade(50)
+    full = harness.engine.full()
+    path = harness.root / "loc1" / "tradesv3" / full.entry.object if hasattr(full, "entry") else None
+    path = path or next((harness.root / "loc1" / "tradesv3" / "objects").glob("*-full.tvo"))
+    path.write_bytes(_header_with_invalid_utf8(path.read_bytes()))
+    target = harness.root / "restored.sqlite"
+    store = harness.store
+    restore_sqlite(store, plan_restore(store.entries(), Target()), DatabaseService(f"sqlite:///{target}"))
+    assert target.exists()
+
+
+@pytest.mark.xfail(strict=True, reason="bug: restore/verify.py (manifest.chain_problems): entries must start at "
+                   "n=1 or after pruned records, but a store whose oldest entry was deleted in every location "
+                   "verifies ok (the lost restore point goes unnoticed)")
+def test_verify_notices_the_oldest_entry_deleted_everywhere(harness):
+    harness.trade(30)
+    harness.engine.full()
+    harness.trade(30)
+    harness.engine.incremental()
+    harness.trade(30)
+    harness.engine.full()
+    for loc in ("loc1", "loc2"):
+        (harness.root / loc / "tradesv3" / "manifest" / "0000000001.json").unlink()
+    assert not verify_store(harness.store).ok
+
+
+@pytest.mark.xfail(strict=True, reason="bug: restore/verify.py: a pruned record missing from one location is not "
+                   "reported (entries are checked on every location, pruned records are merged across them)")
+def test_verify_notices_a_pruned_record_missing_in_one_location(harness):
+    for _ in range(3):
+        harness.trade(30)
+        harness.engine.full()
+        harness.trade(30)
+        harness.engine.incremental()
+    harness.store.prune([2])
+    (harness.root / "loc1" / "tradesv3" / "pruned" / "0000000002.json").unlink()
+    assert not verify_store(harness.store).ok
