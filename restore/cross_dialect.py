@@ -11,21 +11,19 @@ SQLite. Types and values are mapped by ``trade_stream.type_mapping``.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 from restore.planner import Plan
-from restore.replay import RestoreResult, _check_counts, check_target, decompress_full, full_schema
-from restore.replay_postgres import replay_events
+from restore.replay import RestoreResult, _check_counts, check_target, replay_events
+from trade_stream.stored_objects import decompress_full, schema_of
 from trade_stream.apply_postgres import TableLoader
 from trade_stream.apply_sqlite import SqliteApplier, create_table as create_sqlite_table
 from trade_stream.database import DatabaseService
-from trade_stream.durable import fsync_path
+from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
 from trade_stream.manifest import ManifestEntry
@@ -166,10 +164,8 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
     """A PostgreSQL (``pgcopy-binary``) backup into a fresh SQLite file, atomically."""
     started = time.perf_counter()
     check_target(target, force)
-    pg_schema = DatabaseSchema.from_dict(full_schema(store, plan.full))
-    final = target.path.absolute()
-    temp = final.with_name(f".{final.name}.tradevault-restore-{uuid.uuid4().hex[:8]}")
-    try:
+    pg_schema = DatabaseSchema.from_dict(schema_of(store, plan.full))
+    with replacing_sqlite_file(target.path) as temp:
         conn = sqlite3.connect(temp, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode = OFF")
@@ -179,22 +175,14 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
                 create_sqlite_table(conn, pg_table_to_sqlite(table))
             _load_rows_into_sqlite(conn, store, plan.full, pg_schema, progress)
             applier = _MappedSqliteApplier(conn, pg_schema)
-            result = replay_events(store, plan, applier, lambda: applier.tables, progress)
+            result = replay_events(store, plan, applier, progress)
             result.tables = _check_counts(conn, result.tables, sorted(applier.tables))
             result.rows = sum(result.tables.values())
             conn.execute("COMMIT")
             conn.execute("PRAGMA journal_mode = WAL")
         finally:
             conn.close()
-        fsync_path(temp)
-        for suffix in ("-wal", "-shm", "-journal"):
-            Path(str(final) + suffix).unlink(missing_ok=True)
-        os.replace(temp, final)
-        fsync_path(final.parent)
-    finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(temp) + suffix).unlink(missing_ok=True)
-    result.target = str(final)
+    result.target = str(target.path.absolute())
     result.seconds = round(time.perf_counter() - started, 3)
     result.bytes = plan.full.bytes + sum(e.bytes for e in plan.incrementals if e.object in result.incrementals)
     return result

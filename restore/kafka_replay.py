@@ -13,19 +13,17 @@ backups (restore from a location for those).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from restore.replay import check_target, full_schema
+from restore.replay import check_target
+from trade_stream.stored_objects import schema_of
 from trade_stream import kafka_codec as codec
 from trade_stream.apply_sqlite import create_table
 from trade_stream.database import DatabaseService
-from trade_stream.durable import fsync_path
+from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
 from trade_stream.kafka_config import KafkaConfig
 from trade_stream.kafka_state import KafkaState, load_state
@@ -61,7 +59,7 @@ def base_schemas(store: BackupStore | None) -> dict[str, tuple[int, TableSchema 
         if not fulls:
             return {}
         full = fulls[-1]
-        schema = DatabaseSchema.from_dict(full_schema(store, full))
+        schema = DatabaseSchema.from_dict(schema_of(store, full))
     except (TradeStreamError, OSError):
         return {}  # the schema topic describes every table the sink ever published
     return {t.name: (full.last_seq, t) for t in schema.tables}
@@ -85,21 +83,12 @@ def restore_from_kafka(config: KafkaConfig, source: str, target: DatabaseService
             f"no tables found in Kafka for {source!r} (topic {codec.schema_topic_name(config.topic_prefix, source)})"
         )
     final = target.path.absolute()
-    temp = final.with_name(f".{final.name}.tradevault-restore-{uuid.uuid4().hex[:8]}")
-    try:
+    with replacing_sqlite_file(final) as temp:
         conn = sqlite3.connect(temp, isolation_level=None)
         try:
             counts = _write(conn, state, tables, progress)
         finally:
             conn.close()
-        fsync_path(temp)
-        for suffix in ("-wal", "-shm", "-journal"):
-            Path(str(final) + suffix).unlink(missing_ok=True)
-        os.replace(temp, final)
-        fsync_path(final.parent)
-    finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(temp) + suffix).unlink(missing_ok=True)
     return KafkaRestoreResult(
         target=str(final), first_seq=state.first_seq or 0, last_seq=state.last_seq,
         rows=sum(counts.values()), events=state.records, bytes=state.bytes,

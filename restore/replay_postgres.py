@@ -18,16 +18,17 @@ import time
 from typing import Any, Callable
 
 from restore.planner import Plan
-from restore.replay import RestoreResult, _cut, events_of, full_schema
+from restore.replay import RestoreResult, replay_events
+from trade_stream.stored_objects import schema_of
 from trade_stream.apply_postgres import (
-    PostgresApplier, TableLoader, add_primary_key, create_table, finish_table, set_sequences,
+    PostgresApplier, add_primary_key, create_table, finish_table, set_sequences,
 )
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import ObjectReader
 from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
-from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.schema import DatabaseSchema, quote_ident
 from trade_stream.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks
 from trade_stream.store import BackupStore
 
@@ -98,7 +99,7 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
     from restore import cross_dialect
 
     started = time.perf_counter()
-    source = DatabaseSchema.from_dict(full_schema(store, plan.full))
+    source = DatabaseSchema.from_dict(schema_of(store, plan.full))
     check_pg_target(target, force)
     if source.dialect == "postgresql":
         schema, loader = source, load_rows_snapshot
@@ -122,7 +123,7 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
             add_primary_key(conn, table)
             finish_table(conn, table)
         applier = PostgresApplier(conn, schema, convert, map_schema)
-        result = replay_events(store, plan, applier, lambda: dict(applier.tables), progress)
+        result = replay_events(store, plan, applier, progress)
         original = {t.name: t for t in schema.tables}
         recreated = [n for n, t in applier.tables.items() if original.get(n) is not t]
         for name in sorted(recreated):
@@ -141,39 +142,6 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
     result.seconds = round(time.perf_counter() - started, 3)
     result.bytes = plan.full.bytes + sum(e.bytes for e in plan.incrementals if e.object in result.incrementals)
     return result
-
-
-def replay_events(store: BackupStore, plan: Plan, applier: Any, tables: Callable[[], dict[str, TableSchema]],
-                  progress: Progress) -> RestoreResult:
-    """Apply the plan's events after the full backup (any applier with ``apply``/``applied``).
-    ``result.tables`` holds the row counts the backups recorded for the point reached (or
-    None when the point is inside an object)."""
-    low = plan.full.last_seq
-    last_seq, last_ts = low, plan.full.last_ts
-    used: list[str] = []
-    total = max(plan.stop_seq - low, 1)
-    reached = False
-    for entry in plan.incrementals:
-        if reached:
-            break
-        used.append(entry.object)
-        for batch in events_of(store, entry):
-            if reached:
-                break
-            selected, reached = _cut(batch, low, plan)
-            if selected:
-                applier.apply(selected)
-                last_seq, last_ts = selected[-1].seq, selected[-1].ts
-                progress("replay", last_seq - low, total)
-    recorded: dict[str, int] | None = plan.full.tables if last_seq == plan.full.last_seq else None
-    for entry in plan.incrementals:
-        if entry.last_seq == last_seq and entry.object in used:
-            recorded = entry.tables
-    return RestoreResult(
-        target="", first_seq=plan.full.last_seq, last_seq=last_seq, last_ts=last_ts, rows=0,
-        events=applier.applied, bytes=0, seconds=0.0, full=plan.full.object, incrementals=used,
-        tables=recorded,  # type: ignore[arg-type]
-    )
 
 
 def check_counts(conn: Any, expected: dict[str, int] | None, tables: list[str]) -> dict[str, int]:

@@ -12,12 +12,12 @@ table: what is left is an ordinary database the bot can use at once.
 from __future__ import annotations
 
 import sqlite3
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from restore.planner import Target, plan_restore
-from restore.replay import events_of, full_schema, restore_sqlite
+from restore.replay import restore_sqlite
+from trade_stream.stored_objects import events_of, schema_of
 from trade_stream.apply_sqlite import SqliteApplier, user_triggers_suspended
 from trade_stream.database import DatabaseService
 from trade_stream.errors import BadInputError
@@ -103,7 +103,7 @@ class Follower:
 
     def _apply(self, entry: Any, result: FollowResult) -> None:
         """One incremental, in one transaction with the new position."""
-        schema = DatabaseSchema.from_dict(full_schema(self.store, entry))
+        schema = DatabaseSchema.from_dict(schema_of(self.store, entry))
         conn = self.target.connect()
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -7,30 +7,26 @@ the change log as soon as the log still holds the event right after its position
 check "the oldest event in the log is at most position + 1" and the read happen in one
 read transaction, so pruning can never open a silent gap between the two.
 
-The segment and snapshot readers below mirror ``restore.replay`` (``events_of``,
-``decompress_full``) on ``BackupStore.read_object`` because ``trade_stream`` must not
-import ``restore``.
+Stored objects are read through ``trade_stream.stored_objects`` (verified first).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from trade_stream.capture_sqlite import CHANGES, SqliteCapture
 from trade_stream.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
 from trade_stream.events import ChangeEvent
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
-from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.segments import decode_chunks
 from trade_stream.store import BackupStore
+from trade_stream.stored_objects import decompress_full, events_of
 
 
 class GapError(TradeStreamError):
@@ -73,37 +69,6 @@ class TableShapes:
         return found
 
 
-def _expect_codec(reader: ObjectReader, codec: str) -> None:
-    if reader.header.codec != codec:
-        raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
-
-
-def stored_events(store: BackupStore, entry: ManifestEntry) -> Iterator[list[ChangeEvent]]:
-    """Event batches of a stored incremental, from the first intact copy: the object is
-    verified (checksums) before the first event is handed out; the decompressed body is
-    spooled to bound memory."""
-
-    def consume(reader: ObjectReader) -> Any:
-        _expect_codec(reader, CODEC_EVENTS)
-        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-        for chunk in reader.body_chunks():
-            spool.write(chunk)
-        return spool
-
-    spool = store.read_object(entry, consume)
-    with spool:
-        spool.seek(0)
-        previous = entry.after_seq
-        for batch in decode_chunks(iter(lambda: spool.read(1 << 20), b""), entry.object):
-            for event in batch:
-                if event.seq <= previous:
-                    raise IntegrityError(f"{entry.object}: events out of order at seq {event.seq}")
-                previous = event.seq
-            yield batch
-        if previous != entry.last_seq:
-            raise IntegrityError(f"{entry.object}: ends at seq {previous}, manifest says {entry.last_seq}")
-
-
 @contextmanager
 def full_snapshot(store: BackupStore, entry: ManifestEntry, work_dir: str | None = None
                   ) -> Iterator[tuple[DatabaseSchema, sqlite3.Connection]]:
@@ -111,17 +76,8 @@ def full_snapshot(store: BackupStore, entry: ManifestEntry, work_dir: str | None
     anything is read from it), with its schema; removed afterwards."""
     tmp_dir = tempfile.mkdtemp(prefix="tradevault-kafka-", dir=work_dir or None)
     path = Path(tmp_dir) / "snapshot.sqlite"
-
-    def consume(reader: ObjectReader) -> dict[str, Any]:
-        _expect_codec(reader, CODEC_SQLITE_FILE)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            for chunk in reader.body_chunks(4 << 20):
-                out.write(chunk)
-        return reader.header.schema
-
     try:
-        schema = store.read_object(entry, consume)
+        schema = decompress_full(store, entry, path)
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         try:
             yield DatabaseSchema.from_dict(schema), conn
@@ -178,7 +134,7 @@ class EventSource:
                 continue
             moved = False
             for entry in self._segments_after(position, capture_id):
-                for stored in stored_events(self.store, entry):
+                for stored in events_of(self.store, entry):
                     fresh = [e for e in stored if e.seq > position]
                     if fresh:
                         moved = True

@@ -22,7 +22,7 @@ from trade_stream.schema import family_of
 from trade_stream.store import BackupStore
 from tradevault.workload import TradingWorkload, create_database
 
-from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
+from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

@@ -3,12 +3,11 @@ PostgreSQL at random transaction boundaries, equal the source as it was at each 
 
 from __future__ import annotations
 
-import decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from restore.replay import events_of
+from trade_stream.stored_objects import events_of
 from trade_stream.manifest import INCREMENTAL
 
 from tests.postgres.pg_helpers import connect, digest, engine, make_store, restore

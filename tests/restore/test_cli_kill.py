@@ -12,6 +12,8 @@ replays a run (the seed is printed in every assertion message).
 
 from __future__ import annotations
 
+from trade_stream.capture_sqlite import SqliteCapture
+
 import json
 import os
 import random
@@ -136,8 +138,7 @@ def integrity(db: Path) -> str:
 def captured_seq(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = '_tradevault_changes'").fetchone()
-        return int(row[0])
+        return SqliteCapture.last_seq(conn)
     finally:
         conn.close()
 

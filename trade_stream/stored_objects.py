@@ -1,0 +1,79 @@
+"""Reading stored backup objects: every reader of segments and snapshots (restore, the
+standby, the Kafka sink's catch-up) goes through these, so each object is verified the
+same way — from the first intact copy, checksums checked before its content is used."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from trade_stream.errors import IntegrityError, StorageError
+from trade_stream.events import ChangeEvent
+from trade_stream.manifest import ManifestEntry
+from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
+from trade_stream.progress import Progress, no_progress
+from trade_stream.segments import decode_chunks
+from trade_stream.store import BackupStore
+
+
+def expect_codec(reader: ObjectReader, codec: str) -> None:
+    if reader.header.codec != codec:
+        raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
+
+
+def decompress_full(store: BackupStore, entry: ManifestEntry, path: Path,
+                    progress: Progress = no_progress) -> dict[str, Any]:
+    """A SQLite snapshot's database file at ``path``, from the first intact copy; returns
+    the schema recorded with it."""
+
+    def consume(reader: ObjectReader) -> dict[str, Any]:
+        expect_codec(reader, CODEC_SQLITE_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            done = 0
+            for chunk in reader.body_chunks(4 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                progress("decompress", done, None)
+        return reader.header.schema
+
+    return store.read_object(entry, consume)
+
+
+def events_of(store: BackupStore, entry: ManifestEntry) -> Iterator[list[ChangeEvent]]:
+    """Decoded event batches of an incremental. The object is verified (checksums, from the
+    first intact copy) before the first event is handed out, so nothing unverified is
+    ever applied; the decompressed body is spooled to bound memory."""
+
+    def consume(reader: ObjectReader) -> Any:
+        expect_codec(reader, CODEC_EVENTS)
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        for chunk in reader.body_chunks():
+            spool.write(chunk)
+        return spool
+
+    spool = store.read_object(entry, consume)
+    with spool:
+        spool.seek(0)
+        previous = entry.after_seq
+        for batch in decode_chunks(iter(lambda: spool.read(1 << 20), b""), entry.object):
+            for event in batch:
+                if event.seq <= previous:
+                    raise IntegrityError(f"{entry.object}: events out of order at seq {event.seq}")
+                previous = event.seq
+            yield batch
+        if previous != entry.last_seq:
+            raise IntegrityError(f"{entry.object}: ends at seq {previous}, manifest says {entry.last_seq}")
+
+
+def schema_of(store: BackupStore, entry: ManifestEntry) -> dict[str, Any]:
+    """The schema recorded in an object's header (the tables as they were at its start)."""
+    for location in store.locations:
+        try:
+            with store.open_reader(location, entry) as reader:
+                return reader.header.schema
+        except (IntegrityError, StorageError, OSError):
+            continue
+    raise IntegrityError(f"{entry.object}: no readable copy in any location")
