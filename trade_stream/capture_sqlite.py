@@ -304,7 +304,9 @@ class SqliteCapture:
                     events.append(ChangeEvent(seq, seq, ts, tbl, SCHEMA,
                                               table_schema=json.loads(payload) if payload else None))
                     continue
-                table = _version_at(history.get(tbl, []), seq)
+                versions = history.get(tbl, [])
+                # almost every event is past the table's last schema change: check that first
+                table = versions[-1][1] if versions and versions[-1][0] < seq else _version_at(versions, seq)
                 if table is None:
                     raise BadInputError(f"change log names table {tbl!r} with no recorded columns")
                 width = len(table.columns)
@@ -323,7 +325,7 @@ class SqliteCapture:
 
     # -- pruning ---------------------------------------------------------------------------
     @staticmethod
-    def prune(conn: sqlite3.Connection, upto_seq: int, chunk: int = 5000) -> int:
+    def prune(conn: sqlite3.Connection, upto_seq: int, chunk: int = 20000) -> int:
         """Delete stored events by seq range, in small transactions so trading writers never
         wait long. The newest row stays: it is what keeps seqs from being reused."""
         removed = 0
