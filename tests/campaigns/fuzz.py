@@ -27,6 +27,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 
 import msgspec
+import zstandard
 from hypothesis import HealthCheck, given, seed as hyp_seed, settings, strategies as st
 
 from trade_stream.errors import IntegrityError
@@ -71,6 +72,20 @@ def _object(body: bytes, kind: str = "incremental") -> bytes:
 
 
 OBJECT = _object(SEGMENT)
+HEADER_JSON = zstandard.ZstdDecompressor().decompress(OBJECT[12:12 + struct.unpack(">I", OBJECT[8:12])[0]],
+                                                      max_output_size=1 << 20)
+
+
+def _with_header(header_json: bytes, level: int = 3) -> bytes:
+    """A whole object around a given (possibly malformed) header JSON: valid compression
+    and a correct trailer, so only the header is wrong."""
+    import hashlib
+
+    header = zstandard.ZstdCompressor(level=level).compress(header_json)
+    start = OBJECT.index(b"(\xb5/\xfd", 12 + struct.unpack(">I", OBJECT[8:12])[0])
+    body = OBJECT[start:-40]
+    data = b"TVAULT\x00\x01" + struct.pack(">I", len(header)) + header + body
+    return data + b"TVEND\x00\x00\x01" + hashlib.sha256(data).digest()
 
 
 def _entry() -> bytes:
@@ -144,6 +159,7 @@ segment_inputs = st.one_of(
 )
 object_inputs = st.one_of(
     mutated(OBJECT, focus=200),  # half of the mutations land in the magic/header
+    mutated(HEADER_JSON).map(_with_header),  # the header's JSON itself damaged
     st.lists(_event, max_size=3).map(lambda events: _object(_chunk(msgspec.msgpack.encode(events)))),
     st.binary(max_size=300).map(lambda b: b"TVAULT\x00\x01" + b),
     st.binary(max_size=120).map(lambda h: b"TVAULT\x00\x01" + struct.pack(">I", len(h)) + h + bytes(50)),
