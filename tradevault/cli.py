@@ -271,6 +271,10 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
             info["config"] = {"error": str(exc)}
     elif info["agent"] is not None:
         info["config"] = info["agent"].get("config")
+    if settings.standby.url:
+        from tradevault.standby_commands import standby_state
+
+        info["standby"] = standby_state(settings.standby.url)
     if as_json:
         print_json(info)
         return

@@ -32,6 +32,18 @@ def state_path(target: DatabaseService) -> Path:
     return target.path.absolute().with_name(f".{target.path.name}.tradevault-follow.json")
 
 
+def standby_state(url: str) -> dict[str, Any]:
+    """What the follower last wrote (position, lag, whether it is running), for status."""
+    path = state_path(DatabaseService(url))
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"url": url, "following": False, "error": "no follower state (is `tradevault follow` running?)"}
+    state["url"] = url
+    state["age_seconds"] = round(time.time() - float(state.get("updated", 0)), 1)
+    return state
+
+
 def _write_state(path: Path, state: dict[str, Any]) -> None:
     temp = path.with_name(path.name + ".tmp")
     temp.write_text(json.dumps(state))

@@ -64,6 +64,16 @@ def render_status(info: dict[str, Any]) -> Table:
         state = GREEN if loc["ok"] and not loc["behind"] else (YELLOW if loc["ok"] else RED)
         behind = f", {loc['behind']} behind" if loc["behind"] else ""
         table.add_row(f"location {loc['name']}", state, f"{loc['url']}: {loc['entries']} entries{behind} {loc['error']}".strip())
+    standby = info.get("standby")
+    if standby:
+        if standby.get("error"):
+            table.add_row("standby", YELLOW, f"{standby['url']}: {standby['error']}")
+        else:
+            lag = standby.get("lag_seconds")
+            stale = not standby.get("following") or standby.get("age_seconds", 0) > 120
+            state = RED if stale else GREEN if (lag or 0) < 120 else YELLOW
+            table.add_row("standby", state, f"{standby['url']}: seq {standby.get('seq')}, lag {lag} s"
+                          + ("" if standby.get("following") else ", follower not running"))
     config = info.get("config")
     if isinstance(config, dict) and config.get("error"):
         table.add_row("config history", RED, config["error"])
