@@ -110,6 +110,10 @@ paths = []
             wait_for_seq(result.last_seq)
         state = json.loads((tmp_path / ".standby.sqlite.tradevault-follow.json").read_text())
         assert state["lag_seconds"] is not None
+        status = subprocess.run([sys.executable, "-m", "tradevault.cli", "status", "--json", "-c", str(config)],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        shown = json.loads(status.stdout)["standby"]
+        assert shown["following"] and shown["seq"] >= result.last_seq  # status shows the standby's lag
     finally:
         promote = subprocess.run([sys.executable, "-m", "tradevault.cli", "promote", "-c", str(config), "--json"],
                                  capture_output=True, text=True, cwd=tmp_path, timeout=120)
