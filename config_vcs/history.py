@@ -36,6 +36,8 @@ from config_vcs.materialize import remove_file, write_file
 from config_vcs.options import Options
 from config_vcs.paths import in_scope, labels_for, tree_path
 from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
+from config_vcs.scanner import Scanner
+from config_vcs.sealing import is_sealed
 
 # -- time and revisions ---------------------------------------------------------------------
 
@@ -181,12 +183,86 @@ def changes_between(
     return diff_entries(old, new)
 
 
+# -- encrypted secrets ----------------------------------------------------------------------------
+
+
+class _Unsealer:
+    """Decrypts the blobs one read operation hands out (see sealing.py) and remembers
+    which had to stay encrypted (no identity file), to say so once at the end."""
+
+    def __init__(self, repo: ConfigRepo, learn: bool = False) -> None:
+        self.repo = repo
+        self.learn = learn and repo.sealer.enabled
+        self.still: set[str] = set()
+
+    def data(self, rel: bytes, data: bytes, blob_id: bytes | None = None) -> bytes:
+        if not is_sealed(data):
+            return data
+        name = display_path(rel)
+        plain, still = self.repo.sealer.unseal(name, data, learn=self.learn, blob_id=blob_id)
+        if still:
+            self.still.add(name)
+        return plain
+
+    def report(self) -> None:
+        if self.still:
+            names = sorted(self.still)
+            self.repo.warn(
+                f"{len(names)} file(s) still hold encrypted secrets (ENC[age,...] values or an "
+                f"age-encrypted file) because config_vcs.secret_identity_file is not set: "
+                + ", ".join(names)
+            )
+
+
+def _is_file(mode: int) -> bool:
+    return mode & 0o170000 == 0o100000
+
+
+def _store_entries(store: BaseObjectStore, tree_id: bytes | None) -> Entries:
+    if tree_id is None:
+        return {}
+    return {e.path: (e.mode, e.sha) for e in store.iter_tree_contents(tree_id)}  # type: ignore[misc]
+
+
+def _plain_trees(
+    store: BaseObjectStore, old_tree: bytes | None, new_tree: bytes | None, unsealer: _Unsealer
+) -> tuple[BaseObjectStore, bytes | None, bytes | None]:
+    """The two trees with the encrypted blobs of the files that differ decrypted (in a
+    memory store, never in the repository), so a diff shows what really changed."""
+    sides = [_store_entries(store, old_tree), _store_entries(store, new_tree)]
+    changed = {p for p in set(sides[0]) | set(sides[1]) if sides[0].get(p) != sides[1].get(p)}
+    overlay = OverlayObjectStore([MemoryObjectStore(), store])
+    overlay.add_store = overlay.bases[0]  # never write into the repository
+    touched = [False, False]
+    for i, entries in enumerate(sides):
+        for path in sorted(changed & set(entries)):
+            mode, sha = entries[path]
+            if not _is_file(mode):
+                continue
+            data = store[sha].as_raw_string()
+            plain = unsealer.data(path, data)
+            if plain is not data and plain != data:
+                blob = Blob.from_string(plain)
+                overlay.add_object(blob)
+                entries[path] = (mode, blob.id)
+                touched[i] = True
+    if not any(touched):
+        return store, old_tree, new_tree
+    trees = [
+        build_tree(overlay, [(p, sha, mode) for p, (mode, sha) in entries.items()])
+        if touched[i] else tree
+        for i, (entries, tree) in enumerate(zip(sides, (old_tree, new_tree)))
+    ]
+    return overlay, trees[0], trees[1]
+
+
 # -- diff and show ------------------------------------------------------------------------------
 
 
 def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes, list[Change]]:
     """Unified diff (and the list of changes) from ``rev_a`` to ``rev_b``; without
     ``rev_b``, to the directory as it is now (as ``git diff REV`` does)."""
+    unsealer = _Unsealer(repo)
     with repo.open() as r:
         old_tree = resolve_commit(r, rev_a).tree
         store: BaseObjectStore = r.object_store
@@ -195,20 +271,28 @@ def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes,
         else:
             overlay = OverlayObjectStore([MemoryObjectStore(), r.object_store])
             overlay.add_store = overlay.bases[0]  # never write into the repository
-            snapshot = repo.scanner.scan(PathFilter.for_repo(r, repo.static_ignore), overlay)
+            # the work tree as it is (plaintext), compared with decrypted history
+            scanner = repo.scanner if not repo.sealer.enabled else Scanner(
+                repo.root, repo.scanner.max_file_size, repo.warn
+            )
+            snapshot = scanner.scan(PathFilter.for_repo(r, repo.static_ignore), overlay)
             new_tree = build_tree(
                 overlay, [(p, sha, mode) for p, (mode, sha) in snapshot.entries().items()]
             )
             store = overlay
+        changes = changes_between(store, old_tree, new_tree)
+        store, old_tree, new_tree = _plain_trees(store, old_tree, new_tree, unsealer)
         out = io.BytesIO()
         write_tree_diff(out, store, old_tree, new_tree)
-        return out.getvalue(), changes_between(store, old_tree, new_tree)
+        unsealer.report()
+        return out.getvalue(), changes
 
 
 def show(repo: ConfigRepo, spec: str) -> bytes:
     """``REV:PATH`` -> the file's bytes (a directory: its listing; a symlink: its target);
     ``REV`` -> the commit's message and patch."""
     rev, sep, path = spec.partition(":")
+    unsealer = _Unsealer(repo)
     with repo.open() as r:
         commit = resolve_commit(r, rev or "HEAD")
         if not sep:
@@ -218,11 +302,14 @@ def show(repo: ConfigRepo, spec: str) -> bytes:
             out.write(b"Author: " + commit.author + b"\n")
             out.write(f"Date:   {commit_time(commit).isoformat()}\n\n".encode())
             out.write(commit.message.rstrip(b"\n") + b"\n\n")
-            write_tree_diff(out, r.object_store, parent_tree, commit.tree)
+            store, old_tree, new_tree = _plain_trees(r.object_store, parent_tree, commit.tree, unsealer)
+            write_tree_diff(out, store, old_tree, new_tree)
+            unsealer.report()
             return out.getvalue()
         rel = tree_path(path, repo.root)
         if not rel:
             obj = r.object_store[commit.tree]
+            _mode = 0o040000
         else:
             try:
                 _mode, sha = tree_lookup_path(r.object_store.__getitem__, commit.tree, rel)
@@ -235,7 +322,11 @@ def show(repo: ConfigRepo, spec: str) -> bytes:
             ]
             return b"".join(n + b"\n" for n in names)
         if isinstance(obj, Blob):
-            return obj.as_raw_string()
+            data = obj.as_raw_string()
+            if _mode & 0o170000 == 0o100000:  # type: ignore[possibly-undefined]
+                data = unsealer.data(rel, data)
+                unsealer.report()
+            return data
         raise UnknownRevision(f"{spec} is not a file or directory")
 
 
@@ -315,9 +406,11 @@ def _checkout_locked(
         target.mkdir(parents=True, exist_ok=True)
         current: Entries = {}
         if to is None:
-            snapshot = repo.scanner.scan(PathFilter.for_repo(r, repo.static_ignore), r.object_store)
+            snapshot = repo.scan(r, repo.entries_of(r, head_of(r)[1]))
             current = snapshot.entries()
-        written: list[str] = []
+        # decrypt everything first: a wrong identity must fail before any file is written
+        unsealer = _Unsealer(repo, learn=to is None)  # learn: the restore commit reuses REV's blobs
+        pending: list[tuple[bytes, int, bytes]] = []
         for rel, (mode, sha) in sorted(selected.items()):
             if current.get(rel) == (mode, sha):
                 continue
@@ -325,8 +418,14 @@ def _checkout_locked(
                 data = r.object_store[sha].as_raw_string()
             except KeyError:
                 raise IntegrityFailure(f"object {sha.decode()} of {display_path(rel)} is missing") from None
+            if _is_file(mode):
+                data = unsealer.data(rel, data, sha)
+            pending.append((rel, mode, data))
+        written: list[str] = []
+        for rel, mode, data in pending:
             if write_file(target, rel, mode, data):
                 written.append(display_path(rel))
+        unsealer.report()
         deleted: list[str] = []
         if to is None:
             for rel in sorted(current):

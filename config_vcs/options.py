@@ -9,6 +9,7 @@ from pathlib import Path
 
 from config_vcs.ignore import StaticIgnore
 from config_vcs.repository import ConfigRepo, Identity
+from config_vcs.sealing import DEFAULT_SECRET_PATHS, Sealer
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,21 @@ class Options:
     repack_every: int = 100  # commits between two repacks
     busy_timeout: float = 10.0  # how long to wait for git's locks before retrying later
     flush_timeout: float = 30.0  # stop(flush=True): how long to wait for pushes
+    #: age x25519 recipients (age1...): credentials are encrypted before they are committed
+    secret_recipients: tuple[str, ...] = ()
+    #: age identity file (AGE-SECRET-KEY-...): decrypts them for checkout/show/diff/export
+    secret_identity_file: str = ""
+    #: globs (base name or relative path) of files always encrypted whole
+    secret_paths: tuple[str, ...] = DEFAULT_SECRET_PATHS
 
     def identity(self) -> Identity:
         return Identity.from_strings(self.author, self.committer, self.host)
+
+    def sealer(self, warn: Callable[[str], None] | None = None) -> Sealer:
+        """Encryption of secrets for one repository (bad recipients: BadInput now)."""
+        return Sealer(
+            self.secret_recipients, self.secret_identity_file, self.secret_paths, warn=warn
+        )
 
     def repo(
         self, root: Path, *, create: bool, warn: Callable[[str], None] | None = None
@@ -45,4 +58,5 @@ class Options:
             max_file_size=self.max_file_size,
             warn=warn,
             busy_timeout=self.busy_timeout,
+            sealer=self.sealer(warn),
         )

@@ -21,12 +21,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked, GitFile
 from dulwich.index import (
+    FLAG_VALID,
     IndexChecksumWriter,
     IndexEntry,
     index_entry_from_stat,
@@ -41,6 +42,7 @@ from config_vcs.commit_message import Change, diff_entries, format_message
 from config_vcs.errors import BadInput, NotARepository, RepositoryBusy
 from config_vcs.ignore import PathFilter, StaticIgnore, merge_exclude_file
 from config_vcs.scanner import Scanner, Snapshot
+from config_vcs.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +139,20 @@ class ConfigRepo:
         max_file_size: int = 10 * 1024 * 1024,
         warn: Callable[[str], None] | None = None,
         busy_timeout: float = 10.0,
+        sealer: Sealer | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.git_dir = self.root / ".git"
         self.identity = identity or Identity()
         self.static_ignore = static_ignore or StaticIgnore()
-        self.scanner = Scanner(self.root, max_file_size, warn)
+        self.warn = warn or log.warning
+        #: encrypts secrets before they are committed (when it has recipients) and
+        #: decrypts them for checkout/show/diff (when it has the identity)
+        self.sealer = sealer or Sealer(warn=self.warn)
+        self.sealer.attach(self.git_dir)
+        self.scanner = Scanner(
+            self.root, max_file_size, warn, seal=self.sealer.seal if self.sealer.enabled else None
+        )
         self.busy_timeout = busy_timeout
         self.store_lock = _ReadWriteLock()
         self._thread_lock = threading.Lock()
@@ -270,11 +280,7 @@ class ConfigRepo:
         with self.open() as repo:
             _branch, head = head_of(repo)
             old = self.entries_of(repo, head)
-            snapshot = self.scanner.scan(
-                PathFilter.for_repo(repo, self.static_ignore),
-                repo.object_store,
-                known={sha for _mode, sha in old.values()},
-            )
+            snapshot = self.scan(repo, old)
             new = snapshot.entries()
             for path in snapshot.unreadable:  # keep the last good version, do not "delete" it
                 if path in old:
@@ -321,6 +327,22 @@ class ConfigRepo:
         self.tighten_permissions()
         return CommitResult(commit.id, head, changes, message)
 
+    def scan(self, repo: Repo, old: Entries) -> Snapshot:
+        """Walk the work tree into ``repo``'s store (secrets sealed); ``old``: HEAD's entries.
+
+        The caller holds ``write_lock`` (the sealer's cache is written here).
+        """
+        if self.sealer.enabled:
+            self.sealer.prepare(repo.object_store, old)
+        snapshot = self.scanner.scan(
+            PathFilter.for_repo(repo, self.static_ignore),
+            repo.object_store,
+            known={sha for _mode, sha in old.values()},
+        )
+        if self.sealer.enabled:
+            self.sealer.save({os.fsdecode(p) for p in snapshot.files} | {os.fsdecode(p) for p in snapshot.unreadable})
+        return snapshot
+
     def _make_commit(
         self, tree_id: bytes, parent: bytes | None, message: str, when: int | None
     ) -> Commit:
@@ -347,6 +369,9 @@ class ConfigRepo:
             scanned = snapshot.files.get(path)
             if scanned is not None and scanned.sha == sha:
                 index[path] = index_entry_from_stat(scanned.stat, sha, mode=mode)
+                if scanned.sealed:  # work tree = plaintext, blob = ciphertext: git must not
+                    # re-hash it (status noise, or `git commit -a` committing the secret)
+                    index[path] = replace(index[path], flags=index[path].flags | FLAG_VALID)
             else:
                 old = previous.get(path)
                 if isinstance(old, IndexEntry) and old.sha == sha:

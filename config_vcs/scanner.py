@@ -34,6 +34,7 @@ class ScannedFile:
     mode: int
     sha: bytes  # hex blob id
     stat: os.stat_result  # for the git index
+    sealed: bool = False  # the blob is an encrypted form of the file (see sealing.py)
 
 
 @dataclass
@@ -67,11 +68,14 @@ class Scanner:
         root: Path,
         max_file_size: int,
         warn: Callable[[str], None] | None = None,
+        seal: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
         self.root = Path(root)
         self.max_file_size = max_file_size
         self._warn = warn or log.warning
-        self._cache: dict[bytes, tuple[tuple[int, ...], bytes, int]] = {}
+        #: regular files' bytes -> the bytes to store (encrypted secrets); None: as is
+        self._seal = seal
+        self._cache: dict[bytes, tuple[tuple[int, ...], bytes, int, bool]] = {}
         self._warned_large: dict[bytes, int] = {}
 
     def scan(self, pfilter: PathFilter, store: object, known: set[bytes] | None = None) -> Snapshot:
@@ -141,9 +145,9 @@ class Scanner:
     ) -> ScannedFile | None:
         cached = self._cache.get(rel)
         if cached is not None:
-            key, sha, hashed_at = cached
+            key, sha, hashed_at, sealed = cached
             if key == _stat_key(st) and st.st_mtime_ns + _RACY_NS < hashed_at and sink.has(sha):
-                return ScannedFile(mode, sha, st)
+                return ScannedFile(mode, sha, st, sealed)
         hashed_at = time.time_ns()
         try:
             if mode == MODE_LINK:
@@ -159,11 +163,16 @@ class Scanner:
             if exc.errno != errno.ELOOP:  # replaced by a symlink mid-scan: next scan sees it
                 self._warn(f"cannot read {os.fsdecode(abs_path)}: {exc.strerror}")
             return None
+        sealed = False
+        if self._seal is not None and mode != MODE_LINK:
+            stored = self._seal(os.fsdecode(rel), data)  # plaintext never reaches the store
+            sealed = stored != data
+            data = stored
         blob = Blob.from_string(data)
         sink.add(blob)
         sha = blob.id
-        self._cache[rel] = (_stat_key(st), sha, hashed_at)
-        return ScannedFile(mode, sha, st)
+        self._cache[rel] = (_stat_key(st), sha, hashed_at, sealed)
+        return ScannedFile(mode, sha, st, sealed)
 
 
 class _BlobSink:

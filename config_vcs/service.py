@@ -28,6 +28,7 @@ from config_vcs.paths import labels_for
 from config_vcs.push_queue import RemotePusher
 from config_vcs.repository import CommitResult, ConfigRepo, head_of, tree_entries
 from config_vcs.scanner import MODE_LINK
+from config_vcs.sealing import FILE_HEADER, without_markers
 from config_vcs.secrets import secret_reason
 from config_vcs.watcher import DirectoryWatcher
 
@@ -251,7 +252,10 @@ class RepoWorker:
                     mode, sha = entries[path]
                     if path in self._warned_secrets or mode == MODE_LINK or mode & 0o170000 != 0o100000:
                         continue
-                    reason = secret_reason(display_path(path), repo.object_store[sha].as_raw_string())
+                    data = repo.object_store[sha].as_raw_string()
+                    if data.startswith(FILE_HEADER):
+                        continue  # encrypted whole
+                    reason = secret_reason(display_path(path), without_markers(data))
                     if reason:
                         self._warned_secrets.add(path)
                         self.stats.secrets.append(display_path(path))
@@ -305,6 +309,7 @@ class ConfigHistory:
         self.options = options or Options()
         self._warn = warn or log.warning
         self.options.identity()  # a bad author fails now, not at the first commit
+        self.options.sealer()  # so does a bad secret recipient
         self.workers: list[RepoWorker] = []
         self._watcher: DirectoryWatcher | None = None
         self._started = False

@@ -45,6 +45,9 @@ def options_from(settings: Settings) -> Options:
         push_timeout=s.push_timeout,
         ssh_command=s.ssh_command,
         repack_every=s.repack_every,
+        secret_recipients=tuple(s.secret_recipients),
+        secret_identity_file=s.secret_identity_file,
+        secret_paths=tuple(s.secret_paths),
     )
 
 
@@ -70,7 +73,11 @@ def chosen_dir(settings: Settings, path: str | None) -> Path:
 
 def _repo(ctx: typer.Context, config: str | None, path: str | None) -> ConfigRepo:
     settings = settings_for(ctx, config)
-    return options_from(settings).repo(chosen_dir(settings, path), create=False)
+    return options_from(settings).repo(chosen_dir(settings, path), create=False, warn=_warn)
+
+
+def _warn(message: str) -> None:
+    stderr.print(f"tradevault: warning: {message}", markup=False, soft_wrap=True)
 
 
 @app.command("log")

@@ -150,6 +150,10 @@ class ConfigVcsSettings(_Section):
     push_timeout: float = 60.0  # network timeout of one push (http, ssh connect)
     ssh_command: str = "ssh"  # "-o BatchMode=yes -o ConnectTimeout=..." is always added
     repack_every: int = 100  # commits between two repacks of the history
+    # age x25519 recipients (age1...): credentials in config files are encrypted before commit
+    secret_recipients: list[str] = Field(default_factory=list)
+    secret_identity_file: str = ""  # AGE-SECRET-KEY file: decrypts for checkout/show/diff/restore
+    secret_paths: list[str] = Field(default_factory=lambda: [".env", "*.pem", "*.key"])  # whole files
 
     _durations = field_validator("quiet_period", "max_delay", "rescan_interval", mode="before")(
         parse_duration
