@@ -241,7 +241,7 @@ def _plain_trees(
                 continue
             data = store[sha].as_raw_string()
             plain = unsealer.data(path, data)
-            if plain is not data and plain != data:
+            if plain != data:
                 blob = Blob.from_string(plain)
                 overlay.add_object(blob)
                 entries[path] = (mode, blob.id)
@@ -280,8 +280,8 @@ def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes,
                 overlay, [(p, sha, mode) for p, (mode, sha) in snapshot.entries().items()]
             )
             store = overlay
-        changes = changes_between(store, old_tree, new_tree)
         store, old_tree, new_tree = _plain_trees(store, old_tree, new_tree, unsealer)
+        changes = changes_between(store, old_tree, new_tree)
         out = io.BytesIO()
         write_tree_diff(out, store, old_tree, new_tree)
         unsealer.report()
@@ -309,10 +309,10 @@ def show(repo: ConfigRepo, spec: str) -> bytes:
         rel = tree_path(path, repo.root)
         if not rel:
             obj = r.object_store[commit.tree]
-            _mode = 0o040000
+            mode = 0o040000
         else:
             try:
-                _mode, sha = tree_lookup_path(r.object_store.__getitem__, commit.tree, rel)
+                mode, sha = tree_lookup_path(r.object_store.__getitem__, commit.tree, rel)
             except KeyError:
                 raise UnknownRevision(f"{path} does not exist in {rev or 'HEAD'}") from None
             obj = r.object_store[sha]
@@ -323,7 +323,7 @@ def show(repo: ConfigRepo, spec: str) -> bytes:
             return b"".join(n + b"\n" for n in names)
         if isinstance(obj, Blob):
             data = obj.as_raw_string()
-            if _mode & 0o170000 == 0o100000:  # type: ignore[possibly-undefined]
+            if _is_file(mode):
                 data = unsealer.data(rel, data)
                 unsealer.report()
             return data

@@ -19,7 +19,12 @@ from dulwich import porcelain
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 
+from config_vcs.errors import ConfigVcsError
+from config_vcs.materialize import write_file
+from config_vcs.options import Options
 from config_vcs.paths import labels_for
+from config_vcs.repository import head_of, tree_entries
+from config_vcs.sealing import is_sealed
 
 
 @dataclass
@@ -72,7 +77,52 @@ def _clone_from_remotes(remotes: Mapping[str, str], branch: bytes | None, into: 
     return "", "; ".join(errors) or "no remotes configured"
 
 
-def recover_directory(root: Path, remotes: Mapping[str, str], *, label_branch: bytes | None = None) -> DirectoryRecovery:
+def _unseal_worktree(root: Path, options: Options, report: DirectoryRecovery) -> None:
+    """Files just checked out hold the committed form: decrypt their secrets with
+    ``secret_identity_file``, or say which files still hold ciphertext."""
+    try:
+        repo = options.repo(root, create=False)
+        with repo.open() as r:
+            head = head_of(r)[1]
+            if head is None:
+                return
+            pending = []
+            for rel, (mode, sha) in sorted(tree_entries(r, r[head].tree).items()):
+                if mode & 0o170000 != 0o100000:
+                    continue
+                data = r.object_store[sha].as_raw_string()
+                if not is_sealed(data):
+                    continue
+                try:
+                    on_disk = (root / rel.decode("utf-8", "surrogateescape")).read_bytes()
+                except OSError:
+                    continue
+                if on_disk == data:
+                    pending.append((rel, mode, data))
+        still = []
+        plain = []
+        for rel, mode, data in pending:  # decrypt all first: a wrong key writes nothing
+            text, encrypted = repo.sealer.unseal(rel.decode("utf-8", "replace"), data)
+            (still if encrypted else plain).append((rel, mode, text))
+        for rel, mode, text in plain:
+            write_file(root, rel, mode, text)
+    except ConfigVcsError as exc:
+        report.action += f"; secrets not decrypted: {exc}"
+        return
+    if plain:
+        report.action += f"; secrets decrypted in {len(plain)} file(s)"
+    if still:
+        names = ", ".join(rel.decode("utf-8", "replace") for rel, _m, _d in still)
+        report.action += f"; still encrypted (set config_vcs.secret_identity_file): {names}"
+
+
+def recover_directory(
+    root: Path,
+    remotes: Mapping[str, str],
+    *,
+    label_branch: bytes | None = None,
+    options: Options | None = None,
+) -> DirectoryRecovery:
     root = root.absolute()
     report = DirectoryRecovery(path=str(root), problem=problem_of(root))
     if not report.problem:
@@ -80,6 +130,7 @@ def recover_directory(root: Path, remotes: Mapping[str, str], *, label_branch: b
     if root.exists() and (root / ".git").is_dir() and report.problem.startswith("every file"):
         porcelain.reset(str(root), "hard")
         report.action = "checked out the last commit from the local history"
+        _unseal_worktree(root, options or Options(), report)
         return report
     scratch = Path(tempfile.mkdtemp(prefix=".tradevault-recover-", dir=root.parent if root.parent.exists() else None))
     try:
@@ -92,6 +143,7 @@ def recover_directory(root: Path, remotes: Mapping[str, str], *, label_branch: b
         if not root.exists():
             clone.rename(root)
             report.action = f"cloned from remote {name}"
+            _unseal_worktree(root, options or Options(), report)
         else:
             broken = root / ".git"
             if broken.exists() or broken.is_symlink():  # kept beside the directory, not inside it
@@ -103,9 +155,13 @@ def recover_directory(root: Path, remotes: Mapping[str, str], *, label_branch: b
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def recover_directories(paths: list[Path], remotes: Mapping[str, str]) -> list[DirectoryRecovery]:
-    """Every watched directory; with several directories each lives on its own branch."""
+def recover_directories(
+    paths: list[Path], remotes: Mapping[str, str], options: Options | None = None
+) -> list[DirectoryRecovery]:
+    """Every watched directory; with several directories each lives on its own branch.
+    ``options``: its ``secret_identity_file`` decrypts the secrets of checked-out files."""
     labels = labels_for([Path(p) for p in paths])
     single = len(paths) == 1
-    return [recover_directory(Path(p), remotes, label_branch=None if single else label.encode())
+    return [recover_directory(Path(p), remotes, label_branch=None if single else label.encode(),
+                              options=options)
             for p, label in zip(paths, labels)]
