@@ -85,9 +85,13 @@ def create_database(path: Path) -> None:
 class TradingWorkload:
     """One writer doing what a trading bot does, one small transaction per ``step``."""
 
-    def __init__(self, path: Path, seed: int = 0) -> None:
+    def __init__(self, path: Path, seed: int = 0, synchronous: str = "") -> None:
+        """``synchronous``: e.g. "NORMAL" for a bot that runs WAL without an fsync per
+        commit (how high-rate bots run); default: SQLite's own (FULL)."""
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.conn.execute("PRAGMA busy_timeout = 30000")
+        if synchronous:
+            self.conn.execute(f"PRAGMA synchronous = {synchronous}")
         self.rng = random.Random(seed)
         self.clock = datetime(2026, 1, 1, tzinfo=timezone.utc)
         self.transactions = 0
@@ -115,9 +119,17 @@ class TradingWorkload:
             raise
         self.transactions += 1
 
-    def _random_id(self, sql: str) -> int | None:
-        row = self.conn.execute(sql + " ORDER BY random() LIMIT 1").fetchone()
-        return row[0] if row else None
+    def _random_id(self, table: str, condition: str) -> int | None:
+        """A random recent row matching ``condition``: a bot works on its latest trades, and
+        a pivot on the primary key keeps this O(log n) on a large database."""
+        top = {"trades": self.next_trade, "orders": self.next_order}[table]
+        pivot = self.rng.randint(max(1, top - 5000), max(1, top))
+        for sql in (f"SELECT id FROM {table} WHERE {condition} AND id >= ? ORDER BY id LIMIT 1",
+                    f"SELECT id FROM {table} WHERE {condition} AND id < ? ORDER BY id DESC LIMIT 1"):
+            row = self.conn.execute(sql, (pivot,)).fetchone()
+            if row:
+                return row[0]
+        return None
 
     def _open(self) -> None:
         trade_id, order_id = self.next_trade, self.next_order
@@ -140,7 +152,7 @@ class TradingWorkload:
         )
 
     def _fill(self) -> None:
-        order = self._random_id("SELECT id FROM orders WHERE status = 'open'")
+        order = self._random_id("orders", "status = 'open'")
         if order is None:
             return self._open()
         self.conn.execute(
@@ -149,7 +161,7 @@ class TradingWorkload:
         )
 
     def _tick(self) -> None:
-        trade = self._random_id("SELECT id FROM trades WHERE is_open = 1")
+        trade = self._random_id("trades", "is_open = 1")
         if trade is None:
             return self._open()
         self.conn.execute("UPDATE trades SET realized_profit = ? WHERE id = ?",
@@ -157,7 +169,7 @@ class TradingWorkload:
         self.conn.execute("UPDATE trades SET realized_profit = realized_profit * 1.0000001 WHERE id = ?", (trade,))
 
     def _close(self) -> None:
-        trade = self._random_id("SELECT id FROM trades WHERE is_open = 1")
+        trade = self._random_id("trades", "is_open = 1")
         if trade is None:
             return self._open()
         order_id = self.next_order
@@ -174,7 +186,7 @@ class TradingWorkload:
         )
 
     def _cleanup(self) -> None:
-        trade = self._random_id("SELECT id FROM trades WHERE is_open = 0")
+        trade = self._random_id("trades", "is_open = 0")
         if trade is None:
             return
         self.conn.execute("DELETE FROM orders WHERE ft_trade_id = ?", (trade,))
