@@ -36,7 +36,10 @@ def recover_all(settings: Settings, *, if_missing: bool, if_corrupt: bool) -> di
     except IntegrityError as exc:
         report["ok"] = False
         report["database"] = {"database": str(db.path), "problem": str(exc), "action": "cannot recover"}
-    config = recover_directories([Path(p) for p in settings.config_vcs.paths], settings.config_vcs.remotes)
+    from tradevault.config_commands import options_from
+
+    config = recover_directories([Path(p) for p in settings.config_vcs.paths], settings.config_vcs.remotes,
+                                 options_from(settings))
     report["config"] = [vars(c) for c in config]
     report["ok"] = report["ok"] and all(c.ok for c in config)
     return report
