@@ -166,7 +166,7 @@ def _fsck(path: Path, bare: bool = False) -> str:
     return ""
 
 
-def config_campaign(runs: int, seed: int, root: Path, tally: Tally, log=print) -> None:
+def config_campaign(runs: int, seed: int, root: Path, tally: Tally, log=print, tolerate: tuple[str, ...] = ()) -> None:
     rng = random.Random(seed ^ 0x5EED)
     base = root / "cfg"
     work = base / "config"
@@ -262,24 +262,38 @@ usb = "{remote}"
                 rc = proc.wait(10)
         if rc != 0:
             problems.append(f"config watch exited {rc} at SIGTERM")
+        stale = sorted(str(p.relative_to(work)) for p in (work / ".git").rglob("*.lock")
+                       if p.name != "tradevault.lock")
+        if stale and any("did not commit" in p for p in problems):
+            # Known finding (tests/campaigns/test_findings.py::
+            # test_config_watcher_recovers_from_git_locks_left_by_a_kill): clean up so the
+            # next runs test fresh kills, and report it.
+            for lock in stale:
+                (work / lock).unlink(missing_ok=True)
+            problems = [p for p in problems if "did not" not in p]
+            message = f"{ctx}: STALE GIT LOCKS {stale} left by the kill: the restarted watcher never commits"
+            if "stale-lock" in tolerate:
+                tally.notes.append(message + " (known bug, tolerated in this run)")
+            else:
+                tally.fail(message)
         if problems:
             tally.fail(f"{ctx}: " + "; ".join(problems) + f"\n{(base / 'watch.log').read_text()[-1500:]}")
             if any("reachable" in p or "fsck" in p for p in problems):
                 tally.lost += 1
-        else:
+        elif not stale:
             tally.detected += 1
-        log(f"  {ctx}: {'ok' if not problems else 'FAILED'}")
+        log(f"  {ctx}: {'ok' if not problems and not stale else 'FAILED'}")
 
 
 def run(runs: int = 4, config_runs: int | None = None, seed: int | None = None, root: Path | None = None,
-        log=print) -> Tally:
+        log=print, tolerate: tuple[str, ...] = ()) -> Tally:
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     root = root or private_root("crash")
     tally = Tally("crash")
     tally.notes.append(f"seed {seed}, directory {root}")
     log(f"crash campaign: seed {seed}, {runs} data kills, directory {root}")
     data_campaign(runs, seed, root, tally, log)
-    config_campaign(config_runs if config_runs is not None else max(1, runs // 5), seed, root, tally, log)
+    config_campaign(config_runs if config_runs is not None else max(1, runs // 5), seed, root, tally, log, tolerate)
     return tally
 
 
