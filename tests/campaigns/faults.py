@@ -4,7 +4,8 @@ Scenarios (each repeated ``--rounds`` times):
 
 * ``readonly``: a file location (its own tmpfs) remounted read-only at a random moment
   of a running ``backup full`` (mid-upload), then an incremental while it stays read-only;
-* ``diskfull``: the same location on a 2 MiB tmpfs with ballast: ENOSPC mid-write;
+* ``diskfull``: the same location on a tiny tmpfs (its contents + 2 MiB) filled with
+  ballast up to 4-48 KiB: ENOSPC mid-write;
 * ``s3down``: an S3 location (SeaweedFS) stopped (``SeaweedS3.stop()``) with
   ``min_locations = 1``, then started again;
 * ``locked``: a writer holds ``BEGIN IMMEDIATE`` for several seconds while
@@ -199,20 +200,23 @@ class Campaign:
     def diskfull(self) -> None:
         name = "diskfull"
         tiny = self.root / f"tiny-{self.tally.faults}"
-        if not _mount_tmpfs(tiny, "2m"):
+        used = sum(p.stat().st_size for p in self.flaky.rglob("*") if p.is_file())
+        size = used + 2 * 1024 * 1024  # what the location holds + 2 MiB, then filled up with ballast
+        if not _mount_tmpfs(tiny, str(size)):
             self.tally.notes.append("diskfull: mount failed")
             return
         try:
             # the tiny disk replaces the flaky location for this scenario: copy what it holds
             subprocess.run(["cp", "-a", f"{self.flaky}/.", str(tiny)], check=True)
-            free = 2 * 1024 * 1024 - sum(p.stat().st_size for p in tiny.rglob("*") if p.is_file())
             ballast = tiny / "ballast"
             leave = self.rng.randint(4, 48) * 1024
-            with open(ballast, "wb") as handle:
-                try:
+            stat = __import__("os").statvfs(tiny)
+            free = stat.f_bavail * stat.f_frsize
+            try:
+                with open(ballast, "wb") as handle:
                     handle.write(b"\0" * max(0, free - leave))
-                except OSError:
-                    pass
+            except OSError:
+                pass
             saved = dict(self.env.locations)
             self.env.locations["flaky"] = f"file://{tiny}"
             self.env.write_config()
@@ -231,7 +235,7 @@ class Campaign:
             if temporaries:
                 self.tally.notes.append(f"diskfull: the failed backup left temporaries on the full disk: {temporaries}")
             problems.append(self.trading_check(name, commits))
-            ballast.unlink()
+            ballast.unlink(missing_ok=True)
             problems.append(self.recovered(name))
             problems = [p for p in problems if p]
             self.fault(name, full.rc != 0, "; ".join(problems))
