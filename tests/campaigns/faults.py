@@ -10,7 +10,8 @@ Scenarios (each repeated ``--rounds`` times):
   ``min_locations = 1``, then started again;
 * ``locked``: a writer holds ``BEGIN IMMEDIATE`` for several seconds while
   ``backup incremental`` and ``backup full`` run;
-* ``githang``: a config remote over http that accepts TCP connections and never answers.
+* ``githang``: a config remote over http that accepts TCP connections and never answers;
+* ``concurrent`` (large run only): ``backup incremental`` and ``backup full`` at once.
 
 Required: a failing command exits non-zero with a clear one-line error (no traceback);
 nothing half-written (verify passes once the fault is gone, no partial object visible);
@@ -258,18 +259,26 @@ class Campaign:
                 conn = sqlite3.connect(self.env.db, isolation_level=None, timeout=30)
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("UPDATE orders SET filled = coalesce(filled, 0) + 1 WHERE id % 7 = 3")
+                conn.execute("INSERT INTO pairlocks (pair, reason, lock_time, lock_end_time, active)"
+                             " VALUES ('LOCK/TEST', 'held', '2026-01-01', '2026-01-02', 1)")
                 ready.set()
                 time.sleep(hold)
                 conn.execute("COMMIT")
                 conn.close()
 
-            thread = threading.Thread(target=writer)
-            thread.start()
-            ready.wait(30)
-            began = time.monotonic()
-            incr, full = self.env.parallel(["backup", "incremental", "--json"], ["backup", "full", "--json"])
-            took = time.monotonic() - began
-            thread.join(60)
+            results = []
+            took = 0.0
+            for command in (["backup", "incremental", "--json"], ["backup", "full", "--json"]):
+                # one backup at a time: concurrent backups are the ``concurrent`` scenario
+                ready.clear()
+                thread = threading.Thread(target=writer)
+                thread.start()
+                ready.wait(30)
+                began = time.monotonic()
+                results.append(self.env.tv(*command))
+                took = max(took, time.monotonic() - began)
+                thread.join(60)
+            incr, full = results
         problems = []
         for result in (incr, full):
             if result.rc != 0:
@@ -316,6 +325,45 @@ class Campaign:
     def close(self) -> None:
         if self.mounted:
             _umount(self.flaky)
+
+
+# -- two backups at once ---------------------------------------------------------------------
+
+def concurrent(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
+    """``backup incremental`` and ``backup full`` started together (an operator's manual
+    backup while the agent seals): afterwards the chain must still continue."""
+    env = Env.create(root / "concurrent", ("a",), transactions=100, seed=seed)
+    env.ok("backup", "full")
+    from tradevault.workload import TradingWorkload
+
+    w = TradingWorkload(env.db, seed=seed)
+    try:
+        for r in range(rounds * 3):
+            tally.runs += 1
+            tally.faults += 1
+            w.run(50)
+            pair = env.parallel(["backup", "incremental", "--json"], ["backup", "full", "--json"])
+            after = env.tv("backup", "incremental", "--json")
+            listing = env.tv("backups", "list", "--json").json()
+            problems = [f"{' '.join(x.args)} exit {x.rc}: {x.err.strip()[-200:]}" for x in pair if x.rc != 0]
+            if after.rc != 0:
+                problems.append(f"the next backup incremental fails: {after.err.strip()[-200:]}")
+            problems += check_chain(listing, "concurrent")
+            log(f"  concurrent round {r}: incremental ∥ full exit {[x.rc for x in pair]}, next incremental exit "
+                f"{after.rc}{' FAILED' if problems else ''}")
+            if problems:
+                again = env.tv("backup", "full")
+                w.run(5)
+                still = env.tv("backup", "incremental")
+                problems.append(f"after another full backup (exit {again.rc}) incremental still exits {still.rc}")
+                tally.fail(f"seed {seed} concurrent round {r}: " + "; ".join(problems)
+                           + "\n" + "\n".join(f"#{e['n']} {e['kind']} after {e['after_seq']} last {e['last_seq']}"
+                                               for e in listing))
+                tally.lost += 1  # events between the chain's end and the pruned change log are in no incremental
+                return
+            tally.detected += 1
+    finally:
+        w.close()
 
 
 # -- S3 down --------------------------------------------------------------------------------
@@ -504,7 +552,7 @@ SCENARIOS = ("readonly", "diskfull", "locked")
 
 
 def run(rounds: int = 1, seed: int | None = None, root: Path | None = None, log=print,
-        scenarios: tuple[str, ...] = SCENARIOS + ("githang", "s3down")) -> Tally:
+        scenarios: tuple[str, ...] = SCENARIOS + ("githang", "s3down", "concurrent")) -> Tally:
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     root = root or private_root("faults")
     tally = Tally("faults")
@@ -517,6 +565,8 @@ def run(rounds: int = 1, seed: int | None = None, root: Path | None = None, log=
             campaign.run(rounds, local)
         finally:
             campaign.close()
+    if "concurrent" in scenarios:
+        concurrent(root, rounds, seed, tally, log)
     if "githang" in scenarios:
         githang(root, rounds, seed, tally, log)
     if "s3down" in scenarios:
