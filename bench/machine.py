@@ -84,6 +84,34 @@ def describe(out_dir: Path, tools: dict[str, str]) -> dict:
         "zstd_cli": versions["zstd"],
         "zstandard_module": f"{zstandard.__version__} (libzstd {zstandard.ZSTD_VERSION[0]}."
                             f"{zstandard.ZSTD_VERSION[1]}.{zstandard.ZSTD_VERSION[2]})",
+        "restic_cli": _restic(),
+        "pg_dump": _version(["pg_dump", "--version"]),
+        "matplotlib": _matplotlib(),
         "project_commit": _git_commit(),
         "project_uncommitted_files": _modified_files(),
     }
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.splitlines()[0] if out else "?"
+    except (OSError, subprocess.SubprocessError):
+        return "not installed"
+
+
+def _restic() -> str:
+    import shutil
+
+    from bench.peers import restic_version
+
+    return restic_version(shutil.which("restic"))
+
+
+def _matplotlib() -> str:
+    try:
+        import matplotlib
+
+        return matplotlib.__version__
+    except ImportError:
+        return "not installed (no plots)"

@@ -92,11 +92,13 @@ def op_incremental(db_url: str, store_root: str, source: str, work_dir: str) -> 
             "last_seq": result.last_seq, "skipped": result.skipped, "warnings": result.warnings}
 
 
-def op_restore(store_root: str, source: str, target: str) -> dict:
+def op_restore(store_root: str, source: str, target: str, at_ts: int | None = None,
+               at_seq: int | None = None) -> dict:
+    """Restore the latest point, or the point in time ``at_ts`` (µs UTC) / ``at_seq``."""
     store = _store(store_root, source)
 
     def call():
-        plan = plan_restore(store.entries(), Target())
+        plan = plan_restore(store.entries(), Target(seq=at_seq, ts=at_ts))
         return restore_sqlite(store, plan, DatabaseService(f"sqlite:///{Path(target).absolute()}"))
 
     result, seconds = _timed("restore", call)
@@ -105,7 +107,34 @@ def op_restore(store_root: str, source: str, target: str) -> dict:
             "incrementals": len(result.incrementals)}
 
 
-OPS = {"idle": op_idle, "full": op_full, "incremental": op_incremental, "restore": op_restore}
+def op_full_loop(db_url: str, store_root: str, source: str, work_dir: str, stop_file: str,
+                 max_seconds: float = 600.0) -> dict:
+    """Full backups one after the other until ``stop_file`` exists (background load for the
+    commit-latency measurement: what the agent does at its scheduled full backup)."""
+    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    runs = []
+    started = time.perf_counter()
+    Path(stop_file + ".started").write_text("")
+    while not Path(stop_file).exists() and time.perf_counter() - started < max_seconds:
+        t0 = time.perf_counter()
+        result = engine.full()
+        runs.append(time.perf_counter() - t0)
+        for entry in _store(store_root, source).entries()[:-1]:  # keep the disk use bounded
+            (Path(store_root) / source / mf.object_key(entry.n, entry.kind)).unlink(missing_ok=True)
+        del result
+    return {"seconds": time.perf_counter() - started, "fulls": len(runs), "full_seconds": runs}
+
+
+def op_config(work_dir: str, samples: int, quiet_period: float, files_at_once: int) -> dict:
+    from bench.config_bench import measure
+
+    result, seconds = _timed("config", lambda: measure(Path(work_dir), samples, quiet_period, files_at_once))
+    result["seconds"] = seconds
+    return result
+
+
+OPS = {"idle": op_idle, "full": op_full, "incremental": op_incremental, "restore": op_restore,
+       "full_loop": op_full_loop, "config": op_config}
 
 
 def main(argv: list[str]) -> int:

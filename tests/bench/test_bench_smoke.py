@@ -1,7 +1,9 @@
 """Smoke test of the benchmark's CLI contract: `python -m bench --rows N --out DIR`.
 
 Checks the shape of DIR/results.json and that DIR/RESULTS.md exists; it deliberately does
-not assert that any performance goal is met (that is what the benchmark reports).
+not assert that any performance goal is met (that is what the benchmark reports). A tiny
+database and a reduced scenario list keep it fast (the full list is what `python -m bench`
+runs by default).
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def test_bench_writes_results_with_contract_shape(tmp_path: Path) -> None:
     out = tmp_path / "bench-out"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--rows", "5000", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--rows", "2000", "--quick", "--skip-restic", "--scenarios", "incremental,restore,latency",
+         "--latency-tx", "100", "--out", str(out)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     results = json.loads((out / "results.json").read_text())
-    assert results["rows"] == 5000
+    assert results["rows"] == 2000
+    # what a scenario needs is added: incremental and restore need the full backups
+    assert results["scenarios"] == ["full", "incremental", "restore", "latency"]
+    assert not results["measurements"]["scenarios"]["errors"]
     assert isinstance(results["measurements"], dict) and results["measurements"]
     assert isinstance(results["machine"], dict) and results["machine"]
     assert isinstance(results["command"], str) and "python -m bench" in results["command"]
-    assert "--rows 5000" in results["command"]
+    assert "--rows 2000" in results["command"]
 
     goals = results["goals"]
     assert isinstance(goals, list) and goals
@@ -60,3 +66,18 @@ def test_bench_rejects_bad_usage(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "bench", "--rows", "5"], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
+
+
+def test_bench_rejects_unknown_scenario(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench", "--rows", "1000", "--scenarios", "full,nope",
+                           "--out", str(tmp_path / "o")], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "nope" in proc.stderr
+
+
+def test_bench_scenario_dependencies() -> None:
+    from bench.core import resolve_scenarios
+
+    assert resolve_scenarios(["pitr"]) == ("full", "incremental", "pitr")
+    assert resolve_scenarios(["config", "latency"]) == ("latency", "config")
