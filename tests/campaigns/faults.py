@@ -259,8 +259,8 @@ class Campaign:
                 conn = sqlite3.connect(self.env.db, isolation_level=None, timeout=30)
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("UPDATE orders SET filled = coalesce(filled, 0) + 1 WHERE id % 7 = 3")
-                conn.execute("INSERT INTO pairlocks (pair, reason, lock_time, lock_end_time, active)"
-                             " VALUES ('LOCK/TEST', 'held', '2026-01-01', '2026-01-02', 1)")
+                conn.execute("INSERT OR REPLACE INTO KeyValueStore (key, value_type, string_value)"
+                             " VALUES (?, 'str', 'held')", (f"lock-{time.monotonic_ns()}",))
                 ready.set()
                 time.sleep(hold)
                 conn.execute("COMMIT")
