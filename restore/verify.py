@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trade_stream.errors import IntegrityError, StorageError
+from trade_stream.backup import chain_position
+from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import FULL, ManifestEntry, chain_problems, entry_key
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
@@ -42,7 +43,11 @@ class VerifyReport:
                 "bytes_checked": self.bytes_checked}
 
 
-def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress = no_progress) -> VerifyReport:
+def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress = no_progress,
+                 source_stored_upto: int | None = None) -> VerifyReport:
+    """``source_stored_upto``: the seq up to which the source database has already let go
+    of its change log (it believes those events are stored). A chain ending before it
+    means stored backups were lost — e.g. the newest manifest entry deleted everywhere."""
     report = VerifyReport()
     catalogs = store.catalogs()
     everywhere = {e.n: e for e in store.merged(catalogs)}
@@ -58,6 +63,9 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
         entries = [catalog.entries[n] for n in sorted(catalog.entries) if n not in pruned]
         for key, problem in chain_problems(entries, pruned):
             report.add(name, key, problem)
+        for n, record in pruned.items():
+            if n not in catalog.pruned:
+                report.add(name, f"pruned/{n:010d}.json", "pruned record missing on this location (present on another)")
         for n, entry in everywhere.items():
             if n not in catalog.entries:
                 report.add(name, entry_key(n), "entry missing on this location (present on another)")
@@ -70,6 +78,11 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
             if problem:
                 report.add(name, entry.object, problem)
             progress("verify", report.objects_checked, total)
+    if source_stored_upto is not None:
+        chain_end = chain_position(list(everywhere.values()))
+        if chain_end is not None and chain_end < source_stored_upto:
+            report.add("", "manifest", f"the stored chain ends at seq {chain_end}, but the source already pruned "
+                       f"its change log up to seq {source_stored_upto}: backups were lost (newest entry deleted?)")
     return report
 
 
@@ -97,6 +110,8 @@ def _check_object(store: BackupStore, catalog: LocationCatalog, entry: ManifestE
             return problem
     except IntegrityError as exc:
         return str(exc).removeprefix(f"{entry.object}: ")
+    except BadInputError as exc:  # an object name that climbs out of the store: tampering
+        return f"invalid object name: {exc}"
     except (OSError, StorageError) as exc:
         return f"unreadable: {exc}"
 

@@ -337,7 +337,15 @@ class SqliteCapture:
             high = min(low + chunk, stop)
             removed += conn.execute(f"DELETE FROM {CHANGES} WHERE seq > ? AND seq <= ?", (low, high)).rowcount
             low = high
+        conn.execute(f"INSERT OR REPLACE INTO {META}(key, value) VALUES ('stored_upto', ?)", (str(upto_seq),))
         return removed
+
+    def stored_upto(self, conn: sqlite3.Connection) -> int:
+        """The seq up to which this database let go of its change log, trusting that the
+        events were stored: a stored chain ending earlier means backups were lost."""
+        recorded = int(self.meta(conn).get("stored_upto", "0"))
+        row = conn.execute(f"SELECT min(seq) FROM {CHANGES}").fetchone()
+        return max(recorded, (row[0] - 1) if row[0] is not None else 0)
 
 
 def _version_at(versions: list[tuple[int, TableSchema | None]], seq: int) -> TableSchema | None:

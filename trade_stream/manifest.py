@@ -104,6 +104,10 @@ def chain_problems(entries: list[ManifestEntry], pruned: dict[int, PrunedRecord]
     """
     pruned = pruned or {}
     problems: list[tuple[str, str]] = []
+    if entries:
+        lost = [m for m in range(1, entries[0].n) if m not in pruned]
+        if lost:  # the chain starts at 1; only retention (with a pruned record) removes entries
+            problems.append((entry_key(lost[0]), f"entries {lost[0]}..{lost[-1]} missing (not pruned by retention)"))
     previous: ManifestEntry | None = None
     covered: int | None = None
     after_full = False

@@ -137,7 +137,8 @@ class ObjectReader:
         try:
             plain = zstandard.ZstdDecompressor().decompress(header_bytes, max_output_size=MAX_HEADER)
             self.header = msgspec.json.decode(plain, type=ObjectHeader)
-        except (zstandard.ZstdError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (zstandard.ZstdError, msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            # ValueError covers invalid UTF-8 in a damaged header (UnicodeDecodeError)
             raise IntegrityError(f"{name}: corrupt header: {exc}") from None
         if self.header.format != FORMAT_VERSION:
             raise IntegrityError(f"{name}: unsupported object format {self.header.format}")

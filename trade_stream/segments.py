@@ -50,7 +50,8 @@ def decode_chunks(data: Iterable[bytes], name: str = "segment") -> Iterator[list
             del buffer[: 4 + length]
             try:
                 events = _decoder.decode(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, UnicodeDecodeError) as exc:
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, ArithmeticError) as exc:
+                # ArithmeticError: a damaged Decimal or timedelta extension (InvalidOperation, Overflow)
                 raise IntegrityError(f"{name}: corrupt event chunk: {exc}") from None
             yield events
     if buffer:

@@ -19,7 +19,9 @@ def write_state(state_dir: Path, state: dict[str, Any]) -> None:
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = state_dir / STATE_FILE
     temp = state_dir / f".{STATE_FILE}.tmp"
-    with open(temp, "w", encoding="utf-8") as handle:
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it names hosts and paths
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(state, handle, indent=2, default=str)
         handle.flush()
         os.fsync(handle.fileno())

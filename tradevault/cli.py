@@ -123,6 +123,20 @@ def locations_sync(ctx: typer.Context, config: ConfigOption = None, as_json: Jso
         raise error(f"{len(failed)} location/object copies failed, first: {failed[0]}")
 
 
+def _stored_upto(db) -> int | None:
+    """How far the source database trusts the backups (SQLite), for verify's cross-check."""
+    from trade_stream.capture_sqlite import SqliteCapture
+
+    if getattr(db, "dialect", "") != "sqlite" or not db.exists():
+        return None
+    conn = db.connect(readonly=True)
+    try:
+        capture = SqliteCapture(db)
+        return capture.stored_upto(conn) if capture.is_installed(conn) else None
+    finally:
+        conn.close()
+
+
 @app.command("verify")
 def verify(
     ctx: typer.Context,
@@ -132,9 +146,10 @@ def verify(
 ) -> None:
     """Check every manifest and object on every location."""
     settings = settings_for(ctx, config)
-    store = wiring.store(settings)
+    db = wiring.database(settings)
+    store = wiring.store(settings, db)
     with progress_display(not as_json) as progress:
-        report = verify_store(store, deep=deep, progress=progress)
+        report = verify_store(store, deep=deep, progress=progress, source_stored_upto=_stored_upto(db))
     if as_json:
         print_json(report.to_json())
     elif report.ok:

@@ -67,13 +67,9 @@ def test_fuzz_manifest_decoder():
     assert counter.malformed > 700
 
 
-@pytest.mark.xfail(strict=True, reason="bug: trade_stream.values.ext_hook lets decimal.InvalidOperation "
-                   "(malformed Decimal extension) escape decode_chunks instead of IntegrityError")
 def test_fuzz_segment_and_event_codec():
     fuzz.fuzz("segments", 800, derandomize=True)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: trade_stream.object_format.ObjectReader lets UnicodeDecodeError "
-                   "(invalid UTF-8 in the JSON header) escape instead of IntegrityError")
 def test_fuzz_object_reader():
     fuzz.fuzz("object", 800, derandomize=True)

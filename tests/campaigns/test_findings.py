@@ -1,6 +1,6 @@
 """Minimal reproducers of what the campaigns found (issue 8). Each is a single check,
 strict-xfailed while the bug stands: when it is fixed the check passes, strict xfail
-turns that into a failure, and the marker must go."""
+turns that into a failure, and the marker must go. Fixed ones stay as regression tests."""
 
 from __future__ import annotations
 
@@ -26,15 +26,11 @@ def _chunk_with(ext: msgspec.msgpack.Ext) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
-@pytest.mark.xfail(strict=True, reason="bug: trade_stream/values.py ext_hook: Decimal('garbage') raises "
-                   "decimal.InvalidOperation, which decode_chunks does not turn into IntegrityError")
 def test_malformed_decimal_extension_is_an_integrity_error():
     with pytest.raises(IntegrityError):
         list(decode_chunks([_chunk_with(msgspec.msgpack.Ext(1, b"garbage"))]))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: trade_stream/values.py ext_hook: timedelta(days=999999999999) "
-                   "raises OverflowError, which decode_chunks does not turn into IntegrityError")
 def test_overflowing_timedelta_extension_is_an_integrity_error():
     with pytest.raises(IntegrityError):
         list(decode_chunks([_chunk_with(msgspec.msgpack.Ext(5, b"999999999999,0,0"))]))
@@ -54,8 +50,6 @@ def _header_with_invalid_utf8(data: bytes) -> bytes:
     return data[:12] + packed + bytes(header_len - len(packed)) + data[12 + header_len:]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: trade_stream/object_format.py ObjectReader.__init__ catches "
-                   "DecodeError/ValidationError but not UnicodeDecodeError from msgspec.json.decode of the header")
 def test_object_header_with_invalid_utf8_is_an_integrity_error():
     data = _header_with_invalid_utf8(OBJECT)
     with pytest.raises(IntegrityError):
@@ -77,9 +71,6 @@ def test_restore_falls_back_past_a_copy_with_invalid_utf8_in_its_header(harness)
     assert target.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: restore/verify.py (manifest.chain_problems): entries must start at "
-                   "n=1 or after pruned records, but a store whose oldest entry was deleted in every location "
-                   "verifies ok (the lost restore point goes unnoticed)")
 def test_verify_notices_the_oldest_entry_deleted_everywhere(harness):
     harness.trade(30)
     harness.engine.full()
@@ -92,8 +83,6 @@ def test_verify_notices_the_oldest_entry_deleted_everywhere(harness):
     assert not verify_store(harness.store).ok
 
 
-@pytest.mark.xfail(strict=True, reason="bug: restore/verify.py: a pruned record missing from one location is not "
-                   "reported (entries are checked on every location, pruned records are merged across them)")
 def test_verify_notices_a_pruned_record_missing_in_one_location(harness):
     for _ in range(3):
         harness.trade(30)
@@ -146,11 +135,6 @@ def test_config_watcher_recovers_from_git_locks_left_by_a_kill():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the newest manifest entry deleted in every location goes unnoticed: "
-                   "verify exits 0 and restore silently returns the previous restore point, although its object "
-                   "is still there (an orphan beyond the chain's end) and the source's change log was pruned past "
-                   "the chain's end (only the next `backup incremental` notices: exit 3 'change log no longer holds "
-                   "events'); restore/verify.py could check either")
 def test_verify_notices_the_newest_entry_deleted_everywhere():
     import shutil
 

@@ -118,9 +118,6 @@ def test_config_history_git_directory_is_private(deployed):
     assert not bad, f"config history readable by others: {bad[:8]}"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the agent's state file is written 0644 (tradevault/agent_state.py) "
-                   "and an existing state_dir keeps its mode, so under umask 022 with a 0755 state_dir "
-                   "agent.json is readable by every user")
 def test_agent_state_files_are_private(deployed):
     sandbox, _ = deployed
     state = sandbox / "state"

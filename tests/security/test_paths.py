@@ -199,10 +199,6 @@ def test_restore_config_to_never_follows_history_outside(sandbox):
         assert not (sandbox / "pwned.txt").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: verify aborts with exit 2 'invalid object key' (BadInputError raised by "
-                   "trade_stream/locations.py FileLocation._path) on a manifest entry whose object name climbs out "
-                   "with ../, instead of reporting that entry as an integrity problem (exit 3, problems naming it) "
-                   "and checking the rest")
 def test_verify_reports_a_hostile_object_name_as_an_integrity_problem(sandbox):
     env = _hostile_store(sandbox, "../../../outside/evil.tvo")
     verify = env.tv("verify", "--json")
