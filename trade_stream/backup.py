@@ -9,19 +9,22 @@ change log is pruned only after the segment and its manifest entry are stored ev
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import sqlite3
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from trade_stream import manifest as mf
 from trade_stream.capture_sqlite import CHANGES, SqliteCapture, SyncReport
 from trade_stream.database import DatabaseService
 from trade_stream.encryption import AGE
-from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, FORMAT_VERSION, ObjectHeader, ObjectWriter
 from trade_stream.progress import Progress, no_progress
 from trade_stream.segments import encode_chunk
@@ -152,8 +155,33 @@ class BackupEngine:
                 self.warnings.append(f"location {name} is behind (catches up at the next backup): {reason}")
         return stored
 
+    @contextlib.contextmanager
+    def _exclusive(self, timeout: float = 900.0) -> Iterator[None]:
+        """One backup of a source at a time on this host: a full and an incremental running
+        together would both take the next chain position."""
+        digest = hashlib.sha256(f"{self.db.dialect}:{self.store.source}:{self.db.url_text}".encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"tradevault-backup-{digest}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StorageError("another backup of this database is still running") from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)
+
     # -- full ------------------------------------------------------------------------------
     def full(self) -> BackupResult:
+        with self._exclusive():
+            return self._full()
+
+    def _full(self) -> BackupResult:
         started = time.perf_counter()
         conn = self._connect()
         try:
@@ -245,6 +273,10 @@ class BackupEngine:
 
     # -- incremental -----------------------------------------------------------------------
     def incremental(self) -> BackupResult:
+        with self._exclusive():
+            return self._incremental()
+
+    def _incremental(self) -> BackupResult:
         started = time.perf_counter()
         conn = self._connect()
         try:
@@ -281,10 +313,20 @@ class BackupEngine:
                                     skipped="no changes since the last backup")
             oldest = conn.execute(f"SELECT min(seq) FROM {CHANGES}").fetchone()[0]
             if oldest is None or oldest > covered + 1:
-                raise IntegrityError(
-                    f"change log no longer holds events after seq {covered} (oldest is {oldest}): "
-                    "take a full backup"
-                )
+                # The log moved on past the chain (events lost before they were stored): the
+                # chain can only go on from a full backup that already holds them.
+                fulls = [e.last_seq for e in entries if e.kind == mf.FULL and e.capture_id == capture_id
+                         and e.last_seq >= covered and oldest is not None and e.last_seq >= oldest - 1]
+                if not fulls:
+                    raise IntegrityError(
+                        f"change log no longer holds events after seq {covered} (oldest is {oldest}): "
+                        "take a full backup"
+                    )
+                covered = max(fulls)
+                if upto <= covered:
+                    conn.execute("COMMIT")
+                    return BackupResult(mf.INCREMENTAL, None, None, covered, 0, 0, 0.0, locations,
+                                        skipped="no changes since the last full backup")
             schema = self.capture.schema_at(conn, covered)
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)

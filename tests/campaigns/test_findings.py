@@ -159,11 +159,6 @@ def test_verify_notices_the_newest_entry_deleted_everywhere():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: once the change log lost events past the chain's end (what a `backup "
-                   "incremental` racing a `backup full` does: it prunes without publishing its entry), every later "
-                   "`backup incremental` exits 3 'change log no longer holds events after seq N: take a full "
-                   "backup' — and still does after a new full backup (trade_stream/backup.py incremental: the chain "
-                   "position stays the last incremental's last_seq instead of restarting at the newest full)")
 def test_incrementals_resume_after_a_full_backup_when_the_change_log_moved_on():
     import shutil
     import sqlite3
