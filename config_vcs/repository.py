@@ -234,6 +234,7 @@ class ConfigRepo:
                             ) from None
                         time.sleep(0.05)
                 self._lock_owner = threading.get_ident()
+                self._clear_locks_of_a_dead_commit()
                 try:
                     yield
                 finally:
@@ -243,6 +244,39 @@ class ConfigRepo:
                 os.close(fd)
         finally:
             self._thread_lock.release()
+
+    # -- locks left by a killed commit ---------------------------------------------------
+
+    @property
+    def _marker(self) -> Path:
+        return self.git_dir / "tradevault" / "committing"
+
+    def _committing(self, active: bool) -> None:
+        """While we hold git's locks, a marker says so: if we are killed in between, the
+        next writer knows the lock files are ours and stale, not a user's git command."""
+        if active:
+            self._marker.parent.mkdir(mode=0o700, exist_ok=True)
+            self._marker.write_text(str(os.getpid()))
+        else:
+            self._marker.unlink(missing_ok=True)
+
+    def _clear_locks_of_a_dead_commit(self) -> None:
+        """Called holding our flock: no other tradevault writer is alive, so a marker left
+        behind means its commit was killed; the git lock files created since are its own."""
+        try:
+            since = self._marker.stat().st_mtime - 1.0
+        except FileNotFoundError:
+            return
+        candidates = [self.git_dir / "index.lock", self.git_dir / "HEAD.lock",
+                      *(self.git_dir / "refs").rglob("*.lock")]
+        for lock in candidates:
+            try:
+                if lock.stat().st_mtime >= since:
+                    lock.unlink()
+                    log.warning("%s: removed %s left by a killed commit", self.root, lock.name)
+            except FileNotFoundError:
+                pass
+        self._marker.unlink(missing_ok=True)
 
     # -- committing ----------------------------------------------------------------------
 
@@ -296,9 +330,11 @@ class ConfigRepo:
             )
             commit = self._make_commit(tree_id, head, message, when)
             repo.object_store.add_object(commit)
+            self._committing(True)
             try:
                 index_file = GitFile(repo.index_path(), "wb", mask=0o600)
             except FileLocked:
+                self._committing(False)
                 return _BUSY
             try:
                 reflog = (b"commit (initial): " if head is None else b"commit: ") + (
@@ -316,14 +352,18 @@ class ConfigRepo:
                     moved = repo.refs.set_if_equals(b"HEAD", head, commit.id, **kwargs)  # type: ignore[arg-type]
             except FileLocked:
                 index_file.abort()
+                self._committing(False)
                 return _BUSY
             except BaseException:
                 index_file.abort()
+                self._committing(False)
                 raise
             if not moved:  # a manual commit landed meanwhile: redo on top of it
                 index_file.abort()
+                self._committing(False)
                 return _BUSY
             self._write_index(index_file, repo, snapshot, new)
+            self._committing(False)
         self.tighten_permissions()
         return CommitResult(commit.id, head, changes, message)
 
