@@ -145,7 +145,7 @@ class PostgresBackupEngine:
             self.db.reflect(conn, selection.tables)  # raises on unsupported types: nothing changed yet
             self.warnings.extend(selection.warnings)
             caught_up = self.store.catch_up()
-            entries = self.store.entries()
+            entries = self.store.entries_for_write()
             installed = self.capture.is_installed(conn)
             if installed:
                 capture_id = self.capture.meta(conn)["capture_id"]
@@ -229,7 +229,7 @@ class PostgresBackupEngine:
             selection = self.db.select(conn)
             self.warnings.extend(selection.warnings)
             caught_up = self.store.catch_up()
-            entries = self.store.entries()
+            entries = self.store.entries_for_write()
             covered = chain_position(entries)
             if covered is None:
                 raise BadInputError("no full backup yet: run `tradevault backup full` first")
