@@ -34,11 +34,7 @@ def _run(name: str, fn, **kwargs):
 def test_crash_campaign_small():
     """4 SIGKILLs (agent, backup full, backup incremental, restore) under load + 1 of
     config watch during a commit/push burst."""
-    # "stale-lock": a kill landing inside a config commit leaves git locks the restarted
-    # watcher never clears (a timing-dependent hit, ~1 kill in 10). That bug is held by the
-    # deterministic strict-xfail test_findings.py::test_config_watcher_recovers_from_git_
-    # locks_left_by_a_kill; remove this tolerance together with that marker once fixed.
-    tally = _run("crash", crash.run, runs=4, config_runs=1, seed=_seed(20261126), tolerate=("stale-lock",))
+    tally = _run("crash", crash.run, runs=4, config_runs=1, seed=_seed(20261126))
     assert tally.runs == 5
 
 
