@@ -78,7 +78,8 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
             if problem:
                 report.add(name, entry.object, problem)
             progress("verify", report.objects_checked, total)
-    if source_stored_upto is not None:
+    explained = any(p["object"].startswith("manifest/") for p in report.problems)  # a damaged entry says it
+    if source_stored_upto is not None and not explained:
         chain_end = chain_position(list(everywhere.values()))
         if chain_end is not None and chain_end < source_stored_upto:
             report.add("", "manifest", f"the stored chain ends at seq {chain_end}, but the source already pruned "
