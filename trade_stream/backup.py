@@ -36,6 +36,19 @@ def now_us() -> int:
 
 
 @dataclass
+class StoredObject:
+    """What storing one object produced: sizes and checksums of what was stored (and of
+    the container before encryption), and where it went."""
+
+    size: int
+    sha256: str
+    plain_size: int
+    plain_sha256: str
+    locations: list[str]
+    failed: dict[str, str]
+
+
+@dataclass
 class BackupResult:
     kind: str
     n: int | None
@@ -135,6 +148,33 @@ class BackupEngine:
             last_seq=last, first_ts=first_ts, last_ts=last_ts, count=count, schema=schema,
             capture_id=capture_id, extra=extra or {},
         )
+
+    def _store_object(self, key: str, header: ObjectHeader, write_body: Callable[[ObjectWriter], None],
+                      *, threads: int | None = None) -> "StoredObject":
+        """One object to every location: ``write_body`` streams the body (and may raise to
+        abandon it); nothing is visible unless every step succeeded."""
+        sink = self.store.object_writer(key)
+        try:
+            writer = ObjectWriter(sink, header, level=self.level, threads=self.threads if threads is None else threads)
+            write_body(writer)
+            plain_size, plain_sha = writer.finish()
+            size, sha = sink.close_stream()
+            stored_in = sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        return StoredObject(size, sha, plain_size, plain_sha, stored_in, sink.failed)
+
+    def _publish_entry(self, stored: "StoredObject", previous: mf.ManifestEntry | None,
+                       **fields: Any) -> tuple[mf.ManifestEntry, list[str]]:
+        """The manifest entry of a stored object, sealed onto the chain and written last;
+        returns it and the locations that now hold both."""
+        entry = mf.seal(
+            mf.ManifestEntry(source=self.store.source, bytes=stored.size, sha256=stored.sha256, created_at=now_us(),
+                             **self._extra_fields(stored.plain_size, stored.plain_sha256), **fields),
+            previous,
+        )
+        return entry, self._publish(entry, stored.locations, stored.failed)
 
     def _extra_fields(self, plain_size: int, plain_sha: str) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -241,31 +281,23 @@ class BackupEngine:
         header = self._header(mf.FULL, CODEC_SQLITE_FILE, seq, seq, schema.to_dict(), info["capture_id"],
                               snapshot_ts, snapshot_ts, sum(counts.values()), {"tables": counts})
         size_in = copy_path.stat().st_size
-        sink = self.store.object_writer(key)
-        try:
-            writer = ObjectWriter(sink, header, level=self.level, threads=self.threads)
+
+        def write_body(writer: ObjectWriter) -> None:
             done = 0
             with open(copy_path, "rb") as handle:
                 while chunk := handle.read(4 << 20):
                     writer.write(chunk)
                     done += len(chunk)
                     self.progress("compress", done, size_in)
-            plain_size, plain_sha = writer.finish()
-            size, sha = sink.close_stream()
-            stored_in = sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
-        entry = mf.seal(
-            mf.ManifestEntry(
-                n=n, kind=mf.FULL, object=key, source=self.store.source, capture_id=info["capture_id"],
-                after_seq=seq, first_seq=seq, last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts,
-                count=sum(counts.values()), bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=counts, **self._extra_fields(plain_size, plain_sha),
-            ),
-            entries[-1] if entries else None,
+
+        stored_object = self._store_object(key, header, write_body)
+        entry, stored = self._publish_entry(
+            stored_object, entries[-1] if entries else None,
+            n=n, kind=mf.FULL, object=key, capture_id=info["capture_id"], after_seq=seq, first_seq=seq,
+            last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts, count=sum(counts.values()),
+            schema_hash=schema.schema_hash(), tables=counts,
         )
-        stored = self._publish(entry, stored_in, sink.failed)
+        size = stored_object.size
         return BackupResult(
             kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
             locations=stored, first_ts=snapshot_ts, last_ts=snapshot_ts, tables=counts,
@@ -331,44 +363,38 @@ class BackupEngine:
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)
             header = self._header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id)
-            sink = self.store.object_writer(key)
-            count, first_seq, first_ts, last_ts = 0, None, None, None
-            try:
-                writer = ObjectWriter(sink, header, level=self.level, threads=0)
+            count, first_seq, first_ts, last_ts, per_table = 0, None, None, None, {}
+
+            def write_body(writer: ObjectWriter) -> None:
+                nonlocal count, first_seq, first_ts, last_ts, per_table
+                last = None
                 for batch in self.capture.read(conn, covered, upto):
                     writer.write(encode_chunk(batch, plain=True))  # SQLite values are plain
                     if first_seq is None:
                         first_seq, first_ts = batch[0].seq, batch[0].ts
-                    last_ts = batch[-1].ts
+                    last_ts, last = batch[-1].ts, batch[-1].seq
                     count += len(batch)
                     self.progress("seal", count, upto - covered)
-                plain_size, plain_sha = writer.finish()
-                size, sha = sink.close_stream()
-                if count == 0 or batch[-1].seq != upto:
+                if last != upto:
                     raise IntegrityError(f"change log ended before seq {upto}")
                 # Rows per table at ``upto`` (same read snapshot): restore checks against them.
                 per_table = DatabaseService.row_counts(
                     conn, [t.name for t in self.capture.schema_at(conn, upto).tables]
                 )
-                stored_in = sink.commit()
-            except BaseException:
-                sink.abort()
-                raise
+
+            stored_object = self._store_object(key, header, write_body, threads=0)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        entry = mf.seal(
-            mf.ManifestEntry(
-                n=n, kind=mf.INCREMENTAL, object=key, source=self.store.source, capture_id=capture_id,
-                after_seq=covered, first_seq=first_seq or upto, last_seq=upto, first_ts=first_ts,
-                last_ts=last_ts, count=count, bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=per_table, **self._extra_fields(plain_size, plain_sha),
-            ),
-            entries[-1],
+        entry, stored = self._publish_entry(
+            stored_object, entries[-1],
+            n=n, kind=mf.INCREMENTAL, object=key, capture_id=capture_id, after_seq=covered,
+            first_seq=first_seq or upto, last_seq=upto, first_ts=first_ts, last_ts=last_ts, count=count,
+            schema_hash=schema.schema_hash(), tables=per_table,
         )
-        stored = self._publish(entry, stored_in, sink.failed)
+        size = stored_object.size
         if len(stored) == len(self.store.locations):
             # Only what every location holds leaves the change log; while a location is
             # behind, the log keeps the events (a later seal prunes them).

@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable
 
 from trade_stream import manifest as mf
-from trade_stream.backup import BackupEngine, BackupResult, chain_position, now_us
+from trade_stream.backup import BackupEngine, BackupResult, chain_position
 from trade_stream.capture_postgres import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
@@ -180,40 +180,31 @@ class PostgresBackupEngine:
             seq = snapshot_seq(snapshot.lsn)
             n = entries[-1].n + 1 if entries else 1
             key = mf.object_key(n, mf.FULL)
-            sink = self.store.object_writer(key)
-            counts: dict[str, int] = {}
-            try:
-                # The header must name the row counts before the rows: count first (same
-                # snapshot, cheap next to the COPY), so the header is exact.
-                counts = PostgresDatabase.row_counts(reader, tables)
-                header = self._helper._header(
-                    mf.FULL, CODEC_PGCOPY, seq, seq, schema.to_dict(), capture_id, snapshot_ts, snapshot_ts,
-                    sum(counts.values()), {"tables": counts, "lsn": snapshot.lsn},
-                )
-                writer = ObjectWriter(sink, header, level=self.level, threads=self.threads)
+            # The header must name the row counts before the rows: count first (same
+            # snapshot, cheap next to the COPY), so the header is exact.
+            counts = PostgresDatabase.row_counts(reader, tables)
+            header = self._helper._header(
+                mf.FULL, CODEC_PGCOPY, seq, seq, schema.to_dict(), capture_id, snapshot_ts, snapshot_ts,
+                sum(counts.values()), {"tables": counts, "lsn": snapshot.lsn},
+            )
+
+            def write_body(writer: ObjectWriter) -> None:
                 done = 0
                 for table in schema.tables:
                     done += copy_raw(reader, table, writer.write)
                     self.progress("copy", done, None)
-                plain_size, plain_sha = writer.finish()
-                size, sha = sink.close_stream()
-                stored_in = sink.commit()
-            except BaseException:
-                sink.abort()
-                raise
+
+            stored_object = self._helper._store_object(key, header, write_body)
             reader.execute("COMMIT")
         finally:
             reader.close()
-        entry = mf.seal(
-            mf.ManifestEntry(
-                n=n, kind=mf.FULL, object=key, source=self.store.source, capture_id=capture_id,
-                after_seq=seq, first_seq=seq, last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts,
-                count=sum(counts.values()), bytes=size, sha256=sha, schema_hash=schema.schema_hash(),
-                created_at=now_us(), tables=counts, **self._helper._extra_fields(plain_size, plain_sha),
-            ),
-            entries[-1] if entries else None,
+        entry, stored = self._helper._publish_entry(
+            stored_object, entries[-1] if entries else None,
+            n=n, kind=mf.FULL, object=key, capture_id=capture_id, after_seq=seq, first_seq=seq, last_seq=seq,
+            first_ts=snapshot_ts, last_ts=snapshot_ts, count=sum(counts.values()),
+            schema_hash=schema.schema_hash(), tables=counts,
         )
-        stored = self._helper._publish(entry, stored_in, sink.failed)
+        size = stored_object.size
         return BackupResult(
             kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
             locations=stored, first_ts=snapshot_ts, last_ts=snapshot_ts, tables=counts,
@@ -287,29 +278,20 @@ class PostgresBackupEngine:
                 stats.first_ts, stats.last_ts, stats.count,
                 {"end_schema": new_schema.to_dict(), "end_lsn": advance_to},
             )
-            sink = self.store.object_writer(key)
-            try:
-                writer = ObjectWriter(sink, header, level=self.level, threads=0)
+
+            def write_body(writer: ObjectWriter) -> None:
                 spool.seek(0)
                 while chunk := spool.read(4 << 20):
                     writer.write(chunk)
-                plain_size, plain_sha = writer.finish()
-                size, sha = sink.close_stream()
-                stored_in = sink.commit()
-            except BaseException:
-                sink.abort()
-                raise
-        entry = mf.seal(
-            mf.ManifestEntry(
-                n=n, kind=mf.INCREMENTAL, object=key, source=self.store.source, capture_id=capture_id,
-                after_seq=covered, first_seq=stats.first_seq or stats.last_seq, last_seq=stats.last_seq,
-                first_ts=stats.first_ts, last_ts=stats.last_ts, count=stats.count, bytes=size, sha256=sha,
-                schema_hash=known.schema_hash(), created_at=now_us(), tables=counts,
-                **self._helper._extra_fields(plain_size, plain_sha),
-            ),
-            entries[-1],
+
+            stored_object = self._helper._store_object(key, header, write_body, threads=0)
+        entry, stored = self._helper._publish_entry(
+            stored_object, entries[-1],
+            n=n, kind=mf.INCREMENTAL, object=key, capture_id=capture_id, after_seq=covered,
+            first_seq=stats.first_seq or stats.last_seq, last_seq=stats.last_seq, first_ts=stats.first_ts,
+            last_ts=stats.last_ts, count=stats.count, schema_hash=known.schema_hash(), tables=counts,
         )
-        stored = self._helper._publish(entry, stored_in, sink.failed)
+        size = stored_object.size
         if len(stored) == len(self.store.locations) and advance_to is not None:
             # Only what every location holds is confirmed; a crash before this line makes
             # the next incremental re-read these changes and drop them (seq <= its position).
