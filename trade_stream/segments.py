@@ -32,11 +32,17 @@ def encode_chunk(events: Iterable[ChangeEvent], *, plain: bool = False) -> bytes
                 for e in events
             ]
         )
+    return frame(payload)
+
+
+def frame(payload: bytes) -> bytes:
+    """A chunk as stored in an object body: 4-byte big-endian length, then the payload."""
     return struct.pack(">I", len(payload)) + payload
 
 
-def decode_chunks(data: Iterable[bytes], name: str = "segment") -> Iterator[list[ChangeEvent]]:
-    """Events chunk by chunk from the decompressed body; any malformation is IntegrityError."""
+def unframe(data: Iterable[bytes], name: str, what: str = "chunk") -> Iterator[bytes]:
+    """Chunk payloads from a body arriving in arbitrary pieces; a bad length or a body
+    that ends inside a chunk is IntegrityError (shared by every chunked codec)."""
     buffer = bytearray()
     for piece in data:
         buffer += piece
@@ -48,11 +54,17 @@ def decode_chunks(data: Iterable[bytes], name: str = "segment") -> Iterator[list
                 break
             payload = bytes(buffer[4 : 4 + length])
             del buffer[: 4 + length]
-            try:
-                events = _decoder.decode(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, ArithmeticError) as exc:
-                # ArithmeticError: a damaged Decimal or timedelta extension (InvalidOperation, Overflow)
-                raise IntegrityError(f"{name}: corrupt event chunk: {exc}") from None
-            yield events
+            yield payload
     if buffer:
-        raise IntegrityError(f"{name}: truncated event chunk")
+        raise IntegrityError(f"{name}: truncated {what}")
+
+
+def decode_chunks(data: Iterable[bytes], name: str = "segment") -> Iterator[list[ChangeEvent]]:
+    """Events chunk by chunk from the decompressed body; any malformation is IntegrityError."""
+    for payload in unframe(data, name, "event chunk"):
+        try:
+            events = _decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, ArithmeticError) as exc:
+            # ArithmeticError: a damaged Decimal or timedelta extension (InvalidOperation, Overflow)
+            raise IntegrityError(f"{name}: corrupt event chunk: {exc}") from None
+        yield events

@@ -27,11 +27,11 @@ from typing import Any, Iterable, Iterator
 import msgspec
 
 from trade_stream.errors import IntegrityError
+from trade_stream.segments import frame, unframe
 
 CODEC_PGCOPY = "pgcopy-binary"
 CODEC_ROWS = CODEC_PGCOPY  # the logical snapshot codec (name kept for callers)
 CHUNK_BYTES = 1 << 20
-MAX_CHUNK = 256 * 1024 * 1024
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 _encoder = msgspec.msgpack.Encoder()
@@ -41,30 +41,17 @@ _I32 = struct.Struct(">i")
 
 
 def encode_copy_chunk(table: str, data: bytes) -> bytes:
-    payload = _encoder.encode((table, data))
-    return struct.pack(">I", len(payload)) + payload
+    return frame(_encoder.encode((table, data)))
 
 
 def decode_copy_chunks(data: Iterable[bytes], name: str = "snapshot") -> Iterator[tuple[str, bytes]]:
     """(table, COPY bytes) chunk by chunk; any malformation is an IntegrityError."""
-    buffer = bytearray()
-    for piece in data:
-        buffer += piece
-        while len(buffer) >= 4:
-            (length,) = struct.unpack_from(">I", buffer)
-            if length > MAX_CHUNK:
-                raise IntegrityError(f"{name}: corrupt chunk length {length}")
-            if len(buffer) < 4 + length:
-                break
-            payload = bytes(buffer[4 : 4 + length])
-            del buffer[: 4 + length]
-            try:
-                table, chunk = _decoder.decode(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, UnicodeDecodeError) as exc:
-                raise IntegrityError(f"{name}: corrupt chunk: {exc}") from None
-            yield table, chunk
-    if buffer:
-        raise IntegrityError(f"{name}: truncated chunk")
+    for payload in unframe(data, name):
+        try:
+            table, chunk = _decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, UnicodeDecodeError) as exc:
+            raise IntegrityError(f"{name}: corrupt chunk: {exc}") from None
+        yield table, chunk
 
 
 class BinaryCopyParser:
