@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from restore.planner import Plan
-from restore.replay import RestoreResult, _check_counts, check_target, replay_events
+from restore.replay import RestoreResult, check_target, commit_checked, finished, replay_events
 from trade_stream.stored_objects import decompress_full, schema_of
 from trade_stream.apply_postgres import TableLoader
 from trade_stream.apply_sqlite import SqliteApplier, create_table as create_sqlite_table
@@ -176,13 +176,7 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
             _load_rows_into_sqlite(conn, store, plan.full, pg_schema, progress)
             applier = _MappedSqliteApplier(conn, pg_schema)
             result = replay_events(store, plan, applier, progress)
-            result.tables = _check_counts(conn, result.tables, sorted(applier.tables))
-            result.rows = sum(result.tables.values())
-            conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode = WAL")
+            commit_checked(conn, result, sorted(applier.tables))
         finally:
             conn.close()
-    result.target = str(target.path.absolute())
-    result.seconds = round(time.perf_counter() - started, 3)
-    result.bytes = plan.full.bytes + sum(e.bytes for e in plan.incrementals if e.object in result.incrementals)
-    return result
+    return finished(result, str(target.path.absolute()), plan, started)

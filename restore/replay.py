@@ -88,13 +88,24 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             applier = SqliteApplier(conn, DatabaseSchema.from_dict(schema_of(store, plan.full)))
             with user_triggers_suspended(conn):
                 result = replay_events(store, plan, applier, progress)
-            result.tables = _check_counts(conn, result.tables, sorted(applier.tables))
-            result.rows = sum(result.tables.values())
-            conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode = WAL")
+            commit_checked(conn, result, sorted(applier.tables))
         finally:
             conn.close()
-    result.target = str(target.path.absolute())
+    return finished(result, str(target.path.absolute()), plan, started)
+
+
+def commit_checked(conn: sqlite3.Connection, result: RestoreResult, tables: list[str]) -> None:
+    """Row counts checked against what the backups recorded, then the private file is
+    committed and switched to WAL, the mode a trading bot's database runs in."""
+    result.tables = _check_counts(conn, result.tables, tables)
+    result.rows = sum(result.tables.values())
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA journal_mode = WAL")
+
+
+def finished(result: RestoreResult, target: str, plan: Plan, started: float) -> RestoreResult:
+    """The summary every restore reports (the contract's target, seconds and bytes)."""
+    result.target = target
     result.seconds = round(time.perf_counter() - started, 3)
     result.bytes = plan.full.bytes + sum(e.bytes for e in plan.incrementals if e.object in result.incrementals)
     return result
@@ -134,8 +145,12 @@ def replay_events(store: BackupStore, plan: Plan, applier: Any, progress: Progre
 
 def _check_counts(conn: sqlite3.Connection, expected: dict[str, int] | None,
                   tables: list[str]) -> dict[str, int]:
-    """Rows per table must equal what the backup recorded for the point restored to."""
-    actual = DatabaseService.row_counts(conn, tables)
+    return compare_counts(DatabaseService.row_counts(conn, tables), expected)
+
+
+def compare_counts(actual: dict[str, int], expected: dict[str, int] | None) -> dict[str, int]:
+    """Rows per table must equal what the backup recorded for the point restored to
+    (None: the point is inside an object, where no count was recorded)."""
     for table, rows in (expected or {}).items():
         if actual.get(table) != rows:
             raise IntegrityError(f"restored table {table!r} has {actual.get(table)} rows, backups say {rows}")

@@ -18,7 +18,7 @@ import time
 from typing import Any, Callable
 
 from restore.planner import Plan
-from restore.replay import RestoreResult, replay_events
+from restore.replay import RestoreResult, compare_counts, finished, replay_events
 from trade_stream.stored_objects import schema_of
 from trade_stream.apply_postgres import (
     PostgresApplier, add_primary_key, create_table, finish_table, set_sequences,
@@ -138,15 +138,8 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         raise
     finally:
         conn.close()
-    result.target = target.safe_url()
-    result.seconds = round(time.perf_counter() - started, 3)
-    result.bytes = plan.full.bytes + sum(e.bytes for e in plan.incrementals if e.object in result.incrementals)
-    return result
+    return finished(result, target.safe_url(), plan, started)
 
 
 def check_counts(conn: Any, expected: dict[str, int] | None, tables: list[str]) -> dict[str, int]:
-    actual = PostgresDatabase.row_counts(conn, tables)
-    for table, rows in (expected or {}).items():
-        if actual.get(table) != rows:
-            raise IntegrityError(f"restored table {table!r} has {actual.get(table)} rows, backups say {rows}")
-    return actual
+    return compare_counts(PostgresDatabase.row_counts(conn, tables), expected)
