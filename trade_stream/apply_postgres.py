@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from trade_stream.errors import IntegrityError
-from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.postgres_database import post_load
 from trade_stream.postgres_types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -265,25 +265,17 @@ class PostgresApplier:
         self.applied += len(params)
 
     def apply(self, events: list[ChangeEvent]) -> None:
-        run_table, run_op, params = "", "", []
-        for event in events:
-            op = event.op
+        for table, op, run in runs(events):
             if op == SCHEMA:
-                self._flush(run_table, run_op, params)
-                run_table, run_op, params = "", "", []
-                self._apply_schema(event)
+                self._apply_schema(run[0])
                 continue
-            if event.table != run_table or op != run_op:
-                self._flush(run_table, run_op, params)
-                run_table, run_op, params = event.table, op, []
-            key_map, row_map = self._mappers(event.table)
+            key_map, row_map = self._mappers(table)
             if op == UPDATE:
-                params.append((*row_map(event.row or []), *key_map(event.key or [])))
+                self._flush(table, op, [(*row_map(e.row or []), *key_map(e.key or [])) for e in run])
             elif op == DELETE:
-                params.append(tuple(key_map(event.key or [])))
+                self._flush(table, op, [tuple(key_map(e.key or [])) for e in run])
             else:
-                params.append(tuple(row_map(event.row or [])))
-        self._flush(run_table, run_op, params)
+                self._flush(table, op, [tuple(row_map(e.row or [])) for e in run])
 
     def _apply_schema(self, event: ChangeEvent) -> None:
         self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")

@@ -16,7 +16,7 @@ import sqlite3
 from typing import Any, Iterator
 
 from trade_stream.errors import IntegrityError
-from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 
 
@@ -67,24 +67,15 @@ class SqliteApplier:
 
     def apply(self, events: list[ChangeEvent]) -> None:
         """Apply events in order (the caller owns the transaction)."""
-        run_table, run_op, params = "", "", []
-        for event in events:
-            op = event.op
+        for table, op, run in runs(events):
             if op == SCHEMA:
-                self._flush(run_table, run_op, params)
-                run_table, run_op, params = "", "", []
-                self._apply_schema(event)
-                continue
-            if event.table != run_table or op != run_op:
-                self._flush(run_table, run_op, params)
-                run_table, run_op, params = event.table, op, []
-            if op == UPDATE:
-                params.append((*(event.row or ()), *(event.key or ())))
+                self._apply_schema(run[0])
+            elif op == UPDATE:
+                self._flush(table, op, [(*(e.row or ()), *(e.key or ())) for e in run])
             elif op == DELETE:
-                params.append(tuple(event.key or ()))
+                self._flush(table, op, [tuple(e.key or ()) for e in run])
             else:
-                params.append(tuple(event.row or ()))
-        self._flush(run_table, run_op, params)
+                self._flush(table, op, [tuple(e.row or ()) for e in run])
 
     def _apply_schema(self, event: ChangeEvent) -> None:
         """A table was created, altered or dropped at this point: recreate it empty; the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import msgspec
 
@@ -30,3 +30,15 @@ class ChangeEvent(msgspec.Struct, array_like=True, frozen=True):
     key: list[Any] | None = None
     row: list[Any] | None = None
     table_schema: dict[str, Any] | None = None
+
+
+def runs(events: list[ChangeEvent]) -> Iterator[tuple[str, str, list[ChangeEvent]]]:
+    """(table, op, events): consecutive events of one table and operation, in stream order,
+    so an applier can send each run as one batched statement; a SCHEMA event stands alone."""
+    start = 0
+    for i in range(1, len(events) + 1):
+        first = events[start]
+        if (i == len(events) or first.op == SCHEMA or events[i].op == SCHEMA
+                or events[i].table != first.table or events[i].op != first.op):
+            yield first.table, first.op, events[start:i]
+            start = i
