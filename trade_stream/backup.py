@@ -65,6 +65,13 @@ class BackupResult:
     warnings: list[str] = field(default_factory=list)
     catch_up: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, entry: mf.ManifestEntry, locations: list[str]) -> "BackupResult":
+        """The result of a backup that stored ``entry`` in ``locations``."""
+        return cls(kind=entry.kind, n=entry.n, first_seq=entry.first_seq, last_seq=entry.last_seq,
+                   count=entry.count, bytes=entry.bytes, seconds=0.0, locations=locations,
+                   first_ts=entry.first_ts, last_ts=entry.last_ts, tables=dict(entry.tables))
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["rows" if self.kind == mf.FULL else "events"] = self.count
@@ -297,11 +304,7 @@ class BackupEngine:
             last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts, count=sum(counts.values()),
             schema_hash=schema.schema_hash(), tables=counts,
         )
-        size = stored_object.size
-        return BackupResult(
-            kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
-            locations=stored, first_ts=snapshot_ts, last_ts=snapshot_ts, tables=counts,
-        )
+        return BackupResult.of(entry, stored)
 
     # -- incremental -----------------------------------------------------------------------
     def incremental(self) -> BackupResult:
@@ -394,12 +397,8 @@ class BackupEngine:
             first_seq=first_seq or upto, last_seq=upto, first_ts=first_ts, last_ts=last_ts, count=count,
             schema_hash=schema.schema_hash(), tables=per_table,
         )
-        size = stored_object.size
         if len(stored) == len(self.store.locations):
             # Only what every location holds leaves the change log; while a location is
             # behind, the log keeps the events (a later seal prunes them).
             self.capture.prune(conn, upto)
-        return BackupResult(
-            kind=mf.INCREMENTAL, n=n, first_seq=entry.first_seq, last_seq=upto, count=count, bytes=size,
-            seconds=0.0, locations=stored, first_ts=first_ts, last_ts=last_ts, tables=per_table,
-        )
+        return BackupResult.of(entry, stored)

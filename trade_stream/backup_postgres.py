@@ -204,11 +204,7 @@ class PostgresBackupEngine:
             first_ts=snapshot_ts, last_ts=snapshot_ts, count=sum(counts.values()),
             schema_hash=schema.schema_hash(), tables=counts,
         )
-        size = stored_object.size
-        return BackupResult(
-            kind=mf.FULL, n=n, first_seq=seq, last_seq=seq, count=entry.count, bytes=size, seconds=0.0,
-            locations=stored, first_ts=snapshot_ts, last_ts=snapshot_ts, tables=counts,
-        )
+        return BackupResult.of(entry, stored)
 
     # -- incremental ---------------------------------------------------------------------------
     def incremental(self) -> BackupResult:
@@ -291,16 +287,11 @@ class PostgresBackupEngine:
             first_seq=stats.first_seq or stats.last_seq, last_seq=stats.last_seq, first_ts=stats.first_ts,
             last_ts=stats.last_ts, count=stats.count, schema_hash=known.schema_hash(), tables=counts,
         )
-        size = stored_object.size
         if len(stored) == len(self.store.locations) and advance_to is not None:
             # Only what every location holds is confirmed; a crash before this line makes
             # the next incremental re-read these changes and drop them (seq <= its position).
             self.capture.advance(conn, advance_to)
-        return BackupResult(
-            kind=mf.INCREMENTAL, n=n, first_seq=entry.first_seq, last_seq=stats.last_seq, count=stats.count,
-            bytes=size, seconds=0.0, locations=stored, first_ts=stats.first_ts, last_ts=stats.last_ts,
-            tables=counts,
-        )
+        return BackupResult.of(entry, stored)
 
     def _spool_stream(self, conn: Any, decoder: StreamDecoder, upto: int, spool: Any, stats: "_Stats",
                       counts: dict[str, int]) -> None:
