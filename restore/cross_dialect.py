@@ -98,6 +98,9 @@ class _MappedSqliteApplier:
     def tables(self) -> dict[str, TableSchema]:
         return self.inner.tables
 
+    def fold_key(self, table: str) -> list[int] | None:
+        return self.inner.fold_key(table)
+
     def _mappers(self, table: str) -> tuple[ValueMap, ValueMap]:
         maps = self._maps.get(table)
         if maps is None:

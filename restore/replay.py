@@ -20,6 +20,8 @@ from trade_stream.database import DatabaseService
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.events import ChangeEvent
+from trade_stream.gc_pause import cyclic_gc_paused
+from trade_stream.net_effect import FoldingApplier
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema
 from trade_stream.store import BackupStore
@@ -112,14 +114,22 @@ def finished(result: RestoreResult, target: str, plan: Plan, started: float) -> 
 
 
 def replay_events(store: BackupStore, plan: Plan, applier: Any, progress: Progress) -> RestoreResult:
-    """Apply the plan's events after its full backup with any applier (``apply`` and
-    ``applied``), for every target dialect. ``result.tables`` holds the row counts the
-    backups recorded for the point reached, or None when that point is inside an object."""
+    """Apply the plan's events after its full backup with any applier (``apply``, and
+    ``fold_key`` when its rows may be replayed folded), for every target dialect.
+    ``result.tables`` holds the row counts the backups recorded for the point reached, or
+    None when that point is inside an object."""
+    with cyclic_gc_paused():
+        return _replay_events(store, plan, applier, progress)
+
+
+def _replay_events(store: BackupStore, plan: Plan, applier: Any, progress: Progress) -> RestoreResult:
     low = plan.full.last_seq
     last_seq, last_ts = low, plan.full.last_ts
     used: list[str] = []
     total = max(plan.stop_seq - low, 1)
     reached = False
+    replayed = 0
+    folding = FoldingApplier(applier)
     for entry in plan.incrementals:
         if reached:
             break
@@ -129,16 +139,18 @@ def replay_events(store: BackupStore, plan: Plan, applier: Any, progress: Progre
                 break
             selected, reached = _cut(batch, low, plan)
             if selected:
-                applier.apply(selected)
+                folding.apply(selected)
+                replayed += len(selected)
                 last_seq, last_ts = selected[-1].seq, selected[-1].ts
                 progress("replay", last_seq - low, total)
+    folding.finish()
     recorded: dict[str, int] | None = plan.full.tables if last_seq == plan.full.last_seq else None
     for entry in plan.incrementals:
         if entry.last_seq == last_seq and entry.object in used:
             recorded = entry.tables
     return RestoreResult(
         target="", first_seq=plan.full.last_seq, last_seq=last_seq, last_ts=last_ts, rows=0,
-        events=applier.applied, bytes=0, seconds=0.0, full=plan.full.object, incrementals=used,
+        events=replayed, bytes=0, seconds=0.0, full=plan.full.object, incrementals=used,
         tables=recorded,  # type: ignore[arg-type]
     )
 

@@ -17,13 +17,15 @@ from typing import Any
 
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
-from trade_stream.stored_objects import events_of, schema_of
 from trade_stream.apply_sqlite import SqliteApplier, user_triggers_suspended
 from trade_stream.database import DatabaseService
 from trade_stream.errors import BadInputError
+from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import INCREMENTAL
+from trade_stream.net_effect import FoldingApplier
 from trade_stream.schema import DatabaseSchema
 from trade_stream.store import BackupStore
+from trade_stream.stored_objects import events_of, schema_of
 
 POSITION = "_tradevault_standby"
 
@@ -108,13 +110,17 @@ class Follower:
         try:
             conn.execute("BEGIN IMMEDIATE")
             applier = SqliteApplier(conn, schema)
+            folding = FoldingApplier(applier)
             last_seq, last_ts = result.seq, result.last_ts
-            with user_triggers_suspended(conn):
+            applied = 0
+            with user_triggers_suspended(conn), cyclic_gc_paused():
                 for batch in events_of(self.store, entry):
                     selected = [e for e in batch if e.seq > result.seq]
                     if selected:
-                        applier.apply(selected)
+                        folding.apply(selected)
+                        applied += len(selected)
                         last_seq, last_ts = selected[-1].seq, selected[-1].ts
+                folding.finish()
             last_seq = max(last_seq, entry.last_seq)
             _write_position(conn, result.capture_id, last_seq, last_ts)
             conn.execute("COMMIT")
@@ -124,7 +130,7 @@ class Follower:
             raise
         finally:
             conn.close()
-        result.applied += applier.applied
+        result.applied += applied
         result.seq, result.last_ts = last_seq, last_ts
 
 

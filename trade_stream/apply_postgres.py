@@ -169,6 +169,16 @@ class PostgresApplier:
         self._sql[(table, op)] = sql
         return sql
 
+    def fold_key(self, table: str) -> list[int] | None:
+        """Positions of the key columns when rows of ``table`` may be replayed folded and
+        in key order (see net_effect): no unique index besides the primary key."""
+        schema = self.tables.get(table)
+        if schema is None or not schema.primary_key:
+            return None
+        if any(statement.startswith("CREATE UNIQUE") for statement in post_load(schema).get("indexes", [])):
+            return None
+        return schema.key_indexes()
+
     def _mappers(self, table: str) -> tuple[ValueMap, ValueMap]:
         maps = self._maps.get(table)
         if maps is None:

@@ -25,7 +25,14 @@ from trade_stream.capture_sqlite import CHANGES, SqliteCapture, SyncReport
 from trade_stream.database import DatabaseService
 from trade_stream.encryption import AGE
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
-from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, FORMAT_VERSION, ObjectHeader, ObjectWriter
+from trade_stream.gc_pause import cyclic_gc_paused
+from trade_stream.object_format import (
+    CODEC_EVENTS,
+    CODEC_SQLITE_FILE,
+    FORMAT_VERSION,
+    ObjectHeader,
+    ObjectWriter,
+)
 from trade_stream.progress import Progress, no_progress
 from trade_stream.segments import encode_chunk
 from trade_stream.store import BackupStore
@@ -308,7 +315,7 @@ class BackupEngine:
 
     # -- incremental -----------------------------------------------------------------------
     def incremental(self) -> BackupResult:
-        with self._exclusive():
+        with self._exclusive(), cyclic_gc_paused():
             return self._incremental()
 
     def _incremental(self) -> BackupResult:
