@@ -48,6 +48,8 @@ def _times_sizes(plt, m: dict, rows: int):
             groups.append((f"incremental {label}", g))
     if rs:
         g = {"tradevault": (rs["tradevault_seconds"], None), "zstd -d (.backup)": (rs["baseline_seconds"], None)}
+        if rs.get("replay"):
+            g["tradevault, replaying every incremental"] = (rs["replay"]["tradevault_seconds"], None)
         if "restic_seconds" in rs:
             g["restic"] = (rs["restic_seconds"], None)
         groups.append(("restore latest", g))

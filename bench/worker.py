@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.children import vm_hwm_kb
+from restore.consolidate import consolidate
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
 from trade_stream import manifest as mf
@@ -92,6 +93,14 @@ def op_incremental(db_url: str, store_root: str, source: str, work_dir: str) -> 
             "last_seq": result.last_seq, "skipped": result.skipped, "warnings": result.warnings}
 
 
+def op_consolidate(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
+    """A full backup built from the store (what the agent does past consolidate_after_events)."""
+    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    result, seconds = _timed("consolidate", lambda: consolidate(engine, work_dir=work_dir))
+    return {"seconds": seconds, "engine_seconds": result.seconds, "bytes": result.bytes, "rows": result.count,
+            "n": result.n, "last_seq": result.last_seq, "skipped": result.skipped}
+
+
 def op_restore(store_root: str, source: str, target: str, at_ts: int | None = None,
                at_seq: int | None = None) -> dict:
     """Restore the latest point, or the point in time ``at_ts`` (µs UTC) / ``at_seq``."""
@@ -134,6 +143,7 @@ def op_config(work_dir: str, samples: int, quiet_period: float, files_at_once: i
 
 
 OPS = {"idle": op_idle, "full": op_full, "incremental": op_incremental, "restore": op_restore,
+       "consolidate": op_consolidate,
        "full_loop": op_full_loop, "config": op_config}
 
 

@@ -210,7 +210,7 @@ class BackupEngine:
         return stored
 
     @contextlib.contextmanager
-    def _exclusive(self, timeout: float = 900.0) -> Iterator[None]:
+    def exclusive(self, timeout: float = 900.0) -> Iterator[None]:
         """One backup of a source at a time on this host: a full and an incremental running
         together would both take the next chain position."""
         digest = hashlib.sha256(f"{self.db.dialect}:{self.store.source}:{self.db.url_text}".encode()).hexdigest()[:16]
@@ -232,7 +232,7 @@ class BackupEngine:
 
     # -- full ------------------------------------------------------------------------------
     def full(self) -> BackupResult:
-        with self._exclusive():
+        with self.exclusive():
             return self._full()
 
     def _full(self) -> BackupResult:
@@ -287,13 +287,25 @@ class BackupEngine:
             copy.close()
         return {"seq": seq, "schema": schema, "counts": counts, "capture_id": capture_id}
 
+    def store_full_file(self, path: Path, info: dict[str, Any], snapshot_ts: int,
+                        origin: dict[str, Any]) -> BackupResult:
+        """A database file already at ``info["seq"]`` of the current chain, built from the
+        store rather than copied from the source (a consolidation), stored as the next full
+        backup; ``origin`` says what it was built from. The caller holds ``exclusive()``."""
+        started = time.perf_counter()
+        result = self._store_snapshot(path, info, snapshot_ts, self.store.entries_for_write(), origin)
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.warnings = self.warnings
+        return result
+
     def _store_snapshot(self, copy_path: Path, info: dict[str, Any], snapshot_ts: int,
-                        entries: list[mf.ManifestEntry]) -> BackupResult:
+                        entries: list[mf.ManifestEntry], origin: dict[str, Any] | None = None) -> BackupResult:
         n = entries[-1].n + 1 if entries else 1
         key = mf.object_key(n, mf.FULL)
         seq, schema, counts = info["seq"], info["schema"], info["counts"]
+        extra = {"tables": counts, **({"origin": origin} if origin else {})}
         header = self._header(mf.FULL, CODEC_SQLITE_FILE, seq, seq, schema.to_dict(), info["capture_id"],
-                              snapshot_ts, snapshot_ts, sum(counts.values()), {"tables": counts})
+                              snapshot_ts, snapshot_ts, sum(counts.values()), extra)
         size_in = copy_path.stat().st_size
 
         def write_body(writer: ObjectWriter) -> None:
@@ -315,7 +327,7 @@ class BackupEngine:
 
     # -- incremental -----------------------------------------------------------------------
     def incremental(self) -> BackupResult:
-        with self._exclusive(), cyclic_gc_paused():
+        with self.exclusive(), cyclic_gc_paused():
             return self._incremental()
 
     def _incremental(self) -> BackupResult:

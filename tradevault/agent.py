@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from restore.consolidate import consolidate, events_since_full
 from restore.drill import restore_drill
 from restore.verify import verify_store
 from trade_stream.backup import chain_position
@@ -85,6 +86,7 @@ class Agent:
         self.failures: dict[str, int] = {}
         self.retry_at: dict[str, float] = {}
         self.position: int | None = None
+        self.since_full = 0  # events stored since the latest full (a lower bound until counted)
         self.next: dict[str, float] = {}
         self.started = time.time()
         self.kafka_thread: threading.Thread | None = None
@@ -104,6 +106,11 @@ class Agent:
         if reason:
             self._job("full", self.engine.full, announce=f"{reason}: taking a full backup now")
         self.position = chain_position(self.store.entries())
+        if self.capture is not None and self.settings.schedule.consolidate_after_events > 0:
+            try:
+                self.since_full = events_since_full(self.engine)
+            except Exception as exc:  # noqa: BLE001 - counted again before any consolidation
+                log.warning("could not count the events since the latest full backup: %s", exc)
         self._plan_next()
         last_seal = time.monotonic()
         last_state = 0.0
@@ -120,9 +127,13 @@ class Agent:
                 if schema_changed or (pending and (due_seal or pending >= self.settings.schedule.incremental_max_events)):
                     if self._job("incremental", self.engine.incremental):
                         last_seal = time.monotonic()
+                        self._consolidate_when_due()
                 if now >= self.next["full"]:
                     drills = self.settings.schedule.drill and self.capture is not None  # SQLite sources
-                    if self._job("full", self.engine.full) and drills:
+                    full_ok = self._job("full", self.engine.full)
+                    if full_ok:
+                        self.since_full = 0
+                    if full_ok and drills:
                         self._job("drill", lambda: restore_drill(self.engine, self.settings.work_dir))
                     self._job("retention", self._retention)
                     self.next["full"] = self._next_full_after(now)
@@ -290,6 +301,21 @@ class Agent:
         if name in ("full", "incremental", "retention") and self.metrics.enabled:
             self._location_metrics()
         return ok
+
+    def _consolidate_when_due(self) -> None:
+        """Keep the replay a restore of the latest point needs bounded: once it would pass
+        ``consolidate_after_events``, store the latest point as a full built from the store."""
+        threshold = self.settings.schedule.consolidate_after_events
+        if threshold <= 0 or self.capture is None:  # SQLite snapshots only
+            return
+        self.since_full += int(self.jobs.get("incremental", {}).get("count") or 0)
+        if self.since_full < threshold:
+            return
+        self.since_full = events_since_full(self.engine)  # the store knows best
+        if self.since_full >= threshold and self._job(
+                "consolidate", lambda: consolidate(self.engine, work_dir=self.settings.work_dir or None,
+                                                   min_events=threshold)):
+            self.since_full = 0
 
     def _location_metrics(self) -> None:
         catalogs = self.store.catalogs()

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from restore.consolidate import consolidate
 from restore.planner import Target, format_ts, parse_time, plan_restore
 from restore.dispatch import restore_to
 from restore.verify import verify_store
@@ -77,6 +78,21 @@ def backup_incremental(ctx: typer.Context, config: ConfigOption = None, as_json:
     settings = settings_for(ctx, config)
     with progress_display(not as_json) as progress:
         result = wiring.engine(settings, progress).incremental()
+    _print_backup(result, as_json)
+
+
+@backup_app.command("consolidate")
+def backup_consolidate(
+    ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False,
+    min_events: Annotated[int, typer.Option("--min-events", help="only when a restore of the latest point would "
+                                            "replay at least this many events")] = 1,
+) -> None:
+    """Build a full backup from the store (the source is not read), so a restore of the
+    latest point replays nothing."""
+    settings = settings_for(ctx, config)
+    with progress_display(not as_json) as progress:
+        result = consolidate(wiring.engine(settings), progress, work_dir=settings.work_dir or None,
+                             min_events=min_events)
     _print_backup(result, as_json)
 
 

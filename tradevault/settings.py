@@ -73,6 +73,9 @@ class ScheduleSettings(_Section):
     verify: str = "0 4 * * 0"  # cron; "" = never
     drill: bool = True  # a restore drill after every scheduled full backup
     retention: float = 3600.0  # how often retention runs
+    # a full backup built from the store (not the source) once a restore of the latest
+    # point would replay this many events; 0 = never
+    consolidate_after_events: int = 250_000
 
     _durations = field_validator("incremental", "retention", mode="before")(parse_duration)
 
