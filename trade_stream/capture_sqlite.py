@@ -297,29 +297,31 @@ class SqliteCapture:
             if not rows:
                 break
             events = []
+            append = events.append
+            table_of = None  # (name, row end, key end, key positions, latest version?) of the last table
             for r in rows:
                 seq, ts, tbl, op = r[0], r[1], r[2], r[3]
                 if op == OP_SCHEMA:
                     payload = r[c0]
-                    events.append(ChangeEvent(seq, seq, ts, tbl, SCHEMA,
-                                              table_schema=json.loads(payload) if payload else None))
+                    append(ChangeEvent(seq, seq, ts, tbl, SCHEMA,
+                                       table_schema=json.loads(payload) if payload else None))
                     continue
-                versions = history.get(tbl, [])
-                # almost every event is past the table's last schema change: check that first
-                table = versions[-1][1] if versions and versions[-1][0] < seq else _version_at(versions, seq)
-                if table is None:
-                    raise BadInputError(f"change log names table {tbl!r} with no recorded columns")
-                width = len(table.columns)
-                nkeys = len(table.primary_key)
-                if op == OP_INSERT or op == OP_SNAPSHOT:
-                    row = list(r[c0 : c0 + width])
-                    key = [row[i] for i in table.key_indexes()]
-                    events.append(ChangeEvent(seq, seq, ts, tbl, OP_NAMES[op], key, row))
-                elif op == OP_UPDATE:
-                    events.append(ChangeEvent(seq, seq, ts, tbl, UPDATE, list(r[k0 : k0 + nkeys]),
-                                              list(r[c0 : c0 + width])))
+                versions = history.get(tbl, ())
+                # almost every event is past its table's last schema change: check that first
+                if table_of is None or table_of[0] != tbl or not (table_of[4] and versions[-1][0] < seq):
+                    latest = bool(versions) and versions[-1][0] < seq
+                    table = versions[-1][1] if latest else _version_at(versions, seq)
+                    if table is None:
+                        raise BadInputError(f"change log names table {tbl!r} with no recorded columns")
+                    table_of = (tbl, c0 + len(table.columns), k0 + len(table.primary_key), table.key_indexes(), latest)
+                _, c_end, k_end, key_indexes, _ = table_of
+                if op == OP_UPDATE:
+                    append(ChangeEvent(seq, seq, ts, tbl, UPDATE, list(r[k0:k_end]), list(r[c0:c_end])))
+                elif op == OP_INSERT or op == OP_SNAPSHOT:
+                    row = list(r[c0:c_end])
+                    append(ChangeEvent(seq, seq, ts, tbl, OP_NAMES[op], [row[i] for i in key_indexes], row))
                 else:
-                    events.append(ChangeEvent(seq, seq, ts, tbl, DELETE, list(r[k0 : k0 + nkeys])))
+                    append(ChangeEvent(seq, seq, ts, tbl, DELETE, list(r[k0:k_end])))
             yield events
             position = rows[-1][0]
 
