@@ -84,7 +84,7 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             conn.execute("PRAGMA journal_mode = OFF")  # a private temp file: the rename is the commit
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA foreign_keys = OFF")
-            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: replayed updates hit random pages
+            conn.execute("PRAGMA cache_size = -49152")  # 48 MiB: replayed updates hit pages all over
             conn.execute("BEGIN")
             remove_capture_objects(conn)
             applier = SqliteApplier(conn, DatabaseSchema.from_dict(schema_of(store, plan.full)))

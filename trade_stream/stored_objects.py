@@ -49,7 +49,7 @@ def events_of(store: BackupStore, entry: ManifestEntry) -> Iterator[list[ChangeE
 
     def consume(reader: ObjectReader) -> Any:
         expect_codec(reader, CODEC_EVENTS)
-        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # bigger bodies wait on disk
         for chunk in reader.body_chunks():
             spool.write(chunk)
         return spool
