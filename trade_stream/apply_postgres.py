@@ -13,6 +13,10 @@ checked.
   parameter carries an explicit cast to the column's type; every update and delete must
   hit exactly one row each, and an insert that collides is a divergence too: replay stops
   with an IntegrityError.
+* Runs of at least ``COPY_ROWS`` events with distinct keys and no key change (what
+  folding hands out, see net_effect) go through COPY instead: inserts straight into the
+  table; updates and deletes into a scratch table joined with the target through its
+  primary key in one statement, whose row count must equal the run's length.
 * A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it
   refill it.
 """
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 ValueMap = Callable[[list[Any]], list[Any]]
 BATCH_ROWS = 500
+COPY_ROWS = 2000  # runs at least this long are applied through COPY
 
 
 def cast_type(declared: str) -> str:
@@ -247,6 +252,56 @@ class PostgresApplier:
             groups.append((True, batch))
         return groups
 
+    def _copyable(self, table: str, op: str, params: list[Any]) -> bool:
+        """Big runs with distinct keys and no key change (what folding hands out) go through
+        COPY: one round trip and one statement for the whole run."""
+        if len(params) < COPY_ROWS:
+            return False
+        if op in (INSERT, SNAPSHOT):
+            return True
+        schema = self.tables[table]
+        nkeys = len(schema.primary_key)
+        if op == DELETE:
+            keys = [tuple(p) for p in params]
+        else:
+            key_idx = schema.key_indexes()
+            keys = [tuple(p[-nkeys:]) for p in params]
+            if any(tuple(p[i] for i in key_idx) != k for p, k in zip(params, keys)):
+                return False
+        try:
+            return len(set(keys)) == len(keys)
+        except TypeError:  # unhashable key values
+            return False
+
+    def _flush_copy(self, cursor: Any, table: str, op: str, params: list[Any]) -> int:
+        """COPY into the table (inserts) or into a scratch table joined with it through the
+        primary key (updates, deletes); returns the rows the statement touched."""
+        schema = self.tables[table]
+        name = quote_ident(table)
+        cols = [quote_ident(c) for c in schema.column_names]
+        keys = [quote_ident(k) for k in schema.primary_key]
+        if op in (INSERT, SNAPSHOT):
+            with cursor.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
+                for param in params:
+                    copy.write_row(param)
+            return len(params)
+        carried = cols if op == UPDATE else keys
+        width = len(cols)
+        cursor.execute(f"CREATE TEMP TABLE _tradevault_apply AS SELECT {', '.join(carried)} FROM {name} WITH NO DATA")
+        try:
+            with cursor.copy(f"COPY _tradevault_apply ({', '.join(carried)}) FROM STDIN") as copy:
+                for param in params:
+                    copy.write_row(param[:width] if op == UPDATE else param)
+            where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
+            if op == UPDATE:
+                sets = ", ".join(f"{c} = v.{c}" for c in cols)
+                cursor.execute(f"UPDATE {name} AS t SET {sets} FROM _tradevault_apply AS v WHERE {where}")
+            else:
+                cursor.execute(f"DELETE FROM {name} AS t USING _tradevault_apply AS v WHERE {where}")
+            return cursor.rowcount
+        finally:
+            cursor.execute("DROP TABLE _tradevault_apply")
+
     def _flush(self, table: str, op: str, params: list[Any]) -> None:
         if not params:
             return
@@ -254,6 +309,16 @@ class PostgresApplier:
 
         self._statement(table, op)  # unknown table / operation -> IntegrityError
         try:
+            if self._copyable(table, op, params):
+                with self.conn.cursor() as cursor:
+                    rowcount = self._flush_copy(cursor, table, op, params)
+                if rowcount != len(params):
+                    raise IntegrityError(
+                        f"replay diverged from the source: {op} of {len(params) - rowcount} "
+                        f"missing row(s) in table {table!r}"
+                    )
+                self.applied += len(params)
+                return
             with self.conn.cursor() as cursor, psycopg.RawCursor(self.conn) as raw:
                 for batched, group in self._groups(table, op, params):
                     if batched and len(group) > 1:
