@@ -56,10 +56,11 @@ def consolidate(engine: BackupEngine, progress: Progress = no_progress, *, work_
             path = Path(tmp) / "consolidated.sqlite"
             restored = restore_sqlite(engine.store, plan, DatabaseService(f"sqlite:///{path}"), progress=progress)
             info = _snapshot_info(path, restored.last_seq, restored.tables, plan.full.capture_id)
-            result = engine.store_full_file(path, info, restored.last_ts or plan.full.last_ts or 0, {
-                "consolidated_from": [plan.full.object, *restored.incrementals],
-                "events_replayed": restored.events,
-            })
+            origin = {"consolidated_from": [plan.full.object, *restored.incrementals],
+                      "events_replayed": restored.events}
+            # the same restore point as the last incremental: the same config commits
+            result = engine.store_full_file(path, info, restored.last_ts or plan.full.last_ts or 0, origin,
+                                            dict(plan.incrementals[-1].config))
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 

@@ -185,7 +185,7 @@ class BackupEngine:
         returns it and the locations that now hold both."""
         entry = mf.seal(
             mf.ManifestEntry(source=self.store.source, bytes=stored.size, sha256=stored.sha256, created_at=now_us(),
-                             **self._extra_fields(stored.plain_size, stored.plain_sha256), **fields),
+                             **{**self._extra_fields(stored.plain_size, stored.plain_sha256), **fields}),
             previous,
         )
         return entry, self._publish(entry, stored.locations, stored.failed)
@@ -288,18 +288,21 @@ class BackupEngine:
         return {"seq": seq, "schema": schema, "counts": counts, "capture_id": capture_id}
 
     def store_full_file(self, path: Path, info: dict[str, Any], snapshot_ts: int,
-                        origin: dict[str, Any]) -> BackupResult:
+                        origin: dict[str, Any], config: dict[str, str]) -> BackupResult:
         """A database file already at ``info["seq"]`` of the current chain, built from the
         store rather than copied from the source (a consolidation), stored as the next full
-        backup; ``origin`` says what it was built from. The caller holds ``exclusive()``."""
+        backup; ``origin`` says what it was built from, ``config`` the config commits live at
+        that point. The caller holds ``exclusive()``."""
         started = time.perf_counter()
-        result = self._store_snapshot(path, info, snapshot_ts, self.store.entries_for_write(), origin)
+        result = self._store_snapshot(path, info, snapshot_ts, self.store.entries_for_write(), origin,
+                                      {"config": config})
         result.seconds = round(time.perf_counter() - started, 3)
         result.warnings = self.warnings
         return result
 
     def _store_snapshot(self, copy_path: Path, info: dict[str, Any], snapshot_ts: int,
-                        entries: list[mf.ManifestEntry], origin: dict[str, Any] | None = None) -> BackupResult:
+                        entries: list[mf.ManifestEntry], origin: dict[str, Any] | None = None,
+                        entry_fields: dict[str, Any] | None = None) -> BackupResult:
         n = entries[-1].n + 1 if entries else 1
         key = mf.object_key(n, mf.FULL)
         seq, schema, counts = info["seq"], info["schema"], info["counts"]
@@ -321,7 +324,7 @@ class BackupEngine:
             stored_object, entries[-1] if entries else None,
             n=n, kind=mf.FULL, object=key, capture_id=info["capture_id"], after_seq=seq, first_seq=seq,
             last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts, count=sum(counts.values()),
-            schema_hash=schema.schema_hash(), tables=counts,
+            schema_hash=schema.schema_hash(), tables=counts, **(entry_fields or {}),
         )
         return BackupResult.of(entry, stored)
 

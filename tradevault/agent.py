@@ -12,6 +12,7 @@ stored chain: the change log is pruned only after its events are stored everywhe
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -26,6 +27,7 @@ from restore.drill import restore_drill
 from restore.verify import verify_store
 from trade_stream.backup import chain_position
 from trade_stream.capture_sqlite import CHANGES, SqliteCapture
+from trade_stream.errors import StorageError
 from trade_stream.manifest import FULL
 from trade_stream.retention import RetentionPolicy, plan_retention
 from tradevault import wiring
@@ -56,6 +58,38 @@ def config_heads(paths: list[Path]) -> dict[str, str]:
         finally:
             repo.close()
     return heads
+
+
+def consolidate_in_child(settings: Settings, min_events: int) -> dict[str, Any]:
+    """A consolidation in a fresh process: it restores a whole database, and CPython keeps
+    most of the memory that touches, which a long-running agent must not carry ever after."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_consolidate_child, name="tradevault-consolidate",
+                              args=(settings.model_dump(mode="json"), min_events, sender))
+    process.start()
+    sender.close()
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        outcome = {"error": "the consolidation process ended without a result"}
+    finally:
+        receiver.close()
+        process.join()
+    if "error" in outcome:
+        raise StorageError(f"consolidation failed: {outcome['error']} (exit status {process.exitcode})")
+    return outcome
+
+
+def _consolidate_child(settings_data: dict[str, Any], min_events: int, sender: Any) -> None:
+    try:
+        settings = Settings(**settings_data)
+        result = consolidate(wiring.engine(settings), work_dir=settings.work_dir or None, min_events=min_events)
+        sender.send(result.to_json())
+    except Exception as exc:  # noqa: BLE001 - reported to the agent, which logs and retries
+        sender.send({"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+    finally:
+        sender.close()
 
 
 class Agent:
@@ -313,8 +347,7 @@ class Agent:
             return
         self.since_full = events_since_full(self.engine)  # the store knows best
         if self.since_full >= threshold and self._job(
-                "consolidate", lambda: consolidate(self.engine, work_dir=self.settings.work_dir or None,
-                                                   min_events=threshold)):
+                "consolidate", lambda: consolidate_in_child(self.settings, threshold)):
             self.since_full = 0
 
     def _location_metrics(self) -> None:

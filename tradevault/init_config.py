@@ -29,6 +29,7 @@ sqlite_wal = true             # switch SQLite to WAL so backups never block the 
 [schedule]
 full = "0 3 * * *"            # cron, agent's local time
 incremental = "30s"           # captured changes are sealed at least this often
+consolidate_after_events = 250000  # a full built from the store once a restore would replay this many
 
 [kafka]
 bootstrap_servers = ""        # empty = Kafka sink off
