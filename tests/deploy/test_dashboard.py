@@ -38,7 +38,7 @@ NEEDS_ADDING: dict[str, tuple[str, ...]] = {
 }
 # Labels Prometheus attaches to every scraped series.
 TARGET_LABELS = {"instance", "job"}
-JOBS = {"full", "incremental", "drill", "verify", "retention"}
+JOBS = {"full", "incremental", "drill", "verify", "retention", "consolidate"}  # the agent's job names
 SEVERITIES = {"critical", "warning", "info"}
 EXPECTED_ALERTS = {
     "TradevaultNoFullBackup", "TradevaultDrillFailed", "TradevaultCaptureLagHigh",
