@@ -17,7 +17,7 @@ from pathlib import Path
 
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
-from trade_stream.backup import BackupEngine, BackupResult
+from trade_stream.backup import BackupEngine, BackupResult, at_low_priority
 from trade_stream.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.manifest import FULL
@@ -38,7 +38,12 @@ def events_since_full(engine: BackupEngine) -> int:
 def consolidate(engine: BackupEngine, progress: Progress = no_progress, *, work_dir: str | None = None,
                 min_events: int = 1) -> BackupResult:
     """Store the latest point as a full backup when a restore would replay at least
-    ``min_events`` events to reach it; otherwise store nothing (``skipped`` says why)."""
+    ``min_events`` events to reach it; otherwise store nothing (``skipped`` says why).
+    Runs below the bot's CPU and disk priority, like a full backup."""
+    return at_low_priority(lambda: _consolidate(engine, progress, work_dir, min_events))
+
+
+def _consolidate(engine: BackupEngine, progress: Progress, work_dir: str | None, min_events: int) -> BackupResult:
     started = time.perf_counter()
     with engine.exclusive():
         entries, damaged = engine.store.entries_and_damage()
