@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import DEMO_KEYS
-from trade_stream.digest import database_digest
+from tests.tradevault.conftest import config_text, digest_of
 from tradevault.workload import TradingWorkload, create_database
-
-
-def _digest(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(path)
-    try:
-        return database_digest(conn, DEMO_KEYS)
-    finally:
-        conn.close()
 
 
 def _fulls(manifest: Path) -> list[dict]:
@@ -35,12 +25,7 @@ def test_agent_stores_a_consolidated_full_once_the_replay_would_pass_the_thresho
     create_database(db)
     TradingWorkload(db, seed=1).run(30)
     config = tmp_path / "tradevault.toml"
-    config.write_text(f"""
-[database]
-url = "sqlite:///{db}"
-[[locations]]
-name = "local"
-url = "file://{tmp_path / 'backups'}"
+    config.write_text(config_text(f"sqlite:///{db}", {"local": tmp_path / "backups"}, extra=f"""
 [schedule]
 incremental = "300ms"
 verify = ""
@@ -49,7 +34,7 @@ consolidate_after_events = 150
 state_dir = "{tmp_path / 'state'}"
 [config_vcs]
 paths = []
-""")
+"""))
     manifest = tmp_path / "backups" / "tradesv3" / "manifest"
     log = tmp_path / "agent.log"
     with open(log, "wb") as out:
@@ -80,4 +65,4 @@ paths = []
     result = json.loads(restored.stdout)
     consolidated = _fulls(manifest)[1]
     assert int(result["full"].split("/")[-1][:10]) >= consolidated["n"]
-    assert _digest(tmp_path / "r.sqlite") == _digest(db)
+    assert digest_of(tmp_path / "r.sqlite") == digest_of(db)
