@@ -15,6 +15,7 @@ import contextlib
 import sqlite3
 from typing import Any, Iterator
 
+from trade_stream.database import DatabaseService
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -53,11 +54,9 @@ class SqliteApplier:
         in key order (see net_effect): no UNIQUE constraint besides the primary key, whose
         columns compare as Python compares them (binary collation)."""
         schema = self.tables.get(table)
-        if schema is None:
+        if schema is None or DatabaseService.unique_besides_key(self.conn, table):
             return None
-        for _, index, unique, origin, _partial in self.conn.execute(f"PRAGMA index_list({quote_ident(table)})"):
-            if unique and origin != "pk":
-                return None
+        for _, index, _, origin, _ in self.conn.execute(f"PRAGMA index_list({quote_ident(table)})"):
             if origin == "pk":
                 info = self.conn.execute(f"PRAGMA index_xinfo({quote_ident(index)})").fetchall()
                 if any(key and (coll or "BINARY").upper() != "BINARY" for *_, coll, key in info):

@@ -59,7 +59,7 @@ class SyncReport:
     first_install: bool = False
 
 
-def _lit(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -205,7 +205,7 @@ class SqliteCapture:
         self._drop_triggers(conn, table.name)
         names = self._trigger_names(table.name)
         target = quote_ident(table.name)
-        tbl = _lit(table.name)
+        tbl = sql_literal(table.name)
         cols = [quote_ident(c) for c in table.column_names]
         keys = [quote_ident(k) for k in table.primary_key]
         c_list = ", ".join(f"c{i}" for i in range(len(cols)))

@@ -140,6 +140,13 @@ class DatabaseService:
         return row[0] == 0
 
     @staticmethod
+    def unique_besides_key(conn: sqlite3.Connection, table: str) -> bool:
+        """Whether a UNIQUE index other than the primary key ties the table's rows together
+        (then an UPDATE OR REPLACE can delete a row without a delete of its own)."""
+        return any(unique and origin != "pk"
+                   for _, _, unique, origin, _ in conn.execute(f"PRAGMA index_list({quote_ident(table)})"))
+
+    @staticmethod
     def row_counts(conn: sqlite3.Connection, tables: Iterable[str]) -> dict[str, int]:
         return {t: conn.execute(f"SELECT count(*) FROM {quote_ident(t)}").fetchone()[0] for t in tables}
 
