@@ -144,13 +144,20 @@ class ObjectReader:
             raise IntegrityError(f"{name}: unsupported object format {self.header.format}")
         self._body_len = size - 12 - header_len - TRAILER_SIZE
 
-    def body_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """Decompressed body; raises IntegrityError on any corruption of the compressed data."""
+    def body_chunks(self, chunk_size: int = 1 << 20, *, reuse: bool = False) -> Iterator[bytes | memoryview]:
+        """Decompressed body; raises IntegrityError on any corruption of the compressed data.
+        ``reuse``: every chunk is a view of one buffer, valid until the next is asked for
+        (no fresh memory per chunk: for a caller that writes each chunk straight away)."""
         body = _BodyReader(self.raw, self._body_len, self.sha)
         reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
+        buffer = memoryview(bytearray(chunk_size)) if reuse else None
         try:
             while True:
-                chunk = reader.read(chunk_size)
+                if buffer is not None:
+                    got = reader.readinto(buffer)
+                    chunk: bytes | memoryview = buffer[:got]
+                else:
+                    chunk = reader.read(chunk_size)
                 if not chunk:
                     break
                 yield chunk

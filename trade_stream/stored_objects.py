@@ -33,7 +33,7 @@ def decompress_full(store: BackupStore, entry: ManifestEntry, path: Path,
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             done = 0
-            for chunk in reader.body_chunks(4 << 20):
+            for chunk in reader.body_chunks(4 << 20, reuse=True):
                 out.write(chunk)
                 done += len(chunk)
                 progress("decompress", done, None)
