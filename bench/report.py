@@ -164,6 +164,11 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
                          f"{x['mean_ms']:.3f} / {x['max_ms']:.1f} ms", _ratio(ratio), g))
         if "during_full" in lat:
             rows.append((f"(full backups during the last row: {lat['during_full']['background_fulls']})", "", "", "", "", ""))
+        if lat.get("rounds"):
+            rows.append((f"(ratios: median of {len(lat['rounds'])} rounds; per round p99 on/off "
+                         + ", ".join(f"{x['p99_ratio']:.2f}" for x in lat["rounds"]) + "; during full/off "
+                         + ", ".join(f"{x['during_full_p99_ratio']:.2f}" for x in lat["rounds"]) + ")",
+                         "", "", "", "", ""))
         out.append(("Capture: trading-commit latency", H3, rows))
     ag = m.get("agent")
     if ag:

@@ -96,7 +96,7 @@ def op_incremental(db_url: str, store_root: str, source: str, work_dir: str) -> 
 def op_consolidate(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
     """A full backup built from the store (what the agent does past consolidate_after_events)."""
     engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
-    result, seconds = _timed("consolidate", lambda: consolidate(engine, work_dir=work_dir))
+    result, seconds = _timed("consolidate", lambda: consolidate(engine, work_dir=work_dir or None))
     return {"seconds": seconds, "engine_seconds": result.seconds, "bytes": result.bytes, "rows": result.count,
             "n": result.n, "last_seq": result.last_seq, "skipped": result.skipped}
 

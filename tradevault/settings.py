@@ -112,6 +112,7 @@ class MetricsSettings(_Section):
 class BackupSettings(_Section):
     min_locations: int = 0  # a backup succeeds when stored in this many locations; 0 = all
     compression_level: int = 3
+    copy_in_memory: bool = True  # without a work_dir: a full backup's transient copy in /dev/shm when it fits
 
 
 class EncryptionSettings(_Section):
@@ -182,7 +183,7 @@ class Settings(BaseSettings):
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     config_vcs: ConfigVcsSettings = Field(default_factory=ConfigVcsSettings)
-    work_dir: str = ""  # scratch space for snapshots being compressed; default: system temp
+    work_dir: str = ""  # scratch space for snapshots being compressed; default: memory if it fits, else system temp
 
     @classmethod
     def settings_customise_sources(

@@ -54,4 +54,5 @@ def engine(settings: Settings, progress: Progress = no_progress, *, db: Database
         return PostgresBackupEngine(db, backup_store, work_dir=settings.work_dir,  # type: ignore[return-value]
                                     level=settings.backup.compression_level, progress=progress, annotate=annotate)
     return BackupEngine(db, backup_store, work_dir=settings.work_dir, level=settings.backup.compression_level,
-                        use_wal=settings.database.sqlite_wal, progress=progress, annotate=annotate)
+                        use_wal=settings.database.sqlite_wal, progress=progress, annotate=annotate,
+                        copy_in_memory=settings.backup.copy_in_memory)

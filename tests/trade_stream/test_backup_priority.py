@@ -40,3 +40,62 @@ def test_errors_of_low_priority_work_reach_the_caller():
 
     with pytest.raises(ValueError, match="disk full"):
         at_low_priority(fail)
+
+
+# -- the full backup's transient copy stays off the bot's disk when memory allows ---------------------------
+def _engine(tmp_path, monkeypatch, work_dir: str = ""):
+    import sqlite3
+
+    from trade_stream import backup
+    from trade_stream.backup import BackupEngine
+    from trade_stream.database import DatabaseService
+    from trade_stream.locations import open_location
+    from trade_stream.store import BackupStore
+
+    scratch = tmp_path / "memory"
+    scratch.mkdir()
+    monkeypatch.setattr(backup, "MEMORY_SCRATCH", scratch)  # stands in for /dev/shm
+    db = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 100) for i in range(2000)])
+    conn.commit()
+    conn.close()
+    store = BackupStore("db", [open_location("local", f"file://{tmp_path / 'backups'}")])
+    return BackupEngine(DatabaseService(f"sqlite:///{db}"), store, work_dir=work_dir), scratch
+
+
+def test_the_copy_goes_to_memory_scratch_and_a_killed_backups_leftover_is_removed(tmp_path, monkeypatch):
+    import shutil as sh
+
+    from trade_stream import backup
+
+    engine, scratch = _engine(tmp_path, monkeypatch)
+    seen: list[str] = []
+    real_copy = backup.BackupEngine._copy
+    monkeypatch.setattr(backup.BackupEngine, "_copy",
+                        lambda self, conn, path: seen.append(str(path.parent.parent)) or real_copy(self, conn, path))
+    leftover = scratch / f"tradevault-full-{engine._source_digest()}-killed"
+    leftover.mkdir()
+    (leftover / "snapshot.sqlite").write_bytes(b"x" * 1000)
+    other_source = scratch / "tradevault-full-0123456789abcdef-other"
+    other_source.mkdir()
+    assert engine.full().count == 2000
+    assert seen == [str(scratch)]
+    assert sorted(p.name for p in scratch.iterdir()) == [other_source.name]  # its own leftover gone, the rest kept
+    sh.rmtree(other_source)
+
+
+def test_a_configured_work_dir_or_too_little_memory_keeps_the_copy_on_disk(tmp_path, monkeypatch):
+    from trade_stream import backup
+
+    work = tmp_path / "work"
+    work.mkdir()
+    engine, scratch = _engine(tmp_path, monkeypatch, work_dir=str(work))
+    seen: list[str] = []
+    real_copy = backup.BackupEngine._copy
+    monkeypatch.setattr(backup.BackupEngine, "_copy",
+                        lambda self, conn, path: seen.append(str(path.parent.parent)) or real_copy(self, conn, path))
+    engine.full()
+    assert seen == [str(work)]
+    assert backup.memory_scratch(1 << 62) is None  # larger than any machine's memory
