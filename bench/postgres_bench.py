@@ -10,8 +10,8 @@ measures, in the same run:
   and that the restore equals the source (digest);
 * capture throughput: row changes decoded and stored per second by an incremental
   (goal: >= 20,000/s);
-* trading-commit latency with capture on (slot + an incremental every 0.5 s) versus off
-  (no slot), p99 ratio (goal: <= 1.1).
+* trading-commit latency with capture on (slot + an incremental every 0.5 s) versus off, A/B
+  interleaved in batches of 50 (no slot; the sealing paused), p99 ratio (goal: <= 1.1).
 
 Writes ``DIR/results.json`` (``goals``: ``{"name", "value", "goal", "ok"}``, like
 ``python -m bench``) and ``DIR/RESULTS.md``. The cluster runs with fsync off on both sides
@@ -119,40 +119,59 @@ def timed(fn) -> tuple[float, Any]:
     return time.perf_counter() - started, value
 
 
-def latency(url: str, transactions: int, background=None) -> dict:
-    from trade_stream.postgres_database import PostgresDatabase
+def _transaction(conn: Any, i: int) -> int:
+    started = time.perf_counter_ns()
+    with conn.transaction():
+        conn.execute("INSERT INTO orders (trade_id, side, price, amount, filled, status)"
+                     " VALUES (%s, 'buy', 100.5, 1.25, 0, 'open')", (1 + i % 100,))
+        conn.execute("UPDATE trades SET close_rate = close_rate + 1 WHERE id = %s", (1 + i % 100,))
+    return time.perf_counter_ns() - started
 
-    conn = PostgresDatabase(url).connect()
-    stop = threading.Event()
-    thread = None
-    if background is not None:
-        def loop() -> None:
-            # the capture is background work: lowest CPU priority for this thread
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-            while not stop.is_set():
-                background()
-                stop.wait(0.5)
 
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-    samples = []
-    try:
-        for i in range(transactions + 100):
-            started = time.perf_counter_ns()
-            with conn.transaction():
-                conn.execute("INSERT INTO orders (trade_id, side, price, amount, filled, status)"
-                             " VALUES (%s, 'buy', 100.5, 1.25, 0, 'open')", (1 + i % 100,))
-                conn.execute("UPDATE trades SET close_rate = close_rate + 1 WHERE id = %s", (1 + i % 100,))
-            if i >= 100:
-                samples.append(time.perf_counter_ns() - started)
-    finally:
-        stop.set()
-        if thread:
-            thread.join()
-        conn.close()
+def _summary(samples: list[int]) -> dict:
     ms = sorted(s / 1e6 for s in samples)
     return {"transactions": len(ms), "p50_ms": ms[len(ms) // 2], "p99_ms": ms[int(len(ms) * 0.99) - 1],
             "mean_ms": statistics.fmean(ms)}
+
+
+def latency_ab(url_off: str, url_on: str, transactions: int, background, batch: int = 50) -> dict:
+    """Commit latency without and with capture, A/B interleaved in batches: the capture side
+    runs with its background sealing (an incremental every 0.5 s, at the lowest CPU
+    priority) active, the other side with it paused, alternating so both see the same
+    machine."""
+    from trade_stream.postgres_database import PostgresDatabase
+
+    conns = {"off": PostgresDatabase(url_off).connect(), "on": PostgresDatabase(url_on).connect()}
+    active, stop = threading.Event(), threading.Event()
+
+    def loop() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        while not stop.is_set():
+            if active.is_set():
+                background()
+            stop.wait(0.5)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    samples: dict[str, list[int]] = {"off": [], "on": []}
+    try:
+        for i in range(100):  # warm-up, both sides
+            _transaction(conns["off"], i)
+            _transaction(conns["on"], i)
+        order = ["off", "on"]
+        i = 0
+        while len(samples["off"]) < transactions:
+            for side in order:
+                (active.set if side == "on" else active.clear)()
+                samples[side].extend(_transaction(conns[side], i + k) for k in range(batch))
+            i += batch
+            order.reverse()
+    finally:
+        stop.set()
+        thread.join()
+        for conn in conns.values():
+            conn.close()
+    return {"off": _summary(samples["off"]), "on": _summary(samples["on"]), "batch": batch}
 
 
 def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:
@@ -244,12 +263,12 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         conn.close()
         cluster.admin("CREATE DATABASE lat_off TEMPLATE src")
         cluster.admin("CREATE DATABASE lat_on TEMPLATE src")
-        off = latency(cluster.url("lat_off"), latency_tx)
         on_db = PostgresDatabase(cluster.url("lat_on"))
         on_store = BackupStore("lat_on", [open_location("one", f"file://{root / 'lat-store'}")])
         PostgresBackupEngine(on_db, on_store).full()
-        on = latency(cluster.url("lat_on"), latency_tx, lambda: PostgresBackupEngine(on_db, on_store).incremental())
-        m["commit_latency"] = {"off": off, "on": on, "p99_ratio": on["p99_ms"] / off["p99_ms"]}
+        lat = latency_ab(cluster.url("lat_off"), cluster.url("lat_on"), latency_tx,
+                         lambda: PostgresBackupEngine(on_db, on_store).incremental())
+        m["commit_latency"] = {**lat, "p99_ratio": lat["on"]["p99_ms"] / lat["off"]["p99_ms"]}
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
