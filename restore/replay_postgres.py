@@ -119,11 +119,12 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         for table in schema.tables:
             create_table(conn, table, with_key=False)
         loader(conn, store, plan.full, schema, progress)
-        for table in schema.tables:
-            add_primary_key(conn, table)
-            finish_table(conn, table)
-        applier = PostgresApplier(conn, schema, convert, map_schema)
+        # Keys and indexes are built after the events that can do without them (see
+        # PostgresApplier.keyless): big folded runs join the heap by hashing, once.
+        applier = PostgresApplier(conn, schema, convert, map_schema, keyless={t.name for t in schema.tables})
         result = replay_events(store, plan, applier, progress)
+        for name in sorted(applier.keyless):
+            applier.build_keys(name)
         original = {t.name: t for t in schema.tables}
         recreated = [n for n, t in applier.tables.items() if original.get(n) is not t]
         for name in sorted(recreated):

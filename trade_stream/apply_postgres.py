@@ -141,8 +141,14 @@ class PostgresApplier:
 
     def __init__(self, conn: "psycopg.Connection", schema: DatabaseSchema,
                  convert: Callable[[TableSchema], tuple[ValueMap, ValueMap]] | None = None,
-                 map_schema: Callable[[TableSchema], TableSchema] | None = None) -> None:
+                 map_schema: Callable[[TableSchema], TableSchema] | None = None,
+                 keyless: set[str] | None = None) -> None:
+        """``keyless``: tables just bulk-loaded whose primary key and indexes are not built
+        yet. Runs through COPY apply to them as they are (updates and deletes join the heap
+        by hashing, no index is maintained row by row); anything else builds the table's key
+        first. ``build_keys`` finishes a table; a duplicate key found then is a divergence."""
         self.conn = conn
+        self.keyless = set(keyless or ())
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
         self.convert = convert
         self.map_schema = map_schema
@@ -252,6 +258,20 @@ class PostgresApplier:
             groups.append((True, batch))
         return groups
 
+    def build_keys(self, table: str) -> None:
+        """Primary key, indexes, defaults and identity of a table loaded without them."""
+        import psycopg
+
+        self.keyless.discard(table)
+        schema = self.tables[table]
+        try:
+            with self.conn.transaction():  # a savepoint: the error below leaves the rest intact
+                add_primary_key(self.conn, schema)
+                finish_table(self.conn, schema)
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(f"replay diverged from the source on table {table!r}: "
+                                 f"{str(exc).splitlines()[0]}") from None
+
     def _copyable(self, table: str, op: str, params: list[Any]) -> bool:
         """Big runs with distinct keys and no key change (what folding hands out) go through
         COPY: one round trip and one statement for the whole run."""
@@ -293,12 +313,19 @@ class PostgresApplier:
                 for param in params:
                     copy.write_row(param[:width] if op == UPDATE else param)
             where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
+            keyless = table in self.keyless
+            if keyless:  # no index to join through: hash the run, scan the heap once
+                cursor.execute("ANALYZE _tradevault_apply")
+                cursor.execute("SET LOCAL enable_hashjoin = on")
             if op == UPDATE:
                 sets = ", ".join(f"{c} = v.{c}" for c in cols)
                 cursor.execute(f"UPDATE {name} AS t SET {sets} FROM _tradevault_apply AS v WHERE {where}")
             else:
                 cursor.execute(f"DELETE FROM {name} AS t USING _tradevault_apply AS v WHERE {where}")
-            return cursor.rowcount
+            rowcount = cursor.rowcount
+            if keyless:
+                cursor.execute("SET LOCAL enable_hashjoin = off")
+            return rowcount
         finally:
             cursor.execute("DROP TABLE _tradevault_apply")
 
@@ -308,8 +335,11 @@ class PostgresApplier:
         import psycopg
 
         self._statement(table, op)  # unknown table / operation -> IntegrityError
+        copyable = self._copyable(table, op, params)
+        if not copyable and table in self.keyless:
+            self.build_keys(table)  # small batches find their rows through the key's index
         try:
-            if self._copyable(table, op, params):
+            if copyable:
                 with self.conn.cursor() as cursor:
                     rowcount = self._flush_copy(cursor, table, op, params)
                 if rowcount != len(params):
@@ -353,6 +383,7 @@ class PostgresApplier:
                 self._flush(table, op, [tuple(row_map(e.row or [])) for e in run])
 
     def _apply_schema(self, event: ChangeEvent) -> None:
+        self.keyless.discard(event.table)  # recreated below with its key
         self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
         self._maps.pop(event.table, None)

@@ -71,3 +71,35 @@ def test_a_copied_run_that_misses_rows_stops_the_restore(pg, work_dir):
     finally:
         conn.rollback()
         conn.close()
+
+
+def test_runs_applied_before_the_key_is_built_are_checked_when_it_is(pg, work_dir):
+    """Restore builds keys after the big runs: a run that misses rows still fails at once,
+    and an insert that duplicates a key fails when the key is built."""
+    from trade_stream.events import INSERT, UPDATE, ChangeEvent
+    from trade_stream.postgres_database import PostgresDatabase
+    from trade_stream.schema import DatabaseSchema
+
+    db = pg.new("dst")
+    execute(db, "CREATE TABLE k (id bigint PRIMARY KEY, v text)")
+    conn = connect(db)
+    try:
+        schema = DatabaseSchema(dialect="postgresql", tables=[PostgresDatabase.table_schema(conn, "k")])
+        conn.execute("ALTER TABLE k DROP CONSTRAINT k_pkey")  # as restore loads it: no key yet
+        conn.execute(f"INSERT INTO k SELECT g, 'x' FROM generate_series(1, {N}) g")
+        applier = PostgresApplier(conn, schema, keyless={"k"})
+        applier.apply([ChangeEvent(i, i, i, "k", UPDATE, [i], [i, "y"]) for i in range(1, N + 1)])
+        assert conn.execute("SELECT count(*) FROM k WHERE v = 'y'").fetchone()[0] == N
+        with pytest.raises(IntegrityError, match="missing row"):
+            applier.apply([ChangeEvent(i, i, i, "k", UPDATE, [i], [i, "z"]) for i in range(2, N + 2)])
+        conn.rollback()
+
+        conn.execute("ALTER TABLE k DROP CONSTRAINT IF EXISTS k_pkey")
+        conn.execute(f"INSERT INTO k SELECT g, 'x' FROM generate_series(1, {N}) g")
+        applier = PostgresApplier(conn, schema, keyless={"k"})
+        applier.apply([ChangeEvent(i, i, i, "k", INSERT, [i], [i, "new"]) for i in range(N, 2 * N)])  # N exists
+        with pytest.raises(IntegrityError, match="diverged"):
+            applier.build_keys("k")
+    finally:
+        conn.rollback()
+        conn.close()
