@@ -14,9 +14,9 @@ from typing import Any
 
 from trade_stream.capture_postgres import PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError
-from trade_stream.manifest import FULL, INCREMENTAL, summary
 from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.postgres_wal2json import commit_ts_us, decode_message
+from trade_stream.status import status_report
 from trade_stream.store import BackupStore
 
 PEEK_LIMIT = 100_000
@@ -69,25 +69,10 @@ def capture_status(db: PostgresDatabase, slot: str) -> dict[str, Any]:
 def postgres_source_status(db: PostgresDatabase, store: BackupStore) -> dict[str, Any]:
     catalogs = store.catalogs()
     entries = store.merged(catalogs)
-    last_full = next((e for e in reversed(entries) if e.kind == FULL), None)
-    last_incr = next((e for e in reversed(entries) if e.kind == INCREMENTAL), None)
     capture = capture_status(db, slot_name_for(store.source))
     if capture.get("installed") and entries:
         capture["last_seq"] = entries[-1].last_seq
-    locations = [
-        {"name": c.location.name, "url": c.location.url, "ok": not c.error and not c.problems,
-         "entries": len(c.entries), "behind": len(entries) - len(c.entries),
-         "error": c.error or "; ".join(p for _, p in c.problems[:3])}
-        for c in catalogs
-    ]
-    return {
-        "database": db.safe_url(),
-        "source": store.source,
-        "capture": capture,
-        "last_full": summary(last_full) if last_full else None,
-        "last_incremental": summary(last_incr) if last_incr else None,
-        "locations": locations,
-    }
+    return status_report(db.safe_url(), store.source, capture, catalogs, entries)
 
 
 def uninstall_capture(db: PostgresDatabase, source: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import Any
 from trade_stream.backup import chain_position
 from trade_stream.capture_sqlite import SqliteCapture
 from trade_stream.database import DatabaseService
-from trade_stream.manifest import FULL, INCREMENTAL, summary
-from trade_stream.store import BackupStore
+from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, summary
+from trade_stream.store import BackupStore, LocationCatalog
 
 
 def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:
@@ -32,6 +32,13 @@ def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:
                 }
         finally:
             conn.close()
+    return status_report(db.url_text, store.source, capture, catalogs, entries)
+
+
+def status_report(database: str, source: str, capture: dict[str, Any], catalogs: list[LocationCatalog],
+                  entries: list[ManifestEntry]) -> dict[str, Any]:
+    """The report every dialect shares: its capture state, the newest backups, and how far
+    each location is behind the merged catalog."""
     last_full = next((e for e in reversed(entries) if e.kind == FULL), None)
     last_incr = next((e for e in reversed(entries) if e.kind == INCREMENTAL), None)
     locations = [
@@ -41,8 +48,8 @@ def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:
         for c in catalogs
     ]
     return {
-        "database": db.url_text,
-        "source": store.source,
+        "database": database,
+        "source": source,
         "capture": capture,
         "last_full": summary(last_full) if last_full else None,
         "last_incremental": summary(last_incr) if last_incr else None,
