@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
+from tests.cli_harness import private_dir, remove_private_root
 from trade_stream.backup import BackupEngine
 from trade_stream.database import DatabaseService
 from trade_stream.locations import open_location
@@ -67,3 +70,25 @@ def s3_location_options(s3_server, request):
         "endpoint_url": s3_server.endpoint, "region": "us-east-1",
         "access_key_id": "tradevault", "secret_access_key": "tradevault-secret",
     }
+
+
+# -- a private directory per test (see tests/cli_harness.py for why not tmp_path) ----------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"_tradevault_report_{report.when}", report)
+
+
+@pytest.fixture
+def workdir(request) -> Iterator[Path]:
+    """A fresh private directory for one test, removed when it passes."""
+    path = private_dir(request.node.name)
+    yield path
+    report = getattr(request.node, "_tradevault_report_call", None)
+    if report is not None and report.passed:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    remove_private_root()

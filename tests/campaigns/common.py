@@ -5,32 +5,23 @@ every campaign prints at the end (runs, faults injected, detected, data lost).""
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from trade_stream.digest import database_digest
+from tests import cli_harness
+from tests.cli_harness import SOURCE, Result, tv_finish, tv_start  # noqa: F401 - campaign API
 from tradevault.workload import TradingWorkload, create_database
 
-TABLES = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}
-SOURCE = "tradesv3"
-
-_SCRIPT = Path(sys.executable).parent / "tradevault"
-TV_CMD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tradevault.cli"]
-
-
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEVAULT_")}
-    env.update(extra or {})
-    return env
+# The campaigns run under heavy load: longer waits than the other CLI tests.
+tv = partial(cli_harness.tv, timeout=180)
+digest_of = partial(cli_harness.digest_of, timeout=30)
 
 
 def private_root(prefix: str) -> Path:
@@ -38,50 +29,8 @@ def private_root(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"tradevault-{prefix}-"))
 
 
-@dataclass
-class Result:
-    args: list[str]
-    rc: int
-    out: str
-    err: str
-
-    def json(self):
-        try:
-            return json.loads(self.out)
-        except json.JSONDecodeError as exc:
-            raise AssertionError(f"stdout is not JSON ({exc})\n{self}") from None
-
-    def __str__(self) -> str:
-        return (f"$ tradevault {' '.join(self.args)}\nexit status {self.rc}\n"
-                f"--- stdout ---\n{self.out[-3000:]}\n--- stderr ---\n{self.err[-3000:]}")
-
-
-def tv(*args: str, cwd: Path, timeout: float = 180, env: dict[str, str] | None = None) -> Result:
-    proc = subprocess.run([*TV_CMD, *args], cwd=cwd, env=clean_env(env), capture_output=True, text=True,
-                          timeout=timeout)
-    return Result(list(args), proc.returncode, proc.stdout, proc.stderr)
-
-
-def tv_start(*args: str, cwd: Path, log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
-    if log is not None:
-        out = open(log, "ab")
-        proc = subprocess.Popen([*TV_CMD, *args], cwd=cwd, env=clean_env(env), stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-        return proc
-    return subprocess.Popen([*TV_CMD, *args], cwd=cwd, env=clean_env(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def digest_of(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        return database_digest(conn, TABLES)
-    finally:
-        conn.close()
 
 
 def captured_seq(db: Path) -> int:
@@ -151,11 +100,7 @@ class Env:
 
     def parallel(self, *commands: list[str]) -> list[Result]:
         procs = [(self.start(*c), c) for c in commands]
-        results = []
-        for proc, c in procs:
-            out, err = proc.communicate(timeout=180)
-            results.append(Result(list(c), proc.returncode, out, err))
-        return results
+        return [tv_finish(proc, c, timeout=180) for proc, c in procs]
 
 
 class Bot(threading.Thread):

@@ -6,15 +6,10 @@ SQLite files and real file locations: no mocks, no in-process shortcuts.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,119 +17,12 @@ from typing import Iterator
 
 import pytest
 
-from trade_stream.digest import database_digest
 from tradevault.workload import TradingWorkload, bulk_fill, create_database
 
-TABLES = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}
-SOURCE = "tradesv3"  # the source name: the sqlite file's stem
-
-_SCRIPT = Path(sys.executable).parent / "tradevault"
-TV_CMD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tradevault.cli"]
-
-
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment without any TRADEVAULT_* setting (hermetic runs)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEVAULT_")}
-    env.update(extra or {})
-    return env
-
-
-# -- private temporary directories ------------------------------------------------------------
-# Not pytest's tmp_path: several pytest sessions run on this machine at once, and each one
-# prunes /tmp/pytest-of-<user> down to the newest few sessions, deleting the directories of
-# a session still running. These live in their own mkdtemp root instead; a passing test's
-# directory is removed, a failing one's is kept for inspection (its path is in the message).
-_PRIVATE: dict[str, Path] = {}
-
-
-def private_dir(name: str) -> Path:
-    root = _PRIVATE.get("root")
-    if root is None:
-        root = _PRIVATE["root"] = Path(tempfile.mkdtemp(prefix="tradevault-cli-tests-"))
-    return Path(tempfile.mkdtemp(prefix=re.sub(r"[^\w.-]", "_", name)[:60] + "-", dir=root))
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"_tradevault_report_{report.when}", report)
-
-
-@pytest.fixture
-def workdir(request) -> Iterator[Path]:
-    """A fresh private directory for one test."""
-    path = private_dir(request.node.name)
-    yield path
-    report = getattr(request.node, "_tradevault_report_call", None)
-    if report is not None and report.passed:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    root = _PRIVATE.get("root")
-    if root is not None:
-        try:
-            root.rmdir()  # only when empty: failed tests keep their directories
-        except OSError:
-            pass
-
-
-@dataclass
-class Result:
-    args: list[str]
-    rc: int
-    out: str
-    err: str
-
-    def json(self):
-        try:
-            return json.loads(self.out)
-        except json.JSONDecodeError as exc:
-            raise AssertionError(f"stdout is not JSON ({exc})\n{self}") from None
-
-    def __str__(self) -> str:
-        return (f"$ tradevault {' '.join(self.args)}\nexit status {self.rc}\n"
-                f"--- stdout ---\n{self.out[-4000:]}\n--- stderr ---\n{self.err[-4000:]}")
-
-
-def tv(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
-    proc = subprocess.run([*TV_CMD, *args], cwd=cwd, env=clean_env(env), capture_output=True,
-                          text=True, timeout=timeout)
-    return Result(list(args), proc.returncode, proc.stdout, proc.stderr)
-
-
-def tv_start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([*TV_CMD, *args], cwd=cwd, env=clean_env(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def tv_finish(proc: subprocess.Popen, args: list[str], timeout: float = 120) -> Result:
-    out, err = proc.communicate(timeout=timeout)
-    return Result(list(args), proc.returncode, out, err)
-
-
-def tv_parallel(*commands: list[str], cwd: Path) -> list[Result]:
-    """Independent read-only commands at once (saves wall time on two cores)."""
-    procs = [(tv_start(*c, cwd=cwd), c) for c in commands]
-    return [tv_finish(p, c) for p, c in procs]
-
-
-def digest_of(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return database_digest(conn, TABLES)
-    finally:
-        conn.close()
-
-
-def tree_state(root: Path) -> dict[str, str]:
-    """Every path under root -> 'dir' or the SHA-256 of its bytes."""
-    state = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        state[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-    return state
+from tests.cli_harness import (  # noqa: F401 - also reached through the ``cli`` fixture
+    SOURCE, TABLES, TV_CMD, Result, clean_env, digest_of, private_dir, tree_changes, tree_state, tv,
+    tv_finish, tv_parallel, tv_start,
+)
 
 
 def write_config(path: Path, db: Path | str, locations: dict[str, Path], extra: str = "") -> None:

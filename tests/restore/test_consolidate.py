@@ -11,12 +11,12 @@ import sqlite3
 import time
 
 from restore.planner import format_ts
-from tests.restore.conftest import digest_of, new_setup
+from tests.cli_harness import digest_of
 from trade_stream.object_format import ObjectReader
 
 
-def test_consolidated_full_restores_the_latest_point_without_replay_and_keeps_history(workdir):
-    setup = new_setup(workdir / "s", ("local", "second"))
+def test_consolidated_full_restores_the_latest_point_without_replay_and_keeps_history(workdir, cli):
+    setup = cli.new_setup(workdir / "s", ("local", "second"))
     setup.workload(60, seed=1)
     setup.ok("backup", "full")
     setup.workload(80, seed=2)
@@ -60,8 +60,8 @@ def test_consolidated_full_restores_the_latest_point_without_replay_and_keeps_hi
     assert digest_of(workdir / "after.sqlite") == digest_of(setup.db)
 
 
-def test_consolidate_stores_nothing_below_the_threshold_or_when_nothing_would_replay(workdir):
-    setup = new_setup(workdir / "s")
+def test_consolidate_stores_nothing_below_the_threshold_or_when_nothing_would_replay(workdir, cli):
+    setup = cli.new_setup(workdir / "s")
     setup.workload(30, seed=1)
     setup.ok("backup", "full")
     nothing = setup.ok("backup", "consolidate", "--json").json()
@@ -75,15 +75,15 @@ def test_consolidate_stores_nothing_below_the_threshold_or_when_nothing_would_re
     assert "full backup #3" in human.out
 
 
-def test_consolidate_without_backups_is_a_clear_one_line_error(workdir):
-    setup = new_setup(workdir / "s")
+def test_consolidate_without_backups_is_a_clear_one_line_error(workdir, cli):
+    setup = cli.new_setup(workdir / "s")
     result = setup.tv("backup", "consolidate")
     assert result.rc == 2, str(result)
     assert "no backups" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-def test_restore_of_a_consolidated_full_has_the_source_triggers_and_no_capture(workdir):
-    setup = new_setup(workdir / "s")
+def test_restore_of_a_consolidated_full_has_the_source_triggers_and_no_capture(workdir, cli):
+    setup = cli.new_setup(workdir / "s")
     conn = sqlite3.connect(setup.db)
     conn.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT)")
     conn.execute("CREATE TRIGGER trades_audit AFTER UPDATE ON trades BEGIN INSERT INTO audit (what) VALUES ('u'); END")

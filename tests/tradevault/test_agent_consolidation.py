@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.tradevault.conftest import config_text, digest_of
+from tests.cli_harness import digest_of
 from tradevault.workload import TradingWorkload, create_database
 
 
@@ -20,12 +20,12 @@ def _fulls(manifest: Path) -> list[dict]:
     return [e for e in entries if e["kind"] == "full"]
 
 
-def test_agent_stores_a_consolidated_full_once_the_replay_would_pass_the_threshold(tmp_path):
+def test_agent_stores_a_consolidated_full_once_the_replay_would_pass_the_threshold(tmp_path, cli):
     db = tmp_path / "tradesv3.sqlite"
     create_database(db)
     TradingWorkload(db, seed=1).run(30)
     config = tmp_path / "tradevault.toml"
-    config.write_text(config_text(f"sqlite:///{db}", {"local": tmp_path / "backups"}, extra=f"""
+    config.write_text(cli.config_text(f"sqlite:///{db}", {"local": tmp_path / "backups"}, extra=f"""
 [schedule]
 incremental = "300ms"
 verify = ""
