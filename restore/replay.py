@@ -25,7 +25,7 @@ from trade_stream.net_effect import FoldingApplier
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema
 from trade_stream.store import BackupStore
-from trade_stream.stored_objects import decompress_full, events_of, schema_of
+from trade_stream.stored_objects import decompress_full, events_of
 
 
 @dataclass
@@ -78,7 +78,7 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
     started = time.perf_counter()
     check_target(target, force)
     with replacing_sqlite_file(target.path) as temp:
-        decompress_full(store, plan.full, temp, progress)
+        schema = DatabaseSchema.from_dict(decompress_full(store, plan.full, temp, progress))
         conn = sqlite3.connect(temp, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode = OFF")  # a private temp file: the rename is the commit
@@ -87,7 +87,7 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             conn.execute("PRAGMA cache_size = -49152")  # 48 MiB: replayed updates hit pages all over
             conn.execute("BEGIN")
             remove_capture_objects(conn)
-            applier = SqliteApplier(conn, DatabaseSchema.from_dict(schema_of(store, plan.full)))
+            applier = SqliteApplier(conn, schema)
             with user_triggers_suspended(conn):
                 result = replay_events(store, plan, applier, progress)
             commit_checked(conn, result, sorted(applier.tables), snapshot_file=True)

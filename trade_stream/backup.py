@@ -32,6 +32,8 @@ from trade_stream.encryption import AGE
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.object_format import (
+    BODY_SIZED_FRAMES,
+    BODY_STREAM,
     CODEC_EVENTS,
     CODEC_SQLITE_FILE,
     FORMAT_VERSION,
@@ -244,11 +246,11 @@ class BackupEngine:
 
     def _header(self, kind: str, codec: str, after: int, last: int, schema: dict, capture_id: str,
                 first_ts: int | None = None, last_ts: int | None = None, count: int = -1,
-                extra: dict | None = None) -> ObjectHeader:
+                extra: dict | None = None, body: str = BODY_STREAM) -> ObjectHeader:
         return ObjectHeader(
             format=FORMAT_VERSION, kind=kind, codec=codec, source=self.store.source, after_seq=after,
             last_seq=last, first_ts=first_ts, last_ts=last_ts, count=count, schema=schema,
-            capture_id=capture_id, extra=extra or {},
+            capture_id=capture_id, extra=extra or {}, body=body,
         )
 
     def _store_object(self, key: str, header: ObjectHeader, write_body: Callable[[ObjectWriter], None],
@@ -256,6 +258,7 @@ class BackupEngine:
         """One object to every location: ``write_body`` streams the body (and may raise to
         abandon it); nothing is visible unless every step succeeded."""
         sink = self.store.object_writer(key)
+        writer: ObjectWriter | None = None
         try:
             writer = ObjectWriter(sink, header, level=self.level, threads=self.threads if threads is None else threads)
             write_body(writer)
@@ -263,6 +266,8 @@ class BackupEngine:
             size, sha = sink.close_stream()
             stored_in = sink.commit()
         except BaseException:
+            if writer is not None:
+                writer.abandon()
             sink.abort()
             raise
         return StoredObject(size, sha, plain_size, plain_sha, stored_in, sink.failed)
@@ -408,8 +413,9 @@ class BackupEngine:
         key = mf.object_key(n, mf.FULL)
         seq, schema, counts = info["seq"], info["schema"], info["counts"]
         extra = {"tables": counts, **({"origin": origin} if origin else {})}
+        # sized frames: a restore decompresses several at once
         header = self._header(mf.FULL, CODEC_SQLITE_FILE, seq, seq, schema.to_dict(), info["capture_id"],
-                              snapshot_ts, snapshot_ts, sum(counts.values()), extra)
+                              snapshot_ts, snapshot_ts, sum(counts.values()), extra, body=BODY_SIZED_FRAMES)
         size_in = copy_path.stat().st_size
 
         def write_body(writer: ObjectWriter) -> None:

@@ -8,12 +8,22 @@
 
 The trailer makes an object self-verifying even without its manifest entry; the manifest
 entry additionally records the SHA-256 of the whole object, trailer included.
+
+``header.body`` says how the stream is laid out. "stream": as the compressor streamed it.
+"sized-frames": independent zstd frames of at most FRAME_SIZE plain bytes, each announced
+by a zstd skippable frame holding its compressed and plain length, so a reader can hand
+frames to several threads and knows where each one's bytes go; any zstd reader (``zstd
+-d`` included) still reads it as one stream, skipping the announcements.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Iterator, Protocol
 
 import msgspec
@@ -30,6 +40,14 @@ MAX_HEADER = 64 * 1024 * 1024
 CODEC_SQLITE_FILE = "sqlite-file"  # body: a SQLite database file (physical snapshot)
 CODEC_EVENTS = "events-msgpack"  # body: u32 length + msgpack array of events, repeated
 
+BODY_STREAM = "stream"
+BODY_SIZED_FRAMES = "sized-frames"
+FRAME_SIZE = 8 << 20
+# a zstd skippable frame (magic 0x184D2A50-5F, u32 payload length; little-endian) whose
+# payload is the next frame's compressed and plain length
+_ANNOUNCE = struct.Struct("<IIQQ")
+_ANNOUNCE_MAGIC = 0x184D2A5A
+
 
 class ObjectHeader(msgspec.Struct, frozen=True):
     format: int
@@ -44,6 +62,7 @@ class ObjectHeader(msgspec.Struct, frozen=True):
     schema: dict[str, Any]  # DatabaseSchema at the start of the object
     capture_id: str = ""
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    body: str = BODY_STREAM  # objects written before it existed are streams
 
 
 class Writable(Protocol):
@@ -68,15 +87,73 @@ class _HashingWriter:
         pass
 
 
+class _FramedCompressor:
+    """The "sized-frames" body: FRAME_SIZE pieces compressed as independent frames, by
+    ``workers`` threads at once, written in order, each after its announcement."""
+
+    def __init__(self, out: _HashingWriter, level: int, workers: int) -> None:
+        self._out = out
+        self._level = level
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tradevault-zstd") if workers > 1 else None
+        self._pending: deque[Future[bytes]] = deque()
+        self._workers = workers
+        self._buffer = bytearray()
+        self._frames = 0
+
+    def _compress(self, plain: bytes) -> bytes:
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:  # a ZstdCompressor is not thread-safe: one per thread
+            compressor = self._local.compressor = zstandard.ZstdCompressor(level=self._level, write_checksum=True)
+        frame = compressor.compress(plain)
+        return _ANNOUNCE.pack(_ANNOUNCE_MAGIC, 16, len(frame), len(plain)) + frame
+
+    def _submit(self, plain: bytes) -> None:
+        self._frames += 1
+        if self._pool is None:
+            self._out.write(self._compress(plain))
+            return
+        self._pending.append(self._pool.submit(self._compress, plain))
+        while len(self._pending) > self._workers:
+            self._out.write(self._pending.popleft().result())
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._buffer += data
+        while len(self._buffer) >= FRAME_SIZE:
+            self._submit(bytes(self._buffer[:FRAME_SIZE]))
+            del self._buffer[:FRAME_SIZE]
+
+    def abandon(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def close(self) -> None:
+        try:
+            if self._buffer or not self._frames:
+                self._submit(bytes(self._buffer))
+            while self._pending:
+                self._out.write(self._pending.popleft().result())
+        finally:
+            self.abandon()
+
+
 class ObjectWriter:
-    """Streams one object: header now, body through zstd, trailer at ``finish``."""
+    """Streams one object: header now, body through zstd, trailer at ``finish``.
+    ``threads``: zstd's (-1: one per core); a "sized-frames" body compresses that many
+    frames at once instead."""
 
     def __init__(self, raw: Writable, header: ObjectHeader, *, level: int = 3, threads: int = 0):
         self._out = _HashingWriter(raw)
         header_bytes = zstandard.ZstdCompressor(level=19).compress(msgspec.json.encode(header))
         self._out.write(MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes)
-        params = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
-        self._zstd = params.stream_writer(self._out, closefd=False, write_return_read=True)
+        self._zstd: Any
+        if header.body == BODY_SIZED_FRAMES:
+            self._zstd = _FramedCompressor(self._out, level, (os.cpu_count() or 1) if threads < 0 else max(threads, 1))
+        elif header.body == BODY_STREAM:
+            params = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
+            self._zstd = params.stream_writer(self._out, closefd=False, write_return_read=True)
+        else:
+            raise ValueError(f"unknown body layout {header.body!r}")
         self._finished = False
 
     def write(self, data: bytes | memoryview) -> None:
@@ -84,19 +161,28 @@ class ObjectWriter:
 
     def finish(self) -> tuple[int, str]:
         """Ends the object; returns (size in bytes, SHA-256 hex of the whole object)."""
-        self._zstd.flush(zstandard.FLUSH_FRAME)
-        self._zstd.close()
+        if isinstance(self._zstd, _FramedCompressor):
+            self._zstd.close()
+        else:
+            self._zstd.flush(zstandard.FLUSH_FRAME)
+            self._zstd.close()
         trailer = TRAILER_MAGIC + self._out.sha.digest()
         self._out.write(trailer)
         self._finished = True
         return self._out.size, self._out.sha.hexdigest()
 
+    def abandon(self) -> None:
+        """Stops compression threads of an object that will not be finished."""
+        if isinstance(self._zstd, _FramedCompressor) and not self._finished:
+            self._zstd.abandon()
+
 
 class _BodyReader:
     """Reads exactly the body bytes, hashing them, so the trailer can be checked at the end."""
 
-    def __init__(self, raw: BinaryIO, length: int, sha: "hashlib._Hash") -> None:
+    def __init__(self, raw: BinaryIO, length: int, sha: "hashlib._Hash", name: str) -> None:
         self.raw = raw
+        self.name = name
         self.left = length
         self.sha = sha
 
@@ -107,10 +193,23 @@ class _BodyReader:
             size = self.left
         data = self.raw.read(size)
         if not data:
-            raise IntegrityError("object truncated")
+            raise IntegrityError(f"{self.name}: object truncated")
         self.left -= len(data)
         self.sha.update(data)
         return data
+
+    def read_exact(self, size: int) -> bytes:
+        if size > self.left:
+            raise IntegrityError(f"{self.name}: object truncated")
+        data = self.read(size)
+        if len(data) == size:
+            return data
+        parts = [data]
+        got = len(data)
+        while got < size:
+            parts.append(self.read(size - got))
+            got += len(parts[-1])
+        return b"".join(parts)
 
     def readable(self) -> bool:
         return True
@@ -148,7 +247,7 @@ class ObjectReader:
         """Decompressed body; raises IntegrityError on any corruption of the compressed data.
         ``reuse``: every chunk is a view of one buffer, valid until the next is asked for
         (no fresh memory per chunk: for a caller that writes each chunk straight away)."""
-        body = _BodyReader(self.raw, self._body_len, self.sha)
+        body = _BodyReader(self.raw, self._body_len, self.sha, self.name)
         reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
         buffer = memoryview(bytearray(chunk_size)) if reuse else None
         try:
@@ -165,6 +264,34 @@ class ObjectReader:
             raise IntegrityError(f"{self.name}: corrupt compressed data: {exc}") from None
         if body.left:
             raise IntegrityError(f"{self.name}: trailing garbage after compressed body")
+
+    @property
+    def framed(self) -> bool:
+        return self.header.body == BODY_SIZED_FRAMES
+
+    def frames(self) -> Iterator[tuple[int, bytes, int]]:
+        """A "sized-frames" body as (plain offset, compressed frame, plain length), read in
+        order (and hashed for the trailer); ``decompress_frame`` turns each into its bytes,
+        in any thread."""
+        if not self.framed:
+            raise IntegrityError(f"{self.name}: body is not in sized frames")
+        body = _BodyReader(self.raw, self._body_len, self.sha, self.name)
+        offset = 0
+        while body.left:
+            magic, payload, length, plain = _ANNOUNCE.unpack(body.read_exact(_ANNOUNCE.size))
+            if magic != _ANNOUNCE_MAGIC or payload != 16 or length > body.left or plain > FRAME_SIZE:
+                raise IntegrityError(f"{self.name}: corrupt frame announcement at plain offset {offset}")
+            yield offset, body.read_exact(length), plain
+            offset += plain
+
+    def decompress_frame(self, frame: bytes, plain: int) -> bytes:
+        try:
+            data = zstandard.ZstdDecompressor().decompress(frame, max_output_size=plain)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{self.name}: corrupt compressed data: {exc}") from None
+        if len(data) != plain:
+            raise IntegrityError(f"{self.name}: frame holds {len(data)} bytes, its announcement says {plain}")
+        return data
 
     def check_trailer(self, expected_sha256: str | None = None) -> None:
         """Call after the whole body was read: proves the object intact (and, given the
