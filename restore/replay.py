@@ -11,17 +11,18 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from restore.planner import Plan, format_ts
+from restore.read_ahead import ReadAhead
 from trade_stream.apply_sqlite import SqliteApplier, user_triggers_suspended
 from trade_stream.capture_sqlite import remove_capture_objects
 from trade_stream.database import DatabaseService
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError, IntegrityError
-from trade_stream.events import ChangeEvent
+from trade_stream.events import SCHEMA, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
-from trade_stream.net_effect import FoldingApplier
+from trade_stream.net_effect import WINDOW, NetEffect
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema
 from trade_stream.store import BackupStore
@@ -119,37 +120,78 @@ def finished(result: RestoreResult, target: str, plan: Plan, started: float) -> 
     return result
 
 
-def replay_events(store: BackupStore, plan: Plan, applier: Any, progress: Progress) -> RestoreResult:
+class Step(NamedTuple):
+    """One step of a replay: events to apply now (one table's, or a lone SCHEMA event), an
+    incremental being read, or how far reading has got (events, last seq, last ts)."""
+
+    ready: list[ChangeEvent] | None = None
+    used: str | None = None
+    reached: tuple[int, int, int | None] | None = None
+
+
+def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[int] | None]) -> Iterator[Step]:
+    """The plan's events after its full backup, read (verified, decoded), cut at the target
+    and folded (``fold_key``, see net_effect). A SCHEMA step must be applied before the
+    next step is made: folding what follows asks ``fold_key`` about the table it changed."""
+    low = plan.full.last_seq
+    net = NetEffect(fold_key)
+    reached = False
+    for entry in plan.incrementals:
+        if reached:
+            break
+        yield Step(used=entry.object)
+        for batch in events_of(store, entry):
+            selected, reached = _cut(batch, low, plan)
+            if selected:
+                for ready in net.add(selected):
+                    yield Step(ready=ready)
+                yield Step(reached=(len(selected), selected[-1].seq, selected[-1].ts))
+            if reached:
+                break
+    for ready in net.drain():
+        yield Step(ready=ready)
+
+
+def steps_ahead(store: BackupStore, plan: Plan, applier: Any) -> ReadAhead[Step]:
+    """``replay_steps`` made by a thread of its own, up to two folding windows ahead (for
+    appliers that mostly wait on a server; see read_ahead). Start it before loading the
+    full backup; pass it to ``replay_events`` as ``steps``."""
+    return ReadAhead(replay_steps(store, plan, _fold_key(applier)), limit=2 * WINDOW,
+                     weight=lambda step: len(step.ready) if step.ready else 0,
+                     barrier=lambda step: bool(step.ready) and step.ready[0].op == SCHEMA)
+
+
+def _fold_key(applier: Any) -> Callable[[str], list[int] | None]:
+    return getattr(applier, "fold_key", lambda table: None)
+
+
+def replay_events(store: BackupStore, plan: Plan, applier: Any, progress: Progress,
+                  steps: Iterable[Step] | None = None) -> RestoreResult:
     """Apply the plan's events after its full backup with any applier (``apply``, and
-    ``fold_key`` when its rows may be replayed folded), for every target dialect.
+    ``fold_key`` when its rows may be replayed folded), for every target dialect; ``steps``:
+    made ahead (``steps_ahead``) instead of inline.
     ``result.tables`` holds the row counts the backups recorded for the point reached, or
     None when that point is inside an object."""
     with cyclic_gc_paused():
-        return _replay_events(store, plan, applier, progress)
+        return _apply_steps(plan, applier, replay_steps(store, plan, _fold_key(applier)) if steps is None else steps,
+                            progress)
 
 
-def _replay_events(store: BackupStore, plan: Plan, applier: Any, progress: Progress) -> RestoreResult:
+def _apply_steps(plan: Plan, applier: Any, steps: Iterable[Step], progress: Progress) -> RestoreResult:
     low = plan.full.last_seq
     last_seq, last_ts = low, plan.full.last_ts
     used: list[str] = []
     total = max(plan.stop_seq - low, 1)
-    reached = False
     replayed = 0
-    folding = FoldingApplier(applier)
-    for entry in plan.incrementals:
-        if reached:
-            break
-        used.append(entry.object)
-        for batch in events_of(store, entry):
-            if reached:
-                break
-            selected, reached = _cut(batch, low, plan)
-            if selected:
-                folding.apply(selected)
-                replayed += len(selected)
-                last_seq, last_ts = selected[-1].seq, selected[-1].ts
-                progress("replay", last_seq - low, total)
-    folding.finish()
+    for step in steps:
+        if step.ready:
+            applier.apply(step.ready)
+        elif step.used:
+            used.append(step.used)
+        elif step.reached:
+            count, last_seq, last_ts = step.reached
+            replayed += count
+            progress("replay", last_seq - low, total)
     recorded: dict[str, int] | None = plan.full.tables if last_seq == plan.full.last_seq else None
     for entry in plan.incrementals:
         if entry.last_seq == last_seq and entry.object in used:

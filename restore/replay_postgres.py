@@ -18,12 +18,13 @@ import time
 from typing import Any, Callable
 
 from restore.planner import Plan
-from restore.replay import RestoreResult, compare_counts, finished, replay_events
+from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
 from trade_stream.stored_objects import schema_of
 from trade_stream.apply_postgres import (
     PostgresApplier, add_primary_key, create_table, finish_table, set_sequences,
 )
 from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import ObjectReader
 from trade_stream.postgres_database import PostgresDatabase
@@ -118,11 +119,13 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
             drop_public_tables(conn)
         for table in schema.tables:
             create_table(conn, table, with_key=False)
-        loader(conn, store, plan.full, schema, progress)
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keyless): big folded runs join the heap by hashing, once.
         applier = PostgresApplier(conn, schema, convert, map_schema, keyless={t.name for t in schema.tables})
-        result = replay_events(store, plan, applier, progress)
+        # the incrementals are read, decoded and folded while the server loads the full
+        with cyclic_gc_paused(), steps_ahead(store, plan, applier) as steps:
+            loader(conn, store, plan.full, schema, progress)
+            result = replay_events(store, plan, applier, progress, steps)
         for name in sorted(applier.keyless):
             applier.build_keys(name)
         original = {t.name: t for t in schema.tables}

