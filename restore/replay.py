@@ -127,6 +127,7 @@ class Step(NamedTuple):
     ready: list[ChangeEvent] | None = None
     used: str | None = None
     reached: tuple[int, int, int | None] | None = None
+    prepared: Any = None  # ``ready`` as the applier's ``prepare`` worked it out ahead
 
 
 def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[int] | None]) -> Iterator[Step]:
@@ -156,9 +157,18 @@ def steps_ahead(store: BackupStore, plan: Plan, applier: Any) -> ReadAhead[Step]
     """``replay_steps`` made by a thread of its own, up to two folding windows ahead (for
     appliers that mostly wait on a server; see read_ahead). Start it before loading the
     full backup; pass it to ``replay_events`` as ``steps``."""
-    return ReadAhead(replay_steps(store, plan, _fold_key(applier)), limit=2 * WINDOW,
+    return ReadAhead(_prepared(replay_steps(store, plan, _fold_key(applier)), applier), limit=2 * WINDOW,
                      weight=lambda step: len(step.ready) if step.ready else 0,
                      barrier=lambda step: bool(step.ready) and step.ready[0].op == SCHEMA)
+
+
+def _prepared(steps: Iterator[Step], applier: Any) -> Iterator[Step]:
+    """Steps with what the applier can work out ahead (``prepare``, optional) done."""
+    prepare = getattr(applier, "prepare", None)
+    for step in steps:
+        if step.ready and prepare is not None:
+            step = step._replace(prepared=prepare(step.ready))
+        yield step
 
 
 def _fold_key(applier: Any) -> Callable[[str], list[int] | None]:
@@ -184,7 +194,9 @@ def _apply_steps(plan: Plan, applier: Any, steps: Iterable[Step], progress: Prog
     total = max(plan.stop_seq - low, 1)
     replayed = 0
     for step in steps:
-        if step.ready:
+        if step.prepared is not None:
+            applier.apply_prepared(step.prepared)
+        elif step.ready:
             applier.apply(step.ready)
         elif step.used:
             used.append(step.used)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import psycopg
 
 ValueMap = Callable[[list[Any]], list[Any]]
+Prepared = list[tuple[str, str, list[Any], bool]]  # (table, op, parameter rows, through COPY)
 BATCH_ROWS = 500
 COPY_ROWS = 2000  # runs at least this long are applied through COPY
 
@@ -337,13 +338,14 @@ class PostgresApplier:
         finally:
             cursor.execute("DROP TABLE _tradevault_apply")
 
-    def _flush(self, table: str, op: str, params: list[Any]) -> None:
+    def _flush(self, table: str, op: str, params: list[Any], copyable: bool | None = None) -> None:
         if not params:
             return
         import psycopg
 
         self._statement(table, op)  # unknown table / operation -> IntegrityError
-        copyable = self._copyable(table, op, params)
+        if copyable is None:
+            copyable = self._copyable(table, op, params)
         if not copyable and table in self.keyless:
             self.build_keys(table)  # small batches find their rows through the key's index
         try:
@@ -381,14 +383,34 @@ class PostgresApplier:
         for table, op, run in runs(events):
             if op == SCHEMA:
                 self._apply_schema(run[0])
-                continue
-            key_map, row_map = self._mappers(table)
-            if op == UPDATE:
-                self._flush(table, op, [(*row_map(e.row or []), *key_map(e.key or [])) for e in run])
-            elif op == DELETE:
-                self._flush(table, op, [tuple(key_map(e.key or [])) for e in run])
             else:
-                self._flush(table, op, [tuple(row_map(e.row or [])) for e in run])
+                self._flush(table, op, self._params(table, op, run))
+
+    def prepare(self, events: list[ChangeEvent]) -> Prepared | None:
+        """What ``apply`` would send for ``events``, worked out ahead (in any thread: see
+        restore.read_ahead): per run its table, operation, parameter rows and whether it
+        goes through COPY. None for events holding a SCHEMA change (it changes what the
+        events after it mean): those are applied as they come."""
+        if any(event.op == SCHEMA for event in events):
+            return None
+        prepared = []
+        for table, op, run in runs(events):
+            self._statement(table, op)  # unknown table / operation -> IntegrityError
+            params = self._params(table, op, run)
+            prepared.append((table, op, params, self._copyable(table, op, params)))
+        return prepared
+
+    def apply_prepared(self, prepared: Prepared) -> None:
+        for table, op, params, copyable in prepared:
+            self._flush(table, op, params, copyable)
+
+    def _params(self, table: str, op: str, run: list[ChangeEvent]) -> list[Any]:
+        key_map, row_map = self._mappers(table)
+        if op == UPDATE:
+            return [(*row_map(e.row or []), *key_map(e.key or [])) for e in run]
+        if op == DELETE:
+            return [tuple(key_map(e.key or [])) for e in run]
+        return [tuple(row_map(e.row or [])) for e in run]
 
     def _apply_schema(self, event: ChangeEvent) -> None:
         self.keyless.discard(event.table)  # recreated below with its key
