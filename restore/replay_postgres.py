@@ -21,7 +21,7 @@ from restore.planner import Plan
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
 from trade_stream.stored_objects import schema_of
 from trade_stream.apply_postgres import (
-    PostgresApplier, add_primary_key, create_table, finish_table, set_sequences,
+    PostgresApplier, create_table, finish_table, set_sequences,
 )
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused

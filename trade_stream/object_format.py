@@ -42,7 +42,7 @@ CODEC_EVENTS = "events-msgpack"  # body: u32 length + msgpack array of events, r
 
 BODY_STREAM = "stream"
 BODY_SIZED_FRAMES = "sized-frames"
-FRAME_SIZE = 8 << 20
+FRAME_SIZE = 4 << 20
 # a zstd skippable frame (magic 0x184D2A50-5F, u32 payload length; little-endian) whose
 # payload is the next frame's compressed and plain length
 _ANNOUNCE = struct.Struct("<IIQQ")
@@ -89,7 +89,8 @@ class _HashingWriter:
 
 class _FramedCompressor:
     """The "sized-frames" body: FRAME_SIZE pieces compressed as independent frames, by
-    ``workers`` threads at once, written in order, each after its announcement."""
+    ``workers`` threads at once, written in order, each after its announcement. At most
+    ``workers`` frames are in flight, each in a buffer of its own (no further copies)."""
 
     def __init__(self, out: _HashingWriter, level: int, workers: int) -> None:
         self._out = out
@@ -98,30 +99,38 @@ class _FramedCompressor:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tradevault-zstd") if workers > 1 else None
         self._pending: deque[Future[bytes]] = deque()
         self._workers = workers
-        self._buffer = bytearray()
+        self._buffer = bytearray(FRAME_SIZE)
+        self._fill = 0
         self._frames = 0
 
-    def _compress(self, plain: bytes) -> bytes:
+    def _compress(self, plain: memoryview) -> bytes:
         compressor = getattr(self._local, "compressor", None)
         if compressor is None:  # a ZstdCompressor is not thread-safe: one per thread
             compressor = self._local.compressor = zstandard.ZstdCompressor(level=self._level, write_checksum=True)
         frame = compressor.compress(plain)
         return _ANNOUNCE.pack(_ANNOUNCE_MAGIC, 16, len(frame), len(plain)) + frame
 
-    def _submit(self, plain: bytes) -> None:
+    def _submit(self) -> None:
+        plain = memoryview(self._buffer)[:self._fill]
         self._frames += 1
         if self._pool is None:
             self._out.write(self._compress(plain))
+            self._fill = 0
             return
-        self._pending.append(self._pool.submit(self._compress, plain))
-        while len(self._pending) > self._workers:
+        while len(self._pending) >= self._workers:
             self._out.write(self._pending.popleft().result())
+        self._pending.append(self._pool.submit(self._compress, plain))
+        self._buffer, self._fill = bytearray(FRAME_SIZE), 0  # the worker owns the old one
 
     def write(self, data: bytes | memoryview) -> None:
-        self._buffer += data
-        while len(self._buffer) >= FRAME_SIZE:
-            self._submit(bytes(self._buffer[:FRAME_SIZE]))
-            del self._buffer[:FRAME_SIZE]
+        view = memoryview(data).cast("B")
+        while view:
+            take = min(FRAME_SIZE - self._fill, len(view))
+            self._buffer[self._fill:self._fill + take] = view[:take]
+            self._fill += take
+            view = view[take:]
+            if self._fill == FRAME_SIZE:
+                self._submit()
 
     def abandon(self) -> None:
         if self._pool is not None:
@@ -129,8 +138,8 @@ class _FramedCompressor:
 
     def close(self) -> None:
         try:
-            if self._buffer or not self._frames:
-                self._submit(bytes(self._buffer))
+            if self._fill or not self._frames:
+                self._submit()
             while self._pending:
                 self._out.write(self._pending.popleft().result())
         finally:
@@ -285,13 +294,25 @@ class ObjectReader:
             offset += plain
 
     def decompress_frame(self, frame: bytes, plain: int) -> bytes:
+        buffer = bytearray(max(plain, 1))
+        done = sum(len(chunk) for chunk in self.frame_chunks(frame, plain, memoryview(buffer)))
+        return bytes(buffer[:done])
+
+    def frame_chunks(self, frame: bytes, plain: int, buffer: memoryview) -> Iterator[memoryview]:
+        """One frame (from ``frames``) decompressed through ``buffer``: each chunk is a view
+        of it, valid until the next is asked for; any thread, one buffer per thread."""
+        done = 0
         try:
-            data = zstandard.ZstdDecompressor().decompress(frame, max_output_size=plain)
+            reader = zstandard.ZstdDecompressor().stream_reader(frame)
+            while got := reader.readinto(buffer):
+                done += got
+                if done > plain:
+                    break
+                yield buffer[:got]
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{self.name}: corrupt compressed data: {exc}") from None
-        if len(data) != plain:
-            raise IntegrityError(f"{self.name}: frame holds {len(data)} bytes, its announcement says {plain}")
-        return data
+        if done != plain:
+            raise IntegrityError(f"{self.name}: frame holds {done}+ bytes, its announcement says {plain}")
 
     def check_trailer(self, expected_sha256: str | None = None) -> None:
         """Call after the whole body was read: proves the object intact (and, given the

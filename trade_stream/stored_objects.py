@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -54,14 +55,20 @@ def decompress_full(store: BackupStore, entry: ManifestEntry, path: Path,
 def _write_frames(reader: ObjectReader, fd: int, progress: Progress) -> None:
     """A framed snapshot decompressed by several threads, each frame written at its place
     and its writeback started at once: decompression is the restore's longest step, and the
-    fsync before the rename then finds little left to write."""
+    fsync before the rename then finds little left to write. Each thread decompresses
+    through one buffer of its own, so memory stays flat."""
+    local = threading.local()
 
     def put(offset: int, frame: bytes, plain: int) -> int:
-        view = memoryview(reader.decompress_frame(frame, plain))
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view, offset = view[written:], offset + written
-        start_writeback(fd, offset - plain, plain)
+        buffer = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = memoryview(bytearray(1 << 20))
+        start = offset
+        for chunk in reader.frame_chunks(frame, plain, buffer):
+            while chunk:
+                written = os.pwrite(fd, chunk, offset)
+                chunk, offset = chunk[written:], offset + written
+        start_writeback(fd, start, plain)
         return plain
 
     done = 0
