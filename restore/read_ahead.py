@@ -57,6 +57,7 @@ class ReadAhead(Generic[T]):
                         wanted = self._produced
                         while self._consumed < wanted and not self._stopped:
                             self._cond.wait()
+                del item  # not held while the next one is made: it counts against the limit only while queued
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             with self._cond:
                 self._error = exc
@@ -81,7 +82,8 @@ class ReadAhead(Generic[T]):
                 self._held -= self._weight(item)
                 self._cond.notify_all()
             yield item
-            with self._cond:  # the consumer is back: it has finished with ``item``
+            del item
+            with self._cond:  # the consumer is back: it has finished with the item
                 self._consumed += 1
                 self._cond.notify_all()
 

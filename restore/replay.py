@@ -144,13 +144,13 @@ def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[
         for batch in events_of(store, entry):
             selected, reached = _cut(batch, low, plan)
             if selected:
-                for ready in net.add(selected):
-                    yield Step(ready=ready)
+                # (a generator expression: a loop variable here would keep the last list
+                # alive while the next window is folded)
+                yield from (Step(ready=ready) for ready in net.add(selected))
                 yield Step(reached=(len(selected), selected[-1].seq, selected[-1].ts))
             if reached:
                 break
-    for ready in net.drain():
-        yield Step(ready=ready)
+    yield from (Step(ready=ready) for ready in net.drain())
 
 
 def steps_ahead(store: BackupStore, plan: Plan, applier: Any) -> ReadAhead[Step]:
