@@ -1,5 +1,5 @@
 """Full backups and consolidations yield CPU and disk to the bot: their work runs in a
-thread at niceness 10 and in the idle I/O class, while the calling thread (the agent's
+thread at niceness 10, in the SCHED_IDLE policy and in the idle I/O class, while the calling thread (the agent's
 loop, which seals incrementals) keeps its own priority."""
 
 from __future__ import annotations
@@ -17,21 +17,40 @@ from trade_stream.backup import BACKUP_NICE, at_low_priority
 IOPRIO_GET, IOPRIO_WHO_PROCESS = 252, 1
 
 
-def _priorities() -> tuple[int, int | None]:
+def _priorities() -> tuple[int, int | None, int | None]:
     tid = threading.get_native_id()
     io_class = None
     if sys.platform == "linux" and platform.machine() == "x86_64":
         io_class = ctypes.CDLL(None, use_errno=True).syscall(IOPRIO_GET, IOPRIO_WHO_PROCESS, tid) >> 13
-    return os.getpriority(os.PRIO_PROCESS, tid), io_class
+    policy = os.sched_getscheduler(tid) if hasattr(os, "SCHED_IDLE") else None
+    return os.getpriority(os.PRIO_PROCESS, tid), io_class, policy
 
 
-def test_low_priority_work_is_niced_and_idle_io_and_the_caller_keeps_its_priority():
+def test_low_priority_work_is_niced_idle_and_the_caller_keeps_its_priority():
     before = _priorities()
-    nice, io_class = at_low_priority(_priorities)
+    nice, io_class, policy = at_low_priority(_priorities)
     assert nice >= BACKUP_NICE
     if io_class is not None:
         assert io_class == 3  # IOPRIO_CLASS_IDLE
+    if policy is not None:
+        assert policy == os.SCHED_IDLE
     assert _priorities() == before
+
+
+def test_threads_started_by_low_priority_work_inherit_it():
+    """The compression threads of a full backup are started from the low-priority thread."""
+    seen: list[tuple] = []
+
+    def start_a_thread() -> None:
+        thread = threading.Thread(target=lambda: seen.append(_priorities()))
+        thread.start()
+        thread.join()
+
+    at_low_priority(start_a_thread)
+    nice, io_class, policy = seen[0]
+    assert nice >= BACKUP_NICE
+    assert io_class in (None, 3)
+    assert policy in (None, getattr(os, "SCHED_IDLE", None))
 
 
 def test_errors_of_low_priority_work_reach_the_caller():
