@@ -15,7 +15,7 @@ bench/children.py):
   digest with the state saved at that instant (no peer can do this).
 * scaling: restore time vs rows (1e5, 1e6, 1e7 up to --rows), each size its own database.
 * latency: trading-commit latency with capture off / on (interleaved) / on while full backups
-  run back to back in another process.
+  run back to back in another process; at least 7 rounds (``latency_rounds``).
 * agent: the real ``tradevault agent`` (incremental = 1 s): commit -> stored lag and
   sustained capture throughput (bench/agent_lag.py).
 * config: config history with 3 local bare remotes (bench/config_bench.py).
