@@ -7,7 +7,8 @@ measures, in the same run:
 * restore time into an empty database against ``pg_restore`` (goal: <= 1.0x): of the full
   backup alone against the dump of the same data, and of full + the incremental below
   against a dump of the end state (replaying N changes is work pg_restore never does);
-  and that the restore equals the source (digest);
+  and that the restore equals the source (digest); the two sides alternate order round by
+  round, each after a CHECKPOINT;
 * capture throughput: row changes decoded and stored per second by an incremental
   (goal: >= 20,000/s);
 * trading-commit latency with capture on (slot + an incremental every 0.5 s) versus off, A/B
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -174,6 +175,34 @@ def latency_ab(url_off: str, url_on: str, transactions: int, background, batch: 
     return {"off": _summary(samples["off"]), "on": _summary(samples["on"]), "batch": batch}
 
 
+def restore_rounds(cluster: Cluster, rounds: int, prefix: str, dump: Path, env: dict,
+                   tradevault: Callable[[str], Any], check: Callable[[str], None] | None = None,
+                   ) -> tuple[list[float], list[float]]:
+    """(tradevault seconds, pg_restore seconds) per round, each into a fresh database. The
+    order of the two sides alternates round by round, and a CHECKPOINT (untimed) before each
+    side writes out what the previous one left dirty: otherwise the side that runs second
+    pays for the first one's writeback. ``check`` sees tradevault's database before the
+    round's databases are dropped."""
+    ours, theirs = [], []
+    for i in range(rounds):
+        db_ours, db_theirs = f"{prefix}r{i}", f"{prefix}p{i}"
+        cluster.admin(f"CREATE DATABASE {db_ours}")
+        cluster.admin(f"CREATE DATABASE {db_theirs}")
+        sides = [
+            (theirs, lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)], check=True, env=env)),
+            (ours, lambda: tradevault(cluster.url(db_ours))),
+        ]
+        for samples, side in sides if i % 2 == 0 else reversed(sides):
+            cluster.admin("CHECKPOINT")
+            t, _ = timed(side)
+            samples.append(t)
+        if check is not None:
+            check(cluster.url(db_ours))
+        cluster.admin(f"DROP DATABASE {db_ours}")
+        cluster.admin(f"DROP DATABASE {db_theirs}")
+    return ours, theirs
+
+
 def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:
     from restore.dispatch import restore_to
     from restore.planner import Target, plan_restore
@@ -217,16 +246,9 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         m["full_backup"]["time_ratio"] = m["full_backup"]["seconds"] / m["full_backup"]["pg_dump_seconds"]
         m["full_backup"]["size_ratio"] = m["full_backup"]["bytes"] / m["full_backup"]["pg_dump_bytes"]
         # restore of that full backup vs pg_restore of that dump (the same data)
-        full_restores, pg_restores = [], []
-        for i in range(rounds):
-            cluster.admin(f"CREATE DATABASE fr{i}")
-            cluster.admin(f"CREATE DATABASE fp{i}")
-            t, _ = timed(lambda: subprocess.run([_bin("pg_restore"), "-d", f"fp{i}", str(dump)], check=True,
-                                                env=pg_dump_env))
-            pg_restores.append(t)
-            plan = plan_restore(store.entries(), Target())
-            t, _ = timed(lambda: restore_to(store, plan, cluster.url(f"fr{i}")))
-            full_restores.append(t)
+        full_restores, pg_restores = restore_rounds(cluster, rounds, "f", dump, pg_dump_env,
+                                                    lambda url: restore_to(store, plan_restore(store.entries(),
+                                                                                               Target()), url))
         m["restore_full"] = {"seconds": statistics.median(full_restores),
                              "pg_restore_seconds": statistics.median(pg_restores)}
         m["restore_full"]["time_ratio"] = m["restore_full"]["seconds"] / m["restore_full"]["pg_restore_seconds"]
@@ -239,23 +261,20 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         t, incremental = timed(lambda: PostgresBackupEngine(src, store).incremental())
         m["capture"] = {"events": incremental.count, "seconds": t, "per_second": incremental.count / t}
         # restore vs pg_restore
-        restore_times, pg_restore_times = [], []
         tables = {"trades": ["id"], "orders": ["id"]}
         source_digest = database_digest(conn, tables)
         subprocess.run([_bin("pg_dump"), "-Fc", "-f", str(dump), "src"], check=True, env=pg_dump_env)
-        equal = True
-        for i in range(rounds):
-            cluster.admin(f"CREATE DATABASE r{i}")
-            cluster.admin(f"CREATE DATABASE p{i}")
-            t, _ = timed(lambda: subprocess.run([_bin("pg_restore"), "-d", f"p{i}", str(dump)], check=True,
-                                                env=pg_dump_env))
-            pg_restore_times.append(t)
-            plan = plan_restore(store.entries(), Target())
-            t, _ = timed(lambda: restore_to(store, plan, cluster.url(f"r{i}")))
-            restore_times.append(t)
-            target = PostgresDatabase(cluster.url(f"r{i}")).connect()
-            equal = equal and database_digest(target, tables) == source_digest
+        digests_equal: list[bool] = []
+
+        def check(url: str) -> None:
+            target = PostgresDatabase(url).connect()
+            digests_equal.append(database_digest(target, tables) == source_digest)
             target.close()
+
+        restore_times, pg_restore_times = restore_rounds(
+            cluster, rounds, "", dump, pg_dump_env,
+            lambda url: restore_to(store, plan_restore(store.entries(), Target()), url), check)
+        equal = all(digests_equal) and len(digests_equal) == rounds
         m["restore"] = {"seconds": statistics.median(restore_times),
                         "pg_restore_seconds": statistics.median(pg_restore_times), "equals_source": equal}
         m["restore"]["time_ratio"] = m["restore"]["seconds"] / m["restore"]["pg_restore_seconds"]
