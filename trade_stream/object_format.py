@@ -280,7 +280,7 @@ class ObjectReader:
 
     def frames(self) -> Iterator[tuple[int, bytes, int]]:
         """A "sized-frames" body as (plain offset, compressed frame, plain length), read in
-        order (and hashed for the trailer); ``decompress_frame`` turns each into its bytes,
+        order (and hashed for the trailer); ``frame_chunks`` decompresses each,
         in any thread."""
         if not self.framed:
             raise IntegrityError(f"{self.name}: body is not in sized frames")
@@ -292,11 +292,6 @@ class ObjectReader:
                 raise IntegrityError(f"{self.name}: corrupt frame announcement at plain offset {offset}")
             yield offset, body.read_exact(length), plain
             offset += plain
-
-    def decompress_frame(self, frame: bytes, plain: int) -> bytes:
-        buffer = bytearray(max(plain, 1))
-        done = sum(len(chunk) for chunk in self.frame_chunks(frame, plain, memoryview(buffer)))
-        return bytes(buffer[:done])
 
     def frame_chunks(self, frame: bytes, plain: int, buffer: memoryview) -> Iterator[memoryview]:
         """One frame (from ``frames``) decompressed through ``buffer``: each chunk is a view
