@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from restore.planner import Target, plan_restore
+from restore.planner import Plan, Target, plan_restore
 from restore.replay import restore_sqlite
 from trade_stream.backup import BackupEngine, BackupResult, at_low_priority
 from trade_stream.database import DatabaseService
@@ -23,16 +23,24 @@ from trade_stream.errors import BadInputError
 from trade_stream.manifest import FULL
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema
+from trade_stream.store import BackupStore
 from trade_stream.stored_objects import schema_of
+
+
+def _latest_plan(store: BackupStore) -> Plan | None:
+    """How a restore of the latest point would go today (None: no backups yet)."""
+    entries, damaged = store.entries_and_damage()
+    return plan_restore(entries, Target(), damaged) if entries else None
+
+
+def _replayed(plan: Plan) -> int:
+    return sum(e.count for e in plan.incrementals)
 
 
 def events_since_full(engine: BackupEngine) -> int:
     """Events a restore of the latest point would replay today."""
-    entries, damaged = engine.store.entries_and_damage()
-    if not entries:
-        return 0
-    plan = plan_restore(entries, Target(), damaged)
-    return sum(e.count for e in plan.incrementals)
+    plan = _latest_plan(engine.store)
+    return _replayed(plan) if plan else 0
 
 
 def consolidate(engine: BackupEngine, progress: Progress = no_progress, *, work_dir: str | None = None,
@@ -46,13 +54,12 @@ def consolidate(engine: BackupEngine, progress: Progress = no_progress, *, work_
 def _consolidate(engine: BackupEngine, progress: Progress, work_dir: str | None, min_events: int) -> BackupResult:
     started = time.perf_counter()
     with engine.exclusive():
-        entries, damaged = engine.store.entries_and_damage()
-        if not entries:
+        plan = _latest_plan(engine.store)
+        if plan is None:
             raise BadInputError("no backups yet: run `tradevault backup full` first")
-        plan = plan_restore(entries, Target(), damaged)
         if schema_of(engine.store, plan.full).get("dialect", "sqlite") != "sqlite":
             raise BadInputError("consolidation builds SQLite snapshots: this source is not SQLite")
-        replay = sum(e.count for e in plan.incrementals)
+        replay = _replayed(plan)
         if not plan.incrementals or replay < max(min_events, 1):
             return BackupResult(FULL, None, None, plan.stop_seq, 0, 0, 0.0, [],
                                 skipped=f"a restore of the latest point replays {replay:,} event(s) "
