@@ -16,8 +16,9 @@ checked.
 * Runs of at least ``COPY_ROWS`` events with distinct keys and no key change (what
   folding hands out, see net_effect) go through COPY instead: inserts straight into the
   table; updates and deletes into a scratch table joined with the target through its
-  primary key in one statement, whose row count must equal the run's length (on a table
-  whose key is not built yet, an update run deletes the old rows and inserts the new).
+  primary key in one statement, whose row count must equal the run's length. On a table
+  whose key is not built yet, update and delete runs are gathered and applied together
+  (keyless_changes): one scan of the table deletes the old rows, the new ones are inserted.
 * A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it
   refill it.
 """
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
+from trade_stream.keyless_changes import KeylessChanges
 from trade_stream.postgres_database import post_load
 from trade_stream.postgres_types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -151,6 +153,7 @@ class PostgresApplier:
         first. ``build_keys`` finishes a table; a duplicate key found then is a divergence."""
         self.conn = conn
         self.keyless = set(keyless or ())
+        self._gathered = KeylessChanges(conn)
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
         self.convert = convert
         self.map_schema = map_schema
@@ -266,6 +269,7 @@ class PostgresApplier:
 
         self.keyless.discard(table)
         schema = self.tables[table]
+        self._gathered.settle(schema)
         try:
             with self.conn.transaction():  # a savepoint: the error below leaves the rest intact
                 add_primary_key(self.conn, schema)
@@ -274,78 +278,93 @@ class PostgresApplier:
             raise IntegrityError(f"replay diverged from the source on table {table!r}: "
                                  f"{str(exc).splitlines()[0]}") from None
 
-    def _copyable(self, table: str, op: str, params: list[Any]) -> bool:
-        """Big runs with distinct keys and no key change (what folding hands out) go through
-        COPY: one round trip and one statement for the whole run."""
-        if len(params) < COPY_ROWS:
-            return False
-        if op in (INSERT, SNAPSHOT):
-            return True
+    def _prepared_run(self, table: str, op: str, run: list[ChangeEvent]) -> tuple[list[Any], bool]:
+        """A run's parameter rows, and whether it goes through COPY: runs of at least
+        ``COPY_ROWS`` events with distinct keys and no key change (what folding hands out).
+        Through COPY an update's parameters are its new rows; in batched statements they
+        are (*new row, *old key)."""
+        key_map, row_map = self._mappers(table)
+        if len(run) < COPY_ROWS or op not in (UPDATE, DELETE):
+            return self._params(table, op, run), len(run) >= COPY_ROWS
+        if op == DELETE:
+            params = self._params(table, op, run)
+            return params, _distinct(self._keys(table, op, params))
+        rows = [row_map(e.row or []) for e in run]
+        old = [key_map(e.key or []) for e in run]
+        keys = [k[0] for k in old] if len(self.tables[table].primary_key) == 1 else [tuple(k) for k in old]
+        if self._keys(table, INSERT, rows) == keys and _distinct(keys):
+            return rows, True
+        return [(*row, *key) for row, key in zip(rows, old)], False
+
+    def _keys(self, table: str, op: str, params: list[Any]) -> list[Any]:
+        """The key of each parameter row: of a delete's key, else of a row (an insert, an
+        update through COPY); the value itself for a one-column key."""
         schema = self.tables[table]
         nkeys = len(schema.primary_key)
         if op == DELETE:
-            keys = [tuple(p) for p in params]
-        else:
-            key_idx = schema.key_indexes()
-            keys = [tuple(p[-nkeys:]) for p in params]
-            if any(tuple(p[i] for i in key_idx) != k for p, k in zip(params, keys)):
-                return False
+            return [p[0] for p in params] if nkeys == 1 else [tuple(p) for p in params]
+        idx = schema.key_indexes()
+        return [p[idx[0]] for p in params] if nkeys == 1 else [tuple(p[i] for i in idx) for p in params]
+
+    def _gather(self, table: str, op: str, params: list[Any]) -> None:
+        """An update or delete run (distinct keys, no key change) of a table whose key is
+        not built yet, gathered with the others (keyless_changes)."""
+        schema = self.tables[table]
+        keys = set(self._keys(table, op, params))
+        if self._gathered.overlaps(table, keys):
+            self._gathered.settle(schema)
+        self._gathered.add(schema, op, params, keys)
+
+    def _settle_before_insert(self, table: str, params: list[Any]) -> None:
+        """Inserts go straight into the table: what is gathered for their keys first."""
+        if not self._gathered.holds(table):
+            return
         try:
-            return len(set(keys)) == len(keys)
-        except TypeError:  # unhashable key values
-            return False
+            overlap = self._gathered.overlaps(table, self._keys(table, INSERT, params))
+        except TypeError:  # unhashable key values: cannot tell
+            overlap = True
+        if overlap:
+            self._gathered.settle(self.tables[table])
 
     def _flush_copy(self, cursor: Any, table: str, op: str, params: list[Any]) -> int:
         """COPY into the table (inserts) or into a scratch table joined with it through the
-        primary key (updates, deletes); returns the rows the statement touched."""
+        primary key's index (updates, deletes); returns the rows the statement touched. On
+        a table whose key is not built yet, updates and deletes are gathered instead (their
+        rows are checked when they are settled)."""
         schema = self.tables[table]
         name = quote_ident(table)
         cols = [quote_ident(c) for c in schema.column_names]
         keys = [quote_ident(k) for k in schema.primary_key]
         if op in (INSERT, SNAPSHOT):
+            self._settle_before_insert(table, params)
             with cursor.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
                 for param in params:
                     copy.write_row(param)
             return len(params)
+        if table in self.keyless:
+            self._gather(table, op, params)
+            return len(params)
         carried = cols if op == UPDATE else keys
-        width = len(cols)
         cursor.execute(f"CREATE TEMP TABLE _tradevault_apply AS SELECT {', '.join(carried)} FROM {name} WITH NO DATA")
         try:
             with cursor.copy(f"COPY _tradevault_apply ({', '.join(carried)}) FROM STDIN") as copy:
                 for param in params:
-                    copy.write_row(param[:width] if op == UPDATE else param)
+                    copy.write_row(param)
             where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
-            keyless = table in self.keyless
-            if keyless:  # no index to join through: hash the run, scan the heap once
-                cursor.execute("ANALYZE _tradevault_apply")
-                cursor.execute("SET LOCAL enable_hashjoin = on")
-            if op == UPDATE and not keyless:
+            if op == UPDATE:
                 sets = ", ".join(f"{c} = v.{c}" for c in cols)
                 cursor.execute(f"UPDATE {name} AS t SET {sets} FROM _tradevault_apply AS v WHERE {where}")
-                rowcount = cursor.rowcount
             else:
                 cursor.execute(f"DELETE FROM {name} AS t USING _tradevault_apply AS v WHERE {where}")
-                rowcount = cursor.rowcount
-                if op == UPDATE:
-                    # Without an index to maintain, the old rows deleted and the new ones
-                    # inserted cost less than an UPDATE, which writes a new version of each
-                    # row anyway (100,000 of 500,000 rows: 0.36 s against 0.56 s).
-                    cursor.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {', '.join(cols)}"
-                                   " FROM _tradevault_apply")
-            if keyless:
-                cursor.execute("SET LOCAL enable_hashjoin = off")
-            return rowcount
+            return cursor.rowcount
         finally:
             cursor.execute("DROP TABLE _tradevault_apply")
 
-    def _flush(self, table: str, op: str, params: list[Any], copyable: bool | None = None) -> None:
+    def _flush(self, table: str, op: str, params: list[Any], copyable: bool) -> None:
         if not params:
             return
         import psycopg
 
-        self._statement(table, op)  # unknown table / operation -> IntegrityError
-        if copyable is None:
-            copyable = self._copyable(table, op, params)
         if not copyable and table in self.keyless:
             self.build_keys(table)  # small batches find their rows through the key's index
         try:
@@ -384,7 +403,8 @@ class PostgresApplier:
             if op == SCHEMA:
                 self._apply_schema(run[0])
             else:
-                self._flush(table, op, self._params(table, op, run))
+                self._statement(table, op)  # unknown table / operation -> IntegrityError
+                self._flush(table, op, *self._prepared_run(table, op, run))
 
     def prepare(self, events: list[ChangeEvent]) -> Prepared | None:
         """What ``apply`` would send for ``events``, worked out ahead (in any thread: see
@@ -396,8 +416,7 @@ class PostgresApplier:
         prepared = []
         for table, op, run in runs(events):
             self._statement(table, op)  # unknown table / operation -> IntegrityError
-            params = self._params(table, op, run)
-            prepared.append((table, op, params, self._copyable(table, op, params)))
+            prepared.append((table, op, *self._prepared_run(table, op, run)))
         return prepared
 
     def apply_prepared(self, prepared: Prepared) -> None:
@@ -413,6 +432,8 @@ class PostgresApplier:
         return [tuple(row_map(e.row or [])) for e in run]
 
     def _apply_schema(self, event: ChangeEvent) -> None:
+        if event.table in self.tables:
+            self._gathered.settle(self.tables[event.table])  # their checks still count
         self.keyless.discard(event.table)  # recreated below with its key
         self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
@@ -425,6 +446,13 @@ class PostgresApplier:
             table = self.map_schema(table)
         create_table(self.conn, table, with_key=True)
         self.tables[table.name] = table
+
+
+def _distinct(keys: list[Any]) -> bool:
+    try:
+        return len(set(keys)) == len(keys)
+    except TypeError:  # unhashable key values
+        return False
 
 
 def _same(values: list[Any]) -> list[Any]:

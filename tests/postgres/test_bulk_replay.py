@@ -8,6 +8,7 @@ import pytest
 
 from trade_stream.apply_postgres import COPY_ROWS, PostgresApplier
 from trade_stream.errors import IntegrityError
+from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.postgres_digest import table_rows
 
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
@@ -55,7 +56,6 @@ def test_thousands_of_inserts_updates_and_deletes_replay_exactly_through_copy(pg
 def test_a_copied_run_that_misses_rows_stops_the_restore(pg, work_dir):
     """The applier's own check: a run of updates through COPY must touch every row it names."""
     from trade_stream.events import UPDATE, ChangeEvent
-    from trade_stream.postgres_database import PostgresDatabase
     from trade_stream.schema import DatabaseSchema
 
     db = pg.new("dst")
@@ -73,31 +73,92 @@ def test_a_copied_run_that_misses_rows_stops_the_restore(pg, work_dir):
         conn.close()
 
 
-def test_runs_applied_before_the_key_is_built_are_checked_when_it_is(pg, work_dir):
-    """Restore builds keys after the big runs: a run that misses rows still fails at once,
-    and an insert that duplicates a key fails when the key is built."""
-    from trade_stream.events import INSERT, UPDATE, ChangeEvent
-    from trade_stream.postgres_database import PostgresDatabase
+def _keyless(conn, rows: int):
+    """Table k as restore leaves it after loading a full backup: rows, no key yet."""
     from trade_stream.schema import DatabaseSchema
 
-    db = pg.new("dst")
-    execute(db, "CREATE TABLE k (id bigint PRIMARY KEY, v text)")
-    conn = connect(db)
+    conn.execute("CREATE TABLE k (id bigint PRIMARY KEY, v text)")
+    schema = DatabaseSchema(dialect="postgresql", tables=[PostgresDatabase.table_schema(conn, "k")])
+    conn.execute("ALTER TABLE k DROP CONSTRAINT k_pkey")
+    conn.execute(f"INSERT INTO k SELECT g, 'x' FROM generate_series(1, {rows}) g")
+    return PostgresApplier(conn, schema, keyless={"k"})
+
+
+def _scans(conn) -> int:
+    return conn.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'k'").fetchone()[0]
+
+
+def _events(op: str, ids, value: str | None = None) -> list:
+    from trade_stream.events import ChangeEvent
+
+    return [ChangeEvent(i, i, i, "k", op, [i], None if value is None else [i, value]) for i in ids]
+
+
+def test_runs_on_a_keyless_table_are_gathered_and_applied_with_one_scan(pg, work_dir):
+    """Update and delete runs of several windows, on a table whose key is not built yet, are
+    applied together when the key is built: one scan of the table, the right rows."""
+    from trade_stream.events import DELETE, INSERT, UPDATE
+
+    conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)  # rolled back after each case
     try:
-        schema = DatabaseSchema(dialect="postgresql", tables=[PostgresDatabase.table_schema(conn, "k")])
-        conn.execute("ALTER TABLE k DROP CONSTRAINT k_pkey")  # as restore loads it: no key yet
-        conn.execute(f"INSERT INTO k SELECT g, 'x' FROM generate_series(1, {N}) g")
-        applier = PostgresApplier(conn, schema, keyless={"k"})
-        applier.apply([ChangeEvent(i, i, i, "k", UPDATE, [i], [i, "y"]) for i in range(1, N + 1)])
-        assert conn.execute("SELECT count(*) FROM k WHERE v = 'y'").fetchone()[0] == N
-        with pytest.raises(IntegrityError, match="missing row"):
-            applier.apply([ChangeEvent(i, i, i, "k", UPDATE, [i], [i, "z"]) for i in range(2, N + 2)])
+        applier = _keyless(conn, 4 * N)
+        applier.apply(_events(UPDATE, range(1, N + 1), "a"))
+        applier.apply(_events(DELETE, range(N + 1, 2 * N + 1)))
+        applier.apply(_events(UPDATE, range(2 * N + 1, 3 * N + 1), "b"))
+        applier.apply(_events(INSERT, range(4 * N + 1, 5 * N + 1), "new"))  # no gathered key: straight in
+        assert conn.execute("SELECT count(*) FROM k WHERE v <> 'x'").fetchone()[0] == N  # only the inserts
+        scans = _scans(conn)
+        applier.build_keys("k")
+        assert _scans(conn) - scans == 2  # the one DELETE for three runs, and the key's build
+        rows = dict(conn.execute("SELECT v, count(*) FROM k GROUP BY v").fetchall())
+        assert rows == {"a": N, "b": N, "x": N, "new": N}
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_a_run_touching_a_gathered_key_sees_it_applied_first(pg, work_dir):
+    """A later update of a gathered row, or an insert of a gathered delete's key, settles
+    what is gathered first: the last image wins, the re-inserted row exists once."""
+    from trade_stream.events import DELETE, INSERT, UPDATE
+
+    conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)  # rolled back after each case
+    try:
+        applier = _keyless(conn, 2 * N)
+        applier.apply(_events(UPDATE, range(1, N + 1), "first"))
+        applier.apply(_events(UPDATE, range(1, N + 1), "second"))
+        applier.apply(_events(DELETE, range(N + 1, 2 * N + 1)))
+        applier.apply(_events(INSERT, range(N + 1, 2 * N + 1), "again"))
+        applier.build_keys("k")
+        rows = dict(conn.execute("SELECT v, count(*) FROM k GROUP BY v").fetchall())
+        assert rows == {"second": N, "again": N}
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_gathered_runs_are_checked_when_they_are_applied(pg, work_dir):
+    """A gathered run that misses rows fails when the key is built, or before its table's
+    schema changes; an insert that duplicates a key fails when the key is built."""
+    from trade_stream.events import INSERT, SCHEMA, UPDATE, ChangeEvent
+
+    conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)  # rolled back after each case
+    try:
+        applier = _keyless(conn, N)
+        applier.apply(_events(UPDATE, range(2, N + 2), "z"))  # N + 1 is missing
+        with pytest.raises(IntegrityError, match="1 missing row"):
+            applier.build_keys("k")
         conn.rollback()
 
-        conn.execute("ALTER TABLE k DROP CONSTRAINT IF EXISTS k_pkey")
-        conn.execute(f"INSERT INTO k SELECT g, 'x' FROM generate_series(1, {N}) g")
-        applier = PostgresApplier(conn, schema, keyless={"k"})
-        applier.apply([ChangeEvent(i, i, i, "k", INSERT, [i], [i, "new"]) for i in range(N, 2 * N)])  # N exists
+        applier = _keyless(conn, N)
+        applier.apply(_events(UPDATE, range(2, N + 2), "z"))
+        drop = ChangeEvent(N + 5, N + 5, N + 5, "k", SCHEMA, None, None, None)
+        with pytest.raises(IntegrityError, match="missing row"):
+            applier.apply([drop])
+        conn.rollback()
+
+        applier = _keyless(conn, N)
+        applier.apply(_events(INSERT, range(N, 2 * N), "new"))  # N exists
         with pytest.raises(IntegrityError, match="diverged"):
             applier.build_keys("k")
     finally:

@@ -1,0 +1,104 @@
+"""Updates and deletes of tables whose key is not built yet, gathered across runs and
+applied with one scan of each table (PostgreSQL restore; see apply_postgres).
+
+A restore bulk-loads a table without its key, so a run of updates or deletes finds its
+rows by hashing the run and scanning the whole heap. Replay hands out runs one folding
+window (50,000 events) at a time: a scan per window would read a big table again for
+every window of a big incremental (100,000 updates of a 500,000-row table: two scans,
+0.2-0.35 s each). Runs with distinct keys commute, so their rows are gathered in scratch
+tables instead, and the table is scanned once when they are settled: before a run that
+touches a gathered key (an insert included), before anything that needs the key's index,
+before a schema change of the table, and past ``SETTLE_KEYS`` gathered keys (the key set
+kept for that check is what bounds memory).
+
+Settling keeps every check of the runs it stands for: the one DELETE must remove exactly
+one row per gathered update and delete (a missing row, or a duplicated one, is a
+divergence), then the updates' new images are inserted. (With no index to maintain, that
+costs less than an UPDATE, which writes a new version of each row anyway: 100,000 of
+500,000 rows, 0.36 s against 0.56 s.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from trade_stream.errors import IntegrityError
+from trade_stream.events import UPDATE
+from trade_stream.schema import TableSchema, quote_ident
+
+SETTLE_KEYS = 500_000  # gathered keys per table before they are settled (a few tens of MB)
+
+
+class _Gathered:
+    def __init__(self) -> None:
+        self.keys: set[Any] = set()
+        self.scratch: dict[str, str] = {}  # op -> scratch table
+        self.rows = 0
+
+
+class KeylessChanges:
+    """The gathered runs of one restore transaction, per table."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._tables: dict[str, _Gathered] = {}
+        self._serial = 0
+
+    def holds(self, table: str) -> bool:
+        return table in self._tables
+
+    def overlaps(self, table: str, keys: Iterable[Any]) -> bool:
+        gathered = self._tables.get(table)
+        return gathered is not None and not gathered.keys.isdisjoint(keys)
+
+    def add(self, table: TableSchema, op: str, rows: list[Any], keys: set[Any]) -> None:
+        """Gather a run of distinct ``keys`` (disjoint from those gathered: see
+        ``overlaps``): updates as their new images, deletes as their keys."""
+        gathered = self._tables.setdefault(table.name, _Gathered())
+        carried = table.column_names if op == UPDATE else table.primary_key
+        cols = ", ".join(quote_ident(c) for c in carried)
+        with self.conn.cursor() as cursor:
+            scratch = gathered.scratch.get(op)
+            if scratch is None:
+                self._serial += 1
+                scratch = gathered.scratch[op] = f"_tradevault_{op}_{self._serial}"
+                cursor.execute(f"CREATE TEMP TABLE {scratch} AS SELECT {cols} FROM {quote_ident(table.name)}"
+                               " WITH NO DATA")
+            with cursor.copy(f"COPY {scratch} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        gathered.keys |= keys
+        gathered.rows += len(rows)
+        if len(gathered.keys) >= SETTLE_KEYS:
+            self.settle(table)
+
+    def settle(self, table: TableSchema) -> None:
+        """Apply what is gathered for ``table``: one hash join of the scratch rows with the
+        heap deletes the old rows, then the updates' new images are inserted."""
+        gathered = self._tables.pop(table.name, None)
+        if gathered is None:
+            return
+        name = quote_ident(table.name)
+        keys = [quote_ident(k) for k in table.primary_key]
+        scratch = list(gathered.scratch.values())
+        with self.conn.cursor() as cursor:
+            for part in scratch:
+                # the key columns' statistics are all the planner needs to hash the scratch
+                # side (analysing every column costs four times as much)
+                cursor.execute(f"ANALYZE {part} ({', '.join(keys)})")
+            side = " UNION ALL ".join(f"SELECT {', '.join(keys)} FROM {part}" for part in scratch)
+            where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
+            cursor.execute("SET LOCAL enable_hashjoin = on")
+            cursor.execute(f"DELETE FROM {name} AS t USING ({side}) AS v WHERE {where}")
+            deleted = cursor.rowcount
+            cursor.execute("SET LOCAL enable_hashjoin = off")
+            if deleted != gathered.rows:
+                missing = gathered.rows - deleted
+                found = f"{missing} missing row(s)" if missing > 0 else f"{-missing} duplicated row(s)"
+                raise IntegrityError(f"replay diverged from the source: update/delete of {found} in table "
+                                     f"{table.name!r}")
+            updates = gathered.scratch.get(UPDATE)
+            if updates is not None:
+                cols = ", ".join(quote_ident(c) for c in table.column_names)
+                cursor.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {updates}")
+            cursor.execute(f"DROP TABLE {', '.join(scratch)}")
