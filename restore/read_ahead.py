@@ -87,6 +87,14 @@ class ReadAhead(Generic[T]):
                 self._consumed += 1
                 self._cond.notify_all()
 
+    def wait_finished(self) -> bool:
+        """Wait until the producer stops: True when it produced every item (no error, not
+        stopped early)."""
+        with self._cond:
+            while not self._done:
+                self._cond.wait()
+            return self._error is None and not self._stopped
+
     def close(self) -> None:
         with self._cond:
             self._stopped = True

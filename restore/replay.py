@@ -153,21 +153,25 @@ def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[
     yield from (Step(ready=ready) for ready in net.drain())
 
 
-def steps_ahead(store: BackupStore, plan: Plan, applier: Any) -> ReadAhead[Step]:
+def steps_ahead(store: BackupStore, plan: Plan, applier: Any, touched: set[str] | None = None) -> ReadAhead[Step]:
     """``replay_steps`` made by a thread of its own, up to two folding windows ahead (for
     appliers that mostly wait on a server; see read_ahead). Start it before loading the
-    full backup; pass it to ``replay_events`` as ``steps``."""
-    return ReadAhead(_prepared(replay_steps(store, plan, _fold_key(applier)), applier), limit=2 * WINDOW,
+    full backup; pass it to ``replay_events`` as ``steps``. ``touched`` collects the
+    tables the events change, complete once the producer has finished."""
+    return ReadAhead(_prepared(replay_steps(store, plan, _fold_key(applier)), applier, touched), limit=2 * WINDOW,
                      weight=lambda step: len(step.ready) if step.ready else 0,
                      barrier=lambda step: bool(step.ready) and step.ready[0].op == SCHEMA)
 
 
-def _prepared(steps: Iterator[Step], applier: Any) -> Iterator[Step]:
+def _prepared(steps: Iterator[Step], applier: Any, touched: set[str] | None = None) -> Iterator[Step]:
     """Steps with what the applier can work out ahead (``prepare``, optional) done."""
     prepare = getattr(applier, "prepare", None)
     for step in steps:
-        if step.ready and prepare is not None:
-            step = step._replace(prepared=prepare(step.ready))
+        if step.ready:
+            if touched is not None:
+                touched.update(event.table for event in step.ready)
+            if prepare is not None:
+                step = step._replace(prepared=prepare(step.ready))
         yield step
 
 

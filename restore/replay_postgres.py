@@ -1,11 +1,14 @@
 """Replay a plan into a PostgreSQL database, atomically.
 
-Everything happens in one transaction (PostgreSQL's DDL is transactional): the tables are
-created without keys, the full backup's rows are bulk-loaded with COPY, then primary keys,
-indexes, defaults and sequences are added, the incremental events are applied, sequences
-are set past the restored maximum and row counts are checked against what the backups
-say. Only then is the transaction committed: a failure at any point (including a corrupt
-object found while reading it) leaves the target as it was.
+The tables are built in a private schema (restore.staging) over one connection per core:
+created without keys; the full backup's rows bulk-loaded with COPY, the tables shared out
+between the connections; the incremental events applied on one connection (read, decoded
+and folded ahead while the rows load); then primary keys, indexes, defaults and sequences
+added and row counts checked against what the backups say, the tables again shared out.
+Only then are the tables moved into ``public``, in one transaction (with ``force``, the
+old tables are dropped in that same transaction): a failure at any point (including a
+corrupt object found while reading it) drops the private schema and leaves the target as
+it was.
 
 The full backup may be a PostgreSQL logical snapshot (``pgcopy-binary``) or a SQLite
 physical one (``sqlite-file``: tables and values mapped by ``type_mapping``, see
@@ -14,14 +17,18 @@ physical one (``sqlite-file``: tables and values mapped by ``type_mapping``, see
 
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import ExitStack
 from typing import Any, Callable
 
 from restore.planner import Plan
+from restore.read_ahead import ReadAhead
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
+from restore.staging import Staging, connections_for, share_out
 from trade_stream.stored_objects import schema_of
 from trade_stream.apply_postgres import (
-    PostgresApplier, create_table, finish_table, set_sequences,
+    PostgresApplier, build_keys, create_table, finish_table, set_sequences,
 )
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
@@ -29,11 +36,9 @@ from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import ObjectReader
 from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
-from trade_stream.schema import DatabaseSchema, quote_ident
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks
 from trade_stream.store import BackupStore
-
-SnapshotLoader = Callable[[Any, BackupStore, ManifestEntry, DatabaseSchema, Progress], int]
 
 
 def check_pg_target(target: PostgresDatabase, force: bool) -> None:
@@ -41,58 +46,52 @@ def check_pg_target(target: PostgresDatabase, force: bool) -> None:
         raise BadInputError(f"restore target {target.safe_url()} is not empty (use --force to replace it)")
 
 
-def load_rows_snapshot(conn: Any, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
-                       progress: Progress) -> int:
-    """Stream a ``pgcopy-binary`` snapshot into the (empty, keyless) tables: each table's
-    bytes go unchanged into ``COPY ... FROM STDIN (FORMAT BINARY)``."""
+def load_rows_snapshot(staging: Staging, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
+                       progress: Progress) -> None:
+    """Stream a ``pgcopy-binary`` snapshot into the (empty, keyless) tables, the tables
+    shared out between the connections: each reads the object (verified) and sends its
+    tables' bytes unchanged into ``COPY ... FROM STDIN (FORMAT BINARY)``."""
+    sizes = {t.name: (entry.tables or {}).get(t.name, 0) for t in schema.tables}
+    groups = share_out(sizes, len(staging.conns))
+    lock = threading.Lock()
+    done = [0]
+
+    def loaded(count: int) -> None:
+        with lock:
+            done[0] += count
+            progress("load", done[0], None)
+
+    staging.run([[lambda conn, names=names: _load_tables(conn, store, entry, schema, set(names), loaded)]
+                 if names else [] for names in groups])
+
+
+def _load_tables(conn: Any, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema, names: set[str],
+                 loaded: Callable[[int], None]) -> None:
     tables = {t.name: t for t in schema.tables}
 
-    def consume(reader: ObjectReader) -> int:
+    def consume(reader: ObjectReader) -> None:
         if reader.header.codec != CODEC_PGCOPY:
             raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
-        _empty(conn, schema)  # a retry from another copy starts from scratch
-        current, cursor, manager, copy = "", None, None, None
-        done = 0
-        try:
+        current, copy = "", None
+        # a savepoint: a copy found damaged midway is rolled back, the next one starts afresh
+        with conn.transaction(), ExitStack() as stack:
             for name, data in decode_copy_chunks(reader.body_chunks(4 << 20), reader.name):
+                table = tables.get(name)
+                if table is None:
+                    raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
+                if name not in names:
+                    continue
                 if name != current:
-                    if manager is not None:
-                        manager.__exit__(None, None, None)
-                        cursor.close()
-                    table = tables.get(name)
-                    if table is None:
-                        raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
+                    stack.close()
                     cols = ", ".join(quote_ident(c) for c in table.column_names)
-                    cursor = conn.cursor()
-                    manager = cursor.copy(f"COPY {quote_ident(name)} ({cols}) FROM STDIN (FORMAT BINARY)")
-                    copy = manager.__enter__()
+                    cursor = stack.enter_context(conn.cursor())
+                    copy = stack.enter_context(
+                        cursor.copy(f"COPY {quote_ident(name)} ({cols}) FROM STDIN (FORMAT BINARY)"))
                     current = name
                 copy.write(data)
-                done += len(data)
-                progress("load", done, None)
-            if manager is not None:
-                manager.__exit__(None, None, None)
-                cursor.close()
-        except BaseException as exc:
-            if manager is not None:
-                try:
-                    manager.__exit__(type(exc), exc, None)
-                except Exception:  # noqa: BLE001 - rolled back by the caller
-                    pass
-            raise
-        return entry.count
+                loaded(len(data))
 
-    return store.read_object(entry, consume)
-
-
-def _empty(conn: Any, schema: DatabaseSchema) -> None:
-    if schema.tables:
-        conn.execute("TRUNCATE " + ", ".join(quote_ident(t.name) for t in schema.tables))
-
-
-def drop_public_tables(conn: Any) -> None:
-    for name in PostgresDatabase.user_tables(conn):
-        conn.execute(f"DROP TABLE IF EXISTS {quote_ident(name)} CASCADE")
+    store.read_object(entry, consume)
 
 
 def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *, force: bool = False,
@@ -103,50 +102,109 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
     source = DatabaseSchema.from_dict(schema_of(store, plan.full))
     check_pg_target(target, force)
     if source.dialect == "postgresql":
-        schema, loader = source, load_rows_snapshot
-        convert, map_schema = None, None
+        schema, convert, map_schema = source, None, None
     else:
         schema = cross_dialect.schema_to_pg(source)
-        loader = cross_dialect.load_sqlite_snapshot
         convert, map_schema = cross_dialect.pg_mappers, cross_dialect.table_to_pg
-    conn = target.connect(autocommit=False)
-    try:
+    with Staging(target, connections_for(len(schema.tables))) as staging:
+        main = staging.conns[0]
         # batched updates/deletes join a VALUES list with the table: always through the
         # primary key's index (a hash join would scan the whole table for every batch)
-        conn.execute("SET LOCAL enable_hashjoin = off")
-        conn.execute("SET LOCAL enable_mergejoin = off")
+        main.execute("SET enable_hashjoin = off")
+        main.execute("SET enable_mergejoin = off")
         # a bulk statement's cost estimate can cross jit_above_cost: compiling then costs
         # ~0.1 s per statement and saves nothing on scans of a few hundred MB
-        conn.execute("SET LOCAL jit = off")
-        if force:
-            drop_public_tables(conn)
+        main.execute("SET jit = off")
         for table in schema.tables:
-            create_table(conn, table, with_key=False)
+            create_table(main, table, with_key=False)
+        staging.hold_off_autovacuum([t.name for t in schema.tables])
+        main.commit()
         # Keys and indexes are built after the events that can do without them (see
-        # PostgresApplier.keyless): big folded runs join the heap by hashing, once.
-        applier = PostgresApplier(conn, schema, convert, map_schema, keyless={t.name for t in schema.tables})
+        # PostgresApplier.keyless): big runs join the heap by hashing, once.
+        applier = PostgresApplier(main, schema, convert, map_schema, keyless={t.name for t in schema.tables})
+        finishing = _Finishing(staging, schema, applier, plan.full.tables or {})
         # the incrementals are read, decoded and folded while the server loads the full
-        with cyclic_gc_paused(), steps_ahead(store, plan, applier) as steps:
-            loader(conn, store, plan.full, schema, progress)
-            result = replay_events(store, plan, applier, progress, steps)
-        for name in sorted(applier.keyless):
-            applier.build_keys(name)
-        original = {t.name: t for t in schema.tables}
-        recreated = [n for n, t in applier.tables.items() if original.get(n) is not t]
-        for name in sorted(recreated):
-            finish_table(conn, applier.tables[name])
-        for table in applier.tables.values():
-            set_sequences(conn, table)
-        result.tables = check_counts(conn, result.tables, sorted(applier.tables))
+        touched: set[str] = set()
+        try:
+            with cyclic_gc_paused(), steps_ahead(store, plan, applier, touched) as steps:
+                if source.dialect == "postgresql":
+                    load_rows_snapshot(staging, store, plan.full, schema, progress)
+                else:
+                    cross_dialect.load_sqlite_snapshot(main, store, plan.full, schema, progress)
+                    main.commit()
+                finishing.when_read(steps, touched)
+                result = replay_events(store, plan, applier, progress, steps)
+        except BaseException:
+            finishing.wait(raise_error=False)  # the replay's error is the one to report
+            raise
+        finishing.wait()
+        applier.settle()
+        main.commit()
+        result.tables = finishing.rest(result.tables)
         result.rows = sum(result.tables.values())
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
+        staging.publish(sorted(applier.tables), force)
     return finished(result, target.safe_url(), plan, started)
 
 
-def check_counts(conn: Any, expected: dict[str, int] | None, tables: list[str]) -> dict[str, int]:
-    return compare_counts(PostgresDatabase.row_counts(conn, tables), expected)
+class _Finishing:
+    """Keys and indexes of the tables loaded without them (and of those a schema change
+    recreated), sequences and row counts, the tables shared out between the connections.
+    The tables the events leave alone are finished on the other connections while the
+    main one replays, once every incremental has been read (``when_read``); the rest after
+    the replay (``rest``)."""
+
+    def __init__(self, staging: Staging, schema: DatabaseSchema, applier: PostgresApplier,
+                 sizes: dict[str, int]) -> None:
+        self.staging = staging
+        self.original = {t.name: t for t in schema.tables}
+        self.applier = applier
+        self.sizes = sizes
+        self.counts: dict[str, int] = {}
+        self._early: set[str] = set()
+        self._watcher: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _finish(self, conn: Any, table: TableSchema, keyless: bool) -> None:
+        if keyless:
+            build_keys(conn, table)
+        elif self.original.get(table.name) is not table:
+            finish_table(conn, table)
+        set_sequences(conn, table)
+        self.counts.update(PostgresDatabase.row_counts(conn, [table.name]))
+
+    def _groups(self, names: list[str], connections: int) -> list[list[Callable[[Any], None]]]:
+        tables = {name: self.applier.tables.get(name) or self.original[name] for name in names}
+        keyless = {name for name in names if name in self.applier.keyless}
+        shares = share_out({name: self.sizes.get(name, 0) for name in names}, connections)
+        return [[lambda conn, t=tables[name], k=name in keyless: self._finish(conn, t, k) for name in share]
+                for share in shares]
+
+    def when_read(self, steps: ReadAhead, touched: set[str]) -> None:
+        if len(self.staging.conns) < 2:
+            return
+
+        def watch() -> None:
+            if not steps.wait_finished():  # stopped early or failed: the replay says why
+                return
+            untouched = [name for name in self.original if name not in touched]
+            try:
+                self.staging.start(self._groups(untouched, len(self.staging.conns) - 1), first=1)()
+                self._early.update(untouched)
+            except BaseException as exc:  # noqa: BLE001 - raised by wait()
+                self._error = exc
+
+        self._watcher = threading.Thread(target=watch, name="tradevault-restore-finish", daemon=True)
+        self._watcher.start()
+
+    def wait(self, raise_error: bool = True) -> None:
+        if self._watcher is not None:
+            self._watcher.join()
+        if self._error is not None and raise_error:
+            raise self._error
+
+    def rest(self, expected: dict[str, int] | None) -> dict[str, int]:
+        """Finish the tables not finished yet; the row counts of all, checked against
+        ``expected`` (what the backups recorded)."""
+        names = [name for name in self.applier.tables if name not in self._early]
+        self.staging.run(self._groups(names, len(self.staging.conns)))
+        return compare_counts(dict(sorted(self.counts.items())), expected)

@@ -25,6 +25,7 @@ checked.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from trade_stream.errors import IntegrityError
@@ -67,12 +68,31 @@ def add_primary_key(conn: "psycopg.Connection", table: TableSchema) -> None:
         conn.execute(f"ALTER TABLE {quote_ident(table.name)} ADD PRIMARY KEY ({keys})")
 
 
+# pg_get_indexdef's statement: CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ...
+_INDEX_TABLE = re.compile(r'(CREATE (?:UNIQUE )?INDEX (?:"(?:[^"]|"")+"|[^\s"]+) ON (?:ONLY )?)'
+                          r'(?:"(?:[^"]|"")+"|[^\s."]+)\.')
+
+
+def index_in_schema(statement: str, schema: str) -> str:
+    """An index definition recorded by the source (its table qualified with the source's
+    schema) aimed at the table of the same name in ``schema``."""
+    match = _INDEX_TABLE.match(statement)
+    if match is None:
+        raise IntegrityError(f"unexpected index definition in the backup: {statement!r}")
+    return match.group(1) + quote_ident(schema) + "." + statement[match.end():]
+
+
 def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
-    """Indexes, defaults, identity and serial columns, recorded by the source (after data)."""
+    """Indexes, defaults, identity and serial columns, recorded by the source (after data).
+    Indexes go to the table of the connection's current schema (``public``, or a
+    restore's private schema: see restore.staging)."""
     extra = post_load(table)
     name = quote_ident(table.name)
-    for statement in extra.get("indexes", []):
-        conn.execute(statement)
+    indexes = extra.get("indexes", [])
+    if indexes:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        for statement in indexes:
+            conn.execute(index_in_schema(statement, schema))
     for column, expr in extra.get("defaults", {}).items():
         conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET DEFAULT {expr}")
     for column, kind in extra.get("identity", {}).items():
@@ -82,6 +102,20 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
         conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(seq)} OWNED BY {name}.{quote_ident(column)}")
         conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} "
                      f"SET DEFAULT nextval('{quote_ident(seq)}'::regclass)")
+
+
+def build_keys(conn: "psycopg.Connection", table: TableSchema) -> None:
+    """Primary key, indexes, defaults and identity of a table loaded without them; a
+    duplicate key found then means the replay diverged from the source."""
+    import psycopg
+
+    try:
+        with conn.transaction():  # a savepoint: the error below leaves the rest intact
+            add_primary_key(conn, table)
+            finish_table(conn, table)
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(f"replay diverged from the source on table {table.name!r}: "
+                             f"{str(exc).splitlines()[0]}") from None
 
 
 def set_sequences(conn: "psycopg.Connection", table: TableSchema) -> None:
@@ -265,18 +299,16 @@ class PostgresApplier:
 
     def build_keys(self, table: str) -> None:
         """Primary key, indexes, defaults and identity of a table loaded without them."""
-        import psycopg
-
         self.keyless.discard(table)
         schema = self.tables[table]
         self._gathered.settle(schema)
-        try:
-            with self.conn.transaction():  # a savepoint: the error below leaves the rest intact
-                add_primary_key(self.conn, schema)
-                finish_table(self.conn, schema)
-        except psycopg.errors.IntegrityError as exc:
-            raise IntegrityError(f"replay diverged from the source on table {table!r}: "
-                                 f"{str(exc).splitlines()[0]}") from None
+        build_keys(self.conn, schema)
+
+    def settle(self) -> None:
+        """Apply every gathered run (keyless_changes): the tables are then as the events
+        left them, their keys may be built on any connection."""
+        for name in sorted(self.keyless):
+            self._gathered.settle(self.tables[name])
 
     def _prepared_run(self, table: str, op: str, run: list[ChangeEvent]) -> tuple[list[Any], bool]:
         """A run's parameter rows, and whether it goes through COPY: runs of at least
@@ -434,8 +466,10 @@ class PostgresApplier:
     def _apply_schema(self, event: ChangeEvent) -> None:
         if event.table in self.tables:
             self._gathered.settle(self.tables[event.table])  # their checks still count
+            # only a table the applier knows: an unqualified name it does not know could
+            # resolve to a table of another schema (see restore.staging)
+            self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
         self.keyless.discard(event.table)  # recreated below with its key
-        self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
         self._maps.pop(event.table, None)
         if event.table_schema is None:

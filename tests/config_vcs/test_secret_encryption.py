@@ -16,7 +16,6 @@ from pyrage import x25519
 
 from config_vcs import history
 from config_vcs.errors import BadInput
-from config_vcs.options import Options
 from config_vcs.sealing import FILE_HEADER, check_rewrite, json_spans, toml_spans, yaml_spans
 from config_vcs.service import ConfigHistory
 from cvs_helpers import bare_remote, commit_count, fast_options, git, remote_head, wait_for, write

@@ -186,3 +186,23 @@ def test_type_mapping_sqlite_to_pg_and_back():
     assert [c.family for c in back.columns] == [c.family for c in sqlite_table.columns]
     to_sqlite = pg_value_converters(pg)
     assert [c(v) for c, v in zip(to_sqlite, values)] == [1, "2024-01-02 03:04:05.123456", 1, "0.1", 2.5, "BTC/USDT"]
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ("CREATE INDEX trades_pair ON public.trades USING btree (pair, is_open)",
+     'CREATE INDEX trades_pair ON "stage".trades USING btree (pair, is_open)'),
+    ('CREATE UNIQUE INDEX "odd "" name" ON ONLY "my schema"."t.x" USING btree (a) WHERE (a > 1)',
+     'CREATE UNIQUE INDEX "odd "" name" ON ONLY "stage"."t.x" USING btree (a) WHERE (a > 1)'),
+])
+def test_recorded_index_definitions_are_aimed_at_the_restore_schema(statement, expected):
+    from trade_stream.apply_postgres import index_in_schema
+
+    assert index_in_schema(statement, "stage") == expected
+
+
+def test_an_index_definition_of_unknown_shape_is_refused():
+    from trade_stream.apply_postgres import index_in_schema
+    from trade_stream.errors import IntegrityError
+
+    with pytest.raises(IntegrityError, match="unexpected index definition"):
+        index_in_schema("CREATE INDEX x ON t USING btree (a)", "stage")

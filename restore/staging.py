@@ -1,0 +1,144 @@
+"""A private schema where a PostgreSQL restore builds its tables over several connections,
+moved into ``public`` in one short transaction at the end.
+
+Why: loading and indexing spread over connections use more than one server process (one
+backend does one statement at a time), and the target's ``public`` schema stays exactly
+as it was until the last step. Each connection commits its own work inside the private
+schema; only ``publish`` touches ``public``: with ``force`` it drops the old tables, then
+moves the new ones in (with their indexes, constraints and owned sequences), all in one
+transaction. A failure anywhere before that drops the private schema and leaves the
+target as it was. (A process killed mid-restore leaves a ``tradevault_restore_*`` schema
+behind: nothing in ``public`` refers to it, ``DROP SCHEMA ... CASCADE`` removes it.)
+
+Every connection resolves unqualified names in the private schema first, then in
+``public`` (types and functions the tables use); statements that must name ``public``
+(dropping the old tables) say so explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from typing import Any, Callable, Sequence
+
+from trade_stream.postgres_database import PostgresDatabase
+from trade_stream.schema import quote_ident
+
+Job = Callable[[Any], None]
+
+def connections_for(tables: int) -> int:
+    """Connections worth opening: one per core (each drives one server process), at most
+    four, never more than there are tables to share out."""
+    return max(1, min(4, os.cpu_count() or 1, tables))
+
+
+class Staging:
+    """The private schema and its connections (``conns[0]`` is the main one); use as a
+    context manager: leaving it without ``publish`` having succeeded drops the schema."""
+
+    def __init__(self, target: PostgresDatabase, connections: int) -> None:
+        self.target = target
+        self.name = f"tradevault_restore_{os.getpid()}_{secrets.token_hex(4)}"
+        self.count = connections
+        self.conns: list[Any] = []
+        self.published = False
+
+    def __enter__(self) -> "Staging":
+        admin = self.target.connect()
+        try:
+            admin.execute(f"CREATE SCHEMA {quote_ident(self.name)}")
+        finally:
+            admin.close()
+        try:
+            for _ in range(self.count):
+                conn = self.target.connect(autocommit=False)
+                self.conns.append(conn)
+                conn.execute(f"SET search_path = {quote_ident(self.name)}, public")
+                conn.commit()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for conn in self.conns:
+            try:
+                conn.rollback()
+                conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection is closed anyway
+                pass
+        self.conns = []
+        if not self.published:
+            admin = self.target.connect()
+            try:
+                admin.execute(f"DROP SCHEMA IF EXISTS {quote_ident(self.name)} CASCADE")
+            finally:
+                admin.close()
+
+    def run(self, groups: Sequence[Sequence[Job]]) -> None:
+        """Run each group of jobs on its own connection (group i on ``conns[i]``), the
+        groups side by side, each group's jobs in order; every connection commits when its
+        group is done. The first error is raised once all groups have stopped."""
+        self.start(groups)()
+
+    def start(self, groups: Sequence[Sequence[Job]], first: int = 0) -> Callable[[], None]:
+        """``run`` in the background, group i on ``conns[first + i]``: returns the function
+        that waits for the groups and raises the first error."""
+        errors: list[BaseException] = []
+
+        def work(conn: Any, jobs: Sequence[Job]) -> None:
+            try:
+                for job in jobs:
+                    job(conn)
+                conn.commit()
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(conn, jobs), name=f"tradevault-restore-{i}")
+                   for i, (conn, jobs) in enumerate(zip(self.conns[first:], groups)) if jobs]
+        for thread in threads:
+            thread.start()
+
+        def wait() -> None:
+            for thread in threads:
+                thread.join()
+            if errors:
+                raise errors[0]
+
+        return wait
+
+    def hold_off_autovacuum(self, tables: list[str]) -> None:
+        """No autovacuum on these tables until ``publish``: one that starts on a freshly
+        loaded table would hold up moving it for a deadlock_timeout (1 s) before it gives
+        way."""
+        for name in tables:
+            self.conns[0].execute(f"ALTER TABLE {quote_ident(name)} SET (autovacuum_enabled = false)")
+
+    def publish(self, tables: list[str], force: bool) -> None:
+        """Move the restored tables into ``public`` in one transaction (dropping the old
+        tables first with ``force``), and drop the then empty private schema."""
+        conn = self.conns[0]
+        conn.rollback()
+        if force:
+            for name in PostgresDatabase.user_tables(conn):
+                conn.execute(f"DROP TABLE IF EXISTS public.{quote_ident(name)} CASCADE")
+        schema = quote_ident(self.name)
+        for name in tables:
+            conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")
+            conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA public")
+        conn.execute(f"DROP SCHEMA {schema}")
+        conn.commit()
+        self.published = True
+
+
+def share_out(sizes: dict[str, int], groups: int) -> list[list[str]]:
+    """Names split into ``groups`` lists of about equal total size (largest first, each to
+    the lightest group so far), for work that takes time in proportion to size."""
+    shares: list[list[str]] = [[] for _ in range(groups)]
+    totals = [0] * groups
+    for name in sorted(sizes, key=lambda n: (-sizes[n], n)):
+        lightest = totals.index(min(totals))
+        shares[lightest].append(name)
+        totals[lightest] += sizes[name]
+    return shares

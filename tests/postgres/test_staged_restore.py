@@ -1,0 +1,136 @@
+"""A PostgreSQL restore builds its tables in a private schema over several connections and
+publishes them into ``public`` in one transaction: a failed restore leaves the target (and
+no private schema) behind, a forced one replaces the old tables with working keys, indexes
+and sequences, and tables no event touches are finished while the others replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from restore import replay_postgres
+from restore.staging import Staging
+from trade_stream.errors import IntegrityError
+
+from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
+
+pytestmark = pytest.mark.xdist_group("postgres")
+
+
+def _private_schemas(url: str) -> list[str]:
+    conn = connect(url)
+    try:
+        return [r[0] for r in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tradevault_restore_%'").fetchall()]
+    finally:
+        conn.close()
+
+
+def _source(pg, work_dir: Path) -> tuple[str, object]:
+    src = pg.new("src")
+    execute(src,
+            "CREATE TABLE a (id bigserial PRIMARY KEY, v text NOT NULL, n numeric)",
+            "CREATE INDEX a_v ON a (v)",
+            "CREATE TABLE b (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, w text UNIQUE)",
+            "INSERT INTO a (v, n) SELECT 'row ' || g, g FROM generate_series(1, 3000) g",
+            "INSERT INTO b (w) SELECT 'b' || g FROM generate_series(1, 500) g")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "UPDATE a SET v = v || ' changed' WHERE id <= 2500", "DELETE FROM a WHERE id > 2900",
+            "INSERT INTO a (v, n) VALUES ('late', 1)")
+    engine(src, store).incremental()
+    return src, store
+
+
+def test_a_forced_restore_replaces_the_tables_with_working_keys_indexes_and_sequences(pg, work_dir):
+    src, store = _source(pg, work_dir)
+    dst = pg.new("dst")
+    execute(dst, "CREATE TABLE a (x int)", "INSERT INTO a VALUES (1)", "CREATE TABLE stale (y int)")
+    restore(store, dst, force=True)
+    assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})
+    assert _private_schemas(dst) == []
+    conn = connect(dst)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()]
+        assert tables == ["a", "b"]
+        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+        assert {"a_pkey", "a_v", "b_pkey", "b_w_key"} <= indexes
+        assert conn.execute("INSERT INTO a (v) VALUES ('next') RETURNING id").fetchone()[0] == 3002
+        assert conn.execute("INSERT INTO b (w) VALUES ('next') RETURNING id").fetchone()[0] == 501
+        with pytest.raises(Exception, match="duplicate key"):
+            conn.execute("INSERT INTO b (w) VALUES ('b1')")
+    finally:
+        conn.close()
+
+
+def test_a_failed_restore_leaves_the_target_as_it_was_and_no_private_schema(pg, work_dir, monkeypatch):
+    _, store = _source(pg, work_dir)
+    dst = pg.new("dst")
+    execute(dst, "CREATE TABLE a (x int)", "INSERT INTO a VALUES (7)")
+
+    def diverge(self, table):  # as if the replay had found a missing row when settling
+        raise IntegrityError(f"replay diverged from the source: update/delete of 1 missing row(s) in table {table.name!r}")
+
+    monkeypatch.setattr("trade_stream.keyless_changes.KeylessChanges.settle", diverge)
+    with pytest.raises(IntegrityError, match="missing row"):
+        restore(store, dst, force=True)
+    conn = connect(dst)
+    try:
+        assert conn.execute("SELECT x FROM public.a").fetchall() == [(7,)]
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 1
+    finally:
+        conn.close()
+    assert _private_schemas(dst) == []
+
+
+def test_tables_no_event_touches_are_finished_on_another_connection_during_the_replay(pg, work_dir, monkeypatch):
+    src, store = _source(pg, work_dir)
+    dst = pg.new("dst")
+    monkeypatch.setattr(replay_postgres, "connections_for", lambda tables: 2)
+    started: list[tuple[int, list[int]]] = []
+    original = Staging.start
+
+    def spy(self, groups, first=0):
+        started.append((first, [len(group) for group in groups]))
+        return original(self, groups, first)
+
+    monkeypatch.setattr(Staging, "start", spy)
+    restore(store, dst, force=False)
+    assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})
+    # loading (both connections), then table b on the second connection while a replays,
+    # then table a after the replay
+    assert started == [(0, [1, 1]), (1, [1]), (0, [1, 0])]
+
+
+def _damage(path: Path, where: float) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * where)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_full_backup_damaged_in_one_location_restores_from_the_other(pg, work_dir):
+    """The damage is found midway through the rows (past the first 4 MiB sent to the server):
+    the rows already loaded from that copy are rolled back before the next copy loads."""
+    src = pg.new("src")
+    execute(src, "CREATE TABLE c (id int PRIMARY KEY, t text)",
+            "INSERT INTO c SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 90000) g")
+    store = make_store(work_dir)
+    full = engine(src, store).full()
+    assert full.bytes > 2 << 20
+    _damage(next((work_dir / "loc1").rglob(store.entries()[0].object)), 0.9)
+    dst = pg.new("dst")
+    restore(store, dst, force=False)
+    assert digest(dst, {"c": ["id"]}) == digest(src, {"c": ["id"]})
+
+    _damage(next((work_dir / "loc2").rglob(store.entries()[0].object)), 0.9)
+    again = pg.new("again")
+    with pytest.raises(IntegrityError, match="no intact copy"):
+        restore(store, again, force=False)
+    conn = connect(again)
+    try:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+    finally:
+        conn.close()
+    assert _private_schemas(again) == []
