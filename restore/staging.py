@@ -22,6 +22,7 @@ import secrets
 import threading
 from typing import Any, Callable, Sequence
 
+from trade_stream.errors import BadInputError
 from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.schema import quote_ident
 
@@ -45,9 +46,15 @@ class Staging:
         self.published = False
 
     def __enter__(self) -> "Staging":
+        import psycopg
+
         admin = self.target.connect()
         try:
             admin.execute(f"CREATE SCHEMA {quote_ident(self.name)}")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise BadInputError(f"restore target {self.target.safe_url()}: cannot create the restore's private "
+                                f"schema ({str(exc).splitlines()[0]}); the restoring role needs CREATE on the "
+                                "database") from None
         finally:
             admin.close()
         try:

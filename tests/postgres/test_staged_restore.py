@@ -134,3 +134,18 @@ def test_a_full_backup_damaged_in_one_location_restores_from_the_other(pg, work_
     finally:
         conn.close()
     assert _private_schemas(again) == []
+
+
+def test_a_role_that_cannot_create_the_private_schema_gets_a_clear_error(pg, work_dir):
+    from trade_stream.errors import BadInputError
+
+    _, store = _source(pg, work_dir)
+    dst = pg.new("dst")
+    name = dst.rsplit("/", 1)[1]
+    execute(dst, "DROP ROLE IF EXISTS tv_restricted", "CREATE ROLE tv_restricted LOGIN",
+            f'REVOKE CREATE ON DATABASE "{name}" FROM PUBLIC', "GRANT CREATE ON SCHEMA public TO tv_restricted")
+    restricted = dst.replace("://postgres@", "://tv_restricted@")
+    assert restricted != dst
+    with pytest.raises(BadInputError, match="needs CREATE on the database"):
+        restore(store, restricted, force=False)
+    execute(dst, "REVOKE CREATE ON SCHEMA public FROM tv_restricted", "DROP ROLE tv_restricted")
