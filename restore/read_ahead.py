@@ -34,6 +34,7 @@ class ReadAhead(Generic[T]):
         self._produced = 0
         self._consumed = 0
         self._done = False
+        self._complete = False
         self._stopped = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -58,6 +59,7 @@ class ReadAhead(Generic[T]):
                         while self._consumed < wanted and not self._stopped:
                             self._cond.wait()
                 del item  # not held while the next one is made: it counts against the limit only while queued
+            self._complete = True
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             with self._cond:
                 self._error = exc
@@ -89,11 +91,11 @@ class ReadAhead(Generic[T]):
 
     def wait_finished(self) -> bool:
         """Wait until the producer stops: True when it produced every item (no error, not
-        stopped early)."""
+        stopped before the end), even if the consumer has closed it since."""
         with self._cond:
             while not self._done:
                 self._cond.wait()
-            return self._error is None and not self._stopped
+            return self._complete
 
     def close(self) -> None:
         with self._cond:

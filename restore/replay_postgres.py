@@ -46,13 +46,18 @@ def check_pg_target(target: PostgresDatabase, force: bool) -> None:
         raise BadInputError(f"restore target {target.safe_url()} is not empty (use --force to replace it)")
 
 
-def load_rows_snapshot(staging: Staging, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
-                       progress: Progress) -> None:
+def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
+                  progress: Progress) -> Callable[[], None]:
     """Stream a ``pgcopy-binary`` snapshot into the (empty, keyless) tables, the tables
     shared out between the connections: each reads the object (verified) and sends its
-    tables' bytes unchanged into ``COPY ... FROM STDIN (FORMAT BINARY)``."""
+    tables' bytes unchanged into ``COPY ... FROM STDIN (FORMAT BINARY)``. Returns once
+    every connection has begun its first COPY (or stopped) — a connection whose tables
+    come later in the object first reads past the others, which is quicker while no other
+    Python work competes for the interpreter — with the function that waits for the loads
+    to end."""
     sizes = {t.name: (entry.tables or {}).get(t.name, 0) for t in schema.tables}
-    groups = share_out(sizes, len(staging.conns))
+    groups = [names for names in share_out(sizes, len(staging.conns)) if names]
+    begun = [threading.Event() for _ in groups]
     lock = threading.Lock()
     done = [0]
 
@@ -61,37 +66,48 @@ def load_rows_snapshot(staging: Staging, store: BackupStore, entry: ManifestEntr
             done[0] += count
             progress("load", done[0], None)
 
-    staging.run([[lambda conn, names=names: _load_tables(conn, store, entry, schema, set(names), loaded)]
-                 if names else [] for names in groups])
+    wait = staging.start([[lambda conn, names=names, begun=begun: _load_tables(conn, store, entry, schema, set(names),
+                                                                              loaded, begun)]
+                          for names, begun in zip(groups, begun)])
+    for event in begun:
+        event.wait()
+    return wait
 
 
 def _load_tables(conn: Any, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema, names: set[str],
-                 loaded: Callable[[int], None]) -> None:
+                 loaded: Callable[[int], None], begun: threading.Event) -> None:
     tables = {t.name: t for t in schema.tables}
+    try:
+        store.read_object(entry, lambda reader: _copy_tables(conn, reader, tables, names, loaded, begun))
+    finally:
+        begun.set()
 
-    def consume(reader: ObjectReader) -> None:
-        if reader.header.codec != CODEC_PGCOPY:
-            raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
-        current, copy = "", None
-        # a savepoint: a copy found damaged midway is rolled back, the next one starts afresh
-        with conn.transaction(), ExitStack() as stack:
-            for name, data in decode_copy_chunks(reader.body_chunks(4 << 20), reader.name):
-                table = tables.get(name)
-                if table is None:
-                    raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
-                if name not in names:
-                    continue
-                if name != current:
-                    stack.close()
-                    cols = ", ".join(quote_ident(c) for c in table.column_names)
-                    cursor = stack.enter_context(conn.cursor())
-                    copy = stack.enter_context(
-                        cursor.copy(f"COPY {quote_ident(name)} ({cols}) FROM STDIN (FORMAT BINARY)"))
-                    current = name
-                copy.write(data)
-                loaded(len(data))
 
-    store.read_object(entry, consume)
+def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema], names: set[str],
+                 loaded: Callable[[int], None], begun: threading.Event) -> None:
+    """One copy of the object: its tables' rows in ``names`` COPYed in, the others read
+    past. Inside a savepoint: a copy found damaged midway is rolled back, the next one
+    starts afresh."""
+    if reader.header.codec != CODEC_PGCOPY:
+        raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
+    current, copy = "", None
+    with conn.transaction(), ExitStack() as stack:
+        for name, data in decode_copy_chunks(reader.body_chunks(4 << 20), reader.name):
+            table = tables.get(name)
+            if table is None:
+                raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
+            if name not in names:
+                continue
+            if name != current:
+                stack.close()
+                cols = ", ".join(quote_ident(c) for c in table.column_names)
+                cursor = stack.enter_context(conn.cursor())
+                copy = stack.enter_context(
+                    cursor.copy(f"COPY {quote_ident(name)} ({cols}) FROM STDIN (FORMAT BINARY)"))
+                current = name
+                begun.set()
+            copy.write(data)
+            loaded(len(data))
 
 
 def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *, force: bool = False,
@@ -126,9 +142,10 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         # the incrementals are read, decoded and folded while the server loads the full
         touched: set[str] = set()
         try:
+            loads = start_loading(staging, store, plan.full, schema, progress) if source.dialect == "postgresql" else None
             with cyclic_gc_paused(), steps_ahead(store, plan, applier, touched) as steps:
-                if source.dialect == "postgresql":
-                    load_rows_snapshot(staging, store, plan.full, schema, progress)
+                if loads is not None:
+                    loads()
                 else:
                     cross_dialect.load_sqlite_snapshot(main, store, plan.full, schema, progress)
                     main.commit()
@@ -137,7 +154,6 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         except BaseException:
             finishing.wait(raise_error=False)  # the replay's error is the one to report
             raise
-        finishing.wait()
         applier.settle()
         main.commit()
         result.tables = finishing.rest(result.tables)
@@ -160,7 +176,7 @@ class _Finishing:
         self.applier = applier
         self.sizes = sizes
         self.counts: dict[str, int] = {}
-        self._early: set[str] = set()
+        self._touched: set[str] = set()
         self._watcher: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -182,6 +198,7 @@ class _Finishing:
     def when_read(self, steps: ReadAhead, touched: set[str]) -> None:
         if len(self.staging.conns) < 2:
             return
+        self._touched = touched
 
         def watch() -> None:
             if not steps.wait_finished():  # stopped early or failed: the replay says why
@@ -189,7 +206,6 @@ class _Finishing:
             untouched = [name for name in self.original if name not in touched]
             try:
                 self.staging.start(self._groups(untouched, len(self.staging.conns) - 1), first=1)()
-                self._early.update(untouched)
             except BaseException as exc:  # noqa: BLE001 - raised by wait()
                 self._error = exc
 
@@ -203,8 +219,12 @@ class _Finishing:
             raise self._error
 
     def rest(self, expected: dict[str, int] | None) -> dict[str, int]:
-        """Finish the tables not finished yet; the row counts of all, checked against
-        ``expected`` (what the backups recorded)."""
-        names = [name for name in self.applier.tables if name not in self._early]
-        self.staging.run(self._groups(names, len(self.staging.conns)))
+        """Finish the tables not finished yet (on the main connection alone while the
+        others still finish the untouched tables, else on all); the row counts of all,
+        checked against ``expected`` (what the backups recorded)."""
+        if self._watcher is not None and self._watcher.is_alive():  # it has the other connections
+            self.staging.run(self._groups([name for name in self.applier.tables if name in self._touched], 1))
+        self.wait()
+        left = [name for name in self.applier.tables if name not in self.counts]  # counted = finished
+        self.staging.run(self._groups(left, len(self.staging.conns)))
         return compare_counts(dict(sorted(self.counts.items())), expected)

@@ -44,6 +44,7 @@ class Staging:
         self.count = connections
         self.conns: list[Any] = []
         self.published = False
+        self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> "Staging":
         import psycopg
@@ -69,6 +70,14 @@ class Staging:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if any(thread.is_alive() for thread in self._threads):  # leaving on an error
+            for conn in self.conns:
+                try:
+                    conn.cancel()  # what a connection is running stops at once
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+        for thread in self._threads:
+            thread.join()
         for conn in self.conns:
             try:
                 conn.rollback()
@@ -106,6 +115,7 @@ class Staging:
                    for i, (conn, jobs) in enumerate(zip(self.conns[first:], groups)) if jobs]
         for thread in threads:
             thread.start()
+        self._threads.extend(threads)
 
         def wait() -> None:
             for thread in threads:

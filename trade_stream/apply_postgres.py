@@ -32,6 +32,7 @@ from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.keyless_changes import KeylessChanges
 from trade_stream.postgres_database import post_load
+from trade_stream.postgres_copy import binary_copy_types, copy_rows
 from trade_stream.postgres_types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 
@@ -345,7 +346,13 @@ class PostgresApplier:
         keys = set(self._keys(table, op, params))
         if self._gathered.overlaps(table, keys):
             self._gathered.settle(schema)
-        self._gathered.add(schema, op, params, keys)
+        carried = schema.column_names if op == UPDATE else schema.primary_key
+        self._gathered.add(schema, op, params, keys, self._binary(table, carried))
+
+    def _binary(self, table: str, columns: list[str]) -> list[int] | None:
+        """Binary COPY types for rows of a PostgreSQL source (values of another dialect are
+        mapped ones: text is right for any of them)."""
+        return None if self.convert is not None else binary_copy_types(self.tables[table], columns)
 
     def _settle_before_insert(self, table: str, params: list[Any]) -> None:
         """Inserts go straight into the table: what is gathered for their keys first."""
@@ -369,19 +376,16 @@ class PostgresApplier:
         keys = [quote_ident(k) for k in schema.primary_key]
         if op in (INSERT, SNAPSHOT):
             self._settle_before_insert(table, params)
-            with cursor.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
-                for param in params:
-                    copy.write_row(param)
+            copy_rows(cursor, name, schema.column_names, params, self._binary(table, schema.column_names))
             return len(params)
         if table in self.keyless:
             self._gather(table, op, params)
             return len(params)
-        carried = cols if op == UPDATE else keys
-        cursor.execute(f"CREATE TEMP TABLE _tradevault_apply AS SELECT {', '.join(carried)} FROM {name} WITH NO DATA")
+        carried = schema.column_names if op == UPDATE else schema.primary_key
+        cursor.execute(f"CREATE TEMP TABLE _tradevault_apply AS SELECT {', '.join(quote_ident(c) for c in carried)}"
+                       f" FROM {name} WITH NO DATA")
         try:
-            with cursor.copy(f"COPY _tradevault_apply ({', '.join(carried)}) FROM STDIN") as copy:
-                for param in params:
-                    copy.write_row(param)
+            copy_rows(cursor, "_tradevault_apply", carried, params, self._binary(table, carried))
             where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
             if op == UPDATE:
                 sets = ", ".join(f"{c} = v.{c}" for c in cols)

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import UPDATE
+from trade_stream.postgres_copy import copy_rows
 from trade_stream.schema import TableSchema, quote_ident
 
 SETTLE_KEYS = 500_000  # gathered keys per table before they are settled (a few tens of MB)
@@ -51,9 +52,11 @@ class KeylessChanges:
         gathered = self._tables.get(table)
         return gathered is not None and not gathered.keys.isdisjoint(keys)
 
-    def add(self, table: TableSchema, op: str, rows: list[Any], keys: set[Any]) -> None:
+    def add(self, table: TableSchema, op: str, rows: list[Any], keys: set[Any], types: list[int] | None) -> None:
         """Gather a run of distinct ``keys`` (disjoint from those gathered: see
-        ``overlaps``): updates as their new images, deletes as their keys."""
+        ``overlaps``): updates as their new images, deletes as their keys (``types``: see
+        postgres_copy)."""
+
         gathered = self._tables.setdefault(table.name, _Gathered())
         carried = table.column_names if op == UPDATE else table.primary_key
         cols = ", ".join(quote_ident(c) for c in carried)
@@ -64,9 +67,7 @@ class KeylessChanges:
                 scratch = gathered.scratch[op] = f"_tradevault_{op}_{self._serial}"
                 cursor.execute(f"CREATE TEMP TABLE {scratch} AS SELECT {cols} FROM {quote_ident(table.name)}"
                                " WITH NO DATA")
-            with cursor.copy(f"COPY {scratch} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            copy_rows(cursor, scratch, carried, rows, types)
         gathered.keys |= keys
         gathered.rows += len(rows)
         if len(gathered.keys) >= SETTLE_KEYS:

@@ -115,3 +115,20 @@ def test_weights_bound_what_is_held() -> None:
             time.sleep(0.001)
             held_max = max(held_max, ahead._held)
     assert held_max <= 12
+
+
+def test_wait_finished_tells_whether_every_item_was_produced() -> None:
+    with ReadAhead(iter(range(5)), limit=10, weight=lambda item: 1) as ahead:
+        assert ahead.wait_finished() is True  # all five queued: complete before anyone consumed
+    assert ahead.wait_finished() is True  # and still so once closed
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("damaged")
+
+    with ReadAhead(failing(), limit=10, weight=lambda item: 1) as ahead:
+        assert ahead.wait_finished() is False
+
+    with ReadAhead(iter(range(1000)), limit=2, weight=lambda item: 1) as ahead:
+        next(iter(ahead))
+    assert ahead.wait_finished() is False  # closed while it still had items to make
