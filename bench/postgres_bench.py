@@ -254,7 +254,8 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
                                                     lambda url: restore_to(store, plan_restore(store.entries(),
                                                                                                Target()), url))
         m["restore_full"] = {"seconds": statistics.median(full_restores),
-                             "pg_restore_seconds": statistics.median(pg_restores)}
+                             "pg_restore_seconds": statistics.median(pg_restores),
+                             "samples": full_restores, "pg_restore_samples": pg_restores}
         m["restore_full"]["time_ratio"] = m["restore_full"]["seconds"] / m["restore_full"]["pg_restore_seconds"]
         # capture throughput: `changes` row changes in transactions of 100
         per_tx = 100
@@ -280,7 +281,8 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
             lambda url: restore_to(store, plan_restore(store.entries(), Target()), url), check)
         equal = all(digests_equal) and len(digests_equal) == rounds
         m["restore"] = {"seconds": statistics.median(restore_times),
-                        "pg_restore_seconds": statistics.median(pg_restore_times), "equals_source": equal}
+                        "pg_restore_seconds": statistics.median(pg_restore_times), "equals_source": equal,
+                        "samples": restore_times, "pg_restore_samples": pg_restore_times}
         m["restore"]["time_ratio"] = m["restore"]["seconds"] / m["restore"]["pg_restore_seconds"]
         # commit latency, capture off (no slot) and on (slot + incrementals every 0.5 s)
         conn.close()

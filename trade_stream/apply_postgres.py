@@ -1,9 +1,10 @@
 """Loading rows and applying change events into a PostgreSQL target (restore), fast and
 checked.
 
-* Tables are created without their primary key; rows are bulk-loaded with COPY (text
-  format: psycopg writes each Python value in PostgreSQL's input syntax, the server parses
-  it by the column's type, so a str is equally right for json, interval or date); then
+* Tables are created without their primary key; rows are bulk-loaded with COPY (mapped
+  rows of another dialect in text format, ``TableLoader``: psycopg writes each Python value
+  in PostgreSQL's input syntax, the server parses it by the column's type, so a str is
+  equally right for json, interval or date; see postgres_copy for binary); then
   ``finish_table`` adds the primary key, secondary indexes, defaults and sequences, which
   is much faster than maintaining them row by row.
 * Events are applied like on SQLite, batched: consecutive events of one table and
@@ -16,7 +17,8 @@ checked.
 * Runs of at least ``COPY_ROWS`` events with distinct keys and no key change (what
   folding hands out, see net_effect) go through COPY instead: inserts straight into the
   table; updates and deletes into a scratch table joined with the target through its
-  primary key in one statement, whose row count must equal the run's length. On a table
+  primary key in one statement, whose row count must equal the run's length (in binary
+  COPY format where postgres_copy says every column allows it). On a table
   whose key is not built yet, update and delete runs are gathered and applied together
   (keyless_changes): one scan of the table deletes the old rows, the new ones are inserted.
 * A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it

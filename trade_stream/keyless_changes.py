@@ -76,6 +76,8 @@ class KeylessChanges:
     def settle(self, table: TableSchema) -> None:
         """Apply what is gathered for ``table``: one hash join of the scratch rows with the
         heap deletes the old rows, then the updates' new images are inserted."""
+        import psycopg
+
         gathered = self._tables.pop(table.name, None)
         if gathered is None:
             return
@@ -90,9 +92,12 @@ class KeylessChanges:
             side = " UNION ALL ".join(f"SELECT {', '.join(keys)} FROM {part}" for part in scratch)
             where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
             cursor.execute("SET LOCAL enable_hashjoin = on")
+            # up to SETTLE_KEYS keys hashed in memory, not in batches spilled to disk
+            cursor.execute("SET LOCAL work_mem = '64MB'")
             cursor.execute(f"DELETE FROM {name} AS t USING ({side}) AS v WHERE {where}")
             deleted = cursor.rowcount
             cursor.execute("SET LOCAL enable_hashjoin = off")
+            cursor.execute("RESET work_mem")
             if deleted != gathered.rows:
                 missing = gathered.rows - deleted
                 found = f"{missing} missing row(s)" if missing > 0 else f"{-missing} duplicated row(s)"
@@ -101,5 +106,9 @@ class KeylessChanges:
             updates = gathered.scratch.get(UPDATE)
             if updates is not None:
                 cols = ", ".join(quote_ident(c) for c in table.column_names)
-                cursor.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {updates}")
+                try:
+                    cursor.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {updates}")
+                except psycopg.errors.IntegrityError as exc:  # e.g. a NULL the column refuses
+                    raise IntegrityError(f"replay diverged from the source on table {table.name!r}: "
+                                         f"{str(exc).splitlines()[0]}") from None
             cursor.execute(f"DROP TABLE {', '.join(scratch)}")

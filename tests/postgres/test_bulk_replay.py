@@ -223,3 +223,20 @@ def test_gathered_runs_are_checked_when_they_are_applied(pg, work_dir):
     finally:
         conn.rollback()
         conn.close()
+
+
+def test_a_gathered_update_the_table_refuses_is_a_divergence(pg, work_dir):
+    """A gathered update whose new image breaks a constraint of the table (here NOT NULL)
+    fails as a divergence when it is settled, with the server's reason."""
+    from trade_stream.events import UPDATE, ChangeEvent
+
+    conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)
+    try:
+        applier = _keyless(conn, N)
+        conn.execute("ALTER TABLE k ALTER COLUMN v SET NOT NULL")
+        applier.apply(_events(UPDATE, range(1, N), "ok") + [ChangeEvent(N, N, N, "k", UPDATE, [N], [N, None])])
+        with pytest.raises(IntegrityError, match="diverged from the source on table 'k'.*null value"):
+            applier.build_keys("k")
+    finally:
+        conn.rollback()
+        conn.close()
