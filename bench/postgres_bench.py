@@ -11,7 +11,8 @@ measures, in the same run:
   round, each after a CHECKPOINT;
 * capture throughput: row changes decoded and stored per second by an incremental
   (goal: >= 20,000/s);
-* trading-commit latency with capture on (slot + an incremental every 0.5 s) versus off, A/B
+* trading-commit latency with capture on (slot + an incremental every 0.5 s, sealed by a process
+  of its own as the agent's are) versus off, A/B
   interleaved in batches of 50 (no slot; the sealing paused), the median p99 ratio of at
   least LATENCY_ROUNDS rounds (goal: <= 1.1).
 
@@ -29,7 +30,6 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -139,25 +139,37 @@ def _summary(samples: list[int]) -> dict:
 LATENCY_ROUNDS = 5  # a p99 of 2,000 commits is a handful of them: one round's ratio moved 0.56x-2.66x
 
 
-def latency_ab(url_off: str, url_on: str, transactions: int, background, batch: int = 50) -> dict:
+def _sealing(url: str, store_dir: str, name: str, active: Any, stop: Any) -> None:
+    """The capture side's background sealing: an incremental every 0.5 s while ``active``,
+    at the lowest CPU priority, in a process of its own as the agent's is (a thread of the
+    measuring process would make its commits wait for the interpreter lock, which the
+    trading bot, another process, never does)."""
+    from trade_stream.backup_postgres import PostgresBackupEngine
+    from trade_stream.locations import open_location
+    from trade_stream.postgres_database import PostgresDatabase
+    from trade_stream.store import BackupStore
+
+    os.nice(19)
+    engine = PostgresBackupEngine(PostgresDatabase(url), BackupStore(name, [open_location("one", f"file://{store_dir}")]))
+    while not stop.is_set():
+        if active.is_set():
+            engine.incremental()
+        stop.wait(0.5)
+
+
+def latency_ab(url_off: str, url_on: str, transactions: int, store_dir: str, name: str, batch: int = 50) -> dict:
     """Commit latency without and with capture, A/B interleaved in batches: the capture side
-    runs with its background sealing (an incremental every 0.5 s, at the lowest CPU
-    priority) active, the other side with it paused, alternating so both see the same
-    machine."""
+    runs with its background sealing (``_sealing`` into ``store_dir``) active, the other
+    side with it paused, alternating so both see the same machine."""
+    import multiprocessing
+
     from trade_stream.postgres_database import PostgresDatabase
 
     conns = {"off": PostgresDatabase(url_off).connect(), "on": PostgresDatabase(url_on).connect()}
-    active, stop = threading.Event(), threading.Event()
-
-    def loop() -> None:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        while not stop.is_set():
-            if active.is_set():
-                background()
-            stop.wait(0.5)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    context = multiprocessing.get_context("spawn")
+    active, stop = context.Event(), context.Event()
+    sealer = context.Process(target=_sealing, args=(url_on, store_dir, name, active, stop), daemon=True)
+    sealer.start()
     samples: dict[str, list[int]] = {"off": [], "on": []}
     try:
         for i in range(100):  # warm-up, both sides
@@ -173,9 +185,11 @@ def latency_ab(url_off: str, url_on: str, transactions: int, background, batch: 
             order.reverse()
     finally:
         stop.set()
-        thread.join()
+        sealer.join()
         for conn in conns.values():
             conn.close()
+    if sealer.exitcode != 0:
+        raise RuntimeError(f"the background sealing process failed (exit code {sealer.exitcode})")
     return {"off": _summary(samples["off"]), "on": _summary(samples["on"]), "batch": batch}
 
 
@@ -293,8 +307,8 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         PostgresBackupEngine(on_db, on_store).full()
         lat_rounds = []
         for _ in range(max(rounds, LATENCY_ROUNDS)):
-            lat = latency_ab(cluster.url("lat_off"), cluster.url("lat_on"), latency_tx,
-                             lambda: PostgresBackupEngine(on_db, on_store).incremental())
+            lat = latency_ab(cluster.url("lat_off"), cluster.url("lat_on"), latency_tx, str(root / "lat-store"),
+                             "lat_on")
             lat_rounds.append({**lat, "p99_ratio": lat["on"]["p99_ms"] / lat["off"]["p99_ms"]})
         m["commit_latency"] = {
             "statistic": f"median of {len(lat_rounds)} rounds' p99 ratios",

@@ -23,16 +23,34 @@ def _rows(start: int, count: int) -> str:
     return ", ".join(ROWS[i % len(ROWS)] % (start + i) for i in range(count))
 
 
-def test_thousands_of_inserts_updates_and_deletes_replay_exactly_through_copy(pg, work_dir, monkeypatch):
+def _changed(pg, work_dir, create: str, cols: str, values, changes: str, every: int):
+    """A source table filled with ``values(start, count)`` rows, a full backup, then N rows
+    updated (``changes``), every ``every``-th deleted and N inserted, an incremental."""
     src, dst = pg.new("src"), pg.new("dst")
-    execute(src, CREATE, f"INSERT INTO t ({COLS}) VALUES " + _rows(1, N))
+    execute(src, create, f"INSERT INTO t ({cols}) VALUES " + values(1, N))
     store = make_store(work_dir)
     engine(src, store).full()
-    execute(src,
-            f"UPDATE t SET tx = coalesce(tx, '') || ' changed', n = n * 2, ai = ai || 7 WHERE id <= {N}",
-            "DELETE FROM t WHERE id % 2 = 0",
-            f"INSERT INTO t ({COLS}) VALUES " + _rows(100_000, N))
-    incremental = engine(src, store).incremental()
+    execute(src, f"UPDATE t SET {changes} WHERE id <= {N}", f"DELETE FROM t WHERE id % {every} = 0",
+            f"INSERT INTO t ({cols}) VALUES " + values(100_000, N))
+    return src, dst, store, engine(src, store).incremental()
+
+
+def _same_rows(src: str, dst: str, cols: str) -> None:
+    src_conn, dst_conn = connect(src), connect(dst)
+    try:
+        for a, b in zip(table_rows(src_conn, "t", ["id"]), table_rows(dst_conn, "t", ["id"]), strict=True):
+            assert repr(a) == repr(b)
+        text = f"SELECT {cols.replace(', ', '::text, ')}::text FROM t ORDER BY id"
+        assert src_conn.execute(text).fetchall() == dst_conn.execute(text).fetchall()
+    finally:
+        src_conn.close()
+        dst_conn.close()
+    assert digest(dst, {"t": ["id"]}) == digest(src, {"t": ["id"]})
+
+
+def test_thousands_of_inserts_updates_and_deletes_replay_exactly_through_copy(pg, work_dir, monkeypatch):
+    src, dst, store, incremental = _changed(pg, work_dir, CREATE, COLS, _rows,
+                                            "tx = coalesce(tx, '') || ' changed', n = n * 2, ai = ai || 7", 2)
     assert incremental.count >= 2 * N + N // 2
     copied = []
     original = PostgresApplier._flush_copy
@@ -41,16 +59,7 @@ def test_thousands_of_inserts_updates_and_deletes_replay_exactly_through_copy(pg
     result = restore(store, dst)
     assert sorted(copied) == ["delete", "insert", "update"]
     assert result.events == incremental.count
-    src_conn, dst_conn = connect(src), connect(dst)
-    try:
-        for a, b in zip(table_rows(src_conn, "t", ["id"]), table_rows(dst_conn, "t", ["id"]), strict=True):
-            assert repr(a) == repr(b)
-        text = f"SELECT {COLS.replace(', ', '::text, ')}::text FROM t ORDER BY id"
-        assert src_conn.execute(text).fetchall() == dst_conn.execute(text).fetchall()
-    finally:
-        src_conn.close()
-        dst_conn.close()
-    assert digest(dst, {"t": ["id"]}) == digest(src, {"t": ["id"]})
+    _same_rows(src, dst, COLS)
 
 
 BINARY_CREATE = """CREATE TABLE t (
@@ -82,15 +91,8 @@ newline	tab 😀', 'varchar', '\\x00ff10', 'b761fb92-464e-418a-8dae-76c6836ee40b
     def values(start: int, count: int) -> str:
         return ", ".join(rows[i % len(rows)] % (start + i) for i in range(count))
 
-    src, dst = pg.new("src"), pg.new("dst")
-    execute(src, BINARY_CREATE, f"INSERT INTO t ({BINARY_COLS}) VALUES " + values(1, N))
-    store = make_store(work_dir)
-    engine(src, store).full()
-    execute(src,
-            f"UPDATE t SET tx = coalesce(tx, '') || ' changed', n = n * 2, f = -f WHERE id <= {N}",
-            "DELETE FROM t WHERE id % 3 = 0",
-            f"INSERT INTO t ({BINARY_COLS}) VALUES " + values(100_000, N))
-    engine(src, store).incremental()
+    src, dst, store, _ = _changed(pg, work_dir, BINARY_CREATE, BINARY_COLS, values,
+                                  "tx = coalesce(tx, '') || ' changed', n = n * 2, f = -f", 3)
     formats: list[bool] = []
     original = apply_postgres.copy_rows
 
@@ -102,14 +104,7 @@ newline	tab 😀', 'varchar', '\\x00ff10', 'b761fb92-464e-418a-8dae-76c6836ee40b
     monkeypatch.setattr(keyless_changes, "copy_rows", spy)
     restore(store, dst)
     assert formats and all(formats)  # the insert run and the gathered updates and deletes
-    src_conn, dst_conn = connect(src), connect(dst)
-    try:
-        text = f"SELECT {BINARY_COLS.replace(', ', '::text, ')}::text FROM t ORDER BY id"
-        assert src_conn.execute(text).fetchall() == dst_conn.execute(text).fetchall()
-    finally:
-        src_conn.close()
-        dst_conn.close()
-    assert digest(dst, {"t": ["id"]}) == digest(src, {"t": ["id"]})
+    _same_rows(src, dst, BINARY_COLS)
 
 
 def test_a_copied_run_that_misses_rows_stops_the_restore(pg, work_dir):
