@@ -197,27 +197,26 @@ def restore_rounds(cluster: Cluster, rounds: int, prefix: str, dump: Path, env: 
                    tradevault: Callable[[str], Any], check: Callable[[str], None] | None = None,
                    ) -> tuple[list[float], list[float]]:
     """(tradevault seconds, pg_restore seconds) per round, each into a fresh database. The
-    order of the two sides alternates round by round, and a CHECKPOINT (untimed) before each
-    side writes out what the previous one left dirty: otherwise the side that runs second
-    pays for the first one's writeback. ``check`` sees tradevault's database before the
-    round's databases are dropped."""
+    order of the two sides alternates round by round. Each side's database is dropped as
+    soon as it is measured (``check`` sees tradevault's first), and a CHECKPOINT (untimed)
+    precedes each side: otherwise the side that runs second pays for the first one's
+    writeback, and for autovacuum working through the tables it has just loaded."""
     ours, theirs = [], []
     for i in range(rounds):
         db_ours, db_theirs = f"{prefix}r{i}", f"{prefix}p{i}"
-        cluster.admin(f"CREATE DATABASE {db_ours}")
-        cluster.admin(f"CREATE DATABASE {db_theirs}")
         sides = [
-            (theirs, lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)], check=True, env=env)),
-            (ours, lambda: tradevault(cluster.url(db_ours))),
+            (theirs, db_theirs, lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)], check=True,
+                                                       env=env)),
+            (ours, db_ours, lambda: tradevault(cluster.url(db_ours))),
         ]
-        for samples, side in sides if i % 2 == 0 else reversed(sides):
+        for samples, db, side in sides if i % 2 == 0 else reversed(sides):
+            cluster.admin(f"CREATE DATABASE {db}")
             cluster.admin("CHECKPOINT")
             t, _ = timed(side)
             samples.append(t)
-        if check is not None:
-            check(cluster.url(db_ours))
-        cluster.admin(f"DROP DATABASE {db_ours}")
-        cluster.admin(f"DROP DATABASE {db_theirs}")
+            if check is not None and db == db_ours:
+                check(cluster.url(db_ours))
+            cluster.admin(f"DROP DATABASE {db}")
     return ours, theirs
 
 
