@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dulwich.client import default_urllib3_manager, get_transport_and_path
+from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA, Commit
 from dulwich.repo import Repo
 from dulwich.walk import Walker
@@ -35,6 +36,10 @@ from config_vcs.repository import ConfigRepo, head_of
 log = logging.getLogger(__name__)
 
 _STATE_DIR = "tradevault"
+
+# A push holds a ref's lock file for milliseconds; one this old on a remote in our own file
+# system was left by a push that was killed, and would block every later push (and plain git).
+STALE_LOCK_SECONDS = 10.0
 
 
 @dataclass
@@ -223,11 +228,17 @@ class RemotePusher:
         outcome: str
         error: str | None = None
         remote_sha: bytes | None = None
-        try:
-            with self.repo.store_lock.reading(), self.repo.open() as repo:
-                outcome, remote_sha, error = self._push(repo)
-        except Exception as exc:  # noqa: BLE001 - any failure of a remote is its own state
-            outcome, error = "error", _one_line(exc)
+        for attempt in (1, 2):
+            try:
+                with self.repo.store_lock.reading(), self.repo.open() as repo:
+                    outcome, remote_sha, error = self._push(repo)
+            except FileLocked as exc:  # a local remote: dulwich writes its refs itself
+                outcome, error = "error", f"remote is locked: {os.fsdecode(exc.lockfilename)} exists"
+                if attempt == 1 and remove_stale_lock(exc.lockfilename):
+                    continue
+            except Exception as exc:  # noqa: BLE001 - any failure of a remote is its own state
+                outcome, error = "error", _one_line(exc)
+            break
         self._record(outcome, error, remote_sha, started)
         return outcome in ("pushed", "up-to-date", "empty")
 
@@ -373,6 +384,23 @@ class RemotePusher:
             for key in ("diverged", "last_error", "last_attempt", "last_success", "failures"):
                 if key in saved:
                     setattr(self._state, key, saved[key])
+
+
+def remove_stale_lock(path: str | bytes, now: float | None = None) -> bool:
+    """Remove a ref lock file older than STALE_LOCK_SECONDS (True when it was removed)."""
+    path = os.fsdecode(path)
+    try:
+        age = (time.time() if now is None else now) - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return True  # gone meanwhile: worth another try
+    if age < STALE_LOCK_SECONDS:
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    log.warning("removed %s, left %.0f s ago by a push that was interrupted", path, age)
+    return True
 
 
 def load_saved_state(git_dir: Path, name: str) -> dict[str, object] | None:

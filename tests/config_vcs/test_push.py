@@ -220,3 +220,27 @@ def test_unpushed_count_survives_restart(tmp_path, start_history):
     shutil.rmtree(work / ".git" / "tradevault")
     assert offline_status([work], {"gone": str(gone)})[0]["remotes"]["gone"]["unpushed"] == 1
     assert os.path.isdir(work / ".git")
+
+
+def test_a_ref_lock_left_on_a_local_remote_by_a_killed_push_is_cleared_once_stale(tmp_path, start_history):
+    """A push killed while it wrote the remote's ref leaves ``refs/heads/master.lock``:
+    fresh, the lock is respected (someone may be writing); once older than any push holds
+    it, it is removed and the push goes through."""
+    from config_vcs import push_queue
+
+    work = tmp_path / "config"
+    write(work / "config.json", "0")
+    usb = bare_remote(tmp_path / "usb.git")
+    lock = usb / "refs" / "heads" / "master.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    history = start_history([work], {"usb": str(usb)})
+    state = wait_for(lambda: (s := history.status()[0]["remotes"]["usb"])["last_error"] and s,
+                     what="the fresh lock reported")
+    assert "master.lock" in state["last_error"] and lock.exists() and remote_head(usb) is None
+    old = lock.stat().st_mtime - push_queue.STALE_LOCK_SECONDS - 1
+    os.utime(lock, (old, old))
+    write(work / "config.json", "1")
+    wait_for(lambda: remote_head(usb) == local_head(work), what="push after the stale lock")
+    assert not lock.exists()
+    git("--git-dir", str(usb), "fsck", "--strict")
