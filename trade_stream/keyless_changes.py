@@ -91,13 +91,16 @@ class KeylessChanges:
                 cursor.execute(f"ANALYZE {part} ({', '.join(keys)})")
             side = " UNION ALL ".join(f"SELECT {', '.join(keys)} FROM {part}" for part in scratch)
             where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
-            cursor.execute("SET LOCAL enable_hashjoin = on")
-            # up to SETTLE_KEYS keys hashed in memory, not in batches spilled to disk
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+            # a hash join (the connection may forbid them for batched statements), with up
+            # to SETTLE_KEYS keys hashed in memory, not in batches spilled to disk; both
+            # settings put back as they were afterwards
+            previous = cursor.execute("SELECT current_setting('enable_hashjoin'), current_setting('work_mem')"
+                                      ).fetchone()
+            cursor.execute("SELECT set_config('enable_hashjoin', 'on', true), set_config('work_mem', '64MB', true)")
             cursor.execute(f"DELETE FROM {name} AS t USING ({side}) AS v WHERE {where}")
             deleted = cursor.rowcount
-            cursor.execute("SET LOCAL enable_hashjoin = off")
-            cursor.execute("RESET work_mem")
+            cursor.execute("SELECT set_config('enable_hashjoin', %s, true), set_config('work_mem', %s, true)",
+                           previous)
             if deleted != gathered.rows:
                 missing = gathered.rows - deleted
                 found = f"{missing} missing row(s)" if missing > 0 else f"{-missing} duplicated row(s)"
