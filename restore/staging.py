@@ -7,8 +7,10 @@ as it was until the last step. Each connection commits its own work inside the p
 schema; only ``publish`` touches ``public``: with ``force`` it drops the old tables, then
 moves the new ones in (with their indexes, constraints and owned sequences), all in one
 transaction. A failure anywhere before that drops the private schema and leaves the
-target as it was. (A process killed mid-restore leaves a ``tradevault_restore_*`` schema
-behind: nothing in ``public`` refers to it, ``DROP SCHEMA ... CASCADE`` removes it.)
+target as it was. A process killed mid-restore leaves its schema behind (a copy of the
+tables loaded so far): each restore holds an advisory lock named after its schema for as
+long as it runs, and the next restore into that database drops every such schema whose
+lock it can take (its owner is gone), so a retried restore does not pile up copies.
 
 Every connection resolves unqualified names in the private schema first, then in
 ``public`` (types and functions the tables use); statements that must name ``public``
@@ -17,6 +19,7 @@ Every connection resolves unqualified names in the private schema first, then in
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -27,6 +30,9 @@ from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.schema import quote_ident
 
 Job = Callable[[Any], None]
+PREFIX = "tradevault_restore_"
+log = logging.getLogger(__name__)
+
 
 def connections_for(tables: int) -> int:
     """Connections worth opening: one per core (each drives one server process), at most
@@ -40,24 +46,29 @@ class Staging:
 
     def __init__(self, target: PostgresDatabase, connections: int) -> None:
         self.target = target
-        self.name = f"tradevault_restore_{os.getpid()}_{secrets.token_hex(4)}"
+        self.name = f"{PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         self.count = connections
         self.conns: list[Any] = []
         self.published = False
         self._threads: list[threading.Thread] = []
+        self._owner: Any = None  # holds the schema's advisory lock while the restore runs
 
     def __enter__(self) -> "Staging":
         import psycopg
 
-        admin = self.target.connect()
+        self._owner = self.target.connect()
         try:
-            admin.execute(f"CREATE SCHEMA {quote_ident(self.name)}")
+            drop_abandoned(self._owner)
+            self._owner.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (self.name,))
+            self._owner.execute(f"CREATE SCHEMA {quote_ident(self.name)}")
         except psycopg.errors.InsufficientPrivilege as exc:
+            self._owner.close()
             raise BadInputError(f"restore target {self.target.safe_url()}: cannot create the restore's private "
                                 f"schema ({str(exc).splitlines()[0]}); the restoring role needs CREATE on the "
                                 "database") from None
-        finally:
-            admin.close()
+        except BaseException:
+            self._owner.close()
+            raise
         try:
             for _ in range(self.count):
                 conn = self.target.connect(autocommit=False)
@@ -85,12 +96,11 @@ class Staging:
             except Exception:  # noqa: BLE001 - a broken connection is closed anyway
                 pass
         self.conns = []
-        if not self.published:
-            admin = self.target.connect()
-            try:
-                admin.execute(f"DROP SCHEMA IF EXISTS {quote_ident(self.name)} CASCADE")
-            finally:
-                admin.close()
+        try:
+            if not self.published:
+                self._owner.execute(f"DROP SCHEMA IF EXISTS {quote_ident(self.name)} CASCADE")
+        finally:
+            self._owner.close()  # and with it the advisory lock
 
     def run(self, groups: Sequence[Sequence[Job]]) -> None:
         """Run each group of jobs on its own connection (group i on ``conns[i]``), the
@@ -159,3 +169,26 @@ def share_out(sizes: dict[str, int], groups: int) -> list[list[str]]:
         shares[lightest].append(name)
         totals[lightest] += sizes[name]
     return shares
+
+
+def drop_abandoned(conn: Any) -> list[str]:
+    """Drop the private schemas of restores that are gone (their advisory lock is free);
+    those of running restores stay. Returns the names dropped."""
+    import psycopg
+
+    dropped = []
+    names = [row[0] for row in conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1", (PREFIX,)).fetchall()]
+    for name in names:
+        if conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (name,)).fetchone()[0]:
+            try:
+                conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(name)} CASCADE")
+                dropped.append(name)
+            except psycopg.Error as exc:  # e.g. another role's: not ours to drop
+                log.warning("left schema %s of an interrupted restore: %s", name, str(exc).splitlines()[0])
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+    if dropped:
+        log.warning("dropped %s, left by restores that were interrupted", ", ".join(dropped))
+    return dropped
+

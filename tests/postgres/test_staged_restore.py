@@ -149,3 +149,23 @@ def test_a_role_that_cannot_create_the_private_schema_gets_a_clear_error(pg, wor
     with pytest.raises(BadInputError, match="needs CREATE on the database"):
         restore(store, restricted, force=False)
     execute(dst, "REVOKE CREATE ON SCHEMA public FROM tv_restricted", "DROP ROLE tv_restricted")
+
+
+def test_a_restore_drops_the_schemas_of_interrupted_restores_but_not_of_running_ones(pg, work_dir):
+    """A killed restore leaves its private schema (a copy of what it had loaded); the next
+    restore into that database drops it, unless its owner still holds its advisory lock."""
+    src, store = _source(pg, work_dir)
+    dst = pg.new("dst")
+    execute(dst, "CREATE SCHEMA tradevault_restore_1_dead", "CREATE TABLE tradevault_restore_1_dead.a (x int)",
+            "INSERT INTO tradevault_restore_1_dead.a SELECT generate_series(1, 100)",
+            "CREATE SCHEMA tradevault_restore_2_live")
+    running = connect(dst)  # a restore still at work holds the lock named after its schema
+    try:
+        running.execute("SELECT pg_advisory_lock(hashtextextended('tradevault_restore_2_live', 0))")
+        restore(store, dst, force=False)
+        assert _private_schemas(dst) == ["tradevault_restore_2_live"]
+    finally:
+        running.close()
+    assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})
+    restore(store, dst, force=True)  # the lock is free now
+    assert _private_schemas(dst) == []
