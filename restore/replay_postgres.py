@@ -189,7 +189,7 @@ class _Finishing:
         self.counts.update(PostgresDatabase.row_counts(conn, [table.name]))
 
     def _groups(self, names: list[str], connections: int) -> list[list[Callable[[Any], None]]]:
-        tables = {name: self.applier.tables.get(name) or self.original[name] for name in names}
+        tables = {name: self.applier.tables[name] for name in names}
         keyless = {name for name in names if name in self.applier.keyless}
         shares = share_out({name: self.sizes.get(name, 0) for name in names}, connections)
         return [[lambda conn, t=tables[name], k=name in keyless: self._finish(conn, t, k) for name in share]

@@ -31,6 +31,7 @@ from trade_stream.schema import quote_ident
 
 Job = Callable[[Any], None]
 PREFIX = "tradevault_restore_"
+_LOCK_KEY = "hashtextextended(%s, 0)"  # the advisory lock named after a private schema
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +60,7 @@ class Staging:
         self._owner = self.target.connect()
         try:
             drop_abandoned(self._owner)
-            self._owner.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (self.name,))
+            self._owner.execute(f"SELECT pg_advisory_lock({_LOCK_KEY})", (self.name,))
             self._owner.execute(f"CREATE SCHEMA {quote_ident(self.name)}")
         except psycopg.errors.InsufficientPrivilege as exc:
             self._owner.close()
@@ -180,14 +181,14 @@ def drop_abandoned(conn: Any) -> list[str]:
     names = [row[0] for row in conn.execute(
         "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1", (PREFIX,)).fetchall()]
     for name in names:
-        if conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (name,)).fetchone()[0]:
+        if conn.execute(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", (name,)).fetchone()[0]:
             try:
                 conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(name)} CASCADE")
                 dropped.append(name)
             except psycopg.Error as exc:  # e.g. another role's: not ours to drop
                 log.warning("left schema %s of an interrupted restore: %s", name, str(exc).splitlines()[0])
             finally:
-                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+                conn.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})", (name,))
     if dropped:
         log.warning("dropped %s, left by restores that were interrupted", ", ".join(dropped))
     return dropped

@@ -34,7 +34,7 @@ from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.keyless_changes import KeylessChanges
 from trade_stream.postgres_database import post_load
-from trade_stream.postgres_copy import binary_copy_types, copy_rows
+from trade_stream.postgres_copy import binary_copy_types, copy_rows, create_scratch, run_columns
 from trade_stream.postgres_types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 
@@ -326,7 +326,7 @@ class PostgresApplier:
             return params, _distinct(self._keys(table, op, params))
         rows = [row_map(e.row or []) for e in run]
         old = [key_map(e.key or []) for e in run]
-        keys = [k[0] for k in old] if len(self.tables[table].primary_key) == 1 else [tuple(k) for k in old]
+        keys = self._keys(table, DELETE, old)  # old keys, shaped as a delete's
         if self._keys(table, INSERT, rows) == keys and _distinct(keys):
             return rows, True
         return [(*row, *key) for row, key in zip(rows, old)], False
@@ -348,8 +348,7 @@ class PostgresApplier:
         keys = set(self._keys(table, op, params))
         if self._gathered.overlaps(table, keys):
             self._gathered.settle(schema)
-        carried = schema.column_names if op == UPDATE else schema.primary_key
-        self._gathered.add(schema, op, params, keys, self._binary(table, carried))
+        self._gathered.add(schema, op, params, keys, self._binary(table, run_columns(schema, op)))
 
     def _binary(self, table: str, columns: list[str]) -> list[int] | None:
         """Binary COPY types for rows of a PostgreSQL source (values of another dialect are
@@ -374,8 +373,6 @@ class PostgresApplier:
         rows are checked when they are settled)."""
         schema = self.tables[table]
         name = quote_ident(table)
-        cols = [quote_ident(c) for c in schema.column_names]
-        keys = [quote_ident(k) for k in schema.primary_key]
         if op in (INSERT, SNAPSHOT):
             self._settle_before_insert(table, params)
             copy_rows(cursor, name, schema.column_names, params, self._binary(table, schema.column_names))
@@ -383,14 +380,13 @@ class PostgresApplier:
         if table in self.keyless:
             self._gather(table, op, params)
             return len(params)
-        carried = schema.column_names if op == UPDATE else schema.primary_key
-        cursor.execute(f"CREATE TEMP TABLE _tradevault_apply AS SELECT {', '.join(quote_ident(c) for c in carried)}"
-                       f" FROM {name} WITH NO DATA")
+        columns = run_columns(schema, op)
+        create_scratch(cursor, "_tradevault_apply", schema, columns)
         try:
-            copy_rows(cursor, "_tradevault_apply", carried, params, self._binary(table, carried))
-            where = " AND ".join(f"t.{k} = v.{k}" for k in keys)
+            copy_rows(cursor, "_tradevault_apply", columns, params, self._binary(table, columns))
+            where = " AND ".join(f"t.{quote_ident(k)} = v.{quote_ident(k)}" for k in schema.primary_key)
             if op == UPDATE:
-                sets = ", ".join(f"{c} = v.{c}" for c in cols)
+                sets = ", ".join(f"{quote_ident(c)} = v.{quote_ident(c)}" for c in schema.column_names)
                 cursor.execute(f"UPDATE {name} AS t SET {sets} FROM _tradevault_apply AS v WHERE {where}")
             else:
                 cursor.execute(f"DELETE FROM {name} AS t USING _tradevault_apply AS v WHERE {where}")

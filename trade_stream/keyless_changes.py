@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import UPDATE
-from trade_stream.postgres_copy import copy_rows
+from trade_stream.postgres_copy import copy_rows, create_scratch, run_columns
 from trade_stream.schema import TableSchema, quote_ident
 
 SETTLE_KEYS = 500_000  # gathered keys per table before they are settled (a few tens of MB)
@@ -56,18 +56,15 @@ class KeylessChanges:
         """Gather a run of distinct ``keys`` (disjoint from those gathered: see
         ``overlaps``): updates as their new images, deletes as their keys (``types``: see
         postgres_copy)."""
-
         gathered = self._tables.setdefault(table.name, _Gathered())
-        carried = table.column_names if op == UPDATE else table.primary_key
-        cols = ", ".join(quote_ident(c) for c in carried)
+        columns = run_columns(table, op)
         with self.conn.cursor() as cursor:
             scratch = gathered.scratch.get(op)
             if scratch is None:
                 self._serial += 1
                 scratch = gathered.scratch[op] = f"_tradevault_{op}_{self._serial}"
-                cursor.execute(f"CREATE TEMP TABLE {scratch} AS SELECT {cols} FROM {quote_ident(table.name)}"
-                               " WITH NO DATA")
-            copy_rows(cursor, scratch, carried, rows, types)
+                create_scratch(cursor, scratch, table, columns)
+            copy_rows(cursor, scratch, columns, rows, types)
         gathered.keys |= keys
         gathered.rows += len(rows)
         if len(gathered.keys) >= SETTLE_KEYS:

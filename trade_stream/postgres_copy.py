@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from trade_stream.events import UPDATE
 from trade_stream.postgres_types import BASE_TYPES, base_name
 from trade_stream.schema import TableSchema, quote_ident
 
@@ -31,6 +32,19 @@ def binary_copy_types(table: TableSchema, columns: list[str]) -> list[int] | Non
             return None
         oids.append(BASE_TYPES[name][0])
     return oids
+
+
+def run_columns(table: TableSchema, op: str) -> list[str]:
+    """The columns a scratch row of an update run (its new image) or a delete run (its key)
+    carries."""
+    return table.column_names if op == UPDATE else table.primary_key
+
+
+def create_scratch(cursor: Any, scratch: str, table: TableSchema, columns: list[str]) -> None:
+    """A temporary table of ``columns`` of ``table``, their types without constraints, for
+    rows to join with the table."""
+    cols = ", ".join(quote_ident(c) for c in columns)
+    cursor.execute(f"CREATE TEMP TABLE {scratch} AS SELECT {cols} FROM {quote_ident(table.name)} WITH NO DATA")
 
 
 def copy_rows(cursor: Any, target: str, columns: list[str], rows: Iterable[Any], types: list[int] | None) -> None:
