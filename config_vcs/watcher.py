@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,7 @@ _EVENTS = [
     DirAttribEvent,
 ]  # no opened / closed-without-write: our own scans would wake us up
 _OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+STOP_TIMEOUT = 10.0  # seconds the observer may take to stop
 
 
 class _Handler(FileSystemEventHandler):
@@ -116,8 +118,16 @@ class DirectoryWatcher:
         for name in _OVERFLOW_LOGGERS:
             logging.getLogger(name).removeHandler(self._listener)
         if self._started:
-            self._observer.stop()
-            self._observer.join(timeout=10)
+            # watchdog's stop() joins its emitter threads without a timeout: bound it, so
+            # a stuck emitter cannot keep the final commit and pushes from happening
+            stopper = threading.Thread(target=self._observer.stop, name="watch-stop", daemon=True)
+            stopper.start()
+            deadline = time.monotonic() + STOP_TIMEOUT
+            stopper.join(STOP_TIMEOUT)
+            self._observer.join(max(0.0, deadline - time.monotonic()))
+            if stopper.is_alive() or self._observer.is_alive():
+                log.warning("the filesystem watcher did not stop within %.0f s; going on without it",
+                            STOP_TIMEOUT)
             self._started = False
 
     def _overflowed(self) -> None:

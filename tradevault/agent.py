@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import sqlite3
 import threading
 import time
@@ -35,6 +34,7 @@ from tradevault.agent_state import write_state
 from tradevault.metrics import Metrics
 from tradevault.scheduler import check_cron, next_cron, next_full, parse_window, zone
 from tradevault.settings import Settings
+from tradevault.stop_signals import StopSignals
 
 log = logging.getLogger("tradevault.agent")
 TICK = 0.25
@@ -127,12 +127,16 @@ class Agent:
         self.kafka_lag: dict[str, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def request_stop(self, *_: Any) -> None:
-        self.stop_event.set()
-
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        """Run until SIGTERM/SIGINT (main thread only), then shut down in order."""
+        with StopSignals() as stop:
+            try:
+                self._loop(stop)
+            finally:
+                self.stop_event.set()  # the Kafka thread's cue
+        return self._shutdown()
+
+    def _loop(self, stop: StopSignals) -> None:
         log.info("agent starting (pid %d) for %s", os.getpid(), self.settings.database.url)
         self._start_config_history()
         self._start_kafka_sink()
@@ -150,7 +154,7 @@ class Agent:
         last_state = 0.0
         conn = self.db.connect(readonly=True) if self.capture else None
         try:
-            while not self.stop_event.is_set():
+            while not stop.is_set():
                 now = time.time()
                 if conn is not None and self.capture is not None:
                     pending, oldest_ts = self._pending(conn)
@@ -180,11 +184,10 @@ class Agent:
                 if now - last_state >= 1.0:
                     self._write_state(pending, oldest_ts)
                     last_state = now
-                self.stop_event.wait(TICK)
+                stop.wait(TICK)
         finally:
             if conn is not None:
                 conn.close()
-        return self._shutdown()
 
     def _shutdown(self) -> int:
         log.info("agent stopping: sealing pending changes and pushing pending commits")

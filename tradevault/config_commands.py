@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,6 +17,7 @@ from config_vcs.repository import ConfigRepo
 from config_vcs.service import ConfigHistory, offline_status
 from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stderr
 from tradevault.settings import Settings
+from tradevault.stop_signals import StopSignals
 
 app = typer.Typer(no_args_is_help=True, help="Configuration history (git).")
 
@@ -188,19 +187,16 @@ def watch_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
         )
     service = history_service(settings)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        service.start()
-        names = ", ".join(settings.config_vcs.remotes) or "no remotes"
-        stderr.print(
-            f"watching {', '.join(str(r) for r in service.roots)} ({names}); Ctrl-C to stop",
-            markup=False,
-        )
-        while not stop.wait(1.0):
-            pass
-        stderr.print("stopping: committing and pushing what is pending", markup=False)
-    finally:
-        service.stop(flush=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with StopSignals() as stop:
+        try:
+            service.start()
+            names = ", ".join(settings.config_vcs.remotes) or "no remotes"
+            stderr.print(
+                f"watching {', '.join(str(r) for r in service.roots)} ({names}); Ctrl-C to stop",
+                markup=False,
+            )
+            while not stop.wait(1.0):
+                pass
+            stderr.print("stopping: committing and pushing what is pending", markup=False)
+        finally:
+            service.stop(flush=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -17,6 +16,7 @@ from trade_stream.database import DatabaseService
 from trade_stream.errors import BadInputError
 from tradevault import wiring
 from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stdout
+from tradevault.stop_signals import StopSignals
 
 ToOption = Annotated[Optional[str], typer.Option("--to", help="Standby database URL (default [standby] url).")]
 
@@ -62,25 +62,22 @@ def follow(
     settings = settings_for(ctx, config)
     target = _target(settings, to)
     follower = Follower(wiring.store(settings), target, force=force)
-    stop = threading.Event()
-    if not once:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
     state_file = state_path(target)
-    while True:
-        result = follower.sync_once()
-        lag = round(time.time() - result.last_ts / 1e6, 3) if result.last_ts else None
-        state = {"pid": os.getpid(), "updated": time.time(), "lag_seconds": lag, **result.to_json(),
-                 "following": not once and not stop.is_set()}
-        _write_state(state_file, state)
-        if result.applied or result.rebuilt or once:
-            if as_json:
-                print_json(state)
-            else:
-                stdout.print(f"standby {target.path}: seq {result.seq}, {result.applied:,} events applied"
-                             f"{' (rebuilt from a full backup)' if result.rebuilt else ''}, lag {lag} s")
-        if once or stop.wait(settings.standby.interval):
-            break
+    with StopSignals() as stop:
+        while True:
+            result = follower.sync_once()
+            lag = round(time.time() - result.last_ts / 1e6, 3) if result.last_ts else None
+            state = {"pid": os.getpid(), "updated": time.time(), "lag_seconds": lag, **result.to_json(),
+                     "following": not once and not stop.is_set()}
+            _write_state(state_file, state)
+            if result.applied or result.rebuilt or once:
+                if as_json:
+                    print_json(state)
+                else:
+                    stdout.print(f"standby {target.path}: seq {result.seq}, {result.applied:,} events applied"
+                                 f"{' (rebuilt from a full backup)' if result.rebuilt else ''}, lag {lag} s")
+            if once or stop.wait(settings.standby.interval):
+                break
     state["following"] = False
     _write_state(state_file, state)
 

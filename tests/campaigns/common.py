@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -96,7 +97,19 @@ class Env:
         return result
 
     def start(self, *args: str, log: Path | None = None) -> subprocess.Popen:
-        return tv_start(*args, "-c", str(self.config), cwd=self.root, log=log)
+        # faulthandler: a command that hangs can be made to print every thread's stack
+        return tv_start(*args, "-c", str(self.config), cwd=self.root, log=log,
+                        env={"PYTHONFAULTHANDLER": "1"})
+
+
+def dump_stacks_and_kill(proc: subprocess.Popen) -> None:
+    """A command that did not stop in time: SIGABRT makes its faulthandler write every
+    thread's stack to its log (so the failure shows where it hung), then SIGKILL."""
+    proc.send_signal(signal.SIGABRT)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
     def parallel(self, *commands: list[str]) -> list[Result]:
         procs = [(self.start(*c), c) for c in commands]

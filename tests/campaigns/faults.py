@@ -39,7 +39,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.campaigns.common import (Bot, Env, Tally, check_chain, cli_args, digest_of, finish, git, private_root)
+from tests.campaigns.common import (Bot, Env, Tally, check_chain, cli_args, digest_of, dump_stacks_and_kill,
+                                    finish, git, private_root)
 
 MAX_TX_SECONDS = 3.0
 
@@ -526,7 +527,7 @@ good = "{good}"
                 try:
                     rc = proc.wait(60)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    dump_stacks_and_kill(proc)
                     rc = proc.wait(10)
                 stop_took = time.monotonic() - began
             if rc != 0:
@@ -538,7 +539,7 @@ good = "{good}"
             tally.faults += 1
             if problems:
                 tally.fail(f"seed {seed} githang round {r}: " + "; ".join(problems)
-                           + f"\n{(base / 'watch.log').read_text()[-1500:]}")
+                           + f"\n{(base / 'watch.log').read_text()[-4000:]}")
             else:
                 tally.detected += 1
             log(f"  githang round {r}: healthy remote up to date, {hole.accepted} connections to the black hole, "

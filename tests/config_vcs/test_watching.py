@@ -237,3 +237,36 @@ def test_in_place_checkout_while_watching_makes_exactly_one_restore_commit(tmp_p
     assert commit_count(work) == 3
     assert git("log", "-1", "--format=%s", cwd=work).startswith("config: restore all files to ")
     assert (work / "config.json").read_text() == "v1" and not (work / "strategies" / "extra.py").exists()
+
+
+def test_a_watcher_that_cannot_stop_is_left_behind_after_the_bound(tmp_path, monkeypatch, caplog):
+    """watchdog's Observer.stop() joins its emitters without a timeout; a stuck one must not
+    keep the final commit and pushes from running (the bound is STOP_TIMEOUT)."""
+    import threading
+
+    from watchdog.observers import Observer
+
+    from config_vcs import watcher as watcher_module
+    from config_vcs.ignore import StaticIgnore
+
+    release = threading.Event()
+    real_stop = Observer.stop
+
+    def stuck_stop(self):  # an emitter that never returns from its join
+        release.wait(30)
+        real_stop(self)
+
+    monkeypatch.setattr(watcher_module, "STOP_TIMEOUT", 0.5)
+    work = tmp_path / "config"
+    work.mkdir()
+    w = watcher_module.DirectoryWatcher()
+    w.add(work, StaticIgnore([]), lambda rel: None, lambda: None)
+    w.start()
+    monkeypatch.setattr(w._observer, "stop", stuck_stop.__get__(w._observer))
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="config_vcs.watcher"):
+        w.stop()
+    took = time.monotonic() - began
+    release.set()
+    assert took < 10, took  # bounded (0.5 s here), not the 30 s the stuck stop would take
+    assert "did not stop within" in caplog.text
