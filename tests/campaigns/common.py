@@ -101,6 +101,10 @@ class Env:
         return tv_start(*args, "-c", str(self.config), cwd=self.root, log=log,
                         env={"PYTHONFAULTHANDLER": "1"})
 
+    def parallel(self, *commands: list[str]) -> list[Result]:
+        procs = [(self.start(*c), c) for c in commands]
+        return [tv_finish(proc, c, timeout=180) for proc, c in procs]
+
 
 def dump_stacks_and_kill(proc: subprocess.Popen) -> None:
     """A command that did not stop in time: SIGABRT makes its faulthandler write every
@@ -110,10 +114,6 @@ def dump_stacks_and_kill(proc: subprocess.Popen) -> None:
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-    def parallel(self, *commands: list[str]) -> list[Result]:
-        procs = [(self.start(*c), c) for c in commands]
-        return [tv_finish(proc, c, timeout=180) for proc, c in procs]
 
 
 class Bot(threading.Thread):
