@@ -85,7 +85,7 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             conn.execute("PRAGMA journal_mode = OFF")  # a private temp file: the rename is the commit
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA foreign_keys = OFF")
-            conn.execute("PRAGMA cache_size = -49152")  # 48 MiB: replayed updates hit pages all over
+            conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: replayed updates hit pages all over
             conn.execute("BEGIN")
             remove_capture_objects(conn)
             applier = SqliteApplier(conn, schema)
