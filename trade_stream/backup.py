@@ -546,7 +546,8 @@ class BackupEngine:
                 # Rows per table at ``upto`` (same read snapshot): restore checks against them.
                 per_table = self._row_counts_at(conn, entries, capture_id, covered, upto)
 
-            stored_object = self._store_object(key, header, write_body, threads=0)
+            # one zstd worker thread: it compresses while this thread reads the change log
+            stored_object = self._store_object(key, header, write_body, threads=1)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
