@@ -34,6 +34,7 @@ from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import ObjectReader
+from trade_stream.postgres_copy import copy_statement
 from trade_stream.postgres_database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -100,10 +101,8 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
                 continue
             if name != current:
                 stack.close()
-                cols = ", ".join(quote_ident(c) for c in table.column_names)
                 cursor = stack.enter_context(conn.cursor())
-                copy = stack.enter_context(
-                    cursor.copy(f"COPY {quote_ident(name)} ({cols}) FROM STDIN (FORMAT BINARY)"))
+                copy = stack.enter_context(cursor.copy(copy_statement(quote_ident(name), table.column_names, True)))
                 current = name
                 begun.set()
             copy.write(data)

@@ -34,7 +34,7 @@ from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.keyless_changes import KeylessChanges
 from trade_stream.postgres_database import post_load
-from trade_stream.postgres_copy import binary_copy_types, copy_rows, create_scratch, run_columns
+from trade_stream.postgres_copy import binary_copy_types, copy_rows, copy_statement, create_scratch, run_columns
 from trade_stream.postgres_types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 
@@ -147,9 +147,8 @@ class TableLoader:
     def write(self, table: TableSchema, rows: Iterable[Any]) -> None:
         if table.name != self.table:
             self.close()
-            cols = ", ".join(quote_ident(c) for c in table.column_names)
             self._cursor = self.conn.cursor()
-            self._copy_cm = self._cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) FROM STDIN")
+            self._copy_cm = self._cursor.copy(copy_statement(quote_ident(table.name), table.column_names, False))
             self._copy = self._copy_cm.__enter__()
             self.table = table.name
         write_row = self._copy.write_row

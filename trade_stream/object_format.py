@@ -106,7 +106,7 @@ class _FramedCompressor:
 
     def __init__(self, out: _HashingWriter, level: int, workers: int) -> None:
         self._out = out
-        self._level = level
+        self._params = frame_params(level)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tradevault-zstd") if workers > 1 else None
         self._pending: deque[Future[bytes]] = deque()
@@ -118,7 +118,7 @@ class _FramedCompressor:
     def _compress(self, plain: memoryview) -> bytes:
         compressor = getattr(self._local, "compressor", None)
         if compressor is None:  # a ZstdCompressor is not thread-safe: one per thread
-            compressor = self._local.compressor = zstandard.ZstdCompressor(compression_params=frame_params(self._level))
+            compressor = self._local.compressor = zstandard.ZstdCompressor(compression_params=self._params)
         frame = compressor.compress(plain)
         return _ANNOUNCE.pack(_ANNOUNCE_MAGIC, 16, len(frame), len(plain)) + frame
 

@@ -47,11 +47,16 @@ def create_scratch(cursor: Any, scratch: str, table: TableSchema, columns: list[
     cursor.execute(f"CREATE TEMP TABLE {scratch} AS SELECT {cols} FROM {quote_ident(table.name)} WITH NO DATA")
 
 
+def copy_statement(target: str, columns: list[str], binary: bool) -> str:
+    """``COPY target (columns) FROM STDIN``, in binary format or text (``target`` quoted)."""
+    cols = ", ".join(quote_ident(c) for c in columns)
+    return f"COPY {target} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
+
+
 def copy_rows(cursor: Any, target: str, columns: list[str], rows: Iterable[Any], types: list[int] | None) -> None:
     """``COPY target (columns) FROM STDIN`` of ``rows``: in binary format with ``types``
     (see binary_copy_types), else in text."""
-    cols = ", ".join(quote_ident(c) for c in columns)
-    with cursor.copy(f"COPY {target} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if types else "")) as copy:
+    with cursor.copy(copy_statement(target, columns, bool(types))) as copy:
         if types:
             copy.set_types(types)
         write_row = copy.write_row
