@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 META = "_tradevault_meta"
 PLUGIN = "wal2json"
+RESTART_LAG_LIMIT = 64 << 20  # bytes of WAL a slot's restart point may trail its confirmed one (advance)
 
 
 def slot_name_for(source: str) -> str:
@@ -244,11 +245,24 @@ class PostgresCapture:
             yield pending
 
     def advance(self, conn: "psycopg.Connection", lsn: int) -> bool:
-        """Confirm everything up to ``lsn``: the server may recycle the WAL before it."""
+        """Confirm everything up to ``lsn``: the server may recycle the WAL before it.
+
+        Every read decodes from the slot's ``restart_lsn``, not from its confirmed position,
+        and one advance moves ``restart_lsn`` only to the first restart point it decodes
+        past. After a burst of WAL (a bulk load into any database of the cluster: a slot
+        reads them all) it stays behind, and each later incremental re-reads the burst
+        while the server keeps its WAL. When it is more than ``RESTART_LAG_LIMIT`` behind,
+        a second advance to the same position, which decodes only up to what is already
+        confirmed, lets it catch up at once."""
         info = self.slot_info(conn)
         if not info.exists or info.confirmed_lsn is None or lsn <= info.confirmed_lsn:
             return False
         conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, format_lsn(lsn)))
+        after = self.slot_info(conn)
+        if after.restart_lsn is not None and after.confirmed_lsn is not None \
+                and after.confirmed_lsn - after.restart_lsn > RESTART_LAG_LIMIT:
+            conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
+                         (self.slot, format_lsn(after.confirmed_lsn)))
         return True
 
     @staticmethod
