@@ -42,10 +42,10 @@ def capture_status(db: PostgresDatabase, slot: str) -> dict[str, Any]:
         ).fetchall()
         for (data,) in rows:
             message = decode_message(data)
-            action = message.get("action")
+            action = message.action
             if action == "B" and oldest is None:
-                oldest = commit_ts_us(message["timestamp"])
-            elif action in ("I", "U", "D") and not str(message.get("table", "")).startswith("_tradevault_"):
+                oldest = commit_ts_us(message.timestamp)
+            elif action in ("I", "U", "D") and not message.table.startswith("_tradevault_"):
                 changes += 1
         pending = changes
         return {
