@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 META = "_tradevault_meta"
 PLUGIN = "wal2json"
 RESTART_LAG_LIMIT = 64 << 20  # bytes of WAL a slot's restart point may trail its confirmed one (advance)
+RESTART_CATCH_UP_ROUNDS = 3
 
 
 def slot_name_for(source: str) -> str:
@@ -252,15 +253,19 @@ class PostgresCapture:
         past. After a burst of WAL (a bulk load into any database of the cluster: a slot
         reads them all) it stays behind, and each later incremental re-reads the burst
         while the server keeps its WAL. When it is more than ``RESTART_LAG_LIMIT`` behind,
-        a second advance to the same position, which decodes only up to what is already
-        confirmed, lets it catch up at once."""
+        further advances to the same position (which decode only up to what is already
+        confirmed; at most ``RESTART_CATCH_UP_ROUNDS``, while it moves) let it catch up."""
         info = self.slot_info(conn)
         if not info.exists or info.confirmed_lsn is None or lsn <= info.confirmed_lsn:
             return False
         conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, format_lsn(lsn)))
-        after = self.slot_info(conn)
-        if after.restart_lsn is not None and after.confirmed_lsn is not None \
-                and after.confirmed_lsn - after.restart_lsn > RESTART_LAG_LIMIT:
+        restart = None
+        for _ in range(RESTART_CATCH_UP_ROUNDS):
+            after = self.slot_info(conn)
+            if after.restart_lsn is None or after.confirmed_lsn is None or after.restart_lsn == restart \
+                    or after.confirmed_lsn - after.restart_lsn <= RESTART_LAG_LIMIT:
+                break
+            restart = after.restart_lsn
             conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
                          (self.slot, format_lsn(after.confirmed_lsn)))
         return True
