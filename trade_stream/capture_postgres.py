@@ -258,16 +258,14 @@ class PostgresCapture:
         info = self.slot_info(conn)
         if not info.exists or info.confirmed_lsn is None or lsn <= info.confirmed_lsn:
             return False
-        conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, format_lsn(lsn)))
-        restart = None
-        for _ in range(RESTART_CATCH_UP_ROUNDS):
+        target, restart = lsn, None
+        for _ in range(1 + RESTART_CATCH_UP_ROUNDS):
+            conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, format_lsn(target)))
             after = self.slot_info(conn)
             if after.restart_lsn is None or after.confirmed_lsn is None or after.restart_lsn == restart \
                     or after.confirmed_lsn - after.restart_lsn <= RESTART_LAG_LIMIT:
                 break
-            restart = after.restart_lsn
-            conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
-                         (self.slot, format_lsn(after.confirmed_lsn)))
+            target, restart = after.confirmed_lsn, after.restart_lsn
         return True
 
     @staticmethod

@@ -7,6 +7,7 @@ import pytest
 
 from trade_stream import capture_postgres
 from trade_stream.capture_postgres import PostgresCapture, slot_name_for
+from trade_stream.postgres_database import PostgresDatabase
 
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 
@@ -18,7 +19,7 @@ BURST_ROWS = 100_000  # about 20 MB of WAL each
 def _restart_lag(url: str) -> int:
     conn = connect(url)
     try:
-        info = PostgresCapture(None, slot_name_for("src")).slot_info(conn)  # type: ignore[arg-type]
+        info = PostgresCapture(PostgresDatabase(url), slot_name_for("src")).slot_info(conn)
         assert info.exists and info.confirmed_lsn is not None and info.restart_lsn is not None
         return info.confirmed_lsn - info.restart_lsn
     finally:
