@@ -128,6 +128,7 @@ class Step(NamedTuple):
     used: str | None = None
     reached: tuple[int, int, int | None] | None = None
     prepared: Any = None  # ``ready`` as the applier's ``prepare`` worked it out ahead
+    events: int = 0  # how many events ``prepared`` holds (their ``ready`` list is let go)
 
 
 def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[int] | None]) -> Iterator[Step]:
@@ -159,7 +160,7 @@ def steps_ahead(store: BackupStore, plan: Plan, applier: Any, touched: set[str] 
     full backup; pass it to ``replay_events`` as ``steps``. ``touched`` collects the
     tables the events change, complete once the producer has finished."""
     return ReadAhead(_prepared(replay_steps(store, plan, _fold_key(applier)), applier, touched), limit=2 * WINDOW,
-                     weight=lambda step: len(step.ready) if step.ready else 0,
+                     weight=lambda step: step.events or (len(step.ready) if step.ready else 0),
                      barrier=lambda step: bool(step.ready) and step.ready[0].op == SCHEMA)
 
 
@@ -170,8 +171,9 @@ def _prepared(steps: Iterator[Step], applier: Any, touched: set[str] | None = No
         if step.ready:
             if touched is not None:
                 touched.update(event.table for event in step.ready)
-            if prepare is not None:
-                step = step._replace(prepared=prepare(step.ready))
+            prepared = prepare(step.ready) if prepare is not None else None
+            if prepared is not None:  # the applier needs only this: the events can go
+                step = Step(prepared=prepared, events=len(step.ready))
         yield step
 
 

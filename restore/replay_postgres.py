@@ -93,7 +93,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
         raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
     current, copy = "", None
     with conn.transaction(), ExitStack() as stack:
-        for name, data in decode_copy_chunks(reader.body_chunks(4 << 20), reader.name):
+        for name, data in decode_copy_chunks(reader.body_chunks(4 << 20, reuse=True), reader.name):
             table = tables.get(name)
             if table is None:
                 raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
@@ -105,7 +105,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
                 copy = stack.enter_context(cursor.copy(copy_statement(quote_ident(name), table.column_names, True)))
                 current = name
                 begun.set()
-            copy.write(data)
+            copy.write(memoryview(data))  # psycopg slices big writes: views, not copies
             loaded(len(data))
 
 

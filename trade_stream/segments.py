@@ -40,21 +40,26 @@ def frame(payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
-def unframe(data: Iterable[bytes], name: str, what: str = "chunk") -> Iterator[bytes]:
+def unframe(data: Iterable[bytes | memoryview], name: str, what: str = "chunk") -> Iterator[bytes]:
     """Chunk payloads from a body arriving in arbitrary pieces; a bad length or a body
-    that ends inside a chunk is IntegrityError (shared by every chunked codec)."""
+    that ends inside a chunk is IntegrityError (shared by every chunked codec). Each piece
+    is copied in before the next is asked for (a reader may hand out one reused buffer);
+    each payload is copied out once, and what a piece leaves over moves once."""
     buffer = bytearray()
     for piece in data:
         buffer += piece
-        while len(buffer) >= 4:
-            (length,) = struct.unpack_from(">I", buffer)
-            if length > MAX_CHUNK:
-                raise IntegrityError(f"{name}: corrupt chunk length {length}")
-            if len(buffer) < 4 + length:
-                break
-            payload = bytes(buffer[4 : 4 + length])
-            del buffer[: 4 + length]
-            yield payload
+        start, size = 0, len(buffer)
+        with memoryview(buffer) as view:
+            while size - start >= 4:
+                (length,) = struct.unpack_from(">I", view, start)
+                if length > MAX_CHUNK:
+                    raise IntegrityError(f"{name}: corrupt chunk length {length}")
+                if size - start < 4 + length:
+                    break
+                payload = bytes(view[start + 4:start + 4 + length])
+                start += 4 + length
+                yield payload
+        del buffer[:start]
     if buffer:
         raise IntegrityError(f"{name}: truncated {what}")
 
