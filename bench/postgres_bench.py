@@ -16,6 +16,10 @@ measures, in the same run:
   of 50 on one database with its slot, the median p99 ratio of at least LATENCY_ROUNDS
   rounds (goal: <= 1.1).
 
+tradevault's full backups, incrementals and restores run in child processes of their own
+(``bench.worker``, timed there around the library call, as in ``python -m bench``); the
+peak RSS of each command is reported (goal: <= 200 MB).
+
 Writes ``DIR/results.json`` (``goals``: ``{"name", "value", "goal", "ok"}``, like
 ``python -m bench``) and ``DIR/RESULTS.md``. The cluster runs with fsync off on both sides
 of every comparison (this measures tradevault, not the disk).
@@ -196,35 +200,63 @@ def latency_ab(url: str, transactions: int, store_dir: str, name: str, batch: in
 
 
 def restore_rounds(cluster: Cluster, rounds: int, prefix: str, dump: Path, env: dict,
-                   tradevault: Callable[[str], Any], check: Callable[[str], None] | None = None,
+                   tradevault: Callable[[str], float], check: Callable[[str], None] | None = None,
                    ) -> tuple[list[float], list[float]]:
-    """(tradevault seconds, pg_restore seconds) per round, each into a fresh database. The
-    order of the two sides alternates round by round. Each side's database is dropped as
-    soon as it is measured (``check`` sees tradevault's first), and a CHECKPOINT (untimed)
-    precedes each side: otherwise the side that runs second pays for the first one's
-    writeback, and for autovacuum working through the tables it has just loaded."""
+    """(tradevault seconds, pg_restore seconds) per round, each into a fresh database;
+    ``tradevault(url)`` restores and returns its seconds. The order of the two sides
+    alternates round by round. Each side's database is dropped as soon as it is measured
+    (``check`` sees tradevault's first), and a CHECKPOINT (untimed) precedes each side:
+    otherwise the side that runs second pays for the first one's writeback, and for
+    autovacuum working through the tables it has just loaded."""
     ours, theirs = [], []
     for i in range(rounds):
         db_ours, db_theirs = f"{prefix}r{i}", f"{prefix}p{i}"
         sides = [
-            (theirs, db_theirs, lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)], check=True,
-                                                       env=env)),
+            (theirs, db_theirs, lambda: timed(lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)],
+                                                                     check=True, env=env))[0]),
             (ours, db_ours, lambda: tradevault(cluster.url(db_ours))),
         ]
         for samples, db, side in sides if i % 2 == 0 else reversed(sides):
             cluster.admin(f"CREATE DATABASE {db}")
             cluster.admin("CHECKPOINT")
-            t, _ = timed(side)
-            samples.append(t)
+            samples.append(side())
             if check is not None and db == db_ours:
                 check(cluster.url(db_ours))
             cluster.admin(f"DROP DATABASE {db}")
     return ours, theirs
 
 
+class Commands:
+    """tradevault's steps on the source database, each in a child process of its own
+    (``bench.worker``, as the SQLite bench runs them): its time is measured there around
+    the library call, and its peak RSS is kept per command."""
+
+    def __init__(self, url: str, store_root: Path) -> None:
+        self.url, self.store_root = url, store_root
+        self.peak_kb: dict[str, int] = {}
+
+    def _run(self, op: str, args: dict) -> dict:
+        from bench.children import run_worker
+
+        result, child = run_worker(op, args)
+        self.peak_kb[op] = max(self.peak_kb.get(op, 0), result["vm_hwm_kb"] or child.maxrss_kb)
+        return result
+
+    def _store(self, store: str) -> str:
+        return f"file://{self.store_root / store}"
+
+    def full(self, store: str) -> dict:
+        return self._run("full", {"db_url": self.url, "store_root": self._store(store), "source": "src", "work_dir": ""})
+
+    def incremental(self, store: str) -> dict:
+        return self._run("incremental", {"db_url": self.url, "store_root": self._store(store), "source": "src",
+                                         "work_dir": ""})
+
+    def restore(self, store: str, target_url: str) -> float:
+        return self._run("restore", {"store_root": self._store(store), "source": "src", "target": target_url})["seconds"]
+
+
 def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:
-    from restore.dispatch import restore_to
-    from restore.planner import Target, plan_restore
     from trade_stream.backup_postgres import PostgresBackupEngine
     from trade_stream.locations import open_location
     from trade_stream.postgres_database import PostgresDatabase
@@ -247,17 +279,18 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         fill(conn, rows)
         dump = root / "dump.pgc"
         pg_dump_env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="postgres")
+        tv = Commands(cluster.url("src"), root)
         dump_times, full_times, full_sizes = [], [], []
         for i in range(rounds):
             t, _ = timed(lambda: subprocess.run([_bin("pg_dump"), "-Fc", "-f", str(dump), "src"], check=True,
                                                 env=pg_dump_env))
             dump_times.append(t)
-            store = BackupStore("src", [open_location("one", f"file://{root / f'store{i}'}")])
-            t, result = timed(lambda: PostgresBackupEngine(src, store).full())
-            full_times.append(t)
-            full_sizes.append(result.bytes)
+            store = f"store{i}"
+            full = tv.full(store)
+            full_times.append(full["seconds"])
+            full_sizes.append(full["bytes"])
             if i < rounds - 1:
-                shutil.rmtree(root / f"store{i}")
+                shutil.rmtree(root / store)
         m["full_backup"] = {
             "pg_dump_seconds": statistics.median(dump_times), "seconds": statistics.median(full_times),
             "pg_dump_bytes": dump.stat().st_size, "bytes": full_sizes[-1],
@@ -266,8 +299,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         m["full_backup"]["size_ratio"] = m["full_backup"]["bytes"] / m["full_backup"]["pg_dump_bytes"]
         # restore of that full backup vs pg_restore of that dump (the same data)
         full_restores, pg_restores = restore_rounds(cluster, rounds, "f", dump, pg_dump_env,
-                                                    lambda url: restore_to(store, plan_restore(store.entries(),
-                                                                                               Target()), url))
+                                                    lambda url: tv.restore(store, url))
         m["restore_full"] = {"seconds": statistics.median(full_restores),
                              "pg_restore_seconds": statistics.median(pg_restores),
                              "samples": full_restores, "pg_restore_samples": pg_restores}
@@ -276,14 +308,15 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         # above loaded other databases of this cluster, and a slot decodes the WAL of every
         # database: an untimed incremental first moves the slot past the bench's own loads (the
         # agent's regular incrementals keep it there), so the timed one decodes the changes.
-        catch_up_seconds, _ = timed(lambda: PostgresBackupEngine(src, store).incremental())
+        catch_up_seconds = tv.incremental(store)["seconds"]
         per_tx = 100
         for start in range(0, changes, per_tx):
             with conn.transaction():
                 conn.execute("UPDATE orders SET filled = filled + 1, status = 'partial' WHERE id > %s AND id <= %s",
                              (start % max(rows // 2, 1), start % max(rows // 2, 1) + per_tx))
-        t, incremental = timed(lambda: PostgresBackupEngine(src, store).incremental())
-        m["capture"] = {"events": incremental.count, "seconds": t, "per_second": incremental.count / t,
+        incremental = tv.incremental(store)
+        t = incremental["seconds"]
+        m["capture"] = {"events": incremental["events"], "seconds": t, "per_second": incremental["events"] / t,
                         "catch_up_seconds": catch_up_seconds}
         # restore vs pg_restore
         tables = {"trades": ["id"], "orders": ["id"]}
@@ -298,7 +331,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
 
         restore_times, pg_restore_times = restore_rounds(
             cluster, rounds, "", dump, pg_dump_env,
-            lambda url: restore_to(store, plan_restore(store.entries(), Target()), url), check)
+            lambda url: tv.restore(store, url), check)
         equal = all(digests_equal) and len(digests_equal) == rounds
         m["restore"] = {"seconds": statistics.median(restore_times),
                         "pg_restore_seconds": statistics.median(pg_restore_times), "equals_source": equal,
@@ -323,6 +356,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
             "p99_ratio": statistics.median(x["p99_ratio"] for x in lat_rounds),
             "rounds": lat_rounds, "batch": lat_rounds[0]["batch"],
         }
+        m["memory"] = {"per_command_mb": {op: kb / 1024 for op, kb in sorted(tv.peak_kb.items())}}
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -345,6 +379,8 @@ def goals(m: dict) -> list[dict]:
          "goal": "true", "ok": m["restore"]["equals_source"] is True},
         goal("PostgreSQL capture throughput (row changes/s)", m["capture"]["per_second"], ">=", 20000),
         goal("PostgreSQL commit latency p99 with capture / without", m["commit_latency"]["p99_ratio"], "<=", 1.1),
+        goal("PostgreSQL: peak memory of every tradevault command (MB)", max(m["memory"]["per_command_mb"].values()),
+             "<=", 200, " MB"),
     ]
 
 

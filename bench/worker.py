@@ -77,8 +77,20 @@ def _container_overhead(store_root: str, source: str, n: int | None, kind: str, 
         return None
 
 
+def _engine(db_url: str, store_root: str, source: str, work_dir: str) -> BackupEngine:
+    """The backup engine of the URL's dialect (PostgreSQL imported only when asked for, so
+    the SQLite steps' memory is not charged with it)."""
+    if db_url.startswith("postgresql"):
+        from trade_stream.backup_postgres import PostgresBackupEngine
+        from trade_stream.postgres_database import PostgresDatabase
+
+        return PostgresBackupEngine(PostgresDatabase(db_url), _store(store_root, source),  # type: ignore[return-value]
+                                    work_dir=work_dir)
+    return BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+
+
 def op_full(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
-    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    engine = _engine(db_url, store_root, source, work_dir)
     result, seconds = _timed("full", engine.full)
     return {"seconds": seconds, "engine_seconds": result.seconds, "bytes": result.bytes,
             "rows": result.count, "n": result.n, "last_seq": result.last_seq, "warnings": result.warnings,
@@ -86,7 +98,7 @@ def op_full(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
 
 
 def op_incremental(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
-    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    engine = _engine(db_url, store_root, source, work_dir)
     result, seconds = _timed("incremental", engine.incremental)
     return {"seconds": seconds, "engine_seconds": result.seconds, "bytes": result.bytes,
             "events": result.count, "n": result.n, "first_seq": result.first_seq,
@@ -103,11 +115,16 @@ def op_consolidate(db_url: str, store_root: str, source: str, work_dir: str) -> 
 
 def op_restore(store_root: str, source: str, target: str, at_ts: int | None = None,
                at_seq: int | None = None) -> dict:
-    """Restore the latest point, or the point in time ``at_ts`` (µs UTC) / ``at_seq``."""
+    """Restore the latest point, or the point in time ``at_ts`` (µs UTC) / ``at_seq``, into
+    the SQLite file ``target`` or, given a PostgreSQL URL, into that database."""
     store = _store(store_root, source)
 
     def call():
         plan = plan_restore(store.entries(), Target(seq=at_seq, ts=at_ts))
+        if target.startswith("postgresql"):
+            from restore.dispatch import restore_to
+
+            return restore_to(store, plan, target)
         return restore_sqlite(store, plan, DatabaseService(f"sqlite:///{Path(target).absolute()}"))
 
     result, seconds = _timed("restore", call)
