@@ -15,7 +15,7 @@ bench/children.py):
   digest with the state saved at that instant (no peer can do this).
 * scaling: restore time vs rows (1e5, 1e6, 1e7 up to --rows), each size its own database.
 * latency: trading-commit latency with capture off / on (interleaved) / on while full backups
-  run back to back in another process; at least 7 rounds (``latency_rounds``).
+  run back to back in another process; at least 7 rounds (``LATENCY_ROUNDS``).
 * agent: the real ``tradevault agent`` (incremental = 1 s): commit -> stored lag and
   sustained capture throughput (bench/agent_lag.py).
 * config: config history with 3 local bare remotes (bench/config_bench.py).
@@ -332,15 +332,17 @@ def scenario_incremental(r: Run) -> None:
     r.m["incremental"] = summary
 
 
+def at_least(repeat: int, minimum: int) -> int:
+    """``repeat`` rounds, raised to ``minimum`` for a scenario too noisy for fewer (a
+    ``--repeat 1`` smoke run stays at one)."""
+    return max(repeat, minimum) if repeat > 1 else repeat
+
+
+# The restore after consolidation is one file's decompression per tool (seconds at 10M
+# rows), and this disk's write speed comes and goes: identical runs of tradevault's restore
+# took 1.1 s and 3.2 s in one 10M-row run, and `zstd -d` 1.0 and 2.7 s, so a median of 3
+# was decided by which rounds the slow spells hit.
 RESTORE_ROUNDS_AFTER_CONSOLIDATION = 7
-
-
-def restore_rounds_after_consolidation(repeat: int) -> int:
-    """At least RESTORE_ROUNDS_AFTER_CONSOLIDATION: each round is one file's decompression
-    per tool (seconds at 10M rows), and this disk's write speed comes and goes: identical
-    runs of tradevault's restore took 1.1 s and 3.2 s in one 10M-row run, and `zstd -d` 1.0
-    and 2.7 s, so a median of 3 was decided by which rounds the slow spells hit."""
-    return max(repeat, RESTORE_ROUNDS_AFTER_CONSOLIDATION) if repeat > 1 else repeat
 
 
 def _restore_rounds(r: Run, what: str, restored: Path, rounds: int) -> tuple[list, list, list]:
@@ -393,7 +395,7 @@ def scenario_restore(r: Run) -> None:
     log("consolidating: a full backup built from the store")
     consolidated = r.worker("consolidate", r.backup_args())
     tv, dec2, rst2 = _restore_rounds(r, "after consolidation", restored,
-                                     restore_rounds_after_consolidation(r.opts.repeat))
+                                     at_least(r.opts.repeat, RESTORE_ROUNDS_AFTER_CONSOLIDATION))
     dec, rst = dec + dec2, rst + rst2
     d_s = median([s for s, _, _ in dec])
     log("comparing the restored databases with the source by digest")
@@ -532,23 +534,19 @@ def _pooled(parts: list[dict]) -> dict:
     return pooled
 
 
+# One round's p99 ratio is decided by a handful of slow commits and swung between 0.4x and
+# 2.2x across rounds of one run on the shared 2-core machine; the median of 3 still moved by
+# 0.5 between whole runs.
 LATENCY_ROUNDS = 7
 
 
-def latency_rounds(repeat: int) -> int:
-    """At least LATENCY_ROUNDS: one round's p99 ratio is decided by a handful of slow commits
-    and swung between 0.4x and 2.2x across rounds of one run on the shared 2-core machine;
-    the median of 3 still moved by 0.5 between whole runs."""
-    return max(repeat, LATENCY_ROUNDS) if repeat > 1 else repeat
-
-
 def scenario_latency(r: Run) -> None:
-    """``latency_rounds`` rounds; each: capture off and on A/B interleaved in batches, then capture on
+    """``at_least(repeat, LATENCY_ROUNDS)`` rounds; each: capture off and on A/B interleaved in batches, then capture on
     while full backups run back to back, held against the same round's capture-off p99 (the
     machine's state minutes apart would otherwise decide). Goals use the median ratio."""
     off, on = r.work / "latency-capture-off.sqlite", r.work / "latency-capture-on.sqlite"
     rounds = []
-    count = latency_rounds(r.opts.repeat)
+    count = at_least(r.opts.repeat, LATENCY_ROUNDS)
     for i in range(count):
         log(f"commit latency round {i + 1}/{count}: {r.opts.latency_tx:,} transactions each with capture "
             "off and on, then with capture on while full backups run back to back")

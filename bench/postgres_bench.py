@@ -245,12 +245,14 @@ class Commands:
     def _store(self, store: str) -> str:
         return f"file://{self.store_root / store}"
 
+    def _backup(self, op: str, store: str) -> dict:
+        return self._run(op, {"db_url": self.url, "store_root": self._store(store), "source": "src", "work_dir": ""})
+
     def full(self, store: str) -> dict:
-        return self._run("full", {"db_url": self.url, "store_root": self._store(store), "source": "src", "work_dir": ""})
+        return self._backup("full", store)
 
     def incremental(self, store: str) -> dict:
-        return self._run("incremental", {"db_url": self.url, "store_root": self._store(store), "source": "src",
-                                         "work_dir": ""})
+        return self._backup("incremental", store)
 
     def restore(self, store: str, target_url: str) -> float:
         return self._run("restore", {"store_root": self._store(store), "source": "src", "target": target_url})["seconds"]

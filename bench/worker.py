@@ -23,6 +23,7 @@ from trade_stream.backup import BackupEngine
 from trade_stream.database import DatabaseService
 from trade_stream.locations import open_location
 from trade_stream.object_format import MAGIC, TRAILER_SIZE
+from trade_stream.postgres_database import is_postgres, open_database
 from trade_stream.store import BackupStore
 
 
@@ -90,14 +91,13 @@ def _import_postgres() -> None:
 def _engine(db_url: str, store_root: str, source: str, work_dir: str) -> BackupEngine:
     """The backup engine of the URL's dialect (PostgreSQL imported only when asked for, so
     the SQLite steps' memory is not charged with it)."""
-    if db_url.startswith("postgresql"):
+    db = open_database(db_url)
+    if is_postgres(db):
         _import_postgres()
         from trade_stream.backup_postgres import PostgresBackupEngine
-        from trade_stream.postgres_database import PostgresDatabase
 
-        return PostgresBackupEngine(PostgresDatabase(db_url), _store(store_root, source),  # type: ignore[return-value]
-                                    work_dir=work_dir)
-    return BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+        return PostgresBackupEngine(db, _store(store_root, source), work_dir=work_dir)  # type: ignore[return-value]
+    return BackupEngine(db, _store(store_root, source), work_dir=work_dir)
 
 
 def op_full(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
@@ -129,12 +129,13 @@ def op_restore(store_root: str, source: str, target: str, at_ts: int | None = No
     """Restore the latest point, or the point in time ``at_ts`` (µs UTC) / ``at_seq``, into
     the SQLite file ``target`` or, given a PostgreSQL URL, into that database."""
     store = _store(store_root, source)
-    if target.startswith("postgresql"):
+    postgres = target.startswith("postgresql")
+    if postgres:
         _import_postgres()
 
     def call():
         plan = plan_restore(store.entries(), Target(seq=at_seq, ts=at_ts))
-        if target.startswith("postgresql"):
+        if postgres:
             from restore.dispatch import restore_to
 
             return restore_to(store, plan, target)
