@@ -105,7 +105,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
                 copy = stack.enter_context(cursor.copy(copy_statement(quote_ident(name), table.column_names, True)))
                 current = name
                 begun.set()
-            copy.write(memoryview(data))  # psycopg slices big writes: views, not copies
+            copy.write(data)
             loaded(len(data))
 
 
