@@ -1,10 +1,13 @@
 """Replay a plan into a PostgreSQL database, atomically.
 
 The tables are built in a private schema (restore.staging) over one connection per core:
-created without keys; the full backup's rows bulk-loaded with COPY, the tables shared out
-between the connections; the incremental events applied on one connection (read, decoded
-and folded ahead while the rows load); then primary keys, indexes, defaults and sequences
-added and row counts checked against what the backups say, the tables again shared out.
+the tables shared out between the connections, each creates its tables without keys and
+bulk-loads the full backup's rows with ``COPY ... FREEZE`` in the same transaction (rows
+written frozen: the scans, joins and key builds after it check no row's visibility);
+meanwhile a main connection of its own reads, decodes and folds the incremental events
+and gathers what needs no table yet (keyless_changes), then applies the rest once the
+loads are committed; then primary keys, indexes, defaults and sequences added and row
+counts checked against what the backups say, the tables again shared out.
 Only then are the tables moved into ``public``, in one transaction (with ``force``, the
 old tables are dropped in that same transaction): a failure at any point (including a
 corrupt object found while reading it) drops the private schema and leaves the target as
@@ -47,17 +50,25 @@ def check_pg_target(target: PostgresDatabase, force: bool) -> None:
         raise BadInputError(f"restore target {target.safe_url()} is not empty (use --force to replace it)")
 
 
+def create_keyless(conn: Any, table: TableSchema) -> None:
+    """A table to bulk-load, its key built afterwards; no autovacuum until ``publish``
+    (which resets it): one that starts on a freshly loaded table would hold up moving it
+    for a deadlock_timeout (1 s) before it gives way."""
+    create_table(conn, table, with_key=False, autovacuum=False)
+
+
 def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
-                  progress: Progress) -> Callable[[], None]:
-    """Stream a ``pgcopy-binary`` snapshot into the (empty, keyless) tables, the tables
-    shared out between the connections: each reads the object (verified) and sends its
-    tables' bytes unchanged into ``COPY ... FROM STDIN (FORMAT BINARY)``. Returns once
+                  progress: Progress, first: int = 0) -> Callable[[], None]:
+    """Create the tables (keyless) and stream a ``pgcopy-binary`` snapshot into them, the
+    tables shared out between the connections from ``conns[first]`` on: each reads the
+    object (verified) and sends its tables' bytes unchanged into ``COPY ... FROM STDIN
+    (FORMAT BINARY, FREEZE)``. Returns once
     every connection has begun its first COPY (or stopped) — a connection whose tables
     come later in the object first reads past the others, which is quicker while no other
     Python work competes for the interpreter — with the function that waits for the loads
     to end."""
     sizes = {t.name: (entry.tables or {}).get(t.name, 0) for t in schema.tables}
-    groups = [names for names in share_out(sizes, len(staging.conns)) if names]
+    groups = [names for names in share_out(sizes, len(staging.conns) - first) if names]
     begun = [threading.Event() for _ in groups]
     lock = threading.Lock()
     done = [0]
@@ -69,7 +80,7 @@ def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, sc
 
     wait = staging.start([[lambda conn, names=names, begun=begun: _load_tables(conn, store, entry, schema, set(names),
                                                                               loaded, begun)]
-                          for names, begun in zip(groups, begun)])
+                          for names, begun in zip(groups, begun)], first=first)
     for event in begun:
         event.wait()
     return wait
@@ -86,13 +97,16 @@ def _load_tables(conn: Any, store: BackupStore, entry: ManifestEntry, schema: Da
 
 def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema], names: set[str],
                  loaded: Callable[[int], None], begun: threading.Event) -> None:
-    """One copy of the object: its tables' rows in ``names`` COPYed in, the others read
-    past. Inside a savepoint: a copy found damaged midway is rolled back, the next one
-    starts afresh."""
+    """One copy of the object: the tables in ``names`` created, their rows COPYed in, the
+    others read past. Inside a (sub)transaction, which FREEZE requires to be the one that
+    created the table: a copy found damaged midway is rolled back, tables included, and
+    the next one starts afresh."""
     if reader.header.codec != CODEC_PGCOPY:
         raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
     current, copy = "", None
     with conn.transaction(), ExitStack() as stack:
+        for name in sorted(names):
+            create_keyless(conn, tables[name])
         for name, data in decode_copy_chunks(reader.body_chunks(4 << 20, reuse=True), reader.name):
             table = tables.get(name)
             if table is None:
@@ -102,7 +116,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
             if name != current:
                 stack.close()
                 cursor = stack.enter_context(conn.cursor())
-                copy = stack.enter_context(cursor.copy(copy_statement(quote_ident(name), table.column_names, True)))
+                copy = stack.enter_context(cursor.copy(copy_statement(quote_ident(name), table.column_names, True, freeze=True)))
                 current = name
                 begun.set()
             copy.write(data)
@@ -121,7 +135,10 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
     else:
         schema = cross_dialect.schema_to_pg(source)
         convert, map_schema = cross_dialect.pg_mappers, cross_dialect.table_to_pg
-    with Staging(target, connections_for(len(schema.tables))) as staging:
+    logical = source.dialect == "postgresql"
+    # with events to replay, the main connection loads nothing: it gathers them meanwhile
+    aside = int(logical and bool(plan.incrementals))
+    with Staging(target, connections_for(len(schema.tables)) + aside) as staging:
         main = staging.conns[0]
         # batched updates/deletes join a VALUES list with the table: always through the
         # primary key's index (a hash join would scan the whole table for every batch)
@@ -130,9 +147,9 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         # a bulk statement's cost estimate can cross jit_above_cost: compiling then costs
         # ~0.1 s per statement and saves nothing on scans of a few hundred MB
         main.execute("SET jit = off")
-        for table in schema.tables:
-            create_table(main, table, with_key=False)
-        staging.hold_off_autovacuum([t.name for t in schema.tables])
+        if not logical:
+            for table in schema.tables:
+                create_keyless(main, table)
         main.commit()
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keyless): big runs join the heap by hashing, once.
@@ -141,15 +158,18 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         # the incrementals are read, decoded and folded while the server loads the full
         touched: set[str] = set()
         try:
-            loads = start_loading(staging, store, plan.full, schema, progress) if source.dialect == "postgresql" else None
+            loads = start_loading(staging, store, plan.full, schema, progress, first=aside) if logical else None
             with cyclic_gc_paused(), steps_ahead(store, plan, applier, touched) as steps:
-                if loads is not None:
-                    loads()
-                else:
+                if loads is None:
                     cross_dialect.load_sqlite_snapshot(main, store, plan.full, schema, progress)
                     main.commit()
-                finishing.when_read(steps, touched)
+                elif aside:
+                    applier.load_elsewhere(loads)
+                else:
+                    loads()
+                finishing.when_read(steps, touched, loads if aside else None)
                 result = replay_events(store, plan, applier, progress, steps)
+                applier.loaded()
         except BaseException:
             finishing.wait(raise_error=False)  # the replay's error is the one to report
             raise
@@ -194,7 +214,8 @@ class _Finishing:
         return [[lambda conn, t=tables[name], k=name in keyless: self._finish(conn, t, k) for name in share]
                 for share in shares]
 
-    def when_read(self, steps: ReadAhead, touched: set[str]) -> None:
+    def when_read(self, steps: ReadAhead, touched: set[str], loads: Callable[[], None] | None = None) -> None:
+        """``loads``: waits for the loads still running on the other connections."""
         if len(self.staging.conns) < 2:
             return
         self._touched = touched
@@ -204,6 +225,8 @@ class _Finishing:
                 return
             untouched = [name for name in self.original if name not in touched]
             try:
+                if loads is not None:
+                    loads()
                 self.staging.start(self._groups(untouched, len(self.staging.conns) - 1), first=1)()
             except BaseException as exc:  # noqa: BLE001 - raised by wait()
                 self._error = exc

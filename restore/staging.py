@@ -75,6 +75,9 @@ class Staging:
                 conn = self.target.connect(autocommit=False)
                 self.conns.append(conn)
                 conn.execute(f"SET search_path = {quote_ident(self.name)}, public")
+                # nothing is kept before publish: its commit (synchronous) flushes the WAL
+                # of every commit before it, so theirs need not wait for their own flush
+                conn.execute("SET synchronous_commit = off")
                 conn.commit()
         except BaseException:
             self.__exit__(None, None, None)
@@ -136,18 +139,12 @@ class Staging:
 
         return wait
 
-    def hold_off_autovacuum(self, tables: list[str]) -> None:
-        """No autovacuum on these tables until ``publish``: one that starts on a freshly
-        loaded table would hold up moving it for a deadlock_timeout (1 s) before it gives
-        way."""
-        for name in tables:
-            self.conns[0].execute(f"ALTER TABLE {quote_ident(name)} SET (autovacuum_enabled = false)")
-
     def publish(self, tables: list[str], force: bool) -> None:
         """Move the restored tables into ``public`` in one transaction (dropping the old
         tables first with ``force``), and drop the then empty private schema."""
         conn = self.conns[0]
         conn.rollback()
+        conn.execute("SET LOCAL synchronous_commit = on")
         if force:
             for name in PostgresDatabase.user_tables(conn):
                 conn.execute(f"DROP TABLE IF EXISTS public.{quote_ident(name)} CASCADE")

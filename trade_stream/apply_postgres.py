@@ -34,7 +34,9 @@ from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.keyless_changes import KeylessChanges
 from trade_stream.postgres_database import post_load
-from trade_stream.postgres_copy import binary_copy_types, copy_rows, copy_statement, create_scratch, run_columns
+from trade_stream.postgres_copy import (
+    as_text, binary_copy_types, copy_rows, copy_statement, create_scratch, run_columns, scratch_columns, text_columns,
+)
 from trade_stream.postgres_types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 
@@ -56,13 +58,14 @@ def cast_type(declared: str) -> str:
     return name + ("[]" if is_array else "")
 
 
-def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bool) -> None:
+def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bool, autovacuum: bool = True) -> None:
     cols = []
     for c in table.columns:
         cols.append(f"{quote_ident(c.name)} {c.declared}{'' if c.nullable else ' NOT NULL'}")
     if with_key and table.primary_key:
         cols.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in table.primary_key)})")
-    conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({', '.join(cols)})")
+    options = "" if autovacuum else " WITH (autovacuum_enabled = false)"
+    conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({', '.join(cols)}){options}")
 
 
 def add_primary_key(conn: "psycopg.Connection", table: TableSchema) -> None:
@@ -196,6 +199,20 @@ class PostgresApplier:
         self._sql: dict[tuple[str, str], str] = {}
         self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
         self.applied = 0
+        self._loads: Callable[[], None] | None = None
+
+    def load_elsewhere(self, wait: Callable[[], None]) -> None:
+        """The tables are being created and bulk-loaded by other connections; ``wait``
+        returns once that is committed. Until then only what needs no table is done:
+        update and delete runs for tables without their key are gathered
+        (keyless_changes); anything else first waits (``loaded``)."""
+        self._loads = wait
+
+    def loaded(self) -> None:
+        """Wait for the loads of ``load_elsewhere`` (once; their error is raised here)."""
+        if self._loads is not None:
+            wait, self._loads = self._loads, None
+            wait()
 
     def _statement(self, table: str, op: str) -> str:
         cached = self._sql.get((table, op))
@@ -301,6 +318,7 @@ class PostgresApplier:
 
     def build_keys(self, table: str) -> None:
         """Primary key, indexes, defaults and identity of a table loaded without them."""
+        self.loaded()
         self.keyless.discard(table)
         schema = self.tables[table]
         self._gathered.settle(schema)
@@ -309,6 +327,7 @@ class PostgresApplier:
     def settle(self) -> None:
         """Apply every gathered run (keyless_changes): the tables are then as the events
         left them, their keys may be built on any connection."""
+        self.loaded()
         for name in sorted(self.keyless):
             self._gathered.settle(self.tables[name])
 
@@ -327,8 +346,17 @@ class PostgresApplier:
         old = [key_map(e.key or []) for e in run]
         keys = self._keys(table, DELETE, old)  # old keys, shaped as a delete's
         if self._keys(table, INSERT, rows) == keys and _distinct(keys):
-            return rows, True
+            return self._scratch_rows(table, rows), True
         return [(*row, *key) for row, key in zip(rows, old)], False
+
+    def _scratch_rows(self, table: str, rows: list[Any]) -> list[Any]:
+        """An update run's new images as a scratch table takes them: its text columns as
+        str when the COPY is binary (see postgres_copy.text_columns)."""
+        schema = self.tables[table]
+        text = text_columns(schema, schema.column_names)
+        if not text or self._scratch_types(table, UPDATE) is None:
+            return rows
+        return as_text(rows, [schema.column_names.index(c) for c in text])
 
     def _keys(self, table: str, op: str, params: list[Any]) -> list[Any]:
         """The key of each parameter row: of a delete's key, else of a row (an insert, an
@@ -346,13 +374,21 @@ class PostgresApplier:
         schema = self.tables[table]
         keys = set(self._keys(table, op, params))
         if self._gathered.overlaps(table, keys):
+            self.loaded()
             self._gathered.settle(schema)
-        self._gathered.add(schema, op, params, keys, self._binary(table, run_columns(schema, op)))
+        self._gathered.add(schema, op, params, keys, self._scratch_types(table, op))
 
-    def _binary(self, table: str, columns: list[str]) -> list[int] | None:
+    def _binary(self, table: str, columns: list[str], text: list[str] = ()) -> list[int] | None:
         """Binary COPY types for rows of a PostgreSQL source (values of another dialect are
         mapped ones: text is right for any of them)."""
-        return None if self.convert is not None else binary_copy_types(self.tables[table], columns)
+        return None if self.convert is not None else binary_copy_types(self.tables[table], columns, text)
+
+    def _scratch_types(self, table: str, op: str) -> list[int] | None:
+        """Binary COPY types of a scratch table's rows for a run of ``op`` (see
+        postgres_copy.text_columns), or None for text."""
+        schema = self.tables[table]
+        columns = run_columns(schema, op)
+        return self._binary(table, columns, text_columns(schema, columns))
 
     def _settle_before_insert(self, table: str, params: list[Any]) -> None:
         """Inserts go straight into the table: what is gathered for their keys first."""
@@ -382,10 +418,11 @@ class PostgresApplier:
         columns = run_columns(schema, op)
         create_scratch(cursor, "_tradevault_apply", schema, columns)
         try:
-            copy_rows(cursor, "_tradevault_apply", columns, params, self._binary(table, columns))
+            copy_rows(cursor, "_tradevault_apply", columns, params, self._scratch_types(table, op))
             where = " AND ".join(f"t.{quote_ident(k)} = v.{quote_ident(k)}" for k in schema.primary_key)
             if op == UPDATE:
-                sets = ", ".join(f"{quote_ident(c)} = v.{quote_ident(c)}" for c in schema.column_names)
+                sets = ", ".join(f"{quote_ident(c)} = {value}"
+                                 for c, value in zip(columns, scratch_columns(schema, columns, "v")))
                 cursor.execute(f"UPDATE {name} AS t SET {sets} FROM _tradevault_apply AS v WHERE {where}")
             else:
                 cursor.execute(f"DELETE FROM {name} AS t USING _tradevault_apply AS v WHERE {where}")
@@ -398,6 +435,8 @@ class PostgresApplier:
             return
         import psycopg
 
+        if not (copyable and op in (UPDATE, DELETE) and table in self.keyless):  # not gathered
+            self.loaded()
         if not copyable and table in self.keyless:
             self.build_keys(table)  # small batches find their rows through the key's index
         try:
@@ -465,6 +504,7 @@ class PostgresApplier:
         return [tuple(row_map(e.row or [])) for e in run]
 
     def _apply_schema(self, event: ChangeEvent) -> None:
+        self.loaded()
         if event.table in self.tables:
             self._gathered.settle(self.tables[event.table])  # their checks still count
             # only a table the applier knows: an unqualified name it does not know could

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import UPDATE
-from trade_stream.postgres_copy import copy_rows, create_scratch, run_columns
+from trade_stream.postgres_copy import copy_rows, create_scratch, run_columns, scratch_columns
 from trade_stream.schema import TableSchema, quote_ident
 
 SETTLE_KEYS = 500_000  # gathered keys per table before they are settled (a few tens of MB)
@@ -106,8 +106,9 @@ class KeylessChanges:
             updates = gathered.scratch.get(UPDATE)
             if updates is not None:
                 cols = ", ".join(quote_ident(c) for c in table.column_names)
+                values = ", ".join(scratch_columns(table, table.column_names))
                 try:
-                    cursor.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {updates}")
+                    cursor.execute(f"INSERT INTO {name} ({cols}) SELECT {values} FROM {updates}")
                 except psycopg.errors.IntegrityError as exc:  # e.g. a NULL the column refuses
                     raise IntegrityError(f"replay diverged from the source on table {table.name!r}: "
                                          f"{str(exc).splitlines()[0]}") from None

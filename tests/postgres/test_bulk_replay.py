@@ -127,6 +127,48 @@ def test_a_copied_run_that_misses_rows_stops_the_restore(pg, work_dir):
         conn.close()
 
 
+NUMERIC_VALUES = ["NaN", "Infinity", "-Infinity", "123456789012345678901234567890.123456789012345", "-0.000",
+                  "1E-20", "1E+20", "0.30000000000000004", None]
+SCALED_VALUES = ["123456789012345.123456789012345", "-0.000", "1E-15", "2.5", None]  # fit numeric(30,15)
+
+
+@pytest.mark.parametrize("keyless", [True, False], ids=["gathered", "joined"])
+def test_numeric_values_of_an_update_run_travel_as_text_and_arrive_exact(pg, work_dir, keyless):
+    """Numeric columns outside the key reach a scratch table as text and are cast back
+    (postgres_copy.text_columns): every value, NaN and infinities included (which only a
+    snapshot carries from wal2json), keeps its value and its scale, whether the run is
+    gathered (table without its key yet) or joined through the key."""
+    from decimal import Decimal
+
+    from trade_stream.events import UPDATE, ChangeEvent
+    from trade_stream.schema import DatabaseSchema
+
+    conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)
+    try:
+        conn.execute("CREATE TABLE m (id bigint PRIMARY KEY, n numeric, n2 numeric(30,15), note text)")
+        conn.execute(f"INSERT INTO m SELECT g, 0, 0, 'x' FROM generate_series(1, {N}) g")
+        schema = DatabaseSchema(dialect="postgresql", tables=[PostgresDatabase.table_schema(conn, "m")])
+        if keyless:
+            conn.execute("ALTER TABLE m DROP CONSTRAINT m_pkey")
+        applier = PostgresApplier(conn, schema, keyless={"m"} if keyless else set())
+        def value(values: list[str | None], i: int) -> Decimal | None:
+            text = values[i % len(values)]
+            return None if text is None else Decimal(text)
+
+        events = [ChangeEvent(i, i, i, "m", UPDATE, [i], [i, value(NUMERIC_VALUES, i), value(SCALED_VALUES, i), "y"])
+                  for i in range(1, N + 1)]
+        applier.apply(events)
+        applier.settle()
+        got = conn.execute("SELECT id, n::text, n2::text FROM m ORDER BY id").fetchall()
+        expected = [(e.row[0], *conn.execute("SELECT %s::numeric::text, %s::numeric(30,15)::text",
+                                             (e.row[1], e.row[2])).fetchone()) for e in events[:100]]
+        assert got[:len(expected)] == expected
+        assert conn.execute("SELECT count(*) FROM m WHERE note = 'y'").fetchone()[0] == N
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 def _keyless(conn, rows: int):
     """Table k as restore leaves it after loading a full backup: rows, no key yet."""
     from trade_stream.schema import DatabaseSchema

@@ -99,9 +99,47 @@ def test_tables_no_event_touches_are_finished_on_another_connection_during_the_r
     monkeypatch.setattr(Staging, "start", spy)
     restore(store, dst, force=False)
     assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})
-    # loading (both connections), then table b on the second connection while a replays,
-    # then table a after the replay
-    assert started == [(0, [1, 1]), (1, [1]), (0, [1, 0])]
+    # loading on the two connections beside the main one (which gathers the events
+    # meanwhile), then table b on another connection while a replays, then table a after
+    # the replay
+    assert started == [(1, [1, 1]), (1, [1, 0]), (0, [1, 0, 0])]
+
+
+def test_the_main_connection_gathers_the_events_while_the_other_connections_load(pg, work_dir, monkeypatch):
+    """The update run of the incremental is gathered (keyless_changes) before any load has
+    finished: each load here waits until it has been, so a replay that waited for the
+    loads first would never gather, and the restore would stall."""
+    import threading
+
+    from trade_stream.keyless_changes import KeylessChanges
+
+    src = pg.new("src")
+    execute(src, "CREATE TABLE a (id bigint PRIMARY KEY, v text, n numeric)",
+            "CREATE TABLE b (id int PRIMARY KEY, w text)",
+            "INSERT INTO a SELECT g, 'row', g FROM generate_series(1, 3000) g",
+            "INSERT INTO b SELECT g, 'b' FROM generate_series(1, 500) g")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "UPDATE a SET v = 'changed', n = n / 7 WHERE id <= 2500")
+    engine(src, store).incremental()
+    dst = pg.new("dst")
+    gathered = threading.Event()
+    seen: list[bool] = []
+    add, copy_tables = KeylessChanges.add, replay_postgres._copy_tables
+
+    def gather(self, *args, **kwargs):
+        add(self, *args, **kwargs)
+        gathered.set()
+
+    def load(*args, **kwargs):
+        copy_tables(*args, **kwargs)
+        seen.append(gathered.wait(timeout=30))
+
+    monkeypatch.setattr(KeylessChanges, "add", gather)
+    monkeypatch.setattr(replay_postgres, "_copy_tables", load)
+    restore(store, dst, force=False)
+    assert seen and all(seen)
+    assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})
 
 
 def _damage(path: Path, where: float) -> None:
