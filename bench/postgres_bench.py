@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.core import at_least
+
 BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -140,6 +142,10 @@ def _summary(samples: list[int]) -> dict:
             "mean_ms": statistics.fmean(ms)}
 
 
+# A restore at 1M rows takes 2-4 s on either side, and identical runs of either moved by
+# a third within minutes (pg_restore of one dump: 2.20-3.96 s): a median of three was
+# decided by which rounds the slow spells hit.
+RESTORE_ROUNDS = 7
 LATENCY_ROUNDS = 9  # a p99 of 2,000 commits is a handful of them: one round's ratio moved 0.56x-2.66x, and
 # the median of five rounds 1.06x (0.79-1.39) and 1.18x (0.54-1.47) in two 10M-row runs of the same code
 
@@ -202,14 +208,15 @@ def latency_ab(url: str, transactions: int, store_dir: str, name: str, batch: in
 def restore_rounds(cluster: Cluster, rounds: int, prefix: str, dump: Path, env: dict,
                    tradevault: Callable[[str], float], check: Callable[[str], None] | None = None,
                    ) -> tuple[list[float], list[float]]:
-    """(tradevault seconds, pg_restore seconds) per round, each into a fresh database;
-    ``tradevault(url)`` restores and returns its seconds. The order of the two sides
-    alternates round by round. Each side's database is dropped as soon as it is measured
-    (``check`` sees tradevault's first), and a CHECKPOINT (untimed) precedes each side:
-    otherwise the side that runs second pays for the first one's writeback, and for
-    autovacuum working through the tables it has just loaded."""
+    """(tradevault seconds, pg_restore seconds) per round (at least RESTORE_ROUNDS), each
+    into a fresh database; ``tradevault(url)`` restores and returns its seconds. The order
+    of the two sides alternates round by round. Each side's database is dropped as soon as
+    it is measured (``check`` sees tradevault's first), and a CHECKPOINT and a sync
+    (untimed) precede each side: otherwise the side that runs second pays for the first
+    one's writeback (fsync is off, so the checkpoint leaves the pages to the kernel), and
+    for autovacuum working through the tables it has just loaded."""
     ours, theirs = [], []
-    for i in range(rounds):
+    for i in range(at_least(rounds, RESTORE_ROUNDS)):
         db_ours, db_theirs = f"{prefix}r{i}", f"{prefix}p{i}"
         sides = [
             (theirs, db_theirs, lambda: timed(lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)],
@@ -219,6 +226,7 @@ def restore_rounds(cluster: Cluster, rounds: int, prefix: str, dump: Path, env: 
         for samples, db, side in sides if i % 2 == 0 else reversed(sides):
             cluster.admin(f"CREATE DATABASE {db}")
             cluster.admin("CHECKPOINT")
+            os.sync()
             samples.append(side())
             if check is not None and db == db_ours:
                 check(cluster.url(db_ours))
@@ -334,7 +342,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         restore_times, pg_restore_times = restore_rounds(
             cluster, rounds, "", dump, pg_dump_env,
             lambda url: tv.restore(store, url), check)
-        equal = all(digests_equal) and len(digests_equal) == rounds
+        equal = all(digests_equal) and len(digests_equal) == len(restore_times)
         m["restore"] = {"seconds": statistics.median(restore_times),
                         "pg_restore_seconds": statistics.median(pg_restore_times), "equals_source": equal,
                         "samples": restore_times, "pg_restore_samples": pg_restore_times}
@@ -350,7 +358,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         cluster.admin("CHECKPOINT")
         os.sync()
         lat_rounds = []
-        for _ in range(max(rounds, LATENCY_ROUNDS)):
+        for _ in range(at_least(rounds, LATENCY_ROUNDS)):
             lat = latency_ab(cluster.url("lat"), latency_tx, str(root / "lat-store"), "lat")
             lat_rounds.append({**lat, "p99_ratio": lat["on"]["p99_ms"] / lat["off"]["p99_ms"]})
         m["commit_latency"] = {
