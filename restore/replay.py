@@ -174,7 +174,9 @@ def _prepared(steps: Iterator[Step], applier: Any, touched: set[str] | None = No
             prepared = prepare(step.ready) if prepare is not None else None
             if prepared is not None:  # the applier needs only this: the events can go
                 step = Step(prepared=prepared, events=len(step.ready))
+            prepared = None
         yield step
+        del step  # not held while the next one is made (nor by the consumer's loop below)
 
 
 def _fold_key(applier: Any) -> Callable[[str], list[int] | None]:
@@ -210,6 +212,7 @@ def _apply_steps(plan: Plan, applier: Any, steps: Iterable[Step], progress: Prog
             count, last_seq, last_ts = step.reached
             replayed += count
             progress("replay", last_seq - low, total)
+        del step  # a window's rows are not kept while the next one is waited for
     recorded: dict[str, int] | None = plan.full.tables if last_seq == plan.full.last_seq else None
     for entry in plan.incrementals:
         if entry.last_seq == last_seq and entry.object in used:
