@@ -192,7 +192,7 @@ class PostgresApplier:
         first. ``build_keys`` finishes a table; a duplicate key found then is a divergence."""
         self.conn = conn
         self.keyless = set(keyless or ())
-        self._gathered = KeylessChanges(conn)
+        self._gathered = KeylessChanges(conn, ready=lambda table: self.loaded())
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
         self.convert = convert
         self.map_schema = map_schema
@@ -374,7 +374,6 @@ class PostgresApplier:
         schema = self.tables[table]
         keys = set(self._keys(table, op, params))
         if self._gathered.overlaps(table, keys):
-            self.loaded()
             self._gathered.settle(schema)
         self._gathered.add(schema, op, params, keys, self._scratch_types(table, op))
 

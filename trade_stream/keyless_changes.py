@@ -20,7 +20,7 @@ costs less than an UPDATE, which writes a new version of each row anyway: 100,00
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import UPDATE
@@ -40,8 +40,11 @@ class _Gathered:
 class KeylessChanges:
     """The gathered runs of one restore transaction, per table."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, ready: Callable[[str], None] = lambda table: None) -> None:
+        """``ready(table)``: returns once the table can be read and written (a restore may
+        gather while the table is still being loaded; settling needs it loaded)."""
         self.conn = conn
+        self._ready = ready
         self._tables: dict[str, _Gathered] = {}
         self._serial = 0
 
@@ -75,9 +78,10 @@ class KeylessChanges:
         heap deletes the old rows, then the updates' new images are inserted."""
         import psycopg
 
-        gathered = self._tables.pop(table.name, None)
-        if gathered is None:
+        if table.name not in self._tables:
             return
+        self._ready(table.name)
+        gathered = self._tables.pop(table.name)
         name = quote_ident(table.name)
         keys = [quote_ident(k) for k in table.primary_key]
         scratch = list(gathered.scratch.values())

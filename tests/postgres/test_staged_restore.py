@@ -105,14 +105,8 @@ def test_tables_no_event_touches_are_finished_on_another_connection_during_the_r
     assert started == [(1, [1, 1]), (1, [1, 0]), (0, [1, 0, 0])]
 
 
-def test_the_main_connection_gathers_the_events_while_the_other_connections_load(pg, work_dir, monkeypatch):
-    """The update run of the incremental is gathered (keyless_changes) before any load has
-    finished: each load here waits until it has been, so a replay that waited for the
-    loads first would never gather, and the restore would stall."""
-    import threading
-
-    from trade_stream.keyless_changes import KeylessChanges
-
+def _source_for_gathering(pg, work_dir: Path) -> tuple[str, object]:
+    """A full backup, then an incremental whose first run is a gatherable update run."""
     src = pg.new("src")
     execute(src, "CREATE TABLE a (id bigint PRIMARY KEY, v text, n numeric)",
             "CREATE TABLE b (id int PRIMARY KEY, w text)",
@@ -122,6 +116,18 @@ def test_the_main_connection_gathers_the_events_while_the_other_connections_load
     engine(src, store).full()
     execute(src, "UPDATE a SET v = 'changed', n = n / 7 WHERE id <= 2500")
     engine(src, store).incremental()
+    return src, store
+
+
+def test_the_main_connection_gathers_the_events_while_the_other_connections_load(pg, work_dir, monkeypatch):
+    """The update run of the incremental is gathered (keyless_changes) before any load has
+    finished: each load here waits until it has been, so a replay that waited for the
+    loads first would never gather, and the restore would stall."""
+    import threading
+
+    from trade_stream.keyless_changes import KeylessChanges
+
+    src, store = _source_for_gathering(pg, work_dir)
     dst = pg.new("dst")
     gathered = threading.Event()
     seen: list[bool] = []
@@ -139,6 +145,44 @@ def test_the_main_connection_gathers_the_events_while_the_other_connections_load
     monkeypatch.setattr(replay_postgres, "_copy_tables", load)
     restore(store, dst, force=False)
     assert seen and all(seen)
+    assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})
+
+
+def test_gathered_keys_past_the_limit_during_the_loads_are_settled_once_their_table_is_loaded(
+        pg, work_dir, monkeypatch):
+    """Past SETTLE_KEYS the gathered runs are applied at once, which needs the table: that
+    settle waits for the table's load instead of finding it missing. Each load here,
+    having begun (inside its transaction), waits until a settle has begun, and a second
+    more, before it goes on to commit."""
+    import threading
+    import time
+
+    from trade_stream import keyless_changes
+
+    src, store = _source_for_gathering(pg, work_dir)
+    dst = pg.new("dst")
+    settling = threading.Event()
+    held = set()
+    settle, start_loading = keyless_changes.KeylessChanges.settle, replay_postgres.start_loading
+
+    def begin_settle(self, table):
+        settling.set()
+        settle(self, table)
+
+    def start(staging, store, entry, schema, progress, first=0):
+        def hold(stage, done, total):
+            progress(stage, done, total)
+            if threading.get_ident() not in held:
+                held.add(threading.get_ident())
+                assert settling.wait(timeout=30)
+                time.sleep(1)  # a settle that did not wait would run its DELETE meanwhile
+
+        return start_loading(staging, store, entry, schema, hold, first)
+
+    monkeypatch.setattr(keyless_changes, "SETTLE_KEYS", 1000)
+    monkeypatch.setattr(keyless_changes.KeylessChanges, "settle", begin_settle)
+    monkeypatch.setattr(replay_postgres, "start_loading", start)
+    restore(store, dst, force=False)
     assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})
 
 
