@@ -170,7 +170,7 @@ def _prepared(steps: Iterator[Step], applier: Any, touched: set[str] | None = No
     for step in steps:
         if step.ready:
             if touched is not None:
-                touched.update(event.table for event in step.ready)
+                touched.add(step.ready[0].table)  # a step holds one table's events
             prepared = prepare(step.ready) if prepare is not None else None
             if prepared is not None:  # the applier needs only this: the events can go
                 step = Step(prepared=prepared, events=len(step.ready))

@@ -482,10 +482,10 @@ class PostgresApplier:
         restore.read_ahead): per run its table, operation, parameter rows and whether it
         goes through COPY. None for events holding a SCHEMA change (it changes what the
         events after it mean): those are applied as they come."""
-        if any(event.op == SCHEMA for event in events):
-            return None
         prepared = []
         for table, op, run in runs(events):
+            if op == SCHEMA:  # (a SCHEMA event is a run of its own)
+                return None
             self._statement(table, op)  # unknown table / operation -> IntegrityError
             prepared.append((table, op, *self._prepared_run(table, op, run)))
         return prepared
