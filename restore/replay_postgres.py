@@ -62,11 +62,10 @@ def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, sc
     """Create the tables (keyless) and stream a ``pgcopy-binary`` snapshot into them, the
     tables shared out between the connections from ``conns[first]`` on: each reads the
     object (verified) and sends its tables' bytes unchanged into ``COPY ... FROM STDIN
-    (FORMAT BINARY, FREEZE)``. Returns once
-    every connection has begun its first COPY (or stopped) — a connection whose tables
-    come later in the object first reads past the others, which is quicker while no other
-    Python work competes for the interpreter — with the function that waits for the loads
-    to end."""
+    (FORMAT BINARY, FREEZE)``. Returns once every connection has begun its first COPY (or
+    stopped) — a connection whose tables come later in the object first reads past the
+    others, which is quicker while no other Python work competes for the interpreter —
+    with the function that waits for the loads to end."""
     sizes = {t.name: (entry.tables or {}).get(t.name, 0) for t in schema.tables}
     groups = [names for names in share_out(sizes, len(staging.conns) - first) if names]
     begun = [threading.Event() for _ in groups]
@@ -116,7 +115,8 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
             if name != current:
                 stack.close()
                 cursor = stack.enter_context(conn.cursor())
-                copy = stack.enter_context(cursor.copy(copy_statement(quote_ident(name), table.column_names, True, freeze=True)))
+                statement = copy_statement(quote_ident(name), table.column_names, True, freeze=True)
+                copy = stack.enter_context(cursor.copy(statement))
                 current = name
                 begun.set()
             copy.write(data)
