@@ -28,7 +28,7 @@ checked.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
@@ -377,7 +377,7 @@ class PostgresApplier:
             self._gathered.settle(schema)
         self._gathered.add(schema, op, params, keys, self._scratch_types(table, op))
 
-    def _binary(self, table: str, columns: list[str], text: list[str] = ()) -> list[int] | None:
+    def _binary(self, table: str, columns: list[str], text: Collection[str] = ()) -> list[int] | None:
         """Binary COPY types for rows of a PostgreSQL source (values of another dialect are
         mapped ones: text is right for any of them)."""
         return None if self.convert is not None else binary_copy_types(self.tables[table], columns, text)

@@ -3,7 +3,7 @@ values are ones psycopg writes exactly that way, else in text."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 from trade_stream.events import UPDATE
 from trade_stream.postgres_types import BASE_TYPES, base_name
@@ -21,7 +21,7 @@ _BINARY_COPY = frozenset({
 })
 
 
-def binary_copy_types(table: TableSchema, columns: list[str], text: list[str] = ()) -> list[int] | None:
+def binary_copy_types(table: TableSchema, columns: list[str], text: Collection[str] = ()) -> list[int] | None:
     """Type oids for writing ``columns`` of ``table`` in binary COPY format (those in
     ``text`` as text: see text_columns), or None when one of them must go as text."""
     declared = {c.name: c.declared for c in table.columns}
