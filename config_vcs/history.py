@@ -26,6 +26,7 @@ from dulwich.object_store import (
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.objectspec import parse_commit
 from dulwich.patch import write_tree_diff
+from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from dulwich.walk import Walker
 
@@ -43,6 +44,24 @@ from config_vcs.sealing import is_sealed
 
 _REV = re.compile(r"^(?P<base>[^~^]*)(?P<suffix>(?:[~^]\d*)*)$")
 _SUFFIX = re.compile(r"([~^])(\d*)")
+
+
+def heads(paths: Sequence[Path]) -> dict[str, str]:
+    """The commit each watched directory is at, by absolute path (directories without
+    history or without a commit are left out): what a restore point's config is."""
+    found = {}
+    for path in paths:
+        try:
+            repo = Repo(str(path))
+        except (NotGitRepository, OSError):
+            continue
+        try:
+            found[str(Path(path).absolute())] = repo.head().decode()
+        except KeyError:
+            pass
+        finally:
+            repo.close()
+    return found
 
 
 def parse_time(text: str) -> datetime:

@@ -1,9 +1,14 @@
 """Recover a watched configuration directory that is gone or no longer a git work tree.
 
 Order of sources: the local repository when only the files are gone (check out HEAD),
-otherwise the first remote that answers (clone). Files that are still there are never
-overwritten by a clone: only the history (``.git``) is put back under them, and the next
-commit records whatever differs.
+otherwise the first remote that holds the history (clone). Files that are still there are
+never overwritten by a clone: only the history (``.git``) is put back under them, and the
+next commit records whatever differs.
+
+A fresh install and a lost history look alike on disk (no ``.git``). History counts as
+lost only on evidence that it existed: a broken ``.git``, a remote holding the branch, or
+the caller's record that it was created (``history_known``). Without any, the directory
+is new: its history is created here (a first commit of what is there), not a failure.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Collection, Mapping
 
 from dulwich import porcelain
 from dulwich.errors import NotGitRepository
@@ -63,18 +68,44 @@ def problem_of(root: Path) -> str:
         repo.close()
 
 
-def _clone_from_remotes(remotes: Mapping[str, str], branch: bytes | None, into: Path) -> tuple[str, str]:
-    """(remote name, error summary): clones the first remote that works into ``into``."""
+def _holds_history(url: str, branch: bytes | None) -> bool:
+    """Whether the remote has the branch (any branch when ``branch`` is None); raises
+    when the remote cannot be reached."""
+    refs = porcelain.ls_remote(url)
+    names = set(getattr(refs, "refs", refs))
+    if branch is not None:
+        return (branch if branch.startswith(b"refs/") else b"refs/heads/" + branch) in names
+    return any(name.startswith(b"refs/heads/") for name in names)
+
+
+def _clone_from_remotes(remotes: Mapping[str, str], branch: bytes | None, into: Path) -> tuple[str, str, bool]:
+    """(remote name, error summary, some remote holds the history): clones the first
+    remote that holds the history into ``into``. A remote that answers without the branch
+    is no evidence of lost history; one that cannot be reached is an error."""
     errors = []
+    held = False
     for name, url in remotes.items():
         try:
+            if not _holds_history(url, branch):
+                errors.append(f"{name}: has no history yet")
+                continue
+            held = True
             porcelain.clone(url, str(into), checkout=True, errstream=io.BytesIO(), outstream=io.BytesIO(),
-                            branch=branch)
-            return name, ""
+                            branch=branch.removeprefix(b"refs/heads/") if branch else None)
+            return name, "", True
         except Exception as exc:  # noqa: BLE001 - try the next remote
-            errors.append(f"{name}: {exc}")
+            errors.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
             shutil.rmtree(into, ignore_errors=True)
-    return "", "; ".join(errors) or "no remotes configured"
+    return "", "; ".join(errors) or "no remotes configured", held
+
+
+def _create_history(root: Path, options: Options, report: DirectoryRecovery) -> None:
+    """A directory that never had history gets it now: a first commit of what is there."""
+    repo = options.repo(root, create=True)
+    result = repo.commit_worktree(title="config: first commit of the existing files")
+    files = len(result.changes) if result else 0
+    report.action = (f"no history yet: created it with a first commit of {files} file(s)" if files
+                     else "no history yet: created it (no files to commit yet)")
 
 
 def _unseal_worktree(root: Path, options: Options, report: DirectoryRecovery) -> None:
@@ -122,11 +153,15 @@ def recover_directory(
     *,
     label_branch: bytes | None = None,
     options: Options | None = None,
+    history_known: bool = False,
 ) -> DirectoryRecovery:
+    """``history_known``: the caller recorded that this directory had history (so its
+    absence is a loss, not a first run)."""
     root = root.absolute()
     report = DirectoryRecovery(path=str(root), problem=problem_of(root))
     if not report.problem:
         return report
+    broken_git = (root / ".git").exists() or (root / ".git").is_symlink()
     if root.exists() and (root / ".git").is_dir() and report.problem.startswith("every file"):
         porcelain.reset(str(root), "hard")
         report.action = "checked out the last commit from the local history"
@@ -135,10 +170,19 @@ def recover_directory(
     scratch = Path(tempfile.mkdtemp(prefix=".tradevault-recover-", dir=root.parent if root.parent.exists() else None))
     try:
         clone = scratch / "clone"
-        name, error = _clone_from_remotes(remotes, label_branch, clone)
+        name, error, held = _clone_from_remotes(remotes, label_branch, clone)
         if not name:
-            report.ok = False
-            report.action = f"no remote could be cloned ({error})"
+            if held or broken_git or history_known:
+                evidence = ("a remote holds its history" if held else
+                            "its .git is there but broken" if broken_git else
+                            "its history was recorded as created")
+                report.ok = False
+                report.action = f"history lost ({evidence}) and no remote could be cloned ({error})"
+                return report
+            report.problem = "no history yet" + (" (directory missing)" if not root.exists() else "")
+            _create_history(root, options or Options(), report)
+            if remotes:
+                report.action += f"; remotes: {error}"
             return report
         if not root.exists():
             clone.rename(root)
@@ -156,12 +200,15 @@ def recover_directory(
 
 
 def recover_directories(
-    paths: list[Path], remotes: Mapping[str, str], options: Options | None = None
+    paths: list[Path], remotes: Mapping[str, str], options: Options | None = None,
+    known: Collection[Path] = (),
 ) -> list[DirectoryRecovery]:
     """Every watched directory; with several directories each lives on its own branch.
-    ``options``: its ``secret_identity_file`` decrypts the secrets of checked-out files."""
+    ``options``: its ``secret_identity_file`` decrypts the secrets of checked-out files.
+    ``known``: directories recorded as having had history (absolute paths)."""
     labels = labels_for([Path(p) for p in paths])
     single = len(paths) == 1
+    known_set = {Path(k).absolute() for k in known}
     return [recover_directory(Path(p), remotes, label_branch=None if single else label.encode(),
-                              options=options)
+                              options=options, history_known=Path(p).absolute() in known_set)
             for p, label in zip(paths, labels)]

@@ -14,7 +14,7 @@ from typing import Any
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
 from trade_stream.database import DatabaseService
-from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.progress import Progress, no_progress
 from trade_stream.store import BackupStore
 
@@ -71,7 +71,10 @@ def _set_aside(path: Path) -> list[str]:
 
 
 def recover_database(store: BackupStore, db: DatabaseService, *, if_missing: bool = True, if_corrupt: bool = True,
-                     progress: Progress = no_progress) -> DatabaseRecovery:
+                     backups_known: str = "", progress: Progress = no_progress) -> DatabaseRecovery:
+    """``backups_known``: the caller's evidence that backups of this source were taken
+    (empty when it has none). A missing database with no backup and no such evidence is a
+    first run (the bot creates it), not a failure."""
     started = time.perf_counter()
     path = db.path.absolute()
     report = DatabaseRecovery(database=str(path))
@@ -80,9 +83,21 @@ def recover_database(store: BackupStore, db: DatabaseService, *, if_missing: boo
     if not kind or (kind == MISSING and not if_missing) or (kind == CORRUPT and not if_corrupt):
         report.action = "none" if not kind else "left alone (not asked to recover this case)"
         return report
-    entries, damaged = store.entries_and_damage()
+    unreachable = ""
+    try:
+        entries, damaged = store.entries_and_damage()
+    except StorageError as exc:
+        entries, damaged, unreachable = [], {}, str(exc)
+    if not entries and kind == MISSING and not backups_known and not damaged:
+        report.action = "first run: no backup yet (the agent takes the first full backup once the database exists)"
+        if unreachable:
+            report.action += f"; note: {unreachable}"
+        report.kind, report.problem = "", ""
+        return report
     if not entries:
-        raise IntegrityError(f"{problem}, and there is no backup to restore it from")
+        where = unreachable or "none found in " + ", ".join(location.name for location in store.locations)
+        evidence = f", although backups were taken ({backups_known})" if backups_known else ""
+        raise IntegrityError(f"{problem}, and no backup to restore it from: {where}{evidence}")
     plan = plan_restore(entries, Target(), damaged)
     if kind == CORRUPT or path.exists():
         report.kept_aside = _set_aside(path)

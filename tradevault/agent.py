@@ -32,32 +32,13 @@ from trade_stream.retention import RetentionPolicy, plan_retention
 from tradevault import wiring
 from tradevault.agent_state import write_state
 from tradevault.metrics import Metrics
+from tradevault.protection_record import note_backup, note_config
 from tradevault.scheduler import check_cron, next_cron, next_full, parse_window, zone
 from tradevault.settings import Settings
 from tradevault.stop_signals import StopSignals
 
 log = logging.getLogger("tradevault.agent")
 TICK = 0.25
-
-
-def config_heads(paths: list[Path]) -> dict[str, str]:
-    """The commit each watched directory is at (what a restore point's config is)."""
-    from dulwich.errors import NotGitRepository
-    from dulwich.repo import Repo
-
-    heads = {}
-    for path in paths:
-        try:
-            repo = Repo(str(path))
-        except (NotGitRepository, OSError):
-            continue
-        try:
-            heads[str(Path(path).absolute())] = repo.head().decode()
-        except KeyError:
-            pass
-        finally:
-            repo.close()
-    return heads
 
 
 def consolidate_in_child(settings: Settings, min_events: int) -> dict[str, Any]:
@@ -103,13 +84,16 @@ class Agent:
         self.quiet = [parse_window(w) for w in schedule.quiet_hours]
         self.stop_event = threading.Event()
         self.db = wiring.database(settings)
-        self.db.require_exists()
         self.store = wiring.store(settings, self.db)
-        paths = [Path(p) for p in settings.config_vcs.paths]
-        self.engine = wiring.engine(settings, db=self.db, backup_store=self.store,
-                                    annotate=lambda: config_heads(paths))
+        self.config_paths = [Path(p) for p in settings.config_vcs.paths]
+        self.engine = wiring.engine(settings, db=self.db, backup_store=self.store, annotate=self._config_heads)
+
         # SQLite: the change log tells how much is pending; PostgreSQL: seal on the clock.
         self.capture = SqliteCapture(self.db) if self.db.dialect == "sqlite" else None
+        if self.capture is None or self.db.path.exists():
+            # a server that does not answer, a path that is no database: bad input now. Only
+            # a SQLite file that does not exist yet is waited for (a first run).
+            self.db.require_exists()
         self.policy = RetentionPolicy(settings.retention.keep_full, settings.retention.pitr,
                                       settings.retention.keep_daily, settings.retention.keep_weekly,
                                       settings.retention.keep_monthly)
@@ -139,6 +123,8 @@ class Agent:
     def _loop(self, stop: StopSignals) -> None:
         log.info("agent starting (pid %d) for %s", os.getpid(), self.settings.database.url)
         self._start_config_history()
+        if not self._wait_for_database(stop):
+            return
         self._start_kafka_sink()
         reason = self._full_needed_at_start()
         if reason:
@@ -189,9 +175,26 @@ class Agent:
             if conn is not None:
                 conn.close()
 
+    def _wait_for_database(self, stop: StopSignals) -> bool:
+        """On a first run the bot creates its database: wait for it (the state file says
+        so, which lets ``run`` start the bot), then protect it. False: stopped first."""
+        if self.db.exists():
+            return True
+        log.info("waiting for the database %s to be created (first run)", self.settings.database.url)
+        while not stop.is_set():
+            self._write_state(0, None, waiting=f"the database {self.settings.database.url} does not exist yet")
+            stop.wait(0.5)
+            if self.db.exists():
+                log.info("the database exists now")
+                return True
+        return False
+
     def _shutdown(self) -> int:
         log.info("agent stopping: sealing pending changes and pushing pending commits")
-        self._job("incremental", self.engine.incremental)
+        if self.db.exists():
+            if self.position is None and self._full_needed_at_start():  # stopped before protecting it
+                self._job("full", self.engine.full, announce="the database has no full backup yet: taking one now")
+            self._job("incremental", self.engine.incremental)
         if self.kafka_thread is not None:
             self.kafka_thread.join(self.settings.kafka.timeout + 5)
         if self.history is not None:
@@ -210,6 +213,7 @@ class Agent:
         entries = self.store.entries()
         if not any(e.kind == FULL for e in entries):
             return "no full backup yet"
+        note_backup(self.state_dir, self.store.source, self.settings.database.url)
         if self.capture is None:
             return ""
         conn = self.db.connect(readonly=True)
@@ -229,6 +233,7 @@ class Agent:
 
         self.history = history_service(self.settings)
         self.history.start()
+        self._config_heads()  # the first commit is made by now: evidence for `recover`
         log.info("watching configuration in %s", ", ".join(str(p) for p in self.settings.config_vcs.paths))
 
     def _start_kafka_sink(self) -> None:
@@ -318,6 +323,8 @@ class Agent:
             self.position = int(summary["last_seq"])
         elif name in ("full", "drill"):  # a drill seals too
             self.position = chain_position(self.store.entries())
+        if name == "full":
+            note_backup(self.state_dir, self.store.source, self.settings.database.url)
         ok = bool(summary.get("ok", True))
         self.jobs[name] = {"ok": ok, "at": began, "seconds": round(time.time() - began, 3),
                            **{k: summary.get(k) for k in ("first_seq", "last_seq", "count", "bytes", "skipped",
@@ -371,7 +378,18 @@ class Agent:
         return {"deleted": deleted, "kept": len(plan.keep)}
 
     # -- state -----------------------------------------------------------------------------
-    def _write_state(self, pending: int, oldest_ts: int | None, stopped: bool = False) -> None:
+    def _config_heads(self) -> dict[str, str]:
+        """The commit of each watched directory (recorded in every manifest entry), noted
+        as evidence that the directory has history."""
+        if not self.config_paths:
+            return {}
+        from config_vcs.history import heads
+
+        found = heads(self.config_paths)
+        note_config(self.state_dir, [Path(p) for p in found])
+        return found
+
+    def _write_state(self, pending: int, oldest_ts: int | None, stopped: bool = False, waiting: str = "") -> None:
         now = time.time()
         state: dict[str, Any] = {
             "pid": os.getpid(), "started": self.started, "updated": now, "stopped": stopped,
@@ -381,6 +399,8 @@ class Agent:
             "jobs": self.jobs,
             "next": {k: v for k, v in self.next.items() if v != float("inf")},
         }
+        if waiting:
+            state["waiting"] = waiting
         if self.kafka_lag is not None:
             state["kafka"] = self.kafka_lag
         if self.history is not None:

@@ -15,17 +15,21 @@ from typing import Any
 STATE_FILE = "agent.json"
 
 
-def write_state(state_dir: Path, state: dict[str, Any]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    final = state_dir / STATE_FILE
-    temp = state_dir / f".{STATE_FILE}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it names hosts and paths
+def write_private_json(final: Path, data: dict[str, Any]) -> None:
+    """Atomically replace ``final`` (mode 0600: state files name hosts and paths)."""
+    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = final.with_name(f".{final.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(state, handle, indent=2, default=str)
+        json.dump(data, handle, indent=2, default=str)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, final)
+
+
+def write_state(state_dir: Path, state: dict[str, Any]) -> None:
+    write_private_json(state_dir / STATE_FILE, state)
 
 
 def _alive(pid: int) -> bool:

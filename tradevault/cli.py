@@ -350,20 +350,26 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write a commented tradevault.toml with the embedded defaults."""
+    """Write a commented tradevault.toml with the embedded defaults (without --watch, the
+    bot's config directory is detected: user_data/ with config*.json, or config/)."""
     from trade_stream.database import parse_url
     from trade_stream.locations import open_location
-    from tradevault.init_config import render
+    from tradevault.init_config import detect_watch, render
     from tradevault.settings import load_settings
 
     path = chosen_config(ctx, config)
     if path.exists() and not force:
         raise BadInputError(f"{path} already exists (use --force to overwrite)")
-    parse_url(db)
+    parsed = parse_url(db)
     urls = location or ["file://./tradevault-backups"]
     for i, url in enumerate(urls):
         open_location(f"location{i + 1}", url)
-    text = render(db, watch or ["./config"], urls)
+    if watch:
+        chosen, why = list(watch), "given with --watch"
+    else:
+        sqlite_file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
+        chosen, why = detect_watch(Path.cwd(), sqlite_file)
+    text = render(db, chosen, urls)
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(text, encoding="utf-8")
     try:
@@ -372,7 +378,15 @@ def init(
         temp.unlink()
         raise
     temp.replace(path)
-    stdout.print(f"wrote {path}")
+    stdout.print(f"wrote {path}", markup=False)
+    if chosen:
+        stdout.print(f"config history: watching {', '.join(chosen)} ({why})", markup=False)
+    else:
+        stdout.print(f"config history: off ({why}; add one with --watch DIR)", markup=False)
+    flag = "" if path == Path("tradevault.toml") else f" -c {path}"
+    stdout.print(f"next: tradevault{flag} run -- <your bot's command>   (e.g. freqtrade trade ...)\n"
+                 f"      or run `tradevault{flag} agent` as a service: deploy/tradevault-agent.service",
+                 markup=False)
 
 
 @app.command("demo")

@@ -32,8 +32,8 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
-stderr = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
+stdout = Console(highlight=False, soft_wrap=True)
 
 
 def chosen_config(ctx: typer.Context, config: str | None) -> Path:

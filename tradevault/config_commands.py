@@ -16,6 +16,7 @@ from config_vcs.options import Options
 from config_vcs.repository import ConfigRepo
 from config_vcs.service import ConfigHistory, offline_status
 from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stderr
+from tradevault.protection_record import note_config
 from tradevault.settings import Settings
 from tradevault.stop_signals import StopSignals
 
@@ -190,6 +191,7 @@ def watch_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
     with StopSignals() as stop:
         try:
             service.start()
+            note_config(Path(settings.agent.state_dir), [Path(p) for p in history.heads(service.roots)])
             names = ", ".join(settings.config_vcs.remotes) or "no remotes"
             stderr.print(
                 f"watching {', '.join(str(r) for r in service.roots)} ({names}); Ctrl-C to stop",

@@ -3,10 +3,38 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def detect_watch(base: Path, db_path: Path | None) -> tuple[list[str], str]:
+    """The config directory a bot in ``base`` most likely has, and why it was chosen:
+    freqtrade's ``user_data/`` holding ``config*.json`` (beside the database, or the
+    directory the database lives in), else a ``config/`` directory, else nothing."""
+    places = [base.absolute()]
+    if db_path is not None and db_path.absolute().parent not in places:
+        places.append(db_path.absolute().parent)
+
+    def shown(path: Path) -> str:
+        try:
+            return "./" + str(path.relative_to(base.absolute()))
+        except ValueError:
+            return str(path)
+
+    for place in places:
+        for candidate in (place / "user_data", place):
+            if candidate.name != "user_data" or not candidate.is_dir():
+                continue
+            found = sorted(candidate.glob("config*.json"))
+            if found:
+                return [shown(candidate)], f"found {shown(found[0])}"
+    for place in places:
+        if (place / "config").is_dir():
+            return [shown(place / "config")], "found a config/ directory"
+    return [], "no config directory found"
 
 
 def render(db_url: str, watch: list[str], locations: list[str]) -> str:

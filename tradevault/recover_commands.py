@@ -20,40 +20,54 @@ import typer
 from config_vcs.recovery import recover_directories
 from restore.recover import recover_database
 from trade_stream.errors import IntegrityError
-from tradevault import wiring
+from tradevault import protection_record, wiring
 from tradevault.cli_support import ConfigOption, JsonOption, chosen_config, print_json, settings_for, stderr, stdout
 from tradevault.settings import Settings
 
 
 def recover_all(settings: Settings, *, if_missing: bool, if_corrupt: bool) -> dict[str, Any]:
     """Check and recover the database and the watched config; raises IntegrityError
-    (exit 3) when something is broken and no backup can repair it."""
+    (exit 3) when something is broken and no backup can repair it. A first run (nothing
+    there and no evidence that anything was protected before) is not broken."""
+    from config_vcs.history import heads
+    from tradevault.config_commands import options_from
+
     db = wiring.database(settings)
+    state_dir = Path(settings.agent.state_dir)
+    record = protection_record.load(state_dir)
+    store = wiring.store(settings, db)
+    known = record.backups.get(store.source)
+    evidence = (f"first on {known.get('first_full')}, recorded in {state_dir / protection_record.RECORD_FILE}"
+                if known else "")
     report: dict[str, Any] = {"ok": True}
     try:
-        report["database"] = recover_database(wiring.store(settings, db), db, if_missing=if_missing,
-                                              if_corrupt=if_corrupt).to_json()
+        report["database"] = recover_database(store, db, if_missing=if_missing, if_corrupt=if_corrupt,
+                                              backups_known=evidence).to_json()
     except IntegrityError as exc:
         report["ok"] = False
         report["database"] = {"database": str(db.path), "problem": str(exc), "action": "cannot recover"}
-    from tradevault.config_commands import options_from
-
-    config = recover_directories([Path(p) for p in settings.config_vcs.paths], settings.config_vcs.remotes,
-                                 options_from(settings))
+    paths = [Path(p) for p in settings.config_vcs.paths]
+    config = recover_directories(paths, settings.config_vcs.remotes, options_from(settings),
+                                 known=record.config_dirs())
+    protection_record.note_config(state_dir, [Path(p) for p in heads(paths)])
     report["config"] = [vars(c) for c in config]
     report["ok"] = report["ok"] and all(c.ok for c in config)
     return report
 
 
+def _outcome(item: dict[str, Any]) -> str:
+    if item.get("problem"):
+        return f"{item['problem']} -> {item['action']}"
+    return item["action"] if item.get("action") not in (None, "", "none") else "healthy"
+
+
 def _print_report(report: dict[str, Any]) -> None:
     db = report["database"]
-    stdout.print(f"database {db['database']}: " + (f"{db['problem']} -> {db['action']}" if db.get("problem") else "healthy"),
-                 markup=False)
+    stdout.print(f"database {db['database']}: {_outcome(db)}", markup=False)
     for aside in db.get("kept_aside") or []:
         stdout.print(f"  broken file kept as {aside}", markup=False)
     for c in report["config"]:
-        stdout.print(f"config {c['path']}: " + (f"{c['problem']} -> {c['action']}" if c["problem"] else "healthy"),
-                     markup=False)
+        stdout.print(f"config {c['path']}: {_outcome(c)}", markup=False)
 
 
 def recover(

@@ -117,19 +117,21 @@ def test_recover_reports_healthy_and_changes_nothing(protected):
     assert db.read_bytes() == before
 
 
-def test_without_any_backup_run_exits_3_and_never_starts_the_bot(tmp_path):
-    db = tmp_path / "tradesv3.sqlite"
-    (tmp_path / "tradevault.toml").write_text(f"""
-[database]
-url = "sqlite:///{db}"
-[[locations]]
-name = "local"
-url = "file://{tmp_path / 'backups'}"
-[config_vcs]
-paths = []
-""")
-    result = _run_bot(tmp_path, db)
-    assert result.returncode == 3
-    assert "no backup" in result.stdout + result.stderr
-    assert not (tmp_path / "bot-started.json").exists()
+def test_a_lost_database_whose_locations_are_all_gone_stops_the_bot(protected):
+    """Evidence of loss: a full backup was taken (the agent's record says so) but the
+    database is gone and no location holds a backup any more: exit 3, bot not started."""
+    import shutil
+
+    tmp, db, _, _ = protected
+    assert _run_bot(tmp, db).returncode == 7  # the agent records that this database is protected
+    (tmp / "bot-started.json").unlink()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.move(tmp / "backups", tmp / "backups-unplugged")  # the backup disk is not mounted
+    result = _run_bot(tmp, db)
+    assert result.returncode == 3, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "no backup to restore it from" in out and "although backups were taken" in out
+    assert "protected.json" in out  # names the evidence
+    assert not (tmp / "bot-started.json").exists()
     assert not db.exists()
