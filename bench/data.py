@@ -6,9 +6,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from trade_stream.capture_sqlite import CHANGES
-from trade_stream.database import DatabaseService
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.capture import CHANGES
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.digest import database_digest
 from tradevault.workload import bulk_fill, create_database
 
 CAPTURE_PREFIX = "_tradevault_"

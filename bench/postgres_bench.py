@@ -155,10 +155,10 @@ def _sealing(url: str, store_dir: str, name: str, active: Any, stop: Any) -> Non
     at the lowest CPU priority, in a process of its own as the agent's is (a thread of the
     measuring process would make its commits wait for the interpreter lock, which the
     trading bot, another process, never does)."""
-    from trade_stream.backup_postgres import PostgresBackupEngine
-    from trade_stream.locations import open_location
-    from trade_stream.postgres_database import PostgresDatabase
-    from trade_stream.store import BackupStore
+    from trade_stream.postgres.backup import PostgresBackupEngine
+    from trade_stream.storage.locations import open_location
+    from trade_stream.postgres.database import PostgresDatabase
+    from trade_stream.storage.store import BackupStore
 
     os.nice(19)
     engine = PostgresBackupEngine(PostgresDatabase(url), BackupStore(name, [open_location("one", f"file://{store_dir}")]))
@@ -177,7 +177,7 @@ def latency_ab(url: str, transactions: int, store_dir: str, name: str, batch: in
     cluster's, on both sides either way); reading it is the capture's cost."""
     import multiprocessing
 
-    from trade_stream.postgres_database import PostgresDatabase
+    from trade_stream.postgres.database import PostgresDatabase
 
     conn = PostgresDatabase(url).connect()
     context = multiprocessing.get_context("spawn")
@@ -267,11 +267,11 @@ class Commands:
 
 
 def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:
-    from trade_stream.backup_postgres import PostgresBackupEngine
-    from trade_stream.locations import open_location
-    from trade_stream.postgres_database import PostgresDatabase
-    from trade_stream.postgres_digest import database_digest
-    from trade_stream.store import BackupStore
+    from trade_stream.postgres.backup import PostgresBackupEngine
+    from trade_stream.storage.locations import open_location
+    from trade_stream.postgres.database import PostgresDatabase
+    from trade_stream.postgres.digest import database_digest
+    from trade_stream.storage.store import BackupStore
 
     root = Path(tempfile.mkdtemp(prefix="tradevault-pgbench-"))
     cluster = Cluster(root / "pg")

@@ -305,7 +305,7 @@ METHOD = """\
 * Restore: the latest full + the incremental into a fresh file (decompress, replay,
   count check, fsync, rename) vs `zstd -d -q COPY.zst -o OUT` of the baseline; rows/s is
   restored rows per wall second. The restored database is compared with the source by
-  `trade_stream.digest.database_digest` over every user table.
+  `trade_stream.sqlite.digest.database_digest` over every user table.
 * Commit latency: `BEGIN IMMEDIATE; INSERT INTO orders ...; UPDATE trades ...; COMMIT`
   on two copies of the same database, one without capture and one with the triggers a full
   backup installed; WAL mode and SQLite's default `synchronous = FULL` on a fresh

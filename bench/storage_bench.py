@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 from tests.services import SeaweedS3
-from trade_stream.backup import BackupEngine
-from trade_stream.database import DatabaseService
-from trade_stream.encryption import Cipher
-from trade_stream.locations import open_location
-from trade_stream.store import BackupStore
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.encryption import Cipher
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
 from tradevault.workload import bulk_fill, create_database
 
 

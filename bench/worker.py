@@ -19,12 +19,12 @@ from restore.consolidate import consolidate
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
 from trade_stream import manifest as mf
-from trade_stream.backup import BackupEngine
-from trade_stream.database import DatabaseService
-from trade_stream.locations import open_location
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.locations import open_location
 from trade_stream.object_format import MAGIC, TRAILER_SIZE
-from trade_stream.postgres_database import is_postgres, open_database
-from trade_stream.store import BackupStore
+from trade_stream.postgres.database import is_postgres, open_database
+from trade_stream.storage.store import BackupStore
 
 
 def _store(store_root: str, source: str) -> BackupStore:
@@ -84,8 +84,8 @@ def _import_postgres() -> None:
     import psycopg  # noqa: F401
 
     import restore.dispatch  # noqa: F401
-    import restore.replay_postgres  # noqa: F401
-    import trade_stream.backup_postgres  # noqa: F401
+    import restore.postgres.replay  # noqa: F401
+    import trade_stream.postgres.backup  # noqa: F401
 
 
 def _engine(db_url: str, store_root: str, source: str, work_dir: str) -> BackupEngine:
@@ -94,7 +94,7 @@ def _engine(db_url: str, store_root: str, source: str, work_dir: str) -> BackupE
     db = open_database(db_url)
     if is_postgres(db):
         _import_postgres()
-        from trade_stream.backup_postgres import PostgresBackupEngine
+        from trade_stream.postgres.backup import PostgresBackupEngine
 
         return PostgresBackupEngine(db, _store(store_root, source), work_dir=work_dir)  # type: ignore[return-value]
     return BackupEngine(db, _store(store_root, source), work_dir=work_dir)

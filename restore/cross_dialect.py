@@ -1,5 +1,5 @@
 """Restores across dialects: a SQLite backup into PostgreSQL, a PostgreSQL backup into
-SQLite. Types and values are mapped by ``trade_stream.type_mapping``.
+SQLite. Types and values are mapped by ``restore.type_mapping``.
 
 * SQLite -> PostgreSQL (``restore_postgres`` uses the helpers here): the physical snapshot
   is decompressed into a private temporary file, its protected tables are read row by row,
@@ -19,10 +19,10 @@ from typing import Any, Callable
 
 from restore.planner import Plan
 from restore.replay import RestoreResult, check_target, commit_checked, finished, replay_events
-from trade_stream.stored_objects import decompress_full, schema_of
-from trade_stream.apply_postgres import TableLoader
-from trade_stream.apply_sqlite import SqliteApplier, create_table as create_sqlite_table
-from trade_stream.database import DatabaseService
+from trade_stream.storage.stored_objects import decompress_full, schema_of
+from restore.postgres.apply import TableLoader
+from restore.sqlite.apply import SqliteApplier, create_table as create_sqlite_table
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
@@ -30,9 +30,9 @@ from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks, iter_table_rows
-from trade_stream.store import BackupStore
-from trade_stream.type_mapping import (
+from trade_stream.postgres.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks, iter_table_rows
+from trade_stream.storage.store import BackupStore
+from restore.type_mapping import (
     key_mapper, pg_table_to_sqlite, pg_value_converters, row_mapper, sqlite_table_to_pg,
     sqlite_value_converters,
 )

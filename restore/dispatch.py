@@ -18,10 +18,10 @@ from restore.replay import RestoreResult, restore_sqlite
 from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_SQLITE_FILE
-from trade_stream.postgres_database import is_postgres, open_database
+from trade_stream.postgres.database import is_postgres, open_database
 from trade_stream.progress import Progress, no_progress
-from trade_stream.snapshot_rows import CODEC_PGCOPY as CODEC_ROWS
-from trade_stream.store import BackupStore
+from trade_stream.postgres.snapshot_rows import CODEC_PGCOPY as CODEC_ROWS
+from trade_stream.storage.store import BackupStore
 
 
 def full_codec(store: BackupStore, entry: ManifestEntry) -> str:
@@ -42,7 +42,7 @@ def restore_to(store: BackupStore, plan: Plan, target_url: str, *, force: bool =
     if codec not in (CODEC_SQLITE_FILE, CODEC_ROWS):
         raise IntegrityError(f"{plan.full.object}: unknown full backup codec {codec!r}")
     if is_postgres(target):
-        from restore.replay_postgres import restore_postgres
+        from restore.postgres.replay import restore_postgres
 
         return restore_postgres(store, plan, target, force=force, progress=progress)
     if codec == CODEC_ROWS:

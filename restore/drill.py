@@ -18,10 +18,10 @@ from typing import Any
 
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
-from trade_stream.backup import BackupEngine
-from trade_stream.capture_sqlite import SqliteCapture
-from trade_stream.database import DatabaseService
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.capture import SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.digest import database_digest
 
 
 @dataclass

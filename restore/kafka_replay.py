@@ -1,7 +1,7 @@
 """Restore the latest state from the Kafka topics into a fresh SQLite database.
 
 Every table topic is read from the beginning up to its high watermark at the start, the
-records are folded by ``trade_stream.kafka_state`` (last seq per key wins, deletes and
+records are folded by ``trade_stream.kafka.state`` (last seq per key wins, deletes and
 tombstones remove the key, rows older than their table's latest description are stale),
 and the surviving rows are written into a hidden temporary file next to the target,
 which is renamed over the target only when complete: a failure leaves the target as it
@@ -19,18 +19,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from restore.replay import check_target
-from trade_stream.stored_objects import schema_of
-from trade_stream import kafka_codec as codec
-from trade_stream.apply_sqlite import create_table
-from trade_stream.database import DatabaseService
+from trade_stream.storage.stored_objects import schema_of
+from trade_stream.kafka import codec as codec
+from restore.sqlite.apply import create_table
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
-from trade_stream.kafka_config import KafkaConfig
-from trade_stream.kafka_state import KafkaState, load_state
+from trade_stream.kafka.config import KafkaConfig
+from trade_stream.kafka.state import KafkaState, load_state
 from trade_stream.manifest import FULL
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.store import BackupStore
+from trade_stream.storage.store import BackupStore
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import Any
 
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
-from trade_stream.database import DatabaseService
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.progress import Progress, no_progress
-from trade_stream.store import BackupStore
+from trade_stream.storage.store import BackupStore
 
 MISSING = "missing"
 CORRUPT = "corrupt"

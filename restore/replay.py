@@ -15,18 +15,18 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from restore.planner import Plan, format_ts
 from restore.read_ahead import ReadAhead
-from trade_stream.apply_sqlite import SqliteApplier, user_triggers_suspended
-from trade_stream.capture_sqlite import remove_capture_objects
-from trade_stream.database import DatabaseService
+from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
+from trade_stream.sqlite.capture import remove_capture_objects
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
-from trade_stream.net_effect import WINDOW, NetEffect
+from restore.net_effect import WINDOW, NetEffect
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema
-from trade_stream.store import BackupStore
-from trade_stream.stored_objects import decompress_full, events_of
+from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import decompress_full, events_of
 
 
 @dataclass

@@ -17,15 +17,15 @@ from typing import Any
 
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
-from trade_stream.apply_sqlite import SqliteApplier, user_triggers_suspended
-from trade_stream.database import DatabaseService
+from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import INCREMENTAL
-from trade_stream.net_effect import FoldingApplier
+from restore.net_effect import FoldingApplier
 from trade_stream.schema import DatabaseSchema
-from trade_stream.store import BackupStore
-from trade_stream.stored_objects import events_of, schema_of
+from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import events_of, schema_of
 
 POSITION = "_tradevault_standby"
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trade_stream.backup import chain_position
+from trade_stream.sqlite.backup import chain_position
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import FULL, ManifestEntry, chain_problems, entry_key
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import quote_ident
 from trade_stream.segments import decode_chunks
-from trade_stream.store import BackupStore, LocationCatalog
+from trade_stream.storage.store import BackupStore, LocationCatalog
 
 
 @dataclass
@@ -153,7 +153,7 @@ def _deep_check(reader: ObjectReader, entry: ManifestEntry) -> str:
                 conn.close()
         return ""
     if header.codec == "pgcopy-binary" and entry.kind == FULL:
-        from trade_stream.snapshot_rows import deep_check_rows
+        from trade_stream.postgres.snapshot_rows import deep_check_rows
 
         return deep_check_rows(reader, entry)
     return f"unknown codec {header.codec!r}"

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.digest import database_digest
 
 TABLES = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}
 SOURCE = "tradesv3"  # the source name: the sqlite file's stem

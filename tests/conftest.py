@@ -9,10 +9,10 @@ from typing import Iterator
 import pytest
 
 from tests.cli_harness import private_dir, remove_private_root
-from trade_stream.backup import BackupEngine
-from trade_stream.database import DatabaseService
-from trade_stream.locations import open_location
-from trade_stream.store import BackupStore
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
 from tradevault.workload import TradingWorkload, create_database
 
 DEMO_KEYS = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}

@@ -24,8 +24,8 @@ from typing import Any, Callable
 from restore.consolidate import consolidate, events_since_full
 from restore.drill import restore_drill
 from restore.verify import verify_store
-from trade_stream.backup import chain_position
-from trade_stream.capture_sqlite import CHANGES, SqliteCapture
+from trade_stream.sqlite.backup import chain_position
+from trade_stream.sqlite.capture import CHANGES, SqliteCapture
 from trade_stream.errors import StorageError
 from trade_stream.manifest import FULL
 from trade_stream.retention import RetentionPolicy, plan_retention
@@ -237,7 +237,7 @@ class Agent:
         log.info("watching configuration in %s", ", ".join(str(p) for p in self.settings.config_vcs.paths))
 
     def _start_kafka_sink(self) -> None:
-        from trade_stream.kafka_config import KafkaConfig
+        from trade_stream.kafka.config import KafkaConfig
 
         config = KafkaConfig.from_settings(self.settings.kafka)
         if not config.enabled:
@@ -249,7 +249,7 @@ class Agent:
     def _kafka_loop(self, config: Any) -> None:
         """Publishes everything stored or captured to Kafka, on its own checkpoint: a broker
         that is down or slow never delays backups; it catches up when it returns."""
-        from trade_stream.kafka_sink import KafkaSink
+        from trade_stream.kafka.sink import KafkaSink
 
         sink = KafkaSink(config, self.store, self.db, state_dir=config.state_dir or str(self.state_dir),
                          work_dir=self.settings.work_dir or None)

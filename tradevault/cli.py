@@ -15,10 +15,10 @@ from restore.consolidate import consolidate
 from restore.planner import Target, format_ts, parse_time, plan_restore
 from restore.dispatch import restore_to
 from restore.verify import verify_store
-from trade_stream.database import DatabaseService
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import summary
-from trade_stream.status import source_status
+from trade_stream.sqlite.status import source_status
 from tradevault import wiring
 from tradevault.cli_support import (
     ConfigOption, JsonOption, chosen_config, print_json, progress_display, run, settings_for, stderr, stdout,
@@ -141,7 +141,7 @@ def locations_sync(ctx: typer.Context, config: ConfigOption = None, as_json: Jso
 
 def _stored_upto(db) -> int | None:
     """How far the source database trusts the backups (SQLite), for verify's cross-check."""
-    from trade_stream.capture_sqlite import SqliteCapture
+    from trade_stream.sqlite.capture import SqliteCapture
 
     if getattr(db, "dialect", "") != "sqlite" or not db.exists():
         return None
@@ -199,7 +199,7 @@ def restore(
     if at is not None and seq is not None:
         raise BadInputError("give either --at or --seq, not both")
     target = Target(seq=seq, ts=parse_time(at) if at is not None else None)
-    from trade_stream.postgres_database import is_postgres, open_database
+    from trade_stream.postgres.database import is_postgres, open_database
 
     target_db = open_database(to)  # validates the URL before anything else
     store = wiring.store(settings)
@@ -256,7 +256,7 @@ def restore(
 def _restore_from_kafka(settings, store, target_db: DatabaseService, target: Target, to: str,
                         dry_run: bool, force: bool, as_json: bool) -> None:
     from restore.kafka_replay import restore_from_kafka
-    from trade_stream.kafka_config import KafkaConfig
+    from trade_stream.kafka.config import KafkaConfig
 
     if target.seq is not None or target.ts is not None:
         raise BadInputError("--from kafka restores the latest state only (no --at / --seq)")
@@ -285,7 +285,7 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     settings = settings_for(ctx, config)
     db = wiring.database(settings)
     if getattr(db, "dialect", "") == "postgresql":
-        from trade_stream.postgres_status import postgres_source_status
+        from trade_stream.postgres.status import postgres_source_status
 
         info = postgres_source_status(db, wiring.store(settings, db))
     else:
@@ -319,11 +319,11 @@ def uninstall(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOpti
     settings = settings_for(ctx, config)
     db = wiring.database(settings)
     if getattr(db, "dialect", "") == "postgresql":
-        from trade_stream.postgres_status import uninstall_capture
+        from trade_stream.postgres.status import uninstall_capture
 
         info = uninstall_capture(db, wiring.source_name(settings, db))
     else:
-        from trade_stream.capture_sqlite import SqliteCapture
+        from trade_stream.sqlite.capture import SqliteCapture
 
         db.require_exists()
         conn = db.connect()
@@ -352,8 +352,8 @@ def init(
 ) -> None:
     """Write a commented tradevault.toml with the embedded defaults (without --watch, the
     bot's config directory is detected: user_data/ with config*.json, or config/)."""
-    from trade_stream.database import parse_url
-    from trade_stream.locations import open_location
+    from trade_stream.sqlite.database import parse_url
+    from trade_stream.storage.locations import open_location
     from tradevault.init_config import detect_watch, render
     from tradevault.settings import load_settings
 

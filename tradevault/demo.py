@@ -28,8 +28,8 @@ from config_vcs.history import export_config_at
 from restore.planner import Target, format_ts, plan_restore
 from restore.replay import restore_sqlite
 from restore.verify import verify_store
-from trade_stream.database import DatabaseService
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.digest import database_digest
 from trade_stream.errors import BadInputError, IntegrityError
 from tradevault import wiring
 from tradevault.settings import load_settings

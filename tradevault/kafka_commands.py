@@ -1,6 +1,6 @@
 """``tradevault kafka ...``: run the Kafka sink once, check the topics, show its lag.
 
-A thin layer: the work is in ``trade_stream.kafka_sink`` / ``kafka_check``. Also runnable
+A thin layer: the work is in ``trade_stream.kafka.sink`` / ``kafka_check``. Also runnable
 alone as ``python -m tradevault.kafka_commands`` (same options).
 """
 
@@ -12,10 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from trade_stream.errors import BadInputError, IntegrityError
-from trade_stream.kafka_check import CheckReport, check_topics
-from trade_stream.kafka_client import KafkaUnavailable
-from trade_stream.kafka_config import KafkaConfig
-from trade_stream.kafka_sink import KafkaSink, SyncResult
+from trade_stream.kafka.check import CheckReport, check_topics
+from trade_stream.kafka.client import KafkaUnavailable
+from trade_stream.kafka.config import KafkaConfig
+from trade_stream.kafka.sink import KafkaSink, SyncResult
 from tradevault import wiring
 from tradevault.cli_support import ConfigOption, JsonOption, print_json, run, settings_for, stderr, stdout
 from tradevault.settings import Settings

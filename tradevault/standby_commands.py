@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from restore.standby import Follower, promote as promote_standby
-from trade_stream.database import DatabaseService
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from tradevault import wiring
 from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stdout

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Callable
 
-from trade_stream.backup import BackupEngine
-from trade_stream.database import DatabaseService
-from trade_stream.encryption import Cipher
-from trade_stream.locations import Location, open_location
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.encryption import Cipher
+from trade_stream.storage.locations import Location, open_location
 from trade_stream.progress import Progress, no_progress
-from trade_stream.store import BackupStore
+from trade_stream.storage.store import BackupStore
 from tradevault.settings import Settings
 
 
 def database(settings: Settings) -> DatabaseService:
     """DatabaseService for SQLite, PostgresDatabase for PostgreSQL (same duck type where shared)."""
-    from trade_stream.postgres_database import open_database
+    from trade_stream.postgres.database import open_database
 
     return open_database(settings.database.url, settings.database.include, settings.database.exclude)
 
@@ -49,7 +49,7 @@ def engine(settings: Settings, progress: Progress = no_progress, *, db: Database
     db = db or database(settings)
     backup_store = backup_store or store(settings, db)
     if getattr(db, "dialect", "") == "postgresql":
-        from trade_stream.backup_postgres import PostgresBackupEngine
+        from trade_stream.postgres.backup import PostgresBackupEngine
 
         return PostgresBackupEngine(db, backup_store, work_dir=settings.work_dir,  # type: ignore[return-value]
                                     level=settings.backup.compression_level, progress=progress, annotate=annotate)

@@ -54,10 +54,10 @@ DAMAGES = ("bitflip", "truncate", "zero", "delete")
 
 def build_template(root: Path, seed: int) -> tuple[Env, dict[str, str]]:
     """The store described above, built through the library (fast), used by the CLI."""
-    from trade_stream.backup import BackupEngine
-    from trade_stream.database import DatabaseService
-    from trade_stream.locations import open_location
-    from trade_stream.store import BackupStore
+    from trade_stream.sqlite.backup import BackupEngine
+    from trade_stream.sqlite.database import DatabaseService
+    from trade_stream.storage.locations import open_location
+    from trade_stream.storage.store import BackupStore
 
     env = Env.create(root, ("a", "b"), transactions=0)
     workload = TradingWorkload(env.db, seed=seed)

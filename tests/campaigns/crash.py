@@ -59,9 +59,9 @@ def _kill_after(proc: subprocess.Popen, delay: float) -> int:
 
 
 def catalog(env: Env) -> list[dict]:
-    from trade_stream.locations import open_location
+    from trade_stream.storage.locations import open_location
     from trade_stream.manifest import summary
-    from trade_stream.store import BackupStore
+    from trade_stream.storage.store import BackupStore
 
     store = BackupStore(SOURCE, [open_location(n, u) for n, u in env.locations.items()])
     return [summary(e) for e in store.entries()]

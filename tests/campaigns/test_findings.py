@@ -13,7 +13,7 @@ import pytest
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
 from restore.verify import verify_store
-from trade_stream.database import DatabaseService
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import IntegrityError
 from trade_stream.object_format import ObjectReader
 from trade_stream.segments import decode_chunks

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from trade_stream.kafka_config import KafkaConfig
+from trade_stream.kafka.config import KafkaConfig
 
 
 def unavailable(reason: str):

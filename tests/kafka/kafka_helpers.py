@@ -11,10 +11,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from trade_stream import kafka_codec as codec
-from trade_stream.digest import database_digest
-from trade_stream.kafka_client import scan
-from trade_stream.kafka_config import KafkaConfig
+from trade_stream.kafka import codec as codec
+from trade_stream.sqlite.digest import database_digest
+from trade_stream.kafka.client import scan
+from trade_stream.kafka.config import KafkaConfig
 
 DEMO_KEYS = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}
 

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from tests.conftest import DEMO_KEYS
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.digest import database_digest
 from tradevault.workload import TradingWorkload, create_database
 
 

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from trade_stream import kafka_checkpoint as ckpt
+from trade_stream.kafka import checkpoint as ckpt
 from trade_stream.errors import BadInputError
-from trade_stream.kafka_config import KafkaConfig
+from trade_stream.kafka.config import KafkaConfig
 
 
 def test_checkpoint_round_trips_atomically_and_belongs_to_its_topics(tmp_path):

@@ -12,7 +12,7 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trade_stream import kafka_codec as codec
+from trade_stream.kafka import codec as codec
 from trade_stream.events import DELETE, INSERT
 
 EXACT = st.one_of(

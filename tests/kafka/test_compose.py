@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trade_stream.kafka_config import KafkaConfig
+from trade_stream.kafka.config import KafkaConfig
 from tradevault.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,13 +16,13 @@ from restore.kafka_replay import restore_from_kafka
 from tests.kafka.kafka_helpers import (
     DEMO_KEYS, assert_per_key_order, consume, digest, event_seqs, kafka_cli, tradevault,
 )
-from trade_stream import kafka_codec as codec
-from trade_stream.capture_sqlite import SqliteCapture
-from trade_stream.database import DatabaseService
+from trade_stream.kafka import codec as codec
+from trade_stream.sqlite.capture import SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
-from trade_stream.kafka_check import check_topics
-from trade_stream.kafka_client import Publisher
-from trade_stream.kafka_sink import KafkaSink
+from trade_stream.kafka.check import check_topics
+from trade_stream.kafka.client import Publisher
+from trade_stream.kafka.sink import KafkaSink
 from tradevault.workload import TradingWorkload, create_database
 
 TABLES = list(DEMO_KEYS)
@@ -255,7 +255,7 @@ def test_sync_reports_an_unreachable_broker_without_raising(harness, tmp_path):
     harness.trade(20)
     harness.engine.full()
     from tests.kafka.conftest import free_port
-    from trade_stream.kafka_config import KafkaConfig
+    from trade_stream.kafka.config import KafkaConfig
 
     sink = KafkaSink(KafkaConfig(bootstrap_servers=f"127.0.0.1:{free_port()}", timeout=5.0),
                      harness.store, harness.db, state_dir=tmp_path / "state")

@@ -4,10 +4,10 @@ duplicates (at-least-once delivery) change nothing."""
 
 from __future__ import annotations
 
-from trade_stream import kafka_codec as codec
+from trade_stream.kafka import codec as codec
 from trade_stream.events import INSERT, SNAPSHOT, UPDATE
-from trade_stream.kafka_check import compare
-from trade_stream.kafka_state import KafkaState, TableFold
+from trade_stream.kafka.check import compare
+from trade_stream.kafka.state import KafkaState, TableFold
 from trade_stream.schema import Column, TableSchema
 
 T = TableSchema(name="t", columns=[Column("id", "INTEGER", "integer"), Column("v", "TEXT", "text")],

@@ -7,11 +7,11 @@ from typing import Any
 
 from restore.dispatch import restore_to
 from restore.planner import Target, plan_restore
-from trade_stream.backup_postgres import PostgresBackupEngine
-from trade_stream.locations import open_location
-from trade_stream.postgres_database import PostgresDatabase
-from trade_stream.postgres_digest import database_digest
-from trade_stream.store import BackupStore
+from trade_stream.postgres.backup import PostgresBackupEngine
+from trade_stream.storage.locations import open_location
+from trade_stream.postgres.database import PostgresDatabase
+from trade_stream.postgres.digest import database_digest
+from trade_stream.storage.store import BackupStore
 
 
 def make_store(root: Path, source: str = "src") -> BackupStore:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from restore.verify import verify_store
-from trade_stream.capture_postgres import PostgresCapture
+from trade_stream.postgres.capture import PostgresCapture
 
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 

@@ -14,12 +14,12 @@ import pytest
 
 from restore.planner import Target, plan_restore
 from restore.dispatch import restore_to
-from trade_stream.backup import BackupEngine
-from trade_stream.database import DatabaseService
-from trade_stream.locations import open_location
-from trade_stream.postgres_digest import table_rows
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.locations import open_location
+from trade_stream.postgres.digest import table_rows
 from trade_stream.schema import family_of
-from trade_stream.store import BackupStore
+from trade_stream.storage.store import BackupStore
 from tradevault.workload import TradingWorkload, create_database
 
 from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
@@ -47,7 +47,7 @@ def canonical(value: Any, family: str) -> Any:
         return dt.date.fromisoformat(value) if isinstance(value, str) else value
     if family in ("json", "array"):
         if isinstance(value, list):
-            from trade_stream.type_mapping import _json_text
+            from restore.type_mapping import _json_text
 
             value = _json_text(value)
         return json.loads(value, parse_float=decimal.Decimal)

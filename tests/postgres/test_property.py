@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from trade_stream.stored_objects import events_of
+from trade_stream.storage.stored_objects import events_of
 from trade_stream.manifest import INCREMENTAL
 
 from tests.postgres.pg_helpers import connect, digest, engine, make_store, restore

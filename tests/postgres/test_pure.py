@@ -11,14 +11,14 @@ import pytest
 
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE
-from trade_stream.postgres_lsn import (
+from trade_stream.postgres.lsn import (
     FREE, MAX_TX_EVENTS, SPAN, event_seq, format_lsn, parse_lsn, resync_base, snapshot_seq,
 )
-from trade_stream.postgres_types import parse_interval_text, pg_family, type_oid, wal2json_parser, widen_real
-from trade_stream.postgres_wal2json import StreamDecoder, commit_ts_us
+from trade_stream.postgres.types import parse_interval_text, pg_family, type_oid, wal2json_parser, widen_real
+from trade_stream.postgres.wal2json import StreamDecoder, commit_ts_us
 from trade_stream.schema import Column, TableSchema
-from trade_stream.snapshot_rows import BinaryCopyParser, decode_copy_chunks, encode_copy_chunk
-from trade_stream.type_mapping import (
+from trade_stream.postgres.snapshot_rows import BinaryCopyParser, decode_copy_chunks, encode_copy_chunk
+from restore.type_mapping import (
     pg_table_to_sqlite, pg_value_converters, sqlite_table_to_pg, sqlite_value_converters,
 )
 
@@ -195,13 +195,13 @@ def test_type_mapping_sqlite_to_pg_and_back():
      'CREATE UNIQUE INDEX "odd "" name" ON ONLY "stage"."t.x" USING btree (a) WHERE (a > 1)'),
 ])
 def test_recorded_index_definitions_are_aimed_at_the_restore_schema(statement, expected):
-    from trade_stream.apply_postgres import index_in_schema
+    from restore.postgres.apply import index_in_schema
 
     assert index_in_schema(statement, "stage") == expected
 
 
 def test_an_index_definition_of_unknown_shape_is_refused():
-    from trade_stream.apply_postgres import index_in_schema
+    from restore.postgres.apply import index_in_schema
     from trade_stream.errors import IntegrityError
 
     with pytest.raises(IntegrityError, match="unexpected index definition"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from trade_stream import capture_postgres
-from trade_stream.capture_postgres import PostgresCapture, slot_name_for
-from trade_stream.postgres_database import PostgresDatabase
+from trade_stream.postgres import capture as capture_postgres
+from trade_stream.postgres.capture import PostgresCapture, slot_name_for
+from trade_stream.postgres.database import PostgresDatabase
 
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from restore import replay_postgres
-from restore.staging import Staging
+from restore.postgres import replay as replay_postgres
+from restore.postgres.staging import Staging
 from trade_stream.errors import IntegrityError
 
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
@@ -73,7 +73,7 @@ def test_a_failed_restore_leaves_the_target_as_it_was_and_no_private_schema(pg, 
     def diverge(self, table):  # as if the replay had found a missing row when settling
         raise IntegrityError(f"replay diverged from the source: update/delete of 1 missing row(s) in table {table.name!r}")
 
-    monkeypatch.setattr("trade_stream.keyless_changes.KeylessChanges.settle", diverge)
+    monkeypatch.setattr("restore.postgres.keyless_changes.KeylessChanges.settle", diverge)
     with pytest.raises(IntegrityError, match="missing row"):
         restore(store, dst, force=True)
     conn = connect(dst)
@@ -125,7 +125,7 @@ def test_the_main_connection_gathers_the_events_while_the_other_connections_load
     loads first would never gather, and the restore would stall."""
     import threading
 
-    from trade_stream.keyless_changes import KeylessChanges
+    from restore.postgres.keyless_changes import KeylessChanges
 
     src, store = _source_for_gathering(pg, work_dir)
     dst = pg.new("dst")
@@ -157,7 +157,7 @@ def test_gathered_keys_past_the_limit_during_the_loads_are_settled_once_their_ta
     import threading
     import time
 
-    from trade_stream import keyless_changes
+    from restore.postgres import keyless_changes
 
     src, store = _source_for_gathering(pg, work_dir)
     dst = pg.new("dst")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from trade_stream.errors import BadInputError
-from trade_stream.postgres_digest import table_rows
+from trade_stream.postgres.digest import table_rows
 
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 

@@ -12,7 +12,7 @@ replays a run (the seed is printed in every assertion message).
 
 from __future__ import annotations
 
-from trade_stream.capture_sqlite import SqliteCapture
+from trade_stream.sqlite.capture import SqliteCapture
 
 import json
 import os

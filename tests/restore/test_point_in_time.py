@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 from restore.planner import Target, plan_restore
 from restore.replay import restore_sqlite
-from trade_stream.backup import BackupEngine
-from trade_stream.capture_sqlite import SqliteCapture
-from trade_stream.database import DatabaseService
-from trade_stream.digest import database_digest
-from trade_stream.locations import open_location
-from trade_stream.store import BackupStore
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.capture import SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.digest import database_digest
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
 
 TYPES = ["INTEGER", "REAL", "NUMERIC", "TEXT", "BLOB", "BOOLEAN", "DATE", "DATETIME", "JSON", "DECIMAL(10,2)", ""]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from restore.staging import connections_for, share_out
+from restore.postgres.staging import connections_for, share_out
 
 
 def test_tables_are_shared_out_by_size_largest_first():

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from restore.standby import POSITION, Follower, read_position
-from trade_stream.backup import BackupEngine
-from trade_stream.capture_sqlite import SqliteCapture
-from trade_stream.database import DatabaseService
-from trade_stream.digest import database_digest
-from trade_stream.locations import open_location
-from trade_stream.store import BackupStore
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.capture import SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.digest import database_digest
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
 from tradevault.workload import TradingWorkload, create_database
 
 KEYS = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}

@@ -7,10 +7,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from trade_stream.backup import BackupEngine
-from trade_stream.database import DatabaseService
-from trade_stream.locations import open_location
-from trade_stream.store import BackupStore
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
 
 
 def _engine(tmp_path: Path) -> tuple[BackupEngine, sqlite3.Connection]:

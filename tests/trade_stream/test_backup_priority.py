@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from trade_stream.backup import BACKUP_NICE, at_low_priority
+from trade_stream.sqlite.backup import BACKUP_NICE, at_low_priority
 
 IOPRIO_GET, IOPRIO_WHO_PROCESS = 252, 1
 
@@ -65,11 +65,11 @@ def test_errors_of_low_priority_work_reach_the_caller():
 def _engine(tmp_path, monkeypatch, work_dir: str = ""):
     import sqlite3
 
-    from trade_stream import backup
-    from trade_stream.backup import BackupEngine
-    from trade_stream.database import DatabaseService
-    from trade_stream.locations import open_location
-    from trade_stream.store import BackupStore
+    from trade_stream.sqlite import backup
+    from trade_stream.sqlite.backup import BackupEngine
+    from trade_stream.sqlite.database import DatabaseService
+    from trade_stream.storage.locations import open_location
+    from trade_stream.storage.store import BackupStore
 
     scratch = tmp_path / "memory"
     scratch.mkdir()
@@ -87,7 +87,7 @@ def _engine(tmp_path, monkeypatch, work_dir: str = ""):
 def test_the_copy_goes_to_memory_scratch_and_a_killed_backups_leftover_is_removed(tmp_path, monkeypatch):
     import shutil as sh
 
-    from trade_stream import backup
+    from trade_stream.sqlite import backup
 
     engine, scratch = _engine(tmp_path, monkeypatch)
     seen: list[str] = []
@@ -106,7 +106,7 @@ def test_the_copy_goes_to_memory_scratch_and_a_killed_backups_leftover_is_remove
 
 
 def test_a_configured_work_dir_or_too_little_memory_keeps_the_copy_on_disk(tmp_path, monkeypatch):
-    from trade_stream import backup
+    from trade_stream.sqlite import backup
 
     work = tmp_path / "work"
     work.mkdir()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trade_stream.capture_sqlite import CHANGES, SqliteCapture
-from trade_stream.database import DatabaseService
+from trade_stream.sqlite.capture import CHANGES, SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
-from trade_stream.database import DatabaseService, SqliteFileUrl, parse_url
+from trade_stream.sqlite.database import DatabaseService, SqliteFileUrl, parse_url
 from trade_stream.errors import BadInputError
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from trade_stream.errors import BadInputError
-from trade_stream.locations import open_location
+from trade_stream.storage.locations import open_location
 
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.xdist_group("s3"))])

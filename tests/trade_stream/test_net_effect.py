@@ -16,11 +16,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trade_stream.apply_sqlite import SqliteApplier
-from trade_stream.capture_sqlite import SqliteCapture, remove_capture_objects
-from trade_stream.database import DatabaseService
+from restore.sqlite.apply import SqliteApplier
+from trade_stream.sqlite.capture import SqliteCapture, remove_capture_objects
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
-from trade_stream.net_effect import FoldingApplier, NetEffect
+from restore.net_effect import FoldingApplier, NetEffect
 
 
 def ev(seq: int, op: str, key: int, value: object = None, table: str = "t", new_key: int | None = None) -> ChangeEvent:

@@ -7,7 +7,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.digest import database_digest
 from tradevault.workload import TradingWorkload, create_database
 
 KEYS = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}

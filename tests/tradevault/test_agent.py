@@ -17,7 +17,7 @@ from pathlib import Path
 from dulwich.repo import Repo
 
 from tests.conftest import DEMO_KEYS
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.digest import database_digest
 from tradevault.workload import TradingWorkload, create_database
 
 

@@ -15,7 +15,7 @@ import pytest
 from dulwich.repo import Repo
 
 from config_vcs.service import ConfigHistory
-from trade_stream.digest import database_digest
+from trade_stream.sqlite.digest import database_digest
 from tradevault.workload import TradingWorkload, create_database
 
 KEYS = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}

@@ -19,7 +19,7 @@ from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.segments import decode_chunks
-from trade_stream.store import BackupStore
+from trade_stream.storage.store import BackupStore
 
 
 def expect_codec(reader: ObjectReader, codec: str) -> None:

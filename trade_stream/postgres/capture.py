@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.events import ChangeEvent
-from trade_stream.postgres_database import PostgresDatabase
-from trade_stream.postgres_lsn import format_lsn, parse_lsn
-from trade_stream.postgres_wal2json import WAL2JSON_OPTIONS, StreamDecoder
+from trade_stream.postgres.database import PostgresDatabase
+from trade_stream.postgres.lsn import format_lsn, parse_lsn
+from trade_stream.postgres.wal2json import WAL2JSON_OPTIONS, StreamDecoder
 
 if TYPE_CHECKING:
     import psycopg

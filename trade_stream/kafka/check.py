@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trade_stream import kafka_codec as codec
-from trade_stream.capture_sqlite import SqliteCapture
-from trade_stream.database import DatabaseService
-from trade_stream.kafka_config import KafkaConfig
-from trade_stream.kafka_source import table_rows
-from trade_stream.kafka_state import KafkaState, load_state
+from trade_stream.kafka import codec as codec
+from trade_stream.sqlite.capture import SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.kafka.config import KafkaConfig
+from trade_stream.kafka.source import table_rows
+from trade_stream.kafka.state import KafkaState, load_state
 
 EXAMPLES = 5
 

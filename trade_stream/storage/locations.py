@@ -168,7 +168,7 @@ def open_location(name: str, url: str, **options: str) -> Location:
             raise BadInputError(f"location {name}: empty path in {url!r}")
         return FileLocation(name, url, Path(raw).expanduser().absolute())
     if scheme == "s3":
-        from trade_stream.location_s3 import S3Location
+        from trade_stream.storage.s3 import S3Location
 
         if not parsed.netloc:
             raise BadInputError(f"location {name}: no bucket in {url!r} (s3://bucket/prefix)")

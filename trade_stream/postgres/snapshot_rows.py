@@ -116,7 +116,7 @@ def row_loader(declared_types: list[str]) -> Any:
     from psycopg import adapt
     from psycopg.pq import Format
 
-    from trade_stream.postgres_types import shared_adapters, type_oid
+    from trade_stream.postgres.types import shared_adapters, type_oid
 
     tx = adapt.Transformer(shared_adapters())
     tx.set_loader_types([type_oid(d) for d in declared_types], Format.BINARY)

@@ -18,9 +18,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from trade_stream import kafka_codec as codec
-from trade_stream.kafka_client import ScanStats, scan
-from trade_stream.kafka_config import KafkaConfig
+from trade_stream.kafka import codec as codec
+from trade_stream.kafka.client import ScanStats, scan
+from trade_stream.kafka.config import KafkaConfig
 from trade_stream.schema import TableSchema
 
 

@@ -34,8 +34,8 @@ import msgspec
 
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
-from trade_stream.postgres_lsn import event_seq
-from trade_stream.postgres_types import Parser, wal2json_parser
+from trade_stream.postgres.lsn import event_seq
+from trade_stream.postgres.types import Parser, wal2json_parser
 from trade_stream.schema import TableSchema
 
 WAL2JSON_OPTIONS = (

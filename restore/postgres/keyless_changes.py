@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import UPDATE
-from trade_stream.postgres_copy import copy_rows, create_scratch, run_columns, scratch_columns
+from restore.postgres.copy_rows import copy_rows, create_scratch, run_columns, scratch_columns
 from trade_stream.schema import TableSchema, quote_ident
 
 SETTLE_KEYS = 500_000  # gathered keys per table before they are settled (a few tens of MB)

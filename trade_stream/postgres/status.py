@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from trade_stream.capture_postgres import PostgresCapture, slot_name_for
+from trade_stream.postgres.capture import PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError
-from trade_stream.postgres_database import PostgresDatabase
-from trade_stream.postgres_wal2json import commit_ts_us, decode_message
-from trade_stream.status import status_report
-from trade_stream.store import BackupStore
+from trade_stream.postgres.database import PostgresDatabase
+from trade_stream.postgres.wal2json import commit_ts_us, decode_message
+from trade_stream.sqlite.status import status_report
+from trade_stream.storage.store import BackupStore
 
 PEEK_LIMIT = 100_000
 

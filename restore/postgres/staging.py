@@ -26,7 +26,7 @@ import threading
 from typing import Any, Callable, Sequence
 
 from trade_stream.errors import BadInputError
-from trade_stream.postgres_database import PostgresDatabase
+from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.schema import quote_ident
 
 Job = Callable[[Any], None]

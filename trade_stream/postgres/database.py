@@ -31,7 +31,7 @@ SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c
 
 def open_database(url: str, include: list[str] | None = None, exclude: list[str] | None = None) -> Any:
     """DatabaseService for SQLite URLs, PostgresDatabase for PostgreSQL ones."""
-    from trade_stream.database import DatabaseService, parse_url
+    from trade_stream.sqlite.database import DatabaseService, parse_url
 
     if parse_url(url).get_backend_name() == "postgresql":
         return PostgresDatabase(url, include, exclude)
@@ -46,7 +46,7 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None):
-        from trade_stream.database import parse_url
+        from trade_stream.sqlite.database import parse_url
 
         self.url_text = url
         self.url = parse_url(url)
@@ -82,7 +82,7 @@ class PostgresDatabase:
     def connect(self, *, autocommit: bool = True, replication: bool = False) -> "psycopg.Connection":
         import psycopg
 
-        from trade_stream.postgres_types import shared_adapters
+        from trade_stream.postgres.types import shared_adapters
 
         kwargs: dict[str, Any] = {"autocommit": autocommit, "context": shared_adapters()}
         if replication:
@@ -121,7 +121,7 @@ class PostgresDatabase:
 
     @staticmethod
     def table_schema(conn: "psycopg.Connection", table: str) -> TableSchema:
-        from trade_stream.postgres_types import is_supported, pg_family, unsupported_error
+        from trade_stream.postgres.types import is_supported, pg_family, unsupported_error
 
         oid_row = conn.execute(
             "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"

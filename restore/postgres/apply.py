@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
-from trade_stream.keyless_changes import KeylessChanges
-from trade_stream.postgres_database import post_load
-from trade_stream.postgres_copy import (
+from restore.postgres.keyless_changes import KeylessChanges
+from trade_stream.postgres.database import post_load
+from restore.postgres.copy_rows import (
     as_text, binary_copy_types, copy_rows, copy_statement, create_scratch, run_columns, scratch_columns, text_columns,
 )
-from trade_stream.postgres_types import base_name
+from trade_stream.postgres.types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def index_in_schema(statement: str, schema: str) -> str:
 def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
     """Indexes, defaults, identity and serial columns, recorded by the source (after data).
     Indexes go to the table of the connection's current schema (``public``, or a
-    restore's private schema: see restore.staging)."""
+    restore's private schema: see restore.postgres.staging)."""
     extra = post_load(table)
     name = quote_ident(table.name)
     indexes = extra.get("indexes", [])
@@ -507,7 +507,7 @@ class PostgresApplier:
         if event.table in self.tables:
             self._gathered.settle(self.tables[event.table])  # their checks still count
             # only a table the applier knows: an unqualified name it does not know could
-            # resolve to a table of another schema (see restore.staging)
+            # resolve to a table of another schema (see restore.postgres.staging)
             self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
         self.keyless.discard(event.table)  # recreated below with its key
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from trade_stream.errors import TradeStreamError
-from trade_stream.kafka_config import KafkaConfig
+from trade_stream.kafka.config import KafkaConfig
 
 TOPIC_ALREADY_EXISTS = 36
 

@@ -46,7 +46,7 @@ import uuid
 from typing import Any, Callable
 
 from trade_stream.errors import IntegrityError
-from trade_stream.postgres_types import ARRAY_FAMILY, base_name
+from trade_stream.postgres.types import ARRAY_FAMILY, base_name
 from trade_stream.schema import Column, TableSchema
 
 Convert = Callable[[Any], Any]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from trade_stream.backup import chain_position
-from trade_stream.capture_sqlite import SqliteCapture
-from trade_stream.database import DatabaseService
+from trade_stream.sqlite.backup import chain_position
+from trade_stream.sqlite.capture import SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, summary
-from trade_stream.store import BackupStore, LocationCatalog
+from trade_stream.storage.store import BackupStore, LocationCatalog
 
 
 def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Collection, Iterable
 
 from trade_stream.events import UPDATE
-from trade_stream.postgres_types import BASE_TYPES, base_name
+from trade_stream.postgres.types import BASE_TYPES, base_name
 from trade_stream.schema import TableSchema, quote_ident
 
 # Column types whose stream values (see postgres_types) psycopg writes exactly in binary COPY
@@ -75,7 +75,7 @@ def create_scratch(cursor: Any, scratch: str, table: TableSchema, columns: list[
     """A temporary table of ``columns`` of ``table``, their types without constraints (the
     ``text_columns`` as text), for rows to join with the table. Declared from the schema,
     not from the table: a restore gathers rows while the table is still being loaded by
-    another connection (see restore.replay_postgres)."""
+    another connection (see restore.postgres.replay)."""
     declared = {c.name: c.declared for c in table.columns}
     text = set(text_columns(table, columns))
     cols = ", ".join(f"{quote_ident(c)} {'text' if c in text else declared[c]}" for c in columns)

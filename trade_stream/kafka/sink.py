@@ -30,15 +30,15 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from trade_stream import kafka_checkpoint as ckpt
-from trade_stream import kafka_codec as codec
-from trade_stream.database import DatabaseService
+from trade_stream.kafka import checkpoint as ckpt
+from trade_stream.kafka import codec as codec
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
-from trade_stream.kafka_client import KafkaUnavailable, Publisher
-from trade_stream.kafka_config import KafkaConfig
-from trade_stream.kafka_source import EventSource, GapError, TableShapes, full_snapshot, table_rows
-from trade_stream.store import BackupStore
+from trade_stream.kafka.client import KafkaUnavailable, Publisher
+from trade_stream.kafka.config import KafkaConfig
+from trade_stream.kafka.source import EventSource, GapError, TableShapes, full_snapshot, table_rows
+from trade_stream.storage.store import BackupStore
 
 
 class CaptureChanged(BadInputError):

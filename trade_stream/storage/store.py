@@ -15,9 +15,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-from trade_stream.encryption import NO_ENCRYPTION, Cipher
+from trade_stream.storage.encryption import NO_ENCRYPTION, Cipher
 from trade_stream.errors import IntegrityError, StorageError
-from trade_stream.locations import AtomicWriter, Location
+from trade_stream.storage.locations import AtomicWriter, Location
 import time
 
 import msgspec

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from trade_stream import manifest as mf
-from trade_stream.capture_sqlite import CHANGES, OP_UPDATE, SqliteCapture, SyncReport, sql_literal
-from trade_stream.database import DatabaseService
-from trade_stream.encryption import AGE
+from trade_stream.sqlite.capture import CHANGES, OP_UPDATE, SqliteCapture, SyncReport, sql_literal
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.encryption import AGE
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.object_format import (
@@ -42,7 +42,7 @@ from trade_stream.object_format import (
 )
 from trade_stream.progress import Progress, no_progress
 from trade_stream.segments import encode_chunk
-from trade_stream.store import BackupStore
+from trade_stream.storage.store import BackupStore
 
 
 def now_us() -> int:

@@ -7,7 +7,7 @@ the change log as soon as the log still holds the event right after its position
 check "the oldest event in the log is at most position + 1" and the read happen in one
 read transaction, so pruning can never open a silent gap between the two.
 
-Stored objects are read through ``trade_stream.stored_objects`` (verified first).
+Stored objects are read through ``trade_stream.storage.stored_objects`` (verified first).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from trade_stream.capture_sqlite import CHANGES, SqliteCapture
-from trade_stream.database import DatabaseService
+from trade_stream.sqlite.capture import CHANGES, SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
 from trade_stream.events import ChangeEvent
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.store import BackupStore
-from trade_stream.stored_objects import decompress_full, events_of
+from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import decompress_full, events_of
 
 
 class GapError(TradeStreamError):

@@ -22,20 +22,20 @@ import time
 from typing import Any, Callable
 
 from trade_stream import manifest as mf
-from trade_stream.backup import BackupEngine, BackupResult, chain_position
-from trade_stream.capture_postgres import ExportedSnapshot, PostgresCapture, slot_name_for
+from trade_stream.sqlite.backup import BackupEngine, BackupResult, chain_position
+from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
 from trade_stream.object_format import CODEC_EVENTS, ObjectReader, ObjectWriter
-from trade_stream.postgres_database import PostgresDatabase, same_columns
-from trade_stream.postgres_lsn import resync_base, snapshot_seq
-from trade_stream.postgres_types import type_oid
-from trade_stream.postgres_wal2json import StreamDecoder
+from trade_stream.postgres.database import PostgresDatabase, same_columns
+from trade_stream.postgres.lsn import resync_base, snapshot_seq
+from trade_stream.postgres.types import type_oid
+from trade_stream.postgres.wal2json import StreamDecoder
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.segments import decode_chunks, encode_chunk
-from trade_stream.snapshot_rows import CHUNK_BYTES, CODEC_PGCOPY, encode_copy_chunk
-from trade_stream.store import BackupStore
+from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, CODEC_PGCOPY, encode_copy_chunk
+from trade_stream.storage.store import BackupStore
 
 SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"
 

@@ -1,6 +1,6 @@
 """Replay a plan into a PostgreSQL database, atomically.
 
-The tables are built in a private schema (restore.staging) over one connection per core:
+The tables are built in a private schema (restore.postgres.staging) over one connection per core:
 the tables shared out between the connections, each creates its tables without keys and
 bulk-loads the full backup's rows with ``COPY ... FREEZE`` in the same transaction (rows
 written frozen: the scans, joins and key builds after it check no row's visibility);
@@ -28,21 +28,21 @@ from typing import Any, Callable
 from restore.planner import Plan
 from restore.read_ahead import ReadAhead
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
-from restore.staging import Staging, connections_for, share_out
-from trade_stream.stored_objects import schema_of
-from trade_stream.apply_postgres import (
+from restore.postgres.staging import Staging, connections_for, share_out
+from trade_stream.storage.stored_objects import schema_of
+from restore.postgres.apply import (
     PostgresApplier, build_keys, create_table, finish_table, set_sequences,
 )
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import ObjectReader
-from trade_stream.postgres_copy import copy_statement
-from trade_stream.postgres_database import PostgresDatabase
+from restore.postgres.copy_rows import copy_statement
+from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks
-from trade_stream.store import BackupStore
+from trade_stream.postgres.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks
+from trade_stream.storage.store import BackupStore
 
 
 def check_pg_target(target: PostgresDatabase, force: bool) -> None:
