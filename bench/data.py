@@ -44,42 +44,6 @@ def copy_database(source: Path, target: Path) -> None:
         dst.close()
 
 
-def change_rows(path: Path, changes: int, chunk: int = 10_000) -> dict:
-    """UPDATE ``changes`` rows, a third in trades and the rest in orders (the data's own
-    proportion), in transactions of ``chunk`` rows; rows are updated again in further passes
-    when the tables hold fewer rows than that (every update is one change event)."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    started = time.perf_counter()
-    done = {"trades": 0, "orders": 0}
-    try:
-        plan = {
-            "trades": (changes // 3,
-                       "UPDATE trades SET realized_profit = coalesce(realized_profit, 0) + 1.25,"
-                       " close_rate = open_rate * 1.01, is_open = 0 WHERE id BETWEEN ? AND ?"),
-            "orders": (changes - changes // 3,
-                       "UPDATE orders SET status = 'filled', filled = filled + 0.5,"
-                       " order_filled_date = order_date WHERE id BETWEEN ? AND ?"),
-        }
-        for table, (want, sql) in plan.items():
-            top = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-            if top == 0:
-                continue
-            while done[table] < want:
-                for low in range(1, top + 1, chunk):
-                    high = min(low + chunk - 1, top, low + want - done[table] - 1)
-                    conn.execute("BEGIN IMMEDIATE")
-                    cur = conn.execute(sql, (low, high))
-                    conn.execute("COMMIT")
-                    done[table] += cur.rowcount
-                    if done[table] >= want:
-                        break
-        captured = conn.execute(f"SELECT count(*) FROM {CHANGES}").fetchone()[0]
-    finally:
-        conn.close()
-    return {"rows_updated": sum(done.values()), "per_table": done, "captured_events": captured,
-            "seconds": time.perf_counter() - started}
-
-
 def user_tables(conn: sqlite3.Connection) -> dict[str, list[str]]:
     """Every table of the trading database (not tradevault's capture tables) and its key."""
     db = DatabaseService("sqlite:///unused.sqlite")

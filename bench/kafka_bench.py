@@ -31,6 +31,7 @@ from restore.kafka_replay import restore_from_kafka
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.capture import SqliteCapture
 from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.source import SqliteSource
 from trade_stream.sqlite.digest import database_digest
 from trade_stream.kafka.config import KafkaConfig
 from trade_stream.kafka.sink import KafkaSink
@@ -97,13 +98,14 @@ def run(events: int, bootstrap: str | None, compression: str, partitions: int, w
         db_path = work / "tradesv3.sqlite"
         create_database(db_path)
         bulk_fill(db_path, 3000)
-        db = DatabaseService(f"sqlite:///{db_path}")
+        source = SqliteSource(f"sqlite:///{db_path}")
+        db = source.db
         store = BackupStore("tradesv3", [open_location("local", f"file://{work / 'backups'}")])
         engine = BackupEngine(db, store)
         engine.full()
         config = KafkaConfig(bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}",
                              compression=compression, partitions=partitions, timeout=600)
-        sink = KafkaSink(config, store, db, state_dir=work)
+        sink = KafkaSink(config, store, source, state_dir=work)
         try:
             boot = sink.sync_once()  # creates the topics, publishes the full backup's rows
             if not boot.ok:

@@ -114,16 +114,6 @@ def dump_backup(tools: dict[str, str], source: Path, out: Path) -> ToolRun:
     return ToolRun(run.seconds, run.cpu_seconds, run.hwm_kb, out.stat().st_size)
 
 
-def dump_restore(tools: dict[str, str], dump: Path, target: Path) -> ToolRun:
-    """``zstd -dc DUMP | sqlite3 NEW``."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    script = (f"set -o pipefail; {shlex.quote(tools['zstd'])} -dc {shlex.quote(str(dump))} | "
-              f"{shlex.quote(tools['sqlite3'])} {shlex.quote(str(target))}")
-    run = run_measured(["bash", "-c", script])
-    return ToolRun(run.seconds, run.cpu_seconds, run.hwm_kb, target.stat().st_size)
-
-
 def python_module_available(name: str) -> bool:
     import importlib.util
 

@@ -230,16 +230,6 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
     return out
 
 
-def measurement_rows(m: dict) -> list[tuple[str, str, str, str]]:
-    """(measurement, tradevault, baseline, ratio): the flat summary printed at the end."""
-    rows = []
-    for title, _header, body in sections(m, []):
-        for row in body:
-            rows.append((f"{title}: {row[0]}", *[str(c) for c in row[1:4]]) if len(row) >= 4
-                        else (f"{title}: {row[0]}", str(row[1]), "", ""))
-    return rows
-
-
 def value_text(goal: dict) -> str:
     return _value(goal)
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from bench.children import vm_hwm_kb
 from restore.consolidate import consolidate
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.dispatch import full_codec, open_target
 from trade_stream import manifest as mf
-from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.object_format import MAGIC, TRAILER_SIZE
+from trade_stream.source import BackupEngine, EngineOptions, open_source
+from trade_stream.sqlite.backup import BackupEngine as SqliteBackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.locations import open_location
-from trade_stream.object_format import MAGIC, TRAILER_SIZE
-from trade_stream.postgres.database import is_postgres, open_database
 from trade_stream.storage.store import BackupStore
 
 
@@ -89,15 +89,12 @@ def _import_postgres() -> None:
 
 
 def _engine(db_url: str, store_root: str, source: str, work_dir: str) -> BackupEngine:
-    """The backup engine of the URL's dialect (PostgreSQL imported only when asked for, so
+    """The backup engine of the URL's source (PostgreSQL imported only when asked for, so
     the SQLite steps' memory is not charged with it)."""
-    db = open_database(db_url)
-    if is_postgres(db):
+    src = open_source(db_url)
+    if not src.physical_snapshots:
         _import_postgres()
-        from trade_stream.postgres.backup import PostgresBackupEngine
-
-        return PostgresBackupEngine(db, _store(store_root, source), work_dir=work_dir)  # type: ignore[return-value]
-    return BackupEngine(db, _store(store_root, source), work_dir=work_dir)
+    return src.engine(_store(store_root, source), EngineOptions(work_dir=work_dir))
 
 
 def op_full(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
@@ -118,7 +115,7 @@ def op_incremental(db_url: str, store_root: str, source: str, work_dir: str) -> 
 
 def op_consolidate(db_url: str, store_root: str, source: str, work_dir: str) -> dict:
     """A full backup built from the store (what the agent does past consolidate_after_events)."""
-    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    engine = SqliteBackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
     result, seconds = _timed("consolidate", lambda: consolidate(engine, work_dir=work_dir or None))
     return {"seconds": seconds, "engine_seconds": result.seconds, "bytes": result.bytes, "rows": result.count,
             "n": result.n, "last_seq": result.last_seq, "skipped": result.skipped}
@@ -129,17 +126,17 @@ def op_restore(store_root: str, source: str, target: str, at_ts: int | None = No
     """Restore the latest point, or the point in time ``at_ts`` (µs UTC) / ``at_seq``, into
     the SQLite file ``target`` or, given a PostgreSQL URL, into that database."""
     store = _store(store_root, source)
-    postgres = target.startswith("postgresql")
-    if postgres:
+    url = target if "://" in target else f"sqlite:///{Path(target).absolute()}"
+    restore_target = open_target(url)
+    if restore_target.dialect != "sqlite":
         _import_postgres()
+    # The codec is read from the newest full's header outside the timer (restore_to reads
+    # it inside), as the step's imports are: the timed call is the restore's own work.
+    codec = full_codec(store, plan_restore(store.entries(), Target(seq=at_seq, ts=at_ts)).full)
 
     def call():
         plan = plan_restore(store.entries(), Target(seq=at_seq, ts=at_ts))
-        if postgres:
-            from restore.dispatch import restore_to
-
-            return restore_to(store, plan, target)
-        return restore_sqlite(store, plan, DatabaseService(f"sqlite:///{Path(target).absolute()}"))
+        return restore_target.restore(store, plan, codec)
 
     result, seconds = _timed("restore", call)
     return {"seconds": seconds, "engine_seconds": result.seconds, "rows": result.rows,
@@ -151,7 +148,7 @@ def op_full_loop(db_url: str, store_root: str, source: str, work_dir: str, stop_
                  max_seconds: float = 600.0) -> dict:
     """Full backups one after the other until ``stop_file`` exists (background load for the
     commit-latency measurement: what the agent does at its scheduled full backup)."""
-    engine = BackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
+    engine = SqliteBackupEngine(DatabaseService(db_url), _store(store_root, source), work_dir=work_dir)
     runs = []
     started = time.perf_counter()
     Path(stop_file + ".started").write_text("")

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 from restore.planner import Plan, Target, plan_restore
-from restore.replay import restore_sqlite
-from trade_stream.sqlite.backup import BackupEngine, BackupResult, at_low_priority
+from restore.sqlite.replay import restore_sqlite
+from trade_stream.priority import at_low_priority
+from trade_stream.publish import BackupResult
+from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.manifest import FULL

@@ -1,27 +1,62 @@
-"""``restore_to``: one entry point for every restore, choosing the path by the target's
-dialect and the full backup's codec.
+"""Restore targets: one per backend folder (``restore/sqlite/target.py``,
+``restore/postgres/target.py``) behind ``RestoreTarget``; ``restore_to`` picks the target
+by the URL's scheme, and the target picks its path by the full backup's codec:
 
 =================  ===============  ==========================================
 full backup codec  target           path
 =================  ===============  ==========================================
-sqlite-file        sqlite:///...    ``replay.restore_sqlite`` (physical)
-pgcopy-binary      sqlite:///...    ``cross_dialect.restore_rows_to_sqlite``
-sqlite-file        postgresql://    ``replay_postgres.restore_postgres`` (mapped)
-pgcopy-binary      postgresql://    ``replay_postgres.restore_postgres``
+sqlite-file        sqlite:///...    ``restore.sqlite.replay`` (physical)
+pgcopy-binary      sqlite:///...    ``restore.cross_dialect`` (rows mapped)
+sqlite-file        postgresql://    ``restore.postgres.replay`` (rows mapped)
+pgcopy-binary      postgresql://    ``restore.postgres.replay`` (COPY bytes as they are)
 =================  ===============  ==========================================
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any, Protocol
+
 from restore.planner import Plan
-from restore.replay import RestoreResult, restore_sqlite
-from trade_stream.errors import IntegrityError, StorageError
+from restore.replay import RestoreResult
+from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import ManifestEntry
-from trade_stream.object_format import CODEC_SQLITE_FILE
-from trade_stream.postgres.database import is_postgres, open_database
 from trade_stream.progress import Progress, no_progress
-from trade_stream.postgres.snapshot_rows import CODEC_PGCOPY as CODEC_ROWS
+from trade_stream.source import backend_of
 from trade_stream.storage.store import BackupStore
+
+#: URL scheme -> "module:class" of its RestoreTarget
+TARGETS = {
+    "sqlite": "restore.sqlite.target:SqliteTarget",
+    "postgresql": "restore.postgres.target:PostgresTarget",
+}
+
+
+class RestoreTarget(Protocol):
+    """A fresh database a restore fills."""
+
+    dialect: str
+    #: the database handle of this backend
+    db: Any
+    #: the Kafka replay (``--from kafka``) can fill it
+    accepts_kafka: bool
+
+    def restore(self, store: BackupStore, plan: Plan, codec: str, *, force: bool = False,
+                progress: Progress = no_progress) -> RestoreResult:
+        """Replay ``plan`` (whose full backup has ``codec``) into the target, atomically;
+        a non-empty target is refused without ``force``."""
+        ...
+
+
+def open_target(url: str) -> RestoreTarget:
+    """The restore target of ``url`` (validated; nothing is connected yet)."""
+    backend = backend_of(url)
+    try:
+        module, cls = TARGETS[backend].split(":")
+    except KeyError:
+        raise BadInputError(f"cannot restore into {backend!r} ({' or '.join(TARGETS)})") from None
+    target: RestoreTarget = getattr(importlib.import_module(module), cls)(url)
+    return target
 
 
 def full_codec(store: BackupStore, entry: ManifestEntry) -> str:
@@ -35,18 +70,11 @@ def full_codec(store: BackupStore, entry: ManifestEntry) -> str:
     raise IntegrityError(f"{entry.object}: no readable copy in any location ({'; '.join(problems)})")
 
 
+def unknown_codec(entry: ManifestEntry, codec: str) -> IntegrityError:
+    return IntegrityError(f"{entry.object}: unknown full backup codec {codec!r}")
+
+
 def restore_to(store: BackupStore, plan: Plan, target_url: str, *, force: bool = False,
                progress: Progress = no_progress) -> RestoreResult:
-    target = open_database(target_url)
-    codec = full_codec(store, plan.full)
-    if codec not in (CODEC_SQLITE_FILE, CODEC_ROWS):
-        raise IntegrityError(f"{plan.full.object}: unknown full backup codec {codec!r}")
-    if is_postgres(target):
-        from restore.postgres.replay import restore_postgres
-
-        return restore_postgres(store, plan, target, force=force, progress=progress)
-    if codec == CODEC_ROWS:
-        from restore.cross_dialect import restore_rows_to_sqlite
-
-        return restore_rows_to_sqlite(store, plan, target, force=force, progress=progress)
-    return restore_sqlite(store, plan, target, force=force, progress=progress)
+    target = open_target(target_url)
+    return target.restore(store, plan, full_codec(store, plan.full), force=force, progress=progress)

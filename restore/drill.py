@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.capture import SqliteCapture
 from trade_stream.sqlite.database import DatabaseService

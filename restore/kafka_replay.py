@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from restore.replay import check_target
+from restore.sqlite.replay import check_target
 from trade_stream.storage.stored_objects import schema_of
 from trade_stream.kafka import codec as codec
 from restore.sqlite.apply import create_table

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.progress import Progress, no_progress

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError

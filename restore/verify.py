@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trade_stream.sqlite.backup import chain_position
+from trade_stream.manifest import chain_position
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import FULL, ManifestEntry, chain_problems, entry_key
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader

@@ -10,7 +10,7 @@ import pytest
 
 from tests.cli_harness import private_dir, remove_private_root
 from trade_stream.sqlite.backup import BackupEngine
-from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.source import SqliteSource
 from trade_stream.storage.locations import open_location
 from trade_stream.storage.store import BackupStore
 from tradevault.workload import TradingWorkload, create_database
@@ -26,7 +26,8 @@ class Harness:
         self.db_path = root / "tradesv3.sqlite"
         create_database(self.db_path)
         self.workload = TradingWorkload(self.db_path, seed=7)
-        self.db = DatabaseService(f"sqlite:///{self.db_path}")
+        self.source = SqliteSource(f"sqlite:///{self.db_path}")
+        self.db = self.source.db
         self.store = BackupStore(
             "tradesv3",
             [open_location("one", f"file://{root / 'loc1'}"), open_location("two", f"file://{root / 'loc2'}")],

@@ -12,7 +12,6 @@ DELETE = "delete"
 SNAPSHOT = "snapshot"  # a row of a (re)synchronised table: replayed as an insert
 SCHEMA = "schema"  # a table was created, changed or dropped: ``table_schema`` holds it
 
-ROW_OPS = (INSERT, UPDATE, DELETE, SNAPSHOT)
 
 
 class ChangeEvent(msgspec.Struct, array_like=True, frozen=True):

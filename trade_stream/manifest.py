@@ -146,3 +146,26 @@ def summary(entry: ManifestEntry, locations: list[str] | None = None) -> dict[st
     if locations is not None:
         data["locations"] = locations
     return data
+
+
+def chain_end(entries: list[ManifestEntry]) -> ManifestEntry | None:
+    """The entry the incremental chain of the current capture is stored up to: its newest
+    incremental, or its first full backup when it has none yet."""
+    if not entries:
+        return None
+    capture_id = entries[-1].capture_id
+    found = None
+    for entry in entries:
+        if entry.capture_id != capture_id:
+            continue
+        if entry.kind == FULL and found is None:
+            found = entry
+        elif entry.kind == INCREMENTAL:
+            found = entry
+    return found
+
+
+def chain_position(entries: list[ManifestEntry]) -> int | None:
+    """The seq up to which the incremental chain of the current capture is stored."""
+    end = chain_end(entries)
+    return end.last_seq if end is not None else None

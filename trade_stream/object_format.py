@@ -39,6 +39,7 @@ MAX_HEADER = 64 * 1024 * 1024
 
 CODEC_SQLITE_FILE = "sqlite-file"  # body: a SQLite database file (physical snapshot)
 CODEC_EVENTS = "events-msgpack"  # body: u32 length + msgpack array of events, repeated
+CODEC_PGCOPY = "pgcopy-binary"  # body: PostgreSQL binary COPY streams per table (postgres/snapshot_rows.py)
 
 BODY_STREAM = "stream"
 BODY_SIZED_FRAMES = "sized-frames"

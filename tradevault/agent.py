@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sqlite3
 import threading
 import time
 from datetime import datetime
@@ -24,8 +23,7 @@ from typing import Any, Callable
 from restore.consolidate import consolidate, events_since_full
 from restore.drill import restore_drill
 from restore.verify import verify_store
-from trade_stream.sqlite.backup import chain_position
-from trade_stream.sqlite.capture import CHANGES, SqliteCapture
+from trade_stream.manifest import chain_position
 from trade_stream.errors import StorageError
 from trade_stream.manifest import FULL
 from trade_stream.retention import RetentionPolicy, plan_retention
@@ -83,17 +81,16 @@ class Agent:
         self.tz = zone(schedule.timezone)
         self.quiet = [parse_window(w) for w in schedule.quiet_hours]
         self.stop_event = threading.Event()
-        self.db = wiring.database(settings)
-        self.store = wiring.store(settings, self.db)
+        self.source = wiring.source(settings)
+        self.store = wiring.store(settings, self.source)
         self.config_paths = [Path(p) for p in settings.config_vcs.paths]
-        self.engine = wiring.engine(settings, db=self.db, backup_store=self.store, annotate=self._config_heads)
+        self.engine = wiring.engine(settings, src=self.source, backup_store=self.store, annotate=self._config_heads)
 
-        # SQLite: the change log tells how much is pending; PostgreSQL: seal on the clock.
-        self.capture = SqliteCapture(self.db) if self.db.dialect == "sqlite" else None
-        if self.capture is None or self.db.path.exists():
+        database_file = self.source.database_file
+        if database_file is None or database_file.exists():
             # a server that does not answer, a path that is no database: bad input now. Only
-            # a SQLite file that does not exist yet is waited for (a first run).
-            self.db.require_exists()
+            # a database file that does not exist yet is waited for (a first run).
+            self.source.require_exists()
         self.policy = RetentionPolicy(settings.retention.keep_full, settings.retention.pitr,
                                       settings.retention.keep_daily, settings.retention.keep_weekly,
                                       settings.retention.keep_monthly)
@@ -130,7 +127,7 @@ class Agent:
         if reason:
             self._job("full", self.engine.full, announce=f"{reason}: taking a full backup now")
         self.position = chain_position(self.store.entries())
-        if self.capture is not None and self.settings.schedule.consolidate_after_events > 0:
+        if self.source.physical_snapshots and self.settings.schedule.consolidate_after_events > 0:
             try:
                 self.since_full = events_since_full(self.engine)
             except Exception as exc:  # noqa: BLE001 - counted again before any consolidation
@@ -138,22 +135,18 @@ class Agent:
         self._plan_next()
         last_seal = time.monotonic()
         last_state = 0.0
-        conn = self.db.connect(readonly=True) if self.capture else None
+        watch = self.source.watch()  # None: pending changes are not counted; seal on the clock
         try:
             while not stop.is_set():
                 now = time.time()
-                if conn is not None and self.capture is not None:
-                    pending, oldest_ts = self._pending(conn)
-                    schema_changed = self.capture.needs_sync(conn)
-                else:
-                    pending, oldest_ts, schema_changed = 1, None, False
+                pending, oldest_ts, schema_changed = watch.pending(self.position) if watch else (1, None, False)
                 due_seal = time.monotonic() - last_seal >= self.settings.schedule.incremental
                 if schema_changed or (pending and (due_seal or pending >= self.settings.schedule.incremental_max_events)):
                     if self._job("incremental", self.engine.incremental):
                         last_seal = time.monotonic()
                         self._consolidate_when_due()
                 if now >= self.next["full"]:
-                    drills = self.settings.schedule.drill and self.capture is not None  # SQLite sources
+                    drills = self.settings.schedule.drill and self.source.physical_snapshots
                     full_ok = self._job("full", self.engine.full)
                     if full_ok:
                         self.since_full = 0
@@ -172,26 +165,26 @@ class Agent:
                     last_state = now
                 stop.wait(TICK)
         finally:
-            if conn is not None:
-                conn.close()
+            if watch is not None:
+                watch.close()
 
     def _wait_for_database(self, stop: StopSignals) -> bool:
         """On a first run the bot creates its database: wait for it (the state file says
         so, which lets ``run`` start the bot), then protect it. False: stopped first."""
-        if self.db.exists():
+        if self.source.exists():
             return True
-        log.info("waiting for the database %s to be created (first run)", self.settings.database.url)
+        log.info("waiting for the database %s to be created (first run)", self.source.display_url)
         while not stop.is_set():
-            self._write_state(0, None, waiting=f"the database {self.settings.database.url} does not exist yet")
+            self._write_state(0, None, waiting=f"the database {self.source.display_url} does not exist yet")
             stop.wait(0.5)
-            if self.db.exists():
+            if self.source.exists():
                 log.info("the database exists now")
                 return True
         return False
 
     def _shutdown(self) -> int:
         log.info("agent stopping: sealing pending changes and pushing pending commits")
-        if self.db.exists():
+        if self.source.exists():
             if self.position is None and self._full_needed_at_start():  # stopped before protecting it
                 self._job("full", self.engine.full, announce="the database has no full backup yet: taking one now")
             self._job("incremental", self.engine.incremental)
@@ -214,16 +207,11 @@ class Agent:
         if not any(e.kind == FULL for e in entries):
             return "no full backup yet"
         note_backup(self.state_dir, self.store.source, self.settings.database.url)
-        if self.capture is None:
-            return ""
-        conn = self.db.connect(readonly=True)
-        try:
-            if not self.capture.is_installed(conn):
-                return "change capture is not installed in this database (restored or recovered?)"
-            if self.capture.meta(conn).get("capture_id") != entries[-1].capture_id:
-                return "the database's change capture differs from the stored chain"
-        finally:
-            conn.close()
+        capture_id = self.source.capture_id(self.store.source)
+        if capture_id is None:
+            return "change capture is not installed in this database (restored or recovered?)"
+        if capture_id != entries[-1].capture_id:
+            return "the database's change capture differs from the stored chain"
         return ""
 
     def _start_config_history(self) -> None:
@@ -251,7 +239,7 @@ class Agent:
         that is down or slow never delays backups; it catches up when it returns."""
         from trade_stream.kafka.sink import KafkaSink
 
-        sink = KafkaSink(config, self.store, self.db, state_dir=config.state_dir or str(self.state_dir),
+        sink = KafkaSink(config, self.store, self.source, state_dir=config.state_dir or str(self.state_dir),
                          work_dir=self.settings.work_dir or None)
         delay = config.sync_interval
         try:
@@ -286,18 +274,6 @@ class Agent:
         self.next = {"full": self._next_full_after(now), "retention": now}
         self.next["verify"] = (next_cron(self.settings.schedule.verify, self._local(now)).timestamp()
                                if self.settings.schedule.verify else float("inf"))
-
-    def _pending(self, conn: sqlite3.Connection) -> tuple[int, int | None]:
-        """Events captured but not yet stored, and the commit time of the oldest one."""
-        try:
-            last = self.capture.last_seq(conn)
-            position = self.position or 0
-            if last <= position:
-                return 0, None
-            row = conn.execute(f"SELECT ts FROM {CHANGES} WHERE seq > ? ORDER BY seq LIMIT 1", (position,)).fetchone()
-            return last - position, row[0] if row else None
-        except sqlite3.Error:
-            return 0, None
 
     # -- jobs -------------------------------------------------------------------------------
     def _job(self, name: str, fn: Callable[[], Any], announce: str = "") -> bool:
@@ -350,7 +326,7 @@ class Agent:
         """Keep the replay a restore of the latest point needs bounded: once it would pass
         ``consolidate_after_events``, store the latest point as a full built from the store."""
         threshold = self.settings.schedule.consolidate_after_events
-        if threshold <= 0 or self.capture is None:  # SQLite snapshots only
+        if threshold <= 0 or not self.source.physical_snapshots:
             return
         self.since_full += int(self.jobs.get("incremental", {}).get("count") or 0)
         if self.since_full < threshold:

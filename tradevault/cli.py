@@ -13,12 +13,12 @@ from rich.table import Table
 
 from restore.consolidate import consolidate
 from restore.planner import Target, format_ts, parse_time, plan_restore
-from restore.dispatch import restore_to
+from restore.dispatch import open_target, restore_to
 from restore.verify import verify_store
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import summary
-from trade_stream.sqlite.status import source_status
+from trade_stream.status import source_status
 from tradevault import wiring
 from tradevault.cli_support import (
     ConfigOption, JsonOption, chosen_config, print_json, progress_display, run, settings_for, stderr, stdout,
@@ -139,20 +139,6 @@ def locations_sync(ctx: typer.Context, config: ConfigOption = None, as_json: Jso
         raise error(f"{len(failed)} location/object copies failed, first: {failed[0]}")
 
 
-def _stored_upto(db) -> int | None:
-    """How far the source database trusts the backups (SQLite), for verify's cross-check."""
-    from trade_stream.sqlite.capture import SqliteCapture
-
-    if getattr(db, "dialect", "") != "sqlite" or not db.exists():
-        return None
-    conn = db.connect(readonly=True)
-    try:
-        capture = SqliteCapture(db)
-        return capture.stored_upto(conn) if capture.is_installed(conn) else None
-    finally:
-        conn.close()
-
-
 @app.command("verify")
 def verify(
     ctx: typer.Context,
@@ -162,10 +148,10 @@ def verify(
 ) -> None:
     """Check every manifest and object on every location."""
     settings = settings_for(ctx, config)
-    db = wiring.database(settings)
-    store = wiring.store(settings, db)
+    source = wiring.source(settings)
+    store = wiring.store(settings, source)
     with progress_display(not as_json) as progress:
-        report = verify_store(store, deep=deep, progress=progress, source_stored_upto=_stored_upto(db))
+        report = verify_store(store, deep=deep, progress=progress, source_stored_upto=source.stored_upto())
     if as_json:
         print_json(report.to_json())
     elif report.ok:
@@ -199,14 +185,12 @@ def restore(
     if at is not None and seq is not None:
         raise BadInputError("give either --at or --seq, not both")
     target = Target(seq=seq, ts=parse_time(at) if at is not None else None)
-    from trade_stream.postgres.database import is_postgres, open_database
-
-    target_db = open_database(to)  # validates the URL before anything else
+    target_db = open_target(to)  # validates the URL before anything else
     store = wiring.store(settings)
     if from_ == "kafka":
-        if is_postgres(target_db):
-            raise BadInputError("--from kafka restores into a SQLite target only")
-        _restore_from_kafka(settings, store, target_db, target, to, dry_run, force, as_json)
+        if not target_db.accepts_kafka:
+            raise BadInputError(f"--from kafka cannot restore into a {target_db.dialect} database")
+        _restore_from_kafka(settings, store, target_db.db, target, to, dry_run, force, as_json)
         return
     if from_ is not None:
         chosen = [loc for loc in store.locations if loc.name == from_]
@@ -283,13 +267,8 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     from tradevault.status_view import render_status
 
     settings = settings_for(ctx, config)
-    db = wiring.database(settings)
-    if getattr(db, "dialect", "") == "postgresql":
-        from trade_stream.postgres.status import postgres_source_status
-
-        info = postgres_source_status(db, wiring.store(settings, db))
-    else:
-        info = source_status(db, wiring.store(settings, db))
+    source = wiring.source(settings)
+    info = source_status(source, wiring.store(settings, source))
     info["agent"] = read_live_state(Path(settings.agent.state_dir))
     if info["agent"] is None and settings.config_vcs.paths:
         from config_vcs.service import offline_status
@@ -317,24 +296,8 @@ def uninstall(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOpti
     """Remove change capture from the database (PostgreSQL: drop the replication slot so the
     server stops retaining WAL; SQLite: drop the triggers and change log). Backups stay."""
     settings = settings_for(ctx, config)
-    db = wiring.database(settings)
-    if getattr(db, "dialect", "") == "postgresql":
-        from trade_stream.postgres.status import uninstall_capture
-
-        info = uninstall_capture(db, wiring.source_name(settings, db))
-    else:
-        from trade_stream.sqlite.capture import SqliteCapture
-
-        db.require_exists()
-        conn = db.connect()
-        try:
-            capture = SqliteCapture(db)
-            installed = capture.is_installed(conn)
-            if installed:
-                capture.uninstall(conn)
-        finally:
-            conn.close()
-        info = {"database": db.url_text, "capture_removed": installed}
+    source = wiring.source(settings)
+    info = source.uninstall(wiring.source_name(settings, source))
     if as_json:
         print_json(info)
     else:
@@ -352,7 +315,7 @@ def init(
 ) -> None:
     """Write a commented tradevault.toml with the embedded defaults (without --watch, the
     bot's config directory is detected: user_data/ with config*.json, or config/)."""
-    from trade_stream.sqlite.database import parse_url
+    from trade_stream.source import open_source
     from trade_stream.storage.locations import open_location
     from tradevault.init_config import detect_watch, render
     from tradevault.settings import load_settings
@@ -360,15 +323,14 @@ def init(
     path = chosen_config(ctx, config)
     if path.exists() and not force:
         raise BadInputError(f"{path} already exists (use --force to overwrite)")
-    parsed = parse_url(db)
+    source = open_source(db)  # validates the URL
     urls = location or ["file://./tradevault-backups"]
     for i, url in enumerate(urls):
         open_location(f"location{i + 1}", url)
     if watch:
         chosen, why = list(watch), "given with --watch"
     else:
-        sqlite_file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
-        chosen, why = detect_watch(Path.cwd(), sqlite_file)
+        chosen, why = detect_watch(Path.cwd(), source.database_file)
     text = render(db, chosen, urls)
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(text, encoding="utf-8")

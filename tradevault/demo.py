@@ -26,7 +26,7 @@ from rich.table import Table
 
 from config_vcs.history import export_config_at
 from restore.planner import Target, format_ts, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.sqlite.digest import database_digest

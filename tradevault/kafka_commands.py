@@ -35,8 +35,8 @@ def build_sink(settings: Settings) -> KafkaSink:
     config = kafka_config(settings)
     if not config.enabled:
         raise BadInputError("the Kafka sink is off: set [kafka] bootstrap_servers")
-    db = wiring.database(settings)
-    return KafkaSink(config, wiring.store(settings, db), db, work_dir=settings.work_dir or None)
+    source = wiring.source(settings)
+    return KafkaSink(config, wiring.store(settings, source), source, work_dir=settings.work_dir or None)
 
 
 def _sync(sink: KafkaSink, timeout: float | None) -> SyncResult:
@@ -98,7 +98,7 @@ def check(
                 if not result.ok:
                     raise KafkaUnavailable(result.error)
             position = sink.checkpoint().seq
-            report = check_topics(sink.config, sink.db, sink.store.source, topics_seq=position, timeout=timeout)
+            report = check_topics(sink.config, sink.database, sink.store.source, topics_seq=position, timeout=timeout)
             if no_sync or report.ok or report.source_seq == position:
                 break  # a difference with the source still moving is retried after a new sync
     finally:

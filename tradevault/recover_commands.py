@@ -32,20 +32,25 @@ def recover_all(settings: Settings, *, if_missing: bool, if_corrupt: bool) -> di
     from config_vcs.history import heads
     from tradevault.config_commands import options_from
 
-    db = wiring.database(settings)
+    source = wiring.source(settings)
     state_dir = Path(settings.agent.state_dir)
     record = protection_record.load(state_dir)
-    store = wiring.store(settings, db)
+    store = wiring.store(settings, source)
     known = record.backups.get(store.source)
     evidence = (f"first on {known.get('first_full')}, recorded in {state_dir / protection_record.RECORD_FILE}"
                 if known else "")
     report: dict[str, Any] = {"ok": True}
-    try:
-        report["database"] = recover_database(store, db, if_missing=if_missing, if_corrupt=if_corrupt,
-                                              backups_known=evidence).to_json()
-    except IntegrityError as exc:
-        report["ok"] = False
-        report["database"] = {"database": str(db.path), "problem": str(exc), "action": "cannot recover"}
+    if source.database_file is None:  # a server keeps its own files: nothing to put back here
+        report["database"] = {"database": source.display_url, "problem": "",
+                              "action": "not checked (a database server's files are its own)"}
+    else:
+        try:
+            report["database"] = recover_database(store, source.db, if_missing=if_missing, if_corrupt=if_corrupt,
+                                                  backups_known=evidence).to_json()
+        except IntegrityError as exc:
+            report["ok"] = False
+            report["database"] = {"database": str(source.database_file), "problem": str(exc),
+                                  "action": "cannot recover"}
     paths = [Path(p) for p in settings.config_vcs.paths]
     config = recover_directories(paths, settings.config_vcs.remotes, options_from(settings),
                                  known=record.config_dirs())

@@ -36,12 +36,12 @@ from restore.postgres.apply import (
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import ManifestEntry
-from trade_stream.object_format import ObjectReader
+from trade_stream.object_format import CODEC_PGCOPY, ObjectReader
 from restore.postgres.copy_rows import copy_statement
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.postgres.snapshot_rows import CODEC_PGCOPY, decode_copy_chunks
+from trade_stream.postgres.snapshot_rows import decode_copy_chunks
 from trade_stream.storage.store import BackupStore
 
 

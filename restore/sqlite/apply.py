@@ -92,6 +92,14 @@ class SqliteApplier:
             else:
                 self._flush(table, op, [tuple(e.row or ()) for e in run])
 
+    def prepare(self, events: list[ChangeEvent]) -> None:
+        """Nothing ahead: sqlite3 holds the GIL for most of its work, so a thread making
+        parameter rows ahead only adds hand-offs (measured slower)."""
+        return None
+
+    def apply_prepared(self, prepared: object) -> None:
+        raise TypeError("the SQLite applier prepares nothing ahead")
+
     def _apply_schema(self, event: ChangeEvent) -> None:
         """A table was created, altered or dropped at this point: recreate it empty; the
         SNAPSHOT events that follow in the stream refill it."""

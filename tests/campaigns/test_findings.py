@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import IntegrityError

@@ -4,8 +4,8 @@
   a gridPos inside the 24-column grid without overlaps; every target queries ${DS_PROMETHEUS}
   and every metric/label it names is exported by tradevault/metrics.py (parsed from the source)
   or listed in NEEDS_ADDING below.
-* deploy/prometheus/tradevault-alerts.yml: loads (PyYAML when installed, else the small parser
-  below), groups/rules have alert, expr, for, labels.severity, annotations.summary/description,
+* deploy/prometheus/tradevault-alerts.yml: loads (PyYAML), groups/rules have alert, expr, for,
+  labels.severity, annotations.summary/description,
   and name only known metrics.
 * With promtool on PATH (Debian package ``prometheus``): ``promtool check rules`` on the rules,
   ``promtool test rules`` on tradevault-alerts.test.yml, and the dashboard's queries parsed as
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "tradevault-dashboard.json"
@@ -185,154 +186,7 @@ def test_dashboard_has_the_operator_panels() -> None:
 
 
 # -- alert rules -----------------------------------------------------------------------------
-def _scalar(text: str) -> Any:
-    text = text.strip()
-    if text[:1] in "\"'":
-        assert text[-1:] == text[0], f"unterminated string {text!r}"
-        body = text[1:-1]
-        return body.replace("''", "'") if text[0] == "'" else json.loads(text)
-    if text.startswith("[") and text.endswith("]"):
-        return [_scalar(x) for x in _split_flow(text[1:-1])]
-    if text.startswith("{") and text.endswith("}"):
-        return dict(_pair(x) for x in _split_flow(text[1:-1]))
-    if text in ("true", "True"):
-        return True
-    if text in ("false", "False"):
-        return False
-    if text in ("", "~", "null"):
-        return None
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    if re.fullmatch(r"-?\d+\.\d*", text):
-        return float(text)
-    return text
-
-
-def _split_flow(text: str) -> list[str]:
-    parts, depth, quote, cur = [], 0, "", ""
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        cur += ch
-    return [p for p in (*parts, cur) if p.strip()]
-
-
-def _pair(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition(":")
-    assert sep, f"not a key: value pair: {text!r}"
-    return key.strip().strip("\"'"), _scalar(value)
-
-
-def _strip_comment(line: str) -> str:
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip()
-    return line.rstrip()
-
-
-def minimal_yaml(text: str) -> Any:
-    """Block mappings, block sequences, ``|`` scalars, quoted/plain/flow scalars: the subset the
-    deploy files use. A fallback for when PyYAML is not installed, not a YAML implementation."""
-    lines = text.splitlines()
-
-    def parse(i: int, indent: int) -> tuple[Any, int]:
-        # skip blank/comment lines, then decide between sequence and mapping at this indent
-        while i < len(lines) and not _strip_comment(lines[i]).strip():
-            i += 1
-        if i >= len(lines):
-            return None, i
-        first = _strip_comment(lines[i])
-        is_seq = first.strip().startswith("- ") or first.strip() == "-"
-        result: Any = [] if is_seq else {}
-        while i < len(lines):
-            raw = lines[i]
-            line = _strip_comment(raw)
-            if not line.strip():
-                i += 1
-                continue
-            cur = len(line) - len(line.lstrip(" "))
-            assert "\t" not in line[:cur], f"tab indentation at line {i + 1}"
-            if cur < indent:
-                break
-            assert cur == indent, f"bad indentation at line {i + 1}: {raw!r}"
-            body = line.strip()
-            if is_seq:
-                assert body.startswith("-"), f"expected '- ' at line {i + 1}"
-                rest = body[1:].strip()
-                if not rest:
-                    value, i = parse(i + 1, indent + 2)
-                elif re.match(r"^[A-Za-z_][\w.-]*\s*:(\s|$)", rest):
-                    # "- key: value" starts a mapping indented by the dash
-                    lines[i] = " " * (indent + 2) + rest
-                    value, i = parse(i, indent + 2)
-                else:
-                    value, i = _scalar(rest), i + 1
-                result.append(value)
-                continue
-            key, sep, rest = body.partition(":")
-            assert sep and key.strip(), f"expected 'key:' at line {i + 1}: {raw!r}"
-            key = key.strip().strip("\"'")
-            assert key not in result, f"duplicate key {key!r} at line {i + 1}"
-            rest = rest.strip()
-            if rest in ("|", "|-", ">", ">-"):
-                block, i = [], i + 1
-                block_indent = None
-                while i < len(lines):
-                    text_line = lines[i]
-                    if text_line.strip():
-                        ind = len(text_line) - len(text_line.lstrip(" "))
-                        block_indent = ind if block_indent is None else block_indent
-                        if ind < block_indent or ind <= indent:
-                            break
-                        block.append(text_line[block_indent:])
-                    else:
-                        block.append("")
-                    i += 1
-                while block and not block[-1]:
-                    block.pop()
-                joined = ("\n" if rest.startswith("|") else " ").join(block)
-                result[key] = joined + ("" if rest.endswith("-") else "\n")
-            elif rest:
-                result[key], i = _scalar(rest), i + 1
-            else:
-                nxt = i + 1
-                while nxt < len(lines) and not _strip_comment(lines[nxt]).strip():
-                    nxt += 1
-                if nxt < len(lines):
-                    nline = _strip_comment(lines[nxt])
-                    nind = len(nline) - len(nline.lstrip(" "))
-                    if nind > indent or (nind == indent and nline.strip().startswith("-")):
-                        result[key], i = parse(nxt, nind)
-                        continue
-                result[key], i = None, i + 1
-        return result, i
-
-    value, end = parse(0, 0)
-    rest = [ln for ln in lines[end:] if _strip_comment(ln).strip()]
-    assert not rest, f"unparsed lines: {rest[:3]}"
-    return value
-
-
 def load_yaml(path: Path) -> Any:
-    try:
-        import yaml
-    except ImportError:
-        return minimal_yaml(path.read_text())
     return yaml.safe_load(path.read_text())
 
 
@@ -387,13 +241,6 @@ def test_scrape_config_keeps_the_job_label() -> None:
     assert doc["rule_files"] == [RULES.name]
 
 
-def test_minimal_yaml_matches_pyyaml() -> None:
-    yaml = pytest.importorskip("yaml", reason="PyYAML not installed: only the fallback parser is used")
-    for path in (RULES, SCRAPE, RULE_TESTS):
-        assert minimal_yaml(path.read_text()) == yaml.safe_load(path.read_text()), path.name
-
-
-# -- promtool --------------------------------------------------------------------------------
 def _promtool() -> str:
     path = shutil.which("promtool")
     if path is None:

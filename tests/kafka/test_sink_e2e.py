@@ -61,7 +61,7 @@ def test_round_trip_through_segments_log_schema_and_key_changes(harness, broker,
     full = harness.engine.full()
     harness.trade(150)
     config = broker.config()
-    sink = KafkaSink(config, harness.store, harness.db)
+    sink = KafkaSink(config, harness.store, harness.source)
     try:
         first = sink.sync_once()
         assert first.ok and first.bootstrapped, first
@@ -106,7 +106,7 @@ def test_round_trip_through_segments_log_schema_and_key_changes(harness, broker,
     assert [json.loads(codec.schema_key("pairlocks"))] == [codec.decode_key(r.key) for r in schema_records]
     assert "note" in [c["name"] for c in schema_records[0].table_schema["columns"]]
 
-    report = check_topics(config, harness.db, harness.store.source)
+    report = check_topics(config, harness.source, harness.store.source)
     assert report.ok, report.to_json()
     restored_equals_source(config, harness, tmp_path)
 
@@ -116,7 +116,7 @@ def test_broker_killed_and_restarted_mid_stream(harness, own_broker, tmp_path):
     full = harness.engine.full()
     harness.trade(100)
     config = own_broker.config(timeout=20.0)
-    sink = KafkaSink(config, harness.store, harness.db)
+    sink = KafkaSink(config, harness.store, harness.source)
     try:
         assert sink.sync_once().ok
         harness.trade(100)
@@ -150,7 +150,7 @@ def test_broker_killed_and_restarted_mid_stream(harness, own_broker, tmp_path):
     assert_per_key_order(life2)
     # Every event since the full backup arrived, in order, with no gap.
     assert event_seqs(life2, full.last_seq) == set(range(full.last_seq + 1, after.to_seq + 1))
-    assert check_topics(config, harness.db, harness.store.source).ok
+    assert check_topics(config, harness.source, harness.store.source).ok
     restored_equals_source(config, harness, tmp_path)
 
 
@@ -159,7 +159,7 @@ def test_network_outage_resumes_from_the_checkpoint_through_stored_segments(harn
     harness.trade(80)
     full = harness.engine.full()
     config = broker.config(timeout=20.0)
-    sink = KafkaSink(config, harness.store, harness.db)
+    sink = KafkaSink(config, harness.store, harness.source)
     try:
         assert sink.sync_once().ok
         harness.trade(80)
@@ -186,7 +186,7 @@ def test_network_outage_resumes_from_the_checkpoint_through_stored_segments(harn
     seen = consume(config, harness.store.source, TABLES)
     assert_per_key_order(seen)
     assert event_seqs(seen, full.last_seq) == set(range(full.last_seq + 1, after.to_seq + 1))
-    assert check_topics(config, harness.db, harness.store.source).ok
+    assert check_topics(config, harness.source, harness.store.source).ok
     restored_equals_source(config, harness, tmp_path)
 
 
@@ -258,7 +258,7 @@ def test_sync_reports_an_unreachable_broker_without_raising(harness, tmp_path):
     from trade_stream.kafka.config import KafkaConfig
 
     sink = KafkaSink(KafkaConfig(bootstrap_servers=f"127.0.0.1:{free_port()}", timeout=5.0),
-                     harness.store, harness.db, state_dir=tmp_path / "state")
+                     harness.store, harness.source, state_dir=tmp_path / "state")
     try:
         result = sink.sync_once(timeout=3)
     finally:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.capture import SqliteCapture
 from trade_stream.sqlite.database import DatabaseService

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from trade_stream import object_format
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService

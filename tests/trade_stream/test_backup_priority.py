@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from trade_stream.sqlite.backup import BACKUP_NICE, at_low_priority
+from trade_stream.priority import BACKUP_NICE, at_low_priority
 
 IOPRIO_GET, IOPRIO_WHO_PROCESS = 252, 1
 
@@ -94,7 +94,7 @@ def test_the_copy_goes_to_memory_scratch_and_a_killed_backups_leftover_is_remove
     real_copy = backup.BackupEngine._copy
     monkeypatch.setattr(backup.BackupEngine, "_copy",
                         lambda self, conn, path: seen.append(str(path.parent.parent)) or real_copy(self, conn, path))
-    leftover = scratch / f"tradevault-full-{engine._source_digest()}-killed"
+    leftover = scratch / f"tradevault-full-{engine.publisher.digest}-killed"
     leftover.mkdir()
     (leftover / "snapshot.sqlite").write_bytes(b"x" * 1000)
     other_source = scratch / "tradevault-full-0123456789abcdef-other"

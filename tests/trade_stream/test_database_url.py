@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
-from trade_stream.sqlite.database import DatabaseService, SqliteFileUrl, parse_url
+from trade_stream.database_url import SqliteFileUrl, parse_url
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 
 

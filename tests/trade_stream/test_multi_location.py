@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from restore.planner import Target, plan_restore
-from restore.replay import restore_sqlite
+from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
 from tests.conftest import DEMO_KEYS
 from trade_stream.sqlite.backup import BackupEngine

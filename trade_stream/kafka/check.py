@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from trade_stream.errors import BadInputError
 from trade_stream.kafka import codec as codec
-from trade_stream.sqlite.capture import SqliteCapture
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.kafka.config import KafkaConfig
 from trade_stream.kafka.source import table_rows
 from trade_stream.kafka.state import KafkaState, load_state
+from trade_stream.source import ChangeLog, Source
 
 EXAMPLES = 5
 
@@ -58,7 +58,7 @@ class CheckReport:
         return data
 
 
-def _source_rows(conn: Any, capture: SqliteCapture, seq: int) -> dict[str, dict[bytes, bytes]]:
+def _source_rows(conn: Any, capture: ChangeLog, seq: int) -> dict[str, dict[bytes, bytes]]:
     rows: dict[str, dict[bytes, bytes]] = {}
     for table in capture.schema_at(conn, seq).tables:
         columns, key_idx = table.column_names, table.key_indexes()
@@ -93,13 +93,15 @@ def compare(state: KafkaState, source: dict[str, dict[bytes, bytes]]) -> dict[st
     return result
 
 
-def check_topics(config: KafkaConfig, db: DatabaseService, source: str, *,
+def check_topics(config: KafkaConfig, db: Source, source: str, *,
                  topics_seq: int | None = None, timeout: float | None = None) -> CheckReport:
     """Compare the topics of ``source`` with ``db`` (``topics_seq``: the sink's checkpoint,
     reported so a caller can tell a moving source from a real difference)."""
     state = load_state(config, source, timeout=timeout)
-    capture = SqliteCapture(db)
-    conn = db.connect(readonly=True)
+    capture = db.change_log()
+    if capture is None:
+        raise BadInputError(f"checking the topics needs a readable change log; {db.dialect} sources have none")
+    conn = capture.connect(readonly=True)
     try:
         conn.execute("BEGIN")
         seq = capture.last_seq(conn) if capture.is_installed(conn) else 0

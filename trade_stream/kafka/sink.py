@@ -32,7 +32,7 @@ from aiokafka.errors import KafkaError
 
 from trade_stream.kafka import checkpoint as ckpt
 from trade_stream.kafka import codec as codec
-from trade_stream.sqlite.database import DatabaseService
+from trade_stream.source import Source
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
 from trade_stream.kafka.client import KafkaUnavailable, Publisher
@@ -69,15 +69,21 @@ class SyncResult:
 
 
 class KafkaSink:
-    def __init__(self, config: KafkaConfig, store: BackupStore, db: DatabaseService, *,
+    def __init__(self, config: KafkaConfig, store: BackupStore, source: Source, *,
                  state_dir: str | Path | None = None, work_dir: str | None = None) -> None:
         if not config.enabled:
             raise BadInputError("the Kafka sink is off: set [kafka] bootstrap_servers")
+        log = source.change_log()
+        if log is None:
+            raise BadInputError(f"the Kafka sink needs a source whose captured changes can be read again; "
+                                f"{source.dialect} sources are not supported yet")
         self.config = config
         self.store = store
-        self.db = db
-        self.source = EventSource(db, store, chunk=config.chunk_events)
-        directory = Path(state_dir or config.state_dir or db.path.absolute().parent)
+        self.database = source
+        self.log = log
+        self.source = EventSource(log, store, chunk=config.chunk_events)
+        home = source.database_file.absolute().parent if source.database_file else None
+        directory = Path(state_dir or config.state_dir or home or ".")
         self.path = ckpt.checkpoint_path(directory, store.source, config.topic_prefix)
         self.work_dir = work_dir
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -121,11 +127,11 @@ class KafkaSink:
         """For ``status``: how far the topics are behind the capture."""
         point = self.checkpoint()
         source_seq = 0
-        if self.db.exists():
-            conn = self.db.connect(readonly=True)
+        if self.log.exists():
+            conn = self.log.connect(readonly=True)
             try:
-                if self.source.capture.is_installed(conn):
-                    source_seq = self.source.capture.last_seq(conn)
+                if self.log.is_installed(conn):
+                    source_seq = self.log.last_seq(conn)
             finally:
                 conn.close()
         behind = max(0, source_seq - point.seq)
@@ -157,11 +163,11 @@ class KafkaSink:
     # -- one sync ----------------------------------------------------------------------------
     def _behind(self, seq: int) -> int:
         try:
-            conn = self.db.connect(readonly=True)
+            conn = self.log.connect(readonly=True)
         except sqlite3.Error:
             return 0
         try:
-            return max(0, self.source.capture.last_seq(conn) - seq)
+            return max(0, self.log.last_seq(conn) - seq)
         except sqlite3.Error:
             return 0
         finally:

@@ -19,12 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from trade_stream.sqlite.capture import CHANGES, SqliteCapture
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
 from trade_stream.events import ChangeEvent
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.source import ChangeLog
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import decompress_full, events_of
 
@@ -98,15 +97,14 @@ def table_rows(conn: sqlite3.Connection, table: TableSchema, batch: int = 20000)
 class EventSource:
     """Gap-free event batches of one capture after a position (see the module doc)."""
 
-    def __init__(self, db: DatabaseService, store: BackupStore, chunk: int = 20000) -> None:
-        self.db = db
+    def __init__(self, log: ChangeLog, store: BackupStore, chunk: int = 20000) -> None:
+        self.capture = log
         self.store = store
-        self.capture = SqliteCapture(db)
         self.chunk = chunk
 
     def connect(self) -> sqlite3.Connection:
-        self.db.require_exists()
-        conn = self.db.connect()
+        self.capture.require_exists()
+        conn = self.capture.connect()
         if not self.capture.is_installed(conn):
             conn.close()
             raise BadInputError("change capture is not installed yet: run `tradevault backup full` first")
@@ -148,7 +146,7 @@ class EventSource:
         event right after ``position`` (it was pruned into a stored segment)."""
         conn.execute("BEGIN")
         try:
-            oldest = conn.execute(f"SELECT min(seq) FROM {CHANGES}").fetchone()[0]
+            oldest = self.capture.oldest_seq(conn)
             if oldest is None or oldest > position + 1:
                 return None
             batch = next(self.capture.read(conn, position, min(upto, position + self.chunk), self.chunk), None)

@@ -22,19 +22,20 @@ import time
 from typing import Any, Callable
 
 from trade_stream import manifest as mf
-from trade_stream.sqlite.backup import BackupEngine, BackupResult, chain_position
+from trade_stream.manifest import chain_end, chain_position
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
-from trade_stream.object_format import CODEC_EVENTS, ObjectReader, ObjectWriter
+from trade_stream.object_format import CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
 from trade_stream.postgres.database import PostgresDatabase, same_columns
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.types import type_oid
 from trade_stream.postgres.wal2json import StreamDecoder
 from trade_stream.progress import Progress, no_progress
+from trade_stream.publish import BackupResult, Publisher
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.segments import decode_chunks, encode_chunk
-from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, CODEC_PGCOPY, encode_copy_chunk
+from trade_stream.segments import encode_chunk
+from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
 from trade_stream.storage.store import BackupStore
 
 SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"
@@ -78,22 +79,6 @@ def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], No
     return count
 
 
-def chain_end(entries: list[mf.ManifestEntry]) -> mf.ManifestEntry | None:
-    """The entry whose last_seq is the chain position (see ``backup.chain_position``)."""
-    if not entries:
-        return None
-    capture_id = entries[-1].capture_id
-    found = None
-    for entry in entries:
-        if entry.capture_id != capture_id:
-            continue
-        if entry.kind == mf.FULL and found is None:
-            found = entry
-        elif entry.kind == mf.INCREMENTAL:
-            found = entry
-    return found
-
-
 def end_schema(store: BackupStore, entry: mf.ManifestEntry) -> DatabaseSchema:
     """The tables as the stream knows them after ``entry`` (read from its header only)."""
     problems = []
@@ -124,19 +109,20 @@ class PostgresBackupEngine:
     ) -> None:
         self.db = db
         self.store = store
+        self.publisher = Publisher(store, f"{db.dialect}:{store.source}:{db.url_text}", level=level,
+                                   threads=threads, annotate=annotate)
+        self.warnings = self.publisher.warnings
+        self.exclusive = self.publisher.exclusive
         self.capture = PostgresCapture(db, slot_name_for(store.source))
         self.work_dir = work_dir or None
-        self.level = level
-        self.threads = threads
         self.progress = progress
-        # header, encryption fields and publishing (with behind-location warnings) are the
-        # SQLite engine's: shared by composition, nothing SQLite-specific is used.
-        self._helper = BackupEngine(db, store, level=level, threads=threads, progress=progress,  # type: ignore[arg-type]
-                                    annotate=annotate)
-        self.warnings: list[str] = self._helper.warnings
 
     # -- full ----------------------------------------------------------------------------------
     def full(self) -> BackupResult:
+        with self.exclusive():
+            return self._full()
+
+    def _full(self) -> BackupResult:
         started = time.perf_counter()
         conn = self.db.connect()
         try:
@@ -183,7 +169,7 @@ class PostgresBackupEngine:
             # The header must name the row counts before the rows: count first (same
             # snapshot, cheap next to the COPY), so the header is exact.
             counts = PostgresDatabase.row_counts(reader, tables)
-            header = self._helper._header(
+            header = self.publisher.header(
                 mf.FULL, CODEC_PGCOPY, seq, seq, schema.to_dict(), capture_id, snapshot_ts, snapshot_ts,
                 sum(counts.values()), {"tables": counts, "lsn": snapshot.lsn},
             )
@@ -194,11 +180,11 @@ class PostgresBackupEngine:
                     done += copy_raw(reader, table, writer.write)
                     self.progress("copy", done, None)
 
-            stored_object = self._helper._store_object(key, header, write_body)
+            stored_object = self.publisher.store_object(key, header, write_body)
             reader.execute("COMMIT")
         finally:
             reader.close()
-        entry, stored = self._helper._publish_entry(
+        entry, stored = self.publisher.publish_entry(
             stored_object, entries[-1] if entries else None,
             n=n, kind=mf.FULL, object=key, capture_id=capture_id, after_seq=seq, first_seq=seq, last_seq=seq,
             first_ts=snapshot_ts, last_ts=snapshot_ts, count=sum(counts.values()),
@@ -208,6 +194,10 @@ class PostgresBackupEngine:
 
     # -- incremental ---------------------------------------------------------------------------
     def incremental(self) -> BackupResult:
+        with self.exclusive():
+            return self._incremental()
+
+    def _incremental(self) -> BackupResult:
         started = time.perf_counter()
         conn = self.db.connect()
         try:
@@ -269,7 +259,7 @@ class PostgresBackupEngine:
                                         tables=sorted(end_tables.values(), key=lambda t: t.name))
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)
-            header = self._helper._header(
+            header = self.publisher.header(
                 mf.INCREMENTAL, CODEC_EVENTS, covered, stats.last_seq, known.to_dict(), capture_id,
                 stats.first_ts, stats.last_ts, stats.count,
                 {"end_schema": new_schema.to_dict(), "end_lsn": advance_to},
@@ -280,8 +270,8 @@ class PostgresBackupEngine:
                 while chunk := spool.read(4 << 20):
                     writer.write(chunk)
 
-            stored_object = self._helper._store_object(key, header, write_body, threads=0)
-        entry, stored = self._helper._publish_entry(
+            stored_object = self.publisher.store_object(key, header, write_body, threads=0)
+        entry, stored = self.publisher.publish_entry(
             stored_object, entries[-1],
             n=n, kind=mf.INCREMENTAL, object=key, capture_id=capture_id, after_seq=covered,
             first_seq=stats.first_seq or stats.last_seq, last_seq=stats.last_seq, first_ts=stats.first_ts,
@@ -379,7 +369,3 @@ class _Stats:
                     counts.pop(event.table, None)
                 else:
                     counts[event.table] = 0
-
-
-def read_events(reader: ObjectReader, name: str):  # pragma: no cover - convenience for tools
-    return decode_chunks(reader.body_chunks(), name)

@@ -1,6 +1,5 @@
-"""PostgresDatabase: the door to a PostgreSQL trading database (source or restore target),
-and ``open_database``, which picks the right door for a URL (importing this module does not import psycopg: the SQLite
-CLI path stays fast).
+"""PostgresDatabase: the door to a PostgreSQL trading database (source or restore target).
+Importing this module does not import psycopg.
 
 SQLAlchemy parses the URL (``postgresql+psycopg://user:pw@host:port/db``; the driver part
 is ignored); rows travel through psycopg 3 directly, with tradevault's exact loaders
@@ -19,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
+from trade_stream.database_url import parse_url
 from trade_stream.errors import BadInputError
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, quote_ident
 from trade_stream.table_selection import Selection, select_tables
@@ -29,25 +29,10 @@ if TYPE_CHECKING:
 SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"
 
 
-def open_database(url: str, include: list[str] | None = None, exclude: list[str] | None = None) -> Any:
-    """DatabaseService for SQLite URLs, PostgresDatabase for PostgreSQL ones."""
-    from trade_stream.sqlite.database import DatabaseService, parse_url
-
-    if parse_url(url).get_backend_name() == "postgresql":
-        return PostgresDatabase(url, include, exclude)
-    return DatabaseService(url, include, exclude)
-
-
-def is_postgres(db: Any) -> bool:
-    return getattr(db, "dialect", "") == "postgresql"
-
-
 class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None):
-        from trade_stream.sqlite.database import parse_url
-
         self.url_text = url
         self.url = parse_url(url)
         if self.url.get_backend_name() != "postgresql":

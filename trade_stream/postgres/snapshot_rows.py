@@ -29,8 +29,6 @@ import msgspec
 from trade_stream.errors import IntegrityError
 from trade_stream.segments import frame, unframe
 
-CODEC_PGCOPY = "pgcopy-binary"
-CODEC_ROWS = CODEC_PGCOPY  # the logical snapshot codec (name kept for callers)
 CHUNK_BYTES = 1 << 20
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 

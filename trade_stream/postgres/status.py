@@ -1,5 +1,5 @@
 """What ``status`` reports about a PostgreSQL source: the slot's health (retained WAL,
-lag) and the newest backups; same shape as ``status.source_status`` plus slot details.
+lag), the capture part of ``trade_stream.status``.
 
 ``pending_events`` counts row changes not yet confirmed by peeking at most
 ``PEEK_LIMIT`` messages (a lower bound when ``pending_capped``); ``lag_seconds`` is the
@@ -16,8 +16,6 @@ from trade_stream.postgres.capture import PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.wal2json import commit_ts_us, decode_message
-from trade_stream.sqlite.status import status_report
-from trade_stream.storage.store import BackupStore
 
 PEEK_LIMIT = 100_000
 
@@ -64,15 +62,6 @@ def capture_status(db: PostgresDatabase, slot: str) -> dict[str, Any]:
         }
     finally:
         conn.close()
-
-
-def postgres_source_status(db: PostgresDatabase, store: BackupStore) -> dict[str, Any]:
-    catalogs = store.catalogs()
-    entries = store.merged(catalogs)
-    capture = capture_status(db, slot_name_for(store.source))
-    if capture.get("installed") and entries:
-        capture["last_seq"] = entries[-1].last_seq
-    return status_report(db.safe_url(), store.source, capture, catalogs, entries)
 
 
 def uninstall_capture(db: PostgresDatabase, source: str) -> dict[str, Any]:

@@ -79,7 +79,6 @@ BASE_TYPES: dict[str, tuple[int, int, str]] = {
     "json": (114, 199, "json"),
     "jsonb": (3802, 3807, "json"),
 }
-SUPPORTED_OIDS = {oid for oid, _, _ in BASE_TYPES.values()} | {arr for _, arr, _ in BASE_TYPES.values()}
 ARRAY_FAMILY = "array"
 _TYPMOD = re.compile(r"\(\d+(?:,\d+)?\)")
 _DAY_US = 86_400_000_000

@@ -9,159 +9,26 @@ change log is pruned only after the segment and its manifest entry are stored ev
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import fcntl
-import hashlib
 import os
-import platform
 import shutil
 import sqlite3
-import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable
 
 from trade_stream import manifest as mf
 from trade_stream.sqlite.capture import CHANGES, OP_UPDATE, SqliteCapture, SyncReport, sql_literal
 from trade_stream.sqlite.database import DatabaseService
-from trade_stream.storage.encryption import AGE
-from trade_stream.errors import BadInputError, IntegrityError, StorageError
+from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
-from trade_stream.object_format import (
-    BODY_SIZED_FRAMES,
-    BODY_STREAM,
-    CODEC_EVENTS,
-    CODEC_SQLITE_FILE,
-    FORMAT_VERSION,
-    ObjectHeader,
-    ObjectWriter,
-)
+from trade_stream.manifest import chain_position
+from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectWriter
+from trade_stream.priority import at_low_priority
 from trade_stream.progress import Progress, no_progress
+from trade_stream.publish import BackupResult, Publisher, now_us
 from trade_stream.segments import encode_chunk
 from trade_stream.storage.store import BackupStore
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-@dataclass
-class StoredObject:
-    """What storing one object produced: sizes and checksums of what was stored (and of
-    the container before encryption), and where it went."""
-
-    size: int
-    sha256: str
-    plain_size: int
-    plain_sha256: str
-    locations: list[str]
-    failed: dict[str, str]
-
-
-@dataclass
-class BackupResult:
-    kind: str
-    n: int | None
-    first_seq: int | None
-    last_seq: int | None
-    count: int
-    bytes: int
-    seconds: float
-    locations: list[str]
-    first_ts: int | None = None
-    last_ts: int | None = None
-    tables: dict[str, int] = field(default_factory=dict)
-    skipped: str = ""  # why nothing was stored (nothing changed)
-    warnings: list[str] = field(default_factory=list)
-    catch_up: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, entry: mf.ManifestEntry, locations: list[str]) -> "BackupResult":
-        """The result of a backup that stored ``entry`` in ``locations``."""
-        return cls(kind=entry.kind, n=entry.n, first_seq=entry.first_seq, last_seq=entry.last_seq,
-                   count=entry.count, bytes=entry.bytes, seconds=0.0, locations=locations,
-                   first_ts=entry.first_ts, last_ts=entry.last_ts, tables=dict(entry.tables))
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["rows" if self.kind == mf.FULL else "events"] = self.count
-        return data
-
-
-def chain_position(entries: list[mf.ManifestEntry]) -> int | None:
-    """The seq up to which the incremental chain of the current capture is stored."""
-    if not entries:
-        return None
-    capture_id = entries[-1].capture_id
-    covered = None
-    for entry in entries:
-        if entry.capture_id != capture_id:
-            continue
-        if entry.kind == mf.FULL and covered is None:
-            covered = entry.last_seq
-        elif entry.kind == mf.INCREMENTAL:
-            covered = entry.last_seq
-    return covered
-
-
-BACKUP_NICE = 10
-_IOPRIO_SET, _IOPRIO_WHO_PROCESS, _IOPRIO_CLASS_IDLE = 251, 1, 3  # x86-64 Linux
-
-
-def yield_to_trading() -> None:
-    """Run this thread (and the compression threads it starts) below the bot's priority:
-    on a small machine a full backup's compression and reads would otherwise take the
-    cores and the disk queue the bot's commits need. CPU: niceness 10 and, where the
-    system has it, the SCHED_IDLE policy (a waking bot thread preempts it at once; commit
-    p99 during back-to-back full backups / without capture, medians of 7 rounds: 1.10-1.15
-    against 1.07-1.33 with niceness alone); disk: the idle I/O class (honoured by the bfq
-    and mq-deadline schedulers, which still serve it after a few seconds of waiting). All
-    are per thread, inherited by new threads, and cannot be raised back without
-    privileges, so they stay for the thread's later jobs."""
-    tid = threading.get_native_id()
-    if os.getpriority(os.PRIO_PROCESS, tid) < BACKUP_NICE:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, BACKUP_NICE)
-        except OSError:
-            pass
-    if hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass
-    if sys.platform == "linux" and platform.machine() == "x86_64":
-        try:
-            ctypes.CDLL(None, use_errno=True).syscall(_IOPRIO_SET, _IOPRIO_WHO_PROCESS, tid,
-                                                      _IOPRIO_CLASS_IDLE << 13)
-        except (OSError, AttributeError):
-            pass
-
-
-T = TypeVar("T")
-
-
-def at_low_priority(work: Callable[[], T]) -> T:
-    """``work`` in a thread of its own that yields CPU and disk to the bot, so the caller's
-    thread (the agent's loop, sealing incrementals) keeps its normal priority."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        yield_to_trading()
-        try:
-            outcome["result"] = work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name="tradevault-low-priority")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
 
 
 MEMORY_SCRATCH = Path("/dev/shm")
@@ -211,19 +78,18 @@ class BackupEngine:
         annotate: Callable[[], dict[str, str]] | None = None,
         copy_in_memory: bool = True,
     ) -> None:
-        """``annotate`` returns what to record beside each backup (the live config commit
-        of each watched directory), so data and configuration share restore points."""
-        self.annotate = annotate
+        """``annotate``: see ``Publisher``."""
         self.db = db
         self.store = store
+        self.publisher = Publisher(store, f"{db.dialect}:{store.source}:{db.url_text}", level=level,
+                                   threads=threads, annotate=annotate)
+        self.warnings = self.publisher.warnings
         self.capture = SqliteCapture(db)
         self.work_dir = work_dir or None
-        self.level = level
-        self.threads = threads
         self.use_wal = use_wal
         self.progress = progress
         self.copy_in_memory = copy_in_memory
-        self.warnings: list[str] = []
+        self.exclusive = self.publisher.exclusive
 
     # -- shared ----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -252,87 +118,6 @@ class BackupEngine:
         self.warnings.extend(report.warnings)
         return report
 
-    def _header(self, kind: str, codec: str, after: int, last: int, schema: dict, capture_id: str,
-                first_ts: int | None = None, last_ts: int | None = None, count: int = -1,
-                extra: dict | None = None, body: str = BODY_STREAM) -> ObjectHeader:
-        return ObjectHeader(
-            format=FORMAT_VERSION, kind=kind, codec=codec, source=self.store.source, after_seq=after,
-            last_seq=last, first_ts=first_ts, last_ts=last_ts, count=count, schema=schema,
-            capture_id=capture_id, extra=extra or {}, body=body,
-        )
-
-    def _store_object(self, key: str, header: ObjectHeader, write_body: Callable[[ObjectWriter], None],
-                      *, threads: int | None = None) -> "StoredObject":
-        """One object to every location: ``write_body`` streams the body (and may raise to
-        abandon it); nothing is visible unless every step succeeded."""
-        sink = self.store.object_writer(key)
-        writer: ObjectWriter | None = None
-        try:
-            writer = ObjectWriter(sink, header, level=self.level, threads=self.threads if threads is None else threads)
-            write_body(writer)
-            plain_size, plain_sha = writer.finish()
-            size, sha = sink.close_stream()
-            stored_in = sink.commit()
-        except BaseException:
-            if writer is not None:
-                writer.abandon()
-            sink.abort()
-            raise
-        return StoredObject(size, sha, plain_size, plain_sha, stored_in, sink.failed)
-
-    def _publish_entry(self, stored: "StoredObject", previous: mf.ManifestEntry | None,
-                       **fields: Any) -> tuple[mf.ManifestEntry, list[str]]:
-        """The manifest entry of a stored object, sealed onto the chain and written last;
-        returns it and the locations that now hold both."""
-        entry = mf.seal(
-            mf.ManifestEntry(source=self.store.source, bytes=stored.size, sha256=stored.sha256, created_at=now_us(),
-                             **{**self._extra_fields(stored.plain_size, stored.plain_sha256), **fields}),
-            previous,
-        )
-        return entry, self._publish(entry, stored.locations, stored.failed)
-
-    def _extra_fields(self, plain_size: int, plain_sha: str) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        if self.annotate is not None:
-            try:
-                fields["config"] = self.annotate()
-            except Exception as exc:  # noqa: BLE001 - a config problem must not stop a backup
-                self.warnings.append(f"could not record the config commit: {exc}")
-        if self.store.cipher.enabled:
-            fields.update(encryption=AGE, plain_bytes=plain_size, plain_sha256=plain_sha)
-        return fields
-
-    def _publish(self, entry: mf.ManifestEntry, stored_in: list[str], failed: dict[str, str]) -> list[str]:
-        stored = self.store.publish(entry, stored_in)
-        for name in (loc.name for loc in self.store.locations):
-            if name not in stored:
-                reason = failed.get(name, "manifest entry not written")
-                self.warnings.append(f"location {name} is behind (catches up at the next backup): {reason}")
-        return stored
-
-    def _source_digest(self) -> str:
-        return hashlib.sha256(f"{self.db.dialect}:{self.store.source}:{self.db.url_text}".encode()).hexdigest()[:16]
-
-    @contextlib.contextmanager
-    def exclusive(self, timeout: float = 900.0) -> Iterator[None]:
-        """One backup of a source at a time on this host: a full and an incremental running
-        together would both take the next chain position."""
-        path = Path(tempfile.gettempdir()) / f"tradevault-backup-{self._source_digest()}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StorageError("another backup of this database is still running") from None
-                    time.sleep(0.1)
-            yield
-        finally:
-            os.close(fd)
-
     # -- full ------------------------------------------------------------------------------
     def full(self) -> BackupResult:
         def low_priority_full() -> BackupResult:
@@ -350,7 +135,7 @@ class BackupEngine:
             entries = self.store.entries_for_write()
             in_memory = self.copy_in_memory and not self.work_dir  # a configured work_dir is the user's choice
             scratch = memory_scratch(self.db.path.stat().st_size) if in_memory else None
-            prefix = f"tradevault-full-{self._source_digest()}-"
+            prefix = f"tradevault-full-{self.publisher.digest}-"
             # Under the host lock no other full backup of this source runs: a directory with
             # this prefix is what a killed one left (in memory, it would stay till a reboot).
             for stale in Path(scratch or self.work_dir or tempfile.gettempdir()).glob(f"{prefix}*"):
@@ -422,7 +207,7 @@ class BackupEngine:
         seq, schema, counts = info["seq"], info["schema"], info["counts"]
         extra = {"tables": counts, **({"origin": origin} if origin else {})}
         # sized frames: a restore decompresses several at once
-        header = self._header(mf.FULL, CODEC_SQLITE_FILE, seq, seq, schema.to_dict(), info["capture_id"],
+        header = self.publisher.header(mf.FULL, CODEC_SQLITE_FILE, seq, seq, schema.to_dict(), info["capture_id"],
                               snapshot_ts, snapshot_ts, sum(counts.values()), extra, body=BODY_SIZED_FRAMES)
         size_in = copy_path.stat().st_size
 
@@ -434,8 +219,8 @@ class BackupEngine:
                     done += len(chunk)
                     self.progress("compress", done, size_in)
 
-        stored_object = self._store_object(key, header, write_body)
-        entry, stored = self._publish_entry(
+        stored_object = self.publisher.store_object(key, header, write_body)
+        entry, stored = self.publisher.publish_entry(
             stored_object, entries[-1] if entries else None,
             n=n, kind=mf.FULL, object=key, capture_id=info["capture_id"], after_seq=seq, first_seq=seq,
             last_seq=seq, first_ts=snapshot_ts, last_ts=snapshot_ts, count=sum(counts.values()),
@@ -528,7 +313,7 @@ class BackupEngine:
             schema = self.capture.schema_at(conn, covered)
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)
-            header = self._header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id)
+            header = self.publisher.header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id)
             count, first_seq, first_ts, last_ts, per_table = 0, None, None, None, {}
 
             def write_body(writer: ObjectWriter) -> None:
@@ -547,13 +332,13 @@ class BackupEngine:
                 per_table = self._row_counts_at(conn, entries, capture_id, covered, upto)
 
             # one zstd worker thread: it compresses while this thread reads the change log
-            stored_object = self._store_object(key, header, write_body, threads=1)
+            stored_object = self.publisher.store_object(key, header, write_body, threads=1)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        entry, stored = self._publish_entry(
+        entry, stored = self.publisher.publish_entry(
             stored_object, entries[-1],
             n=n, kind=mf.INCREMENTAL, object=key, capture_id=capture_id, after_seq=covered,
             first_seq=first_seq or upto, last_seq=upto, first_ts=first_ts, last_ts=last_ts, count=count,

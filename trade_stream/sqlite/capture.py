@@ -68,6 +68,20 @@ class SqliteCapture:
         self.db = db
 
     # -- state -----------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.db.exists()
+
+    def require_exists(self) -> None:
+        self.db.require_exists()
+
+    def connect(self, *, readonly: bool = False) -> sqlite3.Connection:
+        return self.db.connect(readonly=readonly)
+
+    @staticmethod
+    def oldest_seq(conn: sqlite3.Connection) -> int | None:
+        row = conn.execute(f"SELECT min(seq) FROM {CHANGES}").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     @staticmethod
     def is_installed(conn: sqlite3.Connection) -> bool:
         row = conn.execute(

@@ -7,50 +7,14 @@ float) would break exactness and cost speed.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, NamedTuple
+from typing import Iterable
 
+from trade_stream.database_url import parse_url
 from trade_stream.errors import BadInputError
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, family_of, quote_ident
 from trade_stream.table_selection import Selection, select_tables
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-
-
-class SqliteFileUrl(NamedTuple):
-    """A plain ``sqlite:///path`` URL, parsed without SQLAlchemy (whose import costs every
-    SQLite command 0.3 s); anything fancier goes through SQLAlchemy's own parser."""
-
-    database: str
-
-    @staticmethod
-    def get_backend_name() -> str:
-        return "sqlite"
-
-
-_PLAIN_SQLITE = re.compile(r"sqlite(?:\+pysqlite)?:///([^?%]+)")
-
-
-def parse_url(url: str) -> "URL | SqliteFileUrl":
-    plain = _PLAIN_SQLITE.fullmatch(url)
-    if plain and plain.group(1) != ":memory:":
-        return SqliteFileUrl(plain.group(1))
-    from sqlalchemy.engine import make_url  # imported here: it costs a CLI start 0.3 s
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise BadInputError(f"not a database URL: {url!r} (e.g. sqlite:///tradesv3.sqlite)") from None
-    backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise BadInputError(f"unsupported database {backend!r} in {url!r} (sqlite or postgresql)")
-    if backend == "sqlite" and (not parsed.database or parsed.database == ":memory:"):
-        raise BadInputError(f"{url!r}: a SQLite database file is required (sqlite:///path/to/file)")
-    return parsed
 
 
 class DatabaseService:

@@ -146,15 +146,6 @@ class FileLocation:
         except FileNotFoundError:
             pass
 
-    def check_writable(self) -> None:
-        """Fail early, with a clear message, when the location cannot be written."""
-        probe = self.root
-        while not probe.exists():
-            probe = probe.parent
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise BadInputError(f"location {self.name}: {probe} is not writable")
-
-
 def open_location(name: str, url: str, **options: str) -> Location:
     """A Location for a configured URL; unsupported or malformed URLs are bad input."""
     parsed = urlparse(url)

@@ -1,38 +1,19 @@
-"""What ``status`` reports about one source: capture lag and the newest backups."""
+"""What ``status`` reports about one source: its capture (the Source says), the newest
+backups and how far each location is behind the merged catalog."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from trade_stream.sqlite.backup import chain_position
-from trade_stream.sqlite.capture import SqliteCapture
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, summary
+from trade_stream.source import Source
 from trade_stream.storage.store import BackupStore, LocationCatalog
 
 
-def source_status(db: DatabaseService, store: BackupStore) -> dict[str, Any]:
-    now = time.time_ns() // 1000
-    capture: dict[str, Any] = {"installed": False}
+def source_status(source: Source, store: BackupStore) -> dict[str, Any]:
     catalogs = store.catalogs()
     entries = store.merged(catalogs)
-    if db.exists():
-        conn = db.connect(readonly=True)
-        try:
-            cap = SqliteCapture(db)
-            if cap.is_installed(conn):
-                pending, oldest = cap.pending(conn, chain_position(entries) or 0)
-                capture = {
-                    "installed": True,
-                    "last_seq": cap.last_seq(conn),
-                    "pending_events": pending,
-                    "lag_seconds": round((now - oldest) / 1e6, 3) if oldest else 0.0,
-                    "schema_change_pending": cap.needs_sync(conn),
-                }
-        finally:
-            conn.close()
-    return status_report(db.url_text, store.source, capture, catalogs, entries)
+    return status_report(source.display_url, store.source, source.capture_status(store, entries), catalogs, entries)
 
 
 def status_report(database: str, source: str, capture: dict[str, Any], catalogs: list[LocationCatalog],
