@@ -273,7 +273,7 @@ def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes,
             overlay.add_store = overlay.bases[0]  # never write into the repository
             # the work tree as it is (plaintext), compared with decrypted history
             scanner = repo.scanner if not repo.sealer.enabled else Scanner(
-                repo.root, repo.scanner.max_file_size, repo.warn
+                repo.root, repo.scanner.max_file_size, repo.warn, protected=repo.scanner.protected
             )
             snapshot = scanner.scan(PathFilter.for_repo(r, repo.static_ignore), overlay)
             new_tree = build_tree(

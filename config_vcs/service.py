@@ -310,6 +310,7 @@ class ConfigHistory:
         self._warn = warn or log.warning
         self.options.identity()  # a bad author fails now, not at the first commit
         self.options.sealer()  # so does a bad secret recipient
+        self.options.static_ignore()  # and a bad include/exclude glob
         self.workers: list[RepoWorker] = []
         self._watcher: DirectoryWatcher | None = None
         self._started = False
@@ -342,9 +343,7 @@ class ConfigHistory:
             if o.watch:  # watch before the start-up scan: nothing changed during it is missed
                 self._watcher = DirectoryWatcher()
                 for worker in self.workers:
-                    self._watcher.add(
-                        worker.repo.root, worker.repo.static_ignore, worker.touch, worker.rescan_now
-                    )
+                    self._watcher.add(worker.repo.root, worker.repo, worker.touch, worker.rescan_now)
                 self._watcher.start()
             for worker in self.workers:
                 worker.cycle()  # changes made while nobody watched (or the initial commit)

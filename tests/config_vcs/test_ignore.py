@@ -42,7 +42,9 @@ def test_exclude_block_is_replaced_not_duplicated():
 
 # -- what is not configuration by name: the defaults, include, exclude --------------------------
 
+from config_vcs.errors import BadInput  # noqa: E402
 from config_vcs.ignore import PathFilter, literal, managed_block  # noqa: E402
+from config_vcs.options import Options  # noqa: E402
 from config_vcs.reasons import DATA_DIR, EXCLUDE, LOG, SQLITE  # noqa: E402
 
 
@@ -97,6 +99,23 @@ def test_a_default_directory_is_walked_only_when_an_include_can_reach_below_it()
     assert StaticIgnore(include=["/strategies/x.py"]).may_prune("data", DATA_DIR)
     assert StaticIgnore(include=["other/data/x.json"]).may_prune("data", DATA_DIR)
     assert StaticIgnore(include=["*.json"]).may_prune("private", EXCLUDE)  # exclude always prunes
+
+
+@pytest.mark.parametrize("key, globs, message", [
+    ("include", ["!data/"], "include globs re-admit"),
+    ("include", [""], "empty glob"),
+    ("exclude", ["  "], "empty glob"),
+    ("exclude", ["a\nb"], "one line"),
+])
+def test_bad_globs_are_one_line_bad_input(key, globs, message):
+    with pytest.raises(BadInput, match=message) as caught:
+        Options(**{key: tuple(globs)}).static_ignore()
+    assert "\n" not in str(caught.value).replace("\\n", "")
+
+
+def test_max_file_size_must_be_positive():
+    with pytest.raises(BadInput, match="max_file_size"):
+        Options(max_file_size=0)
 
 
 def test_the_managed_block_is_never_read_back_as_a_rule(tmp_path):

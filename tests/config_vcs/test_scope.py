@@ -1,0 +1,138 @@
+"""What one commit of a watched directory holds: the protected database never, other SQLite
+files, logs, data, large and binary files not by default, include re-admitting them; files
+tracked before are untracked and stay on disk. Real files, real dulwich, checked with the
+real git binary."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import pytest
+
+from config_vcs.options import Options
+from config_vcs.reasons import BINARY, DATA_DIR, DATABASE, LOG, SQLITE, TOO_LARGE
+from cvs_helpers import bot_layout, git, object_sizes, tree_files, write
+
+CONFIG = {"config.json", "strategies/SampleStrategy.py", "strategies/Breakout.py"}
+
+
+def _database(path, wal: bool = True) -> sqlite3.Connection:
+    """A SQLite database left open (its -wal/-shm stay) with one row."""
+    conn = sqlite3.connect(path)
+    if wal:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    return conn
+
+
+@pytest.fixture
+def bot(tmp_path):
+    """user_data with config, strategies, data/, logs/, the live database (WAL) and a second
+    SQLite database whose name says nothing; yields (root, options, connections)."""
+    root = tmp_path / "user_data"
+    bot_layout(root, data_bytes=64 * 1024)
+    conns = [_database(root / "tradesv3.sqlite"), _database(root / "cache.store")]
+    options = Options(host="test-host", protected_files=(str(root / "tradesv3.sqlite"),))
+    yield root, options
+    for conn in conns:
+        conn.close()
+
+
+def test_commit_holds_configuration_only_and_plain_git_agrees(bot):
+    root, options = bot
+    assert (root / "cache.store-wal").exists() and (root / "tradesv3.sqlite-wal").exists()
+    repo = options.repo(root, create=True)
+    repo.commit_worktree()
+    assert set(tree_files(root)) == CONFIG
+    assert git("status", "--porcelain", cwd=root) == ""  # nothing shows up as untracked
+    ignored = git("status", "--porcelain", "--ignored", cwd=root)
+    for path in ("tradesv3.sqlite", "tradesv3.sqlite-wal", "cache.store", "cache.store-wal", "data/", "logs/"):
+        assert f"!! {path}\n" in ignored
+    assert repo.last_excluded[b"tradesv3.sqlite"] == DATABASE
+    assert repo.last_excluded[b"tradesv3.sqlite-shm"] == DATABASE
+    assert repo.last_excluded[b"cache.store"] == SQLITE  # by its header
+    assert repo.last_excluded[b"cache.store-wal"] == SQLITE  # as the companion of one
+    assert repo.last_excluded[b"data/"] == DATA_DIR and repo.last_excluded[b"logs/"] == LOG
+    # nothing left out was even stored: one blob per configuration file
+    blobs = [sha for sha, (kind, _size) in object_sizes(root / ".git").items() if kind == "blob"]
+    assert len(blobs) == len(CONFIG)
+
+
+def test_include_re_admits_defaults_but_never_the_protected_database(bot):
+    root, options = bot
+    write(root / "data" / "pairs.json", '["BTC/USDT"]')
+    write(root / "icon.png", b"\x89PNG\r\n\x1a\n\x00\x00")
+    include = ("data/pairs.json", "*.png", "*.sqlite", "tradesv3.sqlite*", "cache.store*")
+    repo = Options(host="h", include=include, protected_files=options.protected_files).repo(root, create=True)
+    repo.commit_worktree()
+    files = set(tree_files(root))
+    assert {"data/pairs.json", "icon.png", "cache.store"} <= files  # re-admitted
+    assert "data/binance/BTC_USDT-5m.feather" not in files  # still a data file
+    assert not any(f.startswith("tradesv3.sqlite") for f in files)
+    assert repo.last_excluded[b"tradesv3.sqlite"] == DATABASE
+
+
+def test_binary_files_are_left_out_until_they_become_text(tmp_path):
+    root = tmp_path / "config"
+    write(root / "blob.dat", b"\x00\x01\x02")
+    write(root / "cert.der", b"\x30\x82\x00\x00")  # binary config type
+    repo = Options(host="h").repo(root, create=True)
+    repo.commit_worktree()
+    assert set(tree_files(root)) == {"cert.der"} and repo.last_excluded[b"blob.dat"] == BINARY
+    write(root / "blob.dat", "now text\n")
+    repo.commit_worktree()
+    assert set(tree_files(root)) == {"cert.der", "blob.dat"}
+
+
+def test_a_database_is_said_once_in_the_log(bot, caplog):
+    root, options = bot
+    repo = options.repo(root, create=True)
+    with caplog.at_level(logging.INFO, logger="config_vcs.scanner"):
+        for i in range(3):
+            write(root / "config.json", f'{{"v": {i}}}')
+            repo.commit_worktree()
+    notes = [r.getMessage() for r in caplog.records if "SQLite" in r.getMessage() or "protected" in r.getMessage()]
+    assert len(notes) == 2, notes  # tradesv3.sqlite and cache.store, not their -wal/-shm, once each
+    assert any("tradesv3.sqlite: the protected database" in n for n in notes)
+    assert any("cache.store: a SQLite database" in n for n in notes)
+
+
+def test_files_tracked_by_an_older_version_are_untracked_and_kept(bot):
+    root, options = bot
+    write(root / "config.json", '{"stake_currency": "USDT"}')
+    git("init", "-q", cwd=root)
+    git("add", "-A", cwd=root)  # what plain git (and tradevault before) recorded
+    git("commit", "-q", "-m", "old", cwd=root)
+    old = set(tree_files(root))
+    assert {"tradesv3.sqlite", "logs/freqtrade.log", "data/binance/BTC_USDT-5m.feather"} <= old
+    warnings: list[str] = []
+    repo = options.repo(root, create=True, warn=warnings.append)
+    result = repo.commit_worktree()
+    assert set(tree_files(root)) == CONFIG
+    message = git("log", "-1", "--format=%B", cwd=root)
+    assert "untracked: tradesv3.sqlite (database; kept on disk)" in message
+    assert "untracked: logs/freqtrade.log (log; kept on disk)" in message
+    assert "untracked: data/binance/BTC_USDT-5m.feather (data_dir; kept on disk)" in message
+    assert "untracked" in message.splitlines()[0]
+    assert {c.kind for c in result.changes} == {"untracked"}
+    assert any("untracked in this commit" in w and "tradesv3.sqlite" in w for w in warnings)
+    for rel in old:
+        assert (root / rel).exists(), rel  # nothing deleted from disk
+    assert git("rev-list", "--count", "HEAD", cwd=root).strip() == "2"  # history not rewritten
+    assert git("status", "--porcelain", cwd=root) == ""
+    write(root / "config.json", '{"v": 3}')
+    assert "untracked" not in repo.commit_worktree().message  # said once
+
+
+def test_a_tracked_file_that_grows_too_large_is_untracked_not_deleted(tmp_path):
+    root = tmp_path / "config"
+    write(root / "pairs.json", "[]")
+    repo = Options(host="h", max_file_size=1024).repo(root, create=True, warn=lambda m: None)
+    repo.commit_worktree()
+    write(root / "pairs.json", "[" + "1," * 1000 + "1]")
+    result = repo.commit_worktree()
+    assert [(c.path, c.kind, c.reason) for c in result.changes] == [(b"pairs.json", "untracked", TOO_LARGE)]
+    assert (root / "pairs.json").stat().st_size > 1024
