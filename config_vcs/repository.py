@@ -39,11 +39,12 @@ from dulwich.objects import Commit
 from dulwich.repo import Repo
 
 from config_vcs.commit_message import Change, diff_entries, format_message
+from config_vcs.content import HEADER_BYTES, content_reason
 from config_vcs.errors import BadInput, NotARepository, RepositoryBusy
 from config_vcs.ignore import PathFilter, StaticIgnore, literal, managed_block, merge_exclude_file
 from config_vcs.protected import ProtectedFiles
 from config_vcs.reasons import CONTENT_REASONS, DATABASE, GITIGNORE, SQLITE
-from config_vcs.scanner import Scanner, Snapshot
+from config_vcs.scanner import MODE_LINK, Scanner, Snapshot
 from config_vcs.sealing import Sealer
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,26 @@ class ConfigRepo:
         self.last_excluded = dict(snapshot.excluded)
         self._write_info_exclude(snapshot.excluded)
         return snapshot
+
+    def left_out(
+        self, rel: bytes, mode: int, data: bytes, snapshot: Snapshot, pfilter: PathFilter
+    ) -> str | None:
+        """Why a file from the history is not configuration here now, or None: an in-place
+        checkout never writes such a file (an old commit may hold the live database)."""
+        if rel in snapshot.excluded:
+            return snapshot.excluded[rel]
+        if self.scanner.protected.contains(os.path.join(os.path.realpath(self.root), os.fsdecode(rel))):
+            return DATABASE
+        text = os.fsdecode(rel)
+        reason = pfilter.path_reason(text)
+        if reason is not None or mode == MODE_LINK or pfilter.included(text):
+            return reason
+        name = text.rsplit("/", 1)[-1]
+        return content_reason(name, data[:HEADER_BYTES], len(data), self.scanner.max_file_size)
+
+    def path_filter(self, repo: Repo) -> PathFilter:
+        """The rules by name as they are now (the .gitignore files included)."""
+        return PathFilter.for_repo(repo, self.static_ignore)
 
     def ignores(self, rel: str, is_dir: bool = False) -> bool:
         """For the watcher: events on this path can never change a commit (a rule by name,

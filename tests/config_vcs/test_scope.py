@@ -1,7 +1,7 @@
 """What one commit of a watched directory holds: the protected database never, other SQLite
 files, logs, data, large and binary files not by default, include re-admitting them; files
-tracked before are untracked and stay on disk. Real files, real dulwich, checked with the
-real git binary."""
+tracked before are untracked and stay on disk; a checkout never writes them back.
+Real files, real dulwich, checked with the real git binary."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sqlite3
 
 import pytest
 
+from config_vcs import history
 from config_vcs.options import Options
 from config_vcs.reasons import BINARY, DATA_DIR, DATABASE, LOG, SQLITE, TOO_LARGE
 from cvs_helpers import bot_layout, git, object_sizes, tree_files, write
@@ -136,3 +137,39 @@ def test_a_tracked_file_that_grows_too_large_is_untracked_not_deleted(tmp_path):
     result = repo.commit_worktree()
     assert [(c.path, c.kind, c.reason) for c in result.changes] == [(b"pairs.json", "untracked", TOO_LARGE)]
     assert (root / "pairs.json").stat().st_size > 1024
+
+
+def test_in_place_checkout_never_writes_the_database_from_an_old_commit(bot):
+    root, options = bot
+    git("init", "-q", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "old, with the database", cwd=root)
+    repo = options.repo(root, create=True, warn=lambda m: None)
+    repo.commit_worktree()
+    conn = sqlite3.connect(root / "tradesv3.sqlite")
+    conn.execute("INSERT INTO t VALUES (2)")  # the live database moves on
+    conn.commit()
+    conn.close()
+    result = history.checkout(repo, rev="HEAD~1")
+    conn = sqlite3.connect(root / "tradesv3.sqlite")
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+    conn.close()
+    assert result.skipped["tradesv3.sqlite"] == DATABASE
+    assert result.skipped["logs/freqtrade.log"] == LOG
+    assert "tradesv3.sqlite" not in result.written and set(tree_files(root)) == CONFIG
+
+
+def test_checkout_to_a_directory_never_overwrites_the_protected_database(bot, tmp_path):
+    """``--to`` (or restore's --config-to) naming the bot's own directory."""
+    root, options = bot
+    git("init", "-q", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "old, with the database", cwd=root)
+    repo = options.repo(root, create=True, warn=lambda m: None)
+    live = (root / "tradesv3.sqlite").read_bytes()
+    result = history.checkout(repo, rev="HEAD", to=root)
+    assert (root / "tradesv3.sqlite").read_bytes() == live
+    assert result.skipped == {"tradesv3.sqlite": DATABASE, "tradesv3.sqlite-shm": DATABASE,
+                              "tradesv3.sqlite-wal": DATABASE}
+    elsewhere = history.checkout(repo, rev="HEAD", to=tmp_path / "copy")
+    assert (tmp_path / "copy" / "tradesv3.sqlite").exists() and not elsewhere.skipped
