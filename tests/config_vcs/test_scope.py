@@ -1,6 +1,6 @@
 """What one commit of a watched directory holds: the protected database never, other SQLite
 files, logs, data, large and binary files not by default, include re-admitting them; files
-tracked before are untracked and stay on disk; a checkout never writes them back.
+tracked before are untracked and stay on disk; the scope report agrees with the commit.
 Real files, real dulwich, checked with the real git binary."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import pytest
 from config_vcs import history
 from config_vcs.options import Options
 from config_vcs.reasons import BINARY, DATA_DIR, DATABASE, LOG, SQLITE, TOO_LARGE
-from cvs_helpers import bot_layout, git, object_sizes, tree_files, write
+from config_vcs.scope import scope_report
+from config_vcs.service import offline_status
+from cvs_helpers import MiB, bot_layout, git, object_sizes, tree_files, write
 
 CONFIG = {"config.json", "strategies/SampleStrategy.py", "strategies/Breakout.py"}
 
@@ -74,6 +76,26 @@ def test_include_re_admits_defaults_but_never_the_protected_database(bot):
     assert "data/binance/BTC_USDT-5m.feather" not in files  # still a data file
     assert not any(f.startswith("tradesv3.sqlite") for f in files)
     assert repo.last_excluded[b"tradesv3.sqlite"] == DATABASE
+
+
+def test_a_large_file_is_skipped_with_one_warning_and_listed_by_status(bot):
+    root, options = bot
+    write(root / "big.json", "x" * (MiB + 1))
+    write(root / "exact.json", "x" * MiB)
+    warnings: list[str] = []
+    repo = options.repo(root, create=True, warn=warnings.append)
+    repo.commit_worktree()
+    write(root / "big.json", "y" * (MiB + 2))  # changed, still too large: no second warning
+    write(root / "config.json", '{"v": 2}')
+    repo.commit_worktree()
+    assert "exact.json" in tree_files(root) and "big.json" not in tree_files(root)
+    assert [w for w in warnings if "big.json" in w and "max_file_size" in w] == [warnings[0]]
+    assert len(warnings) == 1
+    assert max(size for _kind, size in object_sizes(root / ".git").values()) <= MiB
+    skipped = offline_status([root], {}, options)[0]["skipped"]
+    assert {"path": "big.json", "reason": TOO_LARGE} in skipped
+    assert {"path": "tradesv3.sqlite", "reason": DATABASE} in skipped
+    assert {"path": "data/", "reason": DATA_DIR} in skipped
 
 
 def test_binary_files_are_left_out_until_they_become_text(tmp_path):
@@ -173,3 +195,27 @@ def test_checkout_to_a_directory_never_overwrites_the_protected_database(bot, tm
                               "tradesv3.sqlite-wal": DATABASE}
     elsewhere = history.checkout(repo, rev="HEAD", to=tmp_path / "copy")
     assert (tmp_path / "copy" / "tradesv3.sqlite").exists() and not elsewhere.skipped
+
+
+def test_scope_report_matches_the_commit_and_writes_nothing(bot):
+    root, options = bot
+    write(root / "big.json", "x" * (2 * MiB))
+    report = scope_report(root, options)
+    assert not (root / ".git").exists()
+    assert set(report.versioned) == CONFIG
+    grouped = report.by_reason()
+    assert list(grouped)[:2] == [DATABASE, SQLITE]  # the most important first
+    assert grouped[DATABASE] == ["tradesv3.sqlite", "tradesv3.sqlite-shm", "tradesv3.sqlite-wal"]
+    assert grouped[SQLITE] == ["cache.store", "cache.store-shm", "cache.store-wal"]
+    assert grouped[TOO_LARGE] == ["big.json"]
+    assert grouped[DATA_DIR] == ["data/"] and grouped[LOG] == ["logs/"]
+    options.repo(root, create=True).commit_worktree()
+    assert set(tree_files(root)) == set(report.versioned)
+    as_dict = scope_report(root, options).as_dict(limit=1)
+    assert as_dict["versioned"] == 3 and len(as_dict["versioned_paths"]) == 1
+    assert as_dict["excluded_by_reason"][DATABASE] == {"count": 3, "paths": ["tradesv3.sqlite"]}
+
+
+def test_scope_report_of_a_missing_directory(tmp_path):
+    report = scope_report(tmp_path / "nope")
+    assert not report.exists and report.versioned == () and report.excluded == ()
