@@ -354,6 +354,7 @@ def init(
     from trade_stream.database import parse_url
     from trade_stream.locations import open_location
     from tradevault.init_config import render
+    from tradevault.scope_view import print_watch_scope
     from tradevault.settings import load_settings
 
     path = chosen_config(ctx, config)
@@ -373,6 +374,8 @@ def init(
         raise
     temp.replace(path)
     stdout.print(f"wrote {path}")
+    if watch:
+        print_watch_scope(path, stdout)
 
 
 @app.command("demo")
