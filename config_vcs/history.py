@@ -9,6 +9,7 @@ lost), then writes the files and commits the result as ``restore PATHS to REV``.
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from config_vcs.ignore import PathFilter
 from config_vcs.materialize import remove_file, write_file
 from config_vcs.options import Options
 from config_vcs.paths import in_scope, labels_for, tree_path
+from config_vcs.reasons import DATABASE
 from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
 from config_vcs.scanner import Scanner
 from config_vcs.sealing import is_sealed
@@ -292,7 +294,7 @@ def diff(repo: ConfigRepo, rev_a: str, rev_b: str | None = None) -> tuple[bytes,
             overlay.add_store = overlay.bases[0]  # never write into the repository
             # the work tree as it is (plaintext), compared with decrypted history
             scanner = repo.scanner if not repo.sealer.enabled else Scanner(
-                repo.root, repo.scanner.max_file_size, repo.warn
+                repo.root, repo.scanner.max_file_size, repo.warn, protected=repo.scanner.protected
             )
             snapshot = scanner.scan(PathFilter.for_repo(r, repo.static_ignore), overlay)
             new_tree = build_tree(
@@ -359,6 +361,9 @@ class CheckoutResult:
     written: list[str]
     deleted: list[str]
     commit: str | None = None  # the "restore" commit (in-place checkout only)
+    #: in the revision but not written: not configuration now (in place), or the protected
+    #: database (anywhere): path -> reason
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -367,6 +372,7 @@ class CheckoutResult:
             "written": self.written,
             "deleted": self.deleted,
             "commit": self.commit,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped.items()],
         }
 
 
@@ -383,7 +389,10 @@ def checkout(
     With ``to`` the files are written below that directory (nothing else there is
     touched). Without it they are written into the watched directory, which then
     mirrors the revision within ``paths`` (later files there are removed; they stay
-    in the history) and the result is committed as ``restore PATHS to REV``.
+    in the history) and the result is committed as ``restore PATHS to REV``; files of
+    the revision that the rules say are not configuration now (an old commit holding
+    the live database, logs, data) are never written there (``skipped``); nor is the
+    protected database ever overwritten through ``to``.
     """
     if (rev is None) == (at is None):
         raise BadInput("give exactly one of --rev or --at")
@@ -424,12 +433,15 @@ def _checkout_locked(
                 raise BadInput(f"{raw} did not exist at {label} ({source.id[:10].decode()})")
         target.mkdir(parents=True, exist_ok=True)
         current: Entries = {}
+        snapshot = None
         if to is None:
             snapshot = repo.scan(r, repo.entries_of(r, head_of(r)[1]))
             current = snapshot.entries()
+            pfilter = repo.path_filter(r)
         # decrypt everything first: a wrong identity must fail before any file is written
         unsealer = _Unsealer(repo, learn=to is None)  # learn: the restore commit reuses REV's blobs
         pending: list[tuple[bytes, int, bytes]] = []
+        skipped: dict[str, str] = {}
         for rel, (mode, sha) in sorted(selected.items()):
             if current.get(rel) == (mode, sha):
                 continue
@@ -439,12 +451,26 @@ def _checkout_locked(
                 raise IntegrityFailure(f"object {sha.decode()} of {display_path(rel)} is missing") from None
             if _is_file(mode):
                 data = unsealer.data(rel, data, sha)
+            if snapshot is not None:
+                reason = repo.left_out(rel, mode, data, snapshot, pfilter)
+            else:  # another directory: only never over the protected database itself
+                real = os.path.join(os.path.realpath(target), os.fsdecode(rel))
+                reason = DATABASE if repo.scanner.protected.contains(real) else None
+            if reason is not None:
+                skipped[display_path(rel)] = reason
+                continue
             pending.append((rel, mode, data))
         written: list[str] = []
         for rel, mode, data in pending:
             if write_file(target, rel, mode, data):
                 written.append(display_path(rel))
         unsealer.report()
+        if skipped:
+            repo.warn(
+                f"{len(skipped)} file(s) of {source.id[:10].decode()} not written into {target}: "
+                f"not configuration now ({', '.join(f'{p} ({r})' for p, r in list(skipped.items())[:5])}"
+                + (", ..." if len(skipped) > 5 else "") + ")"
+            )
         deleted: list[str] = []
         if to is None:
             for rel in sorted(current):
@@ -458,7 +484,7 @@ def _checkout_locked(
         suffix = f" (as of {when.isoformat().replace('+00:00', 'Z')})" if when is not None else ""
         result = repo.commit_locked(title=f"config: restore {what} to {short}{suffix}")
         restore_commit = result.commit.decode() if result else None
-    return CheckoutResult(source.id.decode(), target, written, deleted, restore_commit)
+    return CheckoutResult(source.id.decode(), target, written, deleted, restore_commit, skipped)
 
 
 def _describe_paths(paths: Sequence[str]) -> str:

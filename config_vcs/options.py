@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from config_vcs.errors import BadInput
 from config_vcs.ignore import StaticIgnore
+from config_vcs.protected import ProtectedFiles
 from config_vcs.repository import ConfigRepo, Identity
 from config_vcs.sealing import DEFAULT_SECRET_PATHS, Sealer
 
@@ -17,8 +19,15 @@ class Options:
     quiet_period: float = 0.5  # a burst is committed once quiet this long...
     max_delay: float = 5.0  # ...or once its first event is this old
     rescan_interval: float = 300.0  # safety net against lost events
-    max_file_size: int = 10 * 1024 * 1024
+    #: larger files are not configuration (skipped with one warning each, listed by status)
+    max_file_size: int = 1024 * 1024
+    #: globs (gitignore syntax) never versioned; they win over include
     exclude: tuple[str, ...] = ()
+    #: globs that re-admit what a default rule leaves out (never the protected database)
+    include: tuple[str, ...] = ()
+    #: absolute paths of the databases being protected: never versioned, nor their
+    #: -wal/-shm/-journal, wherever they are (the application passes them in)
+    protected_files: tuple[str, ...] = ()
     author: str = "tradevault <tradevault@localhost>"
     committer: str = ""  # empty = the author
     host: str = ""  # empty = this machine's host name
@@ -37,6 +46,10 @@ class Options:
     #: globs (base name or relative path) of files always encrypted whole
     secret_paths: tuple[str, ...] = DEFAULT_SECRET_PATHS
 
+    def __post_init__(self) -> None:
+        if self.max_file_size <= 0:
+            raise BadInput(f"config_vcs.max_file_size must be positive, got {self.max_file_size}")
+
     def identity(self) -> Identity:
         return Identity.from_strings(self.author, self.committer, self.host)
 
@@ -46,6 +59,13 @@ class Options:
             self.secret_recipients, self.secret_identity_file, self.secret_paths, warn=warn
         )
 
+    def static_ignore(self) -> StaticIgnore:
+        """The rules by name (bad globs: BadInput now)."""
+        return StaticIgnore(self.exclude, self.include)
+
+    def protected(self) -> ProtectedFiles:
+        return ProtectedFiles(self.protected_files)
+
     def repo(
         self, root: Path, *, create: bool, warn: Callable[[str], None] | None = None
     ) -> ConfigRepo:
@@ -54,9 +74,10 @@ class Options:
         return opener(
             root,
             identity=self.identity(),
-            static_ignore=StaticIgnore(self.exclude),
+            static_ignore=self.static_ignore(),
             max_file_size=self.max_file_size,
             warn=warn,
             busy_timeout=self.busy_timeout,
             sealer=self.sealer(warn),
+            protected=self.protected(),
         )

@@ -39,9 +39,12 @@ from dulwich.objects import Commit
 from dulwich.repo import Repo
 
 from config_vcs.commit_message import Change, diff_entries, format_message
+from config_vcs.content import HEADER_BYTES, content_reason
 from config_vcs.errors import BadInput, NotARepository, RepositoryBusy
-from config_vcs.ignore import PathFilter, StaticIgnore, merge_exclude_file
-from config_vcs.scanner import Scanner, Snapshot
+from config_vcs.ignore import PathFilter, StaticIgnore, literal, managed_block, merge_exclude_file
+from config_vcs.protected import ProtectedFiles
+from config_vcs.reasons import CONTENT_REASONS, DATABASE, GITIGNORE, SQLITE
+from config_vcs.scanner import MODE_LINK, Scanner, Snapshot
 from config_vcs.sealing import Sealer
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 Entries = dict[bytes, tuple[int, bytes]]
 _IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\n]*>$")
 _LOCK_FILE = "tradevault.lock"
+_DETECTED = "# left out for their contents (SQLite, size, binary):"
 
 
 def parse_identity(text: str) -> bytes:
@@ -136,10 +140,11 @@ class ConfigRepo:
         *,
         identity: Identity | None = None,
         static_ignore: StaticIgnore | None = None,
-        max_file_size: int = 10 * 1024 * 1024,
+        max_file_size: int = 1024 * 1024,
         warn: Callable[[str], None] | None = None,
         busy_timeout: float = 10.0,
         sealer: Sealer | None = None,
+        protected: ProtectedFiles | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.git_dir = self.root / ".git"
@@ -151,8 +156,12 @@ class ConfigRepo:
         self.sealer = sealer or Sealer(warn=self.warn)
         self.sealer.attach(self.git_dir)
         self.scanner = Scanner(
-            self.root, max_file_size, warn, seal=self.sealer.seal if self.sealer.enabled else None
+            self.root, max_file_size, warn,
+            seal=self.sealer.seal if self.sealer.enabled else None, protected=protected,
         )
+        #: what the last scan left out (path -> reason), for status; replaced whole
+        self.last_excluded: dict[bytes, str] = {}
+        self._block_detected: tuple[str, ...] | None = None  # in .git/info/exclude now
         self.busy_timeout = busy_timeout
         self.store_lock = _ReadWriteLock()
         self._thread_lock = threading.Lock()
@@ -323,7 +332,8 @@ class ConfigRepo:
                 if head is not None and not os.path.exists(repo.index_path()):
                     self._write_index_if_free(repo, snapshot, new)
                 return None
-            changes = diff_entries(old, new)
+            untracked = self._untracked(old, new, snapshot)
+            changes = diff_entries(old, new, kept=untracked)
             message = format_message(changes, self.identity.host, title=title)
             tree_id = build_tree(
                 repo.object_store, [(path, sha, mode) for path, (mode, sha) in new.items()]
@@ -365,7 +375,41 @@ class ConfigRepo:
             self._write_index(index_file, repo, snapshot, new)
             self._committing(False)
         self.tighten_permissions()
+        if untracked:
+            self._say_untracked(untracked)
         return CommitResult(commit.id, head, changes, message)
+
+    def _untracked(self, old: Entries, new: Entries, snapshot: Snapshot) -> dict[bytes, str]:
+        """Paths HEAD holds that are still on disk but no longer configuration (an older
+        version, or a plain ``git commit``, recorded them): path -> reason. They leave the
+        tree in this commit and stay on disk."""
+        out: dict[bytes, str] = {}
+        for path in old.keys() - new.keys():
+            try:
+                os.lstat(os.path.join(os.fsencode(self.root), path))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # really deleted
+            reason = snapshot.excluded.get(path)
+            parent = path
+            while reason is None and b"/" in parent:
+                parent = parent.rsplit(b"/", 1)[0]
+                reason = snapshot.excluded.get(parent + b"/")
+            out[path] = reason or GITIGNORE
+        return out
+
+    def _say_untracked(self, untracked: dict[bytes, str]) -> None:
+        by_reason: dict[str, list[str]] = {}
+        for path, reason in sorted(untracked.items()):
+            by_reason.setdefault(reason, []).append(os.fsdecode(path))
+        listed = "; ".join(
+            f"{reason}: {', '.join(paths[:5])}" + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            for reason, paths in by_reason.items()
+        )
+        self.warn(
+            f"{self.root}: {len(untracked)} file(s) recorded earlier are not configuration and "
+            f"were untracked in this commit ({listed}); they stay on disk, and earlier commits "
+            "(and copies already pushed) still hold them: see README, 'What config history versions'"
+        )
 
     def scan(self, repo: Repo, old: Entries) -> Snapshot:
         """Walk the work tree into ``repo``'s store (secrets sealed); ``old``: HEAD's entries.
@@ -381,7 +425,49 @@ class ConfigRepo:
         )
         if self.sealer.enabled:
             self.sealer.save({os.fsdecode(p) for p in snapshot.files} | {os.fsdecode(p) for p in snapshot.unreadable})
+        self.last_excluded = dict(snapshot.excluded)
+        self._write_info_exclude(snapshot.excluded)
         return snapshot
+
+    def left_out(
+        self, rel: bytes, mode: int, data: bytes, snapshot: Snapshot, pfilter: PathFilter
+    ) -> str | None:
+        """Why a file from the history is not configuration here now, or None: an in-place
+        checkout never writes such a file (an old commit may hold the live database)."""
+        if rel in snapshot.excluded:
+            return snapshot.excluded[rel]
+        if self.scanner.protected.contains(os.path.join(os.path.realpath(self.root), os.fsdecode(rel))):
+            return DATABASE
+        text = os.fsdecode(rel)
+        reason = pfilter.path_reason(text)
+        if reason is not None or mode == MODE_LINK or pfilter.included(text):
+            return reason
+        name = text.rsplit("/", 1)[-1]
+        return content_reason(name, data[:HEADER_BYTES], len(data), self.scanner.max_file_size)
+
+    def path_filter(self, repo: Repo) -> PathFilter:
+        """The rules by name as they are now (the .gitignore files included)."""
+        return PathFilter.for_repo(repo, self.static_ignore)
+
+    def ignores(self, rel: str, is_dir: bool = False) -> bool:
+        """For the watcher: events on this path can never change a commit (a rule by name,
+        the protected database, or a database the last scan found)."""
+        if self.static_ignore.ignores(rel, is_dir):
+            return True
+        if is_dir:
+            return False
+        real = os.path.join(os.path.realpath(self.root), rel)
+        if self.scanner.protected.contains(real):
+            return True
+        key = os.fsencode(rel.replace(os.sep, "/"))
+        if self.last_excluded.get(key) in (DATABASE, SQLITE):
+            return True
+        base, _sep, name = key.rpartition(b"/")
+        for suffix in (b"-wal", b"-shm", b"-journal"):
+            if name.endswith(suffix):
+                db = (base + b"/" if base else b"") + name[: -len(suffix)]
+                return self.last_excluded.get(db) in (DATABASE, SQLITE)
+        return False
 
     def _make_commit(
         self, tree_id: bytes, parent: bytes | None, message: str, when: int | None
@@ -501,17 +587,41 @@ class ConfigRepo:
                 _tighten(os.path.join(dirpath, name), 0o600)
         _tighten(str(self.git_dir), 0o700)
 
-    def _write_info_exclude(self) -> None:
+    def _write_info_exclude(self, excluded: dict[bytes, str] | None = None) -> None:
+        """The managed block: the rules by name, the protected database and, after a scan,
+        the files left out for their contents, so ``git status`` lists none of them.
+
+        Without ``excluded`` (opening) the content-detected lines already there are kept.
+        """
         path = self.git_dir / "info" / "exclude"
         try:
-            existing = path.read_text(encoding="utf-8")
+            existing = path.read_text(encoding="utf-8", errors="surrogateescape")
         except FileNotFoundError:
             existing = ""
-        wanted = merge_exclude_file(existing, self.static_ignore.patterns)
+        protected = [literal(p) for p in self.scanner.protected.below(self.root)]
+        if excluded is not None:
+            detected = tuple(sorted(
+                line for line in (
+                    literal(os.fsdecode(p)) for p, reason in excluded.items()
+                    if reason in CONTENT_REASONS and b"\n" not in p
+                ) if line not in protected
+            ))
+            if detected == self._block_detected:
+                return
+        else:
+            block = managed_block(existing)
+            detected = tuple(block[block.index(_DETECTED) + 1:]) if _DETECTED in block else ()
+        self._block_detected = detected
+        patterns = [*self.static_ignore.patterns, *protected]
+        if detected:
+            patterns += [_DETECTED, *detected]
+        wanted = merge_exclude_file(existing, patterns)
         if wanted != existing:
             path.parent.mkdir(mode=0o700, exist_ok=True)
             tmp = path.with_name("exclude.tradevault-tmp")
-            tmp.write_text(wanted, encoding="utf-8")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(wanted)
             os.replace(tmp, path)
 
 

@@ -28,6 +28,7 @@ from config_vcs.paths import labels_for
 from config_vcs.push_queue import RemotePusher
 from config_vcs.repository import CommitResult, ConfigRepo, head_of, tree_entries
 from config_vcs.scanner import MODE_LINK
+from config_vcs.scope import scope_report, skipped_list
 from config_vcs.sealing import FILE_HEADER, without_markers
 from config_vcs.secrets import secret_reason
 from config_vcs.watcher import DirectoryWatcher
@@ -289,8 +290,14 @@ class RepoWorker:
             "last_commit": self.stats.last_commit,
             "last_error": self.stats.last_error,
             "secrets": list(self.stats.secrets),
+            **_skipped(self.repo.last_excluded),
             "remotes": {p.name: p.state().as_dict() for p in self.pushers},
         }
+
+
+def _skipped(excluded: Mapping[bytes, str]) -> dict[str, Any]:
+    """What the last scan left out, for status (``skipped`` is capped, the total is not)."""
+    return {"skipped": skipped_list(excluded), "skipped_total": len(excluded)}
 
 
 class ConfigHistory:
@@ -310,6 +317,7 @@ class ConfigHistory:
         self._warn = warn or log.warning
         self.options.identity()  # a bad author fails now, not at the first commit
         self.options.sealer()  # so does a bad secret recipient
+        self.options.static_ignore()  # and a bad include/exclude glob
         self.workers: list[RepoWorker] = []
         self._watcher: DirectoryWatcher | None = None
         self._started = False
@@ -342,9 +350,7 @@ class ConfigHistory:
             if o.watch:  # watch before the start-up scan: nothing changed during it is missed
                 self._watcher = DirectoryWatcher()
                 for worker in self.workers:
-                    self._watcher.add(
-                        worker.repo.root, worker.repo.static_ignore, worker.touch, worker.rescan_now
-                    )
+                    self._watcher.add(worker.repo.root, worker.repo, worker.touch, worker.rescan_now)
                 self._watcher.start()
             for worker in self.workers:
                 worker.cycle()  # changes made while nobody watched (or the initial commit)
@@ -417,8 +423,9 @@ def offline_status(
     remotes: Mapping[str, str] | None = None,
     options: Options | None = None,
 ) -> list[dict[str, Any]]:
-    """Status without a running watcher (``tradevault status``): head, and per remote
-    the unpushed count from ``refs/remotes/NAME/...`` plus the last recorded error."""
+    """Status without a running watcher (``tradevault status``): head, what the rules
+    leave out of the directory now (``skipped``), and per remote the unpushed count from
+    ``refs/remotes/NAME/...`` plus the last recorded error."""
     remotes = dict(remotes or {})
     roots = validate(paths, remotes)
     options = options or Options()
@@ -431,11 +438,14 @@ def offline_status(
             continue
         branch, head = repo.head()
         pushers = [RemotePusher(repo, n, u, remote_ref) for n, u in remotes.items()]
+        report = scope_report(root, options)
+        excluded = {os.fsencode(path): reason for path, reason in report.excluded}
         out.append(
             {
                 "path": str(root),
                 "branch": branch.decode() if branch else None,
                 "head": head.decode() if head else None,
+                **_skipped(excluded),
                 "remotes": {p.name: p.state().as_dict() for p in pushers},
             }
         )

@@ -1,8 +1,9 @@
 """watchdog at the edge: filesystem events become "directory X changed" callbacks.
 
 Events are only triggers (the committer re-walks the tree), so this module filters
-noise -- anything in ``.git`` (our own commits), ignored droppings, opens and
-read-only closes (our own scans) -- and reports the rest. When the kernel queue
+noise -- anything in ``.git`` (our own commits), paths that are not configuration
+(droppings, logs, data, the live database and its -wal being written with every trade),
+opens and read-only closes (our own scans) -- and reports the rest. When the kernel queue
 overflows, events were lost: every directory is asked for a full rescan. watchdog
 recovers its watches itself but tells only its log, so we listen there.
 """
@@ -16,6 +17,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from watchdog.events import (
     DirAttribEvent,
@@ -34,7 +36,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from config_vcs.ignore import StaticIgnore, is_git_internal
+from config_vcs.ignore import is_git_internal
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,14 @@ _OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify
 STOP_TIMEOUT = 10.0  # seconds the observer may take to stop
 
 
+class Ignores(Protocol):
+    """Which paths' events can never change a commit (StaticIgnore, ConfigRepo)."""
+
+    def ignores(self, rel: str, is_dir: bool = False) -> bool: ...
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: Path, ignore: StaticIgnore, on_change: Callable[[str], None]):
+    def __init__(self, root: Path, ignore: Ignores, on_change: Callable[[str], None]):
         self.root = os.fsdecode(os.path.abspath(root))
         self.ignore = ignore
         self.on_change = on_change
@@ -98,7 +106,7 @@ class DirectoryWatcher:
     def add(
         self,
         root: Path,
-        ignore: StaticIgnore,
+        ignore: Ignores,
         on_change: Callable[[str], None],
         on_overflow: Callable[[], None],
     ) -> None:

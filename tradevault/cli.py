@@ -318,6 +318,7 @@ def init(
     from trade_stream.source import open_source
     from trade_stream.storage.locations import open_location
     from tradevault.init_config import detect_watch, render
+    from tradevault.scope_view import print_watch_scope
     from tradevault.settings import load_settings
 
     path = chosen_config(ctx, config)
@@ -343,6 +344,7 @@ def init(
     stdout.print(f"wrote {path}", markup=False)
     if chosen:
         stdout.print(f"config history: watching {', '.join(chosen)} ({why})", markup=False)
+        print_watch_scope(path, stdout)
     else:
         stdout.print(f"config history: off ({why}; add one with --watch DIR)", markup=False)
     flag = "" if path == Path("tradevault.toml") else f" -c {path}"

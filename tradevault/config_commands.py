@@ -28,6 +28,26 @@ RepoOption = Annotated[
 ]
 
 
+def protected_files(settings: Settings) -> tuple[str, ...]:
+    """The SQLite files of ``[database] url`` (and of ``[standby] url``): config history
+    never versions them, wherever they are. PostgreSQL has no file to protect; a URL that
+    does not parse protects nothing here (the database commands report it)."""
+    from trade_stream.errors import BadInputError
+    from trade_stream.source import open_source
+
+    files = []
+    for url in (settings.database.url, settings.standby.url):
+        if not url:
+            continue
+        try:
+            database_file = open_source(url).database_file
+        except BadInputError:
+            continue
+        if database_file is not None:
+            files.append(os.path.abspath(database_file))
+    return tuple(files)
+
+
 def options_from(settings: Settings) -> Options:
     """The [config_vcs] settings as config_vcs options."""
     s = settings.config_vcs
@@ -37,6 +57,8 @@ def options_from(settings: Settings) -> Options:
         rescan_interval=s.rescan_interval,
         max_file_size=s.max_file_size,
         exclude=tuple(s.exclude),
+        include=tuple(s.include),
+        protected_files=protected_files(settings),
         author=s.author,
         committer=s.committer,
         host=s.host,
@@ -158,6 +180,7 @@ def checkout_cmd(
         f"{len(result.written)} file(s) written, {len(result.deleted)} removed in {result.target} "
         f"(from {result.source[:10]})"
         + (f"; committed {result.commit[:10]}" if result.commit else "")
+        + (f"; {len(result.skipped)} not written (not configuration)" if result.skipped else "")
     )
 
 
@@ -173,6 +196,13 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False, config: ConfigOp
     for repo in report:
         head = (repo.get("head") or "-")[:10]
         typer.echo(f"{repo['path']}: {head}" + (f"  ({repo['error']})" if repo.get("error") else ""))
+        skipped = repo.get("skipped") or []
+        if skipped:
+            typer.echo(f"    not versioned ({repo.get('skipped_total', len(skipped))}):")
+            for item in skipped[:20]:
+                typer.echo(f"      {item['path']}  ({item['reason']})")
+            if repo.get("skipped_total", 0) > 20:
+                typer.echo(f"      ... and {repo['skipped_total'] - 20} more (--json lists {len(skipped)})")
         for name, remote in repo["remotes"].items():
             flag = "  DIVERGED" if remote["diverged"] else ""
             error = f"  last error: {remote['last_error']}" if remote["last_error"] else ""

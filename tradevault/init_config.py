@@ -65,6 +65,13 @@ topic_prefix = "tradevault"
 
 [config_vcs]
 paths = [{paths}]             # each watched directory is its own git work tree
+# Only configuration is versioned. Never the database above (nor its -wal/-shm/-journal),
+# nor any SQLite file; by default not logs (*.log, logs/), data directories (data/,
+# backtest_results/, hyperopt_results/, plot/, notebooks/), binary files or files over
+# max_file_size. `tradevault status` lists what was skipped.
+include = []                  # globs (gitignore syntax) re-admitting what a default leaves out
+exclude = []                  # globs never versioned; they win over include
+max_file_size = "1MiB"        # larger files are skipped with a warning ("500KB", "2MiB", bytes)
 [config_vcs.remotes]          # name = git URL or bare repository path; every commit is pushed to each
 # usb = "/mnt/usb/tradevault-config.git"
 """

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "tradevault.toml"
@@ -27,6 +27,27 @@ class SettingsError(ValueError):
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_UNIT_BYTES = {None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+               "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(value: str | int) -> int:
+    """``"1MiB"``, ``"512KiB"``, ``"2MB"`` or a number of bytes -> bytes (positive)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r} (use e.g. 512KiB, 1MiB, 2MB or bytes)")
+    if isinstance(value, (int, float)):
+        size = int(value)
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ValueError(f"not a size: {value!r} (use e.g. 512KiB, 1MiB, 2MB or bytes)")
+        size = int(float(match.group(1)) * _UNIT_BYTES[(match.group(2) or "").lower() or None])
+    if size <= 0:
+        raise ValueError(f"size must be positive: {value!r}")
+    return size
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -141,11 +162,12 @@ class KafkaSettings(_Section):
 class ConfigVcsSettings(_Section):
     paths: list[Path] = Field(default_factory=lambda: [Path("./config")])
     remotes: dict[str, str] = Field(default_factory=dict)
-    exclude: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)  # globs never versioned (win over include)
+    include: list[str] = Field(default_factory=list)  # globs re-admitting what a default leaves out
     quiet_period: float = 0.5
     max_delay: float = 5.0
     rescan_interval: float = 300.0
-    max_file_size: int = 10 * 1024 * 1024
+    max_file_size: int = 1024 * 1024  # larger files are skipped ("1MiB", "500KB" or bytes)
     author: str = "tradevault <tradevault@localhost>"
     committer: str = ""  # empty = the author
     host: str = ""  # the Host: trailer of commits; empty = this machine's host name
@@ -163,6 +185,19 @@ class ConfigVcsSettings(_Section):
         parse_duration
     )
     _push_durations = field_validator("push_retry_max", "push_timeout", mode="before")(parse_duration)
+    _size = field_validator("max_file_size", mode="before")(parse_size)
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _globs(cls, globs: list[str], info: ValidationInfo) -> list[str]:
+        if globs:  # config_vcs imports dulwich: only when there is something to check
+            from config_vcs.ignore import glob_problem
+
+            for glob in globs:
+                problem = glob_problem(glob, include=info.field_name == "include")
+                if problem:
+                    raise ValueError(problem)
+        return globs
 
 
 class Settings(BaseSettings):

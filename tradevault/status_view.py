@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from restore.planner import format_ts
 
@@ -80,6 +81,15 @@ def render_status(info: dict[str, Any]) -> Table:
     for repo in config if isinstance(config, list) else []:
         head = (repo.get("head") or "")[:10] or "no commits"
         table.add_row(f"config {repo.get('path')}", RED if repo.get("last_error") else GREEN, f"head {head}")
+        skipped = repo.get("skipped") or []
+        if skipped:
+            counts: dict[str, int] = {}
+            for item in skipped:
+                counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+            shown = ", ".join(item["path"] for item in skipped[:5])
+            more = repo.get("skipped_total", len(skipped)) - min(5, len(skipped))
+            detail = f"{', '.join(f'{r} {n}' for r, n in counts.items())}: {shown}"
+            table.add_row("  not versioned", "", Text(detail + (f" and {more} more" if more > 0 else "")))
         for name, remote in (repo.get("remotes") or {}).items():
             bad = remote.get("diverged") or remote.get("last_error")
             state = RED if remote.get("diverged") else YELLOW if bad or remote.get("unpushed") else GREEN

@@ -151,3 +151,104 @@ def permissions_private(git_dir: Path) -> list[str]:
     if os.stat(git_dir).st_mode & 0o077:
         bad.append(str(git_dir))
     return bad
+
+
+# -- a trading bot's directory (freqtrade's user_data layout) ----------------------------------
+
+MiB = 1024 * 1024
+
+
+def bot_layout(root: Path, data_bytes: int = 2 * MiB) -> dict[str, Path]:
+    """config.json, strategies/*.py, a market-data file under data/, logs/freqtrade.log.
+
+    Returns the paths by role; the configuration files are under "config".
+    """
+    files = {
+        "config": write(root / "config.json", '{"stake_currency": "USDT", "dry_run": true}\n'),
+        "strategy": write(root / "strategies" / "SampleStrategy.py", "class SampleStrategy:\n    pass\n"),
+        "strategy2": write(root / "strategies" / "Breakout.py", "class Breakout:\n    pass\n"),
+        "candles": write(root / "data" / "binance" / "BTC_USDT-5m.feather", os.urandom(data_bytes)),
+        "log": write(root / "logs" / "freqtrade.log", "2024-05-01 12:00:00 freqtrade started\n"),
+    }
+    return files
+
+
+class LiveDatabase:
+    """A SQLite database in WAL mode written by a thread (a trading bot) until ``stop()``.
+
+    The connection stays open, so the -wal and -shm files exist all along; every write
+    also appends a line to ``log`` when given (the bot's log file).
+    """
+
+    def __init__(self, path: Path, log: Path | None = None, row_bytes: int = 200) -> None:
+        import sqlite3
+
+        self.path = path
+        self.log = log
+        self.row_bytes = row_bytes
+        self.writes = 0
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(sqlite3,), daemon=True)
+
+    def start(self, min_writes: int = 5) -> "LiveDatabase":
+        self._thread.start()
+        wait_for(lambda: self._error is not None or self.writes >= min_writes, what="the bot writing")
+        self._raise()
+        return self
+
+    def _run(self, sqlite3: Any) -> None:
+        try:
+            conn = sqlite3.connect(self.path)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS trades (id INTEGER PRIMARY KEY, pair TEXT, note BLOB)")
+            conn.commit()
+            while not self._stop.is_set():
+                conn.execute("INSERT INTO trades (pair, note) VALUES (?, ?)",
+                             ("BTC/USDT", os.urandom(self.row_bytes)))
+                conn.commit()
+                if self.log is not None:
+                    with open(self.log, "a", encoding="utf-8") as f:
+                        f.write(f"trade {self.writes}\n")
+                self.writes += 1
+                time.sleep(0.005)
+            conn.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by start()/stop()
+            self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise AssertionError(f"the bot's writer failed: {self._error!r}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+        self._raise()
+
+
+def remote_paths(bare: Path) -> set[str]:
+    """Every path any commit of any ref of a bare remote holds (the real git CLI)."""
+    out = git("--git-dir", str(bare), "log", "--all", "--name-only", "--format=")
+    return {line for line in out.splitlines() if line.strip()}
+
+
+def object_sizes(git_dir: Path) -> dict[str, tuple[str, int]]:
+    """``{object id: (type, size)}`` of every object in a repository (the real git CLI)."""
+    out = git("--git-dir", str(git_dir), "cat-file", "--batch-all-objects", "--batch-check")
+    sizes = {}
+    for line in out.splitlines():
+        sha, kind, size = line.split()
+        sizes[sha] = (kind, int(size))
+    return sizes
+
+
+def blob_heads(git_dir: Path, length: int = 16) -> dict[str, bytes]:
+    """The first ``length`` bytes of every blob of a repository."""
+    heads = {}
+    for sha, (kind, _size) in object_sizes(git_dir).items():
+        if kind == "blob":
+            data = subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "blob", sha],
+                                  capture_output=True, check=True, timeout=60).stdout
+            heads[sha] = data[:length]
+    return heads

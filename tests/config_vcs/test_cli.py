@@ -29,7 +29,7 @@ def project(tmp_path):
     write(work / "config.json", '{"v": 1}')
     repo.commit_worktree(when=1714564800)  # 2024-05-01T12:00:00Z
     write(work / "config.json", '{"v": 2}')
-    write(work / "bin.dat", bytes(range(256)))
+    write(work / "cert.der", bytes(range(256)))
     repo.commit_worktree(when=1714565400)  # 12:10
     usb = bare_remote(tmp_path / "usb.git")
     cfg = tmp_path / "tradevault.toml"
@@ -54,9 +54,9 @@ def test_log_json_with_config_after_the_command(project, capsys):
 
 def test_log_with_config_before_the_command_and_a_path(project, capsys):
     _work, cfg, _ = project
-    assert cli("-c", str(cfg), "config", "log", "bin.dat") == 0
+    assert cli("-c", str(cfg), "config", "log", "cert.der") == 0
     out = capsys.readouterr().out
-    assert out.count("config:") == 1 and "added     bin.dat" in out
+    assert out.count("config:") == 1 and "added     cert.der" in out
 
 
 def test_checkout_at_time_to_directory(project, tmp_path, capsys):
@@ -99,7 +99,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(project, tmp_path, 
 
 def test_show_writes_the_exact_bytes(project, capsysbinary):
     _work, cfg, _ = project
-    assert cli("config", "show", "HEAD:bin.dat", "-c", str(cfg)) == 0
+    assert cli("config", "show", "HEAD:cert.der", "-c", str(cfg)) == 0
     assert capsysbinary.readouterr().out == bytes(range(256))
 
 

@@ -62,3 +62,26 @@ def test_paths_display_like_git_with_quotepath_off():
     assert display_path("ünï cödé.json".encode()) == "ünï cödé.json"
     assert display_path(b"new\nline") == '"new\\nline"'
     assert display_path(b"\xff\xfe") == '"\\377\\376"'
+
+
+def test_a_path_kept_on_disk_is_untracked_with_its_reason_and_never_a_rename_source():
+    from config_vcs.commit_message import UNTRACKED
+
+    old = {b"tradesv3.sqlite": (0o100644, A), b"logs/bot.log": (0o100644, B), b"gone.json": (0o100644, C)}
+    new = {b"copy.sqlite.json": (0o100644, A)}  # same blob as the untracked database
+    kept = {b"tradesv3.sqlite": "database", b"logs/bot.log": "log"}
+    changes = diff_entries(old, new, kept=kept)
+    assert changes == [
+        Change(b"copy.sqlite.json", ADDED), Change(b"gone.json", DELETED),
+        Change(b"logs/bot.log", UNTRACKED, reason="log"),
+        Change(b"tradesv3.sqlite", UNTRACKED, reason="database"),
+    ]
+    message = format_message(changes, "h")
+    lines = message.splitlines()
+    assert lines[0] == "config: 4 files changed (+1 ~0 -3, 2 untracked)"
+    assert "untracked: tradesv3.sqlite (database; kept on disk)" in lines
+    assert "untracked: logs/bot.log (log; kept on disk)" in lines
+    assert any(line.startswith("Untracked 2 file(s) that are not configuration") for line in lines)
+    assert lines[-1] == "Host: h"
+    assert Change(b"x", UNTRACKED, reason="log").as_dict() == {"path": "x", "change": "untracked", "reason": "log"}
+    assert "untracked" not in format_message(diff_entries(old, new), "h")  # without kept: deleted

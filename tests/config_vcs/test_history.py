@@ -170,12 +170,12 @@ def test_show_returns_exact_bytes_of_a_file_at_a_revision(tmp_path):
     work = tmp_path / "config"
     repo = Options().repo(work, create=True)
     payload = bytes(range(256))
-    write(work / "bin.dat", payload)
+    write(work / "cert.der", payload)
     repo.commit_worktree()
-    write(work / "bin.dat", b"changed")
+    write(work / "cert.der", b"changed")
     repo.commit_worktree()
-    assert history.show(repo, "HEAD~1:bin.dat") == payload
-    assert history.show(repo, "HEAD:") == b"bin.dat\n"
+    assert history.show(repo, "HEAD~1:cert.der") == payload
+    assert history.show(repo, "HEAD:") == b"cert.der\n"
     with pytest.raises(UnknownRevision):
         history.show(repo, "HEAD:nope")
     assert b"config: 1 file changed" in history.show(repo, "HEAD")

@@ -43,7 +43,7 @@ def test_files_present_at_start_are_committed_in_one_initial_commit(tmp_path):
 
 def test_every_kind_of_file_round_trips_through_plain_git(tmp_path):
     work = tmp_path / "config"
-    write(work / "bin.dat", bytes(range(256)))
+    write(work / "cert.der", bytes(range(256)))
     write(work / "empty.txt", "")
     write(work / "ünï cödé.json", "{}")
     write(work / "run.sh", "#!/bin/sh\necho hi\n").chmod(0o755)
@@ -55,7 +55,7 @@ def test_every_kind_of_file_round_trips_through_plain_git(tmp_path):
     assert files["run.sh"] == "100755" and files["config.json"] == "100644"
     assert files["link.json"] == "120000" and files["outside"] == "120000"
     assert git("cat-file", "blob", "HEAD:outside", cwd=work) == "/etc/passwd"
-    raw = subprocess.run(["git", "cat-file", "blob", "HEAD:bin.dat"], cwd=work, capture_output=True).stdout
+    raw = subprocess.run(["git", "cat-file", "blob", "HEAD:cert.der"], cwd=work, capture_output=True).stdout
     assert raw == bytes(range(256))
     assert git("cat-file", "-s", "HEAD:empty.txt", cwd=work).strip() == "0"
     assert "ünï cödé.json" in files

@@ -206,7 +206,7 @@ def test_non_ascii_binary_symlink_and_exec_files_are_committed_live(tmp_path, st
     write(work / "seed", "")
     start_history([work])
     write(work / "données.json", "{}")
-    write(work / "blob.bin", bytes(range(256)) * 4)
+    write(work / "blob.der", bytes(range(256)) * 4)
     (work / "latest.json").symlink_to("données.json")
     write(work / "hook.sh", "#!/bin/sh\n").chmod(0o755)
     wait_for(lambda: len(tree_files(work)) == 5, what="all files")

@@ -52,6 +52,10 @@ CONFIG_CASES = [
     ("unknown-key", _toml('url = "sqlite:///{db}"\nurll = "sqlite:///{db}"')),
     ("unknown-section", _toml('url = "sqlite:///{db}"', '\n[nosuch]\nkey = 1\n')),
     ("bad-duration", _toml('url = "sqlite:///{db}"', '\n[schedule]\nincremental = "soon"\n')),
+    ("bad-max-file-size", _toml('url = "sqlite:///{db}"', '\n[config_vcs]\nmax_file_size = "huge"\n')),
+    ("zero-max-file-size", _toml('url = "sqlite:///{db}"', '\n[config_vcs]\nmax_file_size = 0\n')),
+    ("negated-include-glob", _toml('url = "sqlite:///{db}"', '\n[config_vcs]\ninclude = ["!data/"]\n')),
+    ("empty-exclude-glob", _toml('url = "sqlite:///{db}"', '\n[config_vcs]\nexclude = [""]\n')),
     ("unsupported-location-scheme",
      _toml('url = "sqlite:///{db}"', location='[[locations]]\nname = "local"\nurl = "ftp://x/backups"\n')),
 ]
