@@ -39,7 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from config_vcs.errors import BadInput, IntegrityFailure
-from config_vcs.secrets import _has_value, _secret_keys_in_tree, is_secret_key, secret_reason
+from config_vcs.secrets import (
+    _JSON_NAMES,
+    _has_value,
+    _secret_keys_in_tree,
+    is_secret_key,
+    is_secret_value,
+    json_pairs,
+    secret_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,40 +86,10 @@ def _is_marker_token(token: str) -> bool:
 
 # -- where the secret values are (pure) -------------------------------------------------------------------
 
-_JSON_TOKEN = re.compile(
-    r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\s+|.', re.S
-)
-
-
 def json_spans(text: str) -> list[Span]:
-    """Values (strings with content, numbers) of secret keys in JSON, comments allowed."""
-    tokens = [
-        (m.start(), m.end(), m.group())
-        for m in _JSON_TOKEN.finditer(text)
-        if not m.group().isspace() and not m.group().startswith(("//", "/*"))
-    ]
-    spans = []
-    for i in range(len(tokens) - 2):
-        start, _end, key_token = tokens[i]
-        if not key_token.startswith('"') or tokens[i + 1][2] != ":":
-            continue
-        try:
-            key = json.loads(key_token)
-        except ValueError:
-            continue
-        v_start, v_end, value = tokens[i + 2]
-        if not is_secret_key(key):
-            continue
-        if value.startswith('"'):
-            try:
-                decoded = json.loads(value)
-            except ValueError:
-                continue
-            if isinstance(decoded, str) and decoded.strip():
-                spans.append((v_start, v_end, key))
-        elif value[:1].isdigit() or value[:1] == "-":
-            spans.append((v_start, v_end, key))
-    return spans
+    """Values (strings with content, numbers) of secret keys in JSON, also with comments
+    and JSON5's single quotes and bare keys (``secrets.json_pairs``)."""
+    return [(start, end, key) for key, start, end, value in json_pairs(text) if is_secret_value(key, value)]
 
 
 _TOML_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\\\n]*"|'[^'\n]*')"""
@@ -138,7 +116,7 @@ def toml_spans(text: str) -> list[Span]:
                 key = _TOML_PARTS.findall(match.group("key"))[-1].strip("\"'")
                 value = match.group("value")
                 content = value[1:-1] if value[0] in "\"'" else value
-                if is_secret_key(key) and content.strip():
+                if is_secret_value(key, content):
                     spans.append((offset + match.start("value"), offset + match.end("value"), key))
             else:
                 for quote in ('"""', "'''"):
@@ -180,7 +158,7 @@ def yaml_spans(text: str) -> list[Span]:
             key = match.group("key").strip("\"'")
             value = match.group("value")
             content = value[1:-1] if value[:1] in "\"'" else value
-            if is_secret_key(key) and value.lower() not in _YAML_NOT_SECRET and content.strip():
+            if value.lower() not in _YAML_NOT_SECRET and is_secret_value(key, content):
                 spans.append((offset + match.start("value"), offset + match.end("value"), key))
         else:
             block = _YAML_BLOCK.match(body)
@@ -208,7 +186,7 @@ def _continues(lines: list[str], index: int) -> bool:
 def spans_for(path: str, text: str) -> list[Span] | None:
     """Secret value spans of a JSON/TOML/YAML file; None for other formats."""
     name = path.rsplit("/", 1)[-1].lower()
-    if name.endswith(".json"):
+    if name.endswith(_JSON_NAMES):
         return json_spans(text)
     if name.endswith(".toml"):
         return toml_spans(text)
@@ -221,10 +199,10 @@ def spans_for(path: str, text: str) -> list[Span] | None:
 
 
 def _parse(path: str, text: str) -> tuple[bool, Any]:
-    """(parsed?, documents); not parsed: JSON with comments, YAML without PyYAML."""
+    """(parsed?, documents); not parsed: JSON with comments or JSON5, YAML without PyYAML."""
     name = path.rsplit("/", 1)[-1].lower()
     try:
-        if name.endswith(".json"):
+        if name.endswith(_JSON_NAMES):
             return True, json.loads(text)
         if name.endswith(".toml"):
             return True, tomllib.loads(text)
@@ -244,7 +222,7 @@ def _same_but_sealed(old: Any, new: Any, secret: bool = False) -> bool:
     if isinstance(old, dict):
         if not isinstance(new, dict) or list(old) != list(new):
             return False
-        return all(_same_but_sealed(old[k], new[k], is_secret_key(str(k))) for k in old)
+        return all(_same_but_sealed(old[k], new[k], is_secret_value(str(k), old[k])) for k in old)
     if isinstance(old, list):
         if not isinstance(new, list) or len(old) != len(new):
             return False
@@ -252,7 +230,7 @@ def _same_but_sealed(old: Any, new: Any, secret: bool = False) -> bool:
     return type(old) is type(new) and old == new
 
 
-_STRUCTURED = (".json", ".toml", ".yaml", ".yml")
+_STRUCTURED = (*_JSON_NAMES, ".toml", ".yaml", ".yml")
 
 
 def _tree_has_secret(path: str, text: str) -> bool:

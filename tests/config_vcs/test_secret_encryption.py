@@ -158,6 +158,43 @@ def test_toml_and_yaml_values_are_rewritten_in_place(tmp_path, keys):
     assert history.show(reader, "HEAD:db.yaml").decode() == yaml_text
 
 
+BOT_FILES = {
+    # freqtrade's config.json as `new-config` writes it, with comments and a trailing comma
+    "user_data/config.json": (
+        '{\n  // exchange credentials\n  "exchange": {"name": "binance", "key": "Kx7pQ2mN9vR4tW8zA1", '
+        '"secret": "Sb3nV8cX1zL6kJ4hG9", "password": ""},\n'
+        '  "telegram": {"enabled": true, "token": "5938271046:AAHfK3x9Qm2LwVtR7nYbE4cJ8uPzS1dGk0o", '
+        '"chat_id": "1234567890"},\n'
+        '  "api_server": {"jwt_secret_key": "7f3b2c9e4a1d8f6b", "ws_token": "wsTok9x", '
+        '"password": "ApiServerPass1", "username": "freqtrader"}, /* ui */\n'
+        '  "stake_amount": 100,\n}\n'
+    ),
+    "bot.json5": "{\n  exchange: {name: 'kraken', apiKey: 'J5AbCdEf9876', secret: 'q\\'uoted'},\n  stake: 5,\n}\n",
+    "bot.yaml": "bot:\n  exchange:\n    credentials:\n      apiKey: Y7uH6gT5rF4eD3\n      uid: 42\n  stake: 10\n",
+}
+BOT_SECRETS = ["Kx7pQ2mN9vR4tW8zA1", "Sb3nV8cX1zL6kJ4hG9", "AAHfK3x9Qm2LwVtR7nYbE4cJ8uPzS1dGk0o", "7f3b2c9e4a1d8f6b",
+               "wsTok9x", "ApiServerPass1", "J5AbCdEf9876", "uoted", "Y7uH6gT5rF4eD3"]
+
+
+def test_real_bot_configs_are_sealed_value_by_value_and_read_back_byte_exact(tmp_path, keys):
+    recipient, identity, _ = keys
+    work = tmp_path / "config"
+    warnings: list[str] = []
+    repo = options(recipient).repo(work, create=True, warn=warnings.append)
+    for name, text in BOT_FILES.items():
+        write(work / name, text)
+    repo.commit_worktree()
+
+    patch = git("log", "-p", "--all", cwd=work)
+    assert not [s for s in BOT_SECRETS if s in patch]
+    assert patch.count("ENC[age,") == len(BOT_SECRETS)
+    assert not warnings  # every file sealed in place, none encrypted whole
+    assert "// exchange credentials" in patch and '"chat_id": "1234567890"' in patch and "uid: 42" in patch
+    reader = options(recipient, identity).repo(work, create=False)
+    for name, text in BOT_FILES.items():
+        assert history.show(reader, f"HEAD:{name}").decode() == text
+
+
 def test_a_file_that_cannot_be_rewritten_safely_is_encrypted_whole_with_a_warning(tmp_path, keys):
     recipient, identity, _ = keys
     work = tmp_path / "config"
