@@ -36,6 +36,9 @@ class Options:
     secret_identity_file: str = ""
     #: globs (base name or relative path) of files always encrypted whole
     secret_paths: tuple[str, ...] = DEFAULT_SECRET_PATHS
+    #: remotes that may receive detected credentials in clear (allow_plaintext_secrets);
+    #: every other remote never receives a commit range holding one
+    plaintext_remotes: tuple[str, ...] = ()
 
     def identity(self) -> Identity:
         return Identity.from_strings(self.author, self.committer, self.host)

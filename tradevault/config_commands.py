@@ -47,6 +47,7 @@ def options_from(settings: Settings) -> Options:
         secret_recipients=tuple(s.secret_recipients),
         secret_identity_file=s.secret_identity_file,
         secret_paths=tuple(s.secret_paths),
+        plaintext_remotes=s.plaintext_remotes,
     )
 
 
