@@ -37,7 +37,7 @@ from config_vcs.options import Options
 from config_vcs.paths import in_scope, labels_for, tree_path
 from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
 from config_vcs.scanner import Scanner
-from config_vcs.sealing import is_sealed
+from config_vcs.sealing import holds_ciphertext, is_sealed
 
 # -- time and revisions ---------------------------------------------------------------------
 
@@ -373,9 +373,23 @@ def checkout(
     if to is None:
         with repo.write_lock():
             source = _source(repo, rev, when)  # REV means what it meant before we commit
+            with repo.open() as r:  # no key for its sealed secrets: refuse before committing
+                entries = tree_entries(r, r.object_store[source].tree)  # type: ignore[attr-defined]
+                repo.sealer.require_identity(
+                    _ciphertext_files(r, {p: e for p, e in entries.items() if in_scope(p, scope)})
+                )
             repo.commit_locked()  # whatever is there now is kept in the history first
             return _checkout_locked(repo, source, rev, when, None, scope, paths)
     return _checkout_locked(repo, _source(repo, rev, when), rev, when, Path(to), scope, paths)
+
+
+def _ciphertext_files(r: Repo, entries: Entries) -> list[str]:
+    """The regular files among ``entries`` whose committed form holds ciphertext."""
+    return [
+        display_path(rel)
+        for rel, (mode, sha) in sorted(entries.items())
+        if _is_file(mode) and sha in r.object_store and holds_ciphertext(r.object_store[sha].as_raw_string())
+    ]
 
 
 def _source(repo: ConfigRepo, rev: str | None, when: datetime | None) -> bytes:
@@ -403,24 +417,28 @@ def _checkout_locked(
             if rel and not any(in_scope(p, [rel]) for p in selected):
                 label = rev if rev is not None else f"{when.isoformat() if when else ''}"
                 raise BadInput(f"{raw} did not exist at {label} ({source.id[:10].decode()})")
-        target.mkdir(parents=True, exist_ok=True)
         current: Entries = {}
         if to is None:
             snapshot = repo.scan(r, repo.entries_of(r, head_of(r)[1]))
             current = snapshot.entries()
-        # decrypt everything first: a wrong identity must fail before any file is written
+        # decrypt everything first: a missing or wrong identity must fail before any file
+        # is written, and ciphertext is never written where a bot reads its config
         unsealer = _Unsealer(repo, learn=to is None)  # learn: the restore commit reuses REV's blobs
-        pending: list[tuple[bytes, int, bytes]] = []
+        raw: list[tuple[bytes, int, bytes, bytes]] = []
         for rel, (mode, sha) in sorted(selected.items()):
             if current.get(rel) == (mode, sha):
                 continue
             try:
-                data = r.object_store[sha].as_raw_string()
+                raw.append((rel, mode, sha, r.object_store[sha].as_raw_string()))
             except KeyError:
                 raise IntegrityFailure(f"object {sha.decode()} of {display_path(rel)} is missing") from None
-            if _is_file(mode):
-                data = unsealer.data(rel, data, sha)
-            pending.append((rel, mode, data))
+        repo.sealer.require_identity(
+            [display_path(rel) for rel, mode, _sha, data in raw if _is_file(mode) and holds_ciphertext(data)]
+        )
+        pending = [
+            (rel, mode, unsealer.data(rel, data, sha) if _is_file(mode) else data) for rel, mode, sha, data in raw
+        ]
+        target.mkdir(parents=True, exist_ok=True)
         written: list[str] = []
         for rel, mode, data in pending:
             if write_file(target, rel, mode, data):
@@ -483,6 +501,41 @@ def write_config_at(
         result = _checkout_locked(repo, source, None, instant, target, [], ())
         results.append(ExportResult(repo.root, target, result.source, len(result.written)))
     return results
+
+
+def require_readable_config(
+    paths: Sequence[Path | str], earliest: datetime, latest: datetime, options: Options | None = None
+) -> None:
+    """Before a restore writes anything: the configuration as of any instant between
+    ``earliest`` and ``latest`` (where the restored point will be) can be written in
+    clear here. Its sealed secrets are decrypted now (a missing or wrong identity is
+    MissingIdentity / BadInput, exit 2); directories without history are fine."""
+    options = options or Options()
+    for root in paths:
+        try:
+            repo = options.repo(Path(root), create=False)
+        except NotARepository:
+            continue
+        with repo.open() as r:
+            if head_of(r)[1] is None:
+                continue
+            try:
+                commits = [commit_at(r, earliest)]
+            except BadTime:
+                commits = []
+            commits += [
+                entry.commit for entry in Walker(r.object_store, [head_of(r)[1]])  # type: ignore[list-item]
+                if earliest.timestamp() < entry.commit.commit_time <= latest.timestamp()
+            ]
+            seen: set[bytes] = set()
+            for commit in commits:
+                entries = {p: e for p, e in tree_entries(r, commit.tree).items() if e[1] not in seen}
+                seen.update(sha for _mode, sha in entries.values())
+                names = _ciphertext_files(r, entries)
+                repo.sealer.require_identity(names)
+                for rel, (mode, sha) in entries.items():
+                    if display_path(rel) in names:
+                        repo.sealer.unseal(display_path(rel), r.object_store[sha].as_raw_string())
 
 
 def export_config_at(

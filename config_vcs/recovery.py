@@ -19,12 +19,12 @@ from dulwich import porcelain
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 
-from config_vcs.errors import ConfigVcsError
+from config_vcs.errors import BadInput, ConfigVcsError
 from config_vcs.materialize import write_file
 from config_vcs.options import Options
 from config_vcs.paths import labels_for
 from config_vcs.repository import head_of, tree_entries
-from config_vcs.sealing import is_sealed
+from config_vcs.sealing import holds_ciphertext, is_sealed
 
 
 @dataclass
@@ -33,6 +33,8 @@ class DirectoryRecovery:
     problem: str = ""  # "" = healthy
     action: str = "none"
     ok: bool = True
+    #: refused because sealed secrets cannot be decrypted here (bad input: exit 2)
+    needs_identity: bool = False
 
 
 def _head_files(repo: Repo) -> int:
@@ -75,6 +77,36 @@ def _clone_from_remotes(remotes: Mapping[str, str], branch: bytes | None, into: 
             errors.append(f"{name}: {exc}")
             shutil.rmtree(into, ignore_errors=True)
     return "", "; ".join(errors) or "no remotes configured"
+
+
+def _undecryptable(root: Path, options: Options) -> str | None:
+    """Why the files of HEAD in ``root`` cannot be written in clear (their sealed secrets
+    cannot be decrypted here), or None. Everything is decrypted once, nothing written."""
+    try:
+        repo = options.repo(root, create=False)
+        with repo.open() as r:
+            head = head_of(r)[1]
+            if head is None:
+                return None
+            sealed = []
+            for rel, (mode, sha) in sorted(tree_entries(r, r[head].tree).items()):
+                if mode & 0o170000 == 0o100000:
+                    data = r.object_store[sha].as_raw_string()
+                    if holds_ciphertext(data):
+                        sealed.append((rel.decode("utf-8", "replace"), data))
+            repo.sealer.require_identity([name for name, _data in sealed])
+            for name, data in sealed:
+                repo.sealer.unseal(name, data)
+    except BadInput as exc:
+        return str(exc)
+    return None
+
+
+def _refuse(report: DirectoryRecovery, why: str) -> DirectoryRecovery:
+    report.ok = False
+    report.needs_identity = True
+    report.action = f"refused: {why}"
+    return report
 
 
 def _unseal_worktree(root: Path, options: Options, report: DirectoryRecovery) -> None:
@@ -127,10 +159,14 @@ def recover_directory(
     report = DirectoryRecovery(path=str(root), problem=problem_of(root))
     if not report.problem:
         return report
+    options = options or Options()
     if root.exists() and (root / ".git").is_dir() and report.problem.startswith("every file"):
+        why = _undecryptable(root, options)  # never ciphertext where the bot reads its config
+        if why:
+            return _refuse(report, why)
         porcelain.reset(str(root), "hard")
         report.action = "checked out the last commit from the local history"
-        _unseal_worktree(root, options or Options(), report)
+        _unseal_worktree(root, options, report)
         return report
     scratch = Path(tempfile.mkdtemp(prefix=".tradevault-recover-", dir=root.parent if root.parent.exists() else None))
     try:
@@ -141,9 +177,12 @@ def recover_directory(
             report.action = f"no remote could be cloned ({error})"
             return report
         if not root.exists():
-            clone.rename(root)
+            why = _undecryptable(clone, options)
+            if why:
+                return _refuse(report, why)
             report.action = f"cloned from remote {name}"
-            _unseal_worktree(root, options or Options(), report)
+            _unseal_worktree(clone, options, report)  # in clear before it becomes the directory
+            clone.rename(root)
         else:
             broken = root / ".git"
             if broken.exists() or broken.is_symlink():  # kept beside the directory, not inside it

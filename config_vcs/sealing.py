@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from config_vcs.errors import BadInput, IntegrityFailure
+from config_vcs.errors import BadInput, IntegrityFailure, MissingIdentity
 from config_vcs.secrets import (
     _JSON_NAMES,
     _has_value,
@@ -72,6 +72,11 @@ Span = tuple[int, int, str]  # start, end (of the value's source text), key name
 def is_sealed(data: bytes) -> bool:
     """Does this blob hold our ciphertext (a whole encrypted file or value markers)?"""
     return data.startswith(FILE_HEADER) or b"ENC[age," in data
+
+
+def holds_ciphertext(data: bytes) -> bool:
+    """Would this blob, written as it is, put ciphertext where plaintext belongs?"""
+    return data.startswith(FILE_HEADER) or _MARKER_BYTES.search(data) is not None
 
 
 def without_markers(data: bytes) -> bytes:
@@ -342,6 +347,26 @@ class Sealer:
         if self._identities is None:
             self._identities = load_identities(self.identity_file)
         return self._identities
+
+    def require_identity(self, names: Sequence[str]) -> None:
+        """``names`` hold sealed secrets and are about to be written as configuration:
+        refuse (MissingIdentity, exit 2) unless the identity to decrypt them is at hand,
+        so a bot never reads ``ENC[age,...]`` as its config."""
+        if not names:
+            return
+        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        if not self.identity_file:
+            reason = "[config_vcs] secret_identity_file is not set"
+        else:
+            try:
+                self.identities()
+                return
+            except BadInput as exc:
+                reason = str(exc)
+        raise MissingIdentity(
+            f"cannot decrypt the sealed secrets of {listed}: {reason} (copy the age identity "
+            "file to this machine and name it there); nothing was written"
+        )
 
     def _decrypt(self, path: str, ciphertext: bytes) -> bytes:
         import pyrage

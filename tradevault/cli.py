@@ -231,6 +231,10 @@ def restore(
             stdout.print(f"would restore {plan.full.object} (seq {plan.full.last_seq}) + "
                          f"{len(plan.incrementals)} incremental(s) up to {target.describe()} into {to}")
         return
+    if config_to is not None:  # sealed config secrets without the key: refused before any write
+        from tradevault.config_commands import require_restorable_config
+
+        require_restorable_config(settings, [plan.full, *plan.incrementals], target.ts)
     with progress_display(not as_json) as progress:
         result = restore_to(store, plan, to, force=force, progress=progress)
     if config_to is not None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -49,6 +50,20 @@ def options_from(settings: Settings) -> Options:
         secret_paths=tuple(s.secret_paths),
         plaintext_remotes=s.plaintext_remotes,
     )
+
+
+def require_restorable_config(settings: Settings, entries: list[Any], target_ts: int | None) -> None:
+    """``restore --config-to``: before the database is written, the configuration of the
+    instant being restored (``target_ts``, else somewhere in the time span of the backup
+    ``entries`` replayed) must be writable in clear here -- its sealed secrets
+    decryptable -- or the restore is refused (exit 2) and nothing is written."""
+    stamps = [ts for e in entries for ts in (e.first_ts, e.last_ts) if ts]
+    if target_ts is not None:
+        stamps = [target_ts]
+    now = datetime.now(UTC)
+    earliest = datetime.fromtimestamp(min(stamps) / 1e6, UTC) if stamps else now
+    latest = datetime.fromtimestamp(max(stamps) / 1e6, UTC) if stamps else now
+    history.require_readable_config(settings.config_vcs.paths, earliest, latest, options_from(settings))
 
 
 def history_service(settings: Settings) -> ConfigHistory:
