@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from config_vcs.ignore import PathFilter
 from config_vcs.materialize import remove_file, write_file
 from config_vcs.options import Options
 from config_vcs.paths import in_scope, labels_for, tree_path
+from config_vcs.recovery import clone_from_remotes
 from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
 from config_vcs.scanner import Scanner
 from config_vcs.sealing import holds_ciphertext, is_sealed
@@ -503,59 +506,96 @@ def write_config_at(
     return results
 
 
+@contextmanager
+def _history_of(
+    root: Path, options: Options, remotes: Mapping[str, str], branch: bytes | None
+) -> Iterator[ConfigRepo | None]:
+    """The history of a watched directory: its own ``.git``, else (a new machine) a clone
+    of the first remote that answers, history only, in a temporary directory removed
+    afterwards; None when there is neither."""
+    try:
+        local: ConfigRepo | None = options.repo(root, create=False)
+    except NotARepository:
+        local = None
+    if local is not None or not remotes:
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="tradevault-history-") as scratch:
+        clone = Path(scratch) / "clone"
+        name, _error = clone_from_remotes(remotes, branch, clone, checkout=False)
+        yield options.repo(clone, create=False) if name else None
+
+
+def _branches(roots: Sequence[Path]) -> list[bytes | None]:
+    """The remote branch of each directory (several directories share remotes by label)."""
+    return [None] * len(roots) if len(roots) == 1 else [label.encode() for label in labels_for(roots)]
+
+
 def require_readable_config(
-    paths: Sequence[Path | str], earliest: datetime, latest: datetime, options: Options | None = None
+    paths: Sequence[Path | str],
+    earliest: datetime,
+    latest: datetime,
+    options: Options | None = None,
+    remotes: Mapping[str, str] | None = None,
 ) -> None:
     """Before a restore writes anything: the configuration as of any instant between
     ``earliest`` and ``latest`` (where the restored point will be) can be written in
     clear here. Its sealed secrets are decrypted now (a missing or wrong identity is
     MissingIdentity / BadInput, exit 2); directories without history are fine."""
     options = options or Options()
-    for root in paths:
+    roots = [Path(p) for p in paths]
+    for root, branch in zip(roots, _branches(roots)):
+        with _history_of(root, options, remotes or {}, branch) as repo:
+            if repo is not None:
+                _require_readable(repo, earliest, latest)
+
+
+def _require_readable(repo: ConfigRepo, earliest: datetime, latest: datetime) -> None:
+    with repo.open() as r:
+        head = head_of(r)[1]
+        if head is None:
+            return
         try:
-            repo = options.repo(Path(root), create=False)
-        except NotARepository:
-            continue
-        with repo.open() as r:
-            if head_of(r)[1] is None:
-                continue
-            try:
-                commits = [commit_at(r, earliest)]
-            except BadTime:
-                commits = []
-            commits += [
-                entry.commit for entry in Walker(r.object_store, [head_of(r)[1]])  # type: ignore[list-item]
-                if earliest.timestamp() < entry.commit.commit_time <= latest.timestamp()
-            ]
-            seen: set[bytes] = set()
-            for commit in commits:
-                entries = {p: e for p, e in tree_entries(r, commit.tree).items() if e[1] not in seen}
-                seen.update(sha for _mode, sha in entries.values())
-                names = _ciphertext_files(r, entries)
-                repo.sealer.require_identity(names)
-                for rel, (mode, sha) in entries.items():
-                    if display_path(rel) in names:
-                        repo.sealer.unseal(display_path(rel), r.object_store[sha].as_raw_string())
+            commits = [commit_at(r, earliest)]
+        except BadTime:
+            commits = []
+        commits += [
+            entry.commit for entry in Walker(r.object_store, [head])
+            if earliest.timestamp() < entry.commit.commit_time <= latest.timestamp()
+        ]
+        seen: set[bytes] = set()
+        for commit in commits:
+            entries = {p: e for p, e in tree_entries(r, commit.tree).items() if e[1] not in seen}
+            seen.update(sha for _mode, sha in entries.values())
+            names = _ciphertext_files(r, entries)
+            repo.sealer.require_identity(names)
+            for rel, (_mode, sha) in entries.items():
+                if display_path(rel) in names:
+                    repo.sealer.unseal(display_path(rel), r.object_store[sha].as_raw_string())
 
 
 def export_config_at(
-    paths: Sequence[Path | str], when: datetime | str, dest: Path, options: Options | None = None
+    paths: Sequence[Path | str],
+    when: datetime | str,
+    dest: Path,
+    options: Options | None = None,
+    remotes: Mapping[str, str] | None = None,
 ) -> list[ExportResult]:
     """``write_config_at`` by directory names: what ``restore --config-to DIR`` calls.
 
-    Same layout (one directory: ``dest``; several: ``dest/<label>``); directories
-    without any history yet are reported with ``commit=None``.
+    Same layout (one directory: ``dest``; several: ``dest/<label>``). A directory without
+    its ``.git`` (a new machine) is read from the first of ``remotes`` that answers;
+    directories without any history are reported with ``commit=None``.
     """
     options = options or Options()
     roots = [Path(p) for p in paths]
     labels = labels_for(roots)
     results: list[ExportResult] = []
-    for root, label in zip(roots, labels):
+    for root, label, branch in zip(roots, labels, _branches(roots)):
         target = Path(dest) if len(roots) == 1 else Path(dest) / label
-        try:
-            repo = options.repo(root, create=False)
-        except NotARepository:
-            results.append(ExportResult(root.absolute(), target, None, 0))
-            continue
-        results.extend(write_config_at([repo], when, target))
+        with _history_of(root, options, remotes or {}, branch) as repo:
+            if repo is None:
+                results.append(ExportResult(root.absolute(), target, None, 0))
+                continue
+            results.extend(replace(r, watched=root.absolute()) for r in write_config_at([repo], when, target))
     return results

@@ -65,12 +65,15 @@ def problem_of(root: Path) -> str:
         repo.close()
 
 
-def _clone_from_remotes(remotes: Mapping[str, str], branch: bytes | None, into: Path) -> tuple[str, str]:
-    """(remote name, error summary): clones the first remote that works into ``into``."""
+def clone_from_remotes(
+    remotes: Mapping[str, str], branch: bytes | None, into: Path, *, checkout: bool = True
+) -> tuple[str, str]:
+    """(remote name, error summary): clones the first remote that works into ``into``
+    (without ``checkout``: the history only, no file of the work tree is written)."""
     errors = []
     for name, url in remotes.items():
         try:
-            porcelain.clone(url, str(into), checkout=True, errstream=io.BytesIO(), outstream=io.BytesIO(),
+            porcelain.clone(url, str(into), checkout=checkout, errstream=io.BytesIO(), outstream=io.BytesIO(),
                             branch=branch)
             return name, ""
         except Exception as exc:  # noqa: BLE001 - try the next remote
@@ -171,7 +174,7 @@ def recover_directory(
     scratch = Path(tempfile.mkdtemp(prefix=".tradevault-recover-", dir=root.parent if root.parent.exists() else None))
     try:
         clone = scratch / "clone"
-        name, error = _clone_from_remotes(remotes, label_branch, clone)
+        name, error = clone_from_remotes(remotes, label_branch, clone)
         if not name:
             report.ok = False
             report.action = f"no remote could be cloned ({error})"

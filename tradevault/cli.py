@@ -242,7 +242,8 @@ def restore(
         from tradevault.config_commands import options_from
 
         moment = datetime.fromtimestamp((target.ts or result.last_ts or time.time_ns() // 1000) / 1e6, tz=timezone.utc)
-        exported = export_config_at(settings.config_vcs.paths, moment, config_to, options_from(settings))
+        exported = export_config_at(settings.config_vcs.paths, moment, config_to, options_from(settings),
+                                    settings.config_vcs.remotes)
         result.config = [{"path": str(e.watched), "to": str(e.target), "commit": e.commit, "files": e.files}
                          for e in exported]
     if as_json:

@@ -63,7 +63,9 @@ def require_restorable_config(settings: Settings, entries: list[Any], target_ts:
     now = datetime.now(UTC)
     earliest = datetime.fromtimestamp(min(stamps) / 1e6, UTC) if stamps else now
     latest = datetime.fromtimestamp(max(stamps) / 1e6, UTC) if stamps else now
-    history.require_readable_config(settings.config_vcs.paths, earliest, latest, options_from(settings))
+    history.require_readable_config(
+        settings.config_vcs.paths, earliest, latest, options_from(settings), settings.config_vcs.remotes
+    )
 
 
 def history_service(settings: Settings) -> ConfigHistory:
