@@ -359,6 +359,8 @@ def init(
     from trade_stream.database import parse_url
     from trade_stream.locations import open_location
     from tradevault.init_config import render
+    from tradevault.init_secrets import prepare_identity
+    from tradevault.private_files import write_private
     from tradevault.settings import load_settings
 
     path = chosen_config(ctx, config)
@@ -368,16 +370,11 @@ def init(
     urls = location or ["file://./tradevault-backups"]
     for i, url in enumerate(urls):
         open_location(f"location{i + 1}", url)
-    text = render(db, watch or ["./config"], urls)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    try:
-        load_settings(temp, must_exist=True)
-    except Exception:
-        temp.unlink()
-        raise
-    temp.replace(path)
-    stdout.print(f"wrote {path}")
+    identity = prepare_identity(path)  # credentials in watched files are sealed from the start
+    text = render(db, watch or ["./config"], urls, identity)
+    write_private(path, text, check=lambda temp: load_settings(temp, must_exist=True), before_replace=identity.save)
+    stdout.print(f"wrote {path} (mode 0600: it can hold credentials)")
+    stdout.print(identity.notice(), markup=False, soft_wrap=True)
 
 
 @app.command("demo")
