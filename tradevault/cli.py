@@ -307,6 +307,12 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
             info["config"] = {"error": str(exc)}
     elif info["agent"] is not None:
         info["config"] = info["agent"].get("config")
+    from tradevault.private_files import private_file_problems
+
+    info["private_files"] = private_file_problems(chosen_config(ctx, config), {
+        "config_vcs.secret_identity_file": settings.config_vcs.secret_identity_file,
+        "encryption.identity_file": settings.encryption.identity_file,
+    })
     if settings.standby.url:
         from tradevault.standby_commands import standby_state
 

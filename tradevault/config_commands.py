@@ -192,6 +192,10 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False, config: ConfigOp
         typer.echo(f"{repo['path']}: {head}" + (f"  ({repo['error']})" if repo.get("error") else ""))
         for name, remote in repo["remotes"].items():
             flag = "  DIVERGED" if remote["diverged"] else ""
+            if remote.get("held"):
+                flag += f"  HELD (credentials in clear: {', '.join(remote['held'])})"
+            if remote.get("allow_plaintext_secrets"):
+                flag += "  allow_plaintext_secrets"
             error = f"  last error: {remote['last_error']}" if remote["last_error"] else ""
             typer.echo(f"    {name}: {remote['unpushed']} unpushed{flag}{error}")
 

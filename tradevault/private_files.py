@@ -48,3 +48,19 @@ def open_to_others(path: Path) -> str | None:
     who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
     return f"mode {mode:04o}: readable by {who}" if mode & 0o044 else f"mode {mode:04o}: writable by {who}"
 
+
+def private_file_problems(config_file: Path, identity_files: dict[str, str]) -> list[dict[str, str]]:
+    """What ``status`` warns about: the config file or an identity file (``{setting:
+    path}``) open to others, or an identity file that is named but missing."""
+    problems = []
+    for what, path in (("config file", str(config_file)), *identity_files.items()):
+        if not path:
+            continue
+        file = Path(path).expanduser()
+        if what != "config file" and not file.exists():
+            problems.append({"what": what, "file": path, "problem": "missing: what it decrypts cannot be read here"})
+            continue
+        loose = open_to_others(file)
+        if loose:
+            problems.append({"what": what, "file": path, "problem": f"{loose} (chmod 600 {path})"})
+    return problems
