@@ -84,7 +84,8 @@ def recover(
         code = _failure_code(report)
         if code == 2 and not as_json:
             refused = next(c for c in report["config"] if c.get("needs_identity"))
-            stderr.print(f"tradevault: error: config {refused['path']}: {refused['action']}", markup=False)
+            stderr.print(f"tradevault: error: config {refused['path']}: {refused['action']}", markup=False,
+                         soft_wrap=True)
         raise typer.Exit(code)
 
 

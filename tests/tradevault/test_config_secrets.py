@@ -2,9 +2,9 @@
 real bare git remote read by the real ``git``, a freqtrade-style bot directory.
 
 * ``init`` makes an age identity: after two commits the remote's ``git log --all -p``
-  holds none of the credentials; checkout, and ``restore --config-to`` on a second
-  machine given only the identity, give back the exact files; without it exit 2 and
-  nothing written.
+  holds none of the credentials; checkout, and ``restore --config-to`` and ``recover``
+  on a second machine given only the identity, give back the exact files; without it
+  exit 2 and no ciphertext written as config.
 * A config written before (remotes, no recipients): nothing holding a credential reaches
   the remote and ``status`` names the file and the remote, until recipients are set;
   ``allow_plaintext_secrets = true`` pushes in clear and ``status`` warns.
@@ -160,12 +160,16 @@ def test_init_seals_credentials_and_a_second_machine_restores_them_with_the_iden
     machine2 = workdir / "machine2"
     machine2.mkdir()
     shutil.copy2(root / "tradevault.toml", machine2 / "tradevault.toml")
-    restored_db, config_out = machine2 / "restored.sqlite", machine2 / "user_data"
+    restored_db, config_out = machine2 / "restored.sqlite", machine2 / "restored-config"
     refused = cli.tv("restore", "--to", f"sqlite:///{restored_db}", "--config-to", str(config_out), cwd=machine2)
     assert refused.rc == 2, str(refused)
     assert refused.err.count("\n") == 1
     assert ".env, config.json" in refused.err and ".tradevault/config-identity.txt" in refused.err
     assert sorted(p.name for p in machine2.iterdir()) == ["tradevault.toml"]  # no database, no ciphertext
+    recover = cli.tv("recover", cwd=machine2)  # the database comes back; the config is refused
+    assert recover.rc == 2, str(recover)
+    assert "cannot decrypt the sealed secrets of .env, config.json" in recover.err
+    assert sorted(p.name for p in machine2.iterdir()) == ["tradesv3.sqlite", "tradevault.toml"]
 
     (machine2 / ".tradevault").mkdir(mode=0o700)
     shutil.copy2(identity, machine2 / ".tradevault" / "config-identity.txt")  # the only thing copied
@@ -176,6 +180,10 @@ def test_init_seals_credentials_and_a_second_machine_restores_them_with_the_iden
     assert (config_out / "config.json").read_text() == config_json(NEW_SECRET, stake=250)
     assert (config_out / ".env").read_text() == ENV_FILE
     assert cli.digest_of(restored_db) == cli.digest_of(root / "tradesv3.sqlite")
+    recover = cli.tv("recover", cwd=machine2)  # the watched directory itself, cloned and decrypted
+    assert recover.rc == 0, str(recover)
+    assert (machine2 / "user_data" / "config.json").read_text() == config_json(NEW_SECRET, stake=250)
+    assert (machine2 / "user_data" / ".env").read_text() == ENV_FILE
 
 
 def test_an_old_config_without_recipients_holds_credentials_back_until_allowed(cli, workdir):
