@@ -329,6 +329,9 @@ class Sealer:
         self._learned: set[tuple[str, bytes]] = set()
         self._warned_whole: dict[str, str] = {}
         self._warned_learning = False
+        #: the cache on disk was made for other recipients (one was added or removed):
+        #: committed ciphertexts must not be relearned, every value is sealed anew
+        self._recipients_changed = False
 
     @property
     def enabled(self) -> bool:
@@ -416,6 +419,7 @@ class Sealer:
         try:
             data = json.loads(self.cache_path.read_text(encoding="utf-8"))
             if data.get("version") != 1 or data.get("recipients") != self._fingerprint:
+                self._recipients_changed = data.get("recipients") != self._fingerprint
                 return  # other recipients: their ciphertexts cannot be reused
             salt = bytes.fromhex(data["salt"])
             values = {p: OrderedDict(d) for p, d in data.get("values", {}).items()}
@@ -471,7 +475,7 @@ class Sealer:
 
     def _learn_from_head(self, path: str) -> None:
         """Cache miss with the identity at hand: learn HEAD's ciphertexts of this file."""
-        if not self.identity_file or self._store is None:
+        if not self.identity_file or self._store is None or self._recipients_changed:
             return
         entry = self._old.get(os.fsencode(path))
         if entry is None or (path, entry[1]) in self._learned:
@@ -582,12 +586,13 @@ class Sealer:
             return data, False
         if self.identities() is None:
             return data, bool(data.startswith(FILE_HEADER) or _MARKER_BYTES.search(data))
+        learn = learn and self.enabled and not self._recipients_changed
         if data.startswith(FILE_HEADER):
             plain = self._decrypt(path, data[len(FILE_HEADER) :])
-            if learn and blob_id is not None and self.enabled:
+            if learn and blob_id is not None:
                 self._remember(self._files, path, self._digest(path.encode(), b"", plain), blob_id.decode())
             return plain, False
-        if learn and self.enabled:
+        if learn:
             self._learn_markers(path, data)
 
         def replace(match: re.Match[bytes]) -> bytes:

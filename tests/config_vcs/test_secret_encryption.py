@@ -271,6 +271,26 @@ def test_unchanged_plaintext_makes_no_commit_across_rescans_and_restarts(tmp_pat
     assert blob(work, "HEAD:config.json") == first.replace('"stake": 10', '"stake": 20')
 
 
+def test_adding_a_recovery_recipient_reseals_the_current_values_to_it(tmp_path, keys):
+    recipient, identity, _ = keys
+    work = tmp_path / "config"
+    write(work / "config.json", CONFIG)
+    write(work / ".env", f"TOKEN={ENV_TOKEN}\n")
+    options(recipient, identity).repo(work, create=True).commit_worktree()
+    recovery = x25519.Identity.generate()  # made elsewhere; only its public key comes here
+    recovery_file = tmp_path / "keys" / "recovery.key"
+    recovery_file.write_text(f"{recovery}\n")
+
+    both = fast_options(secret_recipients=(recipient, str(recovery.to_public())), secret_identity_file=str(identity))
+    assert both.repo(work, create=False).commit_worktree() is not None  # sealed anew, to both
+    with_recovery = options(str(recovery.to_public()), recovery_file).repo(work, create=False)
+    assert history.show(with_recovery, "HEAD:config.json").decode() == CONFIG
+    assert history.show(with_recovery, "HEAD:.env").decode() == f"TOKEN={ENV_TOKEN}\n"
+    with pytest.raises(BadInput, match="does not hold a key"):  # older commits: the first key only
+        history.show(with_recovery, "HEAD~1:config.json")
+    assert both.repo(work, create=False).commit_worktree() is None  # and then stable again
+
+
 # -- reading back --------------------------------------------------------------------------------------
 
 
