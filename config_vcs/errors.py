@@ -32,6 +32,10 @@ class PathEscapes(BadInput):
     """A path that would leave the target directory (absolute, ``..``, ``.git``)."""
 
 
+class MissingIdentity(BadInput):
+    """Sealed secrets must be decrypted and the age identity to do so is not at hand."""
+
+
 class NotARepository(BadInput):
     """The directory has no configuration history (yet)."""
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,9 +40,10 @@ from config_vcs.materialize import remove_file, write_file
 from config_vcs.options import Options
 from config_vcs.paths import in_scope, labels_for, tree_path
 from config_vcs.reasons import DATABASE
+from config_vcs.recovery import clone_from_remotes
 from config_vcs.repository import ConfigRepo, Entries, head_of, tree_entries
 from config_vcs.scanner import Scanner
-from config_vcs.sealing import is_sealed
+from config_vcs.sealing import holds_ciphertext, is_sealed
 
 # -- time and revisions ---------------------------------------------------------------------
 
@@ -401,9 +404,23 @@ def checkout(
     if to is None:
         with repo.write_lock():
             source = _source(repo, rev, when)  # REV means what it meant before we commit
+            with repo.open() as r:  # no key for its sealed secrets: refuse before committing
+                entries = tree_entries(r, r.object_store[source].tree)  # type: ignore[attr-defined]
+                repo.sealer.require_identity(
+                    _ciphertext_files(r, {p: e for p, e in entries.items() if in_scope(p, scope)})
+                )
             repo.commit_locked()  # whatever is there now is kept in the history first
             return _checkout_locked(repo, source, rev, when, None, scope, paths)
     return _checkout_locked(repo, _source(repo, rev, when), rev, when, Path(to), scope, paths)
+
+
+def _ciphertext_files(r: Repo, entries: Entries) -> list[str]:
+    """The regular files among ``entries`` whose committed form holds ciphertext."""
+    return [
+        display_path(rel)
+        for rel, (mode, sha) in sorted(entries.items())
+        if _is_file(mode) and sha in r.object_store and holds_ciphertext(r.object_store[sha].as_raw_string())
+    ]
 
 
 def _source(repo: ConfigRepo, rev: str | None, when: datetime | None) -> bytes:
@@ -431,24 +448,29 @@ def _checkout_locked(
             if rel and not any(in_scope(p, [rel]) for p in selected):
                 label = rev if rev is not None else f"{when.isoformat() if when else ''}"
                 raise BadInput(f"{raw} did not exist at {label} ({source.id[:10].decode()})")
-        target.mkdir(parents=True, exist_ok=True)
         current: Entries = {}
         snapshot = None
         if to is None:
             snapshot = repo.scan(r, repo.entries_of(r, head_of(r)[1]))
             current = snapshot.entries()
             pfilter = repo.path_filter(r)
-        # decrypt everything first: a wrong identity must fail before any file is written
+        # decrypt everything first: a missing or wrong identity must fail before any file
+        # is written, and ciphertext is never written where a bot reads its config
         unsealer = _Unsealer(repo, learn=to is None)  # learn: the restore commit reuses REV's blobs
-        pending: list[tuple[bytes, int, bytes]] = []
+        raw: list[tuple[bytes, int, bytes, bytes]] = []
         skipped: dict[str, str] = {}
         for rel, (mode, sha) in sorted(selected.items()):
             if current.get(rel) == (mode, sha):
                 continue
             try:
-                data = r.object_store[sha].as_raw_string()
+                raw.append((rel, mode, sha, r.object_store[sha].as_raw_string()))
             except KeyError:
                 raise IntegrityFailure(f"object {sha.decode()} of {display_path(rel)} is missing") from None
+        repo.sealer.require_identity(
+            [display_path(rel) for rel, mode, _sha, data in raw if _is_file(mode) and holds_ciphertext(data)]
+        )
+        pending: list[tuple[bytes, int, bytes]] = []
+        for rel, mode, sha, data in raw:
             if _is_file(mode):
                 data = unsealer.data(rel, data, sha)
             if snapshot is not None:
@@ -460,6 +482,7 @@ def _checkout_locked(
                 skipped[display_path(rel)] = reason
                 continue
             pending.append((rel, mode, data))
+        target.mkdir(parents=True, exist_ok=True)
         written: list[str] = []
         for rel, mode, data in pending:
             if write_file(target, rel, mode, data):
@@ -530,24 +553,96 @@ def write_config_at(
     return results
 
 
+@contextmanager
+def _history_of(
+    root: Path, options: Options, remotes: Mapping[str, str], branch: bytes | None
+) -> Iterator[ConfigRepo | None]:
+    """The history of a watched directory: its own ``.git``, else (a new machine) a clone
+    of the first remote that answers, history only, in a temporary directory removed
+    afterwards; None when there is neither."""
+    try:
+        local: ConfigRepo | None = options.repo(root, create=False)
+    except NotARepository:
+        local = None
+    if local is not None or not remotes:
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="tradevault-history-") as scratch:
+        clone = Path(scratch) / "clone"
+        name, _error, _held = clone_from_remotes(remotes, branch, clone, checkout=False)
+        yield options.repo(clone, create=False) if name else None
+
+
+def _branches(roots: Sequence[Path]) -> list[bytes | None]:
+    """The remote branch of each directory (several directories share remotes by label)."""
+    return [None] * len(roots) if len(roots) == 1 else [label.encode() for label in labels_for(roots)]
+
+
+def require_readable_config(
+    paths: Sequence[Path | str],
+    earliest: datetime,
+    latest: datetime,
+    options: Options | None = None,
+    remotes: Mapping[str, str] | None = None,
+) -> None:
+    """Before a restore writes anything: the configuration as of any instant between
+    ``earliest`` and ``latest`` (where the restored point will be) can be written in
+    clear here. Its sealed secrets are decrypted now (a missing or wrong identity is
+    MissingIdentity / BadInput, exit 2); directories without history are fine."""
+    options = options or Options()
+    roots = [Path(p) for p in paths]
+    for root, branch in zip(roots, _branches(roots)):
+        with _history_of(root, options, remotes or {}, branch) as repo:
+            if repo is not None:
+                _require_readable(repo, earliest, latest)
+
+
+def _require_readable(repo: ConfigRepo, earliest: datetime, latest: datetime) -> None:
+    with repo.open() as r:
+        head = head_of(r)[1]
+        if head is None:
+            return
+        try:
+            commits = [commit_at(r, earliest)]
+        except BadTime:
+            commits = []
+        commits += [
+            entry.commit for entry in Walker(r.object_store, [head])
+            if earliest.timestamp() < entry.commit.commit_time <= latest.timestamp()
+        ]
+        seen: set[bytes] = set()
+        for commit in commits:
+            entries = {p: e for p, e in tree_entries(r, commit.tree).items() if e[1] not in seen}
+            seen.update(sha for _mode, sha in entries.values())
+            names = _ciphertext_files(r, entries)
+            repo.sealer.require_identity(names)
+            for rel, (_mode, sha) in entries.items():
+                if display_path(rel) in names:
+                    repo.sealer.unseal(display_path(rel), r.object_store[sha].as_raw_string())
+
+
 def export_config_at(
-    paths: Sequence[Path | str], when: datetime | str, dest: Path, options: Options | None = None
+    paths: Sequence[Path | str],
+    when: datetime | str,
+    dest: Path,
+    options: Options | None = None,
+    remotes: Mapping[str, str] | None = None,
 ) -> list[ExportResult]:
     """``write_config_at`` by directory names: what ``restore --config-to DIR`` calls.
 
-    Same layout (one directory: ``dest``; several: ``dest/<label>``); directories
-    without any history yet are reported with ``commit=None``.
+    Same layout (one directory: ``dest``; several: ``dest/<label>``). A directory without
+    its ``.git`` (a new machine) is read from the first of ``remotes`` that answers;
+    directories without any history are reported with ``commit=None``.
     """
     options = options or Options()
     roots = [Path(p) for p in paths]
     labels = labels_for(roots)
     results: list[ExportResult] = []
-    for root, label in zip(roots, labels):
+    for root, label, branch in zip(roots, labels, _branches(roots)):
         target = Path(dest) if len(roots) == 1 else Path(dest) / label
-        try:
-            repo = options.repo(root, create=False)
-        except NotARepository:
-            results.append(ExportResult(root.absolute(), target, None, 0))
-            continue
-        results.extend(write_config_at([repo], when, target))
+        with _history_of(root, options, remotes or {}, branch) as repo:
+            if repo is None:
+                results.append(ExportResult(root.absolute(), target, None, 0))
+                continue
+            results.extend(replace(r, watched=root.absolute()) for r in write_config_at([repo], when, target))
     return results

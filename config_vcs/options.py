@@ -45,6 +45,9 @@ class Options:
     secret_identity_file: str = ""
     #: globs (base name or relative path) of files always encrypted whole
     secret_paths: tuple[str, ...] = DEFAULT_SECRET_PATHS
+    #: remotes that may receive detected credentials in clear (allow_plaintext_secrets);
+    #: every other remote never receives a commit range holding one
+    plaintext_remotes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_file_size <= 0:

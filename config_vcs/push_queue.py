@@ -10,6 +10,12 @@ is reported and left alone. dulwich does not raise when the server refuses a ref
 
 What a remote has is remembered in ``refs/remotes/NAME/BRANCH`` (as git does), so the
 unpushed count survives restarts and plain ``git log usb/master..`` agrees with us.
+
+Credentials never leave in clear by default: unless the remote has
+``allow_plaintext_secrets``, a push whose commit range holds a detected credential that
+is not sealed (plaintext.py) sends nothing. The remote is *held*: the commits stay local,
+the log says so once, ``status`` names the files, and nothing is retried until a new
+commit arrives (``on_held`` lets the committer reseal the range when it has recipients).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +37,7 @@ from dulwich.objects import ZERO_SHA, Commit
 from dulwich.repo import Repo
 from dulwich.walk import Walker
 
+from config_vcs.plaintext import PlaintextFinder
 from config_vcs.repository import ConfigRepo, head_of
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,10 @@ class RemoteState:
     last_attempt: str | None = None  # ISO 8601 UTC
     last_success: str | None = None
     failures: int = 0
+    #: files whose plaintext credentials keep the unpushed commits local (empty: none)
+    held: list[str] = field(default_factory=list)
+    #: this remote receives credentials in clear (``allow_plaintext_secrets = true``)
+    allow_plaintext_secrets: bool = False
 
     def as_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -128,10 +139,16 @@ class RemotePusher:
         timeout: float = 60.0,
         ssh_command: str = "ssh",
         warn: Callable[[str], None] | None = None,
+        allow_plaintext: bool = False,
+        on_held: Callable[[], None] | None = None,
+        finder: PlaintextFinder | None = None,
     ) -> None:
         self.repo = repo
         self.name = name
         self.url = url
+        self.allow_plaintext = allow_plaintext
+        self.on_held = on_held  # called (push thread) when a push is held back
+        self.finder = finder or PlaintextFinder()
         self._fixed_ref = remote_ref  # None: the branch HEAD points to
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -148,8 +165,9 @@ class RemotePusher:
         self._stopping = False
         self._final_push = False
         self._attempts = 0
+        self._warned_held: list[str] = []
         self._thread: threading.Thread | None = None
-        self._state = RemoteState(name=name, url=url, remote_ref="")
+        self._state = RemoteState(name=name, url=url, remote_ref="", allow_plaintext_secrets=allow_plaintext)
         self._load_state()
 
     # -- thread control ----------------------------------------------------------------------
@@ -205,9 +223,9 @@ class RemotePusher:
                 if self._stopping:
                     break
                 self._pending = False
-            in_sync = self.push_once()
+            outcome = self._attempt()
             with self._cond:
-                if in_sync:
+                if outcome in _SETTLED:  # held: wait for the next commit, no retry loop
                     self._not_before = 0.0
                 else:
                     delay = backoff_delay(
@@ -224,6 +242,10 @@ class RemotePusher:
 
     def push_once(self) -> bool:
         """Try to bring the remote up to date now; True when it is."""
+        return self._attempt() in _IN_SYNC
+
+    def _attempt(self) -> str:
+        """One push; the outcome: pushed, up-to-date, empty, held, diverged or error."""
         started = _now()
         outcome: str
         error: str | None = None
@@ -240,7 +262,7 @@ class RemotePusher:
                 outcome, error = "error", _one_line(exc)
             break
         self._record(outcome, error, remote_sha, started)
-        return outcome in ("pushed", "up-to-date", "empty")
+        return outcome
 
     def _remote_ref(self, repo: Repo) -> bytes | None:
         if self._fixed_ref is not None:
@@ -277,6 +299,10 @@ class RemotePusher:
                 seen["kind"] = "up-to-date"
                 return {}
             if remote is None or is_ancestor(repo, remote, head):
+                held = [] if self.allow_plaintext else self.finder.range_files(repo, head, [remote])
+                if held:
+                    seen["kind"], seen["held"] = "held", held
+                    return {}
                 seen["kind"] = "push"
                 return {remote_ref: head}
             seen["kind"] = "diverged"
@@ -295,6 +321,9 @@ class RemotePusher:
             )
         if kind == "up-to-date":
             return "up-to-date", head, None
+        if kind == "held":
+            self._state.held = list(seen["held"])  # type: ignore[call-overload]
+            return "held", remote, None  # type: ignore[return-value]
         if kind != "push":
             return "error", None, "the remote did not report its refs"
         status = (result.ref_status or {}).get(remote_ref)
@@ -311,6 +340,9 @@ class RemotePusher:
         state = self._state
         was_failing, was_diverged = state.last_error is not None, state.diverged
         state.last_attempt = started
+        held_before = state.held
+        if outcome in _IN_SYNC:
+            state.held = []
         if outcome in ("pushed", "up-to-date"):
             state.diverged = False
             state.last_error = None
@@ -320,8 +352,21 @@ class RemotePusher:
                 self._set_tracking(remote_sha)
             if was_failing:
                 log.info("config push to %s recovered", self.name)
+            if held_before:
+                self._warned_held = []
+                log.info("config push to %s: nothing held back any more (no credential in clear)", self.name)
         elif outcome == "empty":
             state.last_error = None
+        elif outcome == "held":
+            state.diverged = False
+            state.last_error = None
+            if remote_sha is not None:
+                self._set_tracking(remote_sha)  # what the remote has (it may have been reset)
+            if state.held != self._warned_held:
+                self._warned_held = list(state.held)
+                self._warn(held_message(self.name, state.held))
+            if self.on_held is not None:
+                self.on_held()
         else:
             state.failures += 1
             state.diverged = outcome == "diverged"
@@ -346,17 +391,23 @@ class RemotePusher:
             log.debug("could not update tracking ref of %s: %s", self.name, exc)
 
     def state(self) -> RemoteState:
-        """A copy of the state with a fresh unpushed count."""
+        """A copy of the state with a fresh unpushed count and held files: those of the
+        last attempt and those the unpushed commits hold now (so status names them also
+        while the remote is down, or before any agent ran)."""
         ref: bytes | None = None
+        held = set() if self.allow_plaintext else set(self._state.held)
         try:
             with self.repo.open() as repo:
                 branch, head = head_of(repo)
                 ref = self._state.remote_ref.encode() or self._fixed_ref or branch
                 pushed = repo.refs.as_dict().get(tracking_ref(self.name, ref)) if ref else None
                 unpushed = count_commits(repo, head, pushed)
+                if not self.allow_plaintext:
+                    held.update(self.finder.range_files(repo, head, [pushed]))
         except Exception:  # noqa: BLE001
             pushed, unpushed = None, self._state.unpushed
         state = RemoteState(**asdict(self._state))
+        state.held = sorted(held)
         state.pushed = pushed.decode() if pushed else None
         state.unpushed = unpushed
         if ref:
@@ -381,9 +432,22 @@ class RemotePusher:
     def _load_state(self) -> None:
         saved = load_saved_state(self.repo.git_dir, self.name)
         if saved is not None and saved.get("url") == redact_url(self.url):
-            for key in ("diverged", "last_error", "last_attempt", "last_success", "failures"):
+            for key in ("diverged", "last_error", "last_attempt", "last_success", "failures", "held"):
                 if key in saved:
                     setattr(self._state, key, saved[key])
+
+
+_IN_SYNC = ("pushed", "up-to-date", "empty")
+_SETTLED = (*_IN_SYNC, "held")
+
+
+def held_message(name: str, files: list[str]) -> str:
+    """The one log line (and status detail) of a held remote."""
+    return (
+        f"config push to {name} held: the unpushed commits hold credentials in clear "
+        f"({', '.join(files)}); they stay local until [config_vcs] secret_recipients is set "
+        f"(or allow_plaintext_secrets = true for {name})"
+    )
 
 
 def remove_stale_lock(path: str | bytes, now: float | None = None) -> bool:

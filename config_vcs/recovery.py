@@ -24,12 +24,12 @@ from dulwich import porcelain
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 
-from config_vcs.errors import ConfigVcsError
+from config_vcs.errors import BadInput, ConfigVcsError
 from config_vcs.materialize import write_file
 from config_vcs.options import Options
 from config_vcs.paths import labels_for
 from config_vcs.repository import head_of, tree_entries
-from config_vcs.sealing import is_sealed
+from config_vcs.sealing import holds_ciphertext, is_sealed
 
 
 @dataclass
@@ -38,6 +38,8 @@ class DirectoryRecovery:
     problem: str = ""  # "" = healthy
     action: str = "none"
     ok: bool = True
+    #: refused because sealed secrets cannot be decrypted here (bad input: exit 2)
+    needs_identity: bool = False
 
 
 def _head_files(repo: Repo) -> int:
@@ -78,10 +80,13 @@ def _holds_history(url: str, branch: bytes | None) -> bool:
     return any(name.startswith(b"refs/heads/") for name in names)
 
 
-def _clone_from_remotes(remotes: Mapping[str, str], branch: bytes | None, into: Path) -> tuple[str, str, bool]:
+def clone_from_remotes(
+    remotes: Mapping[str, str], branch: bytes | None, into: Path, *, checkout: bool = True
+) -> tuple[str, str, bool]:
     """(remote name, error summary, some remote holds the history): clones the first
-    remote that holds the history into ``into``. A remote that answers without the branch
-    is no evidence of lost history; one that cannot be reached is an error."""
+    remote that holds the history into ``into`` (without ``checkout``: the history only,
+    no file of the work tree is written). A remote that answers without the branch is no
+    evidence of lost history; one that cannot be reached is an error."""
     errors = []
     held = False
     for name, url in remotes.items():
@@ -90,7 +95,7 @@ def _clone_from_remotes(remotes: Mapping[str, str], branch: bytes | None, into: 
                 errors.append(f"{name}: has no history yet")
                 continue
             held = True
-            porcelain.clone(url, str(into), checkout=True, errstream=io.BytesIO(), outstream=io.BytesIO(),
+            porcelain.clone(url, str(into), checkout=checkout, errstream=io.BytesIO(),
                             branch=branch.removeprefix(b"refs/heads/") if branch else None)
             return name, "", True
         except Exception as exc:  # noqa: BLE001 - try the next remote
@@ -106,6 +111,36 @@ def _create_history(root: Path, options: Options, report: DirectoryRecovery) -> 
     files = len(result.changes) if result else 0
     report.action = (f"no history yet: created it with a first commit of {files} file(s)" if files
                      else "no history yet: created it (no files to commit yet)")
+
+
+def _undecryptable(root: Path, options: Options) -> str | None:
+    """Why the files of HEAD in ``root`` cannot be written in clear (their sealed secrets
+    cannot be decrypted here), or None. Everything is decrypted once, nothing written."""
+    try:
+        repo = options.repo(root, create=False)
+        with repo.open() as r:
+            head = head_of(r)[1]
+            if head is None:
+                return None
+            sealed = []
+            for rel, (mode, sha) in sorted(tree_entries(r, r[head].tree).items()):
+                if mode & 0o170000 == 0o100000:
+                    data = r.object_store[sha].as_raw_string()
+                    if holds_ciphertext(data):
+                        sealed.append((rel.decode("utf-8", "replace"), data))
+            repo.sealer.require_identity([name for name, _data in sealed])
+            for name, data in sealed:
+                repo.sealer.unseal(name, data)
+    except BadInput as exc:
+        return str(exc)
+    return None
+
+
+def _refuse(report: DirectoryRecovery, why: str) -> DirectoryRecovery:
+    report.ok = False
+    report.needs_identity = True
+    report.action = f"refused: {why}"
+    return report
 
 
 def _unseal_worktree(root: Path, options: Options, report: DirectoryRecovery) -> None:
@@ -162,15 +197,19 @@ def recover_directory(
     if not report.problem:
         return report
     broken_git = (root / ".git").exists() or (root / ".git").is_symlink()
+    options = options or Options()
     if root.exists() and (root / ".git").is_dir() and report.problem.startswith("every file"):
+        why = _undecryptable(root, options)  # never ciphertext where the bot reads its config
+        if why:
+            return _refuse(report, why)
         porcelain.reset(str(root), "hard")
         report.action = "checked out the last commit from the local history"
-        _unseal_worktree(root, options or Options(), report)
+        _unseal_worktree(root, options, report)
         return report
     scratch = Path(tempfile.mkdtemp(prefix=".tradevault-recover-", dir=root.parent if root.parent.exists() else None))
     try:
         clone = scratch / "clone"
-        name, error, held = _clone_from_remotes(remotes, label_branch, clone)
+        name, error, held = clone_from_remotes(remotes, label_branch, clone)
         if not name:
             if held or broken_git or history_known:
                 evidence = ("a remote holds its history" if held else
@@ -180,14 +219,17 @@ def recover_directory(
                 report.action = f"history lost ({evidence}) and no remote could be cloned ({error})"
                 return report
             report.problem = "no history yet" + (" (directory missing)" if not root.exists() else "")
-            _create_history(root, options or Options(), report)
+            _create_history(root, options, report)
             if remotes:
                 report.action += f"; remotes: {error}"
             return report
         if not root.exists():
-            clone.rename(root)
+            why = _undecryptable(clone, options)
+            if why:
+                return _refuse(report, why)
             report.action = f"cloned from remote {name}"
-            _unseal_worktree(root, options or Options(), report)
+            _unseal_worktree(clone, options, report)  # in clear before it becomes the directory
+            clone.rename(root)
         else:
             broken = root / ".git"
             if broken.exists() or broken.is_symlink():  # kept beside the directory, not inside it

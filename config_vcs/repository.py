@@ -35,13 +35,15 @@ from dulwich.index import (
     write_index_dict,
 )
 from dulwich.index import commit_tree as build_tree
-from dulwich.objects import Commit
+from dulwich.objects import Blob, Commit
 from dulwich.repo import Repo
+from dulwich.walk import ORDER_TOPO, Walker
 
 from config_vcs.commit_message import Change, diff_entries, format_message
 from config_vcs.content import HEADER_BYTES, content_reason
 from config_vcs.errors import BadInput, NotARepository, RepositoryBusy
 from config_vcs.ignore import PathFilter, StaticIgnore, literal, managed_block, merge_exclude_file
+from config_vcs.plaintext import plaintext_reason
 from config_vcs.protected import ProtectedFiles
 from config_vcs.reasons import CONTENT_REASONS, DATABASE, GITIGNORE, SQLITE
 from config_vcs.scanner import MODE_LINK, Scanner, Snapshot
@@ -297,17 +299,19 @@ class ConfigRepo:
             return self.commit_locked(title=title, when=when)
 
     def commit_locked(
-        self, *, title: str | None = None, when: int | None = None
+        self, *, title: str | None = None, when: int | None = None, refresh_index: bool = False
     ) -> CommitResult | None:
         """``commit_worktree`` for a caller already holding ``write_lock``.
 
         Retries while git's own locks are held (a manual ``git commit`` in progress) or
-        HEAD moved under us; gives up with RepositoryBusy after ``busy_timeout``.
+        HEAD moved under us; gives up with RepositoryBusy after ``busy_timeout``. With
+        ``refresh_index`` the index is rewritten even when nothing is committed (HEAD's
+        blobs changed under it, as after ``reseal_unpushed``).
         """
         deadline = time.monotonic() + self.busy_timeout
         pause = 0.02
         while True:
-            outcome = self._try_commit(title, when)
+            outcome = self._try_commit(title, when, refresh_index)
             if not isinstance(outcome, _Busy):
                 return outcome
             if time.monotonic() >= deadline:
@@ -318,7 +322,9 @@ class ConfigRepo:
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
 
-    def _try_commit(self, title: str | None, when: int | None) -> CommitResult | None | _Busy:
+    def _try_commit(
+        self, title: str | None, when: int | None, refresh_index: bool = False
+    ) -> CommitResult | None | _Busy:
         """One attempt; _BUSY when git's locks are held or HEAD moved meanwhile."""
         with self.open() as repo:
             _branch, head = head_of(repo)
@@ -329,7 +335,7 @@ class ConfigRepo:
                 if path in old:
                     new[path] = old[path]
             if new == old:
-                if head is not None and not os.path.exists(repo.index_path()):
+                if head is not None and (refresh_index or not os.path.exists(repo.index_path())):
                     self._write_index_if_free(repo, snapshot, new)
                 return None
             untracked = self._untracked(old, new, snapshot)
@@ -410,6 +416,85 @@ class ConfigRepo:
             f"were untracked in this commit ({listed}); they stay on disk, and earlier commits "
             "(and copies already pushed) still hold them: see README, 'What config history versions'"
         )
+    def reseal_unpushed(self) -> int:
+        """Seal the credentials left in clear in the commits that no remote has yet.
+
+        Commits made before ``secret_recipients`` was set hold plaintext; the push guard
+        keeps them local. Once there are recipients, those commits -- only those reachable
+        from HEAD and from no ``refs/remotes/*`` (what we know some remote has) -- are
+        rewritten with each such blob sealed (same messages, authors and times; a commit
+        left with nothing to change, because it only sealed what its parent now seals, is
+        dropped). Returns the number of commits rewritten; 0 when there is nothing to do,
+        nothing that may be rewritten, or HEAD moved meanwhile (the next call retries).
+        """
+        if not self.sealer.enabled:
+            return 0
+        with self.write_lock():
+            with self.open() as repo:
+                branch, head = head_of(repo)
+                if head is None or branch is None:
+                    return 0
+                store = repo.object_store
+                keep = [sha for sha in repo.refs.as_dict(b"refs/remotes/").values() if sha in store]
+                commits = [
+                    e.commit
+                    for e in Walker(store, [head], exclude=keep, order=ORDER_TOPO, reverse=True)
+                ]
+                self.sealer.prepare(store, self.entries_of(repo, head))
+                blobs: dict[tuple[bytes, bytes], bytes] = {}
+                new_ids: dict[bytes, bytes] = {}
+                rewritten = 0
+                for commit in commits:
+                    entries = tree_entries(repo, commit.tree)
+                    changed = False
+                    for path, (mode, sha) in entries.items():
+                        if mode & 0o170000 != 0o100000:
+                            continue
+                        if (path, sha) not in blobs:
+                            blobs[(path, sha)] = self._sealed_blob(store, path, sha)
+                        if blobs[(path, sha)] != sha:
+                            entries[path] = (mode, blobs[(path, sha)])
+                            changed = True
+                    parents = [new_ids.get(p, p) for p in commit.parents]
+                    if not changed and parents == commit.parents:
+                        new_ids[commit.id] = commit.id
+                        continue
+                    tree = commit.tree if not changed else build_tree(
+                        store, [(p, sha, mode) for p, (mode, sha) in entries.items()]
+                    )
+                    rewritten += 1
+                    if len(parents) == 1 and store[parents[0]].tree == tree and (  # type: ignore[attr-defined]
+                        store[commit.parents[0]].tree != commit.tree  # type: ignore[attr-defined]
+                    ):
+                        new_ids[commit.id] = parents[0]
+                        continue
+                    copy = _copy_commit(commit, tree, parents)
+                    store.add_object(copy)
+                    new_ids[commit.id] = copy.id
+                new_head = new_ids.get(head, head)
+                if new_head == head:
+                    return 0
+                moved = repo.refs.set_if_equals(
+                    b"HEAD", head, new_head,
+                    committer=self.identity.committer or self.identity.author,
+                    timestamp=int(time.time()), timezone=0,
+                    message=b"tradevault: seal the credentials of unpushed commits",
+                )
+                if not moved:
+                    return 0
+            self.sealer.save()
+            self.commit_locked(refresh_index=True)
+        log.info("%s: sealed the credentials of %d unpushed commit(s)", self.root, rewritten)
+        return rewritten
+
+    def _sealed_blob(self, store: object, path: bytes, sha: bytes) -> bytes:
+        data = store[sha].as_raw_string()  # type: ignore[index]
+        name = os.fsdecode(path)
+        if plaintext_reason(name, data) is None:
+            return sha
+        sealed = Blob.from_string(self.sealer.seal(name, data))
+        store.add_object(sealed)  # type: ignore[attr-defined]
+        return sealed.id
 
     def scan(self, repo: Repo, old: Entries) -> Snapshot:
         """Walk the work tree into ``repo``'s store (secrets sealed); ``old``: HEAD's entries.
@@ -638,6 +723,19 @@ def _tighten(path: str, limit: int) -> None:
             os.chmod(path, mode & limit)
         except OSError:
             pass
+
+
+def _copy_commit(old: Commit, tree: bytes, parents: list[bytes]) -> Commit:
+    """``old`` with another tree and parents (a signature would no longer hold: dropped)."""
+    new = Commit()
+    new.tree = tree
+    new.parents = parents
+    new.author, new.committer = old.author, old.committer
+    new.author_time, new.author_timezone = old.author_time, old.author_timezone
+    new.commit_time, new.commit_timezone = old.commit_time, old.commit_timezone
+    new.encoding = old.encoding
+    new.message = old.message
+    return new
 
 
 def head_of(repo: Repo) -> tuple[bytes | None, bytes | None]:

@@ -38,8 +38,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from config_vcs.errors import BadInput, IntegrityFailure
-from config_vcs.secrets import _has_value, _secret_keys_in_tree, is_secret_key, secret_reason
+from config_vcs.errors import BadInput, IntegrityFailure, MissingIdentity
+from config_vcs.secrets import (
+    _JSON_NAMES,
+    _has_value,
+    _secret_keys_in_tree,
+    is_secret_key,
+    is_secret_value,
+    json_pairs,
+    secret_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,11 @@ def is_sealed(data: bytes) -> bool:
     return data.startswith(FILE_HEADER) or b"ENC[age," in data
 
 
+def holds_ciphertext(data: bytes) -> bool:
+    """Would this blob, written as it is, put ciphertext where plaintext belongs?"""
+    return data.startswith(FILE_HEADER) or _MARKER_BYTES.search(data) is not None
+
+
 def without_markers(data: bytes) -> bytes:
     """The blob with every encrypted value emptied (``""``): what is left in clear."""
     return _MARKER_BYTES.sub(lambda m: b'""' if m.group(1) is not None else b"", data)
@@ -78,40 +91,10 @@ def _is_marker_token(token: str) -> bool:
 
 # -- where the secret values are (pure) -------------------------------------------------------------------
 
-_JSON_TOKEN = re.compile(
-    r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\s+|.', re.S
-)
-
-
 def json_spans(text: str) -> list[Span]:
-    """Values (strings with content, numbers) of secret keys in JSON, comments allowed."""
-    tokens = [
-        (m.start(), m.end(), m.group())
-        for m in _JSON_TOKEN.finditer(text)
-        if not m.group().isspace() and not m.group().startswith(("//", "/*"))
-    ]
-    spans = []
-    for i in range(len(tokens) - 2):
-        start, _end, key_token = tokens[i]
-        if not key_token.startswith('"') or tokens[i + 1][2] != ":":
-            continue
-        try:
-            key = json.loads(key_token)
-        except ValueError:
-            continue
-        v_start, v_end, value = tokens[i + 2]
-        if not is_secret_key(key):
-            continue
-        if value.startswith('"'):
-            try:
-                decoded = json.loads(value)
-            except ValueError:
-                continue
-            if isinstance(decoded, str) and decoded.strip():
-                spans.append((v_start, v_end, key))
-        elif value[:1].isdigit() or value[:1] == "-":
-            spans.append((v_start, v_end, key))
-    return spans
+    """Values (strings with content, numbers) of secret keys in JSON, also with comments
+    and JSON5's single quotes and bare keys (``secrets.json_pairs``)."""
+    return [(start, end, key) for key, start, end, value in json_pairs(text) if is_secret_value(key, value)]
 
 
 _TOML_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\\\n]*"|'[^'\n]*')"""
@@ -138,7 +121,7 @@ def toml_spans(text: str) -> list[Span]:
                 key = _TOML_PARTS.findall(match.group("key"))[-1].strip("\"'")
                 value = match.group("value")
                 content = value[1:-1] if value[0] in "\"'" else value
-                if is_secret_key(key) and content.strip():
+                if is_secret_value(key, content):
                     spans.append((offset + match.start("value"), offset + match.end("value"), key))
             else:
                 for quote in ('"""', "'''"):
@@ -180,7 +163,7 @@ def yaml_spans(text: str) -> list[Span]:
             key = match.group("key").strip("\"'")
             value = match.group("value")
             content = value[1:-1] if value[:1] in "\"'" else value
-            if is_secret_key(key) and value.lower() not in _YAML_NOT_SECRET and content.strip():
+            if value.lower() not in _YAML_NOT_SECRET and is_secret_value(key, content):
                 spans.append((offset + match.start("value"), offset + match.end("value"), key))
         else:
             block = _YAML_BLOCK.match(body)
@@ -208,7 +191,7 @@ def _continues(lines: list[str], index: int) -> bool:
 def spans_for(path: str, text: str) -> list[Span] | None:
     """Secret value spans of a JSON/TOML/YAML file; None for other formats."""
     name = path.rsplit("/", 1)[-1].lower()
-    if name.endswith(".json"):
+    if name.endswith(_JSON_NAMES):
         return json_spans(text)
     if name.endswith(".toml"):
         return toml_spans(text)
@@ -221,10 +204,10 @@ def spans_for(path: str, text: str) -> list[Span] | None:
 
 
 def _parse(path: str, text: str) -> tuple[bool, Any]:
-    """(parsed?, documents); not parsed: JSON with comments, YAML without PyYAML."""
+    """(parsed?, documents); not parsed: JSON with comments or JSON5, YAML without PyYAML."""
     name = path.rsplit("/", 1)[-1].lower()
     try:
-        if name.endswith(".json"):
+        if name.endswith(_JSON_NAMES):
             return True, json.loads(text)
         if name.endswith(".toml"):
             return True, tomllib.loads(text)
@@ -244,7 +227,7 @@ def _same_but_sealed(old: Any, new: Any, secret: bool = False) -> bool:
     if isinstance(old, dict):
         if not isinstance(new, dict) or list(old) != list(new):
             return False
-        return all(_same_but_sealed(old[k], new[k], is_secret_key(str(k))) for k in old)
+        return all(_same_but_sealed(old[k], new[k], is_secret_value(str(k), old[k])) for k in old)
     if isinstance(old, list):
         if not isinstance(new, list) or len(old) != len(new):
             return False
@@ -252,7 +235,7 @@ def _same_but_sealed(old: Any, new: Any, secret: bool = False) -> bool:
     return type(old) is type(new) and old == new
 
 
-_STRUCTURED = (".json", ".toml", ".yaml", ".yml")
+_STRUCTURED = (*_JSON_NAMES, ".toml", ".yaml", ".yml")
 
 
 def _tree_has_secret(path: str, text: str) -> bool:
@@ -346,6 +329,9 @@ class Sealer:
         self._learned: set[tuple[str, bytes]] = set()
         self._warned_whole: dict[str, str] = {}
         self._warned_learning = False
+        #: the cache on disk was made for other recipients (one was added or removed):
+        #: committed ciphertexts must not be relearned, every value is sealed anew
+        self._recipients_changed = False
 
     @property
     def enabled(self) -> bool:
@@ -364,6 +350,26 @@ class Sealer:
         if self._identities is None:
             self._identities = load_identities(self.identity_file)
         return self._identities
+
+    def require_identity(self, names: Sequence[str]) -> None:
+        """``names`` hold sealed secrets and are about to be written as configuration:
+        refuse (MissingIdentity, exit 2) unless the identity to decrypt them is at hand,
+        so a bot never reads ``ENC[age,...]`` as its config."""
+        if not names:
+            return
+        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        if not self.identity_file:
+            reason = "[config_vcs] secret_identity_file is not set"
+        else:
+            try:
+                self.identities()
+                return
+            except BadInput as exc:
+                reason = str(exc)
+        raise MissingIdentity(
+            f"cannot decrypt the sealed secrets of {listed}: {reason} (copy the age identity "
+            "file to this machine and name it there); nothing was written"
+        )
 
     def _decrypt(self, path: str, ciphertext: bytes) -> bytes:
         import pyrage
@@ -413,6 +419,7 @@ class Sealer:
         try:
             data = json.loads(self.cache_path.read_text(encoding="utf-8"))
             if data.get("version") != 1 or data.get("recipients") != self._fingerprint:
+                self._recipients_changed = data.get("recipients") != self._fingerprint
                 return  # other recipients: their ciphertexts cannot be reused
             salt = bytes.fromhex(data["salt"])
             values = {p: OrderedDict(d) for p, d in data.get("values", {}).items()}
@@ -468,7 +475,7 @@ class Sealer:
 
     def _learn_from_head(self, path: str) -> None:
         """Cache miss with the identity at hand: learn HEAD's ciphertexts of this file."""
-        if not self.identity_file or self._store is None:
+        if not self.identity_file or self._store is None or self._recipients_changed:
             return
         entry = self._old.get(os.fsencode(path))
         if entry is None or (path, entry[1]) in self._learned:
@@ -579,12 +586,13 @@ class Sealer:
             return data, False
         if self.identities() is None:
             return data, bool(data.startswith(FILE_HEADER) or _MARKER_BYTES.search(data))
+        learn = learn and self.enabled and not self._recipients_changed
         if data.startswith(FILE_HEADER):
             plain = self._decrypt(path, data[len(FILE_HEADER) :])
-            if learn and blob_id is not None and self.enabled:
+            if learn and blob_id is not None:
                 self._remember(self._files, path, self._digest(path.encode(), b"", plain), blob_id.decode())
             return plain, False
-        if learn and self.enabled:
+        if learn:
             self._learn_markers(path, data)
 
         def replace(match: re.Match[bytes]) -> bytes:

@@ -25,12 +25,11 @@ from config_vcs.commit_message import ADDED, MODIFIED, RENAMED, display_path
 from config_vcs.errors import BadInput, ConfigVcsError, RepositoryBusy
 from config_vcs.options import Options
 from config_vcs.paths import labels_for
+from config_vcs.plaintext import PlaintextFinder, plaintext_reason
 from config_vcs.push_queue import RemotePusher
 from config_vcs.repository import CommitResult, ConfigRepo, head_of, tree_entries
 from config_vcs.scanner import MODE_LINK
 from config_vcs.scope import scope_report, skipped_list
-from config_vcs.sealing import FILE_HEADER, without_markers
-from config_vcs.secrets import secret_reason
 from config_vcs.watcher import DirectoryWatcher
 
 log = logging.getLogger(__name__)
@@ -95,6 +94,7 @@ class RepoWorker:
         self._retry_at: float | None = None
         self._flush_requested = 0
         self._flush_done = 0
+        self._reseal_requested = False
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._since_repack = 0
@@ -114,6 +114,15 @@ class RepoWorker:
         """Events were lost (watcher overflow): walk the tree now."""
         with self._cond:
             self._rescan_requested = True
+            self._cond.notify_all()
+
+    def request_reseal(self) -> None:
+        """A push was held back (plaintext credentials in its range): with recipients,
+        seal the unpushed commits at the next cycle (a push thread calls this)."""
+        if not self.repo.sealer.enabled:
+            return
+        with self._cond:
+            self._reseal_requested = True
             self._cond.notify_all()
 
     def flush(self, timeout: float) -> bool:
@@ -150,14 +159,18 @@ class RepoWorker:
                     return
                 now = time.monotonic()
                 commit_due = self._commit_due(now)
+                reseal = commit_due and self._reseal_requested
                 if commit_due:
                     self._coalescer.take()
                     self._rescan_requested = False
+                    self._reseal_requested = False
                     self._retry_at = None
                     self._next_rescan = now + self.options.rescan_interval
                 flush_seq = self._flush_requested
             if commit_due:
                 self.cycle()
+                if reseal:
+                    self.reseal()
             else:  # only a postponed repack is due
                 self.repack()
             with self._cond:
@@ -168,6 +181,7 @@ class RepoWorker:
         return (
             self._flush_requested > self._flush_done
             or self._rescan_requested
+            or self._reseal_requested
             or self._coalescer.due(now)
             or now >= self._next_rescan
             or (self._retry_at is not None and now >= self._retry_at)
@@ -218,6 +232,17 @@ class RepoWorker:
         for pusher in self.pushers:
             pusher.notify()
 
+    def reseal(self) -> None:
+        """Seal the plaintext credentials of the commits no remote has, then push again."""
+        try:
+            rewritten = self.repo.reseal_unpushed()
+        except Exception as exc:  # noqa: BLE001 - the pushes stay held; retried at the next hold
+            log.warning("sealing the unpushed commits of %s failed: %s", self.repo.root, exc)
+            return
+        if rewritten:
+            for pusher in self.pushers:
+                pusher.notify()
+
     def repack(self) -> None:
         """Pack the history; while a push is reading it (a slow remote), try again later."""
         try:
@@ -254,9 +279,7 @@ class RepoWorker:
                     if path in self._warned_secrets or mode == MODE_LINK or mode & 0o170000 != 0o100000:
                         continue
                     data = repo.object_store[sha].as_raw_string()
-                    if data.startswith(FILE_HEADER):
-                        continue  # encrypted whole
-                    reason = secret_reason(display_path(path), without_markers(data))
+                    reason = plaintext_reason(display_path(path), data)
                     if reason:
                         self._warned_secrets.add(path)
                         self.stats.secrets.append(display_path(path))
@@ -266,13 +289,14 @@ class RepoWorker:
 
     def _secret_warning(self, path: bytes, reason: str) -> str:
         where = self.repo.root / os.fsdecode(path)
-        names = [p.name for p in self.pushers]
-        reach = (
-            f"it is committed and will be pushed to: {', '.join(names)}"
-            if names
-            else "it is committed to the local history (no remotes configured)"
-        )
-        return f"{where} looks like credentials ({reason}); {reach}"
+        clear = [p.name for p in self.pushers if p.allow_plaintext]
+        held = [p.name for p in self.pushers if not p.allow_plaintext]
+        reach = ["committed in clear to the local history"]
+        if clear:
+            reach.append(f"pushed in clear to {', '.join(clear)} (allow_plaintext_secrets)")
+        if held:
+            reach.append(f"held back from {', '.join(held)} until [config_vcs] secret_recipients is set")
+        return f"{where} looks like credentials ({reason}); " + "; ".join(reach)
 
     def status(self) -> dict[str, Any]:
         try:
@@ -336,15 +360,20 @@ class ConfigHistory:
             if self.remotes:
                 with repo.write_lock():
                     repo.set_remotes(self.remotes)
+            finder = PlaintextFinder()  # shared: one cache of verdicts per repository
             pushers = [
                 RemotePusher(
                     repo, name, url, remote_ref,
                     backoff_initial=o.push_backoff_initial, backoff_max=o.push_backoff_max,
                     timeout=o.push_timeout, ssh_command=o.ssh_command, warn=self._warn,
+                    allow_plaintext=name in o.plaintext_remotes, finder=finder,
                 )
                 for name, url in self.remotes.items()
             ]
-            self.workers.append(RepoWorker(repo, o, pushers, self._warn))
+            worker = RepoWorker(repo, o, pushers, self._warn)
+            for pusher in pushers:
+                pusher.on_held = worker.request_reseal
+            self.workers.append(worker)
         self._started = True
         try:
             if o.watch:  # watch before the start-up scan: nothing changed during it is missed
@@ -437,7 +466,11 @@ def offline_status(
             out.append({"path": str(root), "head": None, "error": str(exc), "remotes": {}})
             continue
         branch, head = repo.head()
-        pushers = [RemotePusher(repo, n, u, remote_ref) for n, u in remotes.items()]
+        finder = PlaintextFinder()
+        pushers = [
+            RemotePusher(repo, n, u, remote_ref, allow_plaintext=n in options.plaintext_remotes, finder=finder)
+            for n, u in remotes.items()
+        ]
         report = scope_report(root, options)
         excluded = {os.fsencode(path): reason for path, reason in report.excluded}
         out.append(

@@ -215,6 +215,10 @@ def restore(
             stdout.print(f"would restore {plan.full.object} (seq {plan.full.last_seq}) + "
                          f"{len(plan.incrementals)} incremental(s) up to {target.describe()} into {to}")
         return
+    if config_to is not None:  # sealed config secrets without the key: refused before any write
+        from tradevault.config_commands import require_restorable_config
+
+        require_restorable_config(settings, [plan.full, *plan.incrementals], target.ts)
     with progress_display(not as_json) as progress:
         result = restore_to(store, plan, to, force=force, progress=progress)
     if config_to is not None:
@@ -222,7 +226,8 @@ def restore(
         from tradevault.config_commands import options_from
 
         moment = datetime.fromtimestamp((target.ts or result.last_ts or time.time_ns() // 1000) / 1e6, tz=timezone.utc)
-        exported = export_config_at(settings.config_vcs.paths, moment, config_to, options_from(settings))
+        exported = export_config_at(settings.config_vcs.paths, moment, config_to, options_from(settings),
+                                    settings.config_vcs.remotes)
         result.config = [{"path": str(e.watched), "to": str(e.target), "commit": e.commit, "files": e.files}
                          for e in exported]
     if as_json:
@@ -281,6 +286,12 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
             info["config"] = {"error": str(exc)}
     elif info["agent"] is not None:
         info["config"] = info["agent"].get("config")
+    from tradevault.private_files import private_file_problems
+
+    info["private_files"] = private_file_problems(chosen_config(ctx, config), {
+        "config_vcs.secret_identity_file": settings.config_vcs.secret_identity_file,
+        "encryption.identity_file": settings.encryption.identity_file,
+    })
     if settings.standby.url:
         from tradevault.standby_commands import standby_state
 
@@ -314,10 +325,13 @@ def init(
     config: ConfigOption = None,
 ) -> None:
     """Write a commented tradevault.toml with the embedded defaults (without --watch, the
-    bot's config directory is detected: user_data/ with config*.json, or config/)."""
+    bot's config directory is detected: user_data/ with config*.json, or config/). It is
+    written 0600, and an age identity is made so config secrets are sealed from the start."""
     from trade_stream.source import open_source
     from trade_stream.storage.locations import open_location
     from tradevault.init_config import detect_watch, render
+    from tradevault.init_secrets import prepare_identity
+    from tradevault.private_files import write_private
     from tradevault.scope_view import print_watch_scope
     from tradevault.settings import load_settings
 
@@ -332,16 +346,11 @@ def init(
         chosen, why = list(watch), "given with --watch"
     else:
         chosen, why = detect_watch(Path.cwd(), source.database_file)
-    text = render(db, chosen, urls)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    try:
-        load_settings(temp, must_exist=True)
-    except Exception:
-        temp.unlink()
-        raise
-    temp.replace(path)
-    stdout.print(f"wrote {path}", markup=False)
+    identity = prepare_identity(path)  # credentials in watched files are sealed from the start
+    text = render(db, chosen, urls, identity)
+    write_private(path, text, check=lambda temp: load_settings(temp, must_exist=True), before_replace=identity.save)
+    stdout.print(f"wrote {path} (mode 0600: it can hold credentials)", markup=False)
+    stdout.print(identity.notice(), markup=False)
     if chosen:
         stdout.print(f"config history: watching {', '.join(chosen)} ({why})", markup=False)
         print_watch_scope(path, stdout)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -70,6 +71,23 @@ def options_from(settings: Settings) -> Options:
         secret_recipients=tuple(s.secret_recipients),
         secret_identity_file=s.secret_identity_file,
         secret_paths=tuple(s.secret_paths),
+        plaintext_remotes=s.plaintext_remotes,
+    )
+
+
+def require_restorable_config(settings: Settings, entries: list[Any], target_ts: int | None) -> None:
+    """``restore --config-to``: before the database is written, the configuration of the
+    instant being restored (``target_ts``, else somewhere in the time span of the backup
+    ``entries`` replayed) must be writable in clear here -- its sealed secrets
+    decryptable -- or the restore is refused (exit 2) and nothing is written."""
+    stamps = [ts for e in entries for ts in (e.first_ts, e.last_ts) if ts]
+    if target_ts is not None:
+        stamps = [target_ts]
+    now = datetime.now(UTC)
+    earliest = datetime.fromtimestamp(min(stamps) / 1e6, UTC) if stamps else now
+    latest = datetime.fromtimestamp(max(stamps) / 1e6, UTC) if stamps else now
+    history.require_readable_config(
+        settings.config_vcs.paths, earliest, latest, options_from(settings), settings.config_vcs.remotes
     )
 
 
@@ -205,6 +223,10 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False, config: ConfigOp
                 typer.echo(f"      ... and {repo['skipped_total'] - 20} more (--json lists {len(skipped)})")
         for name, remote in repo["remotes"].items():
             flag = "  DIVERGED" if remote["diverged"] else ""
+            if remote.get("held"):
+                flag += f"  HELD (credentials in clear: {', '.join(remote['held'])})"
+            if remote.get("allow_plaintext_secrets"):
+                flag += "  allow_plaintext_secrets"
             error = f"  last error: {remote['last_error']}" if remote["last_error"] else ""
             typer.echo(f"    {name}: {remote['unpushed']} unpushed{flag}{error}")
 

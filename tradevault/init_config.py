@@ -1,9 +1,12 @@
-"""The commented ``tradevault.toml`` that ``tradevault init`` writes."""
+"""The commented ``tradevault.toml`` that ``tradevault init`` writes (mode 0600: it can
+hold credentials -- S3 keys, a database password -- so it is always written private)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from tradevault.init_secrets import InitIdentity
 
 
 def _toml_str(value: str) -> str:
@@ -37,7 +40,21 @@ def detect_watch(base: Path, db_path: Path | None) -> tuple[list[str], str]:
     return [], "no config directory found"
 
 
-def render(db_url: str, watch: list[str], locations: list[str]) -> str:
+def secrets_lines(identity: InitIdentity | None) -> str:
+    """The [config_vcs] keys that seal credentials, with what a user must know about them."""
+    if identity is None:
+        return ""
+    return f"""# Credentials in watched files (exchange keys, bot tokens, .env) are sealed with age before
+# they are committed: git and the remotes only ever see ENC[age,...] values. The identity
+# file decrypts them for checkout, restore --config-to and recover: keep a copy OFF this
+# machine (password manager), and/or add the public key of a recovery identity kept
+# elsewhere (age-keygen) to secret_recipients. README: "Secrets in your config".
+secret_recipients = [{_toml_str(identity.recipient)}]
+secret_identity_file = {_toml_str(identity.setting)}   # relative to where tradevault runs
+"""
+
+
+def render(db_url: str, watch: list[str], locations: list[str], identity: InitIdentity | None = None) -> str:
     loc_blocks = []
     for i, url in enumerate(locations):
         name = "local" if i == 0 else f"location{i + 1}"
@@ -72,6 +89,11 @@ paths = [{paths}]             # each watched directory is its own git work tree
 include = []                  # globs (gitignore syntax) re-admitting what a default leaves out
 exclude = []                  # globs never versioned; they win over include
 max_file_size = "1MiB"        # larger files are skipped with a warning ("500KB", "2MiB", bytes)
+{secrets_lines(identity)}
 [config_vcs.remotes]          # name = git URL or bare repository path; every commit is pushed to each
 # usb = "/mnt/usb/tradevault-config.git"
+# A remote that may receive credentials in clear (status shows it in yellow):
+# [config_vcs.remotes.lab]
+# url = "/srv/git/bot-config.git"
+# allow_plaintext_secrets = true
 """

@@ -64,6 +64,12 @@ def _outcome(item: dict[str, Any]) -> str:
     if item.get("problem"):
         return f"{item['problem']} -> {item['action']}"
     return item["action"] if item.get("action") not in (None, "", "none") else "healthy"
+def _failure_code(report: dict[str, Any]) -> int:
+    """3 (integrity), or 2 when all that failed is config whose sealed secrets cannot be
+    decrypted here: the missing age identity is bad input, the backups are fine."""
+    failed = [c for c in report["config"] if not c["ok"]]
+    database_ok = report["database"].get("action") != "cannot recover"
+    return 2 if database_ok and failed and all(c.get("needs_identity") for c in failed) else 3
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -92,7 +98,12 @@ def recover(
     else:
         _print_report(report)
     if not report["ok"]:
-        raise typer.Exit(3)
+        code = _failure_code(report)
+        if code == 2 and not as_json:
+            refused = next(c for c in report["config"] if c.get("needs_identity"))
+            stderr.print(f"tradevault: error: config {refused['path']}: {refused['action']}", markup=False,
+                         soft_wrap=True)
+        raise typer.Exit(code)
 
 
 def _wait_until_protecting(agent: subprocess.Popen, state_dir: Path, timeout: float = 300.0) -> None:
@@ -121,8 +132,10 @@ def run(ctx: typer.Context, config: ConfigOption = None) -> None:
     report = recover_all(settings, if_missing=True, if_corrupt=True)
     _print_report(report)
     if not report["ok"]:
-        stderr.print("tradevault: integrity failure: cannot recover; the bot is not started", markup=False)
-        raise typer.Exit(3)
+        code = _failure_code(report)
+        what = "error" if code == 2 else "integrity failure"
+        stderr.print(f"tradevault: {what}: cannot recover; the bot is not started", markup=False)
+        raise typer.Exit(code)
     config_file = chosen_config(ctx, config).absolute()
     agent = subprocess.Popen([sys.executable, "-m", "tradevault.cli", "agent", "-c", str(config_file)])
     _wait_until_protecting(agent, Path(settings.agent.state_dir))

@@ -13,7 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "tradevault.toml"
@@ -159,9 +161,21 @@ class KafkaSettings(_Section):
     _durations = field_validator("timeout", "sync_interval", mode="before")(parse_duration)
 
 
+class RemoteSettings(_Section):
+    """The table form of a remote, for per-remote options:
+    ``[config_vcs.remotes.NAME]`` with ``url = "..."`` and ``allow_plaintext_secrets``."""
+
+    url: str
+    # true: detected credentials are pushed to this remote in clear (nothing is sealed for
+    # it; status shows it in yellow). False (default): sealed, or held back without recipients
+    allow_plaintext_secrets: bool = False
+
+
 class ConfigVcsSettings(_Section):
     paths: list[Path] = Field(default_factory=lambda: [Path("./config")])
-    remotes: dict[str, str] = Field(default_factory=dict)
+    # name = "url" (the contract), or a [config_vcs.remotes.NAME] table (RemoteSettings);
+    # once loaded every value is the URL and the per-remote options are below
+    remotes: dict[str, str | RemoteSettings] = Field(default_factory=dict)
     exclude: list[str] = Field(default_factory=list)  # globs never versioned (win over include)
     include: list[str] = Field(default_factory=list)  # globs re-admitting what a default leaves out
     quiet_period: float = 0.5
@@ -198,6 +212,44 @@ class ConfigVcsSettings(_Section):
                 if problem:
                     raise ValueError(problem)
         return globs
+    _plaintext: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("remotes", mode="before")
+    @classmethod
+    def _remote_tables(cls, value: Any) -> Any:
+        """A table is validated as RemoteSettings here, so a mistake in it is reported as
+        itself (not as "not a string", the other form's complaint)."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for name, item in value.items():
+            if isinstance(item, dict):
+                try:
+                    item = RemoteSettings(**item)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise ValueError(f"{name}.{where}: {first['msg']}") from None
+            elif not isinstance(item, (str, RemoteSettings)):
+                raise ValueError(  # noqa: TRY004 - pydantic reports a ValueError, not a TypeError
+                    f"{name}: want a git URL (name = \"url\") or a table with url = \"...\""
+                )
+            out[name] = item
+        return out
+
+    @model_validator(mode="after")
+    def _flatten_remotes(self) -> ConfigVcsSettings:
+        """Keep ``remotes`` a plain name -> URL mapping for everyone who reads it; the
+        table form's options are kept aside (``plaintext_remotes``)."""
+        tables = {n: r for n, r in self.remotes.items() if isinstance(r, RemoteSettings)}
+        self._plaintext = tuple(n for n, r in tables.items() if r.allow_plaintext_secrets)
+        self.remotes = {n: r.url if isinstance(r, RemoteSettings) else r for n, r in self.remotes.items()}
+        return self
+
+    @property
+    def plaintext_remotes(self) -> tuple[str, ...]:
+        """Remotes with ``allow_plaintext_secrets = true``."""
+        return self._plaintext
 
 
 class Settings(BaseSettings):

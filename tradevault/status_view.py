@@ -91,12 +91,19 @@ def render_status(info: dict[str, Any]) -> Table:
             detail = f"{', '.join(f'{r} {n}' for r, n in counts.items())}: {shown}"
             table.add_row("  not versioned", "", Text(detail + (f" and {more} more" if more > 0 else "")))
         for name, remote in (repo.get("remotes") or {}).items():
-            bad = remote.get("diverged") or remote.get("last_error")
-            state = RED if remote.get("diverged") else YELLOW if bad or remote.get("unpushed") else GREEN
+            bad = remote.get("diverged") or remote.get("last_error") or remote.get("allow_plaintext_secrets")
+            state = RED if remote.get("diverged") or remote.get("held") else YELLOW if bad or remote.get("unpushed") else GREEN
             detail = f"{remote.get('unpushed', 0)} unpushed"
+            if remote.get("held"):
+                detail += (f", HELD: credentials in clear in {', '.join(remote['held'])} keep them local "
+                           f"(set [config_vcs] secret_recipients, or allow_plaintext_secrets for {name})")
+            if remote.get("allow_plaintext_secrets"):
+                detail += ", allow_plaintext_secrets: credentials are pushed here in clear"
             if remote.get("diverged"):
                 detail += ", DIVERGED (someone else pushed there)"
             if remote.get("last_error"):
                 detail += f", last error: {remote['last_error']}"
             table.add_row(f"  remote {name}", state, detail)
+    for problem in info.get("private_files") or []:
+        table.add_row(problem["what"], YELLOW, f"{problem['file']}: {problem['problem']}")
     return table

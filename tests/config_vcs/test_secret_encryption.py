@@ -158,6 +158,43 @@ def test_toml_and_yaml_values_are_rewritten_in_place(tmp_path, keys):
     assert history.show(reader, "HEAD:db.yaml").decode() == yaml_text
 
 
+BOT_FILES = {
+    # freqtrade's config.json as `new-config` writes it, with comments and a trailing comma
+    "user_data/config.json": (
+        '{\n  // exchange credentials\n  "exchange": {"name": "binance", "key": "Kx7pQ2mN9vR4tW8zA1", '
+        '"secret": "Sb3nV8cX1zL6kJ4hG9", "password": ""},\n'
+        '  "telegram": {"enabled": true, "token": "5938271046:AAHfK3x9Qm2LwVtR7nYbE4cJ8uPzS1dGk0o", '
+        '"chat_id": "1234567890"},\n'
+        '  "api_server": {"jwt_secret_key": "7f3b2c9e4a1d8f6b", "ws_token": "wsTok9x", '
+        '"password": "ApiServerPass1", "username": "freqtrader"}, /* ui */\n'
+        '  "stake_amount": 100,\n}\n'
+    ),
+    "bot.json5": "{\n  exchange: {name: 'kraken', apiKey: 'J5AbCdEf9876', secret: 'q\\'uoted'},\n  stake: 5,\n}\n",
+    "bot.yaml": "bot:\n  exchange:\n    credentials:\n      apiKey: Y7uH6gT5rF4eD3\n      uid: 42\n  stake: 10\n",
+}
+BOT_SECRETS = ["Kx7pQ2mN9vR4tW8zA1", "Sb3nV8cX1zL6kJ4hG9", "AAHfK3x9Qm2LwVtR7nYbE4cJ8uPzS1dGk0o", "7f3b2c9e4a1d8f6b",
+               "wsTok9x", "ApiServerPass1", "J5AbCdEf9876", "uoted", "Y7uH6gT5rF4eD3"]
+
+
+def test_real_bot_configs_are_sealed_value_by_value_and_read_back_byte_exact(tmp_path, keys):
+    recipient, identity, _ = keys
+    work = tmp_path / "config"
+    warnings: list[str] = []
+    repo = options(recipient).repo(work, create=True, warn=warnings.append)
+    for name, text in BOT_FILES.items():
+        write(work / name, text)
+    repo.commit_worktree()
+
+    patch = git("log", "-p", "--all", cwd=work)
+    assert not [s for s in BOT_SECRETS if s in patch]
+    assert patch.count("ENC[age,") == len(BOT_SECRETS)
+    assert not warnings  # every file sealed in place, none encrypted whole
+    assert "// exchange credentials" in patch and '"chat_id": "1234567890"' in patch and "uid: 42" in patch
+    reader = options(recipient, identity).repo(work, create=False)
+    for name, text in BOT_FILES.items():
+        assert history.show(reader, f"HEAD:{name}").decode() == text
+
+
 def test_a_file_that_cannot_be_rewritten_safely_is_encrypted_whole_with_a_warning(tmp_path, keys):
     recipient, identity, _ = keys
     work = tmp_path / "config"
@@ -234,6 +271,26 @@ def test_unchanged_plaintext_makes_no_commit_across_rescans_and_restarts(tmp_pat
     assert blob(work, "HEAD:config.json") == first.replace('"stake": 10', '"stake": 20')
 
 
+def test_adding_a_recovery_recipient_reseals_the_current_values_to_it(tmp_path, keys):
+    recipient, identity, _ = keys
+    work = tmp_path / "config"
+    write(work / "config.json", CONFIG)
+    write(work / ".env", f"TOKEN={ENV_TOKEN}\n")
+    options(recipient, identity).repo(work, create=True).commit_worktree()
+    recovery = x25519.Identity.generate()  # made elsewhere; only its public key comes here
+    recovery_file = tmp_path / "keys" / "recovery.key"
+    recovery_file.write_text(f"{recovery}\n")
+
+    both = fast_options(secret_recipients=(recipient, str(recovery.to_public())), secret_identity_file=str(identity))
+    assert both.repo(work, create=False).commit_worktree() is not None  # sealed anew, to both
+    with_recovery = options(str(recovery.to_public()), recovery_file).repo(work, create=False)
+    assert history.show(with_recovery, "HEAD:config.json").decode() == CONFIG
+    assert history.show(with_recovery, "HEAD:.env").decode() == f"TOKEN={ENV_TOKEN}\n"
+    with pytest.raises(BadInput, match="does not hold a key"):  # older commits: the first key only
+        history.show(with_recovery, "HEAD~1:config.json")
+    assert both.repo(work, create=False).commit_worktree() is None  # and then stable again
+
+
 # -- reading back --------------------------------------------------------------------------------------
 
 
@@ -274,30 +331,42 @@ def test_cli_checkout_with_the_identity_restores_the_plaintext(tmp_path, keys, t
     assert '-{"exchange": {"key": "K", "secret": "S"}' in out and '"S2"' in out and "ENC[" not in out
 
 
-def test_cli_checkout_without_the_identity_writes_markers_and_warns(tmp_path, keys, two_versions, capsys):
+def test_cli_checkout_without_the_identity_refuses_and_writes_nothing(tmp_path, keys, two_versions, capsys):
     recipient, _identity, _ = keys
     work = two_versions
     cfg = settings_file(tmp_path, work, recipient)
     dest = tmp_path / "restored"
 
-    assert cli("config", "checkout", "--rev", "HEAD~1", "--to", str(dest), "-c", str(cfg)) == 0
+    # a bot must never read ENC[age,...] as its config: exit 2, naming the files and the key
+    assert cli("config", "checkout", "--rev", "HEAD~1", "--to", str(dest), "-c", str(cfg)) == 2
     err = capsys.readouterr().err
-    assert err.count("still hold encrypted secrets") == 1  # once, naming the files
-    assert ".env" in err and "config.json" in err and "secret_identity_file" in err
-    restored = json.loads((dest / "config.json").read_text())
-    assert restored["exchange"]["secret"].startswith("ENC[age,") and restored["stake"] == 10
-    assert (dest / ".env").read_bytes().startswith(FILE_HEADER)
+    assert err.count("\n") == 1 and ".env, config.json" in err and "secret_identity_file is not set" in err
+    assert not dest.exists()
+    missing = settings_file(tmp_path, work, recipient, tmp_path / "lost.key")
+    assert cli("config", "checkout", "--rev", "HEAD~1", "--to", str(dest), "-c", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert "lost.key" in err and "No such file" in err and ".env, config.json" in err
+    assert not dest.exists()
+    # files without sealed secrets are still written
+    write(work / "notes.txt", "plain\n")
+    fast_options().repo(work, create=False).commit_worktree()
+    assert cli("config", "checkout", "--rev", "HEAD", "--to", str(dest), "-c", str(cfg), "notes.txt") == 0
+    assert (dest / "notes.txt").read_text() == "plain\n"
 
 
-def test_in_place_checkout_without_identity_then_commit_keeps_the_same_ciphertext(tmp_path, keys, two_versions):
+def test_in_place_checkout_without_identity_changes_nothing(tmp_path, keys, two_versions):
+    from config_vcs.errors import MissingIdentity
+
     recipient, _identity, _ = keys
     work = two_versions
-    warnings: list[str] = []
-    repo = options(recipient).repo(work, create=False, warn=warnings.append)
-    history.checkout(repo, rev="HEAD~1")
-    assert warnings and "still hold encrypted secrets" in warnings[0]
-    # markers in the work tree are committed as they are, never encrypted twice
-    assert git("rev-parse", "HEAD^{tree}", cwd=work) == git("rev-parse", "HEAD~2^{tree}", cwd=work)
+    before = {p.name: p.read_bytes() for p in work.iterdir() if p.is_file()}
+    head = git("rev-parse", "HEAD", cwd=work)
+    write(work / "pending.txt", "an edit not yet committed\n")
+    repo = options(recipient).repo(work, create=False)
+    with pytest.raises(MissingIdentity, match="secret_identity_file is not set"):
+        history.checkout(repo, rev="HEAD~1")
+    assert git("rev-parse", "HEAD", cwd=work) == head  # not even the pending edit was committed
+    assert {p.name: p.read_bytes() for p in work.iterdir() if p.is_file() and p.name != "pending.txt"} == before
 
 
 def test_a_wrong_identity_is_a_clear_error_and_writes_nothing(tmp_path, keys, two_versions, capsys):
@@ -392,12 +461,30 @@ def test_recovery_decrypts_checked_out_secrets_with_the_identity(tmp_path, keys,
     for name in ("config.json", ".env"):
         (work / name).unlink()
     without = recover_directories([work], {})[0]
-    assert without.ok and "still encrypted" in without.action and ".env" in without.action
-    assert (work / ".env").read_bytes().startswith(FILE_HEADER)
+    assert not without.ok and without.needs_identity
+    assert without.action.startswith("refused: cannot decrypt the sealed secrets of .env, config.json")
+    assert not (work / ".env").exists() and not (work / "config.json").exists()  # no ciphertext written
 
-    for name in ("config.json", ".env"):
-        (work / name).unlink()
     report = recover_directories([work], {}, options(recipient, identity))[0]
-    assert "secrets decrypted in 2 file(s)" in report.action
+    assert report.ok and "secrets decrypted in 2 file(s)" in report.action
     assert (work / "config.json").read_text() == CONFIG.replace('"S"', '"S2"')
     assert (work / ".env").read_text() == "TOKEN=other\n"
+
+
+def test_recovery_by_clone_decrypts_before_the_directory_appears(tmp_path, keys, two_versions):
+    import shutil
+
+    from config_vcs.recovery import recover_directories
+
+    recipient, identity, _ = keys
+    remote = bare_remote(tmp_path / "usb.git")
+    git("push", "-q", str(remote), "master", cwd=two_versions)
+    shutil.rmtree(two_versions)
+
+    without = recover_directories([two_versions], {"usb": str(remote)})[0]
+    assert without.needs_identity and not two_versions.exists()
+    assert not list(tmp_path.glob(".tradevault-recover-*"))  # the scratch clone is gone too
+
+    report = recover_directories([two_versions], {"usb": str(remote)}, options(recipient, identity))[0]
+    assert report.ok and report.action == "cloned from remote usb; secrets decrypted in 2 file(s)"
+    assert (two_versions / ".env").read_text() == "TOKEN=other\n"

@@ -58,6 +58,10 @@ CONFIG_CASES = [
     ("empty-exclude-glob", _toml('url = "sqlite:///{db}"', '\n[config_vcs]\nexclude = [""]\n')),
     ("unsupported-location-scheme",
      _toml('url = "sqlite:///{db}"', location='[[locations]]\nname = "local"\nurl = "ftp://x/backups"\n')),
+    ("remote-table-without-url",
+     _toml('url = "sqlite:///{db}"', '\n[config_vcs.remotes.github]\nallow_plaintext_secrets = true\n')),
+    ("remote-table-misspelt-option",
+     _toml('url = "sqlite:///{db}"', '\n[config_vcs.remotes.github]\nurl = "/x.git"\nallow_plaintext = true\n')),
 ]
 
 
