@@ -11,7 +11,6 @@ Between tradevault processes (agent + a CLI checkout) a ``flock`` on
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -48,6 +47,7 @@ from config_vcs.protected import ProtectedFiles
 from config_vcs.reasons import CONTENT_REASONS, DATABASE, GITIGNORE, SQLITE
 from config_vcs.scanner import MODE_LINK, Scanner, Snapshot
 from config_vcs.sealing import Sealer
+from primitives.file_lock import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -231,28 +231,16 @@ class ConfigRepo:
         if not self._thread_lock.acquire(timeout=timeout):
             raise RepositoryBusy(f"{self.root}: another writer is busy")
         try:
-            fd = os.open(self.git_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                deadline = time.monotonic() + timeout
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= deadline:
-                            raise RepositoryBusy(
-                                f"{self.root}: another tradevault process is writing"
-                            ) from None
-                        time.sleep(0.05)
+            def busy() -> RepositoryBusy:
+                return RepositoryBusy(f"{self.root}: another tradevault process is writing")
+
+            with exclusive_lock(self.git_dir / _LOCK_FILE, timeout, busy, poll=0.05):
                 self._lock_owner = threading.get_ident()
                 self._clear_locks_of_a_dead_commit()
                 try:
                     yield
                 finally:
                     self._lock_owner = None
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
         finally:
             self._thread_lock.release()
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from config_vcs.errors import BadInput, IntegrityFailure, MissingIdentity
+from primitives import age_keys
 from config_vcs.secrets import (
     _JSON_NAMES,
     _has_value,
@@ -263,38 +264,17 @@ def check_rewrite(path: str, original: str, rewritten: str) -> str | None:
 
 
 def load_recipients(recipients: Iterable[str]) -> list[Any]:
-    from pyrage import x25519
-
-    parsed = []
-    for text in recipients:
-        try:
-            parsed.append(x25519.Recipient.from_str(str(text).strip()))
-        except Exception:  # noqa: BLE001 - pyrage raises its own error types
-            raise BadInput(
-                f"config_vcs.secret_recipients: not an age recipient (age1...): {str(text)[:12]}..."
-            ) from None
-    return parsed
+    try:
+        return age_keys.parse_recipients(recipients)
+    except age_keys.AgeKeyError as exc:
+        raise BadInput(f"config_vcs.secret_recipients: {exc}") from None
 
 
 def load_identities(identity_file: str) -> list[Any]:
-    from pyrage import x25519
-
-    path = Path(identity_file).expanduser()
     try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise BadInput(f"config_vcs.secret_identity_file {path}: {exc.strerror}") from None
-    identities = []
-    for line in lines:
-        line = line.strip()
-        if line.startswith("AGE-SECRET-KEY-"):
-            try:
-                identities.append(x25519.Identity.from_str(line))
-            except Exception:  # noqa: BLE001
-                raise BadInput(f"config_vcs.secret_identity_file {path}: malformed key") from None
-    if not identities:
-        raise BadInput(f"config_vcs.secret_identity_file {path}: no AGE-SECRET-KEY line")
-    return identities
+        return age_keys.load_identities(identity_file)
+    except age_keys.AgeKeyError as exc:
+        raise BadInput(f"config_vcs.secret_identity_file {exc}") from None
 
 
 # -- the sealer ---------------------------------------------------------------------------------------------------

@@ -13,45 +13,26 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Any, BinaryIO
 
+from primitives import age_keys
 from trade_stream.errors import BadInputError, IntegrityError
 
 AGE = "age"
 
 
 def _load_recipients(recipients: list[str]) -> list[Any]:
-    from pyrage import x25519
-
-    parsed = []
-    for text in recipients:
-        try:
-            parsed.append(x25519.Recipient.from_str(text.strip()))
-        except Exception:  # noqa: BLE001 - pyrage raises its own error types
-            raise BadInputError(f"[encryption] recipients: not an age recipient: {text[:12]}...") from None
-    return parsed
+    try:
+        return age_keys.parse_recipients(recipients)
+    except age_keys.AgeKeyError as exc:
+        raise BadInputError(f"[encryption] recipients: {exc}") from None
 
 
 def _load_identities(identity_file: str) -> list[Any]:
-    from pyrage import x25519
-
-    path = Path(identity_file).expanduser()
     try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise BadInputError(f"[encryption] identity_file {path}: {exc.strerror}") from None
-    identities = []
-    for line in lines:
-        line = line.strip()
-        if line.startswith("AGE-SECRET-KEY-"):
-            try:
-                identities.append(x25519.Identity.from_str(line))
-            except Exception:  # noqa: BLE001
-                raise BadInputError(f"[encryption] identity_file {path}: malformed key") from None
-    if not identities:
-        raise BadInputError(f"[encryption] identity_file {path}: no AGE-SECRET-KEY line")
-    return identities
+        return age_keys.load_identities(identity_file)
+    except age_keys.AgeKeyError as exc:
+        raise BadInputError(f"[encryption] identity_file {exc}") from None
 
 
 class _PipeThread:
