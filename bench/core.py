@@ -169,7 +169,7 @@ def run(opts: Options, tools: dict[str, str]) -> dict:
             started = time.perf_counter()
             try:
                 step(r)
-            except Exception as exc:  # noqa: BLE001 - report it, run the other scenarios
+            except Exception as exc:
                 if name in ("full", "incremental"):
                     raise
                 log(f"scenario {name} failed: {exc}")

@@ -28,13 +28,13 @@ import uuid
 from pathlib import Path
 
 from restore.kafka_replay import restore_from_kafka
+from trade_stream.kafka.config import KafkaConfig
+from trade_stream.kafka.sink import KafkaSink
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.capture import SqliteCapture
 from trade_stream.sqlite.database import DatabaseService
-from trade_stream.sqlite.source import SqliteSource
 from trade_stream.sqlite.digest import database_digest
-from trade_stream.kafka.config import KafkaConfig
-from trade_stream.kafka.sink import KafkaSink
+from trade_stream.sqlite.source import SqliteSource
 from trade_stream.storage.locations import open_location
 from trade_stream.storage.store import BackupStore
 from tradevault.workload import bulk_fill, create_database

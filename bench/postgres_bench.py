@@ -156,8 +156,8 @@ def _sealing(url: str, store_dir: str, name: str, active: Any, stop: Any) -> Non
     measuring process would make its commits wait for the interpreter lock, which the
     trading bot, another process, never does)."""
     from trade_stream.postgres.backup import PostgresBackupEngine
-    from trade_stream.storage.locations import open_location
     from trade_stream.postgres.database import PostgresDatabase
+    from trade_stream.storage.locations import open_location
     from trade_stream.storage.store import BackupStore
 
     os.nice(19)
@@ -268,9 +268,9 @@ class Commands:
 
 def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:
     from trade_stream.postgres.backup import PostgresBackupEngine
-    from trade_stream.storage.locations import open_location
     from trade_stream.postgres.database import PostgresDatabase
     from trade_stream.postgres.digest import database_digest
+    from trade_stream.storage.locations import open_location
     from trade_stream.storage.store import BackupStore
 
     root = Path(tempfile.mkdtemp(prefix="tradevault-pgbench-"))

@@ -201,6 +201,7 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
     cfg = m.get("config")
     if cfg:
         import statistics
+
         from bench.latency import percentile
         c, p = sorted(cfg["change_to_commit_s"]), sorted(cfg["commit_to_pushed_s"])
         H5 = ("configuration history (3 local bare remotes)", "p50", "p99", "goal")

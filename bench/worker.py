@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bench.children import vm_hwm_kb
 from restore.consolidate import consolidate
-from restore.planner import Target, plan_restore
 from restore.dispatch import full_codec, open_target
+from restore.planner import Target, plan_restore
 from trade_stream import manifest as mf
 from trade_stream.object_format import MAGIC, TRAILER_SIZE
 from trade_stream.source import BackupEngine, EngineOptions, open_source
@@ -83,7 +83,7 @@ def _import_postgres() -> None:
     restore: 0.12 s), imported before the timed call as every SQLite step's imports are."""
     import psycopg  # noqa: F401
 
-    import restore.dispatch  # noqa: F401
+    import restore.dispatch
     import restore.postgres.replay  # noqa: F401
     import trade_stream.postgres.backup  # noqa: F401
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dulwich.diff_tree import tree_changes
+from dulwich.errors import NotGitRepository
 from dulwich.index import commit_tree as build_tree
 from dulwich.object_store import (
     BaseObjectStore,
@@ -29,7 +30,6 @@ from dulwich.object_store import (
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.objectspec import parse_commit
 from dulwich.patch import write_tree_diff
-from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from dulwich.walk import Walker
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 
 from config_vcs.errors import PathEscapes
@@ -77,12 +76,6 @@ def remove_file(root: Path, rel: bytes) -> None:
         except OSError:
             break
         parent = os.path.dirname(parent)
-
-
-def write_all(root: Path, items: Iterable[tuple[bytes, int, bytes]]) -> int:
-    """Write ``(path, mode, data)`` items; returns how many were written."""
-    Path(root).mkdir(parents=True, exist_ok=True)
-    return sum(1 for rel, mode, data in items if write_file(root, rel, mode, data))
 
 
 def _ensure_parents(root: bytes, rel: bytes) -> bytes:

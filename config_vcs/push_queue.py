@@ -196,17 +196,6 @@ class RemotePusher:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def wait_attempts(self, count: int, timeout: float) -> bool:
-        """Tests and flush: wait until at least ``count`` attempts were made."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._attempts < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
-
     @property
     def attempts(self) -> int:
         with self._cond:

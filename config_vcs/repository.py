@@ -740,7 +740,3 @@ def tree_entries(repo: Repo, tree_id: bytes) -> Entries:
         for entry in repo.object_store.iter_tree_contents(tree_id)
     }
 
-
-def read_blob(repo: Repo, sha: bytes) -> bytes:
-    return repo.object_store[sha].as_raw_string()
-

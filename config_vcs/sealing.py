@@ -34,12 +34,11 @@ import os
 import re
 import tomllib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from config_vcs.errors import BadInput, IntegrityFailure, MissingIdentity
-from primitives import age_keys
 from config_vcs.secrets import (
     _JSON_NAMES,
     _has_value,
@@ -49,6 +48,7 @@ from config_vcs.secrets import (
     json_pairs,
     secret_reason,
 )
+from primitives import age_keys
 
 log = logging.getLogger(__name__)
 
@@ -600,9 +600,3 @@ class Sealer:
             plain = self._decrypt(path, ciphertext)
             self._remember(self._values, path, self._digest(path.encode(), key.encode(), plain), marker)
 
-
-def sealed_paths(items: Iterable[tuple[str, bytes]]) -> Iterator[str]:
-    """The paths whose data still holds ciphertext."""
-    for path, data in items:
-        if is_sealed(data):
-            yield path

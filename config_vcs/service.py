@@ -209,7 +209,7 @@ class RepoWorker:
         except RepositoryBusy as exc:
             self._failed(str(exc))
             return None
-        except Exception as exc:  # noqa: BLE001 - keep watching; the next cycle retries
+        except Exception as exc:
             log.exception("config commit in %s failed", self.repo.root)
             self._failed(f"{type(exc).__name__}: {exc}")
             return None

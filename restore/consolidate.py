@@ -17,14 +17,14 @@ from pathlib import Path
 
 from restore.planner import Plan, Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
-from trade_stream.priority import at_low_priority
-from trade_stream.publish import BackupResult
-from trade_stream.sqlite.backup import BackupEngine
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.manifest import FULL
+from trade_stream.priority import at_low_priority
 from trade_stream.progress import Progress, no_progress
+from trade_stream.publish import BackupResult
 from trade_stream.schema import DatabaseSchema
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import schema_of
 

@@ -18,25 +18,30 @@ from pathlib import Path
 from typing import Any, Callable
 
 from restore.planner import Plan
-from restore.replay import RestoreResult, finished, replay_events
-from restore.sqlite.replay import check_target, commit_checked
-from trade_stream.storage.stored_objects import decompress_full, schema_of
 from restore.postgres.apply import TableLoader
-from restore.sqlite.apply import SqliteApplier, create_table as create_sqlite_table
-from trade_stream.sqlite.database import DatabaseService
+from restore.replay import RestoreResult, finished, replay_events
+from restore.sqlite.apply import SqliteApplier
+from restore.sqlite.apply import create_table as create_sqlite_table
+from restore.sqlite.replay import check_target, commit_checked
+from restore.type_mapping import (
+    key_mapper,
+    pg_table_to_sqlite,
+    pg_value_converters,
+    row_mapper,
+    sqlite_table_to_pg,
+    sqlite_value_converters,
+)
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_PGCOPY, ObjectReader
+from trade_stream.postgres.snapshot_rows import decode_copy_chunks, iter_table_rows
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.postgres.snapshot_rows import decode_copy_chunks, iter_table_rows
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
-from restore.type_mapping import (
-    key_mapper, pg_table_to_sqlite, pg_value_converters, row_mapper, sqlite_table_to_pg,
-    sqlite_value_converters,
-)
+from trade_stream.storage.stored_objects import decompress_full, schema_of
 
 ValueMap = Callable[[list[Any]], list[Any]]
 

@@ -18,19 +18,19 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from restore.sqlite.replay import check_target
-from trade_stream.storage.stored_objects import schema_of
-from trade_stream.kafka import codec as codec
 from restore.sqlite.apply import create_table
-from trade_stream.sqlite.database import DatabaseService
+from restore.sqlite.replay import check_target
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
+from trade_stream.kafka import codec as codec
 from trade_stream.kafka.config import KafkaConfig
 from trade_stream.kafka.state import KafkaState, load_state
 from trade_stream.manifest import FULL
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import schema_of
 
 
 @dataclass

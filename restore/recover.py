@@ -13,9 +13,9 @@ from typing import Any
 
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.progress import Progress, no_progress
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
 
 MISSING = "missing"

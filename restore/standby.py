@@ -15,15 +15,15 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from restore.net_effect import FoldingApplier
 from restore.planner import Target, plan_restore
-from restore.sqlite.replay import restore_sqlite
 from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
-from trade_stream.sqlite.database import DatabaseService
+from restore.sqlite.replay import restore_sqlite
 from trade_stream.errors import BadInputError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import INCREMENTAL
-from restore.net_effect import FoldingApplier
 from trade_stream.schema import DatabaseSchema
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import events_of, schema_of
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trade_stream.manifest import chain_position
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
-from trade_stream.manifest import FULL, ManifestEntry, chain_problems, entry_key
+from trade_stream.manifest import FULL, ManifestEntry, chain_position, chain_problems, entry_key
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import quote_ident

@@ -23,9 +23,8 @@ from typing import Any, Callable
 from restore.consolidate import consolidate, events_since_full
 from restore.drill import restore_drill
 from restore.verify import verify_store
-from trade_stream.manifest import chain_position
 from trade_stream.errors import StorageError
-from trade_stream.manifest import FULL
+from trade_stream.manifest import FULL, chain_position
 from trade_stream.retention import RetentionPolicy, plan_retention
 from tradevault import wiring
 from tradevault.agent_state import write_state
@@ -217,7 +216,7 @@ class Agent:
     def _start_config_history(self) -> None:
         if not self.settings.config_vcs.paths:
             return
-        from tradevault.config_commands import history_service
+        from tradevault.config_history import history_service
 
         self.history = history_service(self.settings)
         self.history.start()
@@ -237,10 +236,8 @@ class Agent:
     def _kafka_loop(self, config: Any) -> None:
         """Publishes everything stored or captured to Kafka, on its own checkpoint: a broker
         that is down or slow never delays backups; it catches up when it returns."""
-        from trade_stream.kafka.sink import KafkaSink
-
-        sink = KafkaSink(config, self.store, self.source, state_dir=config.state_dir or str(self.state_dir),
-                         work_dir=self.settings.work_dir or None)
+        sink = wiring.kafka_sink(self.settings, src=self.source, backup_store=self.store,
+                                 state_dir=config.state_dir or str(self.state_dir))
         delay = config.sync_interval
         try:
             while True:

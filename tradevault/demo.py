@@ -28,9 +28,9 @@ from config_vcs.history import export_config_at
 from restore.planner import Target, format_ts, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
+from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.sqlite.digest import database_digest
-from trade_stream.errors import BadInputError, IntegrityError
 from tradevault import wiring
 from tradevault.settings import load_settings
 from tradevault.workload import TradingWorkload, create_database
@@ -201,8 +201,9 @@ def run_demo(directory: Path, *, seconds: float = 30.0, rate: float = 40.0) -> N
     latest = restore_sqlite(store, plan_restore(entries, Target()), DatabaseService(f"sqlite:///{latest_path}"))
     mid_path = directory / "restored-midpoint.sqlite"
     mid = restore_sqlite(store, plan_restore(entries, Target(ts=mid_ts)), DatabaseService(f"sqlite:///{mid_path}"))
-    from tradevault.config_commands import options_from
     from datetime import datetime, timezone
+
+    from tradevault.config_history import options_from
 
     export_config_at(settings.config_vcs.paths, datetime.fromtimestamp(mid_ts / 1e6, tz=timezone.utc),
                      directory / "restored-midpoint-config", options_from(settings))

@@ -38,7 +38,7 @@ def scope_lines(report: ScopeReport) -> list[str]:
 
 def print_watch_scope(config_file: Path, console: Console) -> None:
     """Print the scope of every ``[config_vcs] paths`` directory of ``config_file``."""
-    from tradevault.config_commands import options_from
+    from tradevault.config_history import options_from
 
     settings = load_settings(config_file, must_exist=True)
     options = options_from(settings)

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -231,7 +238,7 @@ class ConfigVcsSettings(_Section):
                     where = ".".join(str(p) for p in first["loc"])
                     raise ValueError(f"{name}.{where}: {first['msg']}") from None
             elif not isinstance(item, (str, RemoteSettings)):
-                raise ValueError(  # noqa: TRY004 - pydantic reports a ValueError, not a TypeError
+                raise ValueError(
                     f"{name}: want a git URL (name = \"url\") or a table with url = \"...\""
                 )
             out[name] = item

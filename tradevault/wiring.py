@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from trade_stream.progress import Progress, no_progress
 from trade_stream.source import BackupEngine, EngineOptions, Source, open_source
@@ -10,6 +10,9 @@ from trade_stream.storage.encryption import Cipher
 from trade_stream.storage.locations import Location, open_location
 from trade_stream.storage.store import BackupStore
 from tradevault.settings import Settings
+
+if TYPE_CHECKING:
+    from trade_stream.kafka.sink import KafkaSink
 
 
 def source(settings: Settings) -> Source:
@@ -47,3 +50,18 @@ def engine(settings: Settings, progress: Progress = no_progress, *, src: Source 
     options = EngineOptions(work_dir=settings.work_dir, level=settings.backup.compression_level,
                             use_wal=settings.database.sqlite_wal, copy_in_memory=settings.backup.copy_in_memory)
     return src.engine(backup_store or store(settings, src), options, progress=progress, annotate=annotate)
+
+
+def kafka_sink(settings: Settings, *, src: Source | None = None, backup_store: BackupStore | None = None,
+               state_dir: str = "") -> KafkaSink:
+    """The Kafka sink of the configured source and store (bad input when Kafka is off)."""
+    from trade_stream.errors import BadInputError
+    from trade_stream.kafka.config import KafkaConfig
+    from trade_stream.kafka.sink import KafkaSink
+
+    config = KafkaConfig.from_settings(settings.kafka)
+    if not config.enabled:
+        raise BadInputError("the Kafka sink is off: set [kafka] bootstrap_servers")
+    src = src or source(settings)
+    return KafkaSink(config, backup_store or store(settings, src), src, state_dir=state_dir or config.state_dir or None,
+                     work_dir=settings.work_dir or None)

@@ -30,13 +30,20 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
+from restore.postgres.copy_rows import (
+    as_text,
+    binary_copy_types,
+    copy_rows,
+    copy_statement,
+    create_scratch,
+    run_columns,
+    scratch_columns,
+    text_columns,
+)
+from restore.postgres.keyless_changes import KeylessChanges
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
-from restore.postgres.keyless_changes import KeylessChanges
 from trade_stream.postgres.database import post_load
-from restore.postgres.copy_rows import (
-    as_text, binary_copy_types, copy_rows, copy_statement, create_scratch, run_columns, scratch_columns, text_columns,
-)
 from trade_stream.postgres.types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 

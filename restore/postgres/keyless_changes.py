@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from restore.postgres.copy_rows import copy_rows, create_scratch, run_columns, scratch_columns
 from trade_stream.errors import IntegrityError
 from trade_stream.events import UPDATE
-from restore.postgres.copy_rows import copy_rows, create_scratch, run_columns, scratch_columns
 from trade_stream.schema import TableSchema, quote_ident
 
 SETTLE_KEYS = 500_000  # gathered keys per table before they are settled (a few tens of MB)

@@ -26,23 +26,27 @@ from contextlib import ExitStack
 from typing import Any, Callable
 
 from restore.planner import Plan
+from restore.postgres.apply import (
+    PostgresApplier,
+    build_keys,
+    create_table,
+    finish_table,
+    set_sequences,
+)
+from restore.postgres.copy_rows import copy_statement
+from restore.postgres.staging import Staging, connections_for, share_out
 from restore.read_ahead import ReadAhead
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
-from restore.postgres.staging import Staging, connections_for, share_out
-from trade_stream.storage.stored_objects import schema_of
-from restore.postgres.apply import (
-    PostgresApplier, build_keys, create_table, finish_table, set_sequences,
-)
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_PGCOPY, ObjectReader
-from restore.postgres.copy_rows import copy_statement
 from trade_stream.postgres.database import PostgresDatabase
+from trade_stream.postgres.snapshot_rows import decode_copy_chunks
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.postgres.snapshot_rows import decode_copy_chunks
 from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import schema_of
 
 
 def check_pg_target(target: PostgresDatabase, force: bool) -> None:

@@ -15,10 +15,10 @@ import contextlib
 import sqlite3
 from typing import Any, Iterator
 
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.sqlite.database import DatabaseService
 
 
 class SqliteApplier:

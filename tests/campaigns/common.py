@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from tests import cli_harness
-from tests.cli_harness import SOURCE, Result, tv_finish, tv_start  # noqa: F401 - campaign API
+from tests.cli_harness import SOURCE, Result, tv_finish, tv_start
 from tradevault.workload import TradingWorkload, create_database
 
 # The campaigns run under heavy load: longer waits than the other CLI tests.

@@ -26,8 +26,20 @@ import threading
 import time
 from pathlib import Path
 
-from tests.campaigns.common import (SOURCE, Bot, Env, Tally, captured_seq, check_chain, cli_args, digest_of, finish, git,
-                                    integrity, private_root)
+from tests.campaigns.common import (
+    SOURCE,
+    Bot,
+    Env,
+    Tally,
+    captured_seq,
+    check_chain,
+    cli_args,
+    digest_of,
+    finish,
+    git,
+    integrity,
+    private_root,
+)
 
 AGENT_EXTRA = """
 [schedule]
@@ -59,8 +71,8 @@ def _kill_after(proc: subprocess.Popen, delay: float) -> int:
 
 
 def catalog(env: Env) -> list[dict]:
-    from trade_stream.storage.locations import open_location
     from trade_stream.manifest import summary
+    from trade_stream.storage.locations import open_location
     from trade_stream.storage.store import BackupStore
 
     store = BackupStore(SOURCE, [open_location(n, u) for n, u in env.locations.items()])

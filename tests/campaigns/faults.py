@@ -39,8 +39,18 @@ import threading
 import time
 from pathlib import Path
 
-from tests.campaigns.common import (Bot, Env, Tally, check_chain, cli_args, digest_of, dump_stacks_and_kill,
-                                    finish, git, private_root)
+from tests.campaigns.common import (
+    Bot,
+    Env,
+    Tally,
+    check_chain,
+    cli_args,
+    digest_of,
+    dump_stacks_and_kill,
+    finish,
+    git,
+    private_root,
+)
 
 MAX_TX_SECONDS = 3.0
 

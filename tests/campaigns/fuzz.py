@@ -28,15 +28,16 @@ from dataclasses import dataclass, field
 
 import msgspec
 import zstandard
-from hypothesis import HealthCheck, given, seed as hyp_seed, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hyp_seed
+from hypothesis import strategies as st
 
+from tests.campaigns.common import Tally
 from trade_stream.errors import IntegrityError
 from trade_stream.events import ChangeEvent
 from trade_stream.manifest import ManifestEntry, encode_entry, seal
 from trade_stream.object_format import ObjectHeader, ObjectReader, ObjectWriter
 from trade_stream.segments import decode_chunks, encode_chunk
-
-from tests.campaigns.common import Tally
 
 # The decoders bound what one input may make them allocate: a header decompresses to at
 # most object_format.MAX_HEADER (64 MiB, allocated up front when a damaged zstd frame

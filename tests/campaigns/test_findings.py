@@ -13,12 +13,11 @@ import pytest
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
-from trade_stream.sqlite.database import DatabaseService
+from tests.campaigns.fuzz import OBJECT
 from trade_stream.errors import IntegrityError
 from trade_stream.object_format import ObjectReader
 from trade_stream.segments import decode_chunks
-
-from tests.campaigns.fuzz import OBJECT
+from trade_stream.sqlite.database import DatabaseService
 
 
 def _chunk_with(ext: msgspec.msgpack.Ext) -> bytes:

@@ -13,9 +13,10 @@ import pytest
 # Test modules import their helpers as ``cvs_helpers`` whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from config_vcs.options import Options  # noqa: E402
-from config_vcs.service import ConfigHistory  # noqa: E402
-from cvs_helpers import HttpRemote, fast_options  # noqa: E402
+from cvs_helpers import HttpRemote, fast_options
+
+from config_vcs.options import Options
+from config_vcs.service import ConfigHistory
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,22 @@ the next commit untracks it, leaves it on disk and never rewrites what was pushe
 from __future__ import annotations
 
 import pytest
-
 from cvs_helpers import (
-    MiB, LiveDatabase, bare_remote, blob_heads, bot_layout, commit_count, fast_options, git,
-    local_head, object_sizes, remote_head, remote_paths, tree_files, wait_for, write,
+    LiveDatabase,
+    MiB,
+    bare_remote,
+    blob_heads,
+    bot_layout,
+    commit_count,
+    fast_options,
+    git,
+    local_head,
+    object_sizes,
+    remote_head,
+    remote_paths,
+    tree_files,
+    wait_for,
+    write,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")

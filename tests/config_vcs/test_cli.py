@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cvs_helpers import bare_remote, commit_count, git, local_head, remote_head, wait_for, write
 
 from config_vcs.options import Options
-from cvs_helpers import bare_remote, commit_count, git, local_head, remote_head, wait_for, write
 from tradevault.cli import app
-from tradevault.cli_support import run
+from tradevault.cli.support import run
 
 ROOT = Path(__file__).resolve().parents[2]
 

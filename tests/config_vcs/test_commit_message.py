@@ -1,7 +1,15 @@
 """Change classification and commit message format (pure)."""
 
 from config_vcs.commit_message import (
-    ADDED, DELETED, MODIFIED, RENAMED, Change, diff_entries, display_path, format_message, summary_line,
+    ADDED,
+    DELETED,
+    MODIFIED,
+    RENAMED,
+    Change,
+    diff_entries,
+    display_path,
+    format_message,
+    summary_line,
 )
 
 A, B, C = b"a" * 40, b"b" * 40, b"c" * 40

@@ -9,7 +9,12 @@ import sqlite3
 import pytest
 
 from config_vcs.content import (
-    HEADER_BYTES, content_reason, is_binary, is_sqlite, is_sqlite_companion, sidecar_base,
+    HEADER_BYTES,
+    content_reason,
+    is_binary,
+    is_sqlite,
+    is_sqlite_companion,
+    sidecar_base,
 )
 from config_vcs.protected import ProtectedFiles
 from config_vcs.reasons import BINARY, SQLITE, TOO_LARGE

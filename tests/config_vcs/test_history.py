@@ -7,12 +7,12 @@ import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from cvs_helpers import commit_count, git, tree_files, write
 
 from config_vcs import history
 from config_vcs.errors import BadInput, BadTime, PathEscapes, UnknownRevision
 from config_vcs.options import Options
 from config_vcs.repository import ConfigRepo
-from cvs_helpers import commit_count, git, tree_files, write
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

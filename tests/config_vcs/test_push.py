@@ -9,9 +9,15 @@ import shutil
 import threading
 
 import pytest
-
 from cvs_helpers import (
-    bare_remote, commit_count, fast_options, git, local_head, remote_head, wait_for, write,
+    bare_remote,
+    commit_count,
+    fast_options,
+    git,
+    local_head,
+    remote_head,
+    wait_for,
+    write,
 )
 
 # watchdog's noisy (harmless) warning when a directory appears while it sets up watches

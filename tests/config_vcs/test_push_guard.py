@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from cvs_helpers import bare_remote, commit_count, fast_options, git, local_head, remote_head, wait_for, write
 from pyrage import x25519
 
 from config_vcs import history
-from cvs_helpers import bare_remote, commit_count, fast_options, git, local_head, remote_head, wait_for, write
 
 API_KEY = "AKIAHELDBACKAPIKEY0042"
 API_SECRET = "held-back-secret-value-0043"

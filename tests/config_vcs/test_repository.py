@@ -8,12 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cvs_helpers import commit_count, git, local_head, permissions_private, tree_files, write
 
 from config_vcs.errors import RepositoryBusy
 from config_vcs.options import Options
 from config_vcs.repository import ConfigRepo
-
-from cvs_helpers import commit_count, git, local_head, permissions_private, tree_files, write
 
 
 def open_repo(work: Path, **overrides) -> ConfigRepo:

@@ -9,13 +9,13 @@ import logging
 import sqlite3
 
 import pytest
+from cvs_helpers import MiB, bot_layout, git, object_sizes, tree_files, write
 
 from config_vcs import history
 from config_vcs.options import Options
 from config_vcs.reasons import BINARY, DATA_DIR, DATABASE, LOG, SQLITE, TOO_LARGE
 from config_vcs.scope import scope_report
 from config_vcs.service import offline_status
-from cvs_helpers import MiB, bot_layout, git, object_sizes, tree_files, write
 
 CONFIG = {"config.json", "strategies/SampleStrategy.py", "strategies/Breakout.py"}
 

@@ -10,17 +10,17 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-import pytest
 import pyrage
+import pytest
+from cvs_helpers import bare_remote, commit_count, fast_options, git, remote_head, wait_for, write
 from pyrage import x25519
 
 from config_vcs import history
 from config_vcs.errors import BadInput
 from config_vcs.sealing import FILE_HEADER, check_rewrite, json_spans, toml_spans, yaml_spans
 from config_vcs.service import ConfigHistory
-from cvs_helpers import bare_remote, commit_count, fast_options, git, remote_head, wait_for, write
 from tradevault.cli import app
-from tradevault.cli_support import run
+from tradevault.cli.support import run
 
 CONFIG = '{"exchange": {"key": "K", "secret": "S"}, "stake": 10}\n'
 API_KEY = "AKIAPLAINTEXTAPIKEY0001"

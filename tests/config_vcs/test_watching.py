@@ -8,7 +8,6 @@ import shutil
 import time
 
 import pytest
-
 from cvs_helpers import commit_count, fast_options, git, tree_files, wait_for, write
 
 # watchdog's noisy (harmless) warning when a directory appears while it sets up watches

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trade_stream.kafka import codec as codec
-from trade_stream.sqlite.digest import database_digest
 from trade_stream.kafka.client import scan
 from trade_stream.kafka.config import KafkaConfig
+from trade_stream.sqlite.digest import database_digest
 
 DEMO_KEYS = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}
 
@@ -73,7 +73,7 @@ def _kafka_command() -> tuple[str, ...]:
         probe = subprocess.run([str(script), "kafka", "--help"], capture_output=True, text=True)
         if probe.returncode == 0:
             return (str(script), "kafka")
-    return (sys.executable, "-m", "tradevault.kafka_commands")
+    return (sys.executable, "-m", "tradevault.cli", "kafka")
 
 
 def kafka_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from trade_stream.kafka import checkpoint as ckpt
 from trade_stream.errors import BadInputError
+from trade_stream.kafka import checkpoint as ckpt
 from trade_stream.kafka.config import KafkaConfig
 
 

@@ -12,8 +12,8 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trade_stream.kafka import codec as codec
 from trade_stream.events import DELETE, INSERT
+from trade_stream.kafka import codec as codec
 
 EXACT = st.one_of(
     st.none(), st.booleans(), st.text(), st.binary(max_size=64),

@@ -14,15 +14,21 @@ import pytest
 
 from restore.kafka_replay import restore_from_kafka
 from tests.kafka.kafka_helpers import (
-    DEMO_KEYS, assert_per_key_order, consume, digest, event_seqs, kafka_cli, tradevault,
+    DEMO_KEYS,
+    assert_per_key_order,
+    consume,
+    digest,
+    event_seqs,
+    kafka_cli,
+    tradevault,
 )
-from trade_stream.kafka import codec as codec
-from trade_stream.sqlite.capture import SqliteCapture
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
+from trade_stream.kafka import codec as codec
 from trade_stream.kafka.check import check_topics
 from trade_stream.kafka.client import Publisher
 from trade_stream.kafka.sink import KafkaSink
+from trade_stream.sqlite.capture import SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
 from tradevault.workload import TradingWorkload, create_database
 
 TABLES = list(DEMO_KEYS)

@@ -4,8 +4,8 @@ duplicates (at-least-once delivery) change nothing."""
 
 from __future__ import annotations
 
-from trade_stream.kafka import codec as codec
 from trade_stream.events import INSERT, SNAPSHOT, UPDATE
+from trade_stream.kafka import codec as codec
 from trade_stream.kafka.check import compare
 from trade_stream.kafka.state import KafkaState, TableFold
 from trade_stream.schema import Column, TableSchema

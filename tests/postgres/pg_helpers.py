@@ -8,9 +8,9 @@ from typing import Any
 from restore.dispatch import restore_to
 from restore.planner import Target, plan_restore
 from trade_stream.postgres.backup import PostgresBackupEngine
-from trade_stream.storage.locations import open_location
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.digest import database_digest
+from trade_stream.storage.locations import open_location
 from trade_stream.storage.store import BackupStore
 
 

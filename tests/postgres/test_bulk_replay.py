@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 
 from restore.postgres.apply import COPY_ROWS, PostgresApplier
+from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
+from tests.postgres.test_types import COLS, CREATE, ROWS
 from trade_stream.errors import IntegrityError
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.digest import table_rows
-
-from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
-from tests.postgres.test_types import COLS, CREATE, ROWS
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -72,7 +71,8 @@ BINARY_COLS = "id, i2, i4, n, n2, f, r, b, tx, vc, by, u, d, ts, tz"
 def test_runs_of_tables_of_binary_copyable_types_replay_exactly_in_binary(pg, work_dir, monkeypatch):
     """Every column type written in binary COPY format (no json, interval, time, arrays),
     with their edge values, through inserts, gathered updates and deletes."""
-    from restore.postgres import apply as apply_postgres, keyless_changes
+    from restore.postgres import apply as apply_postgres
+    from restore.postgres import keyless_changes
 
     rows = [
         """(%s, -32768, 2147483647, 123456789012345678901234567890.123456789012345, 1.1000, 0.1, 1.1, true,

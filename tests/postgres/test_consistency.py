@@ -9,9 +9,8 @@ import time
 import pytest
 
 from restore.verify import verify_store
-from trade_stream.postgres.capture import PostgresCapture
-
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
+from trade_stream.postgres.capture import PostgresCapture
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

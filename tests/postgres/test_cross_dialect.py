@@ -12,17 +12,16 @@ from typing import Any
 
 import pytest
 
-from restore.planner import Target, plan_restore
 from restore.dispatch import restore_to
+from restore.planner import Target, plan_restore
+from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from trade_stream.postgres.digest import table_rows
+from trade_stream.schema import family_of
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.locations import open_location
-from trade_stream.postgres.digest import table_rows
-from trade_stream.schema import family_of
 from trade_stream.storage.store import BackupStore
 from tradevault.workload import TradingWorkload, create_database
-
-from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

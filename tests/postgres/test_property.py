@@ -3,14 +3,13 @@ PostgreSQL at random transaction boundaries, equal the source as it was at each 
 
 from __future__ import annotations
 
-
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
-from trade_stream.storage.stored_objects import events_of
-from trade_stream.manifest import INCREMENTAL
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.postgres.pg_helpers import connect, digest, engine, make_store, restore
+from trade_stream.manifest import INCREMENTAL
+from trade_stream.storage.stored_objects import events_of
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

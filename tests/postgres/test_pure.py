@@ -9,18 +9,28 @@ import uuid
 
 import pytest
 
+from restore.type_mapping import (
+    pg_table_to_sqlite,
+    pg_value_converters,
+    sqlite_table_to_pg,
+    sqlite_value_converters,
+)
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE
 from trade_stream.postgres.lsn import (
-    FREE, MAX_TX_EVENTS, SPAN, event_seq, format_lsn, parse_lsn, resync_base, snapshot_seq,
+    FREE,
+    MAX_TX_EVENTS,
+    SPAN,
+    event_seq,
+    format_lsn,
+    parse_lsn,
+    resync_base,
+    snapshot_seq,
 )
+from trade_stream.postgres.snapshot_rows import BinaryCopyParser, decode_copy_chunks, encode_copy_chunk
 from trade_stream.postgres.types import parse_interval_text, pg_family, type_oid, wal2json_parser, widen_real
 from trade_stream.postgres.wal2json import StreamDecoder, commit_ts_us
 from trade_stream.schema import Column, TableSchema
-from trade_stream.postgres.snapshot_rows import BinaryCopyParser, decode_copy_chunks, encode_copy_chunk
-from restore.type_mapping import (
-    pg_table_to_sqlite, pg_value_converters, sqlite_table_to_pg, sqlite_value_converters,
-)
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 from trade_stream.postgres import capture as capture_postgres
 from trade_stream.postgres.capture import PostgresCapture, slot_name_for
 from trade_stream.postgres.database import PostgresDatabase
-
-from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

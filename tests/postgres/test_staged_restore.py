@@ -11,9 +11,8 @@ import pytest
 
 from restore.postgres import replay as replay_postgres
 from restore.postgres.staging import Staging
-from trade_stream.errors import IntegrityError
-
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
+from trade_stream.errors import IntegrityError
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

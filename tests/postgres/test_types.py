@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 from trade_stream.errors import BadInputError
 from trade_stream.postgres.digest import table_rows
-
-from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

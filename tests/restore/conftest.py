@@ -17,12 +17,22 @@ from typing import Iterator
 
 import pytest
 
-from tradevault.workload import TradingWorkload, bulk_fill, create_database
-
 from tests.cli_harness import (  # noqa: F401 - also reached through the ``cli`` fixture
-    SOURCE, TABLES, TV_CMD, Result, clean_env, digest_of, private_dir, tree_changes, tree_state, tv,
-    tv_finish, tv_parallel, tv_start,
+    SOURCE,
+    TABLES,
+    TV_CMD,
+    Result,
+    clean_env,
+    digest_of,
+    private_dir,
+    tree_changes,
+    tree_state,
+    tv,
+    tv_finish,
+    tv_parallel,
+    tv_start,
 )
+from tradevault.workload import TradingWorkload, bulk_fill, create_database
 
 
 def write_config(path: Path, db: Path | str, locations: dict[str, Path], extra: str = "") -> None:

@@ -12,8 +12,6 @@ replays a run (the seed is printed in every assertion message).
 
 from __future__ import annotations
 
-from trade_stream.sqlite.capture import SqliteCapture
-
 import json
 import os
 import random
@@ -24,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from trade_stream.object_format import ObjectReader
+from trade_stream.sqlite.capture import SqliteCapture
 
 # Both tests share the 200,000-row store: keep them on one worker (pytest -n 2 --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("tradevault_cli_kill")

@@ -13,12 +13,12 @@ import pytest
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from trade_stream import object_format
-from trade_stream.sqlite.backup import BackupEngine
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import IntegrityError
-from trade_stream.storage.locations import open_location
 from trade_stream.manifest import decode_entry, encode_entry, seal
 from trade_stream.object_format import BODY_SIZED_FRAMES, BODY_STREAM, ObjectReader, ObjectWriter
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.locations import open_location
 from trade_stream.storage.store import BackupStore
 
 

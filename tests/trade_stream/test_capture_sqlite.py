@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from trade_stream.sqlite.capture import CHANGES, SqliteCapture
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE
+from trade_stream.sqlite.capture import CHANGES, SqliteCapture
+from trade_stream.sqlite.database import DatabaseService
 
 
 def _setup(tmp_path: Path, ddl: str = "CREATE TABLE t (id INTEGER PRIMARY KEY, v)"):

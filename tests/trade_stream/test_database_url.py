@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from trade_stream.database_url import SqliteFileUrl, parse_url
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
+from trade_stream.sqlite.database import DatabaseService
 
 
 @pytest.mark.parametrize("url", [

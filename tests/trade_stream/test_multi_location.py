@@ -12,11 +12,11 @@ from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
 from tests.conftest import DEMO_KEYS
+from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.sqlite.digest import database_digest
 from trade_stream.storage.encryption import Cipher
-from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.storage.locations import open_location
 from trade_stream.storage.store import BackupStore
 from tradevault.workload import TradingWorkload, create_database

@@ -16,11 +16,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from restore.net_effect import FoldingApplier, NetEffect
 from restore.sqlite.apply import SqliteApplier
+from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
 from trade_stream.sqlite.capture import SqliteCapture, remove_capture_objects
 from trade_stream.sqlite.database import DatabaseService
-from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
-from restore.net_effect import FoldingApplier, NetEffect
 
 
 def ev(seq: int, op: str, key: int, value: object = None, table: str = "t", new_key: int | None = None) -> ChangeEvent:

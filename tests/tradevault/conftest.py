@@ -14,12 +14,22 @@ from typing import Iterator
 
 import pytest
 
-from tradevault.workload import TradingWorkload, create_database
-
 from tests.cli_harness import (  # noqa: F401 - also reached through the ``cli`` fixture
-    SOURCE, TABLES, TV_CMD, Result, clean_env, digest_of, private_dir, tree_changes, tree_state, tv,
-    tv_finish, tv_parallel, tv_start,
+    SOURCE,
+    TABLES,
+    TV_CMD,
+    Result,
+    clean_env,
+    digest_of,
+    private_dir,
+    tree_changes,
+    tree_state,
+    tv,
+    tv_finish,
+    tv_parallel,
+    tv_start,
 )
+from tradevault.workload import TradingWorkload, create_database
 
 
 def config_text(db_url: str, locations: dict[str, Path | str], work: Path | None = None, extra: str = "") -> str:

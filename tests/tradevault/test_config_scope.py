@@ -14,8 +14,17 @@ from pathlib import Path
 
 from tests.cli_harness import tv, tv_start
 from tests.config_vcs.cvs_helpers import (
-    MiB, LiveDatabase, bare_remote, blob_heads, bot_layout, git, object_sizes, remote_head,
-    remote_paths, wait_for, write,
+    LiveDatabase,
+    MiB,
+    bare_remote,
+    blob_heads,
+    bot_layout,
+    git,
+    object_sizes,
+    remote_head,
+    remote_paths,
+    wait_for,
+    write,
 )
 from tradevault.settings import load_settings
 

@@ -171,12 +171,12 @@ class Publisher:
         self._open.clear()
         self._submitted = []
         if producer is not None:
-            accumulator = producer._message_accumulator  # noqa: SLF001 - aiokafka has no public abort
-            batches = [b for queue in accumulator._batches.values() for b in queue]  # noqa: SLF001
-            batches += list(accumulator._pending_batches)  # noqa: SLF001
+            accumulator = producer._message_accumulator
+            batches = [b for queue in accumulator._batches.values() for b in queue]
+            batches += list(accumulator._pending_batches)
             accumulator.fail_all(KafkaError("sink aborted"))
             for batch in batches:  # nobody waits on these any more: mark their failures seen
-                for waiter in (batch.future, batch._drain_waiter):  # noqa: SLF001
+                for waiter in (batch.future, batch._drain_waiter):
                     if waiter.done() and not waiter.cancelled():
                         waiter.exception()
             try:

@@ -30,14 +30,14 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from trade_stream.kafka import checkpoint as ckpt
-from trade_stream.kafka import codec as codec
-from trade_stream.source import Source
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.kafka import checkpoint as ckpt
+from trade_stream.kafka import codec as codec
 from trade_stream.kafka.client import KafkaUnavailable, Publisher
 from trade_stream.kafka.config import KafkaConfig
 from trade_stream.kafka.source import EventSource, GapError, TableShapes, full_snapshot, table_rows
+from trade_stream.source import Source
 from trade_stream.storage.store import BackupStore
 
 

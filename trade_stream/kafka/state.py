@@ -86,7 +86,7 @@ async def _load(config: KafkaConfig, source: str, base: dict[str, tuple[int, Tab
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             state.problems.append(f"{topic}[{partition}]@{offset}: undecodable record ({exc})")
             return
-        state._seen(record.seq)  # noqa: SLF001
+        state._seen(record.seq)
         if record.op == codec.SCHEMA:
             schema = TableSchema.from_dict(record.table_schema) if record.table_schema else None
             state.note_schema(str(table), record.seq, schema)
@@ -104,7 +104,7 @@ async def _load(config: KafkaConfig, source: str, base: dict[str, tuple[int, Tab
         except (ValueError, TypeError, KeyError) as exc:
             state.problems.append(f"{topic}[{partition}]@{offset}: undecodable record ({exc})")
             return
-        state._seen(record.seq)  # noqa: SLF001
+        state._seen(record.seq)
         state.folds[topics[topic]].add(record)
 
     stats = await scan(config, list(topics), on_row, timeout=timeout)

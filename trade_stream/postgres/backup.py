@@ -22,20 +22,20 @@ import time
 from typing import Any, Callable
 
 from trade_stream import manifest as mf
-from trade_stream.manifest import chain_end, chain_position
-from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
+from trade_stream.manifest import chain_end, chain_position
 from trade_stream.object_format import CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
+from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.postgres.database import PostgresDatabase, same_columns
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
+from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
 from trade_stream.postgres.types import type_oid
 from trade_stream.postgres.wal2json import StreamDecoder
 from trade_stream.progress import Progress, no_progress
 from trade_stream.publish import BackupResult, Publisher
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.segments import encode_chunk
-from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
 from trade_stream.storage.store import BackupStore
 
 SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from trade_stream.postgres.capture import PostgresCapture, slot_name_for
 from trade_stream.errors import BadInputError
+from trade_stream.postgres.capture import PostgresCapture, slot_name_for
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.wal2json import commit_ts_us, decode_message
 

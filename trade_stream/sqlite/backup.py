@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trade_stream import manifest as mf
-from trade_stream.sqlite.capture import CHANGES, OP_UPDATE, SqliteCapture, SyncReport, sql_literal
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import chain_position
@@ -28,8 +26,9 @@ from trade_stream.priority import at_low_priority
 from trade_stream.progress import Progress, no_progress
 from trade_stream.publish import BackupResult, Publisher, now_us
 from trade_stream.segments import encode_chunk
+from trade_stream.sqlite.capture import CHANGES, OP_UPDATE, SqliteCapture, SyncReport, sql_literal
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
-
 
 MEMORY_SCRATCH = Path("/dev/shm")
 

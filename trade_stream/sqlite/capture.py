@@ -30,10 +30,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from trade_stream.sqlite.database import DatabaseService
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.sqlite.database import DatabaseService
 
 CHANGES = "_tradevault_changes"
 COLUMNS = "_tradevault_columns"

@@ -12,20 +12,24 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-from trade_stream.storage.encryption import NO_ENCRYPTION, Cipher
-from trade_stream.errors import IntegrityError, StorageError
-from trade_stream.storage.locations import AtomicWriter, Location
-import time
-
 import msgspec
 
+from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.manifest import (
-    ManifestEntry, PrunedRecord, decode_entry, encode_entry, entry_key, pruned_key,
+    ManifestEntry,
+    PrunedRecord,
+    decode_entry,
+    encode_entry,
+    entry_key,
+    pruned_key,
 )
 from trade_stream.object_format import ObjectReader
+from trade_stream.storage.encryption import NO_ENCRYPTION, Cipher
+from trade_stream.storage.locations import AtomicWriter, Location
 
 T = TypeVar("T")
 

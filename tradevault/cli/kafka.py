@@ -1,42 +1,23 @@
 """``tradevault kafka ...``: run the Kafka sink once, check the topics, show its lag.
 
-A thin layer: the work is in ``trade_stream.kafka.sink`` / ``kafka_check``. Also runnable
-alone as ``python -m tradevault.kafka_commands`` (same options).
-"""
+A thin layer: the work is in ``trade_stream.kafka.sink`` / ``trade_stream.kafka.check``."""
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from trade_stream.errors import BadInputError, IntegrityError
-from trade_stream.kafka.check import CheckReport, check_topics
-from trade_stream.kafka.client import KafkaUnavailable
-from trade_stream.kafka.config import KafkaConfig
-from trade_stream.kafka.sink import KafkaSink, SyncResult
-from tradevault import wiring
-from tradevault.cli_support import ConfigOption, JsonOption, print_json, run, settings_for, stderr, stdout
-from tradevault.settings import Settings
+from tradevault.cli.support import ConfigOption, JsonOption, print_json, settings_for, stderr, stdout
+
+if TYPE_CHECKING:
+    from trade_stream.kafka.check import CheckReport
+    from trade_stream.kafka.sink import KafkaSink, SyncResult
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="The Kafka sink: compacted topics per table.")
 
 TimeoutOption = Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for the broker.")]
-
-
-def kafka_config(settings: Settings) -> KafkaConfig:
-    return KafkaConfig.from_settings(settings.kafka)
-
-
-def build_sink(settings: Settings) -> KafkaSink:
-    """The sink for the configured database and store (the agent uses this too)."""
-    config = kafka_config(settings)
-    if not config.enabled:
-        raise BadInputError("the Kafka sink is off: set [kafka] bootstrap_servers")
-    source = wiring.source(settings)
-    return KafkaSink(config, wiring.store(settings, source), source, work_dir=settings.work_dir or None)
 
 
 def _sync(sink: KafkaSink, timeout: float | None) -> SyncResult:
@@ -50,7 +31,10 @@ def _sync(sink: KafkaSink, timeout: float | None) -> SyncResult:
 def sync(ctx: typer.Context, timeout: TimeoutOption = None, config: ConfigOption = None,
          as_json: JsonOption = False) -> None:
     """Publish every captured event not yet confirmed by the broker, once."""
-    sink = build_sink(settings_for(ctx, config))
+    from trade_stream.kafka.client import KafkaUnavailable
+    from tradevault import wiring
+
+    sink = wiring.kafka_sink(settings_for(ctx, config))
     try:
         result = _sync(sink, timeout)
     finally:
@@ -88,8 +72,13 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Compare the topics' latest state with the source database (exit 3 when they differ)."""
+    from trade_stream.errors import IntegrityError
+    from trade_stream.kafka.check import check_topics
+    from trade_stream.kafka.client import KafkaUnavailable
+    from tradevault import wiring
+
     settings = settings_for(ctx, config)
-    sink = build_sink(settings)
+    sink = wiring.kafka_sink(settings)
     report: CheckReport | None = None
     try:
         for _attempt in range(3):
@@ -121,14 +110,12 @@ def check(
 @app.command("status")
 def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """How far the topics are behind the capture."""
-    info = build_sink(settings_for(ctx, config)).lag()
+    from tradevault import wiring
+
+    info = wiring.kafka_sink(settings_for(ctx, config)).lag()
     if as_json:
         print_json(info)
         return
     stdout.print(f"kafka {info['bootstrap_servers']} ({info['topic_prefix']}): checkpoint seq {info['checkpoint_seq']}, "
                  f"source seq {info['source_seq']}, {info['behind_events']:,} events behind"
                  + (f"; last error: {info['last_error']}" if info["last_error"] else ""), markup=False)
-
-
-if __name__ == "__main__":
-    sys.exit(run(app))

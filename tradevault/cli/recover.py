@@ -17,68 +17,18 @@ from typing import Annotated, Any
 
 import typer
 
-from config_vcs.recovery import recover_directories
-from restore.recover import recover_database
-from trade_stream.errors import IntegrityError
-from tradevault import protection_record, wiring
-from tradevault.cli_support import ConfigOption, JsonOption, chosen_config, print_json, settings_for, stderr, stdout
-from tradevault.settings import Settings
-
-
-def recover_all(settings: Settings, *, if_missing: bool, if_corrupt: bool) -> dict[str, Any]:
-    """Check and recover the database and the watched config; raises IntegrityError
-    (exit 3) when something is broken and no backup can repair it. A first run (nothing
-    there and no evidence that anything was protected before) is not broken."""
-    from config_vcs.history import heads
-    from tradevault.config_commands import options_from
-
-    source = wiring.source(settings)
-    state_dir = Path(settings.agent.state_dir)
-    record = protection_record.load(state_dir)
-    store = wiring.store(settings, source)
-    known = record.backups.get(store.source)
-    evidence = (f"first on {known.get('first_full')}, recorded in {state_dir / protection_record.RECORD_FILE}"
-                if known else "")
-    report: dict[str, Any] = {"ok": True}
-    if source.database_file is None:  # a server keeps its own files: nothing to put back here
-        report["database"] = {"database": source.display_url, "problem": "",
-                              "action": "not checked (a database server's files are its own)"}
-    else:
-        try:
-            report["database"] = recover_database(store, source.db, if_missing=if_missing, if_corrupt=if_corrupt,
-                                                  backups_known=evidence).to_json()
-        except IntegrityError as exc:
-            report["ok"] = False
-            report["database"] = {"database": str(source.database_file), "problem": str(exc),
-                                  "action": "cannot recover"}
-    paths = [Path(p) for p in settings.config_vcs.paths]
-    config = recover_directories(paths, settings.config_vcs.remotes, options_from(settings),
-                                 known=record.config_dirs())
-    protection_record.note_config(state_dir, [Path(p) for p in heads(paths)])
-    report["config"] = [vars(c) for c in config]
-    report["ok"] = report["ok"] and all(c.ok for c in config)
-    return report
-
-
-def _outcome(item: dict[str, Any]) -> str:
-    if item.get("problem"):
-        return f"{item['problem']} -> {item['action']}"
-    return item["action"] if item.get("action") not in (None, "", "none") else "healthy"
-def _failure_code(report: dict[str, Any]) -> int:
-    """3 (integrity), or 2 when all that failed is config whose sealed secrets cannot be
-    decrypted here: the missing age identity is bad input, the backups are fine."""
-    failed = [c for c in report["config"] if not c["ok"]]
-    database_ok = report["database"].get("action") != "cannot recover"
-    return 2 if database_ok and failed and all(c.get("needs_identity") for c in failed) else 3
+from tradevault.cli.support import ConfigOption, JsonOption, chosen_config, print_json, settings_for, stderr, stdout
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    from tradevault.recovery import outcome
+
     db = report["database"]
-    stdout.print(f"database {db['database']}: {_outcome(db)}", markup=False)
+    stdout.print(f"database {db['database']}: {outcome(db)}", markup=False)
     for aside in db.get("kept_aside") or []:
         stdout.print(f"  broken file kept as {aside}", markup=False)
     for c in report["config"]:
-        stdout.print(f"config {c['path']}: {_outcome(c)}", markup=False)
+        stdout.print(f"config {c['path']}: {outcome(c)}", markup=False)
 
 
 def recover(
@@ -90,6 +40,8 @@ def recover(
 ) -> None:
     """Check the database and the config directories; restore what is broken (both cases
     unless one of the flags narrows it)."""
+    from tradevault.recovery import failure_code, recover_all
+
     settings = settings_for(ctx, config)
     both = not (if_missing or if_corrupt)
     report = recover_all(settings, if_missing=if_missing or both, if_corrupt=if_corrupt or both)
@@ -98,7 +50,7 @@ def recover(
     else:
         _print_report(report)
     if not report["ok"]:
-        code = _failure_code(report)
+        code = failure_code(report)
         if code == 2 and not as_json:
             refused = next(c for c in report["config"] if c.get("needs_identity"))
             stderr.print(f"tradevault: error: config {refused['path']}: {refused['action']}", markup=False,
@@ -128,11 +80,13 @@ def run(ctx: typer.Context, config: ConfigOption = None) -> None:
     command = list(ctx.args)
     if not command:
         raise typer.BadParameter("give the bot's command after --, e.g. tradevault run -- freqtrade trade")
+    from tradevault.recovery import failure_code, recover_all
+
     settings = settings_for(ctx, config)
     report = recover_all(settings, if_missing=True, if_corrupt=True)
     _print_report(report)
     if not report["ok"]:
-        code = _failure_code(report)
+        code = failure_code(report)
         what = "error" if code == 2 else "integrity failure"
         stderr.print(f"tradevault: {what}: cannot recover; the bot is not started", markup=False)
         raise typer.Exit(code)

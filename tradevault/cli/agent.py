@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tradevault.cli_support import ConfigOption, settings_for
+from tradevault.cli.support import ConfigOption, settings_for
 
 
 def agent(

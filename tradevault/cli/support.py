@@ -67,7 +67,7 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         stderr.print("tradevault: interrupted")
         return EXIT_FAILURE
-    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+    except Exception as exc:
         code = getattr(exc, "exit_code", EXIT_FAILURE)
         if not isinstance(code, int) or code not in (EXIT_BAD_INPUT, EXIT_INTEGRITY):
             code = EXIT_FAILURE

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from config_vcs import history
-from config_vcs.errors import BadInput
-from config_vcs.options import Options
-from config_vcs.repository import ConfigRepo
-from config_vcs.service import ConfigHistory, offline_status
-from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stderr
-from tradevault.protection_record import note_config
-from tradevault.settings import Settings
-from tradevault.stop_signals import StopSignals
+from tradevault.cli.support import ConfigOption, JsonOption, print_json, settings_for, stderr
+
+if TYPE_CHECKING:
+    from config_vcs.repository import ConfigRepo
 
 app = typer.Typer(no_args_is_help=True, help="Configuration history (git).")
 
@@ -29,89 +22,9 @@ RepoOption = Annotated[
 ]
 
 
-def protected_files(settings: Settings) -> tuple[str, ...]:
-    """The SQLite files of ``[database] url`` (and of ``[standby] url``): config history
-    never versions them, wherever they are. PostgreSQL has no file to protect; a URL that
-    does not parse protects nothing here (the database commands report it)."""
-    from trade_stream.errors import BadInputError
-    from trade_stream.source import open_source
-
-    files = []
-    for url in (settings.database.url, settings.standby.url):
-        if not url:
-            continue
-        try:
-            database_file = open_source(url).database_file
-        except BadInputError:
-            continue
-        if database_file is not None:
-            files.append(os.path.abspath(database_file))
-    return tuple(files)
-
-
-def options_from(settings: Settings) -> Options:
-    """The [config_vcs] settings as config_vcs options."""
-    s = settings.config_vcs
-    return Options(
-        quiet_period=s.quiet_period,
-        max_delay=s.max_delay,
-        rescan_interval=s.rescan_interval,
-        max_file_size=s.max_file_size,
-        exclude=tuple(s.exclude),
-        include=tuple(s.include),
-        protected_files=protected_files(settings),
-        author=s.author,
-        committer=s.committer,
-        host=s.host,
-        watch=s.watch,
-        push_backoff_max=s.push_retry_max,
-        push_timeout=s.push_timeout,
-        ssh_command=s.ssh_command,
-        repack_every=s.repack_every,
-        secret_recipients=tuple(s.secret_recipients),
-        secret_identity_file=s.secret_identity_file,
-        secret_paths=tuple(s.secret_paths),
-        plaintext_remotes=s.plaintext_remotes,
-    )
-
-
-def require_restorable_config(settings: Settings, entries: list[Any], target_ts: int | None) -> None:
-    """``restore --config-to``: before the database is written, the configuration of the
-    instant being restored (``target_ts``, else somewhere in the time span of the backup
-    ``entries`` replayed) must be writable in clear here -- its sealed secrets
-    decryptable -- or the restore is refused (exit 2) and nothing is written."""
-    stamps = [ts for e in entries for ts in (e.first_ts, e.last_ts) if ts]
-    if target_ts is not None:
-        stamps = [target_ts]
-    now = datetime.now(UTC)
-    earliest = datetime.fromtimestamp(min(stamps) / 1e6, UTC) if stamps else now
-    latest = datetime.fromtimestamp(max(stamps) / 1e6, UTC) if stamps else now
-    history.require_readable_config(
-        settings.config_vcs.paths, earliest, latest, options_from(settings), settings.config_vcs.remotes
-    )
-
-
-def history_service(settings: Settings) -> ConfigHistory:
-    """What the agent runs for the configuration part."""
-    s = settings.config_vcs
-    return ConfigHistory(s.paths, s.remotes, options_from(settings))
-
-
-def chosen_dir(settings: Settings, path: str | None) -> Path:
-    """``--path`` (a configured directory, or its base name), else the first one."""
-    paths = [Path(os.path.abspath(p)) for p in settings.config_vcs.paths]
-    if not paths:
-        raise BadInput("config_vcs.paths is empty")
-    if path is None:
-        return paths[0]
-    wanted = Path(os.path.abspath(path))
-    for candidate in paths:
-        if candidate == wanted or candidate.name == path:
-            return candidate
-    raise BadInput(f"{path} is not one of the watched directories: {', '.join(map(str, paths))}")
-
-
 def _repo(ctx: typer.Context, config: str | None, path: str | None) -> ConfigRepo:
+    from tradevault.config_history import chosen_dir, options_from
+
     settings = settings_for(ctx, config)
     return options_from(settings).repo(chosen_dir(settings, path), create=False, warn=_warn)
 
@@ -130,6 +43,8 @@ def log_cmd(
     config: ConfigOption = None,
 ) -> None:
     """History of the watched configuration, newest first."""
+    from config_vcs import history
+
     entries = history.log(_repo(ctx, config, repo_path), path, limit=limit)
     if as_json:
         print_json([e.as_dict() for e in entries])
@@ -153,6 +68,8 @@ def diff_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Unified diff between two revisions, or a revision and the directory now."""
+    from config_vcs import history
+
     patch, changes = history.diff(_repo(ctx, config, repo_path), rev, rev2)
     if as_json:
         print_json({"from": rev, "to": rev2, "files": [c.as_dict() for c in changes],
@@ -170,6 +87,8 @@ def show_cmd(
     config: ConfigOption = None,
 ) -> None:
     """A file as it was at a revision (its exact bytes), or a commit with its patch."""
+    from config_vcs import history
+
     data = history.show(_repo(ctx, config, repo_path), spec)
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
@@ -187,6 +106,9 @@ def checkout_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Bring files back as they were; without --to the result is committed."""
+    from config_vcs import history
+    from config_vcs.errors import BadInput
+
     if (rev is None) == (at is None):
         raise BadInput("give exactly one of --rev REV or --at TIME")
     when = history.parse_time(at) if at is not None else None
@@ -205,6 +127,9 @@ def checkout_cmd(
 @app.command("status")
 def status_cmd(ctx: typer.Context, as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Head of each watched directory and, per remote, unpushed commits and last error."""
+    from config_vcs.service import offline_status
+    from tradevault.config_history import options_from
+
     settings = settings_for(ctx, config)
     s = settings.config_vcs
     report = offline_status(s.paths, s.remotes, options_from(settings))
@@ -234,6 +159,11 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False, config: ConfigOp
 @app.command("watch")
 def watch_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Watch, commit and push in the foreground until SIGINT/SIGTERM (then flush)."""
+    from config_vcs import history
+    from tradevault.config_history import history_service
+    from tradevault.protection_record import note_config
+    from tradevault.stop_signals import StopSignals
+
     settings = settings_for(ctx, config)
     if not logging.getLogger().handlers:
         logging.basicConfig(

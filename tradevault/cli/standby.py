@@ -6,48 +6,13 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from restore.standby import Follower, promote as promote_standby
-from trade_stream.sqlite.database import DatabaseService
-from trade_stream.errors import BadInputError
-from tradevault import wiring
-from tradevault.cli_support import ConfigOption, JsonOption, print_json, settings_for, stdout
-from tradevault.stop_signals import StopSignals
+from tradevault.cli.support import ConfigOption, JsonOption, print_json, settings_for, stdout
 
 ToOption = Annotated[Optional[str], typer.Option("--to", help="Standby database URL (default [standby] url).")]
-
-
-def _target(settings: Any, to: str | None) -> DatabaseService:
-    url = to or settings.standby.url
-    if not url:
-        raise BadInputError("give --to URL or set [standby] url")
-    return DatabaseService(url)
-
-
-def state_path(target: DatabaseService) -> Path:
-    return target.path.absolute().with_name(f".{target.path.name}.tradevault-follow.json")
-
-
-def standby_state(url: str) -> dict[str, Any]:
-    """What the follower last wrote (position, lag, whether it is running), for status."""
-    path = state_path(DatabaseService(url))
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"url": url, "following": False, "error": "no follower state (is `tradevault follow` running?)"}
-    state["url"] = url
-    state["age_seconds"] = round(time.time() - float(state.get("updated", 0)), 1)
-    return state
-
-
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(json.dumps(state))
-    os.replace(temp, path)
 
 
 def follow(
@@ -59,8 +24,13 @@ def follow(
     as_json: JsonOption = False,
 ) -> None:
     """Keep a standby database up to date from the stored backups until SIGTERM/SIGINT."""
+    from restore.standby import Follower
+    from tradevault import wiring
+    from tradevault.standby_state import standby_target, state_path, write_state
+    from tradevault.stop_signals import StopSignals
+
     settings = settings_for(ctx, config)
-    target = _target(settings, to)
+    target = standby_target(settings, to)
     follower = Follower(wiring.store(settings), target, force=force)
     state_file = state_path(target)
     with StopSignals() as stop:
@@ -69,7 +39,7 @@ def follow(
             lag = round(time.time() - result.last_ts / 1e6, 3) if result.last_ts else None
             state = {"pid": os.getpid(), "updated": time.time(), "lag_seconds": lag, **result.to_json(),
                      "following": not once and not stop.is_set()}
-            _write_state(state_file, state)
+            write_state(state_file, state)
             if result.applied or result.rebuilt or once:
                 if as_json:
                     print_json(state)
@@ -79,13 +49,16 @@ def follow(
             if once or stop.wait(settings.standby.interval):
                 break
     state["following"] = False
-    _write_state(state_file, state)
+    write_state(state_file, state)
 
 
 def promote(ctx: typer.Context, to: ToOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Stop following and leave a database the bot can use at once."""
+    from restore.standby import promote as promote_standby
+    from tradevault.standby_state import standby_target, state_path
+
     settings = settings_for(ctx, config)
-    target = _target(settings, to)
+    target = standby_target(settings, to)
     state_file = state_path(target)
     if state_file.exists():
         state = json.loads(state_file.read_text())

@@ -1,0 +1,5 @@
+"""``python -m tradevault.cli``: the same command as ``tradevault``."""
+
+from tradevault.cli import main
+
+main()

@@ -1,0 +1,127 @@
+"""``tradevault backup full|incremental|consolidate``, ``backups list`` and ``locations
+sync``: taking backups and looking at the catalog."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tradevault.cli.support import ConfigOption, JsonOption, print_json, progress_display, settings_for, stderr, stdout
+
+backup_app = typer.Typer(no_args_is_help=True, help="Take a backup now.")
+backups_app = typer.Typer(no_args_is_help=True, help="The backup catalog.")
+locations_app = typer.Typer(no_args_is_help=True, help="Storage locations.")
+
+
+def short_time(value: int | None) -> str:
+    from restore.planner import format_ts
+
+    return format_ts(value) if value else "-"
+
+
+def _print_backup(result, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_json())
+        return
+    for warning in result.warnings:
+        stderr.print(f"warning: {warning}", markup=False)
+    if result.skipped:
+        stdout.print(f"{result.kind}: nothing to store ({result.skipped}); chain at seq {result.last_seq}")
+        return
+    what = f"{result.count:,} rows" if result.kind == "full" else f"{result.count:,} events"
+    stdout.print(
+        f"{result.kind} backup #{result.n}: seq {result.first_seq}..{result.last_seq}, {what}, "
+        f"{result.bytes:,} bytes, {result.seconds:.2f} s -> {', '.join(result.locations)}"
+    )
+
+
+@backup_app.command("full")
+def backup_full(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """One consistent full backup now (installs change capture on first use)."""
+    from tradevault import wiring
+
+    settings = settings_for(ctx, config)
+    with progress_display(not as_json) as progress:
+        result = wiring.engine(settings, progress).full()
+    _print_backup(result, as_json)
+
+
+@backup_app.command("incremental")
+def backup_incremental(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Seal and store every change captured since the last backup."""
+    from tradevault import wiring
+
+    settings = settings_for(ctx, config)
+    with progress_display(not as_json) as progress:
+        result = wiring.engine(settings, progress).incremental()
+    _print_backup(result, as_json)
+
+
+@backup_app.command("consolidate")
+def backup_consolidate(
+    ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False,
+    min_events: Annotated[int, typer.Option("--min-events", help="only when a restore of the latest point would "
+                                            "replay at least this many events")] = 1,
+) -> None:
+    """Build a full backup from the store (the source is not read), so a restore of the
+    latest point replays nothing."""
+    from restore.consolidate import consolidate
+    from tradevault import wiring
+
+    settings = settings_for(ctx, config)
+    with progress_display(not as_json) as progress:
+        result = consolidate(wiring.engine(settings), progress, work_dir=settings.work_dir or None,
+                             min_events=min_events)
+    _print_backup(result, as_json)
+
+
+@backups_app.command("list")
+def backups_list(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The catalog: kind, seq range, time range, rows/events, bytes, locations."""
+    from rich.table import Table
+
+    from trade_stream.manifest import summary
+    from tradevault import wiring
+
+    settings = settings_for(ctx, config)
+    store = wiring.store(settings)
+    catalogs = store.catalogs()
+    rows = []
+    for entry in store.merged(catalogs):
+        where = [c.location.name for c in catalogs if entry.n in c.entries]
+        rows.append(summary(entry, where))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("#", "kind", "seq", "time (UTC)", "rows/events", "bytes", "locations", "config")
+    def short(ts: int | None) -> str:
+        return short_time(ts)[5:19].replace("T", " ") if ts else "-"
+
+    for r in rows:
+        seqs = f"{r['first_seq']}" if r["kind"] == "full" else f"{r['after_seq'] + 1}..{r['last_seq']}"
+        times = short(r["first_ts"]) if r["kind"] == "full" else f"{short(r['first_ts'])}..{short(r['last_ts'])[6:]}"
+        config = " ".join(sha[:8] for sha in (r.get("config") or {}).values()) or "-"
+        table.add_row(str(r["n"]), "full" if r["kind"] == "full" else "incr", seqs, times, f"{r['count']:,}", f"{r['bytes']:,}", ", ".join(r["locations"]), config)
+    stdout.print(table if rows else "no backups yet")
+
+
+@locations_app.command("sync")
+def locations_sync(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Copy to each location what it lacks from the others (after an outage or a new disk)."""
+    from trade_stream.errors import IntegrityError, StorageError
+    from tradevault import wiring
+
+    settings = settings_for(ctx, config)
+    report = wiring.store(settings).catch_up()
+    failed = [line for line in report if "failed" in line or "unreachable" in line]
+    if as_json:
+        print_json({"copied": [l for l in report if l not in failed], "failed": failed})
+    else:
+        for line in report:
+            stdout.print(line, markup=False)
+        if not report:
+            stdout.print("every location holds every backup")
+    if failed:
+        error = IntegrityError if any("intact" in line or "checksum" in line for line in failed) else StorageError
+        raise error(f"{len(failed)} location/object copies failed, first: {failed[0]}")

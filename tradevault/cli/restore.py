@@ -1,0 +1,121 @@
+"""``tradevault restore``: replay backups into a fresh database (from the locations or
+from Kafka), with the configuration of the same instant."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from tradevault.cli.backup import short_time
+from tradevault.cli.support import ConfigOption, JsonOption, print_json, progress_display, settings_for, stdout
+
+if TYPE_CHECKING:
+    from restore.planner import Target
+
+
+def restore(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Target database URL (must be empty).")],
+    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 time (naive = UTC).")] = None,
+    seq: Annotated[Optional[int], typer.Option("--seq", help="Restore up to this seq.")] = None,
+    from_: Annotated[Optional[str], typer.Option("--from", help="Read from this location only.")] = None,
+    config_to: Annotated[Optional[Path], typer.Option("--config-to", help="Also write the config as it was.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan, change nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty target.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay backups into a fresh database, at the latest point or any point in time."""
+    from restore.dispatch import open_target, restore_to
+    from restore.planner import Target, parse_time, plan_restore
+    from trade_stream.errors import BadInputError
+    from trade_stream.manifest import summary
+    from tradevault import wiring
+
+    settings = settings_for(ctx, config)
+    if at is not None and seq is not None:
+        raise BadInputError("give either --at or --seq, not both")
+    target = Target(seq=seq, ts=parse_time(at) if at is not None else None)
+    target_db = open_target(to)  # validates the URL before anything else
+    store = wiring.store(settings)
+    if from_ == "kafka":
+        if not target_db.accepts_kafka:
+            raise BadInputError(f"--from kafka cannot restore into a {target_db.dialect} database")
+        _restore_from_kafka(settings, store, target_db.db, target, to, dry_run, force, as_json)
+        return
+    if from_ is not None:
+        chosen = [loc for loc in store.locations if loc.name == from_]
+        if not chosen:
+            raise BadInputError(f"--from {from_}: no such location (have: {', '.join(l.name for l in store.locations)})")
+        store.locations = chosen
+    if config_to is not None and not settings.config_vcs.paths:
+        raise BadInputError("--config-to: no [config_vcs] paths are configured")
+    entries, damaged = store.entries_and_damage()
+    plan = plan_restore(entries, target, damaged)
+    if dry_run:
+        info = {
+            "dry_run": True, "target": to, "at": target.describe(), "full": summary(plan.full),
+            "incrementals": [summary(e) for e in plan.incrementals], "first_seq": plan.full.last_seq,
+            "last_seq": plan.stop_seq, "rows": plan.full.count,
+            "events": sum(e.count for e in plan.incrementals),
+            "bytes": plan.full.bytes + sum(e.bytes for e in plan.incrementals), "seconds": 0.0,
+        }
+        if as_json:
+            print_json(info)
+        else:
+            stdout.print(f"would restore {plan.full.object} (seq {plan.full.last_seq}) + "
+                         f"{len(plan.incrementals)} incremental(s) up to {target.describe()} into {to}")
+        return
+    if config_to is not None:  # sealed config secrets without the key: refused before any write
+        from tradevault.config_history import require_restorable_config
+
+        require_restorable_config(settings, [plan.full, *plan.incrementals], target.ts)
+    with progress_display(not as_json) as progress:
+        result = restore_to(store, plan, to, force=force, progress=progress)
+    if config_to is not None:
+        from config_vcs.history import export_config_at
+        from tradevault.config_history import options_from
+
+        moment = datetime.fromtimestamp((target.ts or result.last_ts or time.time_ns() // 1000) / 1e6, tz=timezone.utc)
+        exported = export_config_at(settings.config_vcs.paths, moment, config_to, options_from(settings),
+                                    settings.config_vcs.remotes)
+        result.config = [{"path": str(e.watched), "to": str(e.target), "commit": e.commit, "files": e.files}
+                         for e in exported]
+    if as_json:
+        print_json(result.to_json())
+    else:
+        stdout.print(
+            f"restored {result.target}: seq {result.last_seq} ({short_time(result.last_ts)}), {result.rows:,} rows, "
+            f"{result.events:,} events replayed from {1 + len(result.incrementals)} object(s), {result.seconds:.2f} s"
+        )
+        for item in result.config:
+            where = f"commit {item['commit'][:10]}" if item["commit"] else "no history at that time"
+            stdout.print(f"config {item['path']} -> {item['to']}: {where}, {item['files']} files")
+
+
+def _restore_from_kafka(settings, store, target_db: Any, target: Target, to: str,
+                        dry_run: bool, force: bool, as_json: bool) -> None:
+    from restore.kafka_replay import restore_from_kafka
+    from trade_stream.errors import BadInputError
+    from trade_stream.kafka.config import KafkaConfig
+
+    if target.seq is not None or target.ts is not None:
+        raise BadInputError("--from kafka restores the latest state only (no --at / --seq)")
+    config = KafkaConfig.from_settings(settings.kafka)
+    if not config.enabled:
+        raise BadInputError("--from kafka: [kafka] bootstrap_servers is not configured")
+    if dry_run:
+        print_json({"dry_run": True, "target": to, "from": "kafka",
+                    "topics": f"{config.topic_prefix}.{store.source}.*"})
+        return
+    with progress_display(not as_json) as progress:
+        result = restore_from_kafka(config, store.source, target_db, store=store, force=force, progress=progress)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        stdout.print(f"restored {result.target} from Kafka: seq {result.last_seq}, {result.rows:,} rows, "
+                     f"{result.events:,} records read, {result.seconds:.2f} s")
