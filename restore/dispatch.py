@@ -2,14 +2,14 @@
 ``restore/postgres/target.py``) behind ``RestoreTarget``; ``restore_to`` picks the target
 by the URL's scheme, and the target picks its path by the full backup's codec:
 
-=================  ===============  ==========================================
+=================  ===============  =====================================================
 full backup codec  target           path
-=================  ===============  ==========================================
+=================  ===============  =====================================================
 sqlite-file        sqlite:///...    ``restore.sqlite.replay`` (physical)
-pgcopy-binary      sqlite:///...    ``restore.cross_dialect`` (rows mapped)
-sqlite-file        postgresql://    ``restore.postgres.replay`` (rows mapped)
+pgcopy-binary      sqlite:///...    ``restore.sqlite.from_postgres`` (rows mapped)
+sqlite-file        postgresql://    ``restore.postgres.replay`` + ``from_sqlite`` (mapped)
 pgcopy-binary      postgresql://    ``restore.postgres.replay`` (COPY bytes as they are)
-=================  ===============  ==========================================
+=================  ===============  =====================================================
 """
 
 from __future__ import annotations

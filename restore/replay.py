@@ -46,7 +46,7 @@ class RestoreResult:
 def _cut(batch: list[ChangeEvent], low: int, plan: Plan) -> tuple[list[ChangeEvent], bool]:
     """Events of the batch inside (low, target]; True when the target was reached."""
     target = plan.target
-    selected = []
+    selected: list[ChangeEvent] = []
     for event in batch:
         if event.seq <= low:
             continue
@@ -107,7 +107,7 @@ def steps_ahead(store: BackupStore, plan: Plan, applier: Applier, touched: set[s
     tables the events change, complete once the producer has finished."""
     return ReadAhead(_prepared(replay_steps(store, plan, applier.fold_key), applier, touched), limit=2 * WINDOW,
                      weight=lambda step: step.events or (len(step.ready) if step.ready else 0),
-                     barrier=lambda step: bool(step.ready) and step.ready[0].op == SCHEMA)
+                     barrier=lambda step: step.ready is not None and bool(step.ready) and step.ready[0].op == SCHEMA)
 
 
 def _prepared(steps: Iterator[Step], applier: Applier, touched: set[str] | None = None) -> Iterator[Step]:

@@ -15,7 +15,7 @@ it was.
 
 The full backup may be a PostgreSQL logical snapshot (``pgcopy-binary``) or a SQLite
 physical one (``sqlite-file``: tables and values mapped by ``type_mapping``, see
-``restore.cross_dialect``).
+``restore.postgres.from_sqlite``).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
 
 def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *, force: bool = False,
                      progress: Progress = no_progress) -> RestoreResult:
-    from restore import cross_dialect
+    from restore.postgres import from_sqlite
 
     started = time.perf_counter()
     source = DatabaseSchema.from_dict(schema_of(store, plan.full))
@@ -137,8 +137,8 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
     if source.dialect == "postgresql":
         schema, convert, map_schema = source, None, None
     else:
-        schema = cross_dialect.schema_to_pg(source)
-        convert, map_schema = cross_dialect.pg_mappers, cross_dialect.table_to_pg
+        schema = from_sqlite.schema_to_pg(source)
+        convert, map_schema = from_sqlite.pg_mappers, from_sqlite.table_to_pg
     logical = source.dialect == "postgresql"
     # with events to replay, the main connection loads nothing: it gathers them meanwhile
     aside = int(logical and bool(plan.incrementals))
@@ -165,7 +165,7 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
             loads = start_loading(staging, store, plan.full, schema, progress, first=aside) if logical else None
             with cyclic_gc_paused(), steps_ahead(store, plan, applier, touched) as steps:
                 if loads is None:
-                    cross_dialect.load_sqlite_snapshot(main, store, plan.full, schema, progress)
+                    from_sqlite.load_sqlite_snapshot(main, store, plan.full, schema, progress)
                     main.commit()
                 elif aside:
                     applier.load_elsewhere(loads)

@@ -1,5 +1,5 @@
 """A SQLite file as a restore target: a SQLite full backup is decompressed and replayed
-into (physical), a PostgreSQL one is loaded row by row (cross_dialect)."""
+into (physical), a PostgreSQL one is loaded row by row (from_postgres)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class SqliteTarget:
 
             return restore_sqlite(store, plan, self.db, force=force, progress=progress)
         if codec == CODEC_PGCOPY:
-            from restore.cross_dialect import restore_rows_to_sqlite
+            from restore.sqlite.from_postgres import restore_rows_to_sqlite
 
             return restore_rows_to_sqlite(store, plan, self.db, force=force, progress=progress)
         raise unknown_codec(plan.full, codec)

@@ -1,24 +1,15 @@
-"""Restores across dialects: a SQLite backup into PostgreSQL, a PostgreSQL backup into
-SQLite. Types and values are mapped by ``restore.type_mapping``.
-
-* SQLite -> PostgreSQL (``restore_postgres`` uses the helpers here): the physical snapshot
-  is decompressed into a private temporary file, its protected tables are read row by row,
-  mapped and bulk-loaded with COPY; events are mapped the same way before they are applied.
-* PostgreSQL -> SQLite (``restore_rows_to_sqlite``, ``pgcopy-binary`` parsed by psycopg's loaders): like ``restore_sqlite`` (private temp
-  file next to the target, one transaction, verified, then renamed into place), with
-  tables created from the mapped descriptions and rows/events mapped to SQLite values.
-"""
+"""A PostgreSQL backup into SQLite (``pgcopy-binary`` parsed by psycopg's loaders): like
+``restore_sqlite`` (private temp file next to the target, one transaction, verified, then
+renamed into place), with tables created from the mapped descriptions
+(``restore.type_mapping``) and rows/events mapped to SQLite values."""
 
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from restore.planner import Plan
-from restore.postgres.apply import TableLoader
 from restore.replay import RestoreResult, finished, replay_events
 from restore.sqlite.apply import SqliteApplier
 from restore.sqlite.apply import create_table as create_sqlite_table
@@ -28,8 +19,6 @@ from restore.type_mapping import (
     pg_table_to_sqlite,
     pg_value_converters,
     row_mapper,
-    sqlite_table_to_pg,
-    sqlite_value_converters,
 )
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import IntegrityError
@@ -41,52 +30,11 @@ from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
-from trade_stream.storage.stored_objects import decompress_full, schema_of
+from trade_stream.storage.stored_objects import schema_of
 
 ValueMap = Callable[[list[Any]], list[Any]]
 
 
-# -- SQLite -> PostgreSQL -------------------------------------------------------------------------
-def table_to_pg(table: TableSchema) -> TableSchema:
-    return sqlite_table_to_pg(table)
-
-
-def schema_to_pg(schema: DatabaseSchema) -> DatabaseSchema:
-    return DatabaseSchema(dialect="postgresql", tables=[sqlite_table_to_pg(t) for t in schema.tables])
-
-
-def pg_mappers(table: TableSchema) -> tuple[ValueMap, ValueMap]:
-    """(key mapper, row mapper) for events of a SQLite source, by the mapped table."""
-    converters = sqlite_value_converters(table)
-    return key_mapper(table, converters), row_mapper(converters)
-
-
-def load_sqlite_snapshot(conn: Any, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
-                         progress: Progress) -> int:
-    """Rows of a ``sqlite-file`` snapshot, mapped, COPYed into the PostgreSQL tables."""
-    with tempfile.TemporaryDirectory(prefix="tradevault-cross-") as tmp:
-        path = Path(tmp) / "snapshot.sqlite"
-        decompress_full(store, entry, path, progress)  # verified before it returns
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        loader = TableLoader(conn)
-        try:
-            for table in schema.tables:
-                mapper = row_mapper(sqlite_value_converters(table))
-                cols = ", ".join(quote_ident(c) for c in table.column_names)
-                cursor = source.execute(f"SELECT {cols} FROM {quote_ident(table.name)}")
-                while rows := cursor.fetchmany(5000):
-                    loader.write(table, (mapper(list(r)) for r in rows))
-                    progress("load", loader.rows, entry.count)
-            loader.close()
-        except BaseException:
-            loader.abort()
-            raise
-        finally:
-            source.close()
-        return loader.rows
-
-
-# -- PostgreSQL -> SQLite -------------------------------------------------------------------------
 class _MappedSqliteApplier:
     """Maps events of a PostgreSQL source to SQLite values, then applies them."""
 
