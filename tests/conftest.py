@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 
 from tests.cli_harness import private_dir, remove_private_root
+from tests.services import PgCluster, PgDatabases
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.source import SqliteSource
 from trade_stream.storage.locations import open_location
@@ -93,3 +94,21 @@ def workdir(request) -> Iterator[Path]:
 
 def pytest_sessionfinish(session, exitstatus):
     remove_private_root()
+
+
+# -- a private PostgreSQL cluster for the session (tests/services.py) -----------------------
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg(pg_cluster: PgCluster) -> Iterator[PgDatabases]:
+    dbs = PgDatabases(pg_cluster)
+    yield dbs
+    dbs.cleanup()
