@@ -673,8 +673,10 @@ def goals(m: dict, opts: Options) -> list[dict]:
     if fb:
         goal("full backup time / (sqlite3 .backup + zstd -3) time", fb["time_ratio"], "<=", 1.0)
         goal("full backup size / (sqlite3 .backup + zstd -3) size", fb["size_ratio"], "<=", 1.0)
-        goal("full backup time / (sqlite3 .dump piped to zstd -3) time", fb["dump_time_ratio"], "<=", 1.0, source=PARITY)
-        goal("full backup size / (sqlite3 .dump piped to zstd -3) size", fb["dump_size_ratio"], "<=", 1.0, source=PARITY)
+        goal("full backup time / (sqlite3 .dump piped to zstd -3) time", fb["dump_time_ratio"], "<=", 1.0,
+             source=PARITY)
+        goal("full backup size / (sqlite3 .dump piped to zstd -3) size", fb["dump_size_ratio"], "<=", 1.0,
+             source=PARITY)
         if "restic_time_ratio" in fb:
             goal("full backup time / restic backup time", fb["restic_time_ratio"], "<=", 1.0, source=PARITY)
             goal("full backup size / restic backup size", fb["restic_size_ratio"], "<=", 1.0, source=PARITY)

@@ -263,7 +263,8 @@ class Commands:
         return self._backup("incremental", store)
 
     def restore(self, store: str, target_url: str) -> float:
-        return self._run("restore", {"store_root": self._store(store), "source": "src", "target": target_url})["seconds"]
+        return self._run("restore", {"store_root": self._store(store), "source": "src",
+                                     "target": target_url})["seconds"]
 
 
 def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:

@@ -4,9 +4,10 @@ SQLite. Types and values are mapped by ``restore.type_mapping``.
 * SQLite -> PostgreSQL (``restore_postgres`` uses the helpers here): the physical snapshot
   is decompressed into a private temporary file, its protected tables are read row by row,
   mapped and bulk-loaded with COPY; events are mapped the same way before they are applied.
-* PostgreSQL -> SQLite (``restore_rows_to_sqlite``, ``pgcopy-binary`` parsed by psycopg's loaders): like ``restore_sqlite`` (private temp
-  file next to the target, one transaction, verified, then renamed into place), with
-  tables created from the mapped descriptions and rows/events mapped to SQLite values.
+* PostgreSQL -> SQLite (``restore_rows_to_sqlite``, ``pgcopy-binary`` parsed by psycopg's
+  loaders): like ``restore_sqlite`` (private temp file next to the target, one
+  transaction, verified, then renamed into place), with tables created from the mapped
+  descriptions and rows/events mapped to SQLite values.
 """
 
 from __future__ import annotations
