@@ -203,7 +203,7 @@ def scenario_full(r: Run) -> None:
         sides = [
             ("base", lambda: base.append(baseline.backup(r.tools, src, work / "baseline-copy.sqlite"))),
             ("dump", lambda: dump.append(peers.dump_backup(r.tools, src, work / "dump.sql.zst"))),
-            ("restic", lambda: rst.append(_restic_full(r, i))),
+            ("restic", lambda i=i: rst.append(_restic_full(r, i))),
             ("tv", lambda: tv.append(r.worker("full", r.backup_args()))),
         ]
         if i % 2:
@@ -307,7 +307,7 @@ def scenario_incremental(r: Run) -> None:
                 log("saving the digest of the source at the point-in-time target")
                 r.m["pitr_point"]["digest"] = data.digest(r.src)[0]
     summary = {"rounds": rounds, "pattern": "random rows (a third trades, the rest orders), 10k per transaction"}
-    for label, n in sizes:
+    for label, _ in sizes:
         sel = [x for x in rounds if x["label"] == label]
         s = {"changed_rows": sel[0]["changed_rows"],
              "tradevault_seconds": median([x["tradevault_seconds"] for x in sel]),

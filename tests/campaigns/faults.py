@@ -305,7 +305,7 @@ class Campaign:
     def run(self, rounds: int, scenarios: tuple[str, ...]) -> None:
         self.bot.start()
         try:
-            for r in range(rounds):
+            for _ in range(rounds):
                 for scenario in scenarios:
                     if scenario in ("readonly", "diskfull") and not self.mounted:
                         continue
