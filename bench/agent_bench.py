@@ -83,7 +83,8 @@ paths = ["{config_dir}"]
 [config_vcs.remotes]
 {remote_lines}
 """)
-        subprocess.run([sys.executable, "-c", f"import sqlite3; sqlite3.connect('{db}').execute('PRAGMA journal_mode=WAL')"],
+        subprocess.run([sys.executable, "-c",
+                        f"import sqlite3; sqlite3.connect('{db}').execute('PRAGMA journal_mode=WAL')"],
                        check=True)
         without, _ = _latencies(db, args.seconds)
         agent = subprocess.Popen([sys.executable, "-m", "tradevault.cli", "agent", "-c", str(root / "tradevault.toml")],

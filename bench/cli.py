@@ -123,5 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, why in measurements["scenarios"]["skipped"].items():
         print(f"skipped {name}: {why}")
     print(f"\nwrote {out / 'results.json'} and {out / 'RESULTS.md'}"
-          + (f" and {len(results['plots'])} plot(s)" if results["plots"] else " (no plots: matplotlib is not installed)"))
+          + (f" and {len(results['plots'])} plot(s)" if results["plots"]
+             else " (no plots: matplotlib is not installed)"))
     return 0

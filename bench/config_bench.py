@@ -72,12 +72,12 @@ def measure(work: Path, samples: int, quiet_period: float, files_at_once: int) -
             before = worker.stats.commits
             started = time.monotonic()
             (watched / f"strategy{i % 5}.json").write_text(f'{{"stake_amount": {i}, "sample": {i}}}\n')
-            committed = _wait(lambda: worker.stats.commits > before, 10)
+            committed = _wait(lambda before=before: worker.stats.commits > before, 10)
             if committed is None:
                 missing += 1
                 continue
             commit = (worker.stats.last_commit or "").encode()
-            pushed = _wait(lambda: pushed_everywhere(commit), 30)
+            pushed = _wait(lambda commit=commit: pushed_everywhere(commit), 30)
             to_commit.append(committed - started)
             if pushed is not None:
                 to_pushed.append(pushed - committed)

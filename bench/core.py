@@ -203,7 +203,7 @@ def scenario_full(r: Run) -> None:
         sides = [
             ("base", lambda: base.append(baseline.backup(r.tools, src, work / "baseline-copy.sqlite"))),
             ("dump", lambda: dump.append(peers.dump_backup(r.tools, src, work / "dump.sql.zst"))),
-            ("restic", lambda: rst.append(_restic_full(r, i))),
+            ("restic", lambda i=i: rst.append(_restic_full(r, i))),
             ("tv", lambda: tv.append(r.worker("full", r.backup_args()))),
         ]
         if i % 2:
@@ -307,7 +307,7 @@ def scenario_incremental(r: Run) -> None:
                 log("saving the digest of the source at the point-in-time target")
                 r.m["pitr_point"]["digest"] = data.digest(r.src)[0]
     summary = {"rounds": rounds, "pattern": "random rows (a third trades, the rest orders), 10k per transaction"}
-    for label, n in sizes:
+    for label, _ in sizes:
         sel = [x for x in rounds if x["label"] == label]
         s = {"changed_rows": sel[0]["changed_rows"],
              "tradevault_seconds": median([x["tradevault_seconds"] for x in sel]),
@@ -673,8 +673,10 @@ def goals(m: dict, opts: Options) -> list[dict]:
     if fb:
         goal("full backup time / (sqlite3 .backup + zstd -3) time", fb["time_ratio"], "<=", 1.0)
         goal("full backup size / (sqlite3 .backup + zstd -3) size", fb["size_ratio"], "<=", 1.0)
-        goal("full backup time / (sqlite3 .dump piped to zstd -3) time", fb["dump_time_ratio"], "<=", 1.0, source=PARITY)
-        goal("full backup size / (sqlite3 .dump piped to zstd -3) size", fb["dump_size_ratio"], "<=", 1.0, source=PARITY)
+        goal("full backup time / (sqlite3 .dump piped to zstd -3) time", fb["dump_time_ratio"], "<=", 1.0,
+             source=PARITY)
+        goal("full backup size / (sqlite3 .dump piped to zstd -3) size", fb["dump_size_ratio"], "<=", 1.0,
+             source=PARITY)
         if "restic_time_ratio" in fb:
             goal("full backup time / restic backup time", fb["restic_time_ratio"], "<=", 1.0, source=PARITY)
             goal("full backup size / restic backup size", fb["restic_size_ratio"], "<=", 1.0, source=PARITY)

@@ -133,7 +133,8 @@ def run(events: int, bootstrap: str | None, compression: str, partitions: int, w
         b.close()
         return {
             "events": result.published, "records": result.records, "seconds": round(seconds, 3),
-            "events_per_second": round(result.published / seconds), "records_per_second": round(result.records / seconds),
+            "events_per_second": round(result.published / seconds),
+            "records_per_second": round(result.records / seconds),
             "compression": compression, "partitions": partitions, "broker": "tansu (memory)" if proc else bootstrap,
             "restore_seconds": restored.seconds, "restore_records": restored.events, "restore_rows": restored.rows,
             "restore_matches_source": same, "goal_events_per_second": 20000,

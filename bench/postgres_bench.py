@@ -219,9 +219,9 @@ def restore_rounds(cluster: Cluster, rounds: int, prefix: str, dump: Path, env: 
     for i in range(at_least(rounds, RESTORE_ROUNDS)):
         db_ours, db_theirs = f"{prefix}r{i}", f"{prefix}p{i}"
         sides = [
-            (theirs, db_theirs, lambda: timed(lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)],
-                                                                     check=True, env=env))[0]),
-            (ours, db_ours, lambda: tradevault(cluster.url(db_ours))),
+            (theirs, db_theirs, lambda db_theirs=db_theirs: timed(
+                lambda: subprocess.run([_bin("pg_restore"), "-d", db_theirs, str(dump)], check=True, env=env))[0]),
+            (ours, db_ours, lambda db_ours=db_ours: tradevault(cluster.url(db_ours))),
         ]
         for samples, db, side in sides if i % 2 == 0 else reversed(sides):
             cluster.admin(f"CREATE DATABASE {db}")
@@ -263,7 +263,8 @@ class Commands:
         return self._backup("incremental", store)
 
     def restore(self, store: str, target_url: str) -> float:
-        return self._run("restore", {"store_root": self._store(store), "source": "src", "target": target_url})["seconds"]
+        return self._run("restore", {"store_root": self._store(store), "source": "src",
+                                     "target": target_url})["seconds"]
 
 
 def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:

@@ -83,7 +83,8 @@ paths = []
         # standby lag: agent + follower + a bot at --rate trades/s
         agent = subprocess.Popen([sys.executable, "-m", "tradevault.cli", "agent", "-c", str(root / "tradevault.toml")],
                                  cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        follower = subprocess.Popen([sys.executable, "-m", "tradevault.cli", "follow", "-c", str(root / "tradevault.toml")],
+        follower = subprocess.Popen([sys.executable, "-m", "tradevault.cli", "follow", "-c",
+                                     str(root / "tradevault.toml")],
                                     cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stop = threading.Event()
         committed = []
@@ -121,13 +122,15 @@ paths = []
         lags.sort()
         p99 = lags[int(len(lags) * 0.99) - 1] if lags else float("nan")
         goals = [
-            {"name": "deleted database -> bot running (s) minus restore time", "value": round(to_bot - restore_seconds, 3),
+            {"name": "deleted database -> bot running (s) minus restore time",
+             "value": round(to_bot - restore_seconds, 3),
              "goal": "<= 5 s", "ok": to_bot - restore_seconds <= 5.0},
             {"name": "standby lag p99 (s)", "value": round(p99, 3), "goal": f"<= {incremental + 1:.0f} s",
              "ok": p99 <= incremental + 1},
         ]
         results = {"rows": args.rows, "restore_seconds": round(restore_seconds, 3),
-                   "deleted_to_bot_running_seconds": round(to_bot, 3), "standby_lag_samples": [round(x, 3) for x in lags],
+                   "deleted_to_bot_running_seconds": round(to_bot, 3),
+                   "standby_lag_samples": [round(x, 3) for x in lags],
                    "standby_lag_median": round(statistics.median(lags), 3) if lags else None,
                    "trades_per_second_achieved": round(rate, 1), "goals": goals}
         (args.out / "recovery-results.json").write_text(json.dumps(results, indent=2))

@@ -65,7 +65,8 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
              " | ".join([_runs(fb["baseline_runs_seconds"]), _runs(fb["dump_runs_seconds"]),
                          _runs(fb.get("restic_runs_seconds", []))]), "", ""),
             ("CPU time vs .backup + zstd", _s(fb["tradevault_cpu_seconds"]), _s(fb["baseline_cpu_seconds"]),
-             _ratio(fb["tradevault_cpu_seconds"] / fb["baseline_cpu_seconds"]) if fb["baseline_cpu_seconds"] else "", ""),
+             _ratio(fb["tradevault_cpu_seconds"] / fb["baseline_cpu_seconds"]) if fb["baseline_cpu_seconds"] else "",
+             ""),
             ("first full backup, installs capture", _s(fb["first_full_seconds_with_capture_install"]), "", "", ""),
         ]
         pg = (m.get("postgres") or {}).get("measurements", {}).get("full_backup")
@@ -118,8 +119,8 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
                      _s(rs["baseline_seconds"]), _ratio(rs["time_ratio"]),
                      _goal_of(goals, "restore of the latest point (as the agent keeps the store) time / zstd")))
         if "restic_seconds" in rs:
-            rows.append(("latest point vs restic restore latest", _s(rs["tradevault_seconds"]), _s(rs["restic_seconds"]),
-                         _ratio(rs["restic_time_ratio"]),
+            rows.append(("latest point vs restic restore latest", _s(rs["tradevault_seconds"]),
+                         _s(rs["restic_seconds"]), _ratio(rs["restic_time_ratio"]),
                          _goal_of(goals, "restore of the latest point (as the agent keeps the store) time / restic")))
         rows += [
             ("runs (s): tradevault | zstd -d | restic", _runs((rp or {}).get("tradevault_runs_seconds", []))
@@ -127,7 +128,8 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
              _runs(rs["baseline_runs_seconds"]) + " | " + _runs(rs.get("restic_runs_seconds", [])), "", ""),
             ("restored equals source (digest)", "yes" if rs["equals_source"] else
              f"NO ({', '.join(rs['differing_tables']) or 'table lists differ'})",
-             ("restic: yes" if rs.get("restic_equals_source") else "restic: NO") if "restic_equals_source" in rs else "",
+             ("restic: yes" if rs.get("restic_equals_source") else "restic: NO")
+             if "restic_equals_source" in rs else "",
              "", _goal_of(goals, "restore equals source")),
         ]
         pg = (m.get("postgres") or {}).get("measurements", {})
@@ -146,14 +148,16 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
         for n_rows, t in sorted(((int(k), v) for k, v in (m.get("scaling") or {}).items())):
             what = "full + incrementals" if n_rows == max(int(k) for k in m["scaling"]) else "full backup only"
             rows.append((f"restore vs rows: {n_rows:,} ({what})", _s(t["tradevault"]),
-                         f"zstd -d {_s(t['zstd -d'])}" + (f", restic {_s(t['restic restore'])}" if "restic restore" in t else ""),
+                         f"zstd -d {_s(t['zstd -d'])}"
+                         + (f", restic {_s(t['restic restore'])}" if "restic restore" in t else ""),
                          _ratio(t["tradevault"] / t["zstd -d"]), ""))
         out.append(("Restore", H, rows))
     lat = m.get("commit_latency")
     if lat:
         H3 = ("commit latency", "p50", "p99", "mean / max", "p99 / capture off", "goal")
         rows = []
-        for key, label in (("off", "capture off"), ("on", "capture on"), ("during_full", "capture on, full backup running")):
+        for key, label in (("off", "capture off"), ("on", "capture on"),
+                           ("during_full", "capture on, full backup running")):
             if key not in lat:
                 continue
             x = lat[key]
@@ -163,7 +167,8 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
             rows.append((f"{label} ({x['transactions']:,} tx)", f"{x['p50_ms']:.3f} ms", f"{x['p99_ms']:.3f} ms",
                          f"{x['mean_ms']:.3f} / {x['max_ms']:.1f} ms", _ratio(ratio), g))
         if "during_full" in lat:
-            rows.append((f"(full backups during the last row: {lat['during_full']['background_fulls']})", "", "", "", "", ""))
+            rows.append((f"(full backups during the last row: {lat['during_full']['background_fulls']})",
+                         "", "", "", "", ""))
         if lat.get("rounds"):
             rows.append((f"(ratios: median of {len(lat['rounds'])} rounds; per round p99 on/off "
                          + ", ".join(f"{x['p99_ratio']:.2f}" for x in lat["rounds"]) + "; during full/off "
@@ -175,11 +180,13 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
         H4 = ("measurement", "value", "goal")
         rows = [
             (f"commit -> stored (agent, incremental = 1 s), {ag['lag_transactions']:,} tx: p50 / p99 / max",
-             f"{ag['commit_to_stored_p50_s']:.3f} / {ag['commit_to_stored_p99_s']:.3f} / {ag['commit_to_stored_max_s']:.3f} s",
+             f"{ag['commit_to_stored_p50_s']:.3f} / {ag['commit_to_stored_p99_s']:.3f} / "
+             f"{ag['commit_to_stored_max_s']:.3f} s",
              _goal_of(goals, "commit -> stored")),
             (f"sustained capture throughput ({ag['throughput_events']:,} events in {ag['throughput_batch']}-row tx)",
              f"{_rate(ag['throughput_sealed_per_second'], 'events')} sealed and stored (written at "
-             f"{_rate(ag['throughput_written_per_second'], 'events')}; max backlog {ag['throughput_backlog_max_events']:,})",
+             f"{_rate(ag['throughput_written_per_second'], 'events')}; "
+             f"max backlog {ag['throughput_backlog_max_events']:,})",
              _goal_of(goals, "sustained capture throughput")),
         ]
         kf = m.get("kafka")

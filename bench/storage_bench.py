@@ -64,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
                 samples[name].append(_full(db, locations, cipher if "encrypted" in name else Cipher()))
         medians = {k: statistics.median(v) for k, v in samples.items()}
         goals = [
-            {"name": "full backup to file + S3 / file only (time)", "value": round(medians["file+s3"] / medians["file"], 3),
+            {"name": "full backup to file + S3 / file only (time)",
+             "value": round(medians["file+s3"] / medians["file"], 3),
              "goal": "<= 1.3", "ok": medians["file+s3"] / medians["file"] <= 1.3},
-            {"name": "full backup encrypted / not (time)", "value": round(medians["file encrypted"] / medians["file"], 3),
+            {"name": "full backup encrypted / not (time)",
+             "value": round(medians["file encrypted"] / medians["file"], 3),
              "goal": "<= 1.2", "ok": medians["file encrypted"] / medians["file"] <= 1.2},
         ]
         results = {"rows": args.rows, "command": "python -m bench.storage_bench " + " ".join(argv or sys.argv[1:]),

@@ -140,7 +140,9 @@ _YAML_LINE = re.compile(
     r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^\s#'"&*!|>%@`{\[,\]}](?:[^\n#]|(?<!\s)#)*?)"""
     r"(?P<tail>[ \t]*(?:[ \t]#.*)?)$"
 )
-_YAML_BLOCK = re.compile(r"""^[ \t]*(?:-[ \t]+)?(?P<key>[A-Za-z_][\w.\-]*|"[^"\\\n]+"|'[^'\n]+')[ \t]*:[ \t]*(?P<rest>.*)$""")
+_YAML_BLOCK = re.compile(
+    r"""^[ \t]*(?:-[ \t]+)?(?P<key>[A-Za-z_][\w.\-]*|"[^"\\\n]+"|'[^'\n]+')[ \t]*:[ \t]*(?P<rest>.*)$"""
+)
 _YAML_NOT_SECRET = {"", "~", "null", "true", "false", "yes", "no", "on", "off", '""', "''"}
 
 

@@ -76,7 +76,8 @@ def restore_drill(engine: BackupEngine, work_dir: str = "") -> DrillResult:
             restored.close()
         mismatches = [f"{t}: {counts[t]} rows, source had {expected_counts[t]}" for t in keys
                       if counts[t] != expected_counts[t]]
-        mismatches += [f"{t}: content differs" for t in keys if actual[t] != expected[t] and counts[t] == expected_counts[t]]
+        mismatches += [f"{t}: content differs" for t in keys
+                       if actual[t] != expected[t] and counts[t] == expected_counts[t]]
         return DrillResult(ok=not mismatches, seq=seq, restore_seconds=round(restore_seconds, 3),
                            seconds=round(time.perf_counter() - started, 3), tables=counts,
                            mismatches=mismatches, finished_at=time.time_ns() // 1000)

@@ -68,7 +68,8 @@ def plan_restore(entries: list[ManifestEntry], target: Target, damaged: dict[int
         bases = [e for e in fulls if e.capture_id == capture_id] or fulls
     if not bases:
         oldest = min(fulls, key=lambda e: e.n) if fulls else None
-        hint = f"; the oldest restore point is seq {oldest.last_seq} at {format_ts(oldest.last_ts or 0)}" if oldest else ""
+        hint = (f"; the oldest restore point is seq {oldest.last_seq} at {format_ts(oldest.last_ts or 0)}"
+                if oldest else "")
         raise BadInputError(f"no full backup at or before {target.describe()}{hint}")
     base = bases[-1]
     chain = [

@@ -134,7 +134,8 @@ def _to_numeric(v: Any) -> Any:
     if isinstance(v, int):
         return decimal.Decimal(v)
     if isinstance(v, float):
-        return decimal.Decimal(repr(v)) if v == v and v not in (float("inf"), float("-inf")) else decimal.Decimal(str(v))
+        return (decimal.Decimal(repr(v)) if v == v and v not in (float("inf"), float("-inf"))
+                else decimal.Decimal(str(v)))
     if isinstance(v, str):
         try:
             return decimal.Decimal(v)

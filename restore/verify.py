@@ -62,7 +62,7 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
         entries = [catalog.entries[n] for n in sorted(catalog.entries) if n not in pruned]
         for key, problem in chain_problems(entries, pruned):
             report.add(name, key, problem)
-        for n, record in pruned.items():
+        for n in pruned:
             if n not in catalog.pruned:
                 report.add(name, f"pruned/{n:010d}.json", "pruned record missing on this location (present on another)")
         for n, entry in everywhere.items():

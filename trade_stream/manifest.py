@@ -94,7 +94,8 @@ class PrunedRecord(msgspec.Struct, frozen=True):
     pruned_at: int
 
 
-def chain_problems(entries: list[ManifestEntry], pruned: dict[int, PrunedRecord] | None = None) -> list[tuple[str, str]]:
+def chain_problems(entries: list[ManifestEntry],
+                   pruned: dict[int, PrunedRecord] | None = None) -> list[tuple[str, str]]:
     """(entry key, problem) for every break of the chain or of seq continuity.
 
     ``entries`` sorted by ``n``. Entries removed by retention leave a pruned record, which

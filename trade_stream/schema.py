@@ -16,7 +16,8 @@ import msgspec
 class Column(msgspec.Struct, frozen=True):
     name: str
     declared: str  # the type as declared in the source database
-    family: str  # integer | float | numeric | boolean | text | blob | date | datetime | time | json | uuid | interval | other
+    # integer | float | numeric | boolean | text | blob | date | datetime | time | json | uuid | interval | other
+    family: str
     nullable: bool = True
 
 

@@ -132,9 +132,11 @@ class Source(Protocol):
         """Bad input (exit 2) when the database cannot be opened."""
         ...
 
-    def engine(self, store: BackupStore, options: EngineOptions = EngineOptions(), *,
+    def engine(self, store: BackupStore, options: EngineOptions | None = None, *,
                progress: Progress = no_progress,
-               annotate: Callable[[], dict[str, str]] | None = None) -> BackupEngine: ...
+               annotate: Callable[[], dict[str, str]] | None = None) -> BackupEngine:
+        """``options`` None: ``EngineOptions()``, the defaults."""
+        ...
 
     def capture_status(self, store: BackupStore, entries: list[ManifestEntry]) -> dict[str, Any]:
         """The ``capture`` part of ``status`` (installed, lag, backend details)."""

@@ -140,7 +140,8 @@ class Agent:
                 now = time.time()
                 pending, oldest_ts, schema_changed = watch.pending(self.position) if watch else (1, None, False)
                 due_seal = time.monotonic() - last_seal >= self.settings.schedule.incremental
-                if schema_changed or (pending and (due_seal or pending >= self.settings.schedule.incremental_max_events)):
+                if schema_changed or (pending and (due_seal
+                                                   or pending >= self.settings.schedule.incremental_max_events)):
                     if self._job("incremental", self.engine.incremental):
                         last_seal = time.monotonic()
                         self._consolidate_when_due()
@@ -285,7 +286,8 @@ class Agent:
             failures = self.failures[name] = self.failures.get(name, 0) + 1
             delay = min(300.0, 2.0 ** failures)
             self.retry_at[name] = time.monotonic() + delay
-            self.jobs[name] = {**self.jobs.get(name, {}), "ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            self.jobs[name] = {**self.jobs.get(name, {}), "ok": False,
+                               "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                                "failed_at": began, "retry_in": delay}
             self.metrics.job_failed(name, exc)
             log.error("%s failed (retry in %.0f s): %s", name, delay, exc)

@@ -157,7 +157,8 @@ def run_demo(directory: Path, *, seconds: float = 30.0, rate: float = 40.0) -> N
             time.sleep(3)
             step += 1
             if agent.poll() is not None:
-                raise IntegrityError(f"the agent exited early (status {agent.returncode}): see {directory / 'agent.log'}")
+                raise IntegrityError(f"the agent exited early (status {agent.returncode}): "
+                                     f"see {directory / 'agent.log'}")
             if step == 2:
                 (config_dir / "config.json").write_text('{"stake_amount": 250, "max_open_trades": 5}\n')
                 console.print("  [cyan]edited config.json: stake_amount 100 -> 250[/]")
@@ -175,7 +176,8 @@ def run_demo(directory: Path, *, seconds: float = 30.0, rate: float = 40.0) -> N
                 (config_dir / "strategy.py").write_text("class SampleStrategy:\n    minimal_roi = {'0': 0.02}\n")
                 console.print("  [cyan]edited strategy.py: minimal_roi 0.04 -> 0.02[/]")
             if state_file.exists():
-                console.print(f"  [{time.monotonic() - started:4.0f}s] " + _status_line(json.loads(state_file.read_text())))
+                console.print(f"  [{time.monotonic() - started:4.0f}s] "
+                              + _status_line(json.loads(state_file.read_text())))
     finally:
         bot.halt.set()
         bot.join()
@@ -193,7 +195,8 @@ def run_demo(directory: Path, *, seconds: float = 30.0, rate: float = 40.0) -> N
     entries = store.entries()
     listing = Table("#", "kind", "seq", "rows/events", "bytes", "config", title="backups the agent took")
     for entry in entries:
-        listing.add_row(str(entry.n), entry.kind, f"{entry.after_seq + 1 if entry.kind != 'full' else entry.last_seq}..{entry.last_seq}",
+        listing.add_row(str(entry.n), entry.kind,
+                        f"{entry.after_seq + 1 if entry.kind != 'full' else entry.last_seq}..{entry.last_seq}",
                         f"{entry.count:,}", f"{entry.bytes:,}", " ".join(c[:8] for c in entry.config.values()))
     console.print(listing)
 

@@ -13,15 +13,19 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
         self.registry = CollectorRegistry()
-        self.lag_seconds = Gauge("tradevault_capture_lag_seconds", "Age of the oldest change not yet stored", registry=self.registry)
-        self.lag_events = Gauge("tradevault_capture_lag_events", "Changes captured but not yet stored", registry=self.registry)
+        self.lag_seconds = Gauge("tradevault_capture_lag_seconds", "Age of the oldest change not yet stored",
+                                 registry=self.registry)
+        self.lag_events = Gauge("tradevault_capture_lag_events", "Changes captured but not yet stored",
+                                registry=self.registry)
         self.last_success = Gauge("tradevault_last_success_timestamp_seconds", "Last successful run per job",
                                   ["job"], registry=self.registry)
         self.bytes_written = Counter("tradevault_bytes_written_total", "Bytes of backup objects stored",
                                      ["kind"], registry=self.registry)
         self.errors = Counter("tradevault_errors_total", "Job failures", ["job", "kind"], registry=self.registry)
-        self.drill_seconds = Gauge("tradevault_drill_restore_seconds", "Restore time of the last drill", registry=self.registry)
-        self.drill_ok = Gauge("tradevault_drill_ok", "1 when the last restore drill matched the source", registry=self.registry)
+        self.drill_seconds = Gauge("tradevault_drill_restore_seconds", "Restore time of the last drill",
+                                   registry=self.registry)
+        self.drill_ok = Gauge("tradevault_drill_ok", "1 when the last restore drill matched the source",
+                              registry=self.registry)
         self.location_behind = Gauge("tradevault_location_behind_entries", "Backups a location is missing",
                                      ["location"], registry=self.registry)
         self.location_bytes = Gauge("tradevault_location_bytes", "Bytes of backup objects a location holds",

@@ -35,7 +35,8 @@ def render_status(info: dict[str, Any]) -> Table:
             state = GREEN if job.get("ok") else RED
             when = job.get("at") or job.get("failed_at")
             detail = job.get("error") or ", ".join(
-                f"{k} {v}" for k, v in job.items() if k in ("last_seq", "count", "bytes", "restore_seconds", "seconds") and v is not None
+                f"{k} {v}" for k, v in job.items()
+                if k in ("last_seq", "count", "bytes", "restore_seconds", "seconds") and v is not None
             )
             table.add_row(f"job {name}", state, f"{_age(int(when * 1e6)) if when else ''}: {detail}")
         kafka = agent.get("kafka")
@@ -58,13 +59,15 @@ def render_status(info: dict[str, Any]) -> Table:
     for label, key in (("last full", "last_full"), ("last incremental", "last_incremental")):
         entry = info.get(key)
         if entry:
-            table.add_row(label, GREEN, f"#{entry['n']} seq {entry['last_seq']}, {_age(entry['last_ts'] or entry['created_at'])}")
+            table.add_row(label, GREEN,
+                          f"#{entry['n']} seq {entry['last_seq']}, {_age(entry['last_ts'] or entry['created_at'])}")
         else:
             table.add_row(label, RED if key == "last_full" else YELLOW, "none")
     for loc in info.get("locations", []):
         state = GREEN if loc["ok"] and not loc["behind"] else (YELLOW if loc["ok"] else RED)
         behind = f", {loc['behind']} behind" if loc["behind"] else ""
-        table.add_row(f"location {loc['name']}", state, f"{loc['url']}: {loc['entries']} entries{behind} {loc['error']}".strip())
+        table.add_row(f"location {loc['name']}", state,
+                      f"{loc['url']}: {loc['entries']} entries{behind} {loc['error']}".strip())
     standby = info.get("standby")
     if standby:
         if standby.get("error"):
@@ -92,7 +95,8 @@ def render_status(info: dict[str, Any]) -> Table:
             table.add_row("  not versioned", "", Text(detail + (f" and {more} more" if more > 0 else "")))
         for name, remote in (repo.get("remotes") or {}).items():
             bad = remote.get("diverged") or remote.get("last_error") or remote.get("allow_plaintext_secrets")
-            state = RED if remote.get("diverged") or remote.get("held") else YELLOW if bad or remote.get("unpushed") else GREEN
+            state = (RED if remote.get("diverged") or remote.get("held")
+                     else YELLOW if bad or remote.get("unpushed") else GREEN)
             detail = f"{remote.get('unpushed', 0)} unpushed"
             if remote.get("held"):
                 detail += (f", HELD: credentials in clear in {', '.join(remote['held'])} keep them local "

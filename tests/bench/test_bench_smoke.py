@@ -24,8 +24,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def test_bench_writes_results_with_contract_shape(tmp_path: Path) -> None:
     out = tmp_path / "bench-out"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--rows", "2000", "--quick", "--skip-restic", "--scenarios", "incremental,restore,latency",
-         "--latency-tx", "100", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--rows", "2000", "--quick", "--skip-restic",
+         "--scenarios", "incremental,restore,latency", "--latency-tx", "100", "--out", str(out)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -177,10 +177,12 @@ def check_chain(entries: list[dict], context: str) -> list[str]:
             if covered is None:
                 problems.append(f"{context}: incremental #{e['n']} before any full")
             elif after_full and not e["after_seq"] <= covered:
-                problems.append(f"{context}: incremental #{e['n']} after_seq {e['after_seq']} > full's seq {covered} (gap)")
+                problems.append(f"{context}: incremental #{e['n']} after_seq {e['after_seq']} "
+                                f"> full's seq {covered} (gap)")
             elif not after_full and e["after_seq"] != covered:
                 kind = "gap" if e["after_seq"] > covered else "duplicate"
-                problems.append(f"{context}: incremental #{e['n']} after_seq {e['after_seq']} != previous last_seq {covered} ({kind})")
+                problems.append(f"{context}: incremental #{e['n']} after_seq {e['after_seq']} "
+                                f"!= previous last_seq {covered} ({kind})")
             if e["last_seq"] <= e["after_seq"]:
                 problems.append(f"{context}: incremental #{e['n']} is empty or backwards")
             covered, after_full = e["last_seq"], False

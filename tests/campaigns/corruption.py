@@ -64,7 +64,7 @@ def build_template(root: Path, seed: int) -> tuple[Env, dict[str, str]]:
     store = BackupStore(SOURCE, [open_location(n, u) for n, u in env.locations.items()])
     engine = BackupEngine(DatabaseService(f"sqlite:///{env.db}"), store)
     try:
-        for n, kind in KIND.items():
+        for kind in KIND.values():
             workload.run(60)
             (engine.full if kind == "full" else engine.incremental)()
     finally:

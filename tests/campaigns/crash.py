@@ -205,7 +205,7 @@ usb = "{remote}"
         seen_local: set[str] = set()
         seen_remote: set[str] = set()
 
-        def burst() -> None:
+        def burst(stop: threading.Event, run: int) -> None:
             i = 0
             while not stop.is_set():
                 name = f"f{rng.randrange(6)}.txt"
@@ -216,14 +216,15 @@ usb = "{remote}"
                 i += 1
                 time.sleep(rng.uniform(0.005, 0.08))
 
-        def watch_heads() -> None:
+        def watch_heads(stop: threading.Event, seen_local: set[str], seen_remote: set[str]) -> None:
             while not stop.is_set():
                 for rev, bucket in ((_rev(work), seen_local), (_rev(work, "--git-dir", str(remote)), seen_remote)):
                     if rev:
                         bucket.add(rev)
                 time.sleep(0.05)
 
-        threads = [threading.Thread(target=burst, daemon=True), threading.Thread(target=watch_heads, daemon=True)]
+        threads = [threading.Thread(target=burst, args=(stop, run), daemon=True),
+                   threading.Thread(target=watch_heads, args=(stop, seen_local, seen_remote), daemon=True)]
         for t in threads:
             t.start()
         delay = rng.uniform(1.5, 5.0)

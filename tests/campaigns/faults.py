@@ -305,7 +305,7 @@ class Campaign:
     def run(self, rounds: int, scenarios: tuple[str, ...]) -> None:
         self.bot.start()
         try:
-            for r in range(rounds):
+            for _ in range(rounds):
                 for scenario in scenarios:
                     if scenario in ("readonly", "diskfull") and not self.mounted:
                         continue
@@ -521,7 +521,8 @@ good = "{good}"
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline:
                     head = git("rev-parse", "HEAD", cwd=work).stdout.strip()
-                    remote = git("--git-dir", str(good), "rev-parse", "-q", "--verify", "refs/heads/master").stdout.strip()
+                    remote = git("--git-dir", str(good), "rev-parse", "-q", "--verify",
+                                 "refs/heads/master").stdout.strip()
                     if head and remote == head and git("status", "--porcelain", cwd=work).stdout.strip() == "":
                         break
                     time.sleep(0.2)

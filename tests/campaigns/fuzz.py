@@ -53,8 +53,9 @@ def _events() -> list[ChangeEvent]:
     import decimal
     import uuid
 
-    row = [1, 2.5, "ä€", b"\x00\xff", None, True, decimal.Decimal("1.2345"), dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
-           dt.date(2026, 1, 2), dt.time(1, 2, 3), dt.timedelta(days=1, seconds=2), uuid.UUID(int=5), 2**70]
+    row = [1, 2.5, "ä€", b"\x00\xff", None, True, decimal.Decimal("1.2345"),
+           dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc), dt.date(2026, 1, 2), dt.time(1, 2, 3),
+           dt.timedelta(days=1, seconds=2), uuid.UUID(int=5), 2**70]
     return [ChangeEvent(1, 1, 1_700_000_000_000_000, "trades", "insert", [1], row),
             ChangeEvent(2, 2, 1_700_000_000_000_001, "trades", "update", [1], row),
             ChangeEvent(3, 3, 1_700_000_000_000_002, "trades", "delete", [1], None),
@@ -291,7 +292,8 @@ def run(examples: int = 300, seed: int | None = None, log=print, targets=tuple(T
         tally.runs += 1
         tally.faults += counter.inputs
         tally.detected += counter.malformed
-        line = f"{target}: {counter.inputs} inputs, {counter.malformed} rejected with IntegrityError, {counter.accepted} valid"
+        line = (f"{target}: {counter.inputs} inputs, {counter.malformed} rejected with IntegrityError, "
+                f"{counter.accepted} valid")
         if counter.other:
             line += f", {len(counter.other)} other exception type(s): {', '.join(counter.other)}"
         tally.notes.append(line)

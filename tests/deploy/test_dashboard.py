@@ -134,7 +134,8 @@ def test_dashboard_top_level() -> None:
     for var in variables.values():
         if var["type"] == "query":
             assert var["datasource"]["uid"] == "${DS_PROMETHEUS}"
-            check_expr(var["query"]["query"] if isinstance(var["query"], dict) else var["query"], f"variable {var['name']}")
+            check_expr(var["query"]["query"] if isinstance(var["query"], dict) else var["query"],
+                       f"variable {var['name']}")
 
 
 def test_dashboard_panels() -> None:
@@ -222,7 +223,8 @@ def test_alert_rules_schema() -> None:
 
 def test_alert_thresholds() -> None:
     rules = {r["alert"]: r for r in alert_rules()}
-    assert "26 * 3600" in rules["TradevaultNoFullBackup"]["expr"] and 'job="full"' in rules["TradevaultNoFullBackup"]["expr"]
+    assert ("26 * 3600" in rules["TradevaultNoFullBackup"]["expr"]
+            and 'job="full"' in rules["TradevaultNoFullBackup"]["expr"])
     drill = rules["TradevaultDrillFailed"]["expr"]
     assert "tradevault_drill_ok == 0" in drill and 'tradevault_errors_total{job="drill"}' in drill
     assert re.search(r"tradevault_capture_lag_seconds\)\s*>\s*60\b", rules["TradevaultCaptureLagHigh"]["expr"])

@@ -54,7 +54,8 @@ def test_thousands_of_inserts_updates_and_deletes_replay_exactly_through_copy(pg
     copied = []
     original = PostgresApplier._flush_copy
     monkeypatch.setattr(PostgresApplier, "_flush_copy",
-                        lambda self, cursor, table, op, params: copied.append(op) or original(self, cursor, table, op, params))
+                        lambda self, cursor, table, op, params:
+                            copied.append(op) or original(self, cursor, table, op, params))
     result = restore(store, dst)
     assert sorted(copied) == ["delete", "insert", "update"]
     assert result.events == incremental.count

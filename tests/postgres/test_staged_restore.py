@@ -70,7 +70,8 @@ def test_a_failed_restore_leaves_the_target_as_it_was_and_no_private_schema(pg, 
     execute(dst, "CREATE TABLE a (x int)", "INSERT INTO a VALUES (7)")
 
     def diverge(self, table):  # as if the replay had found a missing row when settling
-        raise IntegrityError(f"replay diverged from the source: update/delete of 1 missing row(s) in table {table.name!r}")
+        raise IntegrityError("replay diverged from the source: update/delete of 1 missing row(s) "
+                             f"in table {table.name!r}")
 
     monkeypatch.setattr("restore.postgres.keyless_changes.KeylessChanges.settle", diverge)
     with pytest.raises(IntegrityError, match="missing row"):

@@ -57,7 +57,8 @@ def test_no_secret_in_logs_status_errors_commits_or_manifests(sandbox):
     config_dir = sandbox / "config"
     config_dir.mkdir()
     # the watched config holds secrets itself (as bot configs do): committed, but never in messages
-    (config_dir / "config.json").write_text(f'{{"db_url": "postgresql://u:{DB_PASSWORD}@db/x", "key": "{S3_SECRET}"}}\n')
+    (config_dir / "config.json").write_text(f'{{"db_url": "postgresql://u:{DB_PASSWORD}@db/x", '
+                                            f'"key": "{S3_SECRET}"}}\n')
     remote = sandbox / "remote.git"
     git("init", "-q", "--bare", str(remote))
     dead = free_port()

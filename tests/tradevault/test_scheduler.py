@@ -35,4 +35,5 @@ def test_bad_schedules_are_bad_input():
     with pytest.raises(ScheduleError):
         parse_window("weekdays 9-5")
     with pytest.raises(ScheduleError):
-        next_full("0 3 * * *", datetime(2026, 1, 1), [parse_window("Mon-Sun 00:00-23:59"), parse_window("23:59-00:00")], None)
+        next_full("0 3 * * *", datetime(2026, 1, 1),
+                  [parse_window("Mon-Sun 00:00-23:59"), parse_window("23:59-00:00")], None)

@@ -40,11 +40,13 @@ class PostgresSource:
     def require_exists(self) -> None:
         self.db.require_exists()
 
-    def engine(self, store: BackupStore, options: EngineOptions = EngineOptions(), *,
+    def engine(self, store: BackupStore, options: EngineOptions | None = None, *,
                progress: Progress = no_progress,
                annotate: Callable[[], dict[str, str]] | None = None) -> BackupEngine:
         from trade_stream.postgres.backup import PostgresBackupEngine
 
+        if options is None:
+            options = EngineOptions()
         return PostgresBackupEngine(self.db, store, work_dir=options.work_dir, level=options.level,
                                     progress=progress, annotate=annotate)
 

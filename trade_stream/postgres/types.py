@@ -299,7 +299,9 @@ def wal2json_parser(declared: str) -> Parser:
             return load(value)
         except BadInputError:
             raise
-        except Exception as exc:  # psycopg DataError: infinity, BC, year > 9999
+        # psycopg's loaders raise DataError (infinity, BC, year > 9999, malformed text); the
+        # element parsers inside arrays raise ValueError, decimal.InvalidOperation and the like
+        except Exception as exc:  # noqa: BLE001 - any loader failure: the value is bad input
             raise BadInputError(f"{declared} value {value!r} cannot be represented exactly: {exc}") from None
 
     return parse

@@ -80,7 +80,8 @@ class DatabaseService:
 
     def table_schema(self, conn: sqlite3.Connection, table: str) -> TableSchema:
         info = conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
-        columns = [Column(name=r[1], declared=r[2] or "", family=family_of(r[2] or ""), nullable=not r[3]) for r in info]
+        columns = [Column(name=r[1], declared=r[2] or "", family=family_of(r[2] or ""), nullable=not r[3])
+                   for r in info]
         pk = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
         ddl = conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)

@@ -70,11 +70,13 @@ class SqliteSource:
     def require_exists(self) -> None:
         self.db.require_exists()
 
-    def engine(self, store: BackupStore, options: EngineOptions = EngineOptions(), *,
+    def engine(self, store: BackupStore, options: EngineOptions | None = None, *,
                progress: Progress = no_progress,
                annotate: Callable[[], dict[str, str]] | None = None) -> BackupEngine:
         from trade_stream.sqlite.backup import BackupEngine as SqliteBackupEngine
 
+        if options is None:
+            options = EngineOptions()
         return SqliteBackupEngine(self.db, store, work_dir=options.work_dir, level=options.level,
                                   use_wal=options.use_wal, progress=progress, annotate=annotate,
                                   copy_in_memory=options.copy_in_memory)

@@ -11,7 +11,8 @@ from tradevault.cli.support import ConfigOption, settings_for
 
 def agent(
     ctx: typer.Context,
-    log_format: Annotated[Optional[str], typer.Option("--log-format", help="text or json (default from [agent]).")] = None,
+    log_format: Annotated[Optional[str], typer.Option("--log-format",
+                                                      help="text or json (default from [agent]).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """The background agent: config history, continuous capture, schedules, retention, drills."""

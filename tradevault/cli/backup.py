@@ -102,7 +102,8 @@ def backups_list(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
         seqs = f"{r['first_seq']}" if r["kind"] == "full" else f"{r['after_seq'] + 1}..{r['last_seq']}"
         times = short(r["first_ts"]) if r["kind"] == "full" else f"{short(r['first_ts'])}..{short(r['last_ts'])[6:]}"
         config = " ".join(sha[:8] for sha in (r.get("config") or {}).values()) or "-"
-        table.add_row(str(r["n"]), "full" if r["kind"] == "full" else "incr", seqs, times, f"{r['count']:,}", f"{r['bytes']:,}", ", ".join(r["locations"]), config)
+        table.add_row(str(r["n"]), "full" if r["kind"] == "full" else "incr", seqs, times, f"{r['count']:,}",
+                      f"{r['bytes']:,}", ", ".join(r["locations"]), config)
     stdout.print(table if rows else "no backups yet")
 
 
@@ -116,7 +117,7 @@ def locations_sync(ctx: typer.Context, config: ConfigOption = None, as_json: Jso
     report = wiring.store(settings).catch_up()
     failed = [line for line in report if "failed" in line or "unreachable" in line]
     if as_json:
-        print_json({"copied": [l for l in report if l not in failed], "failed": failed})
+        print_json({"copied": [line for line in report if line not in failed], "failed": failed})
     else:
         for line in report:
             stdout.print(line, markup=False)

@@ -116,6 +116,7 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     if as_json:
         print_json(info)
         return
-    stdout.print(f"kafka {info['bootstrap_servers']} ({info['topic_prefix']}): checkpoint seq {info['checkpoint_seq']}, "
-                 f"source seq {info['source_seq']}, {info['behind_events']:,} events behind"
+    stdout.print(f"kafka {info['bootstrap_servers']} ({info['topic_prefix']}): "
+                 f"checkpoint seq {info['checkpoint_seq']}, source seq {info['source_seq']}, "
+                 f"{info['behind_events']:,} events behind"
                  + (f"; last error: {info['last_error']}" if info["last_error"] else ""), markup=False)

@@ -50,7 +50,8 @@ def restore(
     if from_ is not None:
         chosen = [loc for loc in store.locations if loc.name == from_]
         if not chosen:
-            raise BadInputError(f"--from {from_}: no such location (have: {', '.join(l.name for l in store.locations)})")
+            raise BadInputError(f"--from {from_}: no such location "
+                                f"(have: {', '.join(loc.name for loc in store.locations)})")
         store.locations = chosen
     if config_to is not None and not settings.config_vcs.paths:
         raise BadInputError("--config-to: no [config_vcs] paths are configured")

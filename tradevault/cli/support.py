@@ -88,7 +88,8 @@ class progress_display:
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.enabled = enabled and stderr.is_terminal
-        self._bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        self._bar = Progress(TextColumn("{task.description:>10}"), BarColumn(),
+                             TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                              TimeElapsedColumn(), console=stderr, transient=True)
         self._tasks: dict[str, Any] = {}
         del DownloadColumn
