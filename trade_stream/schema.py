@@ -36,6 +36,17 @@ class TableSchema(msgspec.Struct, frozen=True):
         names = self.column_names
         return [names.index(k) for k in self.primary_key]
 
+    @property
+    def identity(self) -> list[str]:
+        """The columns that identify a row in the change stream: the primary key, or for a
+        table without one every column (PostgreSQL's REPLICA IDENTITY FULL). An update or
+        delete of a keyless table carries its whole old row and changes one row equal to
+        it, so duplicate rows stay a multiset."""
+        return self.primary_key or self.column_names
+
+    def identity_indexes(self) -> list[int]:
+        return self.key_indexes() if self.primary_key else list(range(len(self.columns)))
+
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)
 

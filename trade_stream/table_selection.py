@@ -1,11 +1,13 @@
 """Which tables to protect: ``[database] include/exclude`` globs over what exists.
 
-Pure: takes the table names and whether each has a primary key.
+Every table is protected, with or without a primary key (a keyless table is captured by
+its whole row); ``exclude`` is the only way to leave one out. Pure: takes the names.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from trade_stream.errors import BadInputError
@@ -23,26 +25,24 @@ def _is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
 
 
-def select_tables(has_pk: dict[str, bool], include: list[str], exclude: list[str]) -> Selection:
-    """Every table with a primary key by default; an explicitly named table that is
-    missing or has no primary key is an error, a glob match without one a warning."""
-    candidates = {t: pk for t, pk in has_pk.items() if not t.startswith(INTERNAL_PREFIXES)}
+def select_tables(names: Iterable[str], include: list[str], exclude: list[str]) -> Selection:
+    """Every table by default (``include`` narrows, ``exclude`` removes); an explicitly
+    named table that is missing is an error."""
+    candidates = {t for t in names if not t.startswith(INTERNAL_PREFIXES)}
     for pattern in include:
-        if not _is_glob(pattern):
-            if pattern not in candidates:
-                raise BadInputError(f"[database] include names table {pattern!r}, which does not exist")
-            if not candidates[pattern]:
-                raise BadInputError(
-                    f"[database] include names table {pattern!r}, which has no primary key"
-                )
+        if not _is_glob(pattern) and pattern not in candidates:
+            raise BadInputError(f"[database] include names table {pattern!r}, which does not exist")
     selection = Selection()
     for table in sorted(candidates):
         if include and not any(fnmatch.fnmatchcase(table, p) for p in include):
             continue
         if any(fnmatch.fnmatchcase(table, p) for p in exclude):
             continue
-        if not candidates[table]:
-            selection.warnings.append(f"table {table!r} has no primary key: not protected")
-            continue
         selection.tables.append(table)
     return selection
+
+
+def unprotected(names: Iterable[str], selection: Selection) -> list[str]:
+    """Tables that exist and are left out (by ``include``/``exclude``): status shows them."""
+    chosen = set(selection.tables)
+    return sorted(t for t in names if not t.startswith(INTERNAL_PREFIXES) and t not in chosen)

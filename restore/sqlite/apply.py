@@ -37,7 +37,11 @@ class SqliteApplier:
             raise IntegrityError(f"replay: event for unknown table {table!r}")
         name = quote_ident(table)
         cols = [quote_ident(c) for c in schema.column_names]
-        where = " AND ".join(f"{quote_ident(k)} {_key_match(schema, k)} ?" for k in schema.primary_key)
+        if schema.primary_key:
+            where = " AND ".join(f"{quote_ident(k)} {_key_match(schema, k)} ?" for k in schema.primary_key)
+        else:  # a keyless table: one row equal to the old image (duplicates stay a multiset)
+            equal = " AND ".join(f"{c} IS ?" for c in cols)
+            where = f"rowid = (SELECT rowid FROM {name} WHERE {equal} LIMIT 1)"
         if op in (INSERT, SNAPSHOT):
             sql = f"INSERT OR REPLACE INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         elif op == UPDATE:
@@ -54,7 +58,7 @@ class SqliteApplier:
         in key order (see net_effect): no UNIQUE constraint besides the primary key, whose
         columns compare as Python compares them (binary collation)."""
         schema = self.tables.get(table)
-        if schema is None or DatabaseService.unique_besides_key(self.conn, table):
+        if schema is None or not schema.primary_key or DatabaseService.unique_besides_key(self.conn, table):
             return None
         for _, index, _, origin, _ in self.conn.execute(f"PRAGMA index_list({quote_ident(table)})"):
             if origin == "pk":
@@ -130,7 +134,7 @@ def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:
         return
     cols = ", ".join(f"{quote_ident(c.name)} {c.declared or ''}".rstrip() for c in table.columns)
     pk = ", ".join(quote_ident(k) for k in table.primary_key)
-    conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({cols}, PRIMARY KEY ({pk}))")
+    conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({cols}{f', PRIMARY KEY ({pk})' if pk else ''})")
 
 
 @contextlib.contextmanager

@@ -80,23 +80,29 @@ def test_install_is_idempotent_and_uninstall_removes_everything(tmp_path):
     conn.execute("INSERT INTO t VALUES (1, 1)")  # the table still works
 
 
-def test_table_without_primary_key_is_skipped_with_a_warning(tmp_path):
+def test_a_table_without_primary_key_is_captured_by_its_whole_row(tmp_path):
     conn, capture = _setup(tmp_path)
-    conn.execute("CREATE TABLE logs (line TEXT)")
+    conn.execute("CREATE TABLE logs (line TEXT, n INTEGER)")
     report = capture.sync(conn)
-    assert any("logs" in w and "primary key" in w for w in report.warnings)
-    conn.execute("INSERT INTO logs VALUES ('x')")
-    assert _events(conn, capture) == []
+    assert "logs" in report.installed and not report.warnings
+    conn.execute("INSERT INTO logs VALUES ('x', 1), ('x', 1)")
+    conn.execute("UPDATE logs SET n = 2 WHERE rowid = 2")
+    conn.execute("DELETE FROM logs WHERE rowid = 1")
+    events = [(e.op, e.key, e.row) for e in _events(conn, capture) if e.table == "logs"]
+    assert events[-4:] == [("insert", [], ["x", 1]), ("insert", [], ["x", 1]),
+                           ("update", ["x", 1], ["x", 2]), ("delete", ["x", 1], None)]
 
 
-def test_explicitly_included_table_without_key_is_an_error(tmp_path):
+def test_exclude_is_the_only_way_to_leave_a_table_out(tmp_path):
     path = tmp_path / "db.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE logs (line TEXT)")
-    capture = SqliteCapture(DatabaseService(f"sqlite:///{path}", include=["logs"]))
-    with pytest.raises(BadInputError, match="no primary key"):
-        capture.sync(conn)
-    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE '_tradevault%'").fetchone()[0] == 0
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    capture = SqliteCapture(DatabaseService(f"sqlite:///{path}", exclude=["logs"]))
+    report = capture.sync(conn)
+    assert report.installed == ["t"]
+    with pytest.raises(BadInputError, match="does not exist"):
+        SqliteCapture(DatabaseService(f"sqlite:///{path}", include=["nope"])).sync(conn)
 
 
 def test_added_column_is_recorded_as_schema_event_followed_by_a_resync(tmp_path):

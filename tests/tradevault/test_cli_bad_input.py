@@ -23,16 +23,6 @@ def check_refused(cli, setup_root: Path, before: dict[str, str], result, context
     assert not changes, f"{context}: refused command changed files: {changes}\n{result}"
 
 
-def add_table_without_primary_key(db: Path) -> None:
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("CREATE TABLE audit_log (message TEXT, at TEXT)")
-        conn.execute("INSERT INTO audit_log VALUES ('started', '2026-01-01')")
-        conn.commit()
-    finally:
-        conn.close()
-
-
 # Config files: (id, TOML with {db}, {loc}, {work}, {root} placeholders, set-up).
 _LOC = '[[locations]]\nname = "local"\nurl = "file://{loc}"\n'
 _HEAD = 'work_dir = "{work}"\n'
@@ -47,7 +37,6 @@ CONFIG_CASES = [
     ("sqlite-url-without-path", _toml('url = "sqlite://"')),
     ("missing-database-file", _toml('url = "sqlite:///{root}/missing.sqlite"')),
     ("include-unknown-table", _toml('url = "sqlite:///{db}"\ninclude = ["trades", "no_such_table"]')),
-    ("include-table-without-primary-key", _toml('url = "sqlite:///{db}"\ninclude = ["trades", "audit_log"]')),
     ("malformed-toml", _HEAD + '[database\nurl = "sqlite:///{db}"\n' + _LOC),
     ("unknown-key", _toml('url = "sqlite:///{db}"\nurll = "sqlite:///{db}"')),
     ("unknown-section", _toml('url = "sqlite:///{db}"', '\n[nosuch]\nkey = 1\n')),
@@ -68,8 +57,6 @@ CONFIG_CASES = [
 @pytest.mark.parametrize("command", [["backup", "full"]], ids=["backup-full"])
 @pytest.mark.parametrize("case,toml", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_cli_bad_configuration_exits_2_and_changes_nothing(cli, fresh, case: str, toml: str, command) -> None:
-    if case == "include-table-without-primary-key":
-        add_table_without_primary_key(fresh.db)
     fresh.config.write_text(toml.format(db=fresh.db, loc=fresh.locations["local"], work=fresh.root / "work",
                                         root=fresh.root), encoding="utf-8")
     before = cli.tree_state(fresh.root)

@@ -24,15 +24,24 @@ def table_rows(conn: "psycopg.Connection", table: str, key: list[str]) -> list[t
     return conn.execute(f"SELECT * FROM {quote_ident(table)} ORDER BY {order}").fetchall()
 
 
+def _typed(row: tuple[Any, ...]) -> list[Any]:
+    # (type name, value) pairs: 1, 1.0 and '1' must not digest alike.
+    return [(type(v).__name__, w) for v, w in zip(row, row_to_wire(list(row)) or [])]
+
+
 def table_digest(conn: "psycopg.Connection", table: str, key: list[str]) -> str:
-    order = ", ".join(quote_ident(k) for k in key) or "1"
+    """Rows in key order; a table without a key (``key`` empty) is a multiset of rows,
+    whose order means nothing: its encoded rows are digested sorted."""
     sha = hashlib.sha256()
     with conn.cursor(binary=True) as cursor:
-        cursor.execute(f"SELECT * FROM {quote_ident(table)} ORDER BY {order}")
+        if not key:
+            cursor.execute(f"SELECT * FROM {quote_ident(table)}")
+            for item in sorted(_encoder.encode(_typed(row)) for row in cursor.fetchall()):
+                sha.update(item)
+            return sha.hexdigest()
+        cursor.execute(f"SELECT * FROM {quote_ident(table)} ORDER BY {', '.join(quote_ident(k) for k in key)}")
         while rows := cursor.fetchmany(10000):
-            # (type name, value) pairs: 1, 1.0 and '1' must not digest alike.
-            sha.update(_encoder.encode([[(type(v).__name__, w) for v, w in zip(r, row_to_wire(list(r)) or [])]
-                                        for r in rows]))
+            sha.update(_encoder.encode([_typed(r) for r in rows]))
     return sha.hexdigest()
 
 

@@ -269,11 +269,12 @@ class BackupEngine:
         same_key = " ".join(
             f"WHEN {sql_literal(t.name)} THEN " + " AND ".join(f"k{i} IS c{c}" for i, c in enumerate(t.key_indexes()))
             for t in tables if t.primary_key
-        )
+        )  # a keyless table's update may change anything: it is always counted again
+        kept = f"CASE tbl {same_key} ELSE 0 END" if same_key else "0"
         touched = dict(conn.execute(
-            f"SELECT tbl, max(op != {OP_UPDATE} OR NOT (CASE tbl {same_key} ELSE 0 END)) FROM {CHANGES} "
+            f"SELECT tbl, max(op != {OP_UPDATE} OR NOT ({kept})) FROM {CHANGES} "
             "WHERE seq > ? AND seq <= ? GROUP BY tbl", (covered, upto),
-        ).fetchall()) if same_key else {}
+        ).fetchall())
         counts = {}
         for table in tables:
             name = table.name

@@ -176,7 +176,7 @@ class SqliteCapture:
         meta = self.meta(conn)
         key_width, row_width = int(meta["key_width"]), int(meta["row_width"])
         tables = list(tables)
-        want_keys = max([len(t.primary_key) for t in tables], default=0)
+        want_keys = max([len(t.identity) for t in tables], default=0)
         want_row = max([len(t.columns) for t in tables], default=0)
         for i in range(key_width, want_keys):
             conn.execute(f"ALTER TABLE {CHANGES} ADD COLUMN k{i}")
@@ -221,7 +221,7 @@ class SqliteCapture:
         target = quote_ident(table.name)
         tbl = sql_literal(table.name)
         cols = [quote_ident(c) for c in table.column_names]
-        keys = [quote_ident(k) for k in table.primary_key]
+        keys = [quote_ident(k) for k in table.identity]  # a keyless table: its whole old row
         c_list = ", ".join(f"c{i}" for i in range(len(cols)))
         k_list = ", ".join(f"k{i}" for i in range(len(keys)))
         new_vals = ", ".join(f"NEW.{c}" for c in cols)
@@ -253,7 +253,7 @@ class SqliteCapture:
     def _write_resync(conn: sqlite3.Connection, table: TableSchema) -> None:
         cols = ", ".join(quote_ident(c) for c in table.column_names)
         c_list = ", ".join(f"c{i}" for i in range(len(table.columns)))
-        order = ", ".join(quote_ident(k) for k in table.primary_key)
+        order = ", ".join(quote_ident(k) for k in table.primary_key) or "rowid"
         conn.execute(
             f"INSERT INTO {CHANGES}(ts, tbl, op, {c_list}) "
             f"SELECT {TS_SQL}, ?, {OP_SNAPSHOT}, {cols} FROM {quote_ident(table.name)} ORDER BY {order}",
@@ -327,7 +327,8 @@ class SqliteCapture:
                     table = versions[-1][1] if latest else _version_at(versions, seq)
                     if table is None:
                         raise BadInputError(f"change log names table {tbl!r} with no recorded columns")
-                    table_of = (tbl, c0 + len(table.columns), k0 + len(table.primary_key), table.key_indexes(), latest)
+                    table_of = (tbl, c0 + len(table.columns), k0 + len(table.identity), table.key_indexes(),
+                                latest)
                 _, c_end, k_end, key_indexes, _ = table_of
                 if op == OP_UPDATE:
                     append(ChangeEvent(seq, seq, ts, tbl, UPDATE, list(r[k0:k_end]), list(r[c0:c_end])))
