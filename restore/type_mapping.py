@@ -288,5 +288,5 @@ def row_mapper(converters: list[Convert]) -> Callable[[list[Any]], list[Any]]:
 
 
 def key_mapper(table: TableSchema, converters: list[Convert]) -> Callable[[list[Any]], list[Any]]:
-    picked = [converters[i] for i in table.key_indexes()]
+    picked = [converters[i] for i in table.identity_indexes()]  # a keyless table: its whole old row
     return row_mapper(picked)

@@ -20,7 +20,7 @@ checked.
   primary key in one statement, whose row count must equal the run's length (in binary
   COPY format where postgres_copy says every column allows it). On a table
   whose key is not built yet, update and delete runs are gathered and applied together
-  (keyless_changes): one scan of the table deletes the old rows, the new ones are inserted.
+  (gathered_changes): one scan of the table deletes the old rows, the new ones are inserted.
 * A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it
   refill it.
 """
@@ -40,7 +40,7 @@ from restore.postgres.copy_rows import (
     scratch_columns,
     text_columns,
 )
-from restore.postgres.keyless_changes import KeylessChanges
+from restore.postgres.gathered_changes import GatheredChanges
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.postgres.database import post_load
@@ -192,14 +192,14 @@ class PostgresApplier:
     def __init__(self, conn: "psycopg.Connection", schema: DatabaseSchema,
                  convert: Callable[[TableSchema], tuple[ValueMap, ValueMap]] | None = None,
                  map_schema: Callable[[TableSchema], TableSchema] | None = None,
-                 keyless: set[str] | None = None) -> None:
-        """``keyless``: tables just bulk-loaded whose primary key and indexes are not built
+                 keys_pending: set[str] | None = None) -> None:
+        """``keys_pending``: tables just bulk-loaded whose primary key and indexes are not built
         yet. Runs through COPY apply to them as they are (updates and deletes join the heap
         by hashing, no index is maintained row by row); anything else builds the table's key
         first. ``build_keys`` finishes a table; a duplicate key found then is a divergence."""
         self.conn = conn
-        self.keyless = set(keyless or ())
-        self._gathered = KeylessChanges(conn, ready=lambda table: self.loaded())
+        self.keys_pending = set(keys_pending or ())
+        self._gathered = GatheredChanges(conn, ready=lambda table: self.loaded())
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
         self.convert = convert
         self.map_schema = map_schema
@@ -212,7 +212,7 @@ class PostgresApplier:
         """The tables are being created and bulk-loaded by other connections; ``wait``
         returns once that is committed. Until then only what needs no table is done:
         update and delete runs for tables without their key are gathered
-        (keyless_changes); anything else first waits (``loaded``)."""
+        (gathered_changes); anything else first waits (``loaded``)."""
         self._loads = wait
 
     def loaded(self) -> None:
@@ -232,7 +232,12 @@ class PostgresApplier:
         types = {c.name: cast_type(c.declared) for c in schema.columns}
         cols = [quote_ident(c) for c in schema.column_names]
         values = [f"%s::{types[c]}" for c in schema.column_names]
-        where = " AND ".join(f"{quote_ident(k)} = %s::{types[k]}" for k in schema.primary_key)
+        if schema.primary_key:
+            where = " AND ".join(f"{quote_ident(k)} = %s::{types[k]}" for k in schema.primary_key)
+        else:  # a keyless table: one row equal to the old image, compared as text (exact, any type)
+            equal = " AND ".join(f"t.{quote_ident(c)}::text IS NOT DISTINCT FROM (%s::{types[c]})::text"
+                                 for c in schema.column_names)
+            where = f"ctid = (SELECT ctid FROM {name} AS t WHERE {equal} LIMIT 1)"
         if op in (INSERT, SNAPSHOT):
             sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join(values)})"
         elif op == UPDATE:
@@ -300,6 +305,8 @@ class PostgresApplier:
         limit = max(1, min(BATCH_ROWS, 60000 // max(width, 1)))
         if op in (INSERT, SNAPSHOT):
             return [(True, params[i : i + limit]) for i in range(0, len(params), limit)]
+        if not schema.primary_key:  # each changes one of possibly equal rows: one statement each
+            return [(False, [param]) for param in params]
         key_idx = schema.key_indexes()
         nkeys = len(schema.primary_key)
         groups: list[tuple[bool, list[Any]]] = []
@@ -326,16 +333,16 @@ class PostgresApplier:
     def build_keys(self, table: str) -> None:
         """Primary key, indexes, defaults and identity of a table loaded without them."""
         self.loaded()
-        self.keyless.discard(table)
+        self.keys_pending.discard(table)
         schema = self.tables[table]
         self._gathered.settle(schema)
         build_keys(self.conn, schema)
 
     def settle(self) -> None:
-        """Apply every gathered run (keyless_changes): the tables are then as the events
+        """Apply every gathered run (gathered_changes): the tables are then as the events
         left them, their keys may be built on any connection."""
         self.loaded()
-        for name in sorted(self.keyless):
+        for name in sorted(self.keys_pending):
             self._gathered.settle(self.tables[name])
 
     def _prepared_run(self, table: str, op: str, run: list[ChangeEvent]) -> tuple[list[Any], bool]:
@@ -344,6 +351,8 @@ class PostgresApplier:
         Through COPY an update's parameters are its new rows; in batched statements they
         are (*new row, *old key)."""
         key_map, row_map = self._mappers(table)
+        if op in (UPDATE, DELETE) and not self.tables[table].primary_key:
+            return self._params(table, op, run), False  # keyless: row by row (see _groups)
         if len(run) < COPY_ROWS or op not in (UPDATE, DELETE):
             return self._params(table, op, run), len(run) >= COPY_ROWS
         if op == DELETE:
@@ -377,7 +386,7 @@ class PostgresApplier:
 
     def _gather(self, table: str, op: str, params: list[Any]) -> None:
         """An update or delete run (distinct keys, no key change) of a table whose key is
-        not built yet, gathered with the others (keyless_changes)."""
+        not built yet, gathered with the others (gathered_changes)."""
         schema = self.tables[table]
         keys = set(self._keys(table, op, params))
         if self._gathered.overlaps(table, keys):
@@ -418,7 +427,7 @@ class PostgresApplier:
             self._settle_before_insert(table, params)
             copy_rows(cursor, name, schema.column_names, params, self._binary(table, schema.column_names))
             return len(params)
-        if table in self.keyless:
+        if table in self.keys_pending:
             self._gather(table, op, params)
             return len(params)
         columns = run_columns(schema, op)
@@ -441,9 +450,9 @@ class PostgresApplier:
             return
         import psycopg
 
-        if not (copyable and op in (UPDATE, DELETE) and table in self.keyless):  # not gathered
+        if not (copyable and op in (UPDATE, DELETE) and table in self.keys_pending):  # not gathered
             self.loaded()
-        if not copyable and table in self.keyless:
+        if not copyable and table in self.keys_pending:
             self.build_keys(table)  # small batches find their rows through the key's index
         try:
             if copyable:
@@ -516,7 +525,7 @@ class PostgresApplier:
             # only a table the applier knows: an unqualified name it does not know could
             # resolve to a table of another schema (see restore.postgres.staging)
             self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
-        self.keyless.discard(event.table)  # recreated below with its key
+        self.keys_pending.discard(event.table)  # recreated below with its key
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
         self._maps.pop(event.table, None)
         if event.table_schema is None:

@@ -5,7 +5,7 @@ the tables shared out between the connections, each creates its tables without k
 bulk-loads the full backup's rows with ``COPY ... FREEZE`` in the same transaction (rows
 written frozen: the scans, joins and key builds after it check no row's visibility);
 meanwhile a main connection of its own reads, decodes and folds the incremental events
-and gathers what needs no table yet (keyless_changes), then applies the rest once the
+and gathers what needs no table yet (gathered_changes), then applies the rest once the
 loads are committed; then primary keys, indexes, defaults and sequences added and row
 counts checked against what the backups say, the tables again shared out.
 Only then are the tables moved into ``public``, in one transaction (with ``force``, the
@@ -54,7 +54,7 @@ def check_pg_target(target: PostgresDatabase, force: bool) -> None:
         raise BadInputError(f"restore target {target.safe_url()} is not empty (use --force to replace it)")
 
 
-def create_keyless(conn: Any, table: TableSchema) -> None:
+def create_unindexed(conn: Any, table: TableSchema) -> None:
     """A table to bulk-load, its key built afterwards; no autovacuum until ``publish``
     (which resets it): one that starts on a freshly loaded table would hold up moving it
     for a deadlock_timeout (1 s) before it gives way."""
@@ -63,7 +63,7 @@ def create_keyless(conn: Any, table: TableSchema) -> None:
 
 def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
                   progress: Progress, first: int = 0) -> Callable[[], None]:
-    """Create the tables (keyless) and stream a ``pgcopy-binary`` snapshot into them, the
+    """Create the tables (without keys or indexes) and stream a ``pgcopy-binary`` snapshot into them, the
     tables shared out between the connections from ``conns[first]`` on: each reads the
     object (verified) and sends its tables' bytes unchanged into ``COPY ... FROM STDIN
     (FORMAT BINARY, FREEZE)``. Returns once every connection has begun its first COPY (or
@@ -109,7 +109,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
     current, copy = "", None
     with conn.transaction(), ExitStack() as stack:
         for name in sorted(names):
-            create_keyless(conn, tables[name])
+            create_unindexed(conn, tables[name])
         for name, data in decode_copy_chunks(reader.body_chunks(4 << 20, reuse=True), reader.name):
             table = tables.get(name)
             if table is None:
@@ -153,11 +153,11 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         main.execute("SET jit = off")
         if not logical:
             for table in schema.tables:
-                create_keyless(main, table)
+                create_unindexed(main, table)
         main.commit()
         # Keys and indexes are built after the events that can do without them (see
-        # PostgresApplier.keyless): big runs join the heap by hashing, once.
-        applier = PostgresApplier(main, schema, convert, map_schema, keyless={t.name for t in schema.tables})
+        # PostgresApplier.keys_pending): big runs join the heap by hashing, once.
+        applier = PostgresApplier(main, schema, convert, map_schema, keys_pending={t.name for t in schema.tables})
         finishing = _Finishing(staging, schema, applier, plan.full.tables or {})
         # the incrementals are read, decoded and folded while the server loads the full
         touched: set[str] = set()
@@ -203,8 +203,8 @@ class _Finishing:
         self._watcher: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def _finish(self, conn: Any, table: TableSchema, keyless: bool) -> None:
-        if keyless:
+    def _finish(self, conn: Any, table: TableSchema, keys_pending: bool) -> None:
+        if keys_pending:
             build_keys(conn, table)
         elif self.original.get(table.name) is not table:
             finish_table(conn, table)
@@ -213,9 +213,9 @@ class _Finishing:
 
     def _groups(self, names: list[str], connections: int) -> list[list[Callable[[Any], None]]]:
         tables = {name: self.applier.tables[name] for name in names}
-        keyless = {name for name in names if name in self.applier.keyless}
+        pending = {name for name in names if name in self.applier.keys_pending}
         shares = share_out({name: self.sizes.get(name, 0) for name in names}, connections)
-        return [[lambda conn, t=tables[name], k=name in keyless: self._finish(conn, t, k) for name in share]
+        return [[lambda conn, t=tables[name], k=name in pending: self._finish(conn, t, k) for name in share]
                 for share in shares]
 
     def when_read(self, steps: ReadAhead, touched: set[str], loads: Callable[[], None] | None = None) -> None:

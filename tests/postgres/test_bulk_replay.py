@@ -73,7 +73,7 @@ def test_runs_of_tables_of_binary_copyable_types_replay_exactly_in_binary(pg, wo
     """Every column type written in binary COPY format (no json, interval, time, arrays),
     with their edge values, through inserts, gathered updates and deletes."""
     from restore.postgres import apply as apply_postgres
-    from restore.postgres import keyless_changes
+    from restore.postgres import gathered_changes
 
     rows = [
         """(%s, -32768, 2147483647, 123456789012345678901234567890.123456789012345, 1.1000, 0.1, 1.1, true,
@@ -102,7 +102,7 @@ newline	tab 😀', 'varchar', '\\x00ff10', 'b761fb92-464e-418a-8dae-76c6836ee40b
         return original(cursor, target, columns, rows, types)
 
     monkeypatch.setattr(apply_postgres, "copy_rows", spy)
-    monkeypatch.setattr(keyless_changes, "copy_rows", spy)
+    monkeypatch.setattr(gathered_changes, "copy_rows", spy)
     restore(store, dst)
     assert formats and all(formats)  # the insert run and the gathered updates and deletes
     _same_rows(src, dst, BINARY_COLS)
@@ -133,8 +133,8 @@ NUMERIC_VALUES = ["NaN", "Infinity", "-Infinity", "12345678901234567890123456789
 SCALED_VALUES = ["123456789012345.123456789012345", "-0.000", "1E-15", "2.5", None]  # fit numeric(30,15)
 
 
-@pytest.mark.parametrize("keyless", [True, False], ids=["gathered", "joined"])
-def test_numeric_values_of_an_update_run_travel_as_text_and_arrive_exact(pg, work_dir, keyless):
+@pytest.mark.parametrize("pending", [True, False], ids=["gathered", "joined"])
+def test_numeric_values_of_an_update_run_travel_as_text_and_arrive_exact(pg, work_dir, pending):
     """Numeric columns outside the key reach a scratch table as text and are cast back
     (postgres_copy.text_columns): every value, NaN and infinities included (which only a
     snapshot carries from wal2json), keeps its value and its scale, whether the run is
@@ -149,9 +149,9 @@ def test_numeric_values_of_an_update_run_travel_as_text_and_arrive_exact(pg, wor
         conn.execute("CREATE TABLE m (id bigint PRIMARY KEY, n numeric, n2 numeric(30,15), note text)")
         conn.execute(f"INSERT INTO m SELECT g, 0, 0, 'x' FROM generate_series(1, {N}) g")
         schema = DatabaseSchema(dialect="postgresql", tables=[PostgresDatabase.table_schema(conn, "m")])
-        if keyless:
+        if pending:
             conn.execute("ALTER TABLE m DROP CONSTRAINT m_pkey")
-        applier = PostgresApplier(conn, schema, keyless={"m"} if keyless else set())
+        applier = PostgresApplier(conn, schema, keys_pending={"m"} if pending else set())
         def value(values: list[str | None], i: int) -> Decimal | None:
             text = values[i % len(values)]
             return None if text is None else Decimal(text)
@@ -170,7 +170,7 @@ def test_numeric_values_of_an_update_run_travel_as_text_and_arrive_exact(pg, wor
         conn.close()
 
 
-def _keyless(conn, rows: int):
+def _unindexed(conn, rows: int):
     """Table k as restore leaves it after loading a full backup: rows, no key yet."""
     from trade_stream.schema import DatabaseSchema
 
@@ -178,7 +178,7 @@ def _keyless(conn, rows: int):
     schema = DatabaseSchema(dialect="postgresql", tables=[PostgresDatabase.table_schema(conn, "k")])
     conn.execute("ALTER TABLE k DROP CONSTRAINT k_pkey")
     conn.execute(f"INSERT INTO k SELECT g, 'x' FROM generate_series(1, {rows}) g")
-    return PostgresApplier(conn, schema, keyless={"k"})
+    return PostgresApplier(conn, schema, keys_pending={"k"})
 
 
 def _scans(conn) -> int:
@@ -191,14 +191,14 @@ def _events(op: str, ids, value: str | None = None) -> list:
     return [ChangeEvent(i, i, i, "k", op, [i], None if value is None else [i, value]) for i in ids]
 
 
-def test_runs_on_a_keyless_table_are_gathered_and_applied_with_one_scan(pg, work_dir):
+def test_runs_on_a_table_without_its_key_yet_are_gathered_and_applied_with_one_scan(pg, work_dir):
     """Update and delete runs of several windows, on a table whose key is not built yet, are
     applied together when the key is built: one scan of the table, the right rows."""
     from trade_stream.events import DELETE, INSERT, UPDATE
 
     conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)  # rolled back after each case
     try:
-        applier = _keyless(conn, 4 * N)
+        applier = _unindexed(conn, 4 * N)
         applier.apply(_events(UPDATE, range(1, N + 1), "a"))
         applier.apply(_events(DELETE, range(N + 1, 2 * N + 1)))
         applier.apply(_events(UPDATE, range(2 * N + 1, 3 * N + 1), "b"))
@@ -221,7 +221,7 @@ def test_a_run_touching_a_gathered_key_sees_it_applied_first(pg, work_dir):
 
     conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)  # rolled back after each case
     try:
-        applier = _keyless(conn, 2 * N)
+        applier = _unindexed(conn, 2 * N)
         applier.apply(_events(UPDATE, range(1, N + 1), "first"))
         applier.apply(_events(UPDATE, range(1, N + 1), "second"))
         applier.apply(_events(DELETE, range(N + 1, 2 * N + 1)))
@@ -241,20 +241,20 @@ def test_gathered_runs_are_checked_when_they_are_applied(pg, work_dir):
 
     conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)  # rolled back after each case
     try:
-        applier = _keyless(conn, N)
+        applier = _unindexed(conn, N)
         applier.apply(_events(UPDATE, range(2, N + 2), "z"))  # N + 1 is missing
         with pytest.raises(IntegrityError, match="1 missing row"):
             applier.build_keys("k")
         conn.rollback()
 
-        applier = _keyless(conn, N)
+        applier = _unindexed(conn, N)
         applier.apply(_events(UPDATE, range(2, N + 2), "z"))
         drop = ChangeEvent(N + 5, N + 5, N + 5, "k", SCHEMA, None, None, None)
         with pytest.raises(IntegrityError, match="missing row"):
             applier.apply([drop])
         conn.rollback()
 
-        applier = _keyless(conn, N)
+        applier = _unindexed(conn, N)
         applier.apply(_events(INSERT, range(N, 2 * N), "new"))  # N exists
         with pytest.raises(IntegrityError, match="diverged"):
             applier.build_keys("k")
@@ -270,7 +270,7 @@ def test_a_gathered_update_the_table_refuses_is_a_divergence(pg, work_dir):
 
     conn = PostgresDatabase(pg.new("dst")).connect(autocommit=False)
     try:
-        applier = _keyless(conn, N)
+        applier = _unindexed(conn, N)
         conn.execute("ALTER TABLE k ALTER COLUMN v SET NOT NULL")
         applier.apply(_events(UPDATE, range(1, N), "ok") + [ChangeEvent(N, N, N, "k", UPDATE, [N], [N, None])])
         with pytest.raises(IntegrityError, match="diverged from the source on table 'k'.*null value"):

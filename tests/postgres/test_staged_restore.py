@@ -73,7 +73,7 @@ def test_a_failed_restore_leaves_the_target_as_it_was_and_no_private_schema(pg, 
         raise IntegrityError("replay diverged from the source: update/delete of 1 missing row(s) "
                              f"in table {table.name!r}")
 
-    monkeypatch.setattr("restore.postgres.keyless_changes.KeylessChanges.settle", diverge)
+    monkeypatch.setattr("restore.postgres.gathered_changes.GatheredChanges.settle", diverge)
     with pytest.raises(IntegrityError, match="missing row"):
         restore(store, dst, force=True)
     conn = connect(dst)
@@ -120,18 +120,18 @@ def _source_for_gathering(pg, work_dir: Path) -> tuple[str, object]:
 
 
 def test_the_main_connection_gathers_the_events_while_the_other_connections_load(pg, work_dir, monkeypatch):
-    """The update run of the incremental is gathered (keyless_changes) before any load has
+    """The update run of the incremental is gathered (gathered_changes) before any load has
     finished: each load here waits until it has been, so a replay that waited for the
     loads first would never gather, and the restore would stall."""
     import threading
 
-    from restore.postgres.keyless_changes import KeylessChanges
+    from restore.postgres.gathered_changes import GatheredChanges
 
     src, store = _source_for_gathering(pg, work_dir)
     dst = pg.new("dst")
     gathered = threading.Event()
     seen: list[bool] = []
-    add, copy_tables = KeylessChanges.add, replay_postgres._copy_tables
+    add, copy_tables = GatheredChanges.add, replay_postgres._copy_tables
 
     def gather(self, *args, **kwargs):
         add(self, *args, **kwargs)
@@ -141,7 +141,7 @@ def test_the_main_connection_gathers_the_events_while_the_other_connections_load
         copy_tables(*args, **kwargs)
         seen.append(gathered.wait(timeout=30))
 
-    monkeypatch.setattr(KeylessChanges, "add", gather)
+    monkeypatch.setattr(GatheredChanges, "add", gather)
     monkeypatch.setattr(replay_postgres, "_copy_tables", load)
     restore(store, dst, force=False)
     assert seen and all(seen)
@@ -157,13 +157,13 @@ def test_gathered_keys_past_the_limit_during_the_loads_are_settled_once_their_ta
     import threading
     import time
 
-    from restore.postgres import keyless_changes
+    from restore.postgres import gathered_changes
 
     src, store = _source_for_gathering(pg, work_dir)
     dst = pg.new("dst")
     settling = threading.Event()
     held = set()
-    settle, start_loading = keyless_changes.KeylessChanges.settle, replay_postgres.start_loading
+    settle, start_loading = gathered_changes.GatheredChanges.settle, replay_postgres.start_loading
 
     def begin_settle(self, table):
         settling.set()
@@ -179,8 +179,8 @@ def test_gathered_keys_past_the_limit_during_the_loads_are_settled_once_their_ta
 
         return start_loading(staging, store, entry, schema, hold, first)
 
-    monkeypatch.setattr(keyless_changes, "SETTLE_KEYS", 1000)
-    monkeypatch.setattr(keyless_changes.KeylessChanges, "settle", begin_settle)
+    monkeypatch.setattr(gathered_changes, "SETTLE_KEYS", 1000)
+    monkeypatch.setattr(gathered_changes.GatheredChanges, "settle", begin_settle)
     monkeypatch.setattr(replay_postgres, "start_loading", start)
     restore(store, dst, force=False)
     assert digest(dst, {"a": ["id"], "b": ["id"]}) == digest(src, {"a": ["id"], "b": ["id"]})

@@ -1,5 +1,5 @@
 """Every supported PostgreSQL type round-trips exactly (snapshot and change stream);
-unsupported types fail clearly; tables without a primary key are warned about."""
+unsupported types fail clearly (tables without a primary key: test_keyless.py)."""
 
 from __future__ import annotations
 
@@ -90,15 +90,3 @@ def test_unsupported_type_fails_clearly_and_changes_nothing(pg, work_dir):
     assert store.entries() == []
 
 
-def test_table_without_primary_key_is_warned_and_left_out(pg, work_dir):
-    src, dst = pg.new("src"), pg.new("dst")
-    execute(src, "CREATE TABLE keyed (id int PRIMARY KEY, v text)", "CREATE TABLE loose (v text)",
-            "INSERT INTO keyed VALUES (1, 'a')", "INSERT INTO loose VALUES ('x')")
-    store = make_store(work_dir)
-    result = engine(src, store).full()
-    assert any("'loose' has no primary key" in w for w in result.warnings)
-    assert result.tables == {"keyed": 1}
-    execute(src, "INSERT INTO loose VALUES ('y')", "INSERT INTO keyed VALUES (2, 'b')")
-    assert engine(src, store).incremental().count == 1
-    restore(store, dst)
-    assert digest(dst, {"keyed": ["id"]}) == digest(src, {"keyed": ["id"]})

@@ -61,7 +61,7 @@ class CheckReport:
 def _source_rows(conn: Any, capture: ChangeLog, seq: int) -> dict[str, dict[bytes, bytes]]:
     rows: dict[str, dict[bytes, bytes]] = {}
     for table in capture.schema_at(conn, seq).tables:
-        columns, key_idx = table.column_names, table.key_indexes()
+        columns, key_idx = table.column_names, table.identity_indexes()
         found = rows[table.name] = {}
         for chunk in table_rows(conn, table):
             for row in chunk:

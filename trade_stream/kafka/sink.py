@@ -238,7 +238,7 @@ class KafkaSink:
                                  codec.headers(seq, SCHEMA), ts_ms)
             for table in schema.tables:
                 topic = self._topic(table.name)
-                columns, key_idx = table.column_names, table.key_indexes()
+                columns, key_idx = table.column_names, table.identity_indexes()
                 hdrs = codec.headers(seq, SNAPSHOT)
                 for rows in table_rows(snap, table, self.config.chunk_events):
                     for row in rows:
@@ -313,14 +313,14 @@ class KafkaSink:
         if topic not in publisher.known_topics:
             await publisher.ensure_topic(topic)
         if op == DELETE:
-            await self._delete(publisher, result, topic, table.primary_key, event, event.key or [])
+            await self._delete(publisher, result, topic, table.identity, event, event.key or [])
             return
         row = event.row or []
-        new_key = codec.encode_key([row[i] for i in shapes.key_indexes(name)])
+        new_key = codec.encode_key([row[i] for i in shapes.identity_indexes(name)])
         if op == UPDATE and event.key is not None and codec.encode_key(event.key) != new_key:
             # The primary key changed: the old key's row is gone (delete + tombstone),
             # the row now lives under its new key.
-            await self._delete(publisher, result, topic, table.primary_key, event, event.key)
+            await self._delete(publisher, result, topic, table.identity, event, event.key)
         if op not in (INSERT, UPDATE, SNAPSHOT):
             raise BadInputError(f"unknown change operation {op!r} at seq {seq}")
         await self._send(publisher, result, topic, new_key,

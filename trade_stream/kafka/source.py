@@ -61,10 +61,12 @@ class TableShapes:
             found = self._columns[table] = self.get(table).column_names
         return found
 
-    def key_indexes(self, table: str) -> list[int]:
+    def identity_indexes(self, table: str) -> list[int]:
+        """The columns that key a table's records: its primary key, or every column of a
+        table without one (whose duplicate rows then share one key)."""
         found = self._keys.get(table)
         if found is None:
-            found = self._keys[table] = self.get(table).key_indexes()
+            found = self._keys[table] = self.get(table).identity_indexes()
         return found
 
 
@@ -88,7 +90,7 @@ def full_snapshot(store: BackupStore, entry: ManifestEntry, work_dir: str | None
 
 def table_rows(conn: sqlite3.Connection, table: TableSchema, batch: int = 20000) -> Iterator[list[tuple]]:
     cols = ", ".join(quote_ident(c) for c in table.column_names)
-    order = ", ".join(quote_ident(k) for k in table.primary_key)
+    order = ", ".join(quote_ident(k) for k in table.identity)
     cursor = conn.execute(f"SELECT {cols} FROM {quote_ident(table.name)} ORDER BY {order}")
     while rows := cursor.fetchmany(batch):
         yield rows

@@ -128,7 +128,9 @@ class PostgresBackupEngine:
         try:
             self.capture.check_usable(conn)
             selection = self.db.select(conn)  # raises on a bad include list
-            self.db.reflect(conn, selection.tables)  # raises on unsupported types: nothing changed yet
+            # raises on unsupported types: nothing changed yet
+            self.db.reflect(conn, selection.tables, require_identity=False)
+            self.db.identify_keyless(conn, selection.tables)
             self.warnings.extend(selection.warnings)
             caught_up = self.store.catch_up()
             entries = self.store.entries_for_write()
@@ -230,6 +232,7 @@ class PostgresBackupEngine:
         assert end is not None
         known = end_schema(self.store, end)
         counts = dict(end.tables)
+        self.db.identify_keyless(conn, tables)  # a keyless table created since: before its resync
         upto = self.capture.flush_wal(conn)
         current = self.db.reflect(conn, tables)
         changed = _changed_tables(known, current)

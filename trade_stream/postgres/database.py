@@ -105,7 +105,35 @@ class PostgresDatabase:
         return select_tables(self.user_tables(conn), self.include, self.exclude)
 
     @staticmethod
-    def table_schema(conn: "psycopg.Connection", table: str) -> TableSchema:
+    def identify_keyless(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
+        """Set REPLICA IDENTITY FULL on the tables without a primary key that still have
+        the default (which, without a key, logs no old row): their updates and deletes then
+        carry the whole old row. Returns the tables changed; a role that may not alter a
+        table is bad input naming the statement to run."""
+        import psycopg
+
+        wanted = list(tables)
+        defaults = [name for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relreplident = 'd'"
+            " AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)",
+            (wanted,),
+        ).fetchall()]
+        changed = []
+        for table in sorted(defaults):
+            statement = f"ALTER TABLE {quote_ident(table)} REPLICA IDENTITY FULL"
+            try:
+                conn.execute(statement)
+            except psycopg.errors.InsufficientPrivilege:
+                raise BadInputError(f"table {table!r} has no primary key and this role may not set its replica "
+                                    f"identity: run `{statement}` as its owner, or exclude the table") from None
+            changed.append(table)
+        return changed
+
+    @staticmethod
+    def table_schema(conn: "psycopg.Connection", table: str, *, require_identity: bool = True) -> TableSchema:
+        """The table's description; ``require_identity``: a table without a primary key
+        must have REPLICA IDENTITY FULL (``identify_keyless`` sets it)."""
         from trade_stream.postgres.types import is_supported, pg_family, unsupported_error
 
         oid_row = conn.execute(
@@ -120,6 +148,13 @@ class PostgresDatabase:
             raise BadInputError(
                 f"table {table!r} has REPLICA IDENTITY NOTHING: deletes would carry no key "
                 f"(ALTER TABLE {quote_ident(table)} REPLICA IDENTITY DEFAULT)"
+            )
+        has_pk = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %s AND indisprimary)",
+                              (relid,)).fetchone()[0]
+        if require_identity and not has_pk and replident != "f":
+            raise BadInputError(
+                f"table {table!r} has no primary key: its updates and deletes need the whole old row "
+                f"(ALTER TABLE {quote_ident(table)} REPLICA IDENTITY FULL)"
             )
         attrs = conn.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, t.typtype,"
@@ -164,8 +199,10 @@ class PostgresDatabase:
         return TableSchema(name=table, columns=columns, primary_key=pk, dialect="postgresql",
                            ddl=json.dumps(extra, sort_keys=True))
 
-    def reflect(self, conn: "psycopg.Connection", tables: Iterable[str]) -> DatabaseSchema:
-        return DatabaseSchema(dialect="postgresql", tables=[self.table_schema(conn, t) for t in tables])
+    def reflect(self, conn: "psycopg.Connection", tables: Iterable[str], *,
+                require_identity: bool = True) -> DatabaseSchema:
+        return DatabaseSchema(dialect="postgresql", tables=[
+            self.table_schema(conn, t, require_identity=require_identity) for t in tables])
 
     @staticmethod
     def row_counts(conn: "psycopg.Connection", tables: Iterable[str]) -> dict[str, int]:

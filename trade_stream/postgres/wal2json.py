@@ -36,7 +36,7 @@ from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
 from trade_stream.postgres.lsn import event_seq
 from trade_stream.postgres.types import Parser, wal2json_parser
-from trade_stream.schema import TableSchema
+from trade_stream.schema import TableSchema, quote_ident
 
 WAL2JSON_OPTIONS = (
     ("format-version", "2"),
@@ -131,9 +131,11 @@ class _TableCodec:
         return [values.get(name) for name in self.names], False
 
     def key_from_identity(self, identity: list[ColumnValue]) -> list[Any] | None:
+        """The old key of an update or delete: its primary key, or the whole old row of a
+        table without one (REPLICA IDENTITY FULL); None when the message has none."""
         values = {c.name: c.value for c in identity}
         key = []
-        for name in self.table.primary_key:
+        for name in self.table.identity:
             if name not in values:
                 return None
             value = values[name]
@@ -196,16 +198,18 @@ class StreamDecoder:
             row, matched = codec.row(message.columns)
             key = codec.key_from_identity(message.identity)
             if key is None:
-                key = [row[i] for i in codec.key_indexes]
+                if not codec.key_indexes:
+                    raise BadInputError(f"table {name!r} has no primary key and an update carries no old row: "
+                                        f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL")
+                key = [row[i] for i in codec.key_indexes]  # the key did not change
             tx.changes.append((name, UPDATE, key, row, None))
         else:
             matched = True
             key = codec.key_from_identity(message.identity)
             if key is None:
-                raise BadInputError(
-                    f"table {name!r}: a delete carries no old key (REPLICA IDENTITY NOTHING?); "
-                    "set REPLICA IDENTITY DEFAULT"
-                )
+                fix = "FULL" if not codec.key_indexes else "DEFAULT"
+                raise BadInputError(f"table {name!r}: a delete carries no old key: "
+                                    f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY {fix}")
             tx.changes.append((name, DELETE, key, None, None))
         if not matched:
             self.changed.add(name)

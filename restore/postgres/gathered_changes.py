@@ -37,7 +37,7 @@ class _Gathered:
         self.rows = 0
 
 
-class KeylessChanges:
+class GatheredChanges:
     """The gathered runs of one restore transaction, per table."""
 
     def __init__(self, conn: Any, ready: Callable[[str], None] = lambda table: None) -> None:
