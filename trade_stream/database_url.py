@@ -18,8 +18,9 @@ BACKEND_NAMES = ("sqlite", "postgresql")
 
 
 class SqliteFileUrl(NamedTuple):
-    """A plain ``sqlite:///path`` URL, parsed without SQLAlchemy (whose import costs every
-    SQLite command 0.3 s); anything fancier goes through SQLAlchemy's own parser."""
+    """A plain ``sqlite:///path`` URL, parsed without SQLAlchemy (its import is slow, and a
+    SQLite command needs nothing else from it); anything fancier goes through SQLAlchemy's
+    own parser."""
 
     database: str
 
@@ -35,7 +36,7 @@ def parse_url(url: str) -> "URL | SqliteFileUrl":
     plain = _PLAIN_SQLITE.fullmatch(url)
     if plain and plain.group(1) != ":memory:":
         return SqliteFileUrl(plain.group(1))
-    from sqlalchemy.engine import make_url  # imported here: it costs a CLI start 0.3 s
+    from sqlalchemy.engine import make_url  # imported here: it slows every CLI start
     from sqlalchemy.exc import ArgumentError
 
     try:

@@ -2,8 +2,8 @@
 
 Decoding or building hundreds of thousands of events allocates millions of lists and
 structs; every 700 allocations the cyclic collector walks the young ones, and its full
-passes walk everything alive (measured: 30 % of a 330,000-event restore). Events, rows
-and batches never form reference cycles, so reference counting frees them anyway.
+passes walk everything alive (measured: a large share of a big restore's time). Events,
+rows and batches never form reference cycles, so reference counting frees them anyway.
 """
 
 from __future__ import annotations

@@ -91,13 +91,13 @@ class _HashingWriter:
 def frame_params(level: int) -> zstandard.ZstdCompressionParameters:
     """``level`` for one FRAME_SIZE frame, with a 2^17-entry chain table (the level's own is
     2^16) and matches of at least 6 bytes (the level's own minimum is 5). A frame starts
-    without history; these win back what that costs. Level-3 frames of the bench's SQLite
-    snapshots against one ``zstd -3`` stream of the same file: 1.0006x (10M rows) with the
-    level's parameters, 0.99783x (1M rows) and 0.99805x (10M rows) with these, at about the
-    same compression CPU. Short matches into the page-structured data cost more bits than
-    they save; 7-byte minimums were 1-2% larger. Only the fast levels (strategy fast or
-    dfast, levels 1-4) get the longer minimum: the slower ones search well enough to pick
-    their own matches, and nothing here measured them."""
+    without history; these win back what that costs. Measured on the bench's SQLite
+    snapshots at level 3: with the level's own parameters the frames came out larger than
+    one ``zstd -3`` stream of the same file, with these smaller, at about the same
+    compression CPU (figures in bench-results/). Short matches into the page-structured data
+    cost more bits than they save, but 7-byte minimums came out larger again. Only the fast
+    levels (strategy fast or dfast, levels 1-4) get the longer minimum: the slower ones
+    search well enough to pick their own matches, and nothing here measured them."""
     base = zstandard.ZstdCompressionParameters.from_level(level, source_size=FRAME_SIZE)
     fast = base.strategy <= zstandard.STRATEGY_DFAST
     return zstandard.ZstdCompressionParameters.from_level(

@@ -4,7 +4,7 @@ checked.
 * Tables are created without their primary key; rows are bulk-loaded with COPY (mapped
   rows of another dialect in text format, ``TableLoader``: psycopg writes each Python value
   in PostgreSQL's input syntax, the server parses it by the column's type, so a str is
-  equally right for json, interval or date; see postgres_copy for binary); then
+  equally right for json, interval or date; see copy_rows for binary); then
   ``finish_table`` adds the primary key, secondary indexes, defaults and sequences, which
   is much faster than maintaining them row by row.
 * Events are applied like on SQLite, batched: consecutive events of one table and
@@ -18,7 +18,7 @@ checked.
   folding hands out, see net_effect) go through COPY instead: inserts straight into the
   table; updates and deletes into a scratch table joined with the target through its
   primary key in one statement, whose row count must equal the run's length (in binary
-  COPY format where postgres_copy says every column allows it). On a table
+  COPY format where copy_rows says every column allows it). On a table
   whose key is not built yet, update and delete runs are gathered and applied together
   (gathered_changes): one scan of the table deletes the old rows, the new ones are inserted.
 * A SCHEMA event recreates its table empty (with its key); the SNAPSHOT events after it
@@ -367,7 +367,7 @@ class PostgresApplier:
 
     def _scratch_rows(self, table: str, rows: list[Any]) -> list[Any]:
         """An update run's new images as a scratch table takes them: its text columns as
-        str when the COPY is binary (see postgres_copy.text_columns)."""
+        str when the COPY is binary (see copy_rows.text_columns)."""
         schema = self.tables[table]
         text = text_columns(schema, schema.column_names)
         if not text or self._scratch_types(table, UPDATE) is None:
@@ -400,7 +400,7 @@ class PostgresApplier:
 
     def _scratch_types(self, table: str, op: str) -> list[int] | None:
         """Binary COPY types of a scratch table's rows for a run of ``op`` (see
-        postgres_copy.text_columns), or None for text."""
+        copy_rows.text_columns), or None for text."""
         schema = self.tables[table]
         columns = run_columns(schema, op)
         return self._binary(table, columns, text_columns(schema, columns))

@@ -9,11 +9,10 @@ from trade_stream.events import UPDATE
 from trade_stream.postgres.types import BASE_TYPES, base_name
 from trade_stream.schema import TableSchema, quote_ident
 
-# Column types whose stream values (see postgres_types) psycopg writes exactly in binary COPY
-# format, which costs the client about 40 % less than text (100,000 rows of the bench's
-# orders: 0.24 s against 0.40 s). json/jsonb (documents kept as text), interval (timedelta
-# or text), time/timetz, char(n) (psycopg has no binary dumper for bpchar) and arrays go as
-# text.
+# Column types whose stream values (see trade_stream/postgres/types.py) psycopg writes
+# exactly in binary COPY format, which costs the client measurably less than text.
+# json/jsonb (documents kept as text), interval (timedelta or text), time/timetz, char(n)
+# (psycopg has no binary dumper for bpchar) and arrays go as text.
 _BINARY_COPY = frozenset({
     "smallint", "integer", "bigint", "numeric", "real", "double precision", "boolean", "text",
     "character varying", "bytea", "uuid", "date", "timestamp without time zone",
@@ -37,9 +36,9 @@ def binary_copy_types(table: TableSchema, columns: list[str], text: Collection[s
 def text_columns(table: TableSchema, columns: list[str]) -> list[str]:
     """Numeric columns outside the key: a scratch table (see create_scratch) holds them as
     text, its rows carry them as str (``as_text``), and reading the scratch casts them back
-    (``scratch_columns``). Why: psycopg's binary numeric writer costs about 1 µs a value (the
-    bench's 100,000 updates of orders: 0.21 of the COPY's 0.23 s on the client), str() and
-    text a tenth of that, and the server parses numeric text in C."""
+    (``scratch_columns``). Why: psycopg's binary numeric writer is Python work per value and
+    was most of such a COPY's client time, while str() and text cost a small fraction of it
+    and the server parses numeric text in C."""
     declared = {c.name: c.declared for c in table.columns}
     keys = set(table.primary_key)
     return [c for c in columns if c not in keys and base_name(declared[c]) == ("numeric", False)]

@@ -1,21 +1,19 @@
 """Updates and deletes of tables whose key is not built yet, gathered across runs and
-applied with one scan of each table (PostgreSQL restore; see apply_postgres).
+applied with one scan of each table (PostgreSQL restore; see restore/postgres/apply.py).
 
 A restore bulk-loads a table without its key, so a run of updates or deletes finds its
 rows by hashing the run and scanning the whole heap. Replay hands out runs one folding
 window (50,000 events) at a time: a scan per window would read a big table again for
-every window of a big incremental (100,000 updates of a 500,000-row table: two scans,
-0.2-0.35 s each). Runs with distinct keys commute, so their rows are gathered in scratch
-tables instead, and the table is scanned once when they are settled: before a run that
-touches a gathered key (an insert included), before anything that needs the key's index,
-before a schema change of the table, and past ``SETTLE_KEYS`` gathered keys (the key set
-kept for that check is what bounds memory).
+every window of a big incremental. Runs with distinct keys commute, so their rows are
+gathered in scratch tables instead, and the table is scanned once when they are settled:
+before a run that touches a gathered key (an insert included), before anything that needs
+the key's index, before a schema change of the table, and past ``SETTLE_KEYS`` gathered
+keys (the key set kept for that check is what bounds memory).
 
 Settling keeps every check of the runs it stands for: the one DELETE must remove exactly
 one row per gathered update and delete (a missing row, or a duplicated one, is a
 divergence), then the updates' new images are inserted. (With no index to maintain, that
-costs less than an UPDATE, which writes a new version of each row anyway: 100,000 of
-500,000 rows, 0.36 s against 0.56 s.)
+costs less than an UPDATE, which writes a new version of each row anyway: measured.)
 """
 
 from __future__ import annotations
@@ -58,7 +56,7 @@ class GatheredChanges:
     def add(self, table: TableSchema, op: str, rows: list[Any], keys: set[Any], types: list[int] | None) -> None:
         """Gather a run of distinct ``keys`` (disjoint from those gathered: see
         ``overlaps``): updates as their new images, deletes as their keys (``types``: see
-        postgres_copy)."""
+        copy_rows)."""
         gathered = self._tables.setdefault(table.name, _Gathered())
         columns = run_columns(table, op)
         with self.conn.cursor() as cursor:
@@ -88,7 +86,7 @@ class GatheredChanges:
         with self.conn.cursor() as cursor:
             for part in scratch:
                 # the key columns' statistics are all the planner needs to hash the scratch
-                # side (analysing every column costs four times as much)
+                # side (analysing every column costs several times as much)
                 cursor.execute(f"ANALYZE {part} ({', '.join(keys)})")
             side = " UNION ALL ".join(f"SELECT {', '.join(keys)} FROM {part}" for part in scratch)
             where = " AND ".join(f"t.{k} = v.{k}" for k in keys)

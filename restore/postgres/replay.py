@@ -149,7 +149,7 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         main.execute("SET enable_hashjoin = off")
         main.execute("SET enable_mergejoin = off")
         # a bulk statement's cost estimate can cross jit_above_cost: compiling then costs
-        # ~0.1 s per statement and saves nothing on scans of a few hundred MB
+        # more per statement than it saves on these scans
         main.execute("SET jit = off")
         if not logical:
             for table in schema.tables:

@@ -119,7 +119,7 @@ class SqliteApplier:
 
 
 def _key_match(table: TableSchema, key: str) -> str:
-    """``=`` where a key column cannot hold NULL (a third faster on SQLite than ``IS``);
+    """``=`` where a key column cannot hold NULL (measured faster on SQLite than ``IS``);
     ``IS`` where it can: SQLite lets a non-integer primary key of a rowid table be NULL."""
     column = next(c for c in table.columns if c.name == key)
     rowid_alias = table.primary_key == [key] and column.declared.strip().upper() == "INTEGER"

@@ -1,6 +1,6 @@
 """``kafka check``: do the topics hold exactly the source database's rows?
 
-The topics' state (``kafka_state``) is compared, table by table and key by key, with the
+The topics' state (``state.py``) is compared, table by table and key by key, with the
 rows the source database has in one read transaction. Values are compared in their
 encoded form, so a type change (1 vs 1.0 vs '1') or -0.0 vs 0.0 counts as a difference.
 The comparison is meaningful when the topics are caught up with the source: the report

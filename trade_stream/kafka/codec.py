@@ -1,7 +1,7 @@
 """The Kafka wire format of the trade log: topic names, record keys, values and headers.
 
 Pure functions, no broker: everything a consumer in any language needs to read the topics
-is defined here (and summarised in ARCHITECTURE.md, "Kafka topics").
+is defined here (and summarised in docs/kafka.md, "Topics and records").
 
 * **Topics**: ``<prefix>.<database>.<table>`` per table, ``<prefix>.<database>._tradevault_schema``
   for table descriptions. Kafka allows only ``[A-Za-z0-9._-]`` in a topic name, so the

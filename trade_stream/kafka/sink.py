@@ -6,7 +6,7 @@ slow only makes the sink fall behind: segment backups and pruning never wait for
 the next successful sync catches up from the stored segments and then the change log.
 
 One sync:
-1. connect (producer acks=all + admin); read the checkpoint (``kafka_checkpoint``);
+1. connect (producer acks=all + admin); read the checkpoint (``checkpoint.py``);
 2. without a checkpoint, or when topics the sink created are gone (the broker lost them),
    **bootstrap**: publish the description of every table (schema topic) and every row
    of the latest full backup as ``snapshot`` records at the full's seq; then
@@ -16,7 +16,7 @@ One sync:
 
 Delivery is at-least-once (a failed chunk is published again from the checkpoint), never
 out of order per key: the same key always goes to the same partition and aiokafka keeps
-one request in flight per partition. What each event becomes is in ``kafka_codec``.
+one request in flight per partition. What each event becomes is in ``codec.py``.
 """
 
 from __future__ import annotations

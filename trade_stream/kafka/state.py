@@ -1,6 +1,6 @@
 """The latest state of the tables as the Kafka topics hold it (restore, check).
 
-Rules (ARCHITECTURE.md, "Kafka topics"), which make the state right whether or not the
+Rules (docs/kafka.md, "Reading the topics back"), which make the state right whether or not the
 broker compacts and however often a record was published (the sink is at-least-once):
 
 * per key, the record with the highest seq wins; at equal seq the later offset wins (a

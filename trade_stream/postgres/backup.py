@@ -1,10 +1,10 @@
-"""Full and incremental backups of a PostgreSQL source (mirrors ``backup.py``).
+"""Full and incremental backups of a PostgreSQL source (mirrors ``trade_stream/sqlite/backup.py``).
 
 Full: a logical snapshot (codec ``pgcopy-binary``) read with COPY (binary) inside a
 REPEATABLE READ, read-only transaction that uses a snapshot exported by a replication
 slot: the capture slot itself at install, a temporary slot afterwards. The snapshot is
 exactly the database at the slot's consistent point L, so its seq is
-``postgres_lsn.snapshot_seq(L)``: above every event of a transaction committed at or
+``lsn.snapshot_seq(L)``: above every event of a transaction committed at or
 before L, below every later one. Only ACCESS SHARE locks are taken: writers never wait.
 
 Incremental: the slot's changes after the chain's position, decoded into a spool first

@@ -9,7 +9,7 @@ slot that tradevault owns (``tradevault_<source>``).
   its own changes are ignored by the decoder.
 * **Read**: ``pg_logical_slot_peek_changes`` from the slot's confirmed position up to a
   bound, through a server-side cursor (bounded client memory), parsed by
-  ``postgres_wal2json.StreamDecoder``. Peeking does not consume anything.
+  ``wal2json.StreamDecoder``. Peeking does not consume anything.
 * **Advance**: ``pg_replication_slot_advance`` only after the incremental holding the
   events is stored and its manifest entry published in every location. A crash before
   that replays the same changes next time; the decoder drops those at or below the

@@ -3,7 +3,7 @@ Importing this module does not import psycopg.
 
 SQLAlchemy parses the URL (``postgresql+psycopg://user:pw@host:port/db``; the driver part
 is ignored); rows travel through psycopg 3 directly, with tradevault's exact loaders
-(``postgres_types.adapters``) and a fixed session: UTC, ISO dates, ``postgres`` interval
+(``types.adapters``) and a fixed session: UTC, ISO dates, ``postgres`` interval
 style, shortest-exact floats. Only the ``public`` schema is protected.
 
 For PostgreSQL, ``TableSchema.ddl`` holds a JSON object with what a restore re-creates

@@ -1,5 +1,5 @@
 """Content digests of PostgreSQL tables, over the stream's Python values (exact loaders of
-``postgres_types``): equal digests mean equal rows and values, type by type. Used to prove
+``types.py``): equal digests mean equal rows and values, type by type. Used to prove
 a PostgreSQL restore equals its source (tests, benchmark, restore drills)."""
 
 from __future__ import annotations

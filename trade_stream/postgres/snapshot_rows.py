@@ -15,7 +15,7 @@ rows: it is exact by construction for every type (values are never converted on 
 backing up is a copy of bytes through zstd and a PostgreSQL restore is ``COPY FROM STDIN
 (FORMAT BINARY)`` of the same bytes: no per-value work on either side, so both beat
 pg_dump/pg_restore. Restores into SQLite (and digests, verify --deep) parse the stream
-with ``BinaryCopyParser`` and psycopg's binary loaders (``postgres_types.adapters``), which
+with ``BinaryCopyParser`` and psycopg's binary loaders (``types.adapters``), which
 give the same Python values the change stream carries.
 """
 

@@ -286,7 +286,7 @@ _PARSERS: dict[str, Parser] = {
 
 def wal2json_parser(declared: str) -> Parser:
     """Turns one wal2json ``value`` (JSON scalar: numbers arrive as their exact text, see
-    ``postgres_wal2json``) into the stream's Python value. NULL is handled by the caller."""
+    ``wal2json.py``) into the stream's Python value. NULL is handled by the caller."""
     name, is_array = base_name(declared)
     if name not in BASE_TYPES:
         raise KeyError(declared)

@@ -4,12 +4,12 @@ Options the capture passes: ``format-version 2``, ``include-xids``, ``include-ti
 ``include-transaction`` (default): one JSON message per row change, framed by ``B`` (begin:
 xid, commit timestamp) and ``C`` (commit) messages. Nothing more is asked for: the server
 writes, and the client parses, every byte of every message (type oids and the primary key's
-column list would add a third to an update's message, and nothing reads them). Messages are
+column list would make every update's message much larger, and nothing reads them). Messages are
 decoded into typed structs (``Message``), not dicts: fields nobody reads are skipped.
 The commit message's LSN (the end of the commit record) gives every event of the
-transaction its seq (``postgres_lsn``); ``tx`` is the real xid, ``ts`` the commit time.
+transaction its seq (``lsn.py``); ``tx`` is the real xid, ``ts`` the commit time.
 
-* Row values are parsed by the column's declared type (``postgres_types``): numbers arrive
+* Row values are parsed by the column's declared type (``types.py``): numbers arrive
   as their exact JSON text (msgspec's ``float_hook=str``; integers are exact anyway, and a
   float ``-0`` is rewritten to ``-0.0`` before decoding so its sign survives).
 * Deletes and updates carry the old primary key in ``identity`` (REPLICA IDENTITY DEFAULT

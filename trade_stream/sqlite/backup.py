@@ -35,9 +35,10 @@ MEMORY_SCRATCH = Path("/dev/shm")
 
 def memory_scratch(size: int) -> str | None:
     """A memory-backed directory for the full backup's transient copy, when the database fits
-    in a quarter of the memory available and twice over in the directory: writing the copy
-    to the bot's disk put up to 100 MB of writeback in front of its commits (trading-commit
-    p99 1.2-1.3 ms instead of 0.4-0.6 ms while copying; 0.36-0.45 ms with the copy in memory)."""
+    in a quarter of the memory available and twice over in the directory. Why: written to
+    the bot's disk, the copy's writeback sat in front of the bot's WAL fsyncs and measurably
+    delayed its commits while copying; with the copy in memory it does not (figures in
+    bench-results/)."""
     try:
         if not MEMORY_SCRATCH.is_dir() or not os.access(MEMORY_SCRATCH, os.W_OK):
             return None

@@ -19,7 +19,7 @@ change log, so replay reproduces the change at the right position of the stream.
 
 SQLite gives triggers no transaction identity, so ``tx`` cannot be the source transaction;
 the reader sets ``tx`` to the event's own seq and ``ts`` is the statement's time (see
-ARCHITECTURE.md, "Transactions on SQLite").
+docs/sqlite-capture.md, "Transactions on SQLite").
 """
 
 from __future__ import annotations
