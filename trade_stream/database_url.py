@@ -14,8 +14,6 @@ from trade_stream.errors import BadInputError
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-BACKEND_NAMES = ("sqlite", "postgresql")
-
 
 class SqliteFileUrl(NamedTuple):
     """A plain ``sqlite:///path`` URL, parsed without SQLAlchemy (its import is slow, and a
@@ -43,9 +41,7 @@ def parse_url(url: str) -> "URL | SqliteFileUrl":
         parsed = make_url(url)
     except ArgumentError:
         raise BadInputError(f"not a database URL: {url!r} (e.g. sqlite:///tradesv3.sqlite)") from None
-    backend = parsed.get_backend_name()
-    if backend not in BACKEND_NAMES:
-        raise BadInputError(f"unsupported database {backend!r} in {url!r} ({' or '.join(BACKEND_NAMES)})")
+    backend = parsed.get_backend_name()  # which backends exist: trade_stream.source.BACKENDS
     if backend == "sqlite" and (not parsed.database or parsed.database == ":memory:"):
         raise BadInputError(f"{url!r}: a SQLite database file is required (sqlite:///path/to/file)")
     return parsed
