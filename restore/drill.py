@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
@@ -38,7 +38,9 @@ class DrillResult:
         return asdict(self)
 
 
-def restore_drill(engine: BackupEngine, work_dir: str = "") -> DrillResult:
+def restore_drill(engine: BackupEngine, work_dir: str = "", seal: Callable[[], Any] | None = None) -> DrillResult:
+    """``seal``: how the caller seals an incremental (the agent hands its commit points to
+    each one); by default ``engine.incremental``."""
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="tradevault-drill-", dir=work_dir or None))
     try:
@@ -60,7 +62,7 @@ def restore_drill(engine: BackupEngine, work_dir: str = "") -> DrillResult:
             expected = database_digest(copy, keys)
         finally:
             copy.close()
-        engine.incremental()  # the chain now reaches at least ``seq``
+        (seal or engine.incremental)()  # the chain now reaches at least ``seq``
         store = engine.store
         entries, damaged = store.entries_and_damage()
         plan = plan_restore(entries, Target(seq=seq), damaged)

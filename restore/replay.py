@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from restore.applier import Applier
 from restore.net_effect import WINDOW, NetEffect
-from restore.planner import Plan, format_ts
+from restore.planner import Plan, Target, format_ts
 from restore.read_ahead import ReadAhead
 from trade_stream.errors import IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
@@ -43,19 +43,50 @@ class RestoreResult:
         return data
 
 
-def _cut(batch: list[ChangeEvent], low: int, plan: Plan) -> tuple[list[ChangeEvent], bool]:
-    """Events of the batch inside (low, target]; True when the target was reached."""
-    target = plan.target
-    selected: list[ChangeEvent] = []
-    for event in batch:
-        if event.seq <= low:
-            continue
-        if target.seq is not None and event.seq > target.seq:
-            return selected, True
-        if target.ts is not None and event.ts > target.ts:
-            return selected, True
-        selected.append(event)
-    return selected, False
+class TransactionCut:
+    """Cuts the event stream at the target point without ever splitting a transaction: a
+    point in time is a committed state. A transaction (consecutive events with one ``tx``)
+    is kept only when its last event is at or before the target (by seq, and by time: its
+    last statement's time, which is as close to its commit as the stream knows), so a
+    target inside a transaction's span snaps down to the end of the one before."""
+
+    def __init__(self, low: int, target: Target) -> None:
+        self.low = low
+        self.target = target
+        self.everything = target.seq is None and target.ts is None
+        self.held: list[ChangeEvent] = []  # the transaction being read, not yet known complete
+        self.reached = False
+
+    def _fits(self, last: ChangeEvent) -> bool:
+        return ((self.target.seq is None or last.seq <= self.target.seq)
+                and (self.target.ts is None or last.ts <= self.target.ts))
+
+    def feed(self, batch: list[ChangeEvent]) -> list[ChangeEvent]:
+        """The complete transactions of ``batch`` (and of what came before) to apply."""
+        low = self.low
+        if self.everything:
+            return batch if batch and batch[0].seq > low else [e for e in batch if e.seq > low]
+        selected: list[ChangeEvent] = []
+        held = self.held
+        for event in batch:
+            if event.seq <= low:
+                continue
+            if held and event.tx != held[-1].tx:
+                if not self._fits(held[-1]):
+                    self.held, self.reached = [], True
+                    return selected
+                selected.extend(held)
+                held = self.held = []
+            held.append(event)
+        return selected
+
+    def finish(self) -> list[ChangeEvent]:
+        """At the end of the stream the transaction being read is complete."""
+        held, self.held = self.held, []
+        if held and self._fits(held[-1]):
+            return held
+        self.reached = self.reached or bool(held)
+        return []
 
 
 def finished(result: RestoreResult, target: str, plan: Plan, started: float) -> RestoreResult:
@@ -81,23 +112,27 @@ def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[
     """The plan's events after its full backup, read (verified, decoded), cut at the target
     and folded (``fold_key``, see net_effect). A SCHEMA step must be applied before the
     next step is made: folding what follows asks ``fold_key`` about the table it changed."""
-    low = plan.full.last_seq
+    cut = TransactionCut(plan.full.last_seq, plan.target)
     net = NetEffect(fold_key)
-    reached = False
     for entry in plan.incrementals:
-        if reached:
+        if cut.reached:
             break
         yield Step(used=entry.object)
         for batch in events_of(store, entry):
-            selected, reached = _cut(batch, low, plan)
-            if selected:
-                # (a generator expression: a loop variable here would keep the last list
-                # alive while the next window is folded)
-                yield from (Step(ready=ready) for ready in net.add(selected))
-                yield Step(reached=(len(selected), selected[-1].seq, selected[-1].ts))
-            if reached:
+            yield from _folded(net, cut.feed(batch))
+            if cut.reached:
                 break
+    if not cut.reached:
+        yield from _folded(net, cut.finish())
     yield from (Step(ready=ready) for ready in net.drain())
+
+
+def _folded(net: NetEffect, selected: list[ChangeEvent]) -> Iterator[Step]:
+    if selected:
+        # (a generator expression: a loop variable here would keep the last list alive
+        # while the next window is folded)
+        yield from (Step(ready=ready) for ready in net.add(selected))
+        yield Step(reached=(len(selected), selected[-1].seq, selected[-1].ts))
 
 
 def steps_ahead(store: BackupStore, plan: Plan, applier: Applier, touched: set[str] | None = None) -> ReadAhead[Step]:

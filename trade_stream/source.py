@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, NamedTuple, Protocol
 
 from trade_stream.errors import BadInputError
 from trade_stream.progress import Progress, no_progress
@@ -40,7 +40,10 @@ class BackupEngine(Protocol):
 
     def full(self) -> BackupResult: ...
 
-    def incremental(self) -> BackupResult: ...
+    def incremental(self, commit_points: Collection[int] = ()) -> BackupResult:
+        """``commit_points``: seqs seen to end a committed transaction (``PendingWatch``),
+        for a source whose events carry no transaction of their own."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ class PendingWatch(Protocol):
     """A long-lived read handle for ``Pending`` (one per agent)."""
 
     def pending(self, position: int | None) -> Pending: ...
+
+    def commit_points(self) -> list[int]:
+        """Every position seen by ``pending`` after the last one handed out: each ends a
+        committed transaction (a reader only sees committed rows). For the next seal."""
+        ...
 
     def close(self) -> None: ...
 
@@ -156,8 +164,9 @@ class Source(Protocol):
         log): a stored chain ending earlier lost backups. None when it cannot tell."""
         ...
 
-    def watch(self) -> PendingWatch | None:
-        """None: pending changes cannot be counted cheaply (the agent seals on the clock)."""
+    def watch(self, state_dir: Path | None = None) -> PendingWatch | None:
+        """None: pending changes cannot be counted cheaply (the agent seals on the clock).
+        ``state_dir``: where the watch may keep what it learnt across restarts."""
         ...
 
     def change_log(self) -> ChangeLog | None:

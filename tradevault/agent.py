@@ -26,6 +26,7 @@ from restore.verify import verify_store
 from trade_stream.errors import StorageError
 from trade_stream.manifest import FULL, chain_position
 from trade_stream.retention import RetentionPolicy, plan_retention
+from trade_stream.source import PendingWatch
 from tradevault import wiring
 from tradevault.agent_state import write_state
 from tradevault.metrics import Metrics
@@ -105,6 +106,7 @@ class Agent:
         self.started = time.time()
         self.kafka_thread: threading.Thread | None = None
         self.kafka_lag: dict[str, Any] | None = None
+        self.watch: PendingWatch | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -134,39 +136,41 @@ class Agent:
         self._plan_next()
         last_seal = time.monotonic()
         last_state = 0.0
-        watch = self.source.watch()  # None: pending changes are not counted; seal on the clock
-        try:
-            while not stop.is_set():
-                now = time.time()
-                pending, oldest_ts, schema_changed = watch.pending(self.position) if watch else (1, None, False)
-                due_seal = time.monotonic() - last_seal >= self.settings.schedule.incremental
-                if schema_changed or (pending and (due_seal
-                                                   or pending >= self.settings.schedule.incremental_max_events)):
-                    if self._job("incremental", self.engine.incremental):
-                        last_seal = time.monotonic()
-                        self._consolidate_when_due()
-                if now >= self.next["full"]:
-                    drills = self.settings.schedule.drill and self.source.physical_snapshots
-                    full_ok = self._job("full", self.engine.full)
-                    if full_ok:
-                        self.since_full = 0
-                    if full_ok and drills:
-                        self._job("drill", lambda: restore_drill(self.engine, self.settings.work_dir))
-                    self._job("retention", self._retention)
-                    self.next["full"] = self._next_full_after(now)
-                if self.settings.schedule.verify and now >= self.next["verify"]:
-                    self._job("verify", self._verify)
-                    self.next["verify"] = next_cron(self.settings.schedule.verify, self._local(now)).timestamp()
-                if now >= self.next["retention"]:
-                    self._job("retention", self._retention)
-                    self.next["retention"] = now + self.settings.schedule.retention
-                if now - last_state >= 1.0:
-                    self._write_state(pending, oldest_ts)
-                    last_state = now
-                stop.wait(TICK)
-        finally:
-            if watch is not None:
-                watch.close()
+        # None: pending changes are not counted; seal on the clock
+        watch = self.watch = self.source.watch(self.state_dir)
+        while not stop.is_set():
+            now = time.time()
+            pending, oldest_ts, schema_changed = watch.pending(self.position) if watch else (1, None, False)
+            due_seal = time.monotonic() - last_seal >= self.settings.schedule.incremental
+            if schema_changed or (pending and (due_seal
+                                               or pending >= self.settings.schedule.incremental_max_events)):
+                if self._job("incremental", self._seal):
+                    last_seal = time.monotonic()
+                    self._consolidate_when_due()
+            if now >= self.next["full"]:
+                drills = self.settings.schedule.drill and self.source.physical_snapshots
+                full_ok = self._job("full", self.engine.full)
+                if full_ok:
+                    self.since_full = 0
+                if full_ok and drills:
+                    self._job("drill", lambda: restore_drill(self.engine, self.settings.work_dir, seal=self._seal))
+                self._job("retention", self._retention)
+                self.next["full"] = self._next_full_after(now)
+            if self.settings.schedule.verify and now >= self.next["verify"]:
+                self._job("verify", self._verify)
+                self.next["verify"] = next_cron(self.settings.schedule.verify, self._local(now)).timestamp()
+            if now >= self.next["retention"]:
+                self._job("retention", self._retention)
+                self.next["retention"] = now + self.settings.schedule.retention
+            if now - last_state >= 1.0:
+                self._write_state(pending, oldest_ts)
+                last_state = now
+            stop.wait(TICK)
+
+    def _seal(self) -> Any:
+        """An incremental, told which positions the watch saw committed (so a point-in-time
+        restore never lands inside a transaction of a source that reports none)."""
+        return self.engine.incremental(self.watch.commit_points() if self.watch is not None else ())
 
     def _wait_for_database(self, stop: StopSignals) -> bool:
         """On a first run the bot creates its database: wait for it (the state file says
@@ -187,7 +191,9 @@ class Agent:
         if self.source.exists():
             if self.position is None and self._full_needed_at_start():  # stopped before protecting it
                 self._job("full", self.engine.full, announce="the database has no full backup yet: taking one now")
-            self._job("incremental", self.engine.incremental)
+            self._job("incremental", self._seal)
+        if self.watch is not None:
+            self.watch.close()
         if self.kafka_thread is not None:
             self.kafka_thread.join(self.settings.kafka.timeout + 5)
         if self.history is not None:

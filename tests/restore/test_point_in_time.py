@@ -3,6 +3,8 @@
 Random schemas, values of every SQLite storage class and random transaction sequences
 (some rolled back); backups at random moments; restores at random transaction
 boundaries compared with reference digests recorded when the source was at that point.
+The boundaries are handed to each incremental as the agent's watch would (``commit_points``):
+SQLite itself reports none.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def test_restore_at_every_recorded_point_equals_the_source_then(scenario):
                 points[capture.last_seq(conn)] = _digest(path, schema)
             if kind == "incremental":
                 if full_taken:
-                    engine.incremental()
+                    engine.incremental(sorted(points))
                 continue
             conn.execute("BEGIN")
             for op in ops:
@@ -135,7 +137,7 @@ def test_restore_at_every_recorded_point_equals_the_source_then(scenario):
         if not full_taken:
             engine.full()
             points[capture.last_seq(conn)] = _digest(path, schema)
-        engine.incremental()
+        engine.incremental(sorted(points))
         conn.close()
         for i, (seq, expected) in enumerate(sorted(points.items())):
             target = root / f"restored-{i}.sqlite"
@@ -152,15 +154,20 @@ def test_restore_by_time_lands_between_the_right_transactions(harness):
     harness.trade(50)
     harness.engine.full()
     moments = []
+    seen: list[int] = []  # the commit points a watch would have seen
+    conn = sqlite3.connect(harness.db_path)
+    capture = SqliteCapture(harness.db)
     for round_ in range(4):
         harness.trade(30)
+        seen.append(capture.last_seq(conn))
         time.sleep(0.003)  # statement times have millisecond resolution
         moments.append((time.time_ns() // 1000, _demo_digest(harness.db_path)))
         time.sleep(0.003)
         if round_ % 2:
-            harness.engine.incremental()
+            harness.engine.incremental(seen)
     harness.trade(10)
-    harness.engine.incremental()
+    harness.engine.incremental(seen)
+    conn.close()
     for i, (moment, expected) in enumerate(moments):
         target = harness.root / f"at-{i}.sqlite"
         restore_sqlite(harness.store, plan_restore(harness.store.entries(), Target(ts=moment)),

@@ -4,6 +4,7 @@ config) equal reference copies taken at those instants."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -124,10 +125,11 @@ nas = "{remotes['nas']}"
     agent = _start_agent(tmp_path)
     references = []
 
-    def reference(label: str, config_as_of: str = "") -> None:
+    def reference(label: str, config_as_of: str = "", paused: bool = False) -> None:
         _wait(lambda: _local_head(config_dir) is not None, 30, "config commit")
         time.sleep(2.5)  # let the config watcher commit the last edit
-        with bot.pause:
+        with contextlib.nullcontext() if paused else bot.pause:
+            time.sleep(0.2)  # idle longer than the agent's commit-point watch looks (50 ms)
             moment = time.time()
             time.sleep(0.005)
             copy = tmp_path / f"reference-{label}.sqlite"
@@ -149,11 +151,16 @@ nas = "{remotes['nas']}"
         for remote in remotes.values():
             _wait(lambda r=remote: _remote_head(r) == _local_head(config_dir), 30, f"push to {remote.name}")
         time.sleep(2)
-        agent.send_signal(signal.SIGKILL)
-        agent.wait(10)
-        (config_dir / "config.json").write_text('{"stake_amount": 30}\n')  # changed while the agent is down
-        time.sleep(1)
-        reference("while-down", config_as_of="first")
+        # While the agent is down nobody learns where the bot's transactions end (SQLite
+        # reports none): a restore point inside that time snaps down to the last boundary
+        # the agent saw. So the bot pauses before the kill: that boundary is the instant.
+        with bot.pause:
+            time.sleep(0.2)
+            agent.send_signal(signal.SIGKILL)
+            agent.wait(10)
+            (config_dir / "config.json").write_text('{"stake_amount": 30}\n')  # changed while the agent is down
+            time.sleep(1)
+            reference("while-down", config_as_of="first", paused=True)
         time.sleep(1.2)  # git commit times have one-second resolution
         agent = _start_agent(tmp_path)
         time.sleep(3)
@@ -178,7 +185,7 @@ nas = "{remotes['nas']}"
         result = _cli(tmp_path, "restore", "--to", f"sqlite:///{target}", "--at", at, "--config-to",
                       str(tmp_path / f"config-{i}"), "--json")
         assert result.returncode == 0, result.stderr
-        assert _digest(target) == _digest(copy), f"data at {at} differs"
+        assert _digest(target) == _digest(copy), f"data at {at} differs ({references[i][0]}: {result.stdout})"
         restored = {p.name: p.read_text() for p in (tmp_path / f"config-{i}").iterdir() if p.is_file()}
         assert restored == files, f"config at {at} differs"
     final = tmp_path / "final.sqlite"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from trade_stream import manifest as mf
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
@@ -195,7 +195,8 @@ class PostgresBackupEngine:
         return BackupResult.of(entry, stored)
 
     # -- incremental ---------------------------------------------------------------------------
-    def incremental(self) -> BackupResult:
+    def incremental(self, commit_points: Collection[int] = ()) -> BackupResult:
+        """``commit_points`` are not needed: every event carries its transaction's xid."""
         with self.exclusive():
             return self._incremental()
 

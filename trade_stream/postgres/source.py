@@ -77,7 +77,7 @@ class PostgresSource:
     def stored_upto(self) -> int | None:
         return None  # the slot keeps what is not confirmed; confirmation follows storage
 
-    def watch(self) -> PendingWatch | None:
+    def watch(self, state_dir: Path | None = None) -> PendingWatch | None:
         return None  # counting needs a peek at the slot: the agent seals on the clock
 
     def change_log(self) -> ChangeLog | None:

@@ -15,7 +15,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from trade_stream import manifest as mf
 from trade_stream.errors import BadInputError, IntegrityError
@@ -229,11 +229,13 @@ class BackupEngine:
         return BackupResult.of(entry, stored)
 
     # -- incremental -----------------------------------------------------------------------
-    def incremental(self) -> BackupResult:
+    def incremental(self, commit_points: Collection[int] = ()) -> BackupResult:
+        """``commit_points``: seqs seen to end a committed transaction (the agent's watch);
+        the events between two of them are one transaction for a point-in-time restore."""
         with self.exclusive(), cyclic_gc_paused():
-            return self._incremental()
+            return self._incremental(commit_points)
 
-    def _incremental(self) -> BackupResult:
+    def _incremental(self, commit_points: Collection[int]) -> BackupResult:
         started = time.perf_counter()
         conn = self._connect()
         try:
@@ -250,7 +252,7 @@ class BackupEngine:
                 raise BadInputError(
                     "change capture was reinstalled since the last backup: run `tradevault backup full`"
                 )
-            result = self._seal(conn, entries, covered, capture_id)
+            result = self._seal(conn, entries, covered, capture_id, commit_points)
         finally:
             conn.close()
         result.seconds = round(time.perf_counter() - started, 3)
@@ -286,7 +288,7 @@ class BackupEngine:
         return counts
 
     def _seal(self, conn: sqlite3.Connection, entries: list[mf.ManifestEntry], covered: int,
-              capture_id: str) -> BackupResult:
+              capture_id: str, commit_points: Collection[int]) -> BackupResult:
         locations = [loc.name for loc in self.store.locations]
         conn.execute("BEGIN")  # one read snapshot for the log and its column history
         try:
@@ -320,7 +322,7 @@ class BackupEngine:
             def write_body(writer: ObjectWriter) -> None:
                 nonlocal count, first_seq, first_ts, last_ts, per_table
                 last = None
-                for batch in self.capture.read(conn, covered, upto):
+                for batch in self.capture.read(conn, covered, upto, boundaries=commit_points):
                     writer.write(encode_chunk(batch, plain=True))  # SQLite values are plain
                     if first_seq is None:
                         first_seq, first_ts = batch[0].seq, batch[0].ts

@@ -28,7 +28,7 @@ import json
 import sqlite3
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
@@ -291,9 +291,19 @@ class SqliteCapture:
         return DatabaseSchema(dialect="sqlite", tables=sorted(tables, key=lambda t: t.name))
 
     def read(
-        self, conn: sqlite3.Connection, after_seq: int, upto_seq: int, batch: int = 20000
+        self, conn: sqlite3.Connection, after_seq: int, upto_seq: int, batch: int = 20000,
+        boundaries: Sequence[int] | None = None,
     ) -> Iterator[list[ChangeEvent]]:
-        """Events with after_seq < seq <= upto_seq, in seq order, in batches."""
+        """Events with after_seq < seq <= upto_seq, in seq order, in batches.
+
+        ``boundaries``: seqs known to end a committed transaction (``upto_seq`` always
+        does). SQLite tells triggers nothing of transactions, so an event's ``tx`` is the
+        first boundary at or after it: the events between two boundaries share it and a
+        point-in-time restore keeps them together. None: every event is its own ``tx``
+        (the seq), for readers that need no grouping."""
+        ends = None
+        if boundaries is not None:
+            ends = sorted({b for b in boundaries if after_seq < b < upto_seq} | {upto_seq})
         history = self.column_history(conn)
         meta = self.meta(conn)
         key_width, row_width = int(meta["key_width"]), int(meta["row_width"])
@@ -312,12 +322,19 @@ class SqliteCapture:
                 break
             events = []
             append = events.append
+            end_at = 0
             table_of = None  # (name, row end, key end, key positions, latest version?) of the last table
             for r in rows:
                 seq, ts, tbl, op = r[0], r[1], r[2], r[3]
+                if ends is None:
+                    tx = seq
+                else:
+                    while ends[end_at] < seq:
+                        end_at += 1
+                    tx = ends[end_at]
                 if op == OP_SCHEMA:
                     payload = r[c0]
-                    append(ChangeEvent(seq, seq, ts, tbl, SCHEMA,
+                    append(ChangeEvent(seq, tx, ts, tbl, SCHEMA,
                                        table_schema=json.loads(payload) if payload else None))
                     continue
                 versions = history.get(tbl, ())
@@ -331,12 +348,12 @@ class SqliteCapture:
                                 latest)
                 _, c_end, k_end, key_indexes, _ = table_of
                 if op == OP_UPDATE:
-                    append(ChangeEvent(seq, seq, ts, tbl, UPDATE, list(r[k0:k_end]), list(r[c0:c_end])))
+                    append(ChangeEvent(seq, tx, ts, tbl, UPDATE, list(r[k0:k_end]), list(r[c0:c_end])))
                 elif op == OP_INSERT or op == OP_SNAPSHOT:
                     row = list(r[c0:c_end])
-                    append(ChangeEvent(seq, seq, ts, tbl, OP_NAMES[op], [row[i] for i in key_indexes], row))
+                    append(ChangeEvent(seq, tx, ts, tbl, OP_NAMES[op], [row[i] for i in key_indexes], row))
                 else:
-                    append(ChangeEvent(seq, seq, ts, tbl, DELETE, list(r[k0:k_end])))
+                    append(ChangeEvent(seq, tx, ts, tbl, DELETE, list(r[k0:k_end])))
             yield events
             position = rows[-1][0]
 

@@ -12,17 +12,20 @@ from trade_stream.manifest import ManifestEntry, chain_position
 from trade_stream.progress import Progress, no_progress
 from trade_stream.source import BackupEngine, ChangeLog, EngineOptions, Pending, PendingWatch
 from trade_stream.sqlite.capture import CHANGES, SqliteCapture
+from trade_stream.sqlite.commit_points import CommitPointWatcher
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
 
 
 class _ChangeLogWatch:
     """One read-only connection, asked every agent tick: the cheapest questions only (the
-    highest seq and the oldest pending row's time, both by the seq index)."""
+    highest seq and the oldest pending row's time, both by the seq index); and a watcher
+    thread that learns the commit boundaries (commit_points.py)."""
 
-    def __init__(self, db: DatabaseService) -> None:
+    def __init__(self, db: DatabaseService, journal: Path | None) -> None:
         self.capture = SqliteCapture(db)
         self.conn = db.connect(readonly=True)
+        self.watcher = CommitPointWatcher(db, journal)
 
     def pending(self, position: int | None) -> Pending:
         schema_changed = self.capture.needs_sync(self.conn)
@@ -37,7 +40,11 @@ class _ChangeLogWatch:
         except sqlite3.Error:
             return Pending(0, None, schema_changed)
 
+    def commit_points(self) -> list[int]:
+        return self.watcher.take()
+
     def close(self) -> None:
+        self.watcher.close()
         self.conn.close()
 
 
@@ -131,8 +138,12 @@ class SqliteSource:
         finally:
             conn.close()
 
-    def watch(self) -> PendingWatch | None:
-        return _ChangeLogWatch(self.db)
+    def watch(self, state_dir: Path | None = None) -> PendingWatch | None:
+        journal = None
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            journal = state_dir / f"commit-points-{self.db.name}.log"
+        return _ChangeLogWatch(self.db, journal)
 
     def change_log(self) -> ChangeLog | None:
         return SqliteCapture(self.db)

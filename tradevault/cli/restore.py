@@ -89,9 +89,12 @@ def restore(
     if as_json:
         print_json(result.to_json())
     else:
+        point = "" if target.seq is None and target.ts is None else \
+            f", the last committed point at or before {target.describe()}"
         stdout.print(
-            f"restored {result.target}: seq {result.last_seq} ({short_time(result.last_ts)}), {result.rows:,} rows, "
-            f"{result.events:,} events replayed from {1 + len(result.incrementals)} object(s), {result.seconds:.2f} s"
+            f"restored {result.target}: seq {result.last_seq} ({short_time(result.last_ts)}{point}), "
+            f"{result.rows:,} rows, {result.events:,} events replayed from {1 + len(result.incrementals)} "
+            f"object(s), {result.seconds:.2f} s"
         )
         for item in result.config:
             where = f"commit {item['commit'][:10]}" if item["commit"] else "no history at that time"
