@@ -44,6 +44,7 @@ from restore.postgres.gathered_changes import GatheredChanges
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.postgres.database import post_load
+from trade_stream.postgres.type_definitions import enum_labels
 from trade_stream.postgres.types import base_name
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 
@@ -58,10 +59,13 @@ COPY_ROWS = 2000  # runs at least this long are applied through COPY
 
 def cast_type(declared: str) -> str:
     """The declared type without typmods (a cast must never round or truncate); ``character``
-    without a length would mean char(1), so blank-padded text is cast to ``bpchar``."""
+    and ``bit`` without a length would mean a length of 1, so they are cast to ``bpchar``
+    and ``bit varying`` (the column's own type then checks the length)."""
     name, is_array = base_name(declared)
     if name == "character":
         name = "bpchar"
+    elif name == "bit":
+        name = "bit varying"
     return name + ("[]" if is_array else "")
 
 
@@ -73,6 +77,52 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
         cols.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in table.primary_key)})")
     options = "" if autovacuum else " WITH (autovacuum_enabled = false)"
     conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({', '.join(cols)}){options}")
+
+
+def type_definitions_of(tables: Iterable[TableSchema]) -> list[dict[str, str]]:
+    """The definitions of the types the tables use (recorded by the source), once each, in
+    the order to create them."""
+    seen: list[dict[str, str]] = []
+    for table in tables:
+        for definition in post_load(table).get("types", []):
+            if definition not in seen:
+                seen.append(definition)
+    return seen
+
+
+def create_types(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> bool:
+    """Create the types the tables use in the connection's current schema (extensions in
+    theirs), before the tables. An enum that exists already gets the labels it lacks, in
+    their place: an incremental carries ``ALTER TYPE ... ADD VALUE`` that way. Returns
+    True when labels were added: they are usable only once committed."""
+    added = False
+    for definition in type_definitions_of(tables):
+        kind, name, ddl = definition["kind"], definition["name"], definition["ddl"]
+        if kind == "extension":
+            conn.execute(ddl)
+            continue
+        exists = conn.execute(
+            "SELECT t.oid FROM pg_type t WHERE t.typname = %s AND t.typnamespace = current_schema()::regnamespace",
+            (name,),
+        ).fetchone()
+        if exists is None:
+            conn.execute(ddl)
+        elif kind == "enum":
+            have = [r[0] for r in conn.execute(
+                "SELECT enumlabel FROM pg_enum WHERE enumtypid = %s ORDER BY enumsortorder", (exists[0],)).fetchall()]
+            labels = enum_labels(ddl)
+            for i, label in enumerate(labels):
+                if label in have:
+                    continue
+                place = f" AFTER {_literal(labels[i - 1])}" if i else (f" BEFORE {_literal(have[0])}" if have else "")
+                conn.execute(f"ALTER TYPE {quote_ident(name)} ADD VALUE {_literal(label)}{place}")
+                have.insert(have.index(labels[i - 1]) + 1 if i else 0, label)
+                added = True
+    return added
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def add_primary_key(conn: "psycopg.Connection", table: TableSchema) -> None:
@@ -534,6 +584,8 @@ class PostgresApplier:
         table = TableSchema.from_dict(event.table_schema)
         if self.map_schema is not None:
             table = self.map_schema(table)
+        if create_types(self.conn, [table]):
+            self.conn.commit()  # enum labels just added are usable only once committed
         create_table(self.conn, table, with_key=True)
         self.tables[table.name] = table
 

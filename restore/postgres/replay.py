@@ -30,8 +30,10 @@ from restore.postgres.apply import (
     PostgresApplier,
     build_keys,
     create_table,
+    create_types,
     finish_table,
     set_sequences,
+    type_definitions_of,
 )
 from restore.postgres.copy_rows import copy_statement
 from restore.postgres.staging import Staging, connections_for, share_out
@@ -106,6 +108,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
     the next one starts afresh."""
     if reader.header.codec != CODEC_PGCOPY:
         raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
+    text_tables = set(reader.header.extra.get("text_tables", ()))
     current, copy = "", None
     with conn.transaction(), ExitStack() as stack:
         for name in sorted(names):
@@ -119,7 +122,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
             if name != current:
                 stack.close()
                 cursor = stack.enter_context(conn.cursor())
-                statement = copy_statement(quote_ident(name), table.column_names, True, freeze=True)
+                statement = copy_statement(quote_ident(name), table.column_names, name not in text_tables, freeze=True)
                 copy = stack.enter_context(cursor.copy(statement))
                 current = name
                 begun.set()
@@ -151,6 +154,11 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         # a bulk statement's cost estimate can cross jit_above_cost: compiling then costs
         # more per statement than it saves on these scans
         main.execute("SET jit = off")
+        # the types as the latest point has them (an enum's labels added by incrementals
+        # included: events using a new label come before the resync that records it);
+        # committed below, before any connection creates a table
+        for tables in _type_sources(store, plan, schema):
+            create_types(main, tables)
         if not logical:
             for table in schema.tables:
                 create_unindexed(main, table)
@@ -181,8 +189,20 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         main.commit()
         result.tables = finishing.rest(result.tables)
         result.rows = sum(result.tables.values())
-        staging.publish(sorted(applier.tables), force)
+        staging.publish(sorted(applier.tables), force,
+                        [d["name"] for d in type_definitions_of(applier.tables.values()) if d["kind"] != "extension"])
     return finished(result, target.safe_url(), plan, started)
+
+
+def _type_sources(store: BackupStore, plan: Plan, schema: DatabaseSchema) -> list[list[TableSchema]]:
+    """The table descriptions whose types a restore creates up front: the full backup's,
+    then each incremental's at its end (``extra.end_schema``, read from its header)."""
+    from trade_stream.postgres.backup import end_schema
+
+    sources = [list(schema.tables)]
+    if schema.dialect == "postgresql":
+        sources += [end_schema(store, entry).tables for entry in plan.incrementals]
+    return sources
 
 
 class _Finishing:

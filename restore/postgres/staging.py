@@ -139,9 +139,10 @@ class Staging:
 
         return wait
 
-    def publish(self, tables: list[str], force: bool) -> None:
-        """Move the restored tables into ``public`` in one transaction (dropping the old
-        tables first with ``force``), and drop the then empty private schema."""
+    def publish(self, tables: list[str], force: bool, types: Sequence[str] = ()) -> None:
+        """Move the restored tables and the ``types`` they use into ``public`` in one
+        transaction (dropping the old tables and types of those names first with
+        ``force``), and drop the then empty private schema."""
         conn = self.conns[0]
         conn.rollback()
         conn.execute("SET LOCAL synchronous_commit = on")
@@ -149,6 +150,23 @@ class Staging:
             for name in PostgresDatabase.user_tables(conn):
                 conn.execute(f"DROP TABLE IF EXISTS public.{quote_ident(name)} CASCADE")
         schema = quote_ident(self.name)
+        for name in types:  # the types first: the tables' columns follow them by oid
+            taken = conn.execute("SELECT to_regtype(%s)::oid", (f"public.{quote_ident(name)}",)).fetchone()[0]
+            if taken is not None:
+                if not force:
+                    raise BadInputError(f"restore target already has a type {name!r} in public "
+                                        "(use --force to replace it)")
+                conn.execute(f"DROP TYPE public.{quote_ident(name)} CASCADE")
+            conn.execute(f"ALTER TYPE {schema}.{quote_ident(name)} SET SCHEMA public")
+        for name in conn.execute(  # what a range type does not take along: its multirange...
+            "SELECT typname FROM pg_type WHERE typnamespace = %s::regnamespace AND typtype = 'm'", (self.name,),
+        ).fetchall():
+            conn.execute(f"ALTER TYPE {schema}.{quote_ident(name[0])} SET SCHEMA public")
+        for (function,) in conn.execute(  # ...and the constructor functions of both
+            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = %s::regnamespace",
+            (self.name,),
+        ).fetchall():
+            conn.execute(f"ALTER FUNCTION {function} SET SCHEMA public")
         for name in tables:
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA public")

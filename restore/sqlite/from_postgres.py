@@ -106,7 +106,7 @@ def _load_rows_into_sqlite(conn: sqlite3.Connection, store: BackupStore, entry: 
             conn.execute(f"DELETE FROM {quote_ident(name)}")
         count = 0
         chunks = decode_copy_chunks(reader.body_chunks(4 << 20), reader.name)
-        for name, rows in iter_table_rows(chunks, tables, reader.name):
+        for name, rows in iter_table_rows(chunks, tables, reader.name, reader.header.extra.get("text_tables", ())):
             mapper = mappers[name]
             conn.executemany(statements[name], [mapper(r) for r in rows])
             count += len(rows)

@@ -30,7 +30,7 @@ from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slo
 from trade_stream.postgres.database import PostgresDatabase, same_columns
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
-from trade_stream.postgres.types import type_oid
+from trade_stream.postgres.types import travels_as_text, type_oid
 from trade_stream.postgres.wal2json import StreamDecoder
 from trade_stream.progress import Progress, no_progress
 from trade_stream.publish import BackupResult, Publisher
@@ -41,12 +41,19 @@ from trade_stream.storage.store import BackupStore
 SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"
 
 
+def copies_as_text(table: TableSchema) -> bool:
+    """A table with a column of a type that travels as text is copied in text format."""
+    return any(travels_as_text(c.declared) for c in table.columns)
+
+
 def copy_raw(conn: Any, table: TableSchema, write: Callable[[bytes], Any]) -> int:
-    """The table's binary COPY stream, as ``pgcopy-binary`` chunks; returns its bytes."""
+    """The table's COPY stream (binary, or text: ``copies_as_text``), as ``pgcopy-binary``
+    chunks; returns its bytes."""
     cols = ", ".join(quote_ident(c) for c in table.column_names)
+    form = "TEXT" if copies_as_text(table) else "BINARY"
     size = 0
     with conn.cursor() as cursor:
-        with cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) TO STDOUT (FORMAT BINARY)") as copy:
+        with cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) TO STDOUT (FORMAT {form})") as copy:
             buffer = bytearray()
             for data in copy:
                 buffer += data
@@ -60,11 +67,13 @@ def copy_raw(conn: Any, table: TableSchema, write: Callable[[bytes], Any]) -> in
 
 
 def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], None], batch: int = 5000) -> int:
-    """Every row of ``table`` through binary COPY, in batches; returns the row count."""
+    """Every row of ``table`` through COPY, as the stream's values, in batches; returns
+    the row count."""
     cols = ", ".join(quote_ident(c) for c in table.column_names)
+    form = "TEXT" if copies_as_text(table) else "BINARY"
     count = 0
     with conn.cursor() as cursor:
-        with cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) TO STDOUT (FORMAT BINARY)") as copy:
+        with cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) TO STDOUT (FORMAT {form})") as copy:
             copy.set_types([type_oid(c.declared) for c in table.columns])
             rows: list[tuple] = []
             for row in copy.rows():
@@ -171,9 +180,13 @@ class PostgresBackupEngine:
             # The header must name the row counts before the rows: count first (same
             # snapshot, cheap next to the COPY), so the header is exact.
             counts = PostgresDatabase.row_counts(reader, tables)
+            extra: dict[str, Any] = {"tables": counts, "lsn": snapshot.lsn}
+            text_tables = [t.name for t in schema.tables if copies_as_text(t)]
+            if text_tables:
+                extra["text_tables"] = text_tables
             header = self.publisher.header(
                 mf.FULL, CODEC_PGCOPY, seq, seq, schema.to_dict(), capture_id, snapshot_ts, snapshot_ts,
-                sum(counts.values()), {"tables": counts, "lsn": snapshot.lsn},
+                sum(counts.values()), extra,
             )
 
             def write_body(writer: ObjectWriter) -> None:

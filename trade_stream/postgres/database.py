@@ -134,7 +134,8 @@ class PostgresDatabase:
     def table_schema(conn: "psycopg.Connection", table: str, *, require_identity: bool = True) -> TableSchema:
         """The table's description; ``require_identity``: a table without a primary key
         must have REPLICA IDENTITY FULL (``identify_keyless`` sets it)."""
-        from trade_stream.postgres.types import is_supported, pg_family, unsupported_error
+        from trade_stream.postgres.type_definitions import type_definitions
+        from trade_stream.postgres.types import pg_family, travels_as_text
 
         oid_row = conn.execute(
             "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -157,17 +158,17 @@ class PostgresDatabase:
                 f"(ALTER TABLE {quote_ident(table)} REPLICA IDENTITY FULL)"
             )
         attrs = conn.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, t.typtype,"
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atttypid,"
             " a.attgenerated, a.attidentity, pg_get_expr(d.adbin, d.adrelid)"
             " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
             " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
             " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             (relid,),
         ).fetchall()
-        columns, defaults, identity, serial = [], {}, {}, {}
-        for name, declared, notnull, typtype, generated, ident, default in attrs:
-            if typtype == "d" or not is_supported(declared):
-                raise unsupported_error(table, name, declared)
+        columns, defaults, identity, serial, user_types = [], {}, {}, {}, []
+        for name, declared, notnull, type_oid, generated, ident, default in attrs:
+            if travels_as_text(declared):
+                user_types.append((name, type_oid))
             if generated:
                 raise BadInputError(f"table {table!r} column {name!r} is a generated column, which "
                                     "tradevault does not back up yet; exclude the table")
@@ -196,6 +197,9 @@ class PostgresDatabase:
             (relid,),
         ).fetchall()]
         extra = {"indexes": indexes, "defaults": defaults, "identity": identity, "serial": serial}
+        types = type_definitions(conn, user_types, table)
+        if types:  # only when there are: descriptions of tables without them stay as they were
+            extra["types"] = types
         return TableSchema(name=table, columns=columns, primary_key=pk, dialect="postgresql",
                            ddl=json.dumps(extra, sort_keys=True))
 
@@ -225,8 +229,10 @@ def post_load(table: TableSchema) -> dict[str, Any]:
 
 
 def same_columns(a: TableSchema, b: TableSchema) -> bool:
-    """Same columns, types and key: what the change stream's rows depend on."""
+    """Same columns, types, key and type definitions: what the change stream's rows depend
+    on (an enum that gained a label resynchronises the tables that use it)."""
     return (
         [(c.name, c.declared) for c in a.columns] == [(c.name, c.declared) for c in b.columns]
         and a.primary_key == b.primary_key
+        and post_load(a).get("types") == post_load(b).get("types")
     )

@@ -29,17 +29,32 @@ def _typed(row: tuple[Any, ...]) -> list[Any]:
     return [(type(v).__name__, w) for v, w in zip(row, row_to_wire(list(row)) or [])]
 
 
+def _select_list(conn: "psycopg.Connection", table: str) -> str:
+    """Every column; one of a type that travels as text (``types.travels_as_text``) as its
+    text, which is how two databases' values compare (their type oids differ)."""
+    from trade_stream.postgres.types import travels_as_text
+
+    columns = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (quote_ident(table),),
+    ).fetchall()
+    return ", ".join(f"{quote_ident(name)}::text" if travels_as_text(declared) else quote_ident(name)
+                     for name, declared in columns)
+
+
 def table_digest(conn: "psycopg.Connection", table: str, key: list[str]) -> str:
     """Rows in key order; a table without a key (``key`` empty) is a multiset of rows,
     whose order means nothing: its encoded rows are digested sorted."""
     sha = hashlib.sha256()
+    select = f"SELECT {_select_list(conn, table)} FROM {quote_ident(table)}"
     with conn.cursor(binary=True) as cursor:
         if not key:
-            cursor.execute(f"SELECT * FROM {quote_ident(table)}")
+            cursor.execute(select)
             for item in sorted(_encoder.encode(_typed(row)) for row in cursor.fetchall()):
                 sha.update(item)
             return sha.hexdigest()
-        cursor.execute(f"SELECT * FROM {quote_ident(table)} ORDER BY {', '.join(quote_ident(k) for k in key)}")
+        cursor.execute(f"{select} ORDER BY {', '.join(quote_ident(k) for k in key)}")
         while rows := cursor.fetchmany(10000):
             sha.update(_encoder.encode([_typed(r) for r in rows]))
     return sha.hexdigest()

@@ -30,10 +30,15 @@ arrays of the above        list (nested for multi-dimensional arrays; lower boun
                            than 1 are not kept)
 =========================  ==============================================================
 
-Everything else (money, inet, geometric, ranges, enums, domains, composite types, bit
-strings, xml, tsvector, ...) is refused with a BadInputError naming the column, before
-anything is changed. Values psycopg cannot represent (``infinity`` dates and timestamps,
-years beyond 9999 or BC) fail the same way.
+Every other type (enums, domains, composite, range and multirange types, extension types
+such as citext, inet or hstore, money, bit strings, xml, tsvector, ... and arrays of any of
+them) **travels as its exact text**: a str holding what PostgreSQL prints for the value,
+which it reads back to the identical value (``'value'::type``). A table holding such a
+column is copied in COPY's text format (binary COPY of composites and arrays names type
+oids, which differ from one database to another), and the definitions of the types it
+uses travel with the backup (``type_definitions.py``). Values psycopg cannot represent
+(``infinity`` dates and timestamps, years beyond 9999 or BC) are refused with a
+BadInputError naming the column.
 
 wal2json 2.5 (Debian 12) prints NaN and +-Infinity of real/double/numeric columns as JSON
 ``null``: through the change stream those values arrive as NULL. The full snapshot carries
@@ -94,32 +99,31 @@ def base_name(declared: str) -> tuple[str, bool]:
     return name, is_array
 
 
+TEXT_OID = 25
+
+
+def travels_as_text(declared: str) -> bool:
+    """A type outside BASE_TYPES: its values are the exact text PostgreSQL prints."""
+    return base_name(declared)[0] not in BASE_TYPES
+
+
 def type_oid(declared: str) -> int:
+    """The oid whose loader gives the stream's value: the type's own for BASE_TYPES (and
+    their arrays), text for every type that travels as text."""
     name, is_array = base_name(declared)
     if name not in BASE_TYPES:
-        raise KeyError(declared)
+        return TEXT_OID
     oid, array_oid, _ = BASE_TYPES[name]
     return array_oid if is_array else oid
 
 
 def pg_family(declared: str) -> str:
     name, is_array = base_name(declared)
+    if name not in BASE_TYPES:
+        return "other"
     if is_array:
         return ARRAY_FAMILY
     return BASE_TYPES[name][2]
-
-
-def is_supported(declared: str) -> bool:
-    return base_name(declared)[0] in BASE_TYPES
-
-
-def unsupported_error(table: str, column: str, declared: str) -> BadInputError:
-    names = ", ".join(sorted(BASE_TYPES))
-    return BadInputError(
-        f"table {table!r} column {column!r} has type {declared!r}, which tradevault cannot back up "
-        f"exactly from PostgreSQL (supported: {names}, and arrays of these); exclude the table "
-        "with [database] exclude"
-    )
 
 
 # -- intervals -------------------------------------------------------------------------------
@@ -264,6 +268,10 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
 def _uuid(value: str) -> uuid.UUID:
     return uuid.UUID(value)
 
@@ -289,7 +297,7 @@ def wal2json_parser(declared: str) -> Parser:
     ``wal2json.py``) into the stream's Python value. NULL is handled by the caller."""
     name, is_array = base_name(declared)
     if name not in BASE_TYPES:
-        raise KeyError(declared)
+        return _as_text  # wal2json prints the type's text (unquoted for an oid)
     if not is_array and name in _PARSERS:
         return _PARSERS[name]
     load = _text_loader(type_oid(declared))
