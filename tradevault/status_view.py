@@ -56,6 +56,13 @@ def render_status(info: dict[str, Any]) -> Table:
                           f"{capture['pending_events']:,} events not yet stored, oldest {lag:.1f} s")
         else:
             table.add_row("capture", RED, "not installed: run `tradevault backup full` or start the agent")
+    capture = info.get("capture") or {}
+    if capture.get("unprotected"):
+        table.add_row("unprotected tables", RED, ", ".join(capture["unprotected"])
+                      + " (left out by [database] include/exclude: not backed up)")
+    if capture.get("schema_change_pending"):
+        table.add_row("schema change", YELLOW, "not synchronised yet: until the next backup the changed tables' "
+                      "writes are kept in their resync snapshot, not as separate events")
     for label, key in (("last full", "last_full"), ("last incremental", "last_incremental")):
         entry = info.get(key)
         if entry:

@@ -7,11 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from trade_stream.errors import BadInputError
 from trade_stream.manifest import ManifestEntry
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
 from trade_stream.source import BackupEngine, ChangeLog, EngineOptions, PendingWatch
 from trade_stream.storage.store import BackupStore
+from trade_stream.table_selection import unprotected
 
 
 class PostgresSource:
@@ -57,6 +59,14 @@ class PostgresSource:
         capture = capture_status(self.db, slot_name_for(store.source))
         if capture.get("installed") and entries:
             capture["last_seq"] = entries[-1].last_seq
+        try:
+            conn = self.db.connect()
+        except BadInputError:
+            return capture
+        try:
+            capture["unprotected"] = unprotected(self.db.user_tables(conn), self.db.select(conn))
+        finally:
+            conn.close()
         return capture
 
     def uninstall(self, source_name: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from trade_stream.sqlite.capture import CHANGES, SqliteCapture
 from trade_stream.sqlite.commit_points import CommitPointWatcher
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
+from trade_stream.table_selection import unprotected
 
 
 class _ChangeLogWatch:
@@ -94,12 +95,15 @@ class SqliteSource:
         now = time.time_ns() // 1000
         conn = self.db.connect(readonly=True)
         try:
+            names = self.db.user_tables(conn)
+            left_out = unprotected(names, self.db.select(conn))
             capture = SqliteCapture(self.db)
             if not capture.is_installed(conn):
-                return {"installed": False}
+                return {"installed": False, "unprotected": left_out}
             pending, oldest = capture.pending(conn, chain_position(entries) or 0)
             return {
                 "installed": True,
+                "unprotected": left_out,
                 "last_seq": capture.last_seq(conn),
                 "pending_events": pending,
                 "lag_seconds": round((now - oldest) / 1e6, 3) if oldest else 0.0,
