@@ -41,8 +41,8 @@ from bench.children import PROJECT_ROOT, run_worker
 
 SOURCE = "tradesv3"
 MARKER = ".bench-work"
-SCENARIOS = ("full", "incremental", "restore", "pitr", "scaling", "latency", "agent", "config", "kafka",
-             "postgres")
+SCENARIOS = ("full", "incremental", "restore", "pitr", "scaling", "latency", "keyless", "agent", "config",
+             "kafka", "postgres")
 NEEDS = {"incremental": ("full",), "restore": ("full",), "pitr": ("full", "incremental")}
 
 
@@ -159,8 +159,8 @@ def run(opts: Options, tools: dict[str, str]) -> dict:
         r.memory.pop("idle")
         steps = [("full", scenario_full), ("incremental", scenario_incremental), ("restore", scenario_restore),
                  ("pitr", scenario_pitr), ("scaling", scenario_scaling), ("latency", scenario_latency),
-                 ("agent", scenario_agent), ("config", scenario_config), ("kafka", scenario_kafka),
-                 ("postgres", scenario_postgres)]
+                 ("keyless", scenario_keyless), ("agent", scenario_agent), ("config", scenario_config),
+                 ("kafka", scenario_kafka), ("postgres", scenario_postgres)]
         if "full" not in opts.scenarios and "latency" in opts.scenarios:
             first_full(r)
         for name, step in steps:
@@ -570,6 +570,27 @@ def scenario_latency(r: Run) -> None:
     r.m["commit_latency"] = lat
 
 
+def scenario_keyless(r: Run) -> None:
+    """``at_least(repeat, LATENCY_ROUNDS)`` rounds of the four-way A/B of keyless_latency; the
+    goal is the median of the per-round ratios of capture's p99 overhead (keyless / keyed)."""
+    from bench import keyless_latency
+
+    count = at_least(r.opts.repeat, LATENCY_ROUNDS)
+    rounds = []
+    for i in range(count):
+        log(f"keyless capture round {i + 1}/{count}: {r.opts.latency_tx:,} transactions on each of four tables")
+        rounds.append(keyless_latency.measure(r.work, r.opts.latency_tx, seed=17 + i))
+    r.m["keyless_capture"] = {
+        "statistic": f"median over {len(rounds)} rounds of the per-round ratios",
+        "overhead_ratio_p99": median([x["overhead_ratio_p99"] for x in rounds]),
+        "keyed_overhead_p99": median([x["keyed_overhead_p99"] for x in rounds]),
+        "keyless_overhead_p99": median([x["keyless_overhead_p99"] for x in rounds]),
+        "on_ratio_p99": median([x["on_ratio_p99"] for x in rounds]),
+        "p99_ms": {side: median([x[side]["p99_ms"] for x in rounds])
+                   for side in ("keyed_off", "keyed_on", "keyless_off", "keyless_on")},
+    }
+
+
 def scenario_agent(r: Run) -> None:
     from bench import agent_lag
 
@@ -723,6 +744,10 @@ def goals(m: dict, opts: Options) -> list[dict]:
         if "during_full_p99_ratio" in lat:
             goal("commit latency p99 with capture during a full backup / without capture",
                  lat["during_full_p99_ratio"], "<=", 1.3, source="the capture goal (1.3), held during a full backup")
+    kl = m.get("keyless_capture")
+    if kl:
+        goal("capture overhead on a keyless table / on a keyed one (commit p99)", kl["overhead_ratio_p99"], "<=",
+             1.5, source="the capture-fidelity issue: a keyless table costs at most 1.5x a keyed one")
     ag = m.get("agent")
     if ag:
         goal("commit -> stored p99 with the agent at incremental = 1 s (seconds)", ag["commit_to_stored_p99_s"],

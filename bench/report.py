@@ -175,6 +175,17 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
                          + ", ".join(f"{x['during_full_p99_ratio']:.2f}" for x in lat["rounds"]) + ")",
                          "", "", "", "", ""))
         out.append(("Capture: trading-commit latency", H3, rows))
+    kl = m.get("keyless_capture")
+    if kl:
+        H5 = ("table", "p99 capture off", "p99 capture on", "on / off", "goal")
+        p99 = kl["p99_ms"]
+        rows = [("keyed (11 columns)", f"{p99['keyed_off']:.3f} ms", f"{p99['keyed_on']:.3f} ms",
+                 _ratio(kl["keyed_overhead_p99"]), ""),
+                ("keyless (same 11 columns)", f"{p99['keyless_off']:.3f} ms", f"{p99['keyless_on']:.3f} ms",
+                 _ratio(kl["keyless_overhead_p99"]), ""),
+                ("keyless overhead / keyed overhead", "", "", _ratio(kl["overhead_ratio_p99"]),
+                 _goal_of(goals, "capture overhead on a keyless table"))]
+        out.append(("Capture: a table without a primary key (" + kl["statistic"] + ")", H5, rows))
     ag = m.get("agent")
     if ag:
         H4 = ("measurement", "value", "goal")
@@ -330,6 +341,11 @@ METHOD = """\
   to back on the capture-on copy while the trading transactions are timed. The latency
   scenario takes at least 7 rounds (p99 ratios of single rounds swing between 0.4x and
   2.2x on a shared 2-core machine); goals use the median of the per-round ratios.
+* Keyless capture: four databases with one 11-column table of 10,000 rows, keyed and
+  keyless (a plain index on `id`), each with and without capture; one transaction INSERTs a
+  row and UPDATEs one by id; the four sides interleaved in batches. The goal compares
+  capture's p99 overhead (on / off) of the keyless table with the keyed one's (median of at
+  least 7 rounds).
 * Agent: `tradevault agent` as a subprocess on a copy (`incremental = "1s"`); commit ->
   stored is the time from a COMMIT to the moment the manifest entry of the incremental that
   holds its seq appears in the store (polled every 5 ms). Throughput: 1000-row transactions
