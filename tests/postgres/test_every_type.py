@@ -39,6 +39,15 @@ class Trade(Base):
     amount: Mapped[float] = mapped_column(sa.Numeric(18, 8))
 
 
+class Fill(Base):
+    __tablename__ = "fills"
+    __table_args__ = (sa.UniqueConstraint("trade_id", "exchange_id"), sa.Index("ix_fills_side", "side"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trade_id: Mapped[int] = mapped_column(sa.ForeignKey("trades.id", ondelete="CASCADE"))
+    exchange_id: Mapped[str] = mapped_column(sa.String(40))
+    side: Mapped[TradingMode] = mapped_column(sa.Enum(TradingMode))
+
+
 HANDWRITTEN = """
 CREATE EXTENSION citext;
 CREATE EXTENSION hstore;
@@ -87,6 +96,7 @@ def test_an_orm_enum_and_hand_written_types_round_trip_exactly(pg, work_dir, tmp
     with orm.begin() as conn:
         conn.execute(sa.insert(Trade), [{"id": 1, "pair": "BTC/USDT", "trading_mode": TradingMode.spot,
                                          "amount": 0.5}])
+        conn.execute(sa.insert(Fill), [{"trade_id": 1, "exchange_id": "x-1", "side": TradingMode.margin}])
     orm.dispose()
     execute(src, *[s for s in HANDWRITTEN.split(";\n") if s.strip()], f"INSERT INTO orders VALUES {ROWS[0]}")
     store = make_store(work_dir)
@@ -99,7 +109,7 @@ def test_an_orm_enum_and_hand_written_types_round_trip_exactly(pg, work_dir, tmp
             "INSERT INTO trades VALUES (3, 'SOL/USDT', 'options', 1)")
     engine(src, store).incremental()
     restore(store, dst)
-    for table in ("trades", "orders"):
+    for table in ("trades", "fills", "orders"):
         assert _as_text(dst, table) == _as_text(src, table), table
     conn = connect(dst)
     try:
