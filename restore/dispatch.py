@@ -19,11 +19,12 @@ from typing import Any, Protocol
 
 from restore.planner import Plan
 from restore.replay import RestoreResult
-from trade_stream.errors import BadInputError, IntegrityError, StorageError
+from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.manifest import ManifestEntry
 from trade_stream.progress import Progress, no_progress
 from trade_stream.source import backend_of
 from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import header_of
 
 #: URL scheme -> "module:class" of its RestoreTarget
 TARGETS = {
@@ -60,14 +61,7 @@ def open_target(url: str) -> RestoreTarget:
 
 
 def full_codec(store: BackupStore, entry: ManifestEntry) -> str:
-    problems = []
-    for location in store.locations:
-        try:
-            with store.open_reader(location, entry) as reader:
-                return reader.header.codec
-        except (IntegrityError, StorageError, OSError) as exc:
-            problems.append(str(exc))
-    raise IntegrityError(f"{entry.object}: no readable copy in any location ({'; '.join(problems)})")
+    return header_of(store, entry).codec
 
 
 def unknown_codec(entry: ManifestEntry, codec: str) -> IntegrityError:

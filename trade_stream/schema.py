@@ -58,6 +58,9 @@ class TableSchema(msgspec.Struct, frozen=True):
 class DatabaseSchema(msgspec.Struct, frozen=True):
     dialect: str
     tables: list[TableSchema]
+    #: objects of the database that are not tables (PostgreSQL: functions, views), each a
+    #: dict with ``kind``, ``name`` and ``ddl`` (see trade_stream/postgres/catalog.py)
+    objects: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
     def table(self, name: str) -> TableSchema:
         for table in self.tables:

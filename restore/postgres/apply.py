@@ -43,6 +43,7 @@ from restore.postgres.copy_rows import (
 from restore.postgres.gathered_changes import GatheredChanges
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
+from trade_stream.postgres.catalog import sequence_clause
 from trade_stream.postgres.database import post_load
 from trade_stream.postgres.type_definitions import enum_labels
 from trade_stream.postgres.types import base_name
@@ -70,13 +71,26 @@ def cast_type(declared: str) -> str:
 
 
 def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bool, autovacuum: bool = True) -> None:
+    """The table with its columns and valid CHECK constraints (checked as rows arrive, as
+    pg_restore does); with ``with_key`` its primary key too (else ``build_keys`` adds it
+    after the data)."""
     cols = []
     for c in table.columns:
         cols.append(f"{quote_ident(c.name)} {c.declared}{'' if c.nullable else ' NOT NULL'}")
+    extra = post_load(table)
+    for check in extra.get("checks", []):
+        if not check["def"].endswith("NOT VALID"):
+            cols.append(f"CONSTRAINT {quote_ident(check['name'])} {check['def']}")
     if with_key and table.primary_key:
-        cols.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in table.primary_key)})")
+        cols.append(_primary_key(table))
     options = "" if autovacuum else " WITH (autovacuum_enabled = false)"
     conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({', '.join(cols)}){options}")
+
+
+def _primary_key(table: TableSchema) -> str:
+    name = post_load(table).get("pk_name")
+    keys = ", ".join(quote_ident(k) for k in table.primary_key)
+    return (f"CONSTRAINT {quote_ident(name)} " if name else "") + f"PRIMARY KEY ({keys})"
 
 
 def type_definitions_of(tables: Iterable[TableSchema]) -> list[dict[str, str]]:
@@ -127,8 +141,7 @@ def _literal(text: str) -> str:
 
 def add_primary_key(conn: "psycopg.Connection", table: TableSchema) -> None:
     if table.primary_key:
-        keys = ", ".join(quote_ident(k) for k in table.primary_key)
-        conn.execute(f"ALTER TABLE {quote_ident(table.name)} ADD PRIMARY KEY ({keys})")
+        conn.execute(f"ALTER TABLE {quote_ident(table.name)} ADD {_primary_key(table)}")
 
 
 # pg_get_indexdef's statement: CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ...
@@ -146,11 +159,19 @@ def index_in_schema(statement: str, schema: str) -> str:
 
 
 def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
-    """Indexes, defaults, identity and serial columns, recorded by the source (after data).
-    Indexes go to the table of the connection's current schema (``public``, or a
-    restore's private schema: see restore.postgres.staging)."""
+    """What the source recorded to rebuild after the data: unique and exclusion
+    constraints, NOT VALID checks, indexes, defaults, identity and serial columns with their
+    sequences' options, comments, replica identity. Foreign keys (other tables) and
+    triggers (nothing may fire while replaying) come later. Indexes go to the table of the
+    connection's current schema (``public``, or a restore's private schema: see
+    restore.postgres.staging)."""
     extra = post_load(table)
     name = quote_ident(table.name)
+    for constraint in extra.get("constraints", []):
+        conn.execute(f"ALTER TABLE {name} ADD CONSTRAINT {quote_ident(constraint['name'])} {constraint['def']}")
+    for check in extra.get("checks", []):
+        if check["def"].endswith("NOT VALID"):
+            conn.execute(f"ALTER TABLE {name} ADD CONSTRAINT {quote_ident(check['name'])} {check['def']}")
     indexes = extra.get("indexes", [])
     if indexes:
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
@@ -158,13 +179,49 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
             conn.execute(index_in_schema(statement, schema))
     for column, expr in extra.get("defaults", {}).items():
         conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET DEFAULT {expr}")
+    sequences = extra.get("sequences", {})
     for column, kind in extra.get("identity", {}).items():
         how = "ALWAYS" if kind == "a" else "BY DEFAULT"
-        conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} ADD GENERATED {how} AS IDENTITY")
+        sequence = sequences.get(column)
+        options = (f" (SEQUENCE NAME {quote_ident(sequence['name'])} {sequence_clause(sequence, with_type=False)})"
+                   if sequence else "")
+        conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} ADD GENERATED {how} AS IDENTITY"
+                     f"{options}")
     for column, seq in extra.get("serial", {}).items():
-        conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(seq)} OWNED BY {name}.{quote_ident(column)}")
+        options = sequence_clause(sequences.get(column, {}))
+        conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(seq)} {options} "
+                     f"OWNED BY {name}.{quote_ident(column)}")
         conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} "
                      f"SET DEFAULT nextval('{quote_ident(seq)}'::regclass)")
+    for column, comment in extra.get("comments", {}).items():
+        target = f"TABLE {name}" if not column else f"COLUMN {name}.{quote_ident(column)}"
+        conn.execute(f"COMMENT ON {target} IS {_literal(comment)}")
+    if extra.get("replica_identity") == "f":
+        conn.execute(f"ALTER TABLE {name} REPLICA IDENTITY FULL")
+
+
+def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
+    """Foreign keys once every table has its keys (their definitions name other tables);
+    each is validated as it is added: a row without its parent is a divergence (exit 3)."""
+    import psycopg
+
+    for table in tables:
+        for key in post_load(table).get("foreign_keys", []):
+            try:
+                with conn.transaction():
+                    conn.execute(f"ALTER TABLE {quote_ident(table.name)} ADD CONSTRAINT "
+                                 f"{quote_ident(key['name'])} {key['def']}")
+            except psycopg.errors.ForeignKeyViolation as exc:
+                raise IntegrityError(f"restored table {table.name!r} breaks its foreign key {key['name']!r}: "
+                                     f"{str(exc).splitlines()[0]}") from None
+
+
+def create_triggers(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
+    """The tables' own triggers, last: none may fire while the backups are replayed (the
+    events already hold what they did)."""
+    for table in tables:
+        for statement in post_load(table).get("triggers", []):
+            conn.execute(statement)
 
 
 def build_keys(conn: "psycopg.Connection", table: TableSchema) -> None:
@@ -181,15 +238,25 @@ def build_keys(conn: "psycopg.Connection", table: TableSchema) -> None:
                              f"{str(exc).splitlines()[0]}") from None
 
 
-def set_sequences(conn: "psycopg.Connection", table: TableSchema) -> None:
-    """Sequences are not part of the change stream: set each one past the restored maximum."""
+def set_sequences(conn: "psycopg.Connection", table: TableSchema,
+                  positions: dict[str, list[Any]] | None = None) -> None:
+    """Sequences are not part of the change stream: each one of the table's columns is set
+    so that its next value is the source's next one as last recorded (``positions``:
+    sequence -> [last_value, is_called], read next to the backup), and past the restored
+    maximum in any case."""
     extra = post_load(table)
     name = quote_ident(table.name)
+    sequences = extra.get("sequences", {})
     for column in list(extra.get("identity", {})) + list(extra.get("serial", {})):
         col = quote_ident(column)
+        sequence = sequences.get(column) or {}
+        recorded = (positions or {}).get(sequence.get("name") or extra.get("serial", {}).get(column, ""))
+        step = sequence.get("increment", 1)
+        following = (recorded[0] + step if recorded[1] else recorded[0]) if recorded else 1
         conn.execute(
-            f"SELECT setval(pg_get_serial_sequence(%s, %s), coalesce(max({col}), 0) + 1, false) FROM {name}",
-            (quote_ident(table.name), column),
+            f"SELECT setval(pg_get_serial_sequence(%s, %s), greatest(coalesce(max({col}), 0) + 1, %s), false)"
+            f" FROM {name}",
+            (quote_ident(table.name), column, following),
         )
 
 

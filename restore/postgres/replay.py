@@ -28,6 +28,7 @@ from typing import Any, Callable
 from restore.planner import Plan
 from restore.postgres.apply import (
     PostgresApplier,
+    add_foreign_keys,
     build_keys,
     create_table,
     create_types,
@@ -36,6 +37,12 @@ from restore.postgres.apply import (
     type_definitions_of,
 )
 from restore.postgres.copy_rows import copy_statement
+from restore.postgres.database_objects import (
+    after_publish,
+    create_extensions,
+    create_functions,
+    create_sequences,
+)
 from restore.postgres.staging import Staging, connections_for, share_out
 from restore.read_ahead import ReadAhead
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
@@ -48,7 +55,7 @@ from trade_stream.postgres.snapshot_rows import decode_copy_chunks
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.storage.store import BackupStore
-from trade_stream.storage.stored_objects import schema_of
+from trade_stream.storage.stored_objects import header_of, schema_of
 
 
 def check_pg_target(target: PostgresDatabase, force: bool) -> None:
@@ -155,10 +162,15 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         # more per statement than it saves on these scans
         main.execute("SET jit = off")
         # the types as the latest point has them (an enum's labels added by incrementals
-        # included: events using a new label come before the resync that records it);
-        # committed below, before any connection creates a table
-        for tables in _type_sources(store, plan, schema):
+        # included: events using a new label come before the resync that records it), the
+        # functions (a default or a check may call one); committed below, before any
+        # connection creates a table
+        latest = _Latest.read(store, plan, schema)
+        create_extensions(main, latest.objects)
+        for tables in latest.table_sources:
             create_types(main, tables)
+        create_sequences(main, latest.objects, latest.sequences)
+        create_functions(main, latest.objects)
         if not logical:
             for table in schema.tables:
                 create_unindexed(main, table)
@@ -166,7 +178,7 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keys_pending): big runs join the heap by hashing, once.
         applier = PostgresApplier(main, schema, convert, map_schema, keys_pending={t.name for t in schema.tables})
-        finishing = _Finishing(staging, schema, applier, plan.full.tables or {})
+        finishing = _Finishing(staging, schema, applier, plan.full.tables or {}, latest.sequences)
         # the incrementals are read, decoded and folded while the server loads the full
         touched: set[str] = set()
         try:
@@ -189,20 +201,43 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         main.commit()
         result.tables = finishing.rest(result.tables)
         result.rows = sum(result.tables.values())
+        add_foreign_keys(main, applier.tables.values())
+        main.commit()
+        tables = list(applier.tables.values())
         staging.publish(sorted(applier.tables), force,
-                        [d["name"] for d in type_definitions_of(applier.tables.values()) if d["kind"] != "extension"])
+                        [d["name"] for d in type_definitions_of(tables) if d["kind"] != "extension"],
+                        after=lambda conn: after_publish(conn, latest.objects, tables))
     return finished(result, target.safe_url(), plan, started)
 
 
-def _type_sources(store: BackupStore, plan: Plan, schema: DatabaseSchema) -> list[list[TableSchema]]:
-    """The table descriptions whose types a restore creates up front: the full backup's,
-    then each incremental's at its end (``extra.end_schema``, read from its header)."""
-    from trade_stream.postgres.backup import end_schema
+class _Latest:
+    """What a restore builds as the latest point of its plan has it, read from the headers
+    of the full backup and of each incremental: the tables' types (each incremental's
+    ``extra.end_schema``), the database's other objects and the sequences' positions."""
 
-    sources = [list(schema.tables)]
-    if schema.dialect == "postgresql":
-        sources += [end_schema(store, entry).tables for entry in plan.incrementals]
-    return sources
+    def __init__(self, table_sources: list[list[TableSchema]], objects: list[dict[str, Any]],
+                 sequences: dict[str, list[Any]]) -> None:
+        self.table_sources = table_sources
+        self.objects = objects
+        self.sequences = sequences
+
+    @classmethod
+    def read(cls, store: BackupStore, plan: Plan, schema: DatabaseSchema) -> "_Latest":
+        if schema.dialect != "postgresql":
+            return cls([list(schema.tables)], [], {})
+        full = header_of(store, plan.full)
+        sources, objects = [list(schema.tables)], list(schema.objects)
+        sequences = dict(full.extra.get("sequences") or {})
+        for entry in plan.incrementals:
+            header = header_of(store, entry)
+            end = DatabaseSchema.from_dict(header.extra.get("end_schema") or header.schema)
+            sources.append(end.tables)
+            objects = end.objects or objects
+            target = plan.target
+            if ((target.seq is None or entry.last_seq <= target.seq)
+                    and (target.ts is None or (entry.last_ts or 0) <= target.ts)):  # wholly before the point
+                sequences.update(header.extra.get("sequences") or {})
+        return cls(sources, objects, sequences)
 
 
 class _Finishing:
@@ -213,7 +248,8 @@ class _Finishing:
     the replay (``rest``)."""
 
     def __init__(self, staging: Staging, schema: DatabaseSchema, applier: PostgresApplier,
-                 sizes: dict[str, int]) -> None:
+                 sizes: dict[str, int], sequences: dict[str, list[Any]]) -> None:
+        self.sequences = sequences
         self.staging = staging
         self.original = {t.name: t for t in schema.tables}
         self.applier = applier
@@ -228,7 +264,7 @@ class _Finishing:
             build_keys(conn, table)
         elif self.original.get(table.name) is not table:
             finish_table(conn, table)
-        set_sequences(conn, table)
+        set_sequences(conn, table, self.sequences)
         self.counts.update(PostgresDatabase.row_counts(conn, [table.name]))
 
     def _groups(self, names: list[str], connections: int) -> list[list[Callable[[Any], None]]]:

@@ -139,10 +139,12 @@ class Staging:
 
         return wait
 
-    def publish(self, tables: list[str], force: bool, types: Sequence[str] = ()) -> None:
-        """Move the restored tables and the ``types`` they use into ``public`` in one
-        transaction (dropping the old tables and types of those names first with
-        ``force``), and drop the then empty private schema."""
+    def publish(self, tables: list[str], force: bool, types: Sequence[str] = (),
+                after: Callable[[Any], None] | None = None) -> None:
+        """Move the restored tables, the ``types`` they use and the functions into
+        ``public`` in one transaction (dropping the old tables, types and functions of
+        those names first with ``force``), run ``after`` (views, triggers: what names the
+        tables in ``public``) and drop the then empty private schema."""
         conn = self.conns[0]
         conn.rollback()
         conn.execute("SET LOCAL synchronous_commit = on")
@@ -162,14 +164,33 @@ class Staging:
             "SELECT typname FROM pg_type WHERE typnamespace = %s::regnamespace AND typtype = 'm'", (self.name,),
         ).fetchall():
             conn.execute(f"ALTER TYPE {schema}.{quote_ident(name[0])} SET SCHEMA public")
-        for (function,) in conn.execute(  # ...and the constructor functions of both
-            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = %s::regnamespace",
-            (self.name,),
+        for function, name, arguments, taken in conn.execute(  # ...range constructors; the source's functions
+            "SELECT p.oid::regprocedure::text, p.proname, pg_get_function_identity_arguments(p.oid),"
+            " (SELECT q.oid::regprocedure::text FROM pg_proc q WHERE q.pronamespace = 'public'::regnamespace"
+            "  AND q.proname = p.proname AND q.proargtypes = p.proargtypes)"
+            " FROM pg_proc p WHERE p.pronamespace = %s::regnamespace", (self.name,),
         ).fetchall():
+            if taken is not None:
+                if not force:
+                    raise BadInputError(f"restore target already has a function {name}({arguments}) in public "
+                                        "(use --force to replace it)")
+                conn.execute(f"DROP FUNCTION public.{quote_ident(name)}({arguments}) CASCADE")
             conn.execute(f"ALTER FUNCTION {function} SET SCHEMA public")
         for name in tables:
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA public")
+        for (sequence,) in conn.execute(  # the sequences no table took along (no column owns them)
+            "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relkind = 'S'", (self.name,),
+        ).fetchall():
+            if conn.execute("SELECT to_regclass(%s)", (f"public.{quote_ident(sequence)}",)).fetchone()[0] is not None:
+                if not force:
+                    raise BadInputError(f"restore target already has a sequence {sequence!r} in public "
+                                        "(use --force to replace it)")
+                conn.execute(f"DROP SEQUENCE public.{quote_ident(sequence)} CASCADE")
+            conn.execute(f"ALTER SEQUENCE {schema}.{quote_ident(sequence)} SET SCHEMA public")
+        if after is not None:
+            conn.execute("SET LOCAL search_path = public")
+            after(conn)
         conn.execute(f"DROP SCHEMA {schema}")
         conn.commit()
         self.published = True

@@ -22,11 +22,12 @@ import time
 from typing import Any, Callable, Collection
 
 from trade_stream import manifest as mf
-from trade_stream.errors import BadInputError, IntegrityError, StorageError
+from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
 from trade_stream.manifest import chain_end, chain_position
 from trade_stream.object_format import CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
+from trade_stream.postgres.catalog import database_objects, sequence_positions
 from trade_stream.postgres.database import PostgresDatabase, same_columns
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
@@ -37,6 +38,7 @@ from trade_stream.publish import BackupResult, Publisher
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.segments import encode_chunk
 from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import header_of
 
 SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"
 
@@ -90,18 +92,9 @@ def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], No
 
 def end_schema(store: BackupStore, entry: mf.ManifestEntry) -> DatabaseSchema:
     """The tables as the stream knows them after ``entry`` (read from its header only)."""
-    problems = []
-    for location in store.locations:
-        try:
-            with store.open_reader(location, entry) as reader:
-                header = reader.header
-                data = header.extra.get("end_schema") if entry.kind == mf.INCREMENTAL else header.schema
-                if data is None:
-                    data = header.schema
-                return DatabaseSchema.from_dict(data)
-        except (IntegrityError, StorageError, OSError) as exc:
-            problems.append(str(exc))
-    raise IntegrityError(f"{entry.object}: no readable copy in any location ({'; '.join(problems)})")
+    header = header_of(store, entry)
+    data = header.extra.get("end_schema") if entry.kind == mf.INCREMENTAL else None
+    return DatabaseSchema.from_dict(data if data is not None else header.schema)
 
 
 class PostgresBackupEngine:
@@ -172,7 +165,8 @@ class PostgresBackupEngine:
             if tables:
                 names = ", ".join(quote_ident(t) for t in tables)
                 reader.execute(f"LOCK TABLE {names} IN ACCESS SHARE MODE")  # no DDL under our feet
-            schema = self.db.reflect(reader, tables)
+            schema = DatabaseSchema(dialect="postgresql", tables=self.db.reflect(reader, tables).tables,
+                                    objects=database_objects(reader))
             snapshot_ts = reader.execute(SERVER_NOW_US).fetchone()[0]
             seq = snapshot_seq(snapshot.lsn)
             n = entries[-1].n + 1 if entries else 1
@@ -180,7 +174,8 @@ class PostgresBackupEngine:
             # The header must name the row counts before the rows: count first (same
             # snapshot, cheap next to the COPY), so the header is exact.
             counts = PostgresDatabase.row_counts(reader, tables)
-            extra: dict[str, Any] = {"tables": counts, "lsn": snapshot.lsn}
+            extra: dict[str, Any] = {"tables": counts, "lsn": snapshot.lsn,
+                                     "sequences": sequence_positions(reader)}
             text_tables = [t.name for t in schema.tables if copies_as_text(t)]
             if text_tables:
                 extra["text_tables"] = text_tables
@@ -273,13 +268,15 @@ class PostgresBackupEngine:
                 return BackupResult(mf.INCREMENTAL, None, None, covered, 0, 0, 0.0, locations,
                                     skipped="no changes since the last backup")
             new_schema = DatabaseSchema(dialect="postgresql",
-                                        tables=sorted(end_tables.values(), key=lambda t: t.name))
+                                        tables=sorted(end_tables.values(), key=lambda t: t.name),
+                                        objects=database_objects(conn))
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)
             header = self.publisher.header(
                 mf.INCREMENTAL, CODEC_EVENTS, covered, stats.last_seq, known.to_dict(), capture_id,
                 stats.first_ts, stats.last_ts, stats.count,
-                {"end_schema": new_schema.to_dict(), "end_lsn": advance_to},
+                {"end_schema": new_schema.to_dict(), "end_lsn": advance_to,
+                 "sequences": sequence_positions(conn)},
             )
 
             def write_body(writer: ObjectWriter) -> None:

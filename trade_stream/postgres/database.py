@@ -134,6 +134,7 @@ class PostgresDatabase:
     def table_schema(conn: "psycopg.Connection", table: str, *, require_identity: bool = True) -> TableSchema:
         """The table's description; ``require_identity``: a table without a primary key
         must have REPLICA IDENTITY FULL (``identify_keyless`` sets it)."""
+        from trade_stream.postgres.catalog import sequence_options, table_definitions
         from trade_stream.postgres.type_definitions import type_definitions
         from trade_stream.postgres.types import pg_family, travels_as_text
 
@@ -176,13 +177,16 @@ class PostgresDatabase:
             if ident:
                 identity[name] = ident
             elif default is not None and default.startswith("nextval("):
-                seq = conn.execute(
+                seq = conn.execute(  # a sequence the column owns (serial); else a shared one
                     "SELECT s.relname FROM pg_depend dp JOIN pg_class s ON s.oid = dp.objid"
                     " WHERE dp.refobjid = %s AND dp.refobjsubid = (SELECT attnum FROM pg_attribute"
                     "  WHERE attrelid = %s AND attname = %s) AND s.relkind = 'S'",
                     (relid, relid, name),
                 ).fetchone()
-                serial[name] = seq[0] if seq else f"{table}_{name}_seq"
+                if seq:
+                    serial[name] = seq[0]
+                else:
+                    defaults[name] = default
             elif default is not None:
                 defaults[name] = default
         pk = [r[0] for r in conn.execute(
@@ -191,12 +195,15 @@ class PostgresDatabase:
             " WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.pos",
             (relid,),
         ).fetchall()]
-        indexes = [r[0] for r in conn.execute(
-            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = %s AND NOT i.indisprimary"
-            " ORDER BY i.indexrelid",
-            (relid,),
-        ).fetchall()]
-        extra = {"indexes": indexes, "defaults": defaults, "identity": identity, "serial": serial}
+        extra = {"defaults": defaults, "identity": identity, "serial": serial, **table_definitions(conn, relid)}
+        sequences = {}
+        for column in [*identity, *serial]:
+            name = conn.execute("SELECT pg_get_serial_sequence(%s, %s)", (quote_ident(table), column)).fetchone()[0]
+            if name:
+                sequence = name.split(".", 1)[-1].strip('"')
+                sequences[column] = {"name": sequence, **sequence_options(conn, sequence)}
+        if sequences:
+            extra["sequences"] = sequences
         types = type_definitions(conn, user_types, table)
         if types:  # only when there are: descriptions of tables without them stay as they were
             extra["types"] = types
@@ -229,10 +236,11 @@ def post_load(table: TableSchema) -> dict[str, Any]:
 
 
 def same_columns(a: TableSchema, b: TableSchema) -> bool:
-    """Same columns, types, key and type definitions: what the change stream's rows depend
-    on (an enum that gained a label resynchronises the tables that use it)."""
+    """Same columns, types, key and definitions (types, constraints, indexes, triggers...):
+    a table whose definition changed is resynchronised, so the change arrives with the
+    incrementals at its place (an enum that gained a label, an index added)."""
     return (
         [(c.name, c.declared) for c in a.columns] == [(c.name, c.declared) for c in b.columns]
         and a.primary_key == b.primary_key
-        and post_load(a).get("types") == post_load(b).get("types")
+        and post_load(a) == post_load(b)
     )

@@ -16,7 +16,7 @@ from trade_stream.durable import start_writeback
 from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.events import ChangeEvent
 from trade_stream.manifest import ManifestEntry
-from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
+from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectHeader, ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.segments import decode_chunks
 from trade_stream.storage.store import BackupStore
@@ -114,12 +114,19 @@ def events_of(store: BackupStore, entry: ManifestEntry) -> Iterator[list[ChangeE
             raise IntegrityError(f"{entry.object}: ends at seq {previous}, manifest says {entry.last_seq}")
 
 
-def schema_of(store: BackupStore, entry: ManifestEntry) -> dict[str, Any]:
-    """The schema recorded in an object's header (the tables as they were at its start)."""
+def header_of(store: BackupStore, entry: ManifestEntry) -> ObjectHeader:
+    """An object's header, from the first location whose copy reads (the body is not
+    read: its checksum is checked by whatever reads the body)."""
+    problems = []
     for location in store.locations:
         try:
             with store.open_reader(location, entry) as reader:
-                return reader.header.schema
-        except (IntegrityError, StorageError, OSError):
-            continue
-    raise IntegrityError(f"{entry.object}: no readable copy in any location")
+                return reader.header
+        except (IntegrityError, StorageError, OSError) as exc:
+            problems.append(str(exc))
+    raise IntegrityError(f"{entry.object}: no readable copy in any location ({'; '.join(problems)})")
+
+
+def schema_of(store: BackupStore, entry: ManifestEntry) -> dict[str, Any]:
+    """The schema recorded in an object's header (the tables as they were at its start)."""
+    return header_of(store, entry).schema

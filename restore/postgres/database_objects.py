@@ -1,0 +1,96 @@
+"""The objects of a restored PostgreSQL database that are not tables, recorded by the
+source (trade_stream/postgres/catalog.py): functions, views, materialized views, and the
+tables' triggers and foreign keys.
+
+Functions are created first, in the restore's private schema (a default or a check may
+call one), with function bodies left unchecked as pg_restore does (a body may name tables
+that do not exist yet); ``publish`` moves them into ``public`` with the tables. Views,
+materialized views (then refreshed) and triggers are created in the publishing
+transaction, once the tables they name are in ``public``: a view is created once what it
+reads exists, so views on views come out in a working order whatever order they were
+recorded in.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Iterable
+
+from restore.postgres.apply import create_triggers, index_in_schema
+from trade_stream.errors import IntegrityError
+from trade_stream.schema import TableSchema, quote_ident
+
+if TYPE_CHECKING:
+    import psycopg
+
+_QUALIFIED_FUNCTION = re.compile(r"^CREATE OR REPLACE (FUNCTION|PROCEDURE) public\.")
+
+
+def create_extensions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> None:
+    """The source's extensions, in their own schemas, before anything that may use them."""
+    for extension in objects:
+        if extension["kind"] == "extension":
+            conn.execute(extension["ddl"])
+
+
+def create_sequences(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]],
+                     positions: dict[str, list[Any]]) -> None:
+    """The sequences no column owns (a default may call one), in the private schema, at the
+    position recorded with the backup."""
+    for sequence in objects:
+        if sequence["kind"] != "sequence":
+            continue
+        conn.execute(sequence["ddl"])
+        position = positions.get(sequence["name"])
+        if position is not None:
+            conn.execute("SELECT setval(%s, %s, %s)", (quote_ident(sequence["name"]), position[0], position[1]))
+
+
+def create_functions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> None:
+    """The source's functions, in the connection's current schema (the private one)."""
+    functions = [o for o in objects if o["kind"] == "function"]
+    if not functions:
+        return
+    conn.execute("SET LOCAL check_function_bodies = off")
+    for function in functions:
+        # pg_get_functiondef names the schema in the statement's first words only
+        conn.execute(_QUALIFIED_FUNCTION.sub(r"CREATE OR REPLACE \1 ", function["ddl"], count=1))
+        if function.get("comment") is not None:
+            conn.execute(f"COMMENT ON FUNCTION {function['signature']} IS {_literal(function['comment'])}")
+
+
+def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema]) -> None:
+    """In the publishing transaction, with the tables in ``public``: views and materialized
+    views (refreshed, with their indexes), then the tables' triggers."""
+    import psycopg
+
+    pending = [o for o in objects if o["kind"] in ("view", "materialized view")]
+    while pending:
+        left, failure = [], None
+        for view in pending:
+            try:
+                with conn.transaction():
+                    conn.execute(view["ddl"])
+            except psycopg.errors.UndefinedTable as exc:  # reads a view not created yet
+                left.append(view)
+                failure = exc
+                continue
+            _finish_view(conn, view)
+        if len(left) == len(pending):
+            raise IntegrityError(f"view {left[0]['name']!r} could not be restored: {str(failure).splitlines()[0]}")
+        pending = left
+    create_triggers(conn, tables)
+
+
+def _finish_view(conn: "psycopg.Connection", view: dict[str, Any]) -> None:
+    name = quote_ident(view["name"])
+    if view["kind"] == "materialized view":
+        for statement in view.get("indexes", []):
+            conn.execute(index_in_schema(statement, "public"))
+        conn.execute(f"REFRESH MATERIALIZED VIEW {name}")
+    if view.get("comment") is not None:
+        conn.execute(f"COMMENT ON {view['kind'].upper()} {name} IS {_literal(view['comment'])}")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,165 @@
+"""What a PostgreSQL restore must rebuild besides the rows, read from the catalog: per table
+its constraints (primary key name, unique, exclusion, check, foreign keys with their
+actions, deferrability and validity), secondary indexes, triggers, comments, replica
+identity and the definitions of its sequences; per database its functions, views and
+materialized views. Each as the server prints it (``pg_get_constraintdef``,
+``pg_get_indexdef``, ``pg_get_triggerdef``, ``pg_get_functiondef``, ``pg_get_viewdef``),
+so the restore gives back the same definitions ``pg_dump --schema-only`` shows.
+
+Read in the snapshot the full backup reads its rows in (and again by every incremental,
+which resynchronises a table whose definition changed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trade_stream.schema import quote_ident
+
+if TYPE_CHECKING:
+    import psycopg
+
+# our own objects: never part of what is restored
+OWN_PREFIX = "_tradevault_"
+
+
+def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
+    """The rebuild-after-data part of one table's description (see the module doc)."""
+    out: dict[str, Any] = {}
+    constraints = conn.execute(
+        "SELECT conname, contype, pg_get_constraintdef(oid), convalidated, conindid FROM pg_constraint"
+        " WHERE conrelid = %s AND contype IN ('p', 'u', 'x', 'c', 'f') ORDER BY conname",
+        (relid,),
+    ).fetchall()
+    backing = {index for _, kind, _, _, index in constraints if kind in ("p", "u", "x") and index}
+    for name, kind, definition, _validated, _ in constraints:
+        if kind == "p":
+            out["pk_name"] = name
+        elif kind == "f":
+            out.setdefault("foreign_keys", []).append({"name": name, "def": definition})
+        elif kind == "c":
+            out.setdefault("checks", []).append({"name": name, "def": definition})
+        else:  # unique, exclusion: built with the keys after the data
+            out.setdefault("constraints", []).append({"name": name, "def": definition})
+    out["indexes"] = [definition for index, definition in conn.execute(
+        "SELECT i.indexrelid, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+        " WHERE i.indrelid = %s AND NOT i.indisprimary ORDER BY i.indexrelid", (relid,),
+    ).fetchall() if index not in backing]
+    triggers = [r[0] for r in conn.execute(
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal ORDER BY tgname",
+        (relid,),
+    ).fetchall()]
+    if triggers:
+        out["triggers"] = triggers
+    comments = {}
+    table_comment = conn.execute("SELECT obj_description(%s, 'pg_class')", (relid,)).fetchone()[0]
+    if table_comment is not None:
+        comments[""] = table_comment
+    for column, comment in conn.execute(
+        "SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a"
+        " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped"
+        " AND col_description(a.attrelid, a.attnum) IS NOT NULL ORDER BY a.attnum", (relid,),
+    ).fetchall():
+        comments[column] = comment
+    if comments:
+        out["comments"] = comments
+    replident = conn.execute("SELECT relreplident FROM pg_class WHERE oid = %s", (relid,)).fetchone()[0]
+    if replident != "d":
+        out["replica_identity"] = replident
+    return out
+
+
+def sequence_options(conn: "psycopg.Connection", sequence: str) -> dict[str, Any]:
+    """How a sequence of ``public`` counts (type, start, step, bounds, cache, cycle)."""
+    row = conn.execute(
+        "SELECT format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,"
+        " s.seqcycle FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = %s",
+        (sequence,),
+    ).fetchone()
+    if row is None:
+        return {}
+    kind, start, step, low, high, cache, cycle = row
+    return {"as": kind, "start": start, "increment": step, "min": low, "max": high, "cache": cache,
+            "cycle": bool(cycle)}
+
+
+def sequence_clause(options: dict[str, Any], with_type: bool = True) -> str:
+    """The options of CREATE SEQUENCE, or (without the type, which is the column's) of an
+    identity column's ``(...)``."""
+    if not options:
+        return ""
+    return ((f"AS {options['as']} " if with_type else "")
+            + f"INCREMENT BY {options['increment']} MINVALUE {options['min']} "
+            f"MAXVALUE {options['max']} START WITH {options['start']} CACHE {options['cache']}"
+            + (" CYCLE" if options["cycle"] else " NO CYCLE"))
+
+
+def sequence_positions(conn: "psycopg.Connection") -> dict[str, list[Any]]:
+    """Where every sequence of ``public`` stands: [last_value, is_called]. Not part of any
+    snapshot (sequences are not transactional): read next to it, never behind it."""
+    positions = {}
+    for name, in conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind = 'S' ORDER BY c.relname"
+    ).fetchall():
+        if name.startswith(OWN_PREFIX):
+            continue
+        last, called = conn.execute(f"SELECT last_value, is_called FROM public.{quote_ident(name)}").fetchone()
+        positions[name] = [last, called]
+    return positions
+
+
+def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
+    """Extensions (an operator class or a function of one may be used by an index or a
+    constraint), functions, views and materialized views of ``public`` (not an
+    extension's, not those a type creates for itself), each with its CREATE statement and
+    comment, in an order that creates what another uses first (oid order, then
+    dependencies: see the restore)."""
+    objects: list[dict[str, str]] = []
+    for name, schema in conn.execute(
+        "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+        " WHERE e.extname <> 'plpgsql' ORDER BY e.oid"
+    ).fetchall():
+        objects.append({"kind": "extension", "name": name,
+                        "ddl": f"CREATE EXTENSION IF NOT EXISTS {quote_ident(name)} WITH SCHEMA {quote_ident(schema)}"})
+    for (name,) in conn.execute(  # sequences no column owns (a default's nextval may use one)
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+        "   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))"
+        " ORDER BY c.oid"
+    ).fetchall():
+        if not name.startswith(OWN_PREFIX):
+            options = sequence_clause(sequence_options(conn, name))
+            objects.append({"kind": "sequence", "name": name, "ddl": f"CREATE SEQUENCE {quote_ident(name)} {options}"})
+    for oid, name in conn.execute(
+        "SELECT p.oid, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')"
+        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"
+        "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"
+    ).fetchall():
+        definition = conn.execute("SELECT pg_get_functiondef(%s)", (oid,)).fetchone()[0]
+        objects.append(_with_comment(conn, {"kind": "function", "name": name, "ddl": definition,
+                                            "signature": conn.execute("SELECT %s::regprocedure::text",
+                                                                      (oid,)).fetchone()[0]}, oid, "pg_proc"))
+    for oid, name, relkind in conn.execute(
+        "SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm') ORDER BY c.oid"
+    ).fetchall():
+        query = conn.execute("SELECT pg_get_viewdef(%s)", (oid,)).fetchone()[0].rstrip().rstrip(";")
+        kind = "view" if relkind == "v" else "materialized view"
+        ddl = f"CREATE {kind.upper()} {quote_ident(name)} AS\n{query}" + (" WITH NO DATA" if relkind == "m" else "")
+        entry = {"kind": kind, "name": name, "ddl": ddl}
+        if relkind == "m":
+            entry["indexes"] = [r[0] for r in conn.execute(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY indexrelid",
+                (oid,)).fetchall()]
+        objects.append(_with_comment(conn, entry, oid, "pg_class"))
+    return objects
+
+
+def _with_comment(conn: "psycopg.Connection", entry: dict[str, Any], oid: int, catalog: str) -> dict[str, Any]:
+    comment = conn.execute("SELECT obj_description(%s, %s)", (oid, catalog)).fetchone()[0]
+    if comment is not None:
+        entry["comment"] = comment
+    return entry
