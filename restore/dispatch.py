@@ -48,6 +48,11 @@ class RestoreTarget(Protocol):
         a non-empty target is refused without ``force``."""
         ...
 
+    def mapping(self, store: BackupStore, plan: Plan, codec: str) -> list[str]:
+        """What a restore of another dialect's backup changes or leaves out (its mapping
+        decisions, for ``--dry-run``); none for the same dialect."""
+        ...
+
 
 def open_target(url: str) -> RestoreTarget:
     """The restore target of ``url`` (validated; nothing is connected yet)."""
@@ -66,6 +71,10 @@ def full_codec(store: BackupStore, entry: ManifestEntry) -> str:
 
 def unknown_codec(entry: ManifestEntry, codec: str) -> IntegrityError:
     return IntegrityError(f"{entry.object}: unknown full backup codec {codec!r}")
+
+
+def mapping_of(store: BackupStore, plan: Plan, target_url: str) -> list[str]:
+    return open_target(target_url).mapping(store, plan, full_codec(store, plan.full))
 
 
 def restore_to(store: BackupStore, plan: Plan, target_url: str, *, force: bool = False,

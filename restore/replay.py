@@ -36,6 +36,8 @@ class RestoreResult:
     tables: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
     config: list[dict[str, Any]] = field(default_factory=list)  # configuration restored beside it
+    #: what a restore into another dialect changed or left out (its mapping decisions)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -42,12 +42,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 import uuid
 from typing import Any, Callable
 
 from trade_stream.errors import IntegrityError
 from trade_stream.postgres.types import ARRAY_FAMILY, base_name
-from trade_stream.schema import Column, TableSchema
+from trade_stream.schema import Column, TableSchema, sqlite_affinity
 
 Convert = Callable[[Any], Any]
 EMPTY_PG_DDL = json.dumps({"defaults": {}, "identity": {}, "indexes": [], "serial": {}}, sort_keys=True)
@@ -58,16 +59,36 @@ _SQLITE_TO_PG = {
     "time": "time without time zone", "json": "json", "uuid": "uuid", "interval": "interval",
     "other": "text",
 }
+_DECLARED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
+_INTEGERS = {"INTEGER": "integer", "INT": "integer", "MEDIUMINT": "integer", "INT4": "integer",
+             "SMALLINT": "smallint", "TINYINT": "smallint", "INT2": "smallint", "BIGINT": "bigint", "INT8": "bigint"}
+_VARYING = ("VARCHAR", "CHARACTER VARYING", "VARYING CHARACTER", "NVARCHAR", "NATIVE CHARACTER")
+
+
+def sqlite_type_to_pg(declared: str, family: str) -> str:
+    """The PostgreSQL type of a SQLite column: the declared type where PostgreSQL has it
+    (``VARCHAR(25)`` -> ``varchar(25)``, ``NUMERIC(18, 8)`` -> ``numeric(18,8)``,
+    ``CHAR(3)``, ``SMALLINT``/``INTEGER``/``BIGINT``), else the family's type."""
+    match = _DECLARED.match(declared)
+    name, size, scale = (match.group(1).upper(), match.group(2), match.group(3)) if match else ("", None, None)
+    if family == "integer":
+        return _INTEGERS.get(name, "bigint")
+    if family == "numeric" and size is not None:
+        return f"numeric({size},{scale or 0})"
+    if family == "text" and size is not None and int(size) > 0:
+        if name in _VARYING:
+            return f"character varying({size})"
+        if name in ("CHAR", "CHARACTER", "NCHAR"):
+            return f"character({size})"
+    if family == "datetime" and ("WITH TIME ZONE" in declared.upper() or "TIMESTAMPTZ" in declared.upper()):
+        return "timestamp with time zone"
+    return _SQLITE_TO_PG.get(family, "text")
 
 
 def sqlite_column_to_pg(column: Column) -> Column:
-    family = column.family
-    declared = _SQLITE_TO_PG.get(family, "text")
-    upper = column.declared.upper()
-    if family == "datetime" and ("WITH TIME ZONE" in upper or "TIMESTAMPTZ" in upper):
-        declared = "timestamp with time zone"
-    return Column(name=column.name, declared=declared, family=family if family in _SQLITE_TO_PG else "text",
-                  nullable=column.nullable)
+    family = column.family if column.family in _SQLITE_TO_PG else "text"
+    return Column(name=column.name, declared=sqlite_type_to_pg(column.declared, family),
+                  family="text" if family == "other" else family, nullable=column.nullable)
 
 
 def sqlite_table_to_pg(table: TableSchema) -> TableSchema:
@@ -87,16 +108,13 @@ def pg_column_to_sqlite(column: Column) -> Column:
         declared, family = "BOOLEAN", "boolean"
     elif name == "interval":
         declared, family = "INTERVAL", "interval"
+    elif name == "numeric":  # BLOB affinity: SQLite converts nothing (see exact_decimal)
+        declared, family = "DECIMAL_BLOB" + column.declared[len("numeric"):], "numeric"
+    elif column.family in ("text", "other") and sqlite_affinity(column.declared) != "TEXT":
+        declared, family = "TEXT", "text"  # enums, domains, inet...: NUMERIC affinity would turn '01' into 1
     else:
         declared, family = column.declared, column.family
     return Column(name=column.name, declared=declared, family=family, nullable=column.nullable)
-
-
-def pg_table_to_sqlite(table: TableSchema) -> TableSchema:
-    if table.dialect == "sqlite":
-        return table
-    return TableSchema(name=table.name, columns=[pg_column_to_sqlite(c) for c in table.columns],
-                       primary_key=list(table.primary_key), dialect="sqlite", ddl="")
 
 
 # -- values: SQLite -> PostgreSQL ---------------------------------------------------------------
@@ -252,12 +270,26 @@ def interval_text(value: dt.timedelta) -> str:
     return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
 
 
+def exact_decimal(value: decimal.Decimal) -> int | float | str:
+    """A numeric value for a BLOB-affinity SQLite column, every digit kept: an integer as
+    INTEGER, a value a double reads back exactly (its shortest repr is the same decimal) as
+    REAL (what an ORM's Numeric on SQLite reads), any other as its TEXT."""
+    if not value.is_finite():
+        return str(value)
+    if value == value.to_integral_value() and -(1 << 63) <= value < (1 << 63):
+        return int(value)
+    number = float(value)
+    if decimal.Decimal(repr(number)) == value:
+        return number
+    return str(value)
+
+
 def _scalar_to_sqlite(value: Any) -> Any:
     kind = type(value)
     if kind is bool:
         return int(value)
     if kind is decimal.Decimal:
-        return str(value)
+        return exact_decimal(value)
     if kind is dt.datetime:
         return _datetime_text(value)
     if kind in (dt.date, dt.time):

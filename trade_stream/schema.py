@@ -84,6 +84,8 @@ def family_of(declared: str) -> str:
     t = declared.upper()
     if not t:
         return "blob"
+    if t.startswith(("NUMERIC", "DECIMAL")):  # DECIMAL_BLOB(p,s): exact decimals, see type_mapping
+        return "numeric"
     for needle, family in (
         ("BOOL", "boolean"),
         ("TIMESTAMP", "datetime"),
@@ -108,6 +110,20 @@ def family_of(declared: str) -> str:
         if needle in t:
             return family
     return "numeric" if "NUM" in t else "other"
+
+
+def sqlite_affinity(declared: str) -> str:
+    """SQLite's column affinity of a declared type (its documented rules, in order)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if any(needle in t for needle in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in t or not t:
+        return "BLOB"
+    if any(needle in t for needle in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
 
 
 def quote_ident(name: str) -> str:

@@ -28,7 +28,7 @@ checked.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Protocol
 
 from restore.postgres.copy_rows import (
     as_text,
@@ -200,20 +200,54 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
         conn.execute(f"ALTER TABLE {name} REPLICA IDENTITY FULL")
 
 
-def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
+def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> list[str]:
     """Foreign keys once every table has its keys (their definitions name other tables);
-    each is validated as it is added: a row without its parent is a divergence (exit 3)."""
+    each is validated as it is added: a row without its parent is a divergence (exit 3).
+    A key of another dialect's source marked ``unenforced`` (SQLite checks keys only when
+    the application turns them on) is added NOT VALID instead, and one PostgreSQL cannot
+    add at all is left out; both are noted (returned)."""
     import psycopg
 
+    notes = []
     for table in tables:
         for key in post_load(table).get("foreign_keys", []):
+            statement = f"ALTER TABLE {quote_ident(table.name)} ADD CONSTRAINT {quote_ident(key['name'])} {key['def']}"
             try:
                 with conn.transaction():
-                    conn.execute(f"ALTER TABLE {quote_ident(table.name)} ADD CONSTRAINT "
-                                 f"{quote_ident(key['name'])} {key['def']}")
+                    conn.execute(statement)
             except psycopg.errors.ForeignKeyViolation as exc:
-                raise IntegrityError(f"restored table {table.name!r} breaks its foreign key {key['name']!r}: "
+                if not key.get("unenforced"):
+                    raise IntegrityError(f"restored table {table.name!r} breaks its foreign key {key['name']!r}: "
+                                         f"{str(exc).splitlines()[0]}") from None
+                conn.execute(statement + " NOT VALID")
+                notes.append(f"{table.name}: foreign key {key['name']} added NOT VALID: "
+                             f"{str(exc).splitlines()[0]}")
+            except psycopg.Error as exc:
+                if not key.get("unenforced"):
+                    raise
+                notes.append(f"{table.name}: foreign key {key['name']} not kept: {str(exc).splitlines()[0]}")
+    return notes
+
+
+def try_indexes(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> list[str]:
+    """The indexes translated from another dialect (``tried_indexes``), after the data: one
+    PostgreSQL cannot build is left out and noted; a duplicate under a unique one is a
+    divergence (exit 3)."""
+    import psycopg
+
+    notes = []
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]
+    for table in tables:
+        for statement in post_load(table).get("tried_indexes", []):
+            try:
+                with conn.transaction():
+                    conn.execute(index_in_schema(statement, schema))
+            except psycopg.errors.UniqueViolation as exc:
+                raise IntegrityError(f"replay diverged from the source on table {table.name!r}: "
                                      f"{str(exc).splitlines()[0]}") from None
+            except psycopg.Error as exc:
+                notes.append(f"{table.name}: index not kept ({str(exc).splitlines()[0]}): {statement}")
+    return notes
 
 
 def create_triggers(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
@@ -300,26 +334,45 @@ class TableLoader:
         self.table = ""
 
 
+class SourceMapping(Protocol):
+    """How the events of another dialect's backup become PostgreSQL's (a SQLite source:
+    restore.postgres.from_sqlite.Migration)."""
+
+    def mappers(self, table: TableSchema) -> tuple[ValueMap, ValueMap]:
+        """(key mapper, row mapper): stream values -> the (mapped) table's values."""
+        ...
+
+    def table_to_pg(self, table: TableSchema) -> TableSchema:
+        """The table description of a SCHEMA event, in PostgreSQL's form."""
+        ...
+
+    def breaks(self, table: str) -> bool:
+        """Whether a mapped value of the table breaks its column's declared limit."""
+        ...
+
+    def widen(self, conn: "psycopg.Connection", table: TableSchema) -> TableSchema | None:
+        """Columns whose limit a mapped value breaks are altered to the type without it;
+        the new description, or None."""
+        ...
+
+
 class PostgresApplier:
-    """Applies events in order; the caller owns the transaction. ``convert`` maps a target
-    table to (key mapper, row mapper) turning stream values into target values (none for a
-    PostgreSQL source; ``type_mapping`` for a SQLite one); ``map_schema`` maps the table
-    description of a SCHEMA event to the target dialect."""
+    """Applies events in order; the caller owns the transaction. ``mapping``: the events
+    come from another dialect's backup (None for a PostgreSQL source)."""
 
     def __init__(self, conn: "psycopg.Connection", schema: DatabaseSchema,
-                 convert: Callable[[TableSchema], tuple[ValueMap, ValueMap]] | None = None,
-                 map_schema: Callable[[TableSchema], TableSchema] | None = None,
-                 keys_pending: set[str] | None = None) -> None:
+                 keys_pending: set[str] | None = None, mapping: SourceMapping | None = None) -> None:
         """``keys_pending``: tables just bulk-loaded whose primary key and indexes are not built
         yet. Runs through COPY apply to them as they are (updates and deletes join the heap
         by hashing, no index is maintained row by row); anything else builds the table's key
         first. ``build_keys`` finishes a table; a duplicate key found then is a divergence."""
         self.conn = conn
         self.keys_pending = set(keys_pending or ())
+        #: tables a SCHEMA event created afresh (with their key, without the rest: finish_table)
+        self.recreated: set[str] = set()
         self._gathered = GatheredChanges(conn, ready=lambda table: self.loaded())
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
-        self.convert = convert
-        self.map_schema = map_schema
+        self.mapping = mapping
         self._sql: dict[tuple[str, str], str] = {}
         self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
         self.applied = 0
@@ -380,7 +433,10 @@ class PostgresApplier:
     def _mappers(self, table: str) -> tuple[ValueMap, ValueMap]:
         maps = self._maps.get(table)
         if maps is None:
-            maps = self.convert(self.tables[table]) if self.convert and table in self.tables else (_same, _same)
+            if self.mapping is not None and table in self.tables:
+                maps = self.mapping.mappers(self.tables[table])
+            else:
+                maps = (_same, _same)
             self._maps[table] = maps
         return maps
 
@@ -513,7 +569,7 @@ class PostgresApplier:
     def _binary(self, table: str, columns: list[str], text: Collection[str] = ()) -> list[int] | None:
         """Binary COPY types for rows of a PostgreSQL source (values of another dialect are
         mapped ones: text is right for any of them)."""
-        return None if self.convert is not None else binary_copy_types(self.tables[table], columns, text)
+        return None if self.mapping is not None else binary_copy_types(self.tables[table], columns, text)
 
     def _scratch_types(self, table: str, op: str) -> list[int] | None:
         """Binary COPY types of a scratch table's rows for a run of ``op`` (see
@@ -562,10 +618,25 @@ class PostgresApplier:
         finally:
             cursor.execute("DROP TABLE _tradevault_apply")
 
+    def _widen(self, table: str) -> None:
+        """A mapped value does not fit its column's declared limit: the column is widened
+        first (after what was gathered for the table under its old type)."""
+        assert self.mapping is not None
+        schema = self.tables[table]
+        self.loaded()
+        self._gathered.settle(schema)
+        wider = self.mapping.widen(self.conn, schema)
+        if wider is not None:
+            self.tables[table] = wider
+            self._sql = {k: v for k, v in self._sql.items() if k[0] != table}
+
     def _flush(self, table: str, op: str, params: list[Any], copyable: bool) -> None:
         if not params:
             return
         import psycopg
+
+        if self.mapping is not None and self.mapping.breaks(table):
+            self._widen(table)
 
         if not (copyable and op in (UPDATE, DELETE) and table in self.keys_pending):  # not gathered
             self.loaded()
@@ -647,14 +718,16 @@ class PostgresApplier:
         self._maps.pop(event.table, None)
         if event.table_schema is None:
             self.tables.pop(event.table, None)
+            self.recreated.discard(event.table)
             return
         table = TableSchema.from_dict(event.table_schema)
-        if self.map_schema is not None:
-            table = self.map_schema(table)
+        if self.mapping is not None:
+            table = self.mapping.table_to_pg(table)
         if create_types(self.conn, [table]):
             self.conn.commit()  # enum labels just added are usable only once committed
         create_table(self.conn, table, with_key=True)
         self.tables[table.name] = table
+        self.recreated.add(table.name)
 
 
 def _distinct(keys: list[Any]) -> bool:

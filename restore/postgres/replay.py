@@ -23,8 +23,10 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, Callable
 
+from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.postgres.apply import (
     PostgresApplier,
@@ -34,6 +36,7 @@ from restore.postgres.apply import (
     create_types,
     finish_table,
     set_sequences,
+    try_indexes,
     type_definitions_of,
 )
 from restore.postgres.copy_rows import copy_statement
@@ -43,6 +46,7 @@ from restore.postgres.database_objects import (
     create_functions,
     create_sequences,
 )
+from restore.postgres.from_sqlite import Migration, load_sqlite_snapshot, snapshot_file
 from restore.postgres.staging import Staging, connections_for, share_out
 from restore.read_ahead import ReadAhead
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
@@ -55,7 +59,7 @@ from trade_stream.postgres.snapshot_rows import decode_copy_chunks
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.storage.store import BackupStore
-from trade_stream.storage.stored_objects import header_of, schema_of
+from trade_stream.storage.stored_objects import schema_of
 
 
 def check_pg_target(target: PostgresDatabase, force: bool) -> None:
@@ -139,17 +143,22 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
 
 def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *, force: bool = False,
                      progress: Progress = no_progress) -> RestoreResult:
-    from restore.postgres import from_sqlite
-
     started = time.perf_counter()
     source = DatabaseSchema.from_dict(schema_of(store, plan.full))
     check_pg_target(target, force)
-    if source.dialect == "postgresql":
-        schema, convert, map_schema = source, None, None
-    else:
-        schema = from_sqlite.schema_to_pg(source)
-        convert, map_schema = from_sqlite.pg_mappers, from_sqlite.table_to_pg
-    logical = source.dialect == "postgresql"
+    with ExitStack() as stack:
+        migration, snapshot = None, None
+        if source.dialect != "postgresql":
+            snapshot = stack.enter_context(snapshot_file(store, plan.full, progress))
+            migration = Migration.read(snapshot, source)
+        return _restore(store, plan, target, source, migration, snapshot, force, progress, started)
+
+
+def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: DatabaseSchema,
+             migration: Migration | None, snapshot: Path | None, force: bool, progress: Progress,
+             started: float) -> RestoreResult:
+    schema = source if migration is None else migration.schema
+    logical = migration is None
     # with events to replay, the main connection loads nothing: it gathers them meanwhile
     aside = int(logical and bool(plan.incrementals))
     with Staging(target, connections_for(len(schema.tables)) + aside) as staging:
@@ -165,7 +174,7 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         # included: events using a new label come before the resync that records it), the
         # functions (a default or a check may call one); committed below, before any
         # connection creates a table
-        latest = _Latest.read(store, plan, schema)
+        latest = LatestPoint.read(store, plan, schema)
         create_extensions(main, latest.objects)
         for tables in latest.table_sources:
             create_types(main, tables)
@@ -177,15 +186,17 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         main.commit()
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keys_pending): big runs join the heap by hashing, once.
-        applier = PostgresApplier(main, schema, convert, map_schema, keys_pending={t.name for t in schema.tables})
-        finishing = _Finishing(staging, schema, applier, plan.full.tables or {}, latest.sequences)
+        applier = PostgresApplier(main, schema, keys_pending={t.name for t in schema.tables}, mapping=migration)
+        positions = latest.sequences if migration is None else migration.positions(latest.sequences)
+        finishing = _Finishing(staging, schema, applier, plan.full.tables or {}, positions)
         # the incrementals are read, decoded and folded while the server loads the full
         touched: set[str] = set()
         try:
             loads = start_loading(staging, store, plan.full, schema, progress, first=aside) if logical else None
             with cyclic_gc_paused(), steps_ahead(store, plan, applier, touched) as steps:
                 if loads is None:
-                    from_sqlite.load_sqlite_snapshot(main, store, plan.full, schema, progress)
+                    assert snapshot is not None
+                    load_sqlite_snapshot(main, snapshot, plan.full, schema, progress)
                     main.commit()
                 elif aside:
                     applier.load_elsewhere(loads)
@@ -201,43 +212,21 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         main.commit()
         result.tables = finishing.rest(result.tables)
         result.rows = sum(result.tables.values())
-        add_foreign_keys(main, applier.tables.values())
+        notes = try_indexes(main, applier.tables.values())
+        notes += add_foreign_keys(main, applier.tables.values())
         main.commit()
         tables = list(applier.tables.values())
+
+        def after(conn: Any) -> None:
+            after_publish(conn, latest.objects, tables)
+            if migration is not None:
+                migration.create_views(conn)
+
         staging.publish(sorted(applier.tables), force,
-                        [d["name"] for d in type_definitions_of(tables) if d["kind"] != "extension"],
-                        after=lambda conn: after_publish(conn, latest.objects, tables))
+                        [d["name"] for d in type_definitions_of(tables) if d["kind"] != "extension"], after=after)
+    if migration is not None:
+        result.notes = migration.notes + notes
     return finished(result, target.safe_url(), plan, started)
-
-
-class _Latest:
-    """What a restore builds as the latest point of its plan has it, read from the headers
-    of the full backup and of each incremental: the tables' types (each incremental's
-    ``extra.end_schema``), the database's other objects and the sequences' positions."""
-
-    def __init__(self, table_sources: list[list[TableSchema]], objects: list[dict[str, Any]],
-                 sequences: dict[str, list[Any]]) -> None:
-        self.table_sources = table_sources
-        self.objects = objects
-        self.sequences = sequences
-
-    @classmethod
-    def read(cls, store: BackupStore, plan: Plan, schema: DatabaseSchema) -> "_Latest":
-        if schema.dialect != "postgresql":
-            return cls([list(schema.tables)], [], {})
-        full = header_of(store, plan.full)
-        sources, objects = [list(schema.tables)], list(schema.objects)
-        sequences = dict(full.extra.get("sequences") or {})
-        for entry in plan.incrementals:
-            header = header_of(store, entry)
-            end = DatabaseSchema.from_dict(header.extra.get("end_schema") or header.schema)
-            sources.append(end.tables)
-            objects = end.objects or objects
-            target = plan.target
-            if ((target.seq is None or entry.last_seq <= target.seq)
-                    and (target.ts is None or (entry.last_ts or 0) <= target.ts)):  # wholly before the point
-                sequences.update(header.extra.get("sequences") or {})
-        return cls(sources, objects, sequences)
 
 
 class _Finishing:
@@ -262,7 +251,7 @@ class _Finishing:
     def _finish(self, conn: Any, table: TableSchema, keys_pending: bool) -> None:
         if keys_pending:
             build_keys(conn, table)
-        elif self.original.get(table.name) is not table:
+        elif table.name in self.applier.recreated:
             finish_table(conn, table)
         set_sequences(conn, table, self.sequences)
         self.counts.update(PostgresDatabase.row_counts(conn, [table.name]))

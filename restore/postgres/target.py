@@ -26,3 +26,10 @@ class PostgresTarget:
         from restore.postgres.replay import restore_postgres
 
         return restore_postgres(store, plan, self.db, force=force, progress=progress)
+
+    def mapping(self, store: BackupStore, plan: Plan, codec: str) -> list[str]:
+        if codec != CODEC_SQLITE_FILE:
+            return []
+        from restore.postgres.from_sqlite import mapping_notes
+
+        return mapping_notes(store, plan)

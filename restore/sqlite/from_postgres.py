@@ -1,7 +1,9 @@
 """A PostgreSQL backup into SQLite (``pgcopy-binary`` parsed by psycopg's loaders): like
 ``restore_sqlite`` (private temp file next to the target, one transaction, verified, then
-renamed into place), with tables created from the mapped descriptions
-(``restore.type_mapping``) and rows/events mapped to SQLite values."""
+renamed into place), with tables created in their SQLite form (``restore.schema_to_sqlite``:
+keys, unique constraints, foreign keys, defaults) and rows/events mapped to SQLite values
+(``restore.type_mapping``); after the replay the indexes are built, AUTOINCREMENT counters
+set where the source's sequences stand, and the foreign keys checked."""
 
 from __future__ import annotations
 
@@ -9,17 +11,14 @@ import sqlite3
 import time
 from typing import Any, Callable
 
+from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.replay import RestoreResult, finished, replay_events
+from restore.schema_to_sqlite import SqliteTable, database_notes, table_to_sqlite
 from restore.sqlite.apply import SqliteApplier
 from restore.sqlite.apply import create_table as create_sqlite_table
 from restore.sqlite.replay import check_target, commit_checked
-from restore.type_mapping import (
-    key_mapper,
-    pg_table_to_sqlite,
-    pg_value_converters,
-    row_mapper,
-)
+from restore.type_mapping import key_mapper, pg_value_converters, row_mapper
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
@@ -41,7 +40,7 @@ class _MappedSqliteApplier:
     def __init__(self, conn: sqlite3.Connection, pg_schema: DatabaseSchema) -> None:
         self.pg_tables = {t.name: t for t in pg_schema.tables}
         self.inner = SqliteApplier(conn, DatabaseSchema(
-            dialect="sqlite", tables=[pg_table_to_sqlite(t) for t in pg_schema.tables]))
+            dialect="sqlite", tables=[table_to_sqlite(t).schema for t in pg_schema.tables]))
         self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
 
     @property
@@ -75,7 +74,7 @@ class _MappedSqliteApplier:
                 if event.table_schema is not None:
                     pg = TableSchema.from_dict(event.table_schema)
                     self.pg_tables[pg.name] = pg
-                    schema = pg_table_to_sqlite(pg).to_dict()
+                    schema = table_to_sqlite(pg).schema.to_dict()
                 else:
                     self.pg_tables.pop(event.table, None)
                 mapped.append(ChangeEvent(event.seq, event.tx, event.ts, event.table, SCHEMA, table_schema=schema))
@@ -129,11 +128,52 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("BEGIN")
             for table in pg_schema.tables:
-                create_sqlite_table(conn, pg_table_to_sqlite(table))
+                create_sqlite_table(conn, table_to_sqlite(table).schema)
             _load_rows_into_sqlite(conn, store, plan.full, pg_schema, progress)
             applier = _MappedSqliteApplier(conn, pg_schema)
             result = replay_events(store, plan, applier, progress)
+            latest = LatestPoint.read(store, plan, pg_schema)
+            result.notes = finish_tables(conn, [table_to_sqlite(t) for t in applier.pg_tables.values()],
+                                         latest.sequences) + database_notes(latest.objects)
             commit_checked(conn, result, sorted(applier.tables))
         finally:
             conn.close()
     return finished(result, str(target.path.absolute()), plan, started)
+
+
+def mapping_notes(store: BackupStore, plan: Plan) -> list[str]:
+    """What the restore of ``plan`` into SQLite changes or leaves out (``--dry-run``), as
+    the full backup describes the tables."""
+    pg_schema = DatabaseSchema.from_dict(schema_of(store, plan.full))
+    latest = LatestPoint.read(store, plan, pg_schema)
+    return [note for table in pg_schema.tables for note in table_to_sqlite(table).notes] + \
+        database_notes(latest.objects)
+
+
+def finish_tables(conn: sqlite3.Connection, tables: list[SqliteTable], positions: dict[str, list[Any]]) -> list[str]:
+    """After the data: the indexes (one SQLite cannot build is skipped, noted), the
+    AUTOINCREMENT counters where the source's sequences stand (past the largest id in any
+    case), then the foreign keys checked: a row without its parent is a divergence. Returns
+    the notes of every mapping decision."""
+    notes: list[str] = []
+    for table in tables:
+        notes.extend(table.notes)
+        for statement in table.indexes:
+            try:
+                conn.execute(statement)
+            except sqlite3.Error as exc:
+                notes.append(f"{table.schema.name}: index not kept ({exc}): {statement}")
+        if table.autoincrement:
+            recorded = positions.get(table.sequence or "")
+            last = recorded[0] if recorded and recorded[1] else (recorded[0] - 1 if recorded else 0)
+            name, key = table.schema.name, quote_ident(table.autoincrement)
+            conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
+            conn.execute(f"INSERT INTO sqlite_sequence (name, seq) SELECT ?, max(coalesce(max({key}), 0), ?)"
+                         f" FROM {quote_ident(name)}", (name, last))
+    checked = [t.schema.name for t in tables if not t.unchecked_keys]
+    for name in checked:
+        broken = conn.execute(f"PRAGMA foreign_key_check({quote_ident(name)})").fetchone()
+        if broken is not None:
+            raise IntegrityError(f"restored table {name!r} breaks its foreign key to {broken[2]!r} "
+                                 f"(row {broken[1]})")
+    return notes

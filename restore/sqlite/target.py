@@ -30,3 +30,10 @@ class SqliteTarget:
 
             return restore_rows_to_sqlite(store, plan, self.db, force=force, progress=progress)
         raise unknown_codec(plan.full, codec)
+
+    def mapping(self, store: BackupStore, plan: Plan, codec: str) -> list[str]:
+        if codec != CODEC_PGCOPY:
+            return []
+        from restore.sqlite.from_postgres import mapping_notes
+
+        return mapping_notes(store, plan)

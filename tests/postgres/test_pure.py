@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
+from restore.schema_to_sqlite import table_to_sqlite
 from restore.type_mapping import (
-    pg_table_to_sqlite,
     pg_value_converters,
     sqlite_table_to_pg,
     sqlite_value_converters,
@@ -188,14 +188,15 @@ def test_type_mapping_sqlite_to_pg_and_back():
     )
     pg = sqlite_table_to_pg(sqlite_table)
     assert [c.declared for c in pg.columns] == [
-        "bigint", "timestamp without time zone", "boolean", "numeric", "double precision", "text"]
+        "integer", "timestamp without time zone", "boolean", "numeric(20,8)", "double precision",
+        "character varying(25)"]
     convert = sqlite_value_converters(pg)
     values = [c(v) for c, v in zip(convert, [1, "2024-01-02 03:04:05.123456", 1, 0.1, 2.5, "BTC/USDT"])]
     assert values == [1, dt.datetime(2024, 1, 2, 3, 4, 5, 123456), True, decimal.Decimal("0.1"), 2.5, "BTC/USDT"]
-    back = pg_table_to_sqlite(pg)
+    back = table_to_sqlite(pg).schema
     assert [c.family for c in back.columns] == [c.family for c in sqlite_table.columns]
     to_sqlite = pg_value_converters(pg)
-    assert [c(v) for c, v in zip(to_sqlite, values)] == [1, "2024-01-02 03:04:05.123456", 1, "0.1", 2.5, "BTC/USDT"]
+    assert [c(v) for c, v in zip(to_sqlite, values)] == [1, "2024-01-02 03:04:05.123456", 1, 0.1, 2.5, "BTC/USDT"]
 
 
 @pytest.mark.parametrize("statement, expected", [

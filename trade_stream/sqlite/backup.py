@@ -316,7 +316,9 @@ class BackupEngine:
             schema = self.capture.schema_at(conn, covered)
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)
-            header = self.publisher.header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id)
+            counters = DatabaseService.autoincrement_counters(conn)
+            header = self.publisher.header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id,
+                                           extra={"sequences": counters} if counters else None)
             count, first_seq, first_ts, last_ts, per_table = 0, None, None, None, {}
 
             def write_body(writer: ObjectWriter) -> None:

@@ -112,6 +112,16 @@ class DatabaseService:
                    for _, _, unique, origin, _ in conn.execute(f"PRAGMA index_list({quote_ident(table)})"))
 
     @staticmethod
+    def autoincrement_counters(conn: sqlite3.Connection) -> dict[str, list[int | bool]]:
+        """Where each AUTOINCREMENT table's counter stands (``sqlite_sequence``: the largest id
+        ever handed out, which deleting rows does not lower), as [value, True] like a
+        PostgreSQL sequence's position. Not part of the change stream: recorded next to it."""
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone() is None:
+            return {}
+        return {name: [seq, True] for name, seq in conn.execute("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+                if not name.startswith("_tradevault_")}
+
+    @staticmethod
     def row_counts(conn: sqlite3.Connection, tables: Iterable[str]) -> dict[str, int]:
         return {t: conn.execute(f"SELECT count(*) FROM {quote_ident(t)}").fetchone()[0] for t in tables}
 

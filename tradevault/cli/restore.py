@@ -30,7 +30,7 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Replay backups into a fresh database, at the latest point or any point in time."""
-    from restore.dispatch import open_target, restore_to
+    from restore.dispatch import mapping_of, open_target, restore_to
     from restore.planner import Target, parse_time, plan_restore
     from trade_stream.errors import BadInputError
     from trade_stream.manifest import summary
@@ -64,12 +64,14 @@ def restore(
             "last_seq": plan.stop_seq, "rows": plan.full.count,
             "events": sum(e.count for e in plan.incrementals),
             "bytes": plan.full.bytes + sum(e.bytes for e in plan.incrementals), "seconds": 0.0,
+            "notes": mapping_of(store, plan, to),
         }
         if as_json:
             print_json(info)
         else:
             stdout.print(f"would restore {plan.full.object} (seq {plan.full.last_seq}) + "
                          f"{len(plan.incrementals)} incremental(s) up to {target.describe()} into {to}")
+            _print_notes(info["notes"], "would map")
         return
     if config_to is not None:  # sealed config secrets without the key: refused before any write
         from tradevault.config_history import require_restorable_config
@@ -99,6 +101,15 @@ def restore(
         for item in result.config:
             where = f"commit {item['commit'][:10]}" if item["commit"] else "no history at that time"
             stdout.print(f"config {item['path']} -> {item['to']}: {where}, {item['files']} files")
+        _print_notes(result.notes, "mapped")
+
+
+def _print_notes(notes: list[str], verb: str) -> None:
+    """A restore into another dialect: every type it changed and everything it left out."""
+    if notes:
+        stdout.print(f"[yellow]{verb} to the other dialect ({len(notes)} decision(s)):[/yellow]")
+        for note in notes:
+            stdout.print(f"  {note}", markup=False, highlight=False)
 
 
 def _restore_from_kafka(settings, store, target_db: Any, target: Target, to: str,

@@ -1,0 +1,165 @@
+"""What a SQLite database says of its tables beyond their columns (for a restore into
+PostgreSQL, ``restore.schema_to_postgres``): defaults, rowid keys and AUTOINCREMENT
+counters, UNIQUE constraints, indexes, foreign keys, and which values break their
+declared limits (``restore.type_limits``). Read from the decompressed full backup, or
+from a table's CREATE statement alone (a table a SCHEMA event brings) in a database in
+memory."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+
+from restore.schema_to_postgres import SqliteForeignKey, SqliteIndex, SqliteTable
+from restore.type_limits import fits, limit_of, scan_sql, text_values_sql
+from restore.type_mapping import sqlite_column_to_pg, sqlite_value_converters
+from trade_stream.errors import IntegrityError
+from trade_stream.schema import TableSchema, quote_ident
+from trade_stream.sqlite.capture import TRIGGER_PREFIX
+
+_WHERE = re.compile(r"\bWHERE\b", re.I)
+
+
+def read_tables(conn: sqlite3.Connection, tables: Iterable[TableSchema], *, scan: bool = True) -> list[SqliteTable]:
+    """The description of each table as ``conn``'s database has it; ``scan``: check the
+    rows against the declared limits (a database in memory has none)."""
+    has_sequence = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'").fetchone() is not None
+    counters = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall()) if has_sequence else {}
+    out = []
+    for schema in tables:
+        out.append(_table(conn, schema, counters, scan))
+    return out
+
+
+def from_statement(schema: TableSchema) -> SqliteTable:
+    """A table known by its CREATE statement alone (what a SCHEMA event carries)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        if schema.ddl:
+            conn.execute(schema.ddl)
+            return _table(conn, schema, {}, scan=False)
+        return SqliteTable(schema=schema)
+    finally:
+        conn.close()
+
+
+def views(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(name, CREATE VIEW statement) of every view."""
+    return conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY rowid").fetchall()
+
+
+def _table(conn: sqlite3.Connection, schema: TableSchema, counters: dict[str, int], scan: bool) -> SqliteTable:
+    name = quote_ident(schema.name)
+    info = conn.execute(f"PRAGMA table_info({name})").fetchall()
+    ddl = " ".join((schema.ddl or "").upper().split())
+    rowid_key = (len(schema.primary_key) == 1 and "WITHOUT ROWID" not in ddl
+                 and next(r[2] for r in info if r[1] == schema.primary_key[0]).strip().upper() == "INTEGER")
+    table = SqliteTable(
+        schema=schema,
+        defaults={r[1]: r[4] for r in info if r[4] is not None},
+        rowid_key=rowid_key,
+        autoincrement=rowid_key and "AUTOINCREMENT" in ddl,
+        counter=counters.get(schema.name),
+        checks=len(re.findall(r"\bCHECK\s*\(", ddl)),
+        triggers=conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
+                              " AND substr(name, 1, ?) != ?",
+                              (schema.name, len(TRIGGER_PREFIX), TRIGGER_PREFIX)).fetchone()[0],
+    )
+    names = _unique_names(schema.ddl or "")
+    for _, index, unique, origin, partial in conn.execute(f"PRAGMA index_list({name})").fetchall():
+        if origin == "pk":
+            continue
+        columns = [r[2] for r in conn.execute(f"PRAGMA index_info({quote_ident(index)})").fetchall()]
+        if origin == "u":
+            table.unique.append((names.get(tuple(columns)), columns))
+            continue
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)).fetchone()[0]
+        key, where = _index_parts(sql)
+        table.indexes.append(SqliteIndex(name=index, unique=bool(unique), key=key, where=where if partial else None))
+    table.unique.reverse()  # index_list lists the newest first
+    table.indexes.reverse()
+    for row in _foreign_keys(conn, name):
+        table.foreign_keys.append(row)
+    if scan:
+        table.broken = _broken(conn, schema)
+    return table
+
+
+_IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)'
+_NAMED_UNIQUE = re.compile(rf"CONSTRAINT\s+({_IDENT})\s+UNIQUE\s*\(([^)]*)\)", re.I)
+
+
+def _unquote(ident: str) -> str:
+    ident = ident.strip()
+    if ident[:1] in "\"`[":
+        return ident[1:-1].replace('""', '"') if ident[0] == '"' else ident[1:-1]
+    return ident
+
+
+def _unique_names(ddl: str) -> dict[tuple[str, ...], str]:
+    """The names the CREATE TABLE gives its UNIQUE constraints (``PRAGMA index_list`` shows
+    only ``sqlite_autoindex_...``), by their columns."""
+    return {tuple(_unquote(c.split()[0]) for c in columns.split(",")): _unquote(name)
+            for name, columns in _NAMED_UNIQUE.findall(ddl)}
+
+
+def _foreign_keys(conn: sqlite3.Connection, name: str) -> list[SqliteForeignKey]:
+    keys: dict[int, SqliteForeignKey] = {}
+    for key_id, _, parent, column, parent_column, on_update, on_delete, _ in conn.execute(
+            f"PRAGMA foreign_key_list({name})").fetchall():
+        key = keys.setdefault(key_id, SqliteForeignKey([], parent, [], on_update, on_delete))
+        key.columns.append(column)
+        if parent_column is None:
+            key.parent_columns = None
+        elif key.parent_columns is not None:
+            key.parent_columns.append(parent_column)
+    return [keys[k] for k in sorted(keys)]
+
+
+def _index_parts(sql: str) -> tuple[str, str | None]:
+    """The key list and the WHERE clause of a CREATE INDEX statement."""
+    start = sql.index("(")
+    depth, quote = 0, ""
+    for i in range(start, len(sql)):
+        char = sql[i]
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"`[":
+            quote = "]" if char == "[" else char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                rest = sql[i + 1:]
+                match = _WHERE.search(rest)
+                return sql[start + 1:i].strip(), rest[match.end():].strip() if match else None
+    raise IntegrityError(f"unexpected index definition in the backup: {sql!r}")
+
+
+def _broken(conn: sqlite3.Connection, schema: TableSchema) -> set[str]:
+    """The columns one of whose values PostgreSQL would refuse or round under the declared
+    type: one query in SQLite; a numeric column's TEXT values then one by one."""
+    mapped = [sqlite_column_to_pg(c) for c in schema.columns]
+    limits = {c.name: limit for c in mapped if (limit := limit_of(c.declared)) is not None}
+    if not limits:
+        return set()
+    flags = conn.execute(scan_sql(schema.name, limits)).fetchone()
+    broken = {column for column, flag in zip(limits, flags) if flag & 1}
+    converters = dict(zip(schema.column_names, sqlite_value_converters(TableSchema(
+        name=schema.name, columns=mapped, primary_key=schema.primary_key, dialect="postgresql"))))
+    for column, flag in zip(limits, flags):
+        if column in broken or not flag & 2:
+            continue
+        limit, convert = limits[column], converters[column]
+        for (value,) in conn.execute(text_values_sql(schema.name, column)):
+            try:
+                if not fits(limit, convert(value)):
+                    broken.add(column)
+                    break
+            except IntegrityError:  # not a number at all: the restore says so when it maps it
+                break
+    return broken

@@ -1,0 +1,211 @@
+"""A SQLite table as PostgreSQL should hold it (restore into PostgreSQL): a migration the
+application can use. Pure: it works on what ``restore.postgres.sqlite_catalog`` read.
+
+==========================================  ===========================================
+SQLite                                      PostgreSQL
+==========================================  ===========================================
+declared types                              ``type_mapping.sqlite_type_to_pg``; a column
+                                            one of whose values breaks the declared limit
+                                            falls back (``type_limits``), noted
+``INTEGER PRIMARY KEY`` (a rowid alias)     identity (BY DEFAULT) whose next value is
+                                            past the largest id; with AUTOINCREMENT past
+                                            ``sqlite_sequence`` too
+UNIQUE constraints                          UNIQUE constraints, built after the data
+CREATE [UNIQUE] INDEX (partial, expression  the same index, built after the data; one
+ones)                                       PostgreSQL cannot build is skipped, noted
+foreign keys with their actions             foreign keys, validated after the load; SQLite
+                                            enforces them only when the application turns
+                                            them on, so one that old rows break is added
+                                            NOT VALID (kept for new rows), noted
+defaults: literals, CURRENT_TIMESTAMP,      the literal (0/1 -> false/true for booleans),
+CURRENT_DATE, ``datetime('now')``, TRUE     UTC now (SQLite's clock is UTC); others
+                                            skipped, noted
+CHECK constraints, triggers                 not kept (SQLite's expressions), noted
+views                                       created when PostgreSQL accepts their SQL,
+                                            else skipped, noted
+==========================================  ===========================================
+
+The result is a PostgreSQL table description whose ``ddl`` is in the form the source's
+own catalog reader writes (``trade_stream/postgres/catalog.py``), so the restore builds it
+the same way; index and foreign-key statements that may not translate are marked
+``tried``: attempted one by one, each failure noted instead of failing the restore.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from restore.type_limits import Limit, limit_of
+from restore.type_mapping import sqlite_column_to_pg
+from trade_stream.schema import Column, TableSchema, quote_ident
+
+_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
+_STRING = re.compile(r"^'(?:[^']|'')*'$")
+_UTC_NOW = "timezone('utc'::text, now())"
+
+
+@dataclass
+class SqliteIndex:
+    name: str
+    unique: bool
+    #: the index's key as SQLite's statement writes it (columns, expressions, DESC...)
+    key: str
+    where: str | None = None
+
+
+@dataclass
+class SqliteForeignKey:
+    columns: list[str]
+    parent: str
+    parent_columns: list[str] | None  # None: the parent's primary key
+    on_update: str = "NO ACTION"
+    on_delete: str = "NO ACTION"
+
+
+@dataclass
+class SqliteTable:
+    """What a SQLite database says of one table beyond its columns."""
+
+    schema: TableSchema
+    defaults: dict[str, str] = field(default_factory=dict)  # column -> PRAGMA table_info's dflt_value
+    rowid_key: bool = False  # INTEGER PRIMARY KEY: new rows get ids
+    autoincrement: bool = False
+    counter: int | None = None  # sqlite_sequence: the largest id ever handed out
+    unique: list[tuple[str | None, list[str]]] = field(default_factory=list)  # (name, columns)
+    indexes: list[SqliteIndex] = field(default_factory=list)
+    foreign_keys: list[SqliteForeignKey] = field(default_factory=list)
+    checks: int = 0
+    triggers: int = 0
+    broken: set[str] = field(default_factory=set)  # columns with a value beyond the declared limit
+
+
+@dataclass
+class PostgresTable:
+    schema: TableSchema
+    #: sequence -> [last_value, is_called], as the source's own backups record them
+    positions: dict[str, list[int | bool]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def postgres_default(expression: str, column: Column) -> str | None:
+    """A SQLite default (``PRAGMA table_info``'s text) in PostgreSQL's words, or None."""
+    bare = expression.strip()
+    while bare.startswith("(") and bare.endswith(")"):
+        bare = bare[1:-1].strip()
+    upper = bare.upper()
+    now = upper in ("CURRENT_TIMESTAMP", "DATETIME('NOW')", "DATETIME(\"NOW\")")
+    if now and column.family == "datetime":
+        return "CURRENT_TIMESTAMP" if "with time zone" in column.declared else _UTC_NOW
+    if upper == "CURRENT_DATE" and column.family == "date":
+        return f"({_UTC_NOW})::date"
+    if column.family == "boolean" and upper in ("0", "1", "TRUE", "FALSE", "'0'", "'1'"):
+        return "true" if upper in ("1", "TRUE", "'1'") else "false"
+    if upper in ("TRUE", "FALSE") and column.family == "integer":
+        return "1" if upper == "TRUE" else "0"
+    if _NUMBER.match(bare) and column.family in ("integer", "float", "numeric", "text"):
+        return f"'{bare}'" if column.family == "text" else bare
+    if _STRING.match(bare) and column.family not in ("blob", "boolean"):
+        return bare
+    return None
+
+
+def _boolean_literals(predicate: str, booleans: set[str]) -> str:
+    """SQLite's booleans are 0/1: ``is_open = 1`` in a predicate means ``is_open = true``."""
+    def literal(match: re.Match[str]) -> str:
+        return f"{match.group(1)} {match.group(2)} {'true' if match.group(3) == '1' else 'false'}"
+
+    for name in booleans:
+        ident = f"(?:{re.escape(name)}|{re.escape(quote_ident(name))})"
+        predicate = re.sub(rf"(?<![\w\"])({ident})\s*(=|!=|<>)\s*([01])\b", literal, predicate)
+    return predicate
+
+
+def _pg_index(index: SqliteIndex, table: str, booleans: set[str]) -> str:
+    where = f" WHERE {_boolean_literals(index.where, booleans)}" if index.where else ""
+    unique = "UNIQUE " if index.unique else ""
+    return (f"CREATE {unique}INDEX {quote_ident(index.name)} ON public.{quote_ident(table)} "
+            f"USING btree ({index.key}){where}")
+
+
+def _constraint_name(table: str, columns: list[str], suffix: str) -> str:
+    """PostgreSQL's own naming (``trades_pair_id_fkey``), cut to its 63 bytes."""
+    return f"{table}_{'_'.join(columns)}_{suffix}".encode()[:63].decode("utf-8", "ignore")
+
+
+def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> PostgresTable:
+    """The PostgreSQL form of a SQLite table (see the module doc); ``keys_of``: every
+    table's primary key, for foreign keys that name only their parent."""
+    source = table.schema
+    out = PostgresTable(schema=source)
+    columns = []
+    for column in source.columns:
+        mapped = sqlite_column_to_pg(column)
+        limit: Limit | None = limit_of(mapped.declared)
+        if limit is not None and column.name in table.broken:
+            out.notes.append(f"{source.name}.{column.name}: {column.declared} -> {limit.wider}: "
+                             f"{limit.describe(mapped.declared)} (SQLite does not enforce it)")
+            mapped = Column(name=mapped.name, declared=limit.wider, family=mapped.family, nullable=mapped.nullable)
+        elif mapped.declared.upper().replace(" ", "") != column.declared.upper().replace(" ", ""):
+            out.notes.append(f"{source.name}.{column.name}: {column.declared or '(no type)'} -> {mapped.declared}")
+        columns.append(mapped)
+    extra: dict = {"defaults": {}, "identity": {}, "serial": {}, "indexes": []}
+    by_name = {c.name: c for c in columns}
+    for name, expression in table.defaults.items():
+        if expression is None or expression.upper() == "NULL":
+            continue
+        translated = postgres_default(expression, by_name[name])
+        if translated is None:
+            out.notes.append(f"{source.name}.{name}: default {expression} not kept")
+        else:
+            extra["defaults"][name] = translated
+    if source.primary_key:
+        extra["pk_name"] = f"{source.name}_pkey".encode()[:63].decode("utf-8", "ignore")
+    if table.rowid_key:
+        key = source.primary_key[0]
+        sequence = f"{source.name}_{key}_seq".encode()[:63].decode("utf-8", "ignore")
+        extra["identity"][key] = "d"
+        kind = by_name[key].declared if by_name[key].declared in ("smallint", "integer", "bigint") else "bigint"
+        high = {"smallint": (1 << 15) - 1, "integer": (1 << 31) - 1}.get(kind, (1 << 63) - 1)
+        extra["sequences"] = {key: {"name": sequence, "as": kind, "start": 1, "increment": 1, "min": 1,
+                                    "max": high, "cache": 1, "cycle": False}}
+        if table.autoincrement and table.counter:
+            out.positions[sequence] = [table.counter, True]
+        out.notes.append(f"{source.name}.{key}: INTEGER PRIMARY KEY -> {kind} identity"
+                         + (" past sqlite_sequence" if table.autoincrement else " past the largest id"))
+    constraints = []
+    for name, unique in table.unique:
+        constraints.append({"name": name or _constraint_name(source.name, unique, "key"),
+                            "def": f"UNIQUE ({', '.join(quote_ident(c) for c in unique)})"})
+    if constraints:
+        extra["constraints"] = constraints
+    booleans = {c.name for c in columns if c.family == "boolean"}
+    tried = [_pg_index(index, source.name, booleans) for index in table.indexes]
+    foreign = []
+    for foreign_key in table.foreign_keys:
+        parent_columns = foreign_key.parent_columns or keys_of.get(foreign_key.parent)
+        if not parent_columns:
+            out.notes.append(f"{source.name}: foreign key to {foreign_key.parent} not kept (its key is unknown)")
+            continue
+        actions = "".join(f" ON {what} {action.upper()}" for what, action in (("UPDATE", foreign_key.on_update),
+                                                                              ("DELETE", foreign_key.on_delete))
+                          if action.upper() in _ACTIONS and action.upper() != "NO ACTION")
+        foreign.append({
+            "name": _constraint_name(source.name, foreign_key.columns, "fkey"),
+            "def": f"FOREIGN KEY ({', '.join(quote_ident(c) for c in foreign_key.columns)}) REFERENCES "
+                   f"{quote_ident(foreign_key.parent)}({', '.join(quote_ident(c) for c in parent_columns)}){actions}",
+            "unenforced": True,
+        })
+    if foreign:
+        extra["foreign_keys"] = foreign
+    if tried:
+        extra["tried_indexes"] = tried
+    if table.checks:
+        out.notes.append(f"{source.name}: {table.checks} CHECK constraint(s) not kept (SQLite expressions)")
+    if table.triggers:
+        out.notes.append(f"{source.name}: {table.triggers} trigger(s) not kept (SQLite statements)")
+    out.schema = TableSchema(name=source.name, columns=columns, primary_key=list(source.primary_key),
+                             dialect="postgresql", ddl=json.dumps(extra, sort_keys=True))
+    return out
