@@ -3,7 +3,8 @@
 A drill copies the source (SQLite's online backup API: a consistent copy at one seq S
 without blocking writers), makes sure the stored chain reaches S, restores ``--seq S``
 into a scratch database and compares per-table row counts and content digests with the
-copy. Equal digests at the same seq mean the backups reproduce the source exactly.
+copy, and its schema (every table, index, view and trigger statement). Equal digests and
+schemas at the same seq mean the backups reproduce the source exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
@@ -36,6 +37,23 @@ class DrillResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def schema_objects(conn: sqlite3.Connection, tables: Collection[str]) -> dict[tuple[str, str], str]:
+    """The protected tables with their indexes and triggers, and the views: (type, name) ->
+    statement (tradevault's capture objects aside)."""
+    return {(kind, name): sql for kind, name, table, sql in conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL"
+        " AND substr(name, 1, 12) != '_tradevault_'") if kind == "view" or table in tables}
+
+
+def schema_differences(expected: dict[tuple[str, str], str], actual: dict[tuple[str, str], str]) -> list[str]:
+    """A restore whose schema differs from the source's is a failed drill, whatever its rows."""
+    out = [f"{kind} {name}: missing from the restore" for kind, name in sorted(expected.keys() - actual.keys())]
+    out += [f"{kind} {name}: not in the source" for kind, name in sorted(actual.keys() - expected.keys())]
+    out += [f"{kind} {name}: definition differs" for (kind, name), sql in sorted(expected.items())
+            if (kind, name) in actual and actual[(kind, name)] != sql]
+    return out
 
 
 def restore_drill(engine: BackupEngine, work_dir: str = "", seal: Callable[[], Any] | None = None) -> DrillResult:
@@ -60,6 +78,7 @@ def restore_drill(engine: BackupEngine, work_dir: str = "", seal: Callable[[], A
             keys = {t.name: t.primary_key for t in schema.tables}
             expected_counts = DatabaseService.row_counts(copy, keys)
             expected = database_digest(copy, keys)
+            expected_schema = schema_objects(copy, keys)
         finally:
             copy.close()
         (seal or engine.incremental)()  # the chain now reaches at least ``seq``
@@ -74,12 +93,14 @@ def restore_drill(engine: BackupEngine, work_dir: str = "", seal: Callable[[], A
         try:
             counts = DatabaseService.row_counts(restored, keys)
             actual = database_digest(restored, keys)
+            restored_schema = schema_objects(restored, keys)
         finally:
             restored.close()
         mismatches = [f"{t}: {counts[t]} rows, source had {expected_counts[t]}" for t in keys
                       if counts[t] != expected_counts[t]]
         mismatches += [f"{t}: content differs" for t in keys
                        if actual[t] != expected[t] and counts[t] == expected_counts[t]]
+        mismatches += schema_differences(expected_schema, restored_schema)
         return DrillResult(ok=not mismatches, seq=seq, restore_seconds=round(restore_seconds, 3),
                            seconds=round(time.perf_counter() - started, 3), tables=counts,
                            mismatches=mismatches, finished_at=time.time_ns() // 1000)

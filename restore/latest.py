@@ -19,16 +19,19 @@ class LatestPoint:
     SQLite source's: its AUTOINCREMENT counters, by table)."""
 
     def __init__(self, table_sources: list[list[TableSchema]], objects: list[dict[str, Any]],
-                 sequences: dict[str, list[Any]]) -> None:
+                 sequences: dict[str, list[Any]], objects_known: bool = True) -> None:
         self.table_sources = table_sources
         self.objects = objects
         self.sequences = sequences
+        #: False: no incremental of a SQLite source recorded its views and triggers (the
+        #: full backup's file holds them as they were then)
+        self.objects_known = objects_known
 
     @classmethod
     def read(cls, store: BackupStore, plan: Plan, schema: DatabaseSchema) -> "LatestPoint":
         logical = schema.dialect == "postgresql"
         full = header_of(store, plan.full)
-        sources, objects = [list(schema.tables)], list(schema.objects)
+        sources, objects, known = [list(schema.tables)], list(schema.objects), logical
         sequences = dict(full.extra.get("sequences") or {})
         for entry in plan.incrementals:
             header = header_of(store, entry)
@@ -36,8 +39,10 @@ class LatestPoint:
                 end = DatabaseSchema.from_dict(header.extra.get("end_schema") or header.schema)
                 sources.append(end.tables)
                 objects = end.objects or objects
+            elif "objects" in header.extra:
+                objects, known = header.extra["objects"], True
             target = plan.target
             if ((target.seq is None or entry.last_seq <= target.seq)
                     and (target.ts is None or (entry.last_ts or 0) <= target.ts)):  # wholly before the point
                 sequences.update(header.extra.get("sequences") or {})
-        return cls(sources, objects, sequences)
+        return cls(sources, objects, sequences, known)

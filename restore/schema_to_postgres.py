@@ -176,8 +176,8 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
         out.notes.append(f"{source.name}.{key}: INTEGER PRIMARY KEY -> {kind} identity"
                          + (" past sqlite_sequence" if table.autoincrement else " past the largest id"))
     constraints = []
-    for name, unique in table.unique:
-        constraints.append({"name": name or _constraint_name(source.name, unique, "key"),
+    for given, unique in table.unique:
+        constraints.append({"name": given or _constraint_name(source.name, unique, "key"),
                             "def": f"UNIQUE ({', '.join(quote_ident(c) for c in unique)})"})
     if constraints:
         extra["constraints"] = constraints

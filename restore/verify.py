@@ -19,7 +19,7 @@ from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import FULL, ManifestEntry, chain_position, chain_problems, entry_key
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
-from trade_stream.schema import quote_ident
+from trade_stream.schema import DatabaseSchema, quote_ident
 from trade_stream.segments import decode_chunks
 from trade_stream.storage.store import BackupStore, LocationCatalog
 
@@ -116,6 +116,21 @@ def _check_object(store: BackupStore, catalog: LocationCatalog, entry: ManifestE
         return f"unreadable: {exc}"
 
 
+def _schema_problem(conn: sqlite3.Connection, recorded: DatabaseSchema) -> str:
+    """A snapshot's tables and indexes must be the ones its header describes (what a
+    restore into another dialect builds from)."""
+    from trade_stream.sqlite.database import DatabaseService
+
+    for table in recorded.tables:
+        try:
+            actual = DatabaseService.table_schema(conn, table.name)
+        except (TypeError, sqlite3.Error):  # no such table
+            return f"snapshot lacks table {table.name!r} its header records"
+        if actual.ddl != table.ddl or table.indexes not in (None, actual.indexes):
+            return f"snapshot table {table.name!r} differs from the schema its header records"
+    return ""
+
+
 def _deep_check(reader: ObjectReader, entry: ManifestEntry) -> str:
     """Decode every record; the caller checks the trailer afterwards."""
     header = reader.header
@@ -146,6 +161,9 @@ def _deep_check(reader: ObjectReader, entry: ManifestEntry) -> str:
                     actual = conn.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
                     if actual != rows:
                         return f"snapshot table {table!r} has {actual} rows, manifest says {rows}"
+                problem = _schema_problem(conn, DatabaseSchema.from_dict(header.schema))
+                if problem:
+                    return problem
             except sqlite3.DatabaseError as exc:
                 return f"snapshot database unreadable: {exc}"
             finally:

@@ -27,6 +27,9 @@ class TableSchema(msgspec.Struct, frozen=True):
     primary_key: list[str]
     dialect: str
     ddl: str = ""
+    #: SQLite: the table's own CREATE INDEX statements, by name (None: described before
+    #: tradevault kept them). PostgreSQL keeps its indexes in ``ddl``.
+    indexes: list[str] | None = None
 
     @property
     def column_names(self) -> list[str]:

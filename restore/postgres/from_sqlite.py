@@ -135,11 +135,14 @@ class Migration:
         return TableSchema(name=table.name, columns=changed, primary_key=table.primary_key, dialect=table.dialect,
                            ddl=table.ddl)
 
-    def create_views(self, conn: Any) -> None:
-        """The source's views, each as SQLite wrote it: kept when PostgreSQL accepts it."""
+    def create_views(self, conn: Any, latest: list[dict[str, str]] | None = None) -> None:
+        """The source's views, each as SQLite wrote it: kept when PostgreSQL accepts it.
+        ``latest``: the views and triggers the last incremental recorded (else the
+        snapshot's views)."""
         import psycopg
 
-        for name, statement in self.views:
+        found = self.views if latest is None else [(o["name"], o["ddl"]) for o in latest if o["kind"] == "view"]
+        for name, statement in found:
             try:
                 with conn.transaction():
                     conn.execute(statement)

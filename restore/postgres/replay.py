@@ -174,12 +174,13 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         # included: events using a new label come before the resync that records it), the
         # functions (a default or a check may call one); committed below, before any
         # connection creates a table
-        latest = LatestPoint.read(store, plan, schema)
-        create_extensions(main, latest.objects)
+        latest = LatestPoint.read(store, plan, source)
+        objects = latest.objects if migration is None else []  # a SQLite source's views: the migration's
+        create_extensions(main, objects)
         for tables in latest.table_sources:
             create_types(main, tables)
-        create_sequences(main, latest.objects, latest.sequences)
-        create_functions(main, latest.objects)
+        create_sequences(main, objects, latest.sequences)
+        create_functions(main, objects)
         if not logical:
             for table in schema.tables:
                 create_unindexed(main, table)
@@ -218,9 +219,9 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         tables = list(applier.tables.values())
 
         def after(conn: Any) -> None:
-            after_publish(conn, latest.objects, tables)
+            after_publish(conn, objects, tables)
             if migration is not None:
-                migration.create_views(conn)
+                migration.create_views(conn, latest.objects if latest.objects_known else None)
 
         staging.publish(sorted(applier.tables), force,
                         [d["name"] for d in type_definitions_of(tables) if d["kind"] != "extension"], after=after)

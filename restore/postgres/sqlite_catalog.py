@@ -39,6 +39,8 @@ def from_statement(schema: TableSchema) -> SqliteTable:
     try:
         if schema.ddl:
             conn.execute(schema.ddl)
+            for statement in schema.indexes or ():
+                conn.execute(statement)
             return _table(conn, schema, {}, scan=False)
         return SqliteTable(schema=schema)
     finally:

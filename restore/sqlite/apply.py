@@ -128,9 +128,12 @@ def _key_match(table: TableSchema, key: str) -> str:
 
 
 def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:
-    """Create a table from its description: the source's DDL when it is SQLite's own."""
+    """Create a table from its description: the source's DDL when it is SQLite's own, with
+    its indexes."""
     if table.dialect == "sqlite" and table.ddl:
         conn.execute(table.ddl)
+        for statement in table.indexes or ():
+            conn.execute(statement)
         return
     cols = ", ".join(f"{quote_ident(c.name)} {c.declared or ''}".rstrip() for c in table.columns)
     pk = ", ".join(quote_ident(k) for k in table.primary_key)
@@ -138,14 +141,22 @@ def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:
 
 
 @contextlib.contextmanager
-def user_triggers_suspended(conn: sqlite3.Connection) -> Iterator[None]:
+def user_triggers_suspended(conn: sqlite3.Connection, latest: list[dict[str, str]] | None = None) -> Iterator[None]:
     """Inside the caller's transaction: the replayed events already include what the
-    source's own triggers did, so those triggers must not fire again while applying."""
+    source's own triggers did, so those triggers must not fire again while applying.
+    Afterwards the views and triggers are those of ``latest`` (what the last incremental
+    recorded, see DatabaseService.database_objects) when given, else the ones there were."""
     saved = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
     ).fetchall()
     for name, _ in saved:
         conn.execute(f"DROP TRIGGER {quote_ident(name)}")
     yield
-    for _, sql in saved:
-        conn.execute(sql)
+    if latest is None:
+        for _, sql in saved:
+            conn.execute(sql)
+        return
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
+        conn.execute(f"DROP VIEW {quote_ident(name)}")
+    for item in latest:
+        conn.execute(item["ddl"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.replay import RestoreResult, compare_counts, finished, replay_events
 from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
@@ -47,7 +48,8 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             conn.execute("BEGIN")
             remove_capture_objects(conn)
             applier = SqliteApplier(conn, schema)
-            with user_triggers_suspended(conn):
+            latest = LatestPoint.read(store, plan, schema)
+            with user_triggers_suspended(conn, latest.objects if latest.objects_known else None):
                 result = replay_events(store, plan, applier, progress)
             commit_checked(conn, result, sorted(applier.tables), snapshot_file=True)
         finally:

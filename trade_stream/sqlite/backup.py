@@ -316,9 +316,10 @@ class BackupEngine:
             schema = self.capture.schema_at(conn, covered)
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)
-            counters = DatabaseService.autoincrement_counters(conn)
+            extra = {"sequences": DatabaseService.autoincrement_counters(conn),
+                     "objects": DatabaseService.database_objects(conn)}
             header = self.publisher.header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(), capture_id,
-                                           extra={"sequences": counters} if counters else None)
+                                           extra=extra)
             count, first_seq, first_ts, last_ts, per_table = 0, None, None, None, {}
 
             def write_body(writer: ObjectWriter) -> None:

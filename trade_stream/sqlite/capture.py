@@ -128,7 +128,10 @@ class SqliteCapture:
             self._widen(conn, current.values())
             for name, table in current.items():
                 before = recorded.get(name)
-                if before is not None and before.ddl == table.ddl and self._triggers_present(conn, name):
+                if (before is not None and before.ddl == table.ddl and before.indexes in (None, table.indexes)
+                        and self._triggers_present(conn, name)):
+                    if before.indexes is None:  # recorded before indexes were: recorded now, as they are
+                        self._rerecord(conn, table)
                     continue
                 self._create_triggers(conn, table)
                 if before is None and report.first_install:
@@ -192,6 +195,12 @@ class SqliteCapture:
             f"(SELECT max(from_seq) FROM {COLUMNS} WHERE tbl = c.tbl)"
         ).fetchall()
         return {t: TableSchema.from_dict(json.loads(s)) for t, s in rows if s is not None}
+
+    @staticmethod
+    def _rerecord(conn: sqlite3.Connection, table: TableSchema) -> None:
+        conn.execute(f"UPDATE {COLUMNS} SET schema = ? WHERE tbl = ? AND from_seq = "
+                     f"(SELECT max(from_seq) FROM {COLUMNS} WHERE tbl = ?)",
+                     (json.dumps(table.to_dict()), table.name, table.name))
 
     @staticmethod
     def _record_columns(conn: sqlite3.Connection, table: TableSchema, from_seq: int) -> None:

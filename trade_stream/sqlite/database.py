@@ -78,7 +78,8 @@ class DatabaseService:
     def select(self, conn: sqlite3.Connection) -> Selection:
         return select_tables(self.user_tables(conn), self.include, self.exclude)
 
-    def table_schema(self, conn: sqlite3.Connection, table: str) -> TableSchema:
+    @staticmethod
+    def table_schema(conn: sqlite3.Connection, table: str) -> TableSchema:
         info = conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
         columns = [Column(name=r[1], declared=r[2] or "", family=family_of(r[2] or ""), nullable=not r[3])
                    for r in info]
@@ -86,7 +87,10 @@ class DatabaseService:
         ddl = conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
         ).fetchone()[0]
-        return TableSchema(name=table, columns=columns, primary_key=pk, dialect="sqlite", ddl=ddl)
+        indexes = [r[0] for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
+            " AND substr(name, 1, 12) != '_tradevault_' ORDER BY name", (table,))]
+        return TableSchema(name=table, columns=columns, primary_key=pk, dialect="sqlite", ddl=ddl, indexes=indexes)
 
     def reflect(self, conn: sqlite3.Connection, tables: Iterable[str]) -> DatabaseSchema:
         return DatabaseSchema(dialect="sqlite", tables=[self.table_schema(conn, t) for t in tables])
@@ -110,6 +114,15 @@ class DatabaseService:
         (then an UPDATE OR REPLACE can delete a row without a delete of its own)."""
         return any(unique and origin != "pk"
                    for _, _, unique, origin, _ in conn.execute(f"PRAGMA index_list({quote_ident(table)})"))
+
+    @staticmethod
+    def database_objects(conn: sqlite3.Connection) -> list[dict[str, str]]:
+        """The application's views and triggers, in the order they were created (a view may
+        use another): each ``kind``, ``name``, ``table`` and ``ddl``. Not in the change
+        stream: recorded with every incremental, so a restore builds them as they were."""
+        return [{"kind": kind, "name": name, "table": table, "ddl": sql} for kind, name, table, sql in conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')"
+            " AND sql IS NOT NULL AND substr(name, 1, 12) != '_tradevault_' ORDER BY rowid")]
 
     @staticmethod
     def autoincrement_counters(conn: sqlite3.Connection) -> dict[str, list[int | bool]]:

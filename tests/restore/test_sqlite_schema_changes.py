@@ -1,0 +1,91 @@
+"""An application's migrations after the full backup (a new index, a column added to an
+indexed table, a view) arrive with the incrementals: the SQLite restore's schema is the
+source's, statement for statement, and the restore drill compares schemas too."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from restore.drill import restore_drill, schema_differences, schema_objects
+from restore.planner import Target, plan_restore
+from restore.sqlite.replay import restore_sqlite
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.digest import database_digest
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Trade(Base):
+    __tablename__ = "trades"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair: Mapped[str] = mapped_column(sa.String(25), index=True)
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(18, 8))
+
+
+MIGRATION = [  # written by hand, as an application's migration tool would run it
+    "CREATE INDEX ix_trades_amount ON trades (amount) WHERE amount > 0",
+    "ALTER TABLE trades ADD COLUMN fee NUMERIC(10, 4) DEFAULT 0",
+    "CREATE TABLE fills (id INTEGER PRIMARY KEY, trade_id INTEGER REFERENCES trades(id), qty REAL)",
+    "CREATE UNIQUE INDEX ux_fills_trade ON fills (trade_id, qty)",
+    "CREATE VIEW big_trades AS SELECT id, pair FROM trades WHERE amount > 10",
+]
+
+
+def _schema(path) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        return schema_objects(conn, ["trades", "fills"])
+    finally:
+        conn.close()
+
+
+def test_migrations_after_the_full_backup_arrive_with_the_incrementals(tmp_path):
+    path = tmp_path / "app.sqlite"
+    app = sa.create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(app)
+    store = BackupStore("app", [open_location("one", f"file://{tmp_path / 'loc'}")])
+    engine = BackupEngine(DatabaseService(f"sqlite:///{path}"), store)
+    with Session(app) as session, session.begin():
+        session.add_all([Trade(pair=f"P{i}", amount=Decimal(i)) for i in range(1, 21)])
+    engine.full()
+    app.dispose()
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATION:
+        conn.execute(statement)
+    conn.execute("INSERT INTO fills (trade_id, qty) VALUES (1, 0.5), (2, 1.5)")
+    conn.execute("UPDATE trades SET fee = 0.1 WHERE id = 3")
+    conn.close()
+    engine.incremental()
+
+    restored = tmp_path / "restored.sqlite"
+    restore_sqlite(store, plan_restore(store.entries(), Target()), DatabaseService(f"sqlite:///{restored}"))
+    assert _schema(restored) == _schema(path)
+    keys = {"trades": ["id"], "fills": ["id"]}
+    digests = []
+    for database in (path, restored):
+        conn = sqlite3.connect(database)
+        digests.append(database_digest(conn, keys))
+        conn.close()
+    assert digests[0] == digests[1]
+
+    drill = restore_drill(engine, str(tmp_path))
+    assert drill.ok and drill.mismatches == []
+
+
+def test_a_drill_reports_every_schema_difference():
+    source = {("table", "t"): "CREATE TABLE t (a)", ("index", "ix"): "CREATE INDEX ix ON t (a)",
+              ("view", "v"): "CREATE VIEW v AS SELECT a FROM t"}
+    restored = {("table", "t"): "CREATE TABLE t (a)", ("view", "v"): "CREATE VIEW v AS SELECT 1",
+                ("index", "other"): "CREATE INDEX other ON t (a)"}
+    assert schema_differences(source, restored) == [
+        "index ix: missing from the restore", "index other: not in the source", "view v: definition differs"]
+    assert schema_differences(source, dict(source)) == []
