@@ -140,11 +140,14 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
     table's primary key, for foreign keys that name only their parent."""
     source = table.schema
     out = PostgresTable(schema=source)
+    broken = set(table.broken)
+    if table.rowid_key and table.counter is not None and table.counter >= (1 << 31) - 1:
+        broken.add(source.primary_key[0])  # ids to come are beyond integer's range
     columns = []
     for column in source.columns:
         mapped = sqlite_column_to_pg(column)
         limit: Limit | None = limit_of(mapped.declared)
-        if limit is not None and column.name in table.broken:
+        if limit is not None and column.name in broken:
             out.notes.append(f"{source.name}.{column.name}: {column.declared} -> {limit.wider}: "
                              f"{limit.describe(mapped.declared)} (SQLite does not enforce it)")
             mapped = Column(name=mapped.name, declared=limit.wider, family=mapped.family, nullable=mapped.nullable)

@@ -37,8 +37,10 @@ from trade_stream.schema import Column, TableSchema, quote_ident
 
 # a cast as pg_get_expr / pg_get_indexdef print it: ::text, ::character varying(25),
 # ::timestamp without time zone, ::"MyEnum", ::numeric[]
-_CAST = re.compile(r"::(?:\"(?:[^\"]|\"\")+\"|[a-z_][\w.]*(?: varying| precision| without time zone"
-                   r"| with time zone)?)(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])*")
+_TYPMOD = r"(?:\(\d+(?:,\s*\d+)?\))?"
+_CAST = re.compile(rf"::(?:\"(?:[^\"]|\"\")+\"|[a-z_][\w.]*){_TYPMOD}"
+                   rf"(?: varying| precision| without time zone| with time zone)?{_TYPMOD}(?:\[\])*")
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _LITERAL = re.compile(r"^\(*('(?:[^']|'')*'|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\)*$")
 _NOW = {"now()", "current_timestamp", "transaction_timestamp()", "statement_timestamp()",
         "clock_timestamp()", "localtimestamp"}
@@ -60,7 +62,12 @@ class SqliteTable:
 
 
 def strip_casts(expression: str) -> str:
-    return _CAST.sub("", expression)
+    """The expression without PostgreSQL's ``::type`` casts (string literals untouched)."""
+    out, at = [], 0
+    for literal in _STRING_LITERAL.finditer(expression):
+        out.append(_CAST.sub("", expression[at:literal.start()]) + literal.group())
+        at = literal.end()
+    return "".join(out) + _CAST.sub("", expression[at:])
 
 
 def sqlite_default(expression: str) -> str | None:

@@ -82,7 +82,8 @@ def fits(limit: Limit, value: Any) -> bool:
 def scan_sql(table: str, limits: dict[str, Limit]) -> str:
     """One SQLite query over a table: per limited column, bit 1 set when a value breaks its
     limit (integers and REALs judged in SQL); for a numeric column bit 2 when it holds TEXT
-    values, which are then judged one by one with ``fits`` (``text_values_sql``)."""
+    values (or REALs beyond round()'s digits), which are then judged one by one with
+    ``fits`` (``text_values_sql``)."""
     checks = []
     for column, limit in limits.items():
         c = quote_ident(column)
@@ -92,13 +93,25 @@ def scan_sql(table: str, limits: dict[str, Limit]) -> str:
             checks.append(f"coalesce(max({c}) >= {limit.size} OR min({c}) < {-limit.size}, 0)")
         else:
             bound = f"1e{limit.size - limit.scale}"
+            judged = _judged_in_python(limit)
+            real = "0" if "real" in judged else f"{c} != round({c}, {limit.scale}) OR {c} >= {bound} OR {c} <= -{bound}"
+            kinds = ", ".join(f"'{kind}'" for kind in judged)
             checks.append(
-                f"coalesce(max(CASE typeof({c}) WHEN 'integer' THEN abs({c}) >= {bound}"
-                f" WHEN 'real' THEN {c} != round({c}, {limit.scale}) OR abs({c}) >= {bound} ELSE 0 END), 0)"
-                f" + 2 * coalesce(max(typeof({c}) = 'text'), 0)")
+                f"coalesce(max(CASE typeof({c}) WHEN 'integer' THEN {c} >= {bound} OR {c} <= -{bound}"
+                f" WHEN 'real' THEN {real} ELSE 0 END), 0)"
+                f" + 2 * coalesce(max(typeof({c}) IN ({kinds})), 0)")
     return f"SELECT {', '.join(checks)} FROM {quote_ident(table)}"
 
 
-def text_values_sql(table: str, column: str) -> str:
+def _judged_in_python(limit: Limit) -> tuple[str, ...]:
+    """The storage classes of a numeric column whose values ``fits`` judges one by one:
+    TEXT always; REAL too when the scale is beyond what SQLite's round() keeps exactly
+    (about 15 significant digits)."""
+    return ("text", "real") if limit.scale >= 15 else ("text",)
+
+
+def text_values_sql(table: str, column: str, limit: Limit) -> str:
+    """The values of a numeric column ``scan_sql`` leaves to ``fits`` (bit 2)."""
     c = quote_ident(column)
-    return f"SELECT {c} FROM {quote_ident(table)} WHERE typeof({c}) = 'text'"
+    kinds = ", ".join(f"'{kind}'" for kind in _judged_in_python(limit))
+    return f"SELECT {c} FROM {quote_ident(table)} WHERE typeof({c}) IN ({kinds})"

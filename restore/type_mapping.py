@@ -100,8 +100,8 @@ def sqlite_table_to_pg(table: TableSchema) -> TableSchema:
 
 def pg_column_to_sqlite(column: Column) -> Column:
     name, is_array = base_name(column.declared)
-    if is_array or name in ("json", "jsonb"):
-        declared, family = "JSON", "json"
+    if is_array or name in ("json", "jsonb"):  # TEXT affinity: a bare number keeps its digits
+        declared, family = "JSON_TEXT", "json"
     elif name == "timestamp without time zone":
         declared, family = "DATETIME", "datetime"
     elif name == "boolean":

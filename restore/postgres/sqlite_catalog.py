@@ -91,6 +91,8 @@ def _table(conn: sqlite3.Connection, schema: TableSchema, counters: dict[str, in
 
 _IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)'
 _NAMED_UNIQUE = re.compile(rf"CONSTRAINT\s+({_IDENT})\s+UNIQUE\s*\(([^)]*)\)", re.I)
+_NAMED_UNIQUE_COLUMN = re.compile(rf"(?:^|[(,])\s*({_IDENT})\s[^,]*?\bCONSTRAINT\s+({_IDENT})\s+UNIQUE\b(?!\s*\()",
+                                  re.I)
 
 
 def _unquote(ident: str) -> str:
@@ -103,8 +105,11 @@ def _unquote(ident: str) -> str:
 def _unique_names(ddl: str) -> dict[tuple[str, ...], str]:
     """The names the CREATE TABLE gives its UNIQUE constraints (``PRAGMA index_list`` shows
     only ``sqlite_autoindex_...``), by their columns."""
-    return {tuple(_unquote(c.split()[0]) for c in columns.split(",")): _unquote(name)
-            for name, columns in _NAMED_UNIQUE.findall(ddl)}
+    body = ddl[ddl.index("("):] if "(" in ddl else ""
+    names = {(_unquote(column),): _unquote(name) for column, name in _NAMED_UNIQUE_COLUMN.findall(body)}
+    names.update({tuple(_unquote(c.split()[0]) for c in columns.split(",")): _unquote(name)
+                  for name, columns in _NAMED_UNIQUE.findall(ddl)})
+    return names
 
 
 def _foreign_keys(conn: sqlite3.Connection, name: str) -> list[SqliteForeignKey]:
@@ -157,7 +162,7 @@ def _broken(conn: sqlite3.Connection, schema: TableSchema) -> set[str]:
         if column in broken or not flag & 2:
             continue
         limit, convert = limits[column], converters[column]
-        for (value,) in conn.execute(text_values_sql(schema.name, column)):
+        for (value,) in conn.execute(text_values_sql(schema.name, column, limit)):
             try:
                 if not fits(limit, convert(value)):
                     broken.add(column)
