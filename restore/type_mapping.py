@@ -1,16 +1,23 @@
 """Cross-dialect restores: column types and values between SQLite and PostgreSQL. Pure.
+(Keys, constraints, indexes and defaults: ``schema_to_postgres`` / ``schema_to_sqlite``;
+declared limits SQLite does not enforce: ``type_limits``.)
 
-SQLite -> PostgreSQL (by the column's family, ``schema.family_of`` of its declared type):
+SQLite -> PostgreSQL: the declared type where PostgreSQL has it (``sqlite_type_to_pg``),
+else by the column's family (``schema.family_of`` of its declared type):
 
 ===========  =========================  ============================================
 family       PostgreSQL type            value
 ===========  =========================  ============================================
-integer      bigint                     int (an integral REAL or numeric text too)
+integer      smallint / integer /       int (an integral REAL or numeric text too)
+             bigint as declared
+             (INTEGER -> integer; other
+             names -> bigint)
 float        double precision           float, bit for bit
-numeric      numeric                    Decimal: an INTEGER exactly, a REAL by its
-                                        shortest repr (``0.1`` -> ``0.1``), TEXT as is
+numeric      numeric(p,s) as declared,  Decimal: an INTEGER exactly, a REAL by its
+             else numeric               shortest repr (``0.1`` -> ``0.1``), TEXT as is
 boolean      boolean                    0/1 -> False/True
-text         text                       str
+text         varchar(n) / char(n) as    str
+             declared, else text
 blob         bytea                      bytes (TEXT in such a column: its UTF-8)
 date         date                       ``YYYY-MM-DD`` text -> date
 datetime     timestamp (timestamptz     ISO text (SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff``)
@@ -24,17 +31,21 @@ other        text                       str(value)
 ===========  =========================  ============================================
 
 PostgreSQL -> SQLite: the declared type is kept where SQLite's affinity rules give the
-right storage class (``bigint``, ``numeric(10,2)``, ``double precision``, ``text``,
+right storage class (``bigint``, ``double precision``, ``character varying(25)``, ``text``,
 ``bytea``, ``uuid``, ``date``, ``timestamp with time zone``, ...), so a later restore back
-to PostgreSQL finds the same family; ``timestamp without time zone`` becomes ``DATETIME``,
-``boolean`` ``BOOLEAN``, json/jsonb and arrays ``JSON`` (arrays as JSON text; numbers keep
-their digits), interval ``INTERVAL``. Values: bool -> 0/1, Decimal -> its text (SQLite's
-NUMERIC affinity stores it as INTEGER/REAL when that is lossless, else keeps the text),
+to PostgreSQL finds the same type; ``timestamp without time zone`` becomes ``DATETIME``,
+``boolean`` ``BOOLEAN``, json/jsonb and arrays ``JSON_TEXT`` (TEXT affinity; arrays as JSON
+text, numbers with their digits), interval ``INTERVAL``, enums, domains and the other
+types without TEXT affinity ``TEXT`` (NUMERIC affinity would turn a label ``'01'`` into 1).
+``numeric(p,s)`` becomes ``DECIMAL_BLOB(p,s)``: BLOB affinity, so SQLite converts nothing
+(NUMERIC affinity keeps 15 digits of a decimal text), and ``exact_decimal`` stores each
+value as INTEGER when integral, as REAL when a double reads back the same decimal (what an
+ORM's Numeric on SQLite reads), else as its TEXT with every digit. Values: bool -> 0/1,
 date/time -> ISO text, datetime -> ``YYYY-MM-DD HH:MM:SS.ffffff`` (+ offset when aware),
 UUID -> text, timedelta -> interval text, str/bytes/int/float unchanged.
 
 Round trips PostgreSQL -> SQLite -> PostgreSQL are equal by value; arrays come back as
-json, smallint/integer as bigint, varchar(n) as text (SQLite does not keep lengths).
+json, enums and domains as text.
 """
 
 from __future__ import annotations
