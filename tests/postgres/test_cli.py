@@ -49,8 +49,12 @@ def test_cli_backup_status_restore_uninstall(pg, work_dir):
     assert digest(dst, {"t": ["id"]}) == digest(src, {"t": ["id"]})
     again = tv(work_dir, "restore", "--to", dst)
     assert again.returncode == 2 and "not empty" in again.stderr
-    to_sqlite = tv(work_dir, "restore", "--to", f"sqlite:///{work_dir / 'copy.sqlite'}", "--json")
-    assert to_sqlite.returncode == 0 and json.loads(to_sqlite.stdout)["rows"] == 2
+    planned = tv(work_dir, "restore", "--to", f"sqlite:///{work_dir / 'copy.sqlite'}", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert "would map to the other dialect (1 decision(s)):" in planned.stdout
+    assert "t.v: numeric -> DECIMAL_BLOB" in planned.stdout and not (work_dir / "copy.sqlite").exists()
+    to_sqlite = tv(work_dir, "restore", "--to", f"sqlite:///{work_dir / 'copy.sqlite'}")
+    assert to_sqlite.returncode == 0 and "mapped to the other dialect" in to_sqlite.stdout, to_sqlite.stderr
     removed = tv(work_dir, "uninstall", "--json")
     assert removed.returncode == 0 and json.loads(removed.stdout)["slot_dropped"] is True
     conn = connect(src)
