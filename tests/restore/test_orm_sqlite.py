@@ -12,6 +12,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from restore.drill import schema_objects
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from trade_stream.sqlite.backup import BackupEngine
@@ -60,6 +61,14 @@ def _digest(path) -> dict[str, str]:
         conn.close()
 
 
+def _schema(path) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        return schema_objects(conn, KEYS)
+    finally:
+        conn.close()
+
+
 def test_the_application_reads_and_keeps_writing_its_restored_database(tmp_path):
     path = tmp_path / "app.sqlite"
     app = sa.create_engine(f"sqlite:///{path}")
@@ -86,6 +95,7 @@ def test_the_application_reads_and_keeps_writing_its_restored_database(tmp_path)
     restored = tmp_path / "restored.sqlite"
     restore_sqlite(store, plan_restore(store.entries(), Target()), DatabaseService(f"sqlite:///{restored}"))
     assert _digest(restored) == _digest(path)
+    assert _schema(restored) == _schema(path)  # every table, index and constraint statement
 
     again = sa.create_engine(f"sqlite:///{restored}")
     try:
