@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config_vcs.coalescer import Coalescer
 from config_vcs.commit_message import ADDED, MODIFIED, RENAMED, display_path
@@ -30,7 +30,9 @@ from config_vcs.push_queue import RemotePusher
 from config_vcs.repository import CommitResult, ConfigRepo, head_of, tree_entries
 from config_vcs.scanner import MODE_LINK
 from config_vcs.scope import scope_report, skipped_list
-from config_vcs.watcher import DirectoryWatcher
+
+if TYPE_CHECKING:  # watchdog is for the live agent only, not for status or recovery
+    from config_vcs.watcher import DirectoryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +379,8 @@ class ConfigHistory:
         self._started = True
         try:
             if o.watch:  # watch before the start-up scan: nothing changed during it is missed
+                from config_vcs.watcher import DirectoryWatcher
+
                 self._watcher = DirectoryWatcher()
                 for worker in self.workers:
                     self._watcher.add(worker.repo.root, worker.repo, worker.touch, worker.rescan_now)
