@@ -136,7 +136,7 @@ class Publisher:
         return fields
 
     def _publish(self, entry: mf.ManifestEntry, stored_in: list[str], failed: dict[str, str]) -> list[str]:
-        stored = self.store.publish(entry, stored_in)
+        stored = self.store.publish(entry, stored_in, failed)
         for name in (loc.name for loc in self.store.locations):
             if name not in stored:
                 reason = failed.get(name, "manifest entry not written")

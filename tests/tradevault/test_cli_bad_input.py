@@ -216,3 +216,33 @@ def test_cli_restore_dry_run_prints_the_plan_and_changes_nothing(cli, backed_up)
     assert info["events"] == incremental["count"], str(result)
     assert info["bytes"] == full["bytes"] + incremental["bytes"], str(result)
     assert cli.tree_changes(before, cli.tree_state(backed_up.root)) == [], "--dry-run changed files"
+
+
+def test_cli_full_backup_on_a_full_disk_names_the_location_and_the_os_reason(cli, fresh, workdir: Path) -> None:
+    """A location on a 64 KiB filesystem (tmpfs: needs root) cannot take the full backup:
+    one line naming the location, its directory and the OS's reason; nothing visible in it."""
+    import subprocess
+
+    from tradevault.workload import bulk_fill
+
+    tiny = workdir / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mount -t tmpfs needs root")
+    try:
+        with sqlite3.connect(fresh.db) as conn:
+            conn.execute("DELETE FROM orders")
+            conn.execute("DELETE FROM trades")
+        bulk_fill(fresh.db, 20_000)  # about 0.8 MB compressed
+        fresh.write_config(locations={"tiny": tiny / "store"})
+        result = fresh.tv("backup", "full")
+        assert result.rc == 1, str(result)
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1, str(result)
+        assert "location tiny" in lines[0] and str(tiny / "store") in lines[0], lines[0]
+        assert "No space left on device" in lines[0], lines[0]
+        visible = [p.name for p in (tiny / "store").rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
+        assert visible == [], visible
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], capture_output=True)

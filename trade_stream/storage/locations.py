@@ -37,8 +37,9 @@ class Location(Protocol):
 
 def _storage_error(location: "FileLocation", action: str, exc: OSError) -> StorageError:
     if exc.errno == errno.ENOSPC:
-        return StorageError(f"location {location.name}: disk full while {action}")
-    return StorageError(f"location {location.name}: {action} failed: {exc.strerror or exc}")
+        return StorageError(f"location {location.name} ({location.root}): disk full while {action}: "
+                            f"{exc.strerror or 'no space left on device'}")
+    return StorageError(f"location {location.name} ({location.root}): {action} failed: {exc.strerror or exc}")
 
 
 class _FileWriter:

@@ -272,11 +272,13 @@ class BackupStore:
         sink.failed.update(failed)
         return sink
 
-    def publish(self, entry: ManifestEntry, stored_in: list[str]) -> list[str]:
+    def publish(self, entry: ManifestEntry, stored_in: list[str], failed: dict[str, str] | None = None) -> list[str]:
         """Write the entry last, in every location holding the object: from now on the
-        object is part of the backup. Returns the locations that have both."""
+        object is part of the backup. Returns the locations that have both. ``failed``: why
+        the object itself is missing where it is (named when too few locations remain)."""
         data = encode_entry(entry)
-        done, failed = [], {}
+        done: list[str] = []
+        failed = dict(failed or {})
         for location in self.locations:
             if location.name not in stored_in:
                 continue
@@ -368,7 +370,7 @@ class BackupStore:
 
 
 def _too_few(count: int, store: BackupStore, failed: dict[str, str]) -> str:
-    reasons = "; ".join(f"{k}: {v}" for k, v in failed.items())
+    reasons = "; ".join(v if v.startswith(f"location {k} ") else f"{k}: {v}" for k, v in failed.items())
     return (f"stored in {count} of {len(store.locations)} locations, "
             f"min_locations is {store.min_locations}: {reasons}")
 

@@ -12,14 +12,27 @@ import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from tradevault.cli import agent, backup, config, kafka, recover, restore, setup, standby, status, verify
 from tradevault.cli.support import ConfigOption, run
 
+# The order a user needs them in (typer would list single commands before groups).
+ORDER = ("init", "backup", "backups", "restore", "verify", "status", "agent", "run", "recover", "config",
+         "locations", "follow", "promote", "kafka", "uninstall", "demo")
+
+
+class _InOrder(TyperGroup):
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: ORDER.index(name) if name in ORDER else len(ORDER))
+
+
 app = typer.Typer(
+    cls=_InOrder,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     help="Backup and disaster recovery for trading systems.",
 )
 

@@ -28,6 +28,7 @@ ConfigOption = Annotated[
     typer.Option(
         "-c",
         "--config",
+        metavar="FILE",
         help="Configuration file (default ./tradevault.toml or $TRADEVAULT_CONFIG).",
         show_default=False,
     ),
@@ -82,13 +83,46 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH"}
+
+
+def readable_types(command: Any) -> None:
+    """Help shows each option's value as a word a user reads (TEXT, INTEGER, PATH, or the
+    metavar the option names), and nothing after a flag, instead of typer's ``<str>`` /
+    ``<bool>``."""
+    from typer.core import TyperArgument, TyperOption
+
+    for param in getattr(command, "params", []):
+        bare = param.bare_type() if isinstance(param, (TyperOption, TyperArgument)) else ""
+        word = _TYPE_NAMES.get(bare[5:-1] if bare.startswith("list[") else bare)
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+        elif isinstance(param, TyperOption) and param.metavar is None and word:
+            param.metavar = word
+        elif isinstance(param, TyperArgument):  # its name is its metavar; the type column:
+            param.display_type_rich = lambda ctx, word=word: word  # type: ignore[method-assign]
+    make_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:  # click makes --help per context, outside ``params``
+        option = make_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        readable_types(sub)
+
+
 def run(app: typer.Typer, argv: list[str] | None = None) -> int:
     """Run the CLI and return the contract's exit status instead of raising.
 
     Usage errors are handled by typer itself (exit 2); domain errors arrive here.
     """
     try:
-        app(args=argv, prog_name="tradevault")
+        command = typer.main.get_command(app)
+        readable_types(command)
+        command(args=argv, prog_name="tradevault")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_FAILURE)
