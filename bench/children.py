@@ -24,8 +24,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_SCRIPT = Path(sys.executable).parent / "tradevault"
+TRADEVAULT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tradevault.cli"]
 
 
 class ChildFailed(RuntimeError):
@@ -54,12 +57,13 @@ def vm_hwm_kb(pid: int | str = "self") -> int:
     return 0
 
 
-def run_measured(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> ChildRun:
+def run_measured(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+                 stdout: Any = subprocess.DEVNULL) -> ChildRun:
     """Run ``argv`` to completion; raise ChildFailed (with its stderr) if it fails."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                stdout=stdout, stderr=err)
         hwm = 0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -88,3 +92,17 @@ def run_worker(op: str, args: dict, *, profile_dir: Path | None = None) -> tuple
         run = run_measured([sys.executable, "-m", "bench.worker", op, json.dumps(args), str(out)],
                            cwd=PROJECT_ROOT, env=env)
         return json.loads(out.read_text()), run
+
+
+def run_cli(args: list[str], *, cwd: Path, json_flag: bool = True, profile: Path | None = None) -> tuple[Any, ChildRun]:
+    """The ``tradevault`` command as a user runs it (console script, start-up and imports
+    included): ``args`` (with ``--json``); returns (its JSON output or None, the run). Its
+    peak memory is the polled VmHWM (``hwm_kb``). ``profile``: run it under cProfile,
+    stats written there."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEVAULT_")}
+    command = TRADEVAULT if profile is None else [sys.executable, "-m", "cProfile", "-o", str(profile),
+                                                  "-m", "tradevault.cli"]
+    with tempfile.TemporaryFile() as out:
+        run = run_measured([*command, *args, *(["--json"] if json_flag else [])], cwd=cwd, env=env, stdout=out)
+        out.seek(0)
+        return (json.loads(out.read().decode()) if json_flag else None), run

@@ -40,7 +40,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="leave out the restic comparisons (restic's key derivation makes every call slow)")
     p.add_argument("--keep", action="store_true", help="keep the scratch databases and store in DIR/bench-work")
     p.add_argument("--profile", action="store_true",
-                   help="run backup/restore steps under cProfile (DIR/profiles/*.prof; slows them down)")
+                   help="run the tradevault backup/restore commands under cProfile (DIR/profiles/*.prof; "
+                        "slows them down)")
     args = p.parse_args(argv)
     if args.quick:
         defaults = {"repeat": 1, "changes": max(1, args.rows // 10), "latency_tx": 400}

@@ -1,10 +1,13 @@
 """The benchmark run: build the database, then measure every selected scenario in the same
 run, on the same data, tradevault and its peers A/B interleaved and repeated (medians).
 
-Scenarios (``--scenarios``, default all; each library step in a fresh child process, see
-bench/children.py):
+Every tradevault time is the ``tradevault`` command as a user runs it, a whole process
+timed from spawn to reap like the peers' commands (bench/tv_commands.py); the command's
+own in-process figure is kept beside it (``*_in_process_seconds``).
 
-* full: ``repeat`` rounds of tradevault BackupEngine.full() vs ``sqlite3 .backup`` + ``zstd -3``,
+Scenarios (``--scenarios``, default all):
+
+* full: ``repeat`` rounds of ``tradevault backup full`` vs ``sqlite3 .backup`` + ``zstd -3``,
   vs ``sqlite3 .dump | zstd -3``, vs ``restic backup`` (fresh repository per round).
 * incremental: ``repeat`` rounds each at 1% and at 10% of the rows changed (random rows):
   tradevault incremental vs ``restic backup`` of the changed file into the repository that
@@ -38,12 +41,13 @@ from pathlib import Path
 
 from bench import baseline, data, latency, peers
 from bench.children import PROJECT_ROOT, run_worker
+from bench.tv_commands import TradevaultCli, container_bytes
 
 SOURCE = "tradesv3"
 MARKER = ".bench-work"
-SCENARIOS = ("full", "incremental", "restore", "pitr", "scaling", "latency", "keyless", "agent", "config",
+SCENARIOS = ("full", "startup", "incremental", "restore", "pitr", "scaling", "latency", "keyless", "agent", "config",
              "kafka", "postgres")
-NEEDS = {"incremental": ("full",), "restore": ("full",), "pitr": ("full", "incremental")}
+NEEDS = {"startup": ("full",), "incremental": ("full",), "restore": ("full",), "pitr": ("full", "incremental")}
 
 
 @dataclass
@@ -129,6 +133,29 @@ class Run:
         return {"db_url": f"sqlite:///{self.src}", "store_root": str(self.store_root), "source": SOURCE,
                 "work_dir": ""}
 
+    @property
+    def cli(self) -> TradevaultCli:
+        return TradevaultCli(self.work / "configs", self.opts.out / "profiles" if self.opts.profile else None)
+
+    def tv(self, label: str, call) -> dict:
+        """One ``tradevault`` command (bench/tv_commands.py): settled first, its peak memory kept."""
+        settle()
+        result = call()
+        self.memory[label] = max(self.memory.get(label, 0), result["vm_hwm_kb"])
+        return result
+
+    def backup(self, kind: str, src: Path | None = None, store: Path | None = None, work_dir: str = "") -> dict:
+        """``tradevault backup KIND`` on ``src`` (default the run's database) into ``store``."""
+        db, location = f"sqlite:///{src or self.src}", str(store or self.store_root)
+        return self.tv(kind, lambda: self.cli.backup(kind, db, location, SOURCE, work_dir))
+
+    def restore(self, target: Path, store: Path | None = None, at_ts: int | None = None,
+                label: str = "restore") -> dict:
+        """``tradevault restore --to sqlite:///TARGET [--at TIME]`` (target removed first)."""
+        _unlink_db(target)
+        return self.tv(label, lambda: self.cli.restore(f"sqlite:///{self.src}", str(store or self.store_root), SOURCE,
+                                                       str(target), at_ts=at_ts))
+
     def worker(self, op: str, args: dict, label: str | None = None) -> dict:
         settle()
         profile_dir = self.opts.out / "profiles" if self.opts.profile else None
@@ -157,7 +184,8 @@ def run(opts: Options, tools: dict[str, str]) -> dict:
             data.copy_database(r.src, work / "latency-capture-off.sqlite")
         m["idle"] = r.worker("idle", {})
         r.memory.pop("idle")
-        steps = [("full", scenario_full), ("incremental", scenario_incremental), ("restore", scenario_restore),
+        steps = [("full", scenario_full), ("startup", scenario_startup), ("incremental", scenario_incremental),
+                 ("restore", scenario_restore),
                  ("pitr", scenario_pitr), ("scaling", scenario_scaling), ("latency", scenario_latency),
                  ("keyless", scenario_keyless), ("agent", scenario_agent), ("config", scenario_config),
                  ("kafka", scenario_kafka), ("postgres", scenario_postgres)]
@@ -186,7 +214,7 @@ def run(opts: Options, tools: dict[str, str]) -> dict:
 def first_full(r: Run) -> dict:
     if "first_full" not in r.m:
         log("first full backup (installs change capture)")
-        r.m["first_full"] = r.worker("full", r.backup_args())
+        r.m["first_full"] = r.backup("full")
         if "latency" in r.opts.scenarios:
             data.copy_database(r.src, r.work / "latency-capture-on.sqlite")
     return r.m["first_full"]
@@ -204,7 +232,7 @@ def scenario_full(r: Run) -> None:
             ("base", lambda: base.append(baseline.backup(r.tools, src, work / "baseline-copy.sqlite"))),
             ("dump", lambda: dump.append(peers.dump_backup(r.tools, src, work / "dump.sql.zst"))),
             ("restic", lambda i=i: rst.append(_restic_full(r, i))),
-            ("tv", lambda: tv.append(r.worker("full", r.backup_args()))),
+            ("tv", lambda: tv.append(r.backup("full"))),
         ]
         if i % 2:
             sides.reverse()  # A/B interleaved: alternate which side goes first
@@ -222,8 +250,10 @@ def scenario_full(r: Run) -> None:
         "tradevault_seconds": tv_s,
         "tradevault_best_seconds": min(x["seconds"] for x in tv),
         "tradevault_runs_seconds": [x["seconds"] for x in tv],
+        "tradevault_in_process_seconds": median([x["in_process_seconds"] for x in tv]),
         "tradevault_bytes": tv[-1]["bytes"],
-        "tradevault_container_bytes": tv[-1].get("container_bytes"),
+        "tradevault_container_bytes": container_bytes(str(r.store_root), SOURCE, tv[-1]["n"], "full",
+                                                      tv[-1]["bytes"]),
         "first_full_seconds_with_capture_install": first["seconds"],
         "baseline_seconds": base_s,
         "baseline_backup_seconds": median([x.backup_seconds for x in base]),
@@ -263,6 +293,24 @@ def scenario_full(r: Run) -> None:
     r.m["_base_rss"] = (max(x.backup_rss_kb for x in base), max(x.compress_rss_kb for x in base))
 
 
+STARTUP_ROUNDS = 7
+
+
+def scenario_startup(r: Run) -> None:
+    """What a user waits for before any work: ``tradevault --version`` and ``tradevault
+    backups list`` on the run's small store (its full backups), ``STARTUP_ROUNDS`` each."""
+    log(f"start-up: tradevault --version and backups list, {STARTUP_ROUNDS} rounds each")
+    db, store = f"sqlite:///{r.src}", str(r.store_root)
+    version, listing = [], []
+    for _ in range(STARTUP_ROUNDS):
+        version.append(r.cli.timed(["--version"], db, store, SOURCE))
+        listing.append(r.cli.timed(["backups", "list"], db, store, SOURCE))
+    r.m["startup"] = {"statistic": f"median of {STARTUP_ROUNDS}", "version_seconds": median(version),
+                      "version_runs_seconds": version, "backups_list_seconds": median(listing),
+                      "backups_list_runs_seconds": listing,
+                      "catalog_entries": len(r.cli.backup_list(db, store, SOURCE))}
+
+
 def _restic_full(r: Run, i: int) -> peers.ToolRun:
     """Full backup into a fresh repository; the last round's repository is kept as the chain
     the incrementals go into."""
@@ -285,9 +333,10 @@ def scenario_incremental(r: Run) -> None:
         for i in range(r.opts.repeat):
             log(f"incremental {label} round {i + 1}/{r.opts.repeat}: updating {n:,} random rows")
             change = data.change_random(r.src, n, seed=1000 * (label == "10%") + i)
-            tv = r.worker("incremental", r.backup_args())
+            tv = r.backup("incremental")
             entry = {"label": label, "changed_rows": change["rows_updated"], "update_seconds": change["seconds"],
-                     "tradevault_seconds": tv["seconds"], "tradevault_bytes": tv["bytes"],
+                     "tradevault_seconds": tv["seconds"], "tradevault_in_process_seconds": tv["in_process_seconds"],
+                     "tradevault_bytes": tv["bytes"],
                      "tradevault_events": tv["events"], "tradevault_cpu_seconds": tv["cpu_seconds"],
                      "last_seq": tv["last_seq"]}
             if repo is not None:
@@ -311,6 +360,7 @@ def scenario_incremental(r: Run) -> None:
         sel = [x for x in rounds if x["label"] == label]
         s = {"changed_rows": sel[0]["changed_rows"],
              "tradevault_seconds": median([x["tradevault_seconds"] for x in sel]),
+             "tradevault_in_process_seconds": median([x["tradevault_in_process_seconds"] for x in sel]),
              "tradevault_bytes": median([x["tradevault_bytes"] for x in sel]),
              "tradevault_cpu_seconds": median([x["tradevault_cpu_seconds"] or 0 for x in sel]),
              "events": sel[0]["tradevault_events"]}
@@ -326,6 +376,7 @@ def scenario_incremental(r: Run) -> None:
     label = next((x for x in ("10%", "1%") if summary[x]["changed_rows"] == 100_000), "10%")
     big = summary[label]
     summary.update({"changed_rows": big["changed_rows"], "events": big["events"], "seconds": big["tradevault_seconds"],
+                    "in_process_seconds": big["tradevault_in_process_seconds"],
                     "cpu_seconds": big["tradevault_cpu_seconds"], "bytes": big["tradevault_bytes"],
                     "events_per_second": big["events_per_second"], "goal_round": label,
                     "update_seconds": median([x["update_seconds"] for x in rounds if x["label"] == label])})
@@ -354,8 +405,7 @@ def _restore_rounds(r: Run, what: str, restored: Path, rounds: int) -> tuple[lis
         sides = [
             ("zstd", lambda: dec.append(baseline.decompress(r.tools, zst, work / "baseline-restored.sqlite"))),
             ("restic", lambda: rst.append(repo.restore(work / "restic-restored", r.src))),
-            ("tv", lambda: (_unlink_db(restored), tv.append(r.worker("restore", {
-                "store_root": str(r.store_root), "source": SOURCE, "target": str(restored)})))),
+            ("tv", lambda: tv.append(r.restore(restored))),
         ]
         if i % 2:
             sides.reverse()
@@ -373,6 +423,7 @@ def _restore_summary(tv: list, dec: list, d_s: float) -> dict:
         "tradevault_seconds": tv_s,
         "tradevault_best_seconds": min(x["seconds"] for x in tv),
         "tradevault_runs_seconds": [x["seconds"] for x in tv],
+        "tradevault_in_process_seconds": median([x["in_process_seconds"] for x in tv]),
         "tradevault_cpu_seconds": median([x["cpu_seconds"] or 0 for x in tv]),
         "rows": tv[-1]["rows"],
         "events_replayed": tv[-1]["events"],
@@ -393,7 +444,7 @@ def scenario_restore(r: Run) -> None:
     replayed_db, restored = work / "replayed.sqlite", work / "restored.sqlite"
     tv_replay, dec, rst = _restore_rounds(r, "replaying the incrementals", replayed_db, r.opts.repeat)
     log("consolidating: a full backup built from the store")
-    consolidated = r.worker("consolidate", r.backup_args())
+    consolidated = r.backup("consolidate")
     tv, dec2, rst2 = _restore_rounds(r, "after consolidation", restored,
                                      at_least(r.opts.repeat, RESTORE_ROUNDS_AFTER_CONSOLIDATION))
     dec, rst = dec + dec2, rst + rst2
@@ -445,9 +496,7 @@ def scenario_pitr(r: Run) -> None:
     runs = []
     for i in range(r.opts.repeat):
         log(f"point-in-time restore round {i + 1}/{r.opts.repeat}")
-        _unlink_db(target)
-        runs.append(r.worker("restore", {"store_root": str(r.store_root), "source": SOURCE, "target": str(target),
-                                         "at_ts": point["ts_us"]}, label="restore --at"))
+        runs.append(r.restore(target, at_ts=point["ts_us"], label="restore --at"))
     got, _ = data.digest(target)
     r.m["pitr"] = {
         "target": "the instant after the 1% rounds, before the 10% rounds (restore --at TIME)",
@@ -473,9 +522,7 @@ def scenario_scaling(r: Run) -> None:
         src = work / "src.sqlite"
         log(f"scaling: {n:,} rows")
         data.build(src, n)
-        args = {"db_url": f"sqlite:///{src}", "store_root": str(work / "store"), "source": SOURCE,
-                "work_dir": str(work / "tmp")}
-        r.worker("full", args)
+        r.backup("full", src, work / "store", str(work / "tmp"))
         base = baseline.backup(r.tools, src, work / "copy.sqlite")
         repo = None
         if r.restic:
@@ -490,9 +537,7 @@ def scenario_scaling(r: Run) -> None:
             if repo:
                 settle()
                 rst.append(repo.restore(work / "restic-restored", src)[0].seconds)
-            _unlink_db(work / "restored.sqlite")
-            tv.append(r.worker("restore", {"store_root": str(work / "store"), "source": SOURCE,
-                                           "target": str(work / "restored.sqlite")})["seconds"])
+            tv.append(r.restore(work / "restored.sqlite", work / "store")["seconds"])
         r.m.setdefault("scaling", {})[n] = {"tradevault": median(tv), "zstd -d": median(dec),
                                             **({"restic restore": median(rst)} if rst else {})}
         shutil.rmtree(work, ignore_errors=True)
@@ -701,6 +746,12 @@ def goals(m: dict, opts: Options) -> list[dict]:
         if "restic_time_ratio" in fb:
             goal("full backup time / restic backup time", fb["restic_time_ratio"], "<=", 1.0, source=PARITY)
             goal("full backup size / restic backup size", fb["restic_size_ratio"], "<=", 1.0, source=PARITY)
+    up = m.get("startup")
+    if up:
+        goal("tradevault --version, whole process (seconds)", up["version_seconds"], "<=", 0.15, " s",
+             source="the CLI-speed issue")
+        goal(f"tradevault backups list on a small store ({up['catalog_entries']} entries), whole process (seconds)",
+             up["backups_list_seconds"], "<=", 0.3, " s", source="the CLI-speed issue")
     inc = m.get("incremental")
     if inc:
         changes = inc["changed_rows"]

@@ -16,9 +16,10 @@ measures, in the same run:
   of 50 on one database with its slot, the median p99 ratio of at least LATENCY_ROUNDS
   rounds (goal: <= 1.1).
 
-tradevault's full backups, incrementals and restores run in child processes of their own
-(``bench.worker``, timed there around the library call, as in ``python -m bench``); the
-peak RSS of each command is reported (goal: <= 200 MB).
+tradevault's full backups, incrementals and restores are the ``tradevault`` command, each
+a whole process timed from spawn to reap as ``pg_dump`` and ``pg_restore`` are (start-up
+included; bench/tv_commands.py, as in ``python -m bench``); the peak RSS of each command
+is reported (goal: <= 200 MB).
 
 Writes ``DIR/results.json`` (``goals``: ``{"name", "value", "goal", "ok"}``, like
 ``python -m bench``) and ``DIR/RESULTS.md``. The cluster runs with fsync off on both sides
@@ -238,36 +239,32 @@ def restore_rounds(cluster: Cluster, rounds: int, prefix: str, dump: Path, env: 
 
 
 class Commands:
-    """tradevault's steps on the source database, each in a child process of its own
-    (``bench.worker``, as the SQLite bench runs them): its time is measured there around
-    the library call, and its peak RSS is kept per command."""
+    """tradevault's steps on the source database: the ``tradevault`` command, each a whole
+    process timed from spawn to reap as ``pg_dump``/``pg_restore`` are
+    (bench/tv_commands.py); its peak RSS is kept per command."""
 
     def __init__(self, url: str, store_root: Path) -> None:
+        from bench.tv_commands import TradevaultCli
+
         self.url, self.store_root = url, store_root
+        self.cli = TradevaultCli(store_root / "configs")
         self.peak_kb: dict[str, int] = {}
 
-    def _run(self, op: str, args: dict) -> dict:
-        from bench.children import run_worker
-
-        result, child = run_worker(op, args)
-        self.peak_kb[op] = max(self.peak_kb.get(op, 0), result["vm_hwm_kb"] or child.maxrss_kb)
+    def _kept(self, op: str, result: dict) -> dict:
+        self.peak_kb[op] = max(self.peak_kb.get(op, 0), result["vm_hwm_kb"])
         return result
 
     def _store(self, store: str) -> str:
         return f"file://{self.store_root / store}"
 
-    def _backup(self, op: str, store: str) -> dict:
-        return self._run(op, {"db_url": self.url, "store_root": self._store(store), "source": "src", "work_dir": ""})
-
     def full(self, store: str) -> dict:
-        return self._backup("full", store)
+        return self._kept("full", self.cli.backup("full", self.url, self._store(store), "src"))
 
     def incremental(self, store: str) -> dict:
-        return self._backup("incremental", store)
+        return self._kept("incremental", self.cli.backup("incremental", self.url, self._store(store), "src"))
 
     def restore(self, store: str, target_url: str) -> float:
-        return self._run("restore", {"store_root": self._store(store), "source": "src",
-                                     "target": target_url})["seconds"]
+        return self._kept("restore", self.cli.restore(self.url, self._store(store), "src", target_url))["seconds"]
 
 
 def cross_dialect(cluster: Cluster, root: Path, tv: Commands, rows: int, rounds: int, env: dict) -> dict:
@@ -321,7 +318,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         dump = root / "dump.pgc"
         pg_dump_env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="postgres")
         tv = Commands(cluster.url("src"), root)
-        dump_times, full_times, full_sizes = [], [], []
+        dump_times, full_times, full_sizes, full_inside = [], [], [], []
         for i in range(rounds):
             t, _ = timed(lambda: subprocess.run([_bin("pg_dump"), "-Fc", "-f", str(dump), "src"], check=True,
                                                 env=pg_dump_env))
@@ -329,12 +326,14 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
             store = f"store{i}"
             full = tv.full(store)
             full_times.append(full["seconds"])
+            full_inside.append(full["in_process_seconds"])
             full_sizes.append(full["bytes"])
             if i < rounds - 1:
                 shutil.rmtree(root / store)
         m["full_backup"] = {
             "pg_dump_seconds": statistics.median(dump_times), "seconds": statistics.median(full_times),
             "pg_dump_bytes": dump.stat().st_size, "bytes": full_sizes[-1],
+            "in_process_seconds": statistics.median(full_inside),
         }
         m["full_backup"]["time_ratio"] = m["full_backup"]["seconds"] / m["full_backup"]["pg_dump_seconds"]
         m["full_backup"]["size_ratio"] = m["full_backup"]["bytes"] / m["full_backup"]["pg_dump_bytes"]
@@ -358,6 +357,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
         incremental = tv.incremental(store)
         t = incremental["seconds"]
         m["capture"] = {"events": incremental["events"], "seconds": t, "per_second": incremental["events"] / t,
+                        "in_process_seconds": incremental["in_process_seconds"],
                         "catch_up_seconds": catch_up_seconds}
         # restore vs pg_restore
         tables = {"trades": ["id"], "orders": ["id"]}

@@ -25,7 +25,7 @@ def test_bench_writes_results_with_contract_shape(tmp_path: Path) -> None:
     out = tmp_path / "bench-out"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--rows", "2000", "--quick", "--skip-restic",
-         "--scenarios", "incremental,restore,latency", "--latency-tx", "100", "--out", str(out)],
+         "--scenarios", "startup,incremental,restore,latency", "--latency-tx", "100", "--out", str(out)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -33,7 +33,7 @@ def test_bench_writes_results_with_contract_shape(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["rows"] == 2000
     # what a scenario needs is added: incremental and restore need the full backups
-    assert results["scenarios"] == ["full", "incremental", "restore", "latency"]
+    assert results["scenarios"] == ["full", "startup", "incremental", "restore", "latency"]
     assert not results["measurements"]["scenarios"]["errors"]
     assert isinstance(results["measurements"], dict) and results["measurements"]
     assert isinstance(results["machine"], dict) and results["machine"]
@@ -49,7 +49,8 @@ def test_bench_writes_results_with_contract_shape(tmp_path: Path) -> None:
         assert isinstance(goal["ok"], bool)
         assert isinstance(goal["value"], (int, float, bool))
     names = " | ".join(g["name"] for g in goals)
-    for topic in ("full backup time", "full backup size", "incremental", "restore", "memory", "latency"):
+    for topic in ("full backup time", "full backup size", "incremental", "restore", "memory", "latency",
+                  "tradevault --version", "backups list"):
         assert topic in names, f"no goal about {topic!r}: {names}"
     equal = next(g for g in goals if g["name"] == "restore equals source (digest)")
     assert isinstance(equal["value"], bool)

@@ -99,9 +99,10 @@ def checkout_cmd(
     ctx: typer.Context,
     paths: Annotated[Optional[list[str]], typer.Argument(help="Only these files or directories.")] = None,
     rev: Annotated[Optional[str], typer.Option("--rev", help="Revision to bring back.")] = None,
-    at: Annotated[Optional[str], typer.Option("--at", metavar="TIME", help="ISO 8601 time (naive = UTC): the last commit at or "
-                                              "before it.")] = None,
-    to: Annotated[Optional[Path], typer.Option("--to", metavar="DIR", help="Write into DIR instead of the watched directory.")] = None,
+    at: Annotated[Optional[str], typer.Option(
+        "--at", metavar="TIME", help="ISO 8601 time (naive = UTC): the last commit at or before it.")] = None,
+    to: Annotated[Optional[Path], typer.Option(
+        "--to", metavar="DIR", help="Write into DIR instead of the watched directory.")] = None,
     repo_path: RepoOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,

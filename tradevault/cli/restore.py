@@ -22,7 +22,8 @@ def restore(
     to: Annotated[str, typer.Option("--to", metavar="URL", help="Target database URL (must be empty).")],
     at: Annotated[Optional[str], typer.Option("--at", metavar="TIME", help="ISO 8601 time (naive = UTC).")] = None,
     seq: Annotated[Optional[int], typer.Option("--seq", help="Restore up to this seq.")] = None,
-    from_: Annotated[Optional[str], typer.Option("--from", metavar="LOCATION", help="Read from this location only.")] = None,
+    from_: Annotated[Optional[str], typer.Option(
+        "--from", metavar="LOCATION", help="Read from this location only.")] = None,
     config_to: Annotated[Optional[Path], typer.Option("--config-to", help="Also write the config as it was.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan, change nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty target.")] = False,

@@ -13,8 +13,10 @@ from tradevault.cli.support import ConfigOption, chosen_config, stdout
 def init(
     ctx: typer.Context,
     db: Annotated[str, typer.Option("--db", metavar="URL", help="Database URL.")] = "sqlite:///tradesv3.sqlite",
-    watch: Annotated[Optional[list[str]], typer.Option("--watch", metavar="DIR", help="Config directory to watch.")] = None,
-    location: Annotated[Optional[list[str]], typer.Option("--location", metavar="URL", help="Backup location URL.")] = None,
+    watch: Annotated[Optional[list[str]], typer.Option(
+        "--watch", metavar="DIR", help="Config directory to watch.")] = None,
+    location: Annotated[Optional[list[str]], typer.Option(
+        "--location", metavar="URL", help="Backup location URL.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     config: ConfigOption = None,
 ) -> None:

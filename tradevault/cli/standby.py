@@ -12,7 +12,8 @@ import typer
 
 from tradevault.cli.support import ConfigOption, JsonOption, print_json, settings_for, stdout
 
-ToOption = Annotated[Optional[str], typer.Option("--to", metavar="URL", help="Standby database URL (default [standby] url).")]
+ToOption = Annotated[Optional[str], typer.Option("--to", metavar="URL",
+                                                  help="Standby database URL (default [standby] url).")]
 
 
 def follow(
