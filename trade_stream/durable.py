@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def fsync_path(path: Path) -> None:
@@ -24,9 +24,12 @@ def fsync_path(path: Path) -> None:
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _sync_file_range() -> "ctypes._CFuncPtr | None":
+@functools.cache  # ctypes costs ~12 ms to import: only a command that writes big files pays
+def _sync_file_range() -> Any:
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
         call = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
@@ -35,15 +38,13 @@ def _sync_file_range() -> "ctypes._CFuncPtr | None":
     return call
 
 
-_SYNC_RANGE = _sync_file_range()
-
-
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to start writing a just-written range to disk, without waiting: a
     large file written fast would otherwise sit in the page cache and the fsync that makes
     it durable would wait for all of it at the end (Linux; elsewhere a no-op)."""
-    if _SYNC_RANGE is not None:
-        _SYNC_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # errors only mean no head start
+    call = _sync_file_range()
+    if call is not None:
+        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # errors only mean no head start
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ def consolidate_in_child(settings: Settings, min_events: int) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_consolidate_child, name="tradevault-consolidate",
-                              args=(settings.model_dump(mode="json"), min_events, sender))
+                              args=(settings, min_events, sender))
     process.start()
     sender.close()
     try:
@@ -60,9 +60,8 @@ def consolidate_in_child(settings: Settings, min_events: int) -> dict[str, Any]:
     return outcome
 
 
-def _consolidate_child(settings_data: dict[str, Any], min_events: int, sender: Any) -> None:
+def _consolidate_child(settings: Settings, min_events: int, sender: Any) -> None:
     try:
-        settings = Settings(**settings_data)
         result = consolidate(wiring.engine(settings), work_dir=settings.work_dir or None, min_events=min_events)
         sender.send(result.to_json())
     except Exception as exc:  # noqa: BLE001 - reported to the agent, which logs and retries

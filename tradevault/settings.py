@@ -3,27 +3,23 @@
 Environment variables win over the file; nested keys use ``__``
 (``TRADEVAULT_DATABASE__URL``, ``TRADEVAULT_SCHEDULE__INCREMENTAL``). Lists and tables
 take JSON (``TRADEVAULT_DATABASE__INCLUDE='["trades"]'``).
+
+Plain dataclasses and a small validator of our own (``_build``), not pydantic: importing
+pydantic and pydantic-settings and building the models cost every command about 0.2 s of
+start-up, more than a whole restore of a small database.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import tomllib
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from typing import Any, Callable, Mapping
 
 DEFAULT_CONFIG_FILE = "tradevault.toml"
 
@@ -73,19 +69,22 @@ def parse_duration(value: str | int | float) -> float:
     return seconds
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _parsed(parse: Callable[[Any], Any]) -> dict[str, Any]:
+    """Field metadata: ``parse`` reads the value before its type is checked."""
+    return {"parse": parse}
 
 
-class DatabaseSettings(_Section):
+@dataclass
+class DatabaseSettings:
     url: str = "sqlite:///tradesv3.sqlite"
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
     name: str = ""  # name of this source in the backup store; default: derived from the URL
     sqlite_wal: bool = True  # switch a SQLite database to WAL so backups never block writers
 
 
-class LocationSettings(_Section):
+@dataclass
+class LocationSettings:
     name: str
     url: str
     endpoint_url: str = ""
@@ -94,63 +93,64 @@ class LocationSettings(_Section):
     secret_access_key: str = ""
 
 
-class ScheduleSettings(_Section):
+@dataclass
+class ScheduleSettings:
     full: str = "0 3 * * *"  # cron, agent's local time (or ``timezone``)
-    incremental: float = 30.0  # seal captured changes at least this often
+    incremental: float = field(default=30.0, metadata=_parsed(parse_duration))  # seal at least this often
     incremental_max_events: int = 100_000  # ... or as soon as this many are pending
-    quiet_hours: list[str] = Field(default_factory=list)  # e.g. ["Mon-Fri 08:00-22:00"]
+    quiet_hours: list[str] = field(default_factory=list)  # e.g. ["Mon-Fri 08:00-22:00"]
     timezone: str = ""  # for ``full`` and ``quiet_hours``; empty = the machine's
     verify: str = "0 4 * * 0"  # cron; "" = never
     drill: bool = True  # a restore drill after every scheduled full backup
-    retention: float = 3600.0  # how often retention runs
+    retention: float = field(default=3600.0, metadata=_parsed(parse_duration))  # how often retention runs
     # a full backup built from the store (not the source) once a restore of the latest
     # point would replay this many events; 0 = never
     consolidate_after_events: int = 250_000
 
-    _durations = field_validator("incremental", "retention", mode="before")(parse_duration)
 
-
-class RetentionSettings(_Section):
+@dataclass
+class RetentionSettings:
     keep_full: int = 7
-    pitr: float = 7 * 86400.0
+    pitr: float = field(default=7 * 86400.0, metadata=_parsed(parse_duration))
     keep_daily: int = 0
     keep_weekly: int = 0
     keep_monthly: int = 0
 
-    _pitr = field_validator("pitr", mode="before")(parse_duration)
 
-
-class AgentSettings(_Section):
+@dataclass
+class AgentSettings:
     state_dir: str = ".tradevault"  # agent state (status, last jobs); relative to the working directory
     log_format: str = "text"  # text | json
-    stop_timeout: float = 30.0  # at SIGTERM: how long pending config pushes may take
+    # at SIGTERM: how long pending config pushes may take
+    stop_timeout: float = field(default=30.0, metadata=_parsed(parse_duration))
 
-    _stop = field_validator("stop_timeout", mode="before")(parse_duration)
 
-
-class StandbySettings(_Section):
+@dataclass
+class StandbySettings:
     url: str = ""  # the hot standby `tradevault follow` keeps up to date (default for --to)
-    interval: float = 1.0  # how often the follower looks for new backups
-
-    _interval = field_validator("interval", mode="before")(parse_duration)
+    interval: float = field(default=1.0, metadata=_parsed(parse_duration))  # how often the follower looks
 
 
-class MetricsSettings(_Section):
+@dataclass
+class MetricsSettings:
     listen: str = ""  # e.g. "127.0.0.1:9464"; empty = no Prometheus endpoint
 
 
-class BackupSettings(_Section):
+@dataclass
+class BackupSettings:
     min_locations: int = 0  # a backup succeeds when stored in this many locations; 0 = all
     compression_level: int = 3
     copy_in_memory: bool = True  # without a work_dir: a full backup's transient copy in /dev/shm when it fits
 
 
-class EncryptionSettings(_Section):
-    recipients: list[str] = Field(default_factory=list)  # age public keys; empty = no encryption
+@dataclass
+class EncryptionSettings:
+    recipients: list[str] = field(default_factory=list)  # age public keys; empty = no encryption
     identity_file: str = ""  # age secret key file, needed to restore and for verify --deep
 
 
-class KafkaSettings(_Section):
+@dataclass
+class KafkaSettings:
     bootstrap_servers: str = ""  # empty = Kafka sink off
     topic_prefix: str = "tradevault"
     partitions: int = 1
@@ -160,15 +160,14 @@ class KafkaSettings(_Section):
     batch_bytes: int = 524288
     max_request_bytes: int = 8388608
     chunk_events: int = 20000
-    timeout: float = 30.0
-    sync_interval: float = 1.0
+    timeout: float = field(default=30.0, metadata=_parsed(parse_duration))
+    sync_interval: float = field(default=1.0, metadata=_parsed(parse_duration))
     state_dir: str = ""  # checkpoint file; default: next to the database
     client_id: str = "tradevault"
 
-    _durations = field_validator("timeout", "sync_interval", mode="before")(parse_duration)
 
-
-class RemoteSettings(_Section):
+@dataclass
+class RemoteSettings:
     """The table form of a remote, for per-remote options:
     ``[config_vcs.remotes.NAME]`` with ``url = "..."`` and ``allow_plaintext_secrets``."""
 
@@ -178,118 +177,203 @@ class RemoteSettings(_Section):
     allow_plaintext_secrets: bool = False
 
 
-class ConfigVcsSettings(_Section):
-    paths: list[Path] = Field(default_factory=lambda: [Path("./config")])
+def _remote_tables(value: Any) -> Any:
+    """``name = "url"`` or a table (validated as RemoteSettings here, so a mistake in it is
+    reported as itself, not as "not a string", the other form's complaint)."""
+    if not isinstance(value, dict):
+        raise ValueError("want a table of name = git URL")
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        if isinstance(item, dict):
+            item = _build(RemoteSettings, item, name)
+        elif not isinstance(item, (str, RemoteSettings)):
+            raise ValueError(f"{name}: want a git URL (name = \"url\") or a table with url = \"...\"")
+        out[name] = item
+    return out
+
+
+@dataclass
+class ConfigVcsSettings:
+    paths: list[Path] = field(default_factory=lambda: [Path("./config")])
     # name = "url" (the contract), or a [config_vcs.remotes.NAME] table (RemoteSettings);
-    # once loaded every value is the URL and the per-remote options are below
-    remotes: dict[str, str | RemoteSettings] = Field(default_factory=dict)
-    exclude: list[str] = Field(default_factory=list)  # globs never versioned (win over include)
-    include: list[str] = Field(default_factory=list)  # globs re-admitting what a default leaves out
-    quiet_period: float = 0.5
-    max_delay: float = 5.0
-    rescan_interval: float = 300.0
-    max_file_size: int = 1024 * 1024  # larger files are skipped ("1MiB", "500KB" or bytes)
+    # once loaded every value is the URL and the per-remote options are in plaintext_remotes
+    remotes: dict[str, Any] = field(default_factory=dict, metadata=_parsed(_remote_tables))
+    exclude: list[str] = field(default_factory=list)  # globs never versioned (win over include)
+    include: list[str] = field(default_factory=list)  # globs re-admitting what a default leaves out
+    quiet_period: float = field(default=0.5, metadata=_parsed(parse_duration))
+    max_delay: float = field(default=5.0, metadata=_parsed(parse_duration))
+    rescan_interval: float = field(default=300.0, metadata=_parsed(parse_duration))
+    # larger files are skipped ("1MiB", "500KB" or bytes)
+    max_file_size: int = field(default=1024 * 1024, metadata=_parsed(parse_size))
     author: str = "tradevault <tradevault@localhost>"
     committer: str = ""  # empty = the author
     host: str = ""  # the Host: trailer of commits; empty = this machine's host name
     watch: bool = True  # false: periodic rescans only (file systems without inotify)
-    push_retry_max: float = 300.0  # push retries back off exponentially up to this
-    push_timeout: float = 60.0  # network timeout of one push (http, ssh connect)
+    # push retries back off exponentially up to this
+    push_retry_max: float = field(default=300.0, metadata=_parsed(parse_duration))
+    # network timeout of one push (http, ssh connect)
+    push_timeout: float = field(default=60.0, metadata=_parsed(parse_duration))
     ssh_command: str = "ssh"  # "-o BatchMode=yes -o ConnectTimeout=..." is always added
     repack_every: int = 100  # commits between two repacks of the history
     # age x25519 recipients (age1...): credentials in config files are encrypted before commit
-    secret_recipients: list[str] = Field(default_factory=list)
+    secret_recipients: list[str] = field(default_factory=list)
     secret_identity_file: str = ""  # AGE-SECRET-KEY file: decrypts for checkout/show/diff/restore
-    secret_paths: list[str] = Field(default_factory=lambda: [".env", "*.pem", "*.key"])  # whole files
+    secret_paths: list[str] = field(default_factory=lambda: [".env", "*.pem", "*.key"])  # whole files
+    plaintext_remotes: tuple[str, ...] = field(default=(), init=False)  # allow_plaintext_secrets = true
 
-    _durations = field_validator("quiet_period", "max_delay", "rescan_interval", mode="before")(
-        parse_duration
-    )
-    _push_durations = field_validator("push_retry_max", "push_timeout", mode="before")(parse_duration)
-    _size = field_validator("max_file_size", mode="before")(parse_size)
+    def __post_init__(self) -> None:
+        for name in ("include", "exclude"):
+            globs = getattr(self, name)
+            if globs:  # config_vcs imports dulwich: only when there is something to check
+                from config_vcs.ignore import glob_problem
 
-    @field_validator("include", "exclude")
-    @classmethod
-    def _globs(cls, globs: list[str], info: ValidationInfo) -> list[str]:
-        if globs:  # config_vcs imports dulwich: only when there is something to check
-            from config_vcs.ignore import glob_problem
-
-            for glob in globs:
-                problem = glob_problem(glob, include=info.field_name == "include")
-                if problem:
-                    raise ValueError(problem)
-        return globs
-    _plaintext: tuple[str, ...] = PrivateAttr(default=())
-
-    @field_validator("remotes", mode="before")
-    @classmethod
-    def _remote_tables(cls, value: Any) -> Any:
-        """A table is validated as RemoteSettings here, so a mistake in it is reported as
-        itself (not as "not a string", the other form's complaint)."""
-        if not isinstance(value, dict):
-            return value
-        out: dict[str, Any] = {}
-        for name, item in value.items():
-            if isinstance(item, dict):
-                try:
-                    item = RemoteSettings(**item)
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    raise ValueError(f"{name}.{where}: {first['msg']}") from None
-            elif not isinstance(item, (str, RemoteSettings)):
-                raise ValueError(
-                    f"{name}: want a git URL (name = \"url\") or a table with url = \"...\""
-                )
-            out[name] = item
-        return out
-
-    @model_validator(mode="after")
-    def _flatten_remotes(self) -> ConfigVcsSettings:
-        """Keep ``remotes`` a plain name -> URL mapping for everyone who reads it; the
-        table form's options are kept aside (``plaintext_remotes``)."""
+                for glob in globs:
+                    problem = glob_problem(glob, include=name == "include")
+                    if problem:
+                        raise SettingsError(f"config_vcs.{name}: {problem}")
+        # ``remotes`` stays a plain name -> URL mapping for everyone who reads it
         tables = {n: r for n, r in self.remotes.items() if isinstance(r, RemoteSettings)}
-        self._plaintext = tuple(n for n, r in tables.items() if r.allow_plaintext_secrets)
+        self.plaintext_remotes = tuple(n for n, r in tables.items() if r.allow_plaintext_secrets)
         self.remotes = {n: r.url if isinstance(r, RemoteSettings) else r for n, r in self.remotes.items()}
-        return self
-
-    @property
-    def plaintext_remotes(self) -> tuple[str, ...]:
-        """Remotes with ``allow_plaintext_secrets = true``."""
-        return self._plaintext
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TRADEVAULT_", env_nested_delimiter="__", extra="forbid"
-    )
+ENV_PREFIX = "TRADEVAULT_"
 
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    locations: list[LocationSettings] = Field(
+
+@dataclass
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    locations: list[LocationSettings] = field(
         default_factory=lambda: [LocationSettings(name="local", url="file://./tradevault-backups")]
     )
-    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
-    backup: BackupSettings = Field(default_factory=BackupSettings)
-    retention: RetentionSettings = Field(default_factory=RetentionSettings)
-    agent: AgentSettings = Field(default_factory=AgentSettings)
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    standby: StandbySettings = Field(default_factory=StandbySettings)
-    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    config_vcs: ConfigVcsSettings = Field(default_factory=ConfigVcsSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    standby: StandbySettings = field(default_factory=StandbySettings)
+    encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    config_vcs: ConfigVcsSettings = field(default_factory=ConfigVcsSettings)
     work_dir: str = ""  # scratch space for snapshots being compressed; default: memory if it fits, else system temp
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file arrives as init kwargs; the environment must override it.
-        return (env_settings, init_settings)
+
+# -- validation ----------------------------------------------------------------------------
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+@functools.cache
+def _types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _value(kind: Any, value: Any, where: str) -> Any:
+    """``value`` as a ``kind`` (a str, int, float, bool, Path, list, dict or section); a
+    string from the environment is read as the number or truth value it spells."""
+    origin = typing.get_origin(kind)
+    if origin is list:
+        if not isinstance(value, list):
+            raise SettingsError(f"{where}: want a list, got {value!r}")
+        (item,) = typing.get_args(kind)
+        return [_value(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: want a table, got {value!r}")
+        return dict(value)
+    if is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: want a table, got {value!r}")
+        return _build(kind, value, where)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise SettingsError(f"{where}: want true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            return int(value)
+        raise SettingsError(f"{where}: want an integer, got {value!r}")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise SettingsError(f"{where}: want a number, got {value!r}")
+    if kind is str or kind is Path:
+        if isinstance(value, str):
+            return kind(value)
+        if kind is Path and isinstance(value, Path):
+            return value
+        raise SettingsError(f"{where}: want a string, got {value!r}")
+    raise SettingsError(f"{where}: unsupported setting type {kind!r}")  # a programming error
+
+
+def _build(cls: Any, data: Mapping[str, Any], where: str = "") -> Any:
+    """An instance of the settings dataclass ``cls`` from ``data``: unknown keys, missing
+    required keys and wrong types are refused, naming the key."""
+    prefix = f"{where}." if where else ""
+    known = {f.name: f for f in fields(cls) if f.init}
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise SettingsError(f"{prefix}{unknown[0]}: unknown setting")
+    types = _types(cls)
+    kwargs: dict[str, Any] = {}
+    for name, spec in known.items():
+        if name not in data:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise SettingsError(f"{prefix}{name}: required")
+            continue
+        value = data[name]
+        parse = spec.metadata.get("parse")
+        if parse is not None:
+            try:
+                value = parse(value)
+            except ValueError as exc:
+                raise SettingsError(f"{prefix}{name}: {exc}") from None
+        kwargs[name] = _value(types[name], value, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _takes_json(annotation: Any) -> bool:
+    """A list, table or section is given as JSON in the environment; anything else as text."""
+    return typing.get_origin(annotation) in (list, dict) or is_dataclass(annotation)
+
+
+def environment_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` (the TOML file) with every ``TRADEVAULT_<FIELD>[__<KEY>...]`` variable laid
+    over it (names case-insensitive). Variables naming no top-level setting are not
+    settings (``TRADEVAULT_CONFIG``) and are ignored; an unknown key inside a section is
+    kept, for validation to refuse."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    for name, text in sorted(environ.items()):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        section: Any = Settings
+        target = out
+        for depth, key in enumerate(path):
+            kind = _types(section).get(key) if section is not None else None
+            if depth == 0 and kind is None:
+                break
+            if depth == len(path) - 1:
+                try:
+                    target[key] = json.loads(text) if _takes_json(kind) else text
+                except json.JSONDecodeError:
+                    raise SettingsError(f"{name}: not valid JSON: {text!r}") from None
+                break
+            child = target.get(key)
+            target[key] = child = dict(child) if isinstance(child, dict) else {}
+            target = child
+            section = kind if is_dataclass(kind) else None
+    return out
 
 
 def config_path(explicit: str | None) -> Path:
@@ -308,11 +392,9 @@ def load_settings(path: Path, *, must_exist: bool = False) -> Settings:
     elif must_exist:
         raise SettingsError(f"configuration file not found: {path}")
     try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise SettingsError(f"{path}: {where}: {first['msg']}") from None
+        settings: Settings = _build(Settings, environment_overrides(data, os.environ))
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
     names = [loc.name for loc in settings.locations]
     if len(set(names)) != len(names):
         raise SettingsError(f"{path}: locations: names must be unique, got {names}")

@@ -39,12 +39,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
+        from tradevault import __version__
 
-        try:
-            typer.echo(f"tradevault {version('tradevault')}")
-        except PackageNotFoundError:
-            typer.echo("tradevault (not installed)")
+        typer.echo(f"tradevault {__version__}")
         raise typer.Exit(0)
 
 

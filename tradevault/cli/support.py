@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:  # pydantic settings cost ~0.17 s to import; a command that reads them pays
+if TYPE_CHECKING:  # imported by the commands that use them: start-up is paid per command
     from rich.console import Console
 
     from tradevault.settings import Settings
@@ -83,33 +83,26 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH"}
+_TYPE_NAMES = {"str": "TEXT", "text": "TEXT", "int": "INTEGER", "integer": "INTEGER", "float": "NUMBER",
+               "path": "PATH"}
 
 
 def readable_types(command: Any) -> None:
-    """Help shows each option's value as a word a user reads (TEXT, INTEGER, PATH, or the
-    metavar the option names), and nothing after a flag, instead of typer's ``<str>`` /
-    ``<bool>``."""
+    """Help shows what each option and argument takes as a word a user reads (TEXT,
+    INTEGER, PATH, or the metavar the option names) instead of typer's ``<str>``/``<int>``."""
+    import copy
+
     from typer.core import TyperArgument, TyperOption
 
     for param in getattr(command, "params", []):
-        bare = param.bare_type() if isinstance(param, (TyperOption, TyperArgument)) else ""
-        word = _TYPE_NAMES.get(bare[5:-1] if bare.startswith("list[") else bare)
+        word = _TYPE_NAMES.get(getattr(param.type, "name", ""))
         if isinstance(param, TyperOption) and param.is_flag:
             param.metavar = ""
         elif isinstance(param, TyperOption) and param.metavar is None and word:
             param.metavar = word
-        elif isinstance(param, TyperArgument):  # its name is its metavar; the type column:
-            param.display_type_rich = lambda ctx, word=word: word  # type: ignore[method-assign]
-    make_help_option = command.get_help_option
-
-    def help_option(ctx: Any) -> Any:  # click makes --help per context, outside ``params``
-        option = make_help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
-
-    command.get_help_option = help_option
+        elif isinstance(param, TyperArgument) and word:  # its name is its metavar; the type column:
+            param.type = copy.copy(param.type)  # types are shared: change this argument's only
+            param.type.get_metavar = lambda *args, word=word, **kwargs: word
     for sub in getattr(command, "commands", {}).values():
         readable_types(sub)
 
@@ -147,14 +140,15 @@ class progress_display:
     """A rich progress bar on stderr (so ``--json`` output stays clean); a Progress callback."""
 
     def __init__(self, enabled: bool = True) -> None:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+        self.enabled = enabled and sys.stderr.isatty()  # rich (~40 ms to import) only for a person
+        self._tasks: dict[str, Any] = {}
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.enabled = enabled and stderr.is_terminal
         self._bar = Progress(TextColumn("{task.description:>10}"), BarColumn(),
                              TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                              TimeElapsedColumn(), console=stderr.real, transient=True)
-        self._tasks: dict[str, Any] = {}
-        del DownloadColumn
 
     def __enter__(self) -> "progress_display":
         if self.enabled:
