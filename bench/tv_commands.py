@@ -10,6 +10,7 @@ whole-process one as an extra column.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.children import ChildRun, run_cli
+from bench.children import PROJECT_ROOT, ChildRun, run_cli
 from trade_stream import manifest as mf
 from trade_stream.object_format import MAGIC, TRAILER_SIZE
 
@@ -51,6 +52,17 @@ def container_bytes(store_root: str, source: str, n: int | None, kind: str, size
 
 
 
+@functools.cache
+def compile_bytecode() -> None:
+    """Write tradevault's .pyc files as an installed package has them (pip compiles at
+    install): a command run with PYTHONDONTWRITEBYTECODE set, or after an edit, would
+    otherwise compile its modules again at every start and time that too."""
+    import compileall
+
+    for package in ("tradevault", "trade_stream", "restore", "config_vcs", "primitives"):
+        compileall.compile_dir(str(PROJECT_ROOT / package), quiet=1)
+
+
 class TradevaultCli:
     """Runs ``tradevault`` steps; configs are written under ``configs``. With ``profiles``,
     each backup and restore runs under cProfile and leaves its stats there."""
@@ -59,6 +71,7 @@ class TradevaultCli:
         self.configs = configs
         self.profiles = profiles
         configs.mkdir(parents=True, exist_ok=True)
+        compile_bytecode()
 
     def config(self, db_url: str, store_root: str, source: str, work_dir: str = "") -> Path:
         text = (f'work_dir = {json.dumps(work_dir)}\n\n' if work_dir else "")
