@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from restore.evidence import witnesses
 from restore.planner import Plan, Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from trade_stream.errors import BadInputError
@@ -32,7 +33,8 @@ from trade_stream.storage.stored_objects import schema_of
 def _latest_plan(store: BackupStore) -> Plan | None:
     """How a restore of the latest point would go today (None: no backups yet)."""
     entries, damaged = store.entries_and_damage()
-    return plan_restore(entries, Target(), damaged) if entries else None
+    # a head beyond the catalog: a full built from an older point would bury the evidence
+    return plan_restore(entries, Target(), damaged, witnesses(store)) if entries else None
 
 
 def _replayed(plan: Plan) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Iterable
 
+from restore.evidence import Evidence, shortfall
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
 
@@ -50,10 +52,18 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def plan_restore(entries: list[ManifestEntry], target: Target, damaged: dict[int, str] | None = None) -> Plan:
+def plan_restore(entries: list[ManifestEntry], target: Target, damaged: dict[int, str] | None = None,
+                 evidence: Iterable[Evidence] = ()) -> Plan:
     """``damaged``: positions whose manifest entry is unreadable everywhere; a plan that
-    might need one of them is refused (exit 3) instead of silently stopping short."""
+    might need one of them is refused (exit 3) instead of silently stopping short.
+    ``evidence``: witnesses of how far the backups went (``restore.evidence``); a restore
+    of the latest point, or of a time past the chain's end, that they show falls short is
+    refused (exit 3)."""
     damaged = damaged or {}
+    found = shortfall(entries, evidence, damaged)
+    if found is not None and (target.seq is None and (target.ts is None or not entries
+                                                      or target.ts > (entries[-1].last_ts or 0))):
+        raise IntegrityError(found.message())
     if not entries and damaged:
         raise IntegrityError(f"{damaged[min(damaged)]} (no intact copy in any location)")
     if not entries:

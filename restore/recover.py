@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from restore.evidence import witnesses
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
@@ -98,7 +99,7 @@ def recover_database(store: BackupStore, db: DatabaseService, *, if_missing: boo
         where = unreachable or "none found in " + ", ".join(location.name for location in store.locations)
         evidence = f", although backups were taken ({backups_known})" if backups_known else ""
         raise IntegrityError(f"{problem}, and no backup to restore it from: {where}{evidence}")
-    plan = plan_restore(entries, Target(), damaged)
+    plan = plan_restore(entries, Target(), damaged, witnesses(store))  # never an older point in silence
     if kind == CORRUPT or path.exists():
         report.kept_aside = _set_aside(path)
     try:

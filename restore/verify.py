@@ -13,10 +13,11 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from restore.evidence import Evidence, shortfall
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
-from trade_stream.manifest import FULL, ManifestEntry, chain_position, chain_problems, entry_key
+from trade_stream.manifest import FULL, ManifestEntry, chain_problems, entry_key
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, quote_ident
@@ -43,10 +44,10 @@ class VerifyReport:
 
 
 def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress = no_progress,
-                 source_stored_upto: int | None = None) -> VerifyReport:
-    """``source_stored_upto``: the seq up to which the source database has already let go
-    of its change log (it believes those events are stored). A chain ending before it
-    means stored backups were lost — e.g. the newest manifest entry deleted everywhere."""
+                 evidence: Iterable[Evidence] = ()) -> VerifyReport:
+    """``evidence``: witnesses of how far the backups went (``restore.evidence``: the
+    locations' head records, the source's change log). A chain ending before one of them
+    means stored backups were lost, e.g. the newest manifest entry deleted everywhere."""
     report = VerifyReport()
     catalogs = store.catalogs()
     everywhere = {e.n: e for e in store.merged(catalogs)}
@@ -78,11 +79,9 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
                 report.add(name, entry.object, problem)
             progress("verify", report.objects_checked, total)
     explained = any(p["object"].startswith("manifest/") for p in report.problems)  # a damaged entry says it
-    if source_stored_upto is not None and not explained:
-        chain_end = chain_position(list(everywhere.values()))
-        if chain_end is not None and chain_end < source_stored_upto:
-            report.add("", "manifest", f"the stored chain ends at seq {chain_end}, but the source already pruned "
-                       f"its change log up to seq {source_stored_upto}: backups were lost (newest entry deleted?)")
+    found = shortfall(list(everywhere.values()), evidence)
+    if found is not None and not explained:
+        report.add("", "manifest", found.message())
     return report
 
 

@@ -84,6 +84,24 @@ def pruned_key(n: int) -> str:
     return f"pruned/{n:010d}.json"
 
 
+HEAD_KEY = "head.json"
+
+
+class Head(msgspec.Struct, frozen=True):
+    """The newest entry a location was given: written after the entry, atomically, and the
+    one name in a store that is replaced (entries and objects never are). Evidence for a
+    restore: a head beyond the catalog means newer entries were lost everywhere."""
+
+    n: int
+    last_seq: int
+    entry_hash: str
+    created_at: int
+
+
+def head_of(entry: ManifestEntry) -> Head:
+    return Head(n=entry.n, last_seq=entry.last_seq, entry_hash=entry.entry_hash, created_at=entry.created_at)
+
+
 class PrunedRecord(msgspec.Struct, frozen=True):
     """Written before retention deletes an entry: keeps the hash chain verifiable across
     the gap and tells every location that the entry is gone on purpose."""

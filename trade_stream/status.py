@@ -10,8 +10,9 @@ from trade_stream.source import Source
 from trade_stream.storage.store import BackupStore, LocationCatalog
 
 
-def source_status(source: Source, store: BackupStore) -> dict[str, Any]:
-    catalogs = store.catalogs()
+def source_status(source: Source, store: BackupStore, catalogs: list[LocationCatalog] | None = None) -> dict[str, Any]:
+    """``catalogs``: the store's, when the caller has read them already."""
+    catalogs = store.catalogs() if catalogs is None else catalogs
     entries = store.merged(catalogs)
     return status_report(source.display_url, store.source, source.capture_status(store, entries), catalogs, entries)
 

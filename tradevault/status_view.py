@@ -70,6 +70,8 @@ def render_status(info: dict[str, Any]) -> Table:
                           f"#{entry['n']} seq {entry['last_seq']}, {_age(entry['last_ts'] or entry['created_at'])}")
         else:
             table.add_row(label, RED if key == "last_full" else YELLOW, "none")
+    if info.get("backups_missing"):
+        table.add_row("backups missing", RED, info["backups_missing"])
     for loc in info.get("locations", []):
         state = GREEN if loc["ok"] and not loc["behind"] else (YELLOW if loc["ok"] else RED)
         behind = f", {loc['behind']} behind" if loc["behind"] else ""

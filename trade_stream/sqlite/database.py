@@ -61,6 +61,16 @@ class DatabaseService:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         return conn
 
+    def connect_untouched(self) -> sqlite3.Connection:
+        """A read-only look that creates no file (``restore`` and ``verify`` change nothing
+        where the bot lives): immutable while the database has no -wal (nothing waits
+        there to be checkpointed; a commit racing the read can only make it older), else
+        read-only as usual (its -wal and -shm exist already)."""
+        if Path(f"{self.path}-wal").exists():
+            return self.connect(readonly=True)
+        uri = f"file:{self.path.absolute()}?mode=ro&immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None)
+
     def user_tables(self, conn: sqlite3.Connection) -> dict[str, bool]:
         """Every table and whether it has a primary key."""
         names = [

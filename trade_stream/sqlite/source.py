@@ -135,7 +135,7 @@ class SqliteSource:
     def stored_upto(self) -> int | None:
         if not self.db.exists():
             return None
-        conn = self.db.connect(readonly=True)
+        conn = self.db.connect_untouched()
         try:
             capture = SqliteCapture(self.db)
             return capture.stored_upto(conn) if capture.is_installed(conn) else None

@@ -20,11 +20,14 @@ import msgspec
 
 from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.manifest import (
+    HEAD_KEY,
+    Head,
     ManifestEntry,
     PrunedRecord,
     decode_entry,
     encode_entry,
     entry_key,
+    head_of,
     pruned_key,
 )
 from trade_stream.object_format import ObjectReader
@@ -289,7 +292,28 @@ class BackupStore:
                 failed[location.name] = str(exc)
         if len(done) < self.min_locations:
             raise StorageError(_too_few(len(done), self, failed))
+        for location in self.locations:
+            if location.name in done:
+                self._write_head(location, entry)
         return done
+
+    def _write_head(self, location: Location, entry: ManifestEntry) -> None:
+        """Best effort: the head is evidence, the entry already is the backup."""
+        try:
+            location.put_bytes(self.key(HEAD_KEY), msgspec.json.encode(head_of(entry)) + b"\n")
+        except (StorageError, OSError):
+            pass
+
+    def heads(self) -> dict[str, Head | None]:
+        """Each location's head (None: none yet, unreadable, or the location is down)."""
+        out: dict[str, Head | None] = {}
+        for location in self.locations:
+            try:
+                with location.open(self.key(HEAD_KEY)) as handle:
+                    out[location.name] = msgspec.json.decode(handle.read(), type=Head)
+            except (OSError, StorageError, msgspec.DecodeError, msgspec.ValidationError):
+                out[location.name] = None
+        return out
 
     def catch_up(self) -> list[str]:
         """Copy entries (and their objects) that a location lacks from one that has them,
@@ -307,6 +331,7 @@ class BackupStore:
                 if n in catalog.entries or n not in catalog.pruned:
                     self._prune_one(catalog.location, record)
                     copied.append(f"{record.object}: pruned on {catalog.location.name}")
+            behind = max(merged, default=-1) not in catalog.entries
             for n, entry in merged.items():
                 if n in catalog.entries:
                     continue
@@ -318,6 +343,8 @@ class BackupStore:
                     copied.append(f"{entry.object} -> {catalog.location.name}")
                 except (StorageError, OSError, IntegrityError) as exc:
                     copied.append(f"{entry.object} -> {catalog.location.name} failed: {exc}")
+            if merged and behind and max(merged) in catalog.entries:  # caught up: its head moves too
+                self._write_head(catalog.location, merged[max(merged)])
         return copied
 
     def prune(self, numbers: list[int]) -> list[str]:

@@ -32,6 +32,7 @@ def restore(
 ) -> None:
     """Replay backups into a fresh database, at the latest point or any point in time."""
     from restore.dispatch import mapping_of, open_target, restore_to
+    from restore.evidence import witnesses
     from restore.planner import Target, parse_time, plan_restore
     from trade_stream.errors import BadInputError
     from trade_stream.manifest import summary
@@ -42,7 +43,8 @@ def restore(
         raise BadInputError("give either --at or --seq, not both")
     target = Target(seq=seq, ts=parse_time(at) if at is not None else None)
     target_db = open_target(to)  # validates the URL before anything else
-    store = wiring.store(settings)
+    source = wiring.source(settings)
+    store = wiring.store(settings, source)
     if from_ == "kafka":
         if not target_db.accepts_kafka:
             raise BadInputError(f"--from kafka cannot restore into a {target_db.dialect} database")
@@ -57,7 +59,7 @@ def restore(
     if config_to is not None and not settings.config_vcs.paths:
         raise BadInputError("--config-to: no [config_vcs] paths are configured")
     entries, damaged = store.entries_and_damage()
-    plan = plan_restore(entries, target, damaged)
+    plan = plan_restore(entries, target, damaged, witnesses(store, source))
     if dry_run:
         info = {
             "dry_run": True, "target": to, "at": target.describe(), "full": summary(plan.full),

@@ -11,6 +11,7 @@ from tradevault.cli.support import ConfigOption, JsonOption, chosen_config, prin
 
 def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Capture lag, last backups and jobs, unpushed config commits, locations health."""
+    from restore.evidence import shortfall, witnesses
     from trade_stream.status import source_status
     from tradevault import wiring
     from tradevault.agent_state import read_live_state
@@ -18,7 +19,11 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
 
     settings = settings_for(ctx, config)
     source = wiring.source(settings)
-    info = source_status(source, wiring.store(settings, source))
+    store = wiring.store(settings, source)
+    catalogs = store.catalogs()
+    info = source_status(source, store, catalogs)
+    found = shortfall(store.merged(catalogs), witnesses(store, source))
+    info["backups_missing"] = found.message() if found else None
     info["agent"] = read_live_state(Path(settings.agent.state_dir))
     if info["agent"] is None and settings.config_vcs.paths:
         from config_vcs.service import offline_status

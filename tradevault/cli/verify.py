@@ -16,6 +16,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every manifest and object on every location."""
+    from restore.evidence import witnesses
     from restore.verify import verify_store
     from trade_stream.errors import IntegrityError
     from tradevault import wiring
@@ -24,7 +25,7 @@ def verify(
     source = wiring.source(settings)
     store = wiring.store(settings, source)
     with progress_display(not as_json) as progress:
-        report = verify_store(store, deep=deep, progress=progress, source_stored_upto=source.stored_upto())
+        report = verify_store(store, deep=deep, progress=progress, evidence=witnesses(store, source))
     if as_json:
         print_json(report.to_json())
     elif report.ok:
