@@ -81,7 +81,9 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
     explained = any(p["object"].startswith("manifest/") for p in report.problems)  # a damaged entry says it
     found = shortfall(list(everywhere.values()), evidence)
     if found is not None and not explained:
-        report.add("", "manifest", found.message())
+        first, last = (found.chain_n or 0) + 1, found.witness.n
+        for key in [entry_key(n) for n in range(first, last + 1)] if last is not None else ["manifest"]:
+            report.add("", key, found.message())
     return report
 
 

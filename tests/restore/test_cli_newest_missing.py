@@ -79,7 +79,8 @@ def test_verify_and_status_report_the_missing_newest_entries(cli, pristine, work
     lose_newest(setup)
     verify = setup.tv("verify", "--json")
     assert verify.rc == 3, str(verify)
-    assert any("#5" in p["problem"] for p in verify.json()["problems"]), str(verify)
+    assert any(p["object"] == "manifest/0000000005.json" and "#5" in p["problem"]
+               for p in verify.json()["problems"]), str(verify)
     status = setup.tv("status", "--json")
     assert status.rc == 0, str(status)
     assert "newest backups are missing" in (status.json().get("backups_missing") or ""), str(status)
