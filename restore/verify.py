@@ -17,7 +17,15 @@ from typing import Any, Iterable
 
 from restore.evidence import Evidence, shortfall
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
-from trade_stream.manifest import FULL, ManifestEntry, chain_problems, entry_key
+from trade_stream.manifest import (
+    FULL,
+    INCREMENTAL,
+    ManifestEntry,
+    PrunedRecord,
+    chain_problems,
+    entry_key,
+    object_key,
+)
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, quote_ident
@@ -66,6 +74,11 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
         for n in pruned:
             if n not in catalog.pruned:
                 report.add(name, f"pruned/{n:010d}.json", "pruned record missing on this location (present on another)")
+        for n, record in catalog.pruned.items():
+            copies = [c.pruned[n] for c in catalogs if c is not catalog and n in c.pruned]
+            problem = _pruned_copy_problem(record, copies, everywhere.get(n + 1))
+            if problem:
+                report.add(name, f"pruned/{n:010d}.json", problem)
         for n, entry in everywhere.items():
             if n not in catalog.entries:
                 report.add(name, entry_key(n), "entry missing on this location (present on another)")
@@ -85,6 +98,25 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
         for key in [entry_key(n) for n in range(first, last + 1)] if last is not None else ["manifest"]:
             report.add("", key, found.message())
     return report
+
+
+def _pruned_copy_problem(record: PrunedRecord, others: list[PrunedRecord], following: ManifestEntry | None) -> str:
+    """A pruned record carries no hash of its own, so a damaged copy that still decodes is
+    only seen against the other locations' copies and the chain: the copy that names the
+    wrong object or breaks the next entry's link is the damaged one; when both look sound
+    and still differ, each is reported (one of them is damaged)."""
+    def sound(r: PrunedRecord) -> bool:
+        named = r.object in (object_key(r.n, FULL), object_key(r.n, INCREMENTAL))
+        return named and (following is None or following.prev_hash == r.entry_hash)
+
+    differing = [o for o in others if o != record]
+    if not differing:
+        return "" if others or sound(record) else "pruned record does not fit the chain (damaged)"
+    if not sound(record):
+        return "pruned record differs from the other locations' copy and does not fit the chain (damaged)"
+    if all(sound(o) for o in differing):
+        return "pruned record differs from the other locations' copy (one of them is damaged)"
+    return ""
 
 
 def _check_object(store: BackupStore, catalog: LocationCatalog, entry: ManifestEntry, deep: bool) -> str:

@@ -186,3 +186,30 @@ def test_incrementals_resume_after_a_full_backup_when_the_change_log_moved_on():
         assert result.rc == 0, str(result)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_verify_notices_a_pruned_record_damaged_in_one_location_that_still_decodes(harness):
+    """Corruption campaign seed 9002, cases 59 and 192: bit flips in one location's pruned
+    record that leave valid JSON went unseen (the other location's copy won the merge)."""
+    import json
+
+    for _ in range(3):
+        harness.trade(30)
+        harness.engine.full()
+        harness.trade(30)
+        harness.engine.incremental()
+    harness.store.prune([2])
+    assert verify_store(harness.store).ok
+    path = harness.root / "loc1" / "tradesv3" / "pruned" / "0000000002.json"
+    good = path.read_text()
+    for field, damaged in (("entry_hash", lambda v: ("0" if v[0] != "0" else "1") + v[1:]),
+                           ("pruned_at", lambda v: v + 1)):
+        record = json.loads(good)
+        record[field] = damaged(record[field])
+        path.write_text(json.dumps(record))
+        report = verify_store(harness.store)
+        damaged_location = harness.store.locations[0].name  # the one in loc1/
+        assert any(p["location"] == damaged_location and p["object"] == "pruned/0000000002.json"
+                   for p in report.problems), (field, report.problems)
+    path.write_text(good)
+    assert verify_store(harness.store).ok
