@@ -19,10 +19,11 @@ from restore.net_effect import FoldingApplier
 from restore.planner import Target, plan_restore
 from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
 from restore.sqlite.replay import restore_sqlite
-from trade_stream.errors import BadInputError
+from trade_stream.errors import BadInputError, FencedError
 from trade_stream.gc_pause import cyclic_gc_paused
-from trade_stream.manifest import INCREMENTAL
+from trade_stream.manifest import INCREMENTAL, fenced_message
 from trade_stream.schema import DatabaseSchema
+from trade_stream.sqlite.capture import SqliteCapture
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import events_of, schema_of
@@ -87,6 +88,9 @@ class Follower:
             raise BadInputError("no backups yet: nothing to follow")
         position = read_position(self.target)
         if position is None:
+            fenced = _fenced_capture(self.store, self.target)
+            if fenced:
+                raise FencedError(fenced)
             if not self.target.is_empty() and not self.force:
                 raise BadInputError(f"standby target {self.target.path} is not empty and not a standby "
                                     "(use --force to replace it)")
@@ -134,8 +138,24 @@ class Follower:
         result.seq, result.last_ts = last_seq, last_ts
 
 
-def promote(target: DatabaseService) -> int | None:
-    """Stop being a standby: drop the position table. Returns the seq it was at."""
+def _fenced_capture(store: BackupStore, target: DatabaseService) -> str:
+    """Why ``target`` may not follow the store: it is the old primary a promotion fenced
+    (its capture id is fenced), else ""."""
+    if target.is_empty():
+        return ""
+    conn = target.connect_untouched()
+    try:
+        capture = SqliteCapture(target)
+        capture_id = capture.meta(conn).get("capture_id") if capture.is_installed(conn) else None
+    finally:
+        conn.close()
+    promotion = store.fence().fenced_by(capture_id) if capture_id else None
+    return fenced_message(store.source, promotion) if promotion else ""
+
+
+def promote(target: DatabaseService) -> tuple[str, int]:
+    """Stop being a standby: drop the position table. Returns the capture id of the chain it
+    followed (the old primary's, to fence) and the seq it was at."""
     position = read_position(target)
     if position is None:
         raise BadInputError(f"{target.path} is not a standby (no follow position in it)")
@@ -144,4 +164,4 @@ def promote(target: DatabaseService) -> int | None:
         conn.execute(f"DROP TABLE {POSITION}")
     finally:
         conn.close()
-    return position[1]
+    return position[0], position[1]

@@ -19,6 +19,10 @@ class IntegrityError(TradeStreamError):
     exit_code = 3
 
 
+class FencedError(IntegrityError):
+    """The store was handed to a promoted standby; this database may not append to it."""
+
+
 class StorageError(TradeStreamError):
     """A storage location failed (unreachable, full disk, permissions)."""
 

@@ -102,6 +102,57 @@ def head_of(entry: ManifestEntry) -> Head:
     return Head(n=entry.n, last_seq=entry.last_seq, entry_hash=entry.entry_hash, created_at=entry.created_at)
 
 
+FENCE_KEY = "fence.json"
+
+
+class Promotion(msgspec.Struct, frozen=True):
+    """``tradevault promote`` handed the store to a standby: the captures that wrote the
+    chain until then (the old primary's) may not append to it again. ``epoch`` counts the
+    promotions: entries of a fenced capture belong to the epoch before it."""
+
+    epoch: int
+    capture_ids: list[str]
+    promoted_at: int  # µs UTC
+    seq: int  # the standby's position when promoted
+    database: str  # the promoted database
+
+
+class Fence(msgspec.Struct, frozen=True):
+    """Every promotion so far (``<source>/fence.json`` in every location, replaced whole)."""
+
+    promotions: list[Promotion] = msgspec.field(default_factory=list)
+
+    @property
+    def epoch(self) -> int:
+        return max((p.epoch for p in self.promotions), default=0)
+
+    def fenced_by(self, capture_id: str) -> Promotion | None:
+        return next((p for p in self.promotions if capture_id in p.capture_ids), None)
+
+    def epoch_of(self, capture_id: str) -> int:
+        """The epoch an entry of ``capture_id`` belongs to."""
+        found = self.fenced_by(capture_id)
+        return found.epoch - 1 if found is not None else self.epoch
+
+    def merged(self, other: "Fence") -> "Fence":
+        by_epoch = {p.epoch: p for p in [*other.promotions, *self.promotions]}
+        return Fence(promotions=[by_epoch[e] for e in sorted(by_epoch)])
+
+
+def fenced_message(source: str, promotion: Promotion) -> str:
+    """Why a fenced database may not back up into the store, and what to do."""
+    return (f"this store no longer takes backups of this database: `tradevault promote` made "
+            f"{promotion.database} the primary at {_utc(promotion.promoted_at)} (epoch {promotion.epoch}, "
+            f"from seq {promotion.seq}). Changes this database made since are still in its own change "
+            f"log; copy them out before you point it at another store or run `tradevault uninstall`")
+
+
+def _utc(ts_us: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts_us / 1e6, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 class PrunedRecord(msgspec.Struct, frozen=True):
     """Written before retention deletes an entry: keeps the hash chain verifiable across
     the gap and tells every location that the entry is gone on purpose."""
@@ -158,10 +209,12 @@ def chain_problems(entries: list[ManifestEntry],
     return problems
 
 
-def summary(entry: ManifestEntry, locations: list[str] | None = None) -> dict[str, Any]:
-    """The entry as the CLI's JSON shows it (contract: first_seq, last_seq, rows/events, bytes)."""
+def summary(entry: ManifestEntry, locations: list[str] | None = None, fence: Fence | None = None) -> dict[str, Any]:
+    """The entry as the CLI's JSON shows it (contract: first_seq, last_seq, rows/events,
+    bytes, epoch)."""
     data = msgspec.to_builtins(entry)
     data["rows" if entry.kind == FULL else "events"] = entry.count
+    data["epoch"] = (fence or Fence()).epoch_of(entry.capture_id)
     if locations is not None:
         data["locations"] = locations
     return data

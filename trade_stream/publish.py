@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 from primitives.file_lock import exclusive_lock
 from trade_stream import manifest as mf
-from trade_stream.errors import StorageError
+from trade_stream.errors import FencedError, StorageError
 from trade_stream.object_format import BODY_STREAM, FORMAT_VERSION, ObjectHeader, ObjectWriter
 from trade_stream.storage.encryption import AGE
 from trade_stream.storage.store import BackupStore
@@ -116,7 +116,15 @@ class Publisher:
     def publish_entry(self, stored: StoredObject, previous: mf.ManifestEntry | None,
                       **fields: Any) -> tuple[mf.ManifestEntry, list[str]]:
         """The manifest entry of a stored object, sealed onto the chain and written last;
-        returns it and the locations that now hold both."""
+        returns it and the locations that now hold both. A fenced capture (its database was
+        replaced by a promoted standby) is refused: FencedError, exit 3."""
+        promotion = self.store.fence().fenced_by(fields["capture_id"])
+        if promotion is not None:
+            for location in self.store.locations:  # the object never became part of the store
+                if location.name in stored.locations:
+                    with contextlib.suppress(StorageError, OSError):
+                        location.delete(self.store.key(fields["object"]))
+            raise FencedError(mf.fenced_message(self.store.source, promotion))
         entry = mf.seal(
             mf.ManifestEntry(source=self.store.source, bytes=stored.size, sha256=stored.sha256, created_at=now_us(),
                              **{**self._extra_fields(stored.plain_size, stored.plain_sha256), **fields}),

@@ -24,7 +24,7 @@ from restore.consolidate import consolidate, events_since_full
 from restore.drill import restore_drill
 from restore.evidence import witnesses
 from restore.verify import verify_store
-from trade_stream.errors import StorageError
+from trade_stream.errors import FencedError, StorageError
 from trade_stream.manifest import FULL, chain_position
 from trade_stream.retention import RetentionPolicy, plan_retention
 from trade_stream.source import PendingWatch
@@ -111,12 +111,19 @@ class Agent:
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (main thread only), then shut down in order."""
+        fenced: FencedError | None = None
         with StopSignals() as stop:
             try:
                 self._loop(stop)
+            except FencedError as exc:  # a promoted standby owns the store now: stop, exit 3
+                log.error("%s", exc)
+                fenced = exc
             finally:
                 self.stop_event.set()  # the Kafka thread's cue
-        return self._shutdown()
+        code = self._shutdown(seal=fenced is None)
+        if fenced is not None:
+            raise fenced
+        return code
 
     def _loop(self, stop: StopSignals) -> None:
         log.info("agent starting (pid %d) for %s", os.getpid(), self.settings.database.url)
@@ -186,9 +193,9 @@ class Agent:
                 return True
         return False
 
-    def _shutdown(self) -> int:
+    def _shutdown(self, seal: bool = True) -> int:
         log.info("agent stopping: sealing pending changes and pushing pending commits")
-        if self.source.exists():
+        if seal and self.source.exists():
             if self.position is None and self._full_needed_at_start():  # stopped before protecting it
                 self._job("full", self.engine.full, announce="the database has no full backup yet: taking one now")
             self._job("incremental", self._seal)
@@ -288,6 +295,8 @@ class Agent:
         began = time.time()
         try:
             result = fn()
+        except FencedError:
+            raise  # not a failure to retry: this database is no longer the store's primary
         except Exception as exc:  # noqa: BLE001 - one failed job must not stop the agent
             failures = self.failures[name] = self.failures.get(name, 0) + 1
             delay = min(300.0, 2.0 ** failures)

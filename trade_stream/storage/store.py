@@ -20,9 +20,12 @@ import msgspec
 
 from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.manifest import (
+    FENCE_KEY,
     HEAD_KEY,
+    Fence,
     Head,
     ManifestEntry,
+    Promotion,
     PrunedRecord,
     decode_entry,
     encode_entry,
@@ -303,6 +306,35 @@ class BackupStore:
             location.put_bytes(self.key(HEAD_KEY), msgspec.json.encode(head_of(entry)) + b"\n")
         except (StorageError, OSError):
             pass
+
+    def fence(self) -> Fence:
+        """Every promotion any reachable location records (``tradevault promote``)."""
+        fence = Fence()
+        for location in self.locations:
+            try:
+                with location.open(self.key(FENCE_KEY)) as handle:
+                    fence = fence.merged(msgspec.json.decode(handle.read(), type=Fence))
+            except (OSError, StorageError):
+                continue  # none yet, or the location is down: the others hold the same record
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise IntegrityError(f"location {location.name}: {FENCE_KEY}: unreadable ({exc})") from None
+        return fence
+
+    def record_promotion(self, promotion: Promotion) -> list[str]:
+        """Add ``promotion`` to the fence of every location (written whole, atomically);
+        returns where it was recorded. Fewer than ``min_locations``: StorageError."""
+        fence = self.fence().merged(Fence(promotions=[promotion]))
+        data = msgspec.json.format(msgspec.json.encode(fence), indent=2) + b"\n"
+        done, failed = [], {}
+        for location in self.locations:
+            try:
+                location.put_bytes(self.key(FENCE_KEY), data)
+                done.append(location.name)
+            except (StorageError, OSError) as exc:
+                failed[location.name] = str(exc)
+        if len(done) < self.min_locations:
+            raise StorageError(_too_few(len(done), self, failed))
+        return done
 
     def heads(self) -> dict[str, Head | None]:
         """Each location's head (None: none yet, unreadable, or the location is down)."""

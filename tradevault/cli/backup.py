@@ -87,14 +87,16 @@ def backups_list(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
     settings = settings_for(ctx, config)
     store = wiring.store(settings)
     catalogs = store.catalogs()
+    fence = store.fence()
     rows = []
     for entry in store.merged(catalogs):
         where = [c.location.name for c in catalogs if entry.n in c.entries]
-        rows.append(summary(entry, where))
+        rows.append(summary(entry, where, fence))
     if as_json:
         print_json(rows)
         return
-    table = Table("#", "kind", "seq", "time (UTC)", "rows/events", "bytes", "locations", "config")
+    table = Table("#", "kind", "seq", "time (UTC)", "rows/events", "bytes", "locations", "config",
+                  *(["epoch"] if fence.promotions else []))
     def short(ts: int | None) -> str:
         return short_time(ts)[5:19].replace("T", " ") if ts else "-"
 
@@ -103,7 +105,8 @@ def backups_list(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
         times = short(r["first_ts"]) if r["kind"] == "full" else f"{short(r['first_ts'])}..{short(r['last_ts'])[6:]}"
         config = " ".join(sha[:8] for sha in (r.get("config") or {}).values()) or "-"
         table.add_row(str(r["n"]), "full" if r["kind"] == "full" else "incr", seqs, times, f"{r['count']:,}",
-                      f"{r['bytes']:,}", ", ".join(r["locations"]), config)
+                      f"{r['bytes']:,}", ", ".join(r["locations"]), config,
+                      *([str(r["epoch"])] if fence.promotions else []))
     stdout.print(table if rows else "no backups yet")
 
 

@@ -56,6 +56,8 @@ def follow(
 def promote(ctx: typer.Context, to: ToOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Stop following and leave a database the bot can use at once."""
     from restore.standby import promote as promote_standby
+    from trade_stream.manifest import Promotion
+    from tradevault import wiring
     from tradevault.standby_state import standby_target, state_path
 
     settings = settings_for(ctx, config)
@@ -73,9 +75,16 @@ def promote(ctx: typer.Context, to: ToOption = None, config: ConfigOption = None
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline and json.loads(state_file.read_text()).get("following"):
                     time.sleep(0.1)
-    seq = promote_standby(target)
+    capture_id, seq = promote_standby(target)
     state_file.unlink(missing_ok=True)
+    store = wiring.store(settings)  # the old primary may not append to it again
+    epoch = store.fence().epoch + 1
+    fenced_in = store.record_promotion(Promotion(epoch=epoch, capture_ids=[capture_id], seq=seq,
+                                                 promoted_at=time.time_ns() // 1000, database=str(target.path)))
     if as_json:
-        print_json({"promoted": str(target.path), "seq": seq})
+        print_json({"promoted": str(target.path), "seq": seq, "epoch": epoch, "fenced": capture_id,
+                    "recorded_in": fenced_in})
     else:
-        stdout.print(f"promoted {target.path} at seq {seq}: point the bot at it")
+        stdout.print(f"promoted {target.path} at seq {seq}: point the bot at it. Epoch {epoch}: the old "
+                     f"primary can no longer back up into this store (recorded in {', '.join(fenced_in)}); "
+                     "the promoted database's first `backup full` starts the next chain")
