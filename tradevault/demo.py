@@ -29,6 +29,7 @@ from restore.planner import Target, format_ts, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
 from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.sqlite.commit_points import INTERVAL as COMMIT_POINT_INTERVAL
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.sqlite.digest import database_digest
 from tradevault import wiring
@@ -165,7 +166,10 @@ def run_demo(directory: Path, *, seconds: float = 30.0, rate: float = 40.0) -> N
             if step == 4 and mid_ts is None:
                 with bot.pause:  # between two transactions of the bot
                     mid_ts = time.time_ns() // 1000
-                    time.sleep(0.005)  # statement times have millisecond resolution
+                    # The agent learns commit boundaries by looking every INTERVAL; commits
+                    # within one look form one group that a restore keeps or drops whole.
+                    # Paused for three looks, the bot's last commit before mid_ts ends a group.
+                    time.sleep(3 * COMMIT_POINT_INTERVAL)
                     src, dst = sqlite3.connect(source), sqlite3.connect(reference)
                     src.backup(dst)
                     src.close()
