@@ -19,6 +19,11 @@ class IntegrityError(TradeStreamError):
     exit_code = 3
 
 
+class CaptureLost(IntegrityError):
+    """The source can no longer give the changes since the last backup (a PostgreSQL slot
+    that lost its WAL): only a new full backup, a new chain, protects it again."""
+
+
 class FencedError(IntegrityError):
     """The store was handed to a promoted standby; this database may not append to it."""
 

@@ -24,7 +24,7 @@ from restore.consolidate import consolidate, events_since_full
 from restore.drill import restore_drill
 from restore.evidence import witnesses
 from restore.verify import verify_store
-from trade_stream.errors import FencedError, StorageError
+from trade_stream.errors import CaptureLost, FencedError, StorageError
 from trade_stream.manifest import FULL, chain_position
 from trade_stream.retention import RetentionPolicy, plan_retention
 from trade_stream.source import PendingWatch
@@ -107,6 +107,7 @@ class Agent:
         self.kafka_thread: threading.Thread | None = None
         self.kafka_lag: dict[str, Any] | None = None
         self.watch: PendingWatch | None = None
+        self.capture_restarts: list[dict[str, Any]] = []  # the capture this agent had to start anew
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -176,8 +177,25 @@ class Agent:
 
     def _seal(self) -> Any:
         """An incremental, told which positions the watch saw committed (so a point-in-time
-        restore never lands inside a transaction of a source that reports none)."""
-        return self.engine.incremental(self.watch.commit_points() if self.watch is not None else ())
+        restore never lands inside a transaction of a source that reports none). When the
+        source lost what the chain needs, the capture starts anew (``_restart_capture``)."""
+        try:
+            return self.engine.incremental(self.watch.commit_points() if self.watch is not None else ())
+        except CaptureLost as exc:
+            return self._restart_capture(exc)
+
+    def _restart_capture(self, exc: CaptureLost) -> Any:
+        """What the operator would do at 3 a.m.: drop the broken capture (a PostgreSQL slot
+        that lost its WAL), reinstall it with a full backup, which starts a new chain, and
+        say so (log, metric, status for a day). The changes between the last stored point
+        and the new full are the ones the source no longer had."""
+        log.error("%s: capture lost; starting a new chain with a full backup", exc)
+        self.source.uninstall(self.store.source)
+        result = self.engine.full()
+        self.capture_restarts.append({"at": time.time(), "reason": str(exc).splitlines()[0],
+                                      "new_full": result.n, "seq": result.last_seq})
+        self.metrics.capture_restarted()
+        return result
 
     def _wait_for_database(self, stop: StopSignals) -> bool:
         """On a first run the bot creates its database: wait for it (the state file says
@@ -391,6 +409,8 @@ class Agent:
         }
         if waiting:
             state["waiting"] = waiting
+        if self.capture_restarts:
+            state["capture_restarts"] = self.capture_restarts
         if self.kafka_lag is not None:
             state["kafka"] = self.kafka_lag
         if self.history is not None:

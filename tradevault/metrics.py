@@ -28,6 +28,10 @@ class Metrics:
                               registry=self.registry)
         self.location_behind = Gauge("tradevault_location_behind_entries", "Backups a location is missing",
                                      ["location"], registry=self.registry)
+        self.capture_restarts = Counter("tradevault_capture_restarts_total",
+                                        "Captures started anew after the source lost what the chain needed "
+                                        "(a PostgreSQL slot that lost its WAL): a new chain, a gap before it",
+                                        registry=self.registry)
         self.location_bytes = Gauge("tradevault_location_bytes", "Bytes of backup objects a location holds",
                                     ["location"], registry=self.registry)
         host, _, port = listen.rpartition(":")
@@ -42,6 +46,10 @@ class Metrics:
     def job_failed(self, job: str, exc: BaseException) -> None:
         if self.enabled:
             self.errors.labels(job, type(exc).__name__).inc()
+
+    def capture_restarted(self) -> None:
+        if self.enabled:
+            self.capture_restarts.inc()
 
     def locations(self, behind: dict[str, int], stored: dict[str, int]) -> None:
         if self.enabled:

@@ -39,6 +39,11 @@ def render_status(info: dict[str, Any]) -> Table:
                 if k in ("last_seq", "count", "bytes", "restore_seconds", "seconds") and v is not None
             )
             table.add_row(f"job {name}", state, f"{_age(int(when * 1e6)) if when else ''}: {detail}")
+        for restart in agent.get("capture_restarts") or []:
+            if time.time() - restart["at"] < 86400:  # yellow for a day: the chain has a gap before it
+                table.add_row("capture restarted", YELLOW,
+                              f"{_age(int(restart['at'] * 1e6))}: {restart['reason']}; a new chain starts at "
+                              f"full #{restart['new_full']} (changes before it since the last stored point are lost)")
         kafka = agent.get("kafka")
         if kafka:
             behind = kafka.get("behind_events") or 0

@@ -44,6 +44,7 @@ SEVERITIES = {"critical", "warning", "info"}
 EXPECTED_ALERTS = {
     "TradevaultNoFullBackup", "TradevaultDrillFailed", "TradevaultCaptureLagHigh",
     "TradevaultLocationBehind", "TradevaultPostgresSlotRetainingWal", "TradevaultAgentDown",
+    "TradevaultCaptureRestarted",
 }
 METRIC_RE = re.compile(r"\btradevault_[A-Za-z0-9_]*")
 DURATION_RE = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")

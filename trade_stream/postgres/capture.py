@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
-from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.errors import BadInputError, CaptureLost
 from trade_stream.events import ChangeEvent
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.lsn import format_lsn, parse_lsn
@@ -219,7 +219,7 @@ class PostgresCapture:
                 "to reinstall change capture"
             )
         if info.wal_status == "lost":
-            raise IntegrityError(
+            raise CaptureLost(
                 f"replication slot {self.slot!r} lost WAL it needed (max_slot_wal_keep_size?): "
                 "changes since the last backup are gone; run `tradevault backup full`"
             )
