@@ -23,6 +23,22 @@ def _age(ts_us: int | None) -> str:
     return f"{seconds:.0f}s ago"
 
 
+def _slot_row(capture: dict[str, Any]) -> tuple[str, str] | None:
+    """A PostgreSQL slot's WAL against ``max_slot_wal_keep_size``: past half of it, the
+    server is on its way to throwing away changes the chain needs."""
+    if "retained_wal_bytes" not in capture:
+        return None
+    retained, limit = capture.get("retained_wal_bytes") or 0, capture.get("max_slot_wal_keep_size_bytes")
+    if capture.get("wal_status") == "lost":
+        return RED, "lost its WAL: the agent starts a new chain (or run `tradevault backup full`)"
+    detail = f"{retained / 1e6:,.1f} MB of WAL retained"
+    if not limit:
+        return GREEN, detail + " (max_slot_wal_keep_size unlimited)"
+    state = YELLOW if retained > limit / 2 else GREEN
+    return state, f"{detail} of max_slot_wal_keep_size {limit / 1e6:,.0f} MB" + (
+        ": past half, the server will drop what the next incremental needs" if state == YELLOW else "")
+
+
 def render_status(info: dict[str, Any]) -> Table:
     table = Table("what", "state", "detail", title=f"tradevault — {info['database']}", title_justify="left")
     agent = info.get("agent")
@@ -62,6 +78,9 @@ def render_status(info: dict[str, Any]) -> Table:
         else:
             table.add_row("capture", RED, "not installed: run `tradevault backup full` or start the agent")
     capture = info.get("capture") or {}
+    slot_row = _slot_row(capture)
+    if slot_row:
+        table.add_row("replication slot", *slot_row)
     if capture.get("unprotected"):
         table.add_row("unprotected tables", RED, ", ".join(capture["unprotected"])
                       + " (left out by [database] include/exclude: not backed up)")

@@ -67,6 +67,8 @@ def test_the_agent_starts_a_new_chain_when_the_slot_lost_its_wal(pg, pg_cluster,
         admin.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
         admin.execute("SELECT pg_reload_conf()")
     try:
+        capture = json.loads(tv(work_dir, "status", "--json").stdout)["capture"]
+        assert capture["max_slot_wal_keep_size_bytes"] == 1024 * 1024
         execute(src, "INSERT INTO t VALUES (2, 'b')")
         lose_the_slot(pg_cluster, other)
         assert slot_status(src) == "lost"

@@ -46,6 +46,8 @@ def capture_status(db: PostgresDatabase, slot: str) -> dict[str, Any]:
             elif action in ("I", "U", "D") and not message.table.startswith("_tradevault_"):
                 changes += 1
         pending = changes
+        keep_mb = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'max_slot_wal_keep_size'"
+                               ).fetchone()[0]
         return {
             "installed": True,
             "slot": slot,
@@ -54,6 +56,7 @@ def capture_status(db: PostgresDatabase, slot: str) -> dict[str, Any]:
             "active": info.active,
             "confirmed_lsn": info.confirmed_lsn,
             "retained_wal_bytes": info.retained_bytes,
+            "max_slot_wal_keep_size_bytes": keep_mb * 1024 * 1024 if keep_mb >= 0 else None,  # None: unlimited
             "lag_bytes": info.lag_bytes,
             "pending_events": pending,
             "pending_capped": len(rows) >= PEEK_LIMIT,
