@@ -32,3 +32,8 @@ class StorageError(TradeStreamError):
     """A storage location failed (unreachable, full disk, permissions)."""
 
     exit_code = 1
+
+
+class AlreadyStored(StorageError):
+    """``put_new``: the name is taken. For a manifest entry, another writer published at
+    that position first (two primaries racing for one chain)."""

@@ -213,3 +213,25 @@ def test_verify_notices_a_pruned_record_damaged_in_one_location_that_still_decod
                    for p in report.problems), (field, report.problems)
     path.write_text(good)
     assert verify_store(harness.store).ok
+
+
+def test_two_writers_racing_for_one_entry_cannot_both_publish(harness):
+    """Two primaries appending to one chain (an old primary after a promote that no fence
+    stopped, e.g. its location was down then): the second to publish at a position gets an
+    integrity error instead of replacing the first's entry."""
+    import msgspec
+    import pytest
+
+    from trade_stream.errors import IntegrityError
+    from trade_stream.manifest import seal
+
+    harness.trade(30)
+    harness.engine.full()
+    harness.trade(30)
+    harness.engine.incremental()
+    entries = harness.store.entries()
+    newest = entries[-1]
+    rival = seal(msgspec.structs.replace(newest, created_at=newest.created_at + 1, entry_hash=""), entries[-2])
+    with pytest.raises(IntegrityError, match="published by another backup first"):
+        harness.store.publish(rival, [loc.name for loc in harness.store.locations])
+    assert harness.store.entries()[-1] == newest

@@ -91,3 +91,16 @@ def test_file_location_creates_private_files_and_directories(tmp_path):
     location.put_bytes("src/objects/x", b"1")
     assert (tmp_path / "store" / "src" / "objects" / "x").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "store" / "src").stat().st_mode & 0o777 == 0o700
+
+
+def test_put_new_writes_once_and_the_second_writer_loses(location):
+    """Manifest entries are published with put_new: of two writers racing for one position,
+    one wins and the other gets AlreadyStored (S3: If-None-Match; files: a hard link)."""
+    from trade_stream.errors import AlreadyStored
+
+    location.put_new("src/manifest/0000000007.json", b"first")
+    with pytest.raises(AlreadyStored):
+        location.put_new("src/manifest/0000000007.json", b"second")
+    with location.open("src/manifest/0000000007.json") as handle:
+        assert handle.read() == b"first"
+    assert location.list("src/manifest") == ["src/manifest/0000000007.json"]  # no temporary left

@@ -14,7 +14,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
 from trade_stream.durable import fsync_path
-from trade_stream.errors import BadInputError, StorageError
+from trade_stream.errors import AlreadyStored, BadInputError, StorageError
 
 
 class AtomicWriter(Protocol):
@@ -29,6 +29,10 @@ class Location(Protocol):
 
     def writer(self, key: str) -> AtomicWriter: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_new(self, key: str, data: bytes) -> None:
+        """Like ``put_bytes``, but only if ``key`` does not exist yet (atomically): else
+        AlreadyStored. Two writers racing for one name cannot both win."""
+        ...
     def open(self, key: str) -> BinaryIO: ...
     def size(self, key: str) -> int | None: ...
     def list(self, prefix: str) -> list[str]: ...
@@ -117,6 +121,25 @@ class FileLocation:
         writer = self.writer(key)
         writer.write(data)
         writer.commit()
+
+    def put_new(self, key: str, data: bytes) -> None:
+        """Written and fsynced under a temporary name, then hard-linked to ``key``: a link
+        fails when the name exists, so the first writer wins."""
+        final = self._path(key)
+        writer = _FileWriter(self, final)
+        try:
+            writer.write(data)
+            writer.file.flush()
+            os.fsync(writer.file.fileno())
+            writer.file.close()
+            os.link(writer.temp, final)
+        except FileExistsError:
+            raise AlreadyStored(f"location {self.name}: {key} exists already") from None
+        except OSError as exc:
+            raise _storage_error(self, f"storing {final.name}", exc) from None
+        finally:
+            writer.abort()  # the temporary name goes; the linked one stays
+        fsync_path(final.parent)
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")

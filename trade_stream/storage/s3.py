@@ -13,7 +13,7 @@ import concurrent.futures
 import io
 from typing import Any, BinaryIO
 
-from trade_stream.errors import BadInputError, StorageError
+from trade_stream.errors import AlreadyStored, BadInputError, StorageError
 
 PART_SIZE = 16 * 1024 * 1024
 MAX_PARTS_IN_FLIGHT = 3
@@ -164,6 +164,22 @@ class S3Location:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._call("storing", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def put_new(self, key: str, data: bytes) -> None:
+        """A conditional PUT (``If-None-Match: *``): the server refuses it when the key
+        exists, so two writers cannot both win. SeaweedFS honours it (checked: a second PUT
+        of a key gets 412 PreconditionFailed), as does AWS S3; a server that ignores the
+        header overwrites, as a plain PUT would."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise AlreadyStored(f"location {self.name}: {key} exists already") from None
+            raise StorageError(f"location {self.name}: storing {key} failed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - connection errors and the like
+            raise StorageError(f"location {self.name}: storing {key} failed: {exc}") from None
 
     def open(self, key: str) -> BinaryIO:
         response = self._call("reading", key, self.client.get_object, Bucket=self.bucket, Key=self._key(key))

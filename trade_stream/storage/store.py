@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import msgspec
 
-from trade_stream.errors import IntegrityError, StorageError
+from trade_stream.errors import AlreadyStored, IntegrityError, StorageError
 from trade_stream.manifest import (
     FENCE_KEY,
     HEAD_KEY,
@@ -289,8 +289,13 @@ class BackupStore:
             if location.name not in stored_in:
                 continue
             try:
-                location.put_bytes(self.key(entry_key(entry.n)), data)
+                location.put_new(self.key(entry_key(entry.n)), data)
                 done.append(location.name)
+            except AlreadyStored:
+                raise IntegrityError(
+                    f"location {location.name}: manifest entry #{entry.n} was published by another backup "
+                    "first: two writers are appending to this chain (an old primary after a promote?)"
+                ) from None
             except (StorageError, OSError) as exc:
                 failed[location.name] = str(exc)
         if len(done) < self.min_locations:
