@@ -108,6 +108,7 @@ class Agent:
         self.kafka_lag: dict[str, Any] | None = None
         self.watch: PendingWatch | None = None
         self.capture_restarts: list[dict[str, Any]] = []  # the capture this agent had to start anew
+        self.stored: dict[str, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -333,6 +334,9 @@ class Agent:
             self.position = chain_position(self.store.entries())
         if name == "full":
             note_backup(self.state_dir, self.store.source, self.settings.database.url)
+        if isinstance(summary.get("n"), int) and isinstance(summary.get("last_seq"), int):
+            # the newest entry this agent stored: a witness for restore (restore/evidence.py)
+            self.stored = {"n": summary["n"], "last_seq": summary["last_seq"], "at": time.time()}
         ok = bool(summary.get("ok", True))
         self.jobs[name] = {"ok": ok, "at": began, "seconds": round(time.time() - began, 3),
                            **{k: summary.get(k) for k in ("first_seq", "last_seq", "count", "bytes", "skipped",
@@ -411,6 +415,8 @@ class Agent:
             state["waiting"] = waiting
         if self.capture_restarts:
             state["capture_restarts"] = self.capture_restarts
+        if self.stored is not None:
+            state["stored"] = self.stored
         if self.kafka_lag is not None:
             state["kafka"] = self.kafka_lag
         if self.history is not None:

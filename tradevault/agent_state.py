@@ -42,6 +42,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def stored_evidence(state_dir: Path, source: str) -> list[Any]:
+    """What the agent's state file says it stored last (a full or an incremental: entry
+    number, seq, time), as a witness for ``restore.evidence``; whether or not the agent
+    still runs, since a stopped agent's last word still counts."""
+    from restore.evidence import Evidence
+
+    try:
+        state = json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(state, dict) or state.get("source") != source:
+        return []
+    stored = state.get("stored") or {}
+    if not (isinstance(stored.get("n"), int) and isinstance(stored.get("last_seq"), int)):
+        return []
+    return [Evidence("the agent's state file", seq=stored["last_seq"], n=stored["n"],
+                     ts=int(float(stored.get("at") or 0) * 1e6) or None)]
+
+
 def read_live_state(state_dir: Path) -> dict[str, Any] | None:
     try:
         state = json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))

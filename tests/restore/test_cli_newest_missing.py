@@ -96,3 +96,40 @@ def test_an_intact_store_restores_the_latest_point(cli, pristine, workdir: Path)
     done = setup.tv("restore", "--to", url, "--json")
     assert done.rc == 0 and done.json()["last_seq"] == pristine.entries[-1]["last_seq"], str(done)
     assert setup.tv("status", "--json").json().get("backups_missing") is None
+
+
+def test_the_agents_state_file_is_a_witness_too(cli, workdir: Path) -> None:
+    """Heads gone and the database gone: what the agent's state file says it stored last
+    still shows the chain is short (the agent need not be running)."""
+    import json
+    import signal
+    import time
+
+    extra = '[schedule]\nincremental = "0.3s"\nverify = ""\ndrill = false\n\n[agent]\nstate_dir = "{}"\n\n' \
+            '[config_vcs]\npaths = []\n'
+    setup = cli.new_setup(workdir / "agent", extra=extra.format(workdir / "agent" / "state"))
+    setup.workload(40, seed=1)
+    setup.ok("backup", "full", "--json")
+    agent, _ = setup.start("agent")
+    try:
+        state_file = workdir / "agent" / "state" / "agent.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            setup.workload(5, seed=int(time.monotonic()))
+            state = json.loads(state_file.read_text()) if state_file.exists() else {}
+            if (state.get("stored") or {}).get("n", 0) > 1:  # an incremental after the full
+                break
+            time.sleep(0.3)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(120)
+    newest = max(e["n"] for e in setup.ok("backups", "list", "--json").json())
+    assert json.loads(state_file.read_text())["stored"]["n"] == newest  # its final seal included
+    for location in setup.locations:
+        setup.entry_path(newest, location).unlink()
+        (setup.source_dir(location) / "head.json").unlink()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{setup.db}{suffix}").unlink(missing_ok=True)
+    target, url = target_of(setup)
+    line = check_refused(setup.tv("restore", "--to", url), target, "agent state evidence")
+    assert "the agent's state file" in line and f"#{newest}" in line, line

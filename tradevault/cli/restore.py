@@ -37,6 +37,7 @@ def restore(
     from trade_stream.errors import BadInputError
     from trade_stream.manifest import summary
     from tradevault import wiring
+    from tradevault.agent_state import stored_evidence
 
     settings = settings_for(ctx, config)
     if at is not None and seq is not None:
@@ -59,7 +60,8 @@ def restore(
     if config_to is not None and not settings.config_vcs.paths:
         raise BadInputError("--config-to: no [config_vcs] paths are configured")
     entries, damaged = store.entries_and_damage()
-    plan = plan_restore(entries, target, damaged, witnesses(store, source))
+    evidence = witnesses(store, source) + stored_evidence(Path(settings.agent.state_dir), store.source)
+    plan = plan_restore(entries, target, damaged, evidence)
     if dry_run:
         info = {
             "dry_run": True, "target": to, "at": target.describe(), "full": summary(plan.full),
