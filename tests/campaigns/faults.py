@@ -10,6 +10,8 @@ Scenarios (each repeated ``--rounds`` times):
   ``min_locations = 1``, then started again;
 * ``locked``: a writer holds ``BEGIN IMMEDIATE`` for several seconds while
   ``backup incremental`` and ``backup full`` run;
+* ``twoprimaries``: ``follow --once`` + ``promote``, then the old primary trades and backs
+  up again: it must be refused (exit 3) and the promoted database start the next chain;
 * ``githang``: a config remote over http that accepts TCP connections and never answers;
 * ``concurrent`` (large run only): ``backup incremental`` and ``backup full`` at once.
 
@@ -381,6 +383,62 @@ def concurrent(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
 
 # -- S3 down --------------------------------------------------------------------------------
 
+def twoprimaries(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
+    """``follow --once`` + ``promote``, then the old primary comes back, trades and backs
+    up: two primaries must not share the chain. Its incremental and full exit 3, the catalog
+    is unchanged, ``verify`` passes, and the promoted database's first full backup starts the
+    next chain, whose restore equals the promoted database."""
+    from tradevault.workload import TradingWorkload
+
+    rng = random.Random(seed)
+    for r in range(rounds):
+        tally.runs += 1
+        tally.faults += 1
+        base = root / f"twoprimaries-{r}"
+        env = Env.create(base / "primary", ("a", "b"), transactions=60, seed=seed + r)
+        env.ok("backup", "full")
+        for _ in range(rng.randrange(1, 4)):
+            w = TradingWorkload(env.db, seed=rng.randrange(1 << 30))
+            w.run(rng.randrange(10, 60))
+            w.close()
+            env.ok("backup", "incremental")
+        standby = base / "standby.sqlite"
+        env.ok("follow", "--to", f"sqlite:///{standby}", "--once")
+        env.ok("promote", "--to", f"sqlite:///{standby}")
+        w = TradingWorkload(env.db, seed=rng.randrange(1 << 30))
+        w.run(30)
+        w.close()
+        before = env.tv("backups", "list", "--json").json()
+        refused = [env.tv("backup", kind) for kind in ("incremental", "full")]
+        problems = [f"old primary's backup {x.args[1]} exit {x.rc} (want 3): {x.err.strip()[-200:]}"
+                    for x in refused if x.rc != 3 or "promote" not in x.err]
+        if env.tv("backups", "list", "--json").json() != before:
+            problems.append("a fenced backup changed the catalog")
+        verify = env.tv("verify")
+        if verify.rc != 0:
+            problems.append(f"verify after the fenced backups: {verify.err.strip()[-300:]}")
+        promoted = Env(base / "promoted", standby, base / "promoted" / "tradevault.toml", dict(env.locations))
+        promoted.root.mkdir()
+        promoted.write_config()  # the same locations; the store's source name is the old file's stem
+        promoted.config.write_text(promoted.config.read_text().replace(
+            f'url = "sqlite:///{standby}"\n', f'url = "sqlite:///{standby}"\nname = "{env.db.stem}"\n', 1))
+        new_full = promoted.tv("backup", "full")
+        restored = base / "restored.sqlite"
+        restore = promoted.tv("restore", "--to", f"sqlite:///{restored}")
+        if new_full.rc != 0 or restore.rc != 0:
+            problems.append(f"the promoted database's chain: full exit {new_full.rc}, restore exit {restore.rc}: "
+                            f"{(new_full.err + restore.err).strip()[-300:]}")
+        elif digest_of(restored) != digest_of(standby):
+            problems.append("restore of the next chain differs from the promoted database")
+            tally.lost += 1
+        log(f"  twoprimaries round {r}: old primary's incremental/full exit {[x.rc for x in refused]}, "
+            f"promoted full {new_full.rc}, restore {restore.rc}{' FAILED: ' + '; '.join(problems) if problems else ''}")
+        if problems:
+            tally.fail(f"seed {seed} twoprimaries round {r}: " + "; ".join(problems))
+        else:
+            tally.detected += 1
+
+
 def s3down(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
     from tests.services import SeaweedS3
 
@@ -566,7 +624,7 @@ SCENARIOS = ("readonly", "diskfull", "locked")
 
 
 def run(rounds: int = 1, seed: int | None = None, root: Path | None = None, log=print,
-        scenarios: tuple[str, ...] = SCENARIOS + ("githang", "s3down", "concurrent")) -> Tally:
+        scenarios: tuple[str, ...] = SCENARIOS + ("githang", "s3down", "concurrent", "twoprimaries")) -> Tally:
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     root = root or private_root("faults")
     tally = Tally("faults")
@@ -581,6 +639,8 @@ def run(rounds: int = 1, seed: int | None = None, root: Path | None = None, log=
             campaign.close()
     if "concurrent" in scenarios:
         concurrent(root, rounds, seed, tally, log)
+    if "twoprimaries" in scenarios:
+        twoprimaries(root, rounds, seed, tally, log)
     if "githang" in scenarios:
         githang(root, rounds, seed, tally, log)
     if "s3down" in scenarios:

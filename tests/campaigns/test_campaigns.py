@@ -49,6 +49,10 @@ def test_fault_campaign_small_local_faults():
     _run("faults", faults.run, rounds=1, seed=_seed(3), scenarios=faults.SCENARIOS)
 
 
+def test_fault_campaign_small_two_primaries_after_a_promote():
+    _run("faults-twoprimaries", faults.run, rounds=1, seed=_seed(3), scenarios=("twoprimaries",))
+
+
 def test_fault_campaign_small_git_remote_that_never_answers():
     _run("faults-git", faults.run, rounds=1, seed=_seed(3), scenarios=("githang",))
 
