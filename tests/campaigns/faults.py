@@ -12,6 +12,8 @@ Scenarios (each repeated ``--rounds`` times):
   ``backup incremental`` and ``backup full`` run;
 * ``twoprimaries``: ``follow --once`` + ``promote``, then the old primary trades and backs
   up again: it must be refused (exit 3) and the promoted database start the next chain;
+* ``pgslot``: a PostgreSQL slot loses its WAL while the agent runs; the agent must start a
+  new chain on its own, and a restore equal the source;
 * ``githang``: a config remote over http that accepts TCP connections and never answers;
 * ``concurrent`` (large run only): ``backup incremental`` and ``backup full`` at once.
 
@@ -439,6 +441,89 @@ def twoprimaries(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
             tally.detected += 1
 
 
+def pgslot(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
+    """A PostgreSQL slot that loses its WAL while the agent runs (``max_slot_wal_keep_size``
+    = 1MB, another database writes 80 MB with CHECKPOINTs): the agent must start a new chain
+    on its own, backups go on, and a restore equals the source."""
+    import json
+    import signal
+
+    from tests.services import PgCluster
+
+    cluster = PgCluster()
+    try:
+        cluster.start()
+    except BaseException as exc:  # noqa: BLE001 - pytest.skip inside: report and go on
+        tally.notes.append(f"pgslot skipped: PostgreSQL did not start ({exc})")
+        return
+    try:
+        with cluster.admin() as admin:
+            admin.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+            admin.execute("SELECT pg_reload_conf()")
+        for r in range(rounds):
+            tally.runs += 1
+            tally.faults += 1
+            src, other, dst = (cluster.url(cluster.create_database(n)) for n in ("src", "other", "dst"))
+            work = root / f"pgslot-{r}"
+            env = Env(work, Path("unused"), work / "tradevault.toml", {"a": f"file://{work / 'backups'}"},
+                      f'[agent]\nstate_dir = "{work / "state"}"\n\n[schedule]\nincremental = "0.5s"\n'
+                      'full = "0 3 1 1 *"\nverify = ""\ndrill = false\n\n[config_vcs]\npaths = []\n')
+            work.mkdir()
+            env.write_config()
+            env.config.write_text(env.config.read_text().replace("sqlite:///unused", src).replace(
+                f'url = "{src}"\n', f'url = "{src}"\nname = "pgslot"\n', 1))
+            _pg(src, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'a')")
+            env.ok("backup", "full")
+            agent = env.start("agent", log=work / "agent.log")
+            try:
+                _pg(src, "INSERT INTO t VALUES (2, 'b')")
+                for burst in range(4):
+                    _pg(other, f"CREATE TABLE big{burst} AS SELECT g AS id, repeat('x', 150) AS pad"
+                               " FROM generate_series(1, 100000) g")
+                    with cluster.admin() as admin:
+                        admin.execute("CHECKPOINT")
+                state_file, state = work / "state" / "agent.json", {}
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline and not state.get("capture_restarts"):
+                    time.sleep(0.5)
+                    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+                _pg(src, f"INSERT INTO t VALUES ({3 + r}, 'c')")
+                time.sleep(2)  # a seal or more of the new chain
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                agent.wait(120)
+            problems = [] if state.get("capture_restarts") else ["the agent never started a new chain"]
+            restore = env.tv("restore", "--to", dst)
+            if restore.rc != 0:
+                problems.append(f"restore exit {restore.rc}: {restore.err.strip()[-300:]}")
+            elif _pg_rows(dst) != _pg_rows(src):
+                problems.append("the restore differs from the source")
+                tally.lost += 1
+            log(f"  pgslot round {r}: capture restarts {len(state.get('capture_restarts') or [])}, restore "
+                f"{restore.rc}{' FAILED: ' + '; '.join(problems) if problems else ''}")
+            if problems:
+                tally.fail(f"seed {seed} pgslot round {r}: " + "; ".join(problems))
+            else:
+                tally.detected += 1
+    finally:
+        cluster.stop()
+
+
+def _pg(url: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _pg_rows(url: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return conn.execute("SELECT * FROM t ORDER BY id").fetchall()
+
+
 def s3down(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
     from tests.services import SeaweedS3
 
@@ -624,7 +709,8 @@ SCENARIOS = ("readonly", "diskfull", "locked")
 
 
 def run(rounds: int = 1, seed: int | None = None, root: Path | None = None, log=print,
-        scenarios: tuple[str, ...] = SCENARIOS + ("githang", "s3down", "concurrent", "twoprimaries")) -> Tally:
+        scenarios: tuple[str, ...] = SCENARIOS + ("githang", "s3down", "concurrent", "twoprimaries",
+                                                 "pgslot")) -> Tally:
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     root = root or private_root("faults")
     tally = Tally("faults")
@@ -641,6 +727,8 @@ def run(rounds: int = 1, seed: int | None = None, root: Path | None = None, log=
         concurrent(root, rounds, seed, tally, log)
     if "twoprimaries" in scenarios:
         twoprimaries(root, rounds, seed, tally, log)
+    if "pgslot" in scenarios:
+        pgslot(root, rounds, seed, tally, log)
     if "githang" in scenarios:
         githang(root, rounds, seed, tally, log)
     if "s3down" in scenarios:

@@ -50,7 +50,13 @@ def test_fault_campaign_small_local_faults():
 
 
 def test_fault_campaign_small_two_primaries_after_a_promote():
-    _run("faults-twoprimaries", faults.run, rounds=1, seed=_seed(3), scenarios=("twoprimaries",))
+    tally = _run("faults-twoprimaries", faults.run, rounds=1, seed=_seed(3), scenarios=("twoprimaries",))
+    assert tally.runs == 1 and tally.detected == 1
+
+
+def test_fault_campaign_small_postgres_slot_lost_while_the_agent_runs():
+    tally = _run("faults-pgslot", faults.run, rounds=1, seed=_seed(3), scenarios=("pgslot",))
+    assert tally.runs == 1 and tally.detected == 1, tally.notes  # not skipped: PostgreSQL ran
 
 
 def test_fault_campaign_small_git_remote_that_never_answers():
