@@ -385,6 +385,15 @@ def concurrent(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
 
 # -- S3 down --------------------------------------------------------------------------------
 
+def _round_outcome(tally: Tally, log, name: str, problems: list[str], summary: str) -> None:
+    """Log one round of a scenario and count it: detected, or a failure with its problems."""
+    log(f"  {name.split(' ', 2)[2]}: {summary}{' FAILED: ' + '; '.join(problems) if problems else ''}")
+    if problems:
+        tally.fail(f"{name}: " + "; ".join(problems))
+    else:
+        tally.detected += 1
+
+
 def twoprimaries(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
     """``follow --once`` + ``promote``, then the old primary comes back, trades and backs
     up: two primaries must not share the chain. Its incremental and full exit 3, the catalog
@@ -433,12 +442,9 @@ def twoprimaries(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
         elif digest_of(restored) != digest_of(standby):
             problems.append("restore of the next chain differs from the promoted database")
             tally.lost += 1
-        log(f"  twoprimaries round {r}: old primary's incremental/full exit {[x.rc for x in refused]}, "
-            f"promoted full {new_full.rc}, restore {restore.rc}{' FAILED: ' + '; '.join(problems) if problems else ''}")
-        if problems:
-            tally.fail(f"seed {seed} twoprimaries round {r}: " + "; ".join(problems))
-        else:
-            tally.detected += 1
+        _round_outcome(tally, log, f"seed {seed} twoprimaries round {r}", problems,
+                       f"old primary's incremental/full exit {[x.rc for x in refused]}, "
+                       f"promoted full {new_full.rc}, restore {restore.rc}")
 
 
 def pgslot(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
@@ -499,12 +505,8 @@ def pgslot(root: Path, rounds: int, seed: int, tally: Tally, log) -> None:
             elif _pg_rows(dst) != _pg_rows(src):
                 problems.append("the restore differs from the source")
                 tally.lost += 1
-            log(f"  pgslot round {r}: capture restarts {len(state.get('capture_restarts') or [])}, restore "
-                f"{restore.rc}{' FAILED: ' + '; '.join(problems) if problems else ''}")
-            if problems:
-                tally.fail(f"seed {seed} pgslot round {r}: " + "; ".join(problems))
-            else:
-                tally.detected += 1
+            _round_outcome(tally, log, f"seed {seed} pgslot round {r}", problems,
+                           f"capture restarts {len(state.get('capture_restarts') or [])}, restore {restore.rc}")
     finally:
         cluster.stop()
 

@@ -85,13 +85,17 @@ def test_verify_notices_the_oldest_entry_deleted_everywhere(harness):
     assert not verify_store(harness.store).ok
 
 
-def test_verify_notices_a_pruned_record_missing_in_one_location(harness):
+def _chain_with_entry_2_pruned(harness) -> None:
     for _ in range(3):
         harness.trade(30)
         harness.engine.full()
         harness.trade(30)
         harness.engine.incremental()
     harness.store.prune([2])
+
+
+def test_verify_notices_a_pruned_record_missing_in_one_location(harness):
+    _chain_with_entry_2_pruned(harness)
     (harness.root / "loc1" / "tradesv3" / "pruned" / "0000000002.json").unlink()
     assert not verify_store(harness.store).ok
 
@@ -193,12 +197,7 @@ def test_verify_notices_a_pruned_record_damaged_in_one_location_that_still_decod
     record that leave valid JSON went unseen (the other location's copy won the merge)."""
     import json
 
-    for _ in range(3):
-        harness.trade(30)
-        harness.engine.full()
-        harness.trade(30)
-        harness.engine.incremental()
-    harness.store.prune([2])
+    _chain_with_entry_2_pruned(harness)
     assert verify_store(harness.store).ok
     path = harness.root / "loc1" / "tradesv3" / "pruned" / "0000000002.json"
     good = path.read_text()
