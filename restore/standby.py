@@ -150,7 +150,7 @@ def _fenced_capture(store: BackupStore, target: DatabaseService) -> str:
     finally:
         conn.close()
     promotion = store.fence().fenced_by(capture_id) if capture_id else None
-    return fenced_message(store.source, promotion) if promotion else ""
+    return fenced_message(promotion) if promotion else ""
 
 
 def promote(target: DatabaseService) -> tuple[str, int]:

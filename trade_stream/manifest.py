@@ -88,9 +88,9 @@ HEAD_KEY = "head.json"
 
 
 class Head(msgspec.Struct, frozen=True):
-    """The newest entry a location was given: written after the entry, atomically, and the
-    one name in a store that is replaced (entries and objects never are). Evidence for a
-    restore: a head beyond the catalog means newer entries were lost everywhere."""
+    """The newest entry a location was given: written after the entry, atomically, and
+    replaced each time (entries and objects never are). Evidence for a restore: a head
+    beyond the catalog means newer entries were lost everywhere."""
 
     n: int
     last_seq: int
@@ -139,7 +139,7 @@ class Fence(msgspec.Struct, frozen=True):
         return Fence(promotions=[by_epoch[e] for e in sorted(by_epoch)])
 
 
-def fenced_message(source: str, promotion: Promotion) -> str:
+def fenced_message(promotion: Promotion) -> str:
     """Why a fenced database may not back up into the store, and what to do."""
     return (f"this store no longer takes backups of this database: `tradevault promote` made "
             f"{promotion.database} the primary at {_utc(promotion.promoted_at)} (epoch {promotion.epoch}, "

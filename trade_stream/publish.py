@@ -124,7 +124,7 @@ class Publisher:
                 if location.name in stored.locations:
                     with contextlib.suppress(StorageError, OSError):
                         location.delete(self.store.key(fields["object"]))
-            raise FencedError(mf.fenced_message(self.store.source, promotion))
+            raise FencedError(mf.fenced_message(promotion))
         entry = mf.seal(
             mf.ManifestEntry(source=self.store.source, bytes=stored.size, sha256=stored.sha256, created_at=now_us(),
                              **{**self._extra_fields(stored.plain_size, stored.plain_sha256), **fields}),

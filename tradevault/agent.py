@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 from restore.consolidate import consolidate, events_since_full
 from restore.drill import restore_drill
-from restore.evidence import witnesses
 from restore.verify import verify_store
 from trade_stream.errors import CaptureLost, FencedError, StorageError
 from trade_stream.manifest import FULL, chain_position
@@ -380,7 +379,7 @@ class Agent:
         self.metrics.locations(behind, stored)
 
     def _verify(self) -> dict[str, Any]:
-        report = verify_store(self.store, evidence=witnesses(self.store, self.source))
+        report = verify_store(self.store, evidence=wiring.evidence(self.settings, self.store, self.source))
         return report.to_json()
 
     def _retention(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from trade_stream.progress import Progress, no_progress
 from trade_stream.source import BackupEngine, EngineOptions, Source, open_source
@@ -34,6 +35,15 @@ def source_name(settings: Settings, src: Source) -> str:
 
 def cipher(settings: Settings) -> Cipher:
     return Cipher(settings.encryption.recipients, settings.encryption.identity_file)
+
+
+def evidence(settings: Settings, backup_store: BackupStore, src: Source) -> list[Any]:
+    """Every witness of how far the backups went (``restore.evidence``): the locations'
+    heads, the source's change log, and the agent's record of what it stored last."""
+    from restore.evidence import witnesses
+    from tradevault.agent_state import stored_evidence
+
+    return witnesses(backup_store, src) + stored_evidence(Path(settings.agent.state_dir), backup_store.source)
 
 
 def store(settings: Settings, src: Source | None = None) -> BackupStore:

@@ -325,10 +325,15 @@ class BackupStore:
                 raise IntegrityError(f"location {location.name}: {FENCE_KEY}: unreadable ({exc})") from None
         return fence
 
-    def record_promotion(self, promotion: Promotion) -> list[str]:
-        """Add ``promotion`` to the fence of every location (written whole, atomically);
-        returns where it was recorded. Fewer than ``min_locations``: StorageError."""
-        fence = self.fence().merged(Fence(promotions=[promotion]))
+    def record_promotion(self, capture_id: str, seq: int, database: str,
+                         promoted_at: int) -> tuple[Promotion, list[str]]:
+        """A promotion, the next epoch, added to the fence of every location (written whole,
+        atomically): the promotion and where it was recorded. Fewer than ``min_locations``:
+        StorageError."""
+        fence = self.fence()
+        promotion = Promotion(epoch=fence.epoch + 1, capture_ids=[capture_id], promoted_at=promoted_at, seq=seq,
+                              database=database)
+        fence = fence.merged(Fence(promotions=[promotion]))
         data = msgspec.json.format(msgspec.json.encode(fence), indent=2) + b"\n"
         done, failed = [], {}
         for location in self.locations:
@@ -339,7 +344,7 @@ class BackupStore:
                 failed[location.name] = str(exc)
         if len(done) < self.min_locations:
             raise StorageError(_too_few(len(done), self, failed))
-        return done
+        return promotion, done
 
     def heads(self) -> dict[str, Head | None]:
         """Each location's head (None: none yet, unreadable, or the location is down)."""

@@ -32,12 +32,10 @@ def restore(
 ) -> None:
     """Replay backups into a fresh database, at the latest point or any point in time."""
     from restore.dispatch import mapping_of, open_target, restore_to
-    from restore.evidence import witnesses
     from restore.planner import Target, parse_time, plan_restore
     from trade_stream.errors import BadInputError
     from trade_stream.manifest import summary
     from tradevault import wiring
-    from tradevault.agent_state import stored_evidence
 
     settings = settings_for(ctx, config)
     if at is not None and seq is not None:
@@ -60,8 +58,7 @@ def restore(
     if config_to is not None and not settings.config_vcs.paths:
         raise BadInputError("--config-to: no [config_vcs] paths are configured")
     entries, damaged = store.entries_and_damage()
-    evidence = witnesses(store, source) + stored_evidence(Path(settings.agent.state_dir), store.source)
-    plan = plan_restore(entries, target, damaged, evidence)
+    plan = plan_restore(entries, target, damaged, wiring.evidence(settings, store, source))
     if dry_run:
         info = {
             "dry_run": True, "target": to, "at": target.describe(), "full": summary(plan.full),

@@ -56,7 +56,6 @@ def follow(
 def promote(ctx: typer.Context, to: ToOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Stop following and leave a database the bot can use at once."""
     from restore.standby import promote as promote_standby
-    from trade_stream.manifest import Promotion
     from tradevault import wiring
     from tradevault.standby_state import standby_target, state_path
 
@@ -78,9 +77,8 @@ def promote(ctx: typer.Context, to: ToOption = None, config: ConfigOption = None
     capture_id, seq = promote_standby(target)
     state_file.unlink(missing_ok=True)
     store = wiring.store(settings)  # the old primary may not append to it again
-    epoch = store.fence().epoch + 1
-    fenced_in = store.record_promotion(Promotion(epoch=epoch, capture_ids=[capture_id], seq=seq,
-                                                 promoted_at=time.time_ns() // 1000, database=str(target.path)))
+    promotion, fenced_in = store.record_promotion(capture_id, seq, str(target.path), time.time_ns() // 1000)
+    epoch = promotion.epoch
     if as_json:
         print_json({"promoted": str(target.path), "seq": seq, "epoch": epoch, "fenced": capture_id,
                     "recorded_in": fenced_in})

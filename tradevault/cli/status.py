@@ -11,10 +11,10 @@ from tradevault.cli.support import ConfigOption, JsonOption, chosen_config, prin
 
 def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Capture lag, last backups and jobs, unpushed config commits, locations health."""
-    from restore.evidence import shortfall, witnesses
+    from restore.evidence import shortfall
     from trade_stream.status import source_status
     from tradevault import wiring
-    from tradevault.agent_state import read_live_state, stored_evidence
+    from tradevault.agent_state import read_live_state
     from tradevault.status_view import render_status
 
     settings = settings_for(ctx, config)
@@ -22,8 +22,7 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     store = wiring.store(settings, source)
     catalogs = store.catalogs()
     info = source_status(source, store, catalogs)
-    found = shortfall(store.merged(catalogs),
-                      witnesses(store, source) + stored_evidence(Path(settings.agent.state_dir), store.source))
+    found = shortfall(store.merged(catalogs), wiring.evidence(settings, store, source))
     info["backups_missing"] = found.message() if found else None
     info["agent"] = read_live_state(Path(settings.agent.state_dir))
     if info["agent"] is None and settings.config_vcs.paths:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,18 +16,15 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every manifest and object on every location."""
-    from restore.evidence import witnesses
     from restore.verify import verify_store
     from trade_stream.errors import IntegrityError
     from tradevault import wiring
-    from tradevault.agent_state import stored_evidence
 
     settings = settings_for(ctx, config)
     source = wiring.source(settings)
     store = wiring.store(settings, source)
     with progress_display(not as_json) as progress:
-        evidence = witnesses(store, source) + stored_evidence(Path(settings.agent.state_dir), store.source)
-        report = verify_store(store, deep=deep, progress=progress, evidence=evidence)
+        report = verify_store(store, deep=deep, progress=progress, evidence=wiring.evidence(settings, store, source))
     if as_json:
         print_json(report.to_json())
     elif report.ok:
