@@ -6,6 +6,7 @@ an object is either absent or complete under its key, never partial.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import uuid
@@ -67,13 +68,23 @@ class _FileWriter:
             self.abort()
             raise _storage_error(self.location, f"writing {self.final.name}", exc) from None
 
-    def commit(self) -> None:
+    def commit(self, *, replace: bool = True) -> None:
+        """``replace=False``: only if the final name is free. A hard link fails when it
+        exists (AlreadyStored), so of two writers the first wins."""
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
-            os.replace(self.temp, self.final)
+            if replace:
+                os.replace(self.temp, self.final)
+            else:
+                os.link(self.temp, self.final)
+                with contextlib.suppress(OSError):  # a stray hidden temporary is never listed
+                    self.temp.unlink()
             fsync_path(self.final.parent)
+        except FileExistsError:
+            self.abort()
+            raise AlreadyStored(f"location {self.location.name}: {self.final.name} exists already") from None
         except OSError as exc:
             self.abort()
             raise _storage_error(self.location, f"storing {self.final.name}", exc) from None
@@ -123,23 +134,9 @@ class FileLocation:
         writer.commit()
 
     def put_new(self, key: str, data: bytes) -> None:
-        """Written and fsynced under a temporary name, then hard-linked to ``key``: a link
-        fails when the name exists, so the first writer wins."""
-        final = self._path(key)
-        writer = _FileWriter(self, final)
-        try:
-            writer.write(data)
-            writer.file.flush()
-            os.fsync(writer.file.fileno())
-            writer.file.close()
-            os.link(writer.temp, final)
-        except FileExistsError:
-            raise AlreadyStored(f"location {self.name}: {key} exists already") from None
-        except OSError as exc:
-            raise _storage_error(self, f"storing {final.name}", exc) from None
-        finally:
-            writer.abort()  # the temporary name goes; the linked one stays
-        fsync_path(final.parent)
+        writer = self.writer(key)
+        writer.write(data)
+        writer.commit(replace=False)
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")

@@ -155,6 +155,8 @@ class S3Location:
             return fn(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "412"):  # a conditional write found the key taken
+                raise AlreadyStored(f"location {self.name}: {key} exists already") from None
             raise StorageError(f"location {self.name}: {action} {key} failed: {code or exc}") from None
         except BotoCoreError as exc:
             raise StorageError(f"location {self.name}: {action} {key} failed: {exc}") from None
@@ -170,16 +172,8 @@ class S3Location:
         exists, so two writers cannot both win. SeaweedFS honours it (checked: a second PUT
         of a key gets 412 PreconditionFailed), as does AWS S3; a server that ignores the
         header overwrites, as a plain PUT would."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                raise AlreadyStored(f"location {self.name}: {key} exists already") from None
-            raise StorageError(f"location {self.name}: storing {key} failed: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - connection errors and the like
-            raise StorageError(f"location {self.name}: storing {key} failed: {exc}") from None
+        self._call("storing", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data,
+                   IfNoneMatch="*")
 
     def open(self, key: str) -> BinaryIO:
         response = self._call("reading", key, self.client.get_object, Bucket=self.bucket, Key=self._key(key))
