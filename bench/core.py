@@ -28,6 +28,7 @@ Scenarios (``--scenarios``, default all):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -133,7 +134,7 @@ class Run:
         return {"db_url": f"sqlite:///{self.src}", "store_root": str(self.store_root), "source": SOURCE,
                 "work_dir": ""}
 
-    @property
+    @functools.cached_property
     def cli(self) -> TradevaultCli:
         return TradevaultCli(self.work / "configs", self.opts.out / "profiles" if self.opts.profile else None)
 

@@ -116,10 +116,10 @@ class TradevaultCli:
         return list(report)
 
     def timed(self, args: list[str], db_url: str, store_root: str, source: str) -> float:
-        """Wall seconds of any other command (``--version``, ``backups list``)."""
-        config = self.config(db_url, store_root, source)
-        _report, run = run_cli([*args, *(["-c", str(config)] if args[0] != "--version" else [])],
-                               cwd=self.configs, json_flag=args[0] != "--version")
+        """Wall seconds of any other command (``--version``, ``backups list``) exactly as a
+        user types it: no ``--json``, so a table is drawn as it would be."""
+        config = ["-c", str(self.config(db_url, store_root, source))] if args[0] != "--version" else []
+        _report, run = run_cli([*args, *config], cwd=self.configs, json_flag=False)
         return run.seconds
 
 
