@@ -5,9 +5,10 @@ every restore reports."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import IO, Any, Callable, Iterable, Iterator, NamedTuple
 
 from restore.applier import Applier
 from restore.net_effect import WINDOW, NetEffect
@@ -17,6 +18,7 @@ from trade_stream.errors import IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.progress import Progress
+from trade_stream.segments import decode_chunks, encode_chunk
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import events_of
 
@@ -50,45 +52,88 @@ class TransactionCut:
     point in time is a committed state. A transaction (consecutive events with one ``tx``)
     is kept only when its last event is at or before the target (by seq, and by time: its
     last statement's time, which is as close to its commit as the stream knows), so a
-    target inside a transaction's span snaps down to the end of the one before."""
+    target inside a transaction's span snaps down to the end of the one before.
 
-    def __init__(self, low: int, target: Target) -> None:
+    A transaction is held until its end shows whether it fits; past ``hold`` events, what
+    is held moves to a temporary file, so one huge transaction (a migration's UPDATE of
+    every row) costs disk, not memory. Windows handed out hold fewer than ``2 * hold`` events."""
+
+    def __init__(self, low: int, target: Target, hold: int = WINDOW) -> None:
         self.low = low
         self.target = target
+        self.hold = hold
         self.everything = target.seq is None and target.ts is None
         self.held: list[ChangeEvent] = []  # the transaction being read, not yet known complete
+        self.last: ChangeEvent | None = None  # its last event so far
+        self.spill: IO[bytes] | None = None  # its events before ``held``, when there are many
         self.reached = False
 
     def _fits(self, last: ChangeEvent) -> bool:
         return ((self.target.seq is None or last.seq <= self.target.seq)
                 and (self.target.ts is None or last.ts <= self.target.ts))
 
-    def feed(self, batch: list[ChangeEvent]) -> list[ChangeEvent]:
+    def feed(self, batch: list[ChangeEvent]) -> Iterator[list[ChangeEvent]]:
         """The complete transactions of ``batch`` (and of what came before) to apply."""
         low = self.low
         if self.everything:
-            return batch if batch and batch[0].seq > low else [e for e in batch if e.seq > low]
+            yield batch if batch and batch[0].seq > low else [e for e in batch if e.seq > low]
+            return
         selected: list[ChangeEvent] = []
-        held = self.held
         for event in batch:
             if event.seq <= low:
                 continue
-            if held and event.tx != held[-1].tx:
-                if not self._fits(held[-1]):
-                    self.held, self.reached = [], True
-                    return selected
-                selected.extend(held)
-                held = self.held = []
-            held.append(event)
-        return selected
+            last = self.last
+            if last is not None and event.tx != last.tx:
+                if not self._fits(last):
+                    self._drop()
+                    self.reached = True
+                    break
+                if self.spill is not None:
+                    if selected:
+                        yield selected
+                        selected = []
+                    yield from self._release()
+                else:
+                    selected += self.held
+                    self.held, self.last = [], None
+                    if len(selected) >= self.hold:
+                        yield selected
+                        selected = []
+            self.held.append(event)
+            self.last = event
+            if len(self.held) >= self.hold:
+                self._spill()
+        if selected:
+            yield selected
 
-    def finish(self) -> list[ChangeEvent]:
+    def finish(self) -> Iterator[list[ChangeEvent]]:
         """At the end of the stream the transaction being read is complete."""
-        held, self.held = self.held, []
-        if held and self._fits(held[-1]):
-            return held
-        self.reached = self.reached or bool(held)
-        return []
+        if self.last is not None and self._fits(self.last):
+            yield from self._release()
+        else:
+            self.reached = self.reached or self.last is not None
+            self._drop()
+
+    def _spill(self) -> None:
+        if self.spill is None:
+            self.spill = tempfile.TemporaryFile(prefix="tradevault-transaction-")
+        self.spill.write(encode_chunk(self.held))
+        self.held = []
+
+    def _release(self) -> Iterator[list[ChangeEvent]]:
+        held, spill = self.held, self.spill
+        self.held, self.last, self.spill = [], None, None
+        if spill is not None:
+            with spill:
+                spill.seek(0)
+                yield from decode_chunks(iter(lambda: spill.read(1 << 20), b""), "held transaction")
+        if held:
+            yield held
+
+    def _drop(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+        self.held, self.last, self.spill = [], None, None
 
 
 def finished(result: RestoreResult, target: str, plan: Plan, started: float) -> RestoreResult:
@@ -121,11 +166,13 @@ def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[
             break
         yield Step(used=entry.object)
         for batch in events_of(store, entry):
-            yield from _folded(net, cut.feed(batch))
+            for selected in cut.feed(batch):
+                yield from _folded(net, selected)
             if cut.reached:
                 break
     if not cut.reached:
-        yield from _folded(net, cut.finish())
+        for selected in cut.finish():
+            yield from _folded(net, selected)
     yield from (Step(ready=ready) for ready in net.drain())
 
 

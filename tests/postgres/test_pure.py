@@ -28,9 +28,18 @@ from trade_stream.postgres.lsn import (
     snapshot_seq,
 )
 from trade_stream.postgres.snapshot_rows import BinaryCopyParser, decode_copy_chunks, encode_copy_chunk
-from trade_stream.postgres.types import parse_interval_text, pg_family, type_oid, wal2json_parser, widen_real
+from trade_stream.postgres.types import (
+    parse_interval_text,
+    pg_family,
+    type_oid,
+    wal2json_parser,
+    wal2json_wire_parser,
+    widen_real,
+)
 from trade_stream.postgres.wal2json import StreamDecoder, commit_ts_us
 from trade_stream.schema import Column, TableSchema
+from trade_stream.segments import decode_chunks, encode_chunk
+from trade_stream.values import to_wire
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -68,6 +77,20 @@ def test_lsn_text_and_seq_spacing():
         event_seq(lsn, MAX_TX_EVENTS)
 
 
+def stored(events):
+    """Events as a restore reads them back: through the segment encoding (the decoder
+    makes wire values: a numeric travels as its exact text)."""
+    return [e for chunk in decode_chunks([encode_chunk(events, plain=True)]) for e in chunk]
+
+
+def begin(xid, commit_lsn, ts="2026-11-26 22:15:21.257918+00"):
+    return msg(action="B", xid=xid, timestamp=ts, nextlsn=format_lsn(commit_lsn))
+
+
+def commit(xid, commit_lsn, ts="2026-11-26 22:15:21.257918+00"):
+    return msg(action="C", xid=xid, timestamp=ts, nextlsn=format_lsn(commit_lsn))
+
+
 def test_decoder_builds_transactions_with_commit_seqs():
     d = StreamDecoder([T])
     ts = "2026-11-26 22:15:21.257918+00"
@@ -78,13 +101,15 @@ def test_decoder_builds_transactions_with_commit_seqs():
         '{"name":"j","type":"jsonb","value":"{\\"a\\": 1.10}"},'
         '{"name":"a","type":"integer[]","value":"{1,NULL,3}"}],"pk":[{"name":"id","type":"bigint"}]}'
     )
-    assert d.feed(100, msg(action="B", xid=7, timestamp=ts)) == []
-    assert d.feed(110, raw) == []
-    d.feed(120, msg(action="U", xid=7, schema="public", table="t", columns=row_columns(2),
-                    identity=[col("id", "bigint", 1)]))
-    d.feed(130, msg(action="D", xid=7, schema="public", table="t", identity=[col("id", "bigint", 2)]))
-    d.feed(135, msg(action="I", xid=7, schema="public", table="other", columns=[col("x", "integer", 1)]))
-    events = d.feed(200, msg(action="C", xid=7, timestamp=ts))
+    d.feed(begin(7, 200))
+    assert d.in_transaction
+    d.feed(raw)
+    d.feed(msg(action="U", xid=7, schema="public", table="t", columns=row_columns(2),
+               identity=[col("id", "bigint", 1)]))
+    d.feed(msg(action="D", xid=7, schema="public", table="t", identity=[col("id", "bigint", 2)]))
+    d.feed(msg(action="I", xid=7, schema="public", table="other", columns=[col("x", "integer", 1)]))
+    d.feed(commit(7, 200))
+    events = stored(d.take())
     assert [e.op for e in events] == [INSERT, UPDATE, DELETE]
     assert [e.seq for e in events] == [event_seq(200, i) for i in range(3)]
     assert all(e.tx == 7 and e.ts == commit_ts_us(ts) for e in events)
@@ -92,37 +117,67 @@ def test_decoder_builds_transactions_with_commit_seqs():
     assert first.key == [1]
     f = first.row[1]
     assert f == 0.0 and str(f) == "-0.0"  # the sign of negative zero survives
-    assert first.row[2] == decimal.Decimal("123456789012345678901.123456789")
+    n = first.row[2]
+    assert n == decimal.Decimal("123456789012345678901.123456789") and str(n) == "123456789012345678901.123456789"
     assert first.row[3] == '{"a": 1.10}' and first.row[4] == [1, None, 3]
     assert events[1].key == [1] and events[1].row[0] == 2  # update of the key: old key
     assert events[2].key == [2] and events[2].row is None
-    assert d.ignored == {"other"} and d.last_commit_lsn == 200
+    assert d.ignored == {"other"} and d.last_commit_lsn == 200 and not d.in_transaction
+
+
+def test_decoder_hands_out_a_large_transaction_in_windows_with_final_seqs():
+    """Its begin message names the commit: events leave before the commit is read."""
+    d = StreamDecoder([T])
+    d.feed(begin(9, 5000))
+    taken = []
+    for i in range(10):
+        d.feed(msg(action="I", xid=9, schema="public", table="t", columns=row_columns(i, n=f"{i}.50")))
+        if i % 4 == 3:
+            taken.append(d.take())
+    assert d.in_transaction and [len(w) for w in taken] == [4, 4]
+    d.feed(commit(9, 5000))
+    taken.append(d.take())
+    events = stored([e for window in taken for e in window])
+    assert [e.seq for e in events] == [event_seq(5000, i) for i in range(10)]
+    assert [e.row[2] for e in events] == [decimal.Decimal(f"{i}.50") for i in range(10)]
+    assert d.last_commit_lsn == 5000
+
+
+def test_decoder_refuses_a_begin_without_its_commit_position_or_a_mismatched_commit():
+    d = StreamDecoder([T])
+    with pytest.raises(BadInputError, match="include-lsn"):
+        d.feed(msg(action="B", xid=1, timestamp="2026-01-01 00:00:00+00"))
+    d.feed(begin(1, 300))
+    with pytest.raises(BadInputError, match="does not match"):
+        d.feed(commit(1, 400))
 
 
 def test_decoder_skips_stored_events_and_projects_changed_columns():
     ts = "2026-01-01 00:00:00+00"
     d = StreamDecoder([T], after_seq=event_seq(200, 0))
     for lsn in (200, 300):
-        d.feed(lsn - 5, msg(action="B", xid=lsn, timestamp=ts))
+        d.feed(begin(lsn, lsn, ts))
         cols = row_columns(lsn) + ([col("extra", "integer", 5)] if lsn == 300 else [])
-        d.feed(lsn - 2, msg(action="I", xid=lsn, schema="public", table="t", columns=cols))
-        events = d.feed(lsn, msg(action="C", xid=lsn, timestamp=ts))
+        d.feed(msg(action="I", xid=lsn, schema="public", table="t", columns=cols))
+        d.feed(commit(lsn, lsn, ts))
+        events = d.take()
         if lsn == 200:
             assert events == []  # at or below the chain position: already stored
         else:
             assert len(events) == 1 and len(events[0].row) == 5  # projected onto the known columns
     assert d.changed == {"t"}
-    d.feed(400, msg(action="B", xid=9, timestamp=ts))
-    d.feed(401, msg(action="T", xid=9, schema="public", table="t"))
-    (event,) = d.feed(402, msg(action="C", xid=9, timestamp=ts))
+    d.feed(begin(9, 400, ts))
+    d.feed(msg(action="T", xid=9, schema="public", table="t"))
+    d.feed(commit(9, 400, ts))
+    (event,) = d.take()
     assert event.op == SCHEMA and event.table_schema == T.to_dict()
 
 
 def test_delete_without_identity_is_refused():
     d = StreamDecoder([T])
-    d.feed(1, msg(action="B", xid=1, timestamp="2026-01-01 00:00:00+00"))
+    d.feed(begin(1, 2))
     with pytest.raises(BadInputError, match="REPLICA IDENTITY"):
-        d.feed(2, msg(action="D", xid=1, schema="public", table="t"))
+        d.feed(msg(action="D", xid=1, schema="public", table="t"))
 
 
 @pytest.mark.parametrize("declared,text,expected", [
@@ -147,6 +202,8 @@ def test_delete_without_identity_is_refused():
 def test_wal2json_value_parsers(declared, text, expected):
     value = wal2json_parser(declared)(text)
     assert value == expected and type(value) is type(expected)
+    wire = wal2json_wire_parser(declared)  # what the decoder stores: the same value on the wire
+    assert (text if wire is None else wire(text)) == to_wire(expected)
 
 
 def test_type_catalogue():

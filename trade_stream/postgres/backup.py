@@ -7,8 +7,9 @@ exactly the database at the slot's consistent point L, so its seq is
 ``lsn.snapshot_seq(L)``: above every event of a transaction committed at or
 before L, below every later one. Only ACCESS SHARE locks are taken: writers never wait.
 
-Incremental: the slot's changes after the chain's position, decoded into a spool first
-(the object header names its last seq), then stored; the slot is advanced only after the
+Incremental: the slot's changes after the chain's position, decoded window by window into
+a spool first (the object header names its last seq; memory stays bounded whatever the
+size of a transaction), then stored; the slot is advanced only after the
 manifest entry is published in every location. When the catalog shows a table added,
 dropped or altered since the chain's position, the incremental stops at a temporary
 slot's consistent point L and ends with SCHEMA + SNAPSHOT events for those tables read in
@@ -24,6 +25,7 @@ from typing import Any, Callable, Collection
 from trade_stream import manifest as mf
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
+from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import chain_end, chain_position
 from trade_stream.object_format import CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
@@ -205,7 +207,7 @@ class PostgresBackupEngine:
     # -- incremental ---------------------------------------------------------------------------
     def incremental(self, commit_points: Collection[int] = ()) -> BackupResult:
         """``commit_points`` are not needed: every event carries its transaction's xid."""
-        with self.exclusive():
+        with self.exclusive(), cyclic_gc_paused():
             return self._incremental()
 
     def _incremental(self) -> BackupResult:
@@ -302,7 +304,7 @@ class PostgresBackupEngine:
         reader = self.db.connect(autocommit=False)
         try:
             for batch in self.capture.read(reader, decoder, upto):
-                spool.write(encode_chunk(batch))
+                spool.write(encode_chunk(batch, plain=True))  # the decoder made wire values
                 stats.add(batch, counts)
                 self.progress("seal", stats.count, None)
         finally:

@@ -8,8 +8,9 @@ slot that tradevault owns (``tradevault_<source>``).
   ``_tradevault_meta`` (key/value, in ``public``) records the capture id and slot name;
   its own changes are ignored by the decoder.
 * **Read**: ``pg_logical_slot_peek_changes`` from the slot's confirmed position up to a
-  bound, through a server-side cursor (bounded client memory), parsed by
-  ``wal2json.StreamDecoder``. Peeking does not consume anything.
+  bound, streamed with COPY and parsed by ``wal2json.StreamDecoder`` into windows of
+  events (bounded client memory whatever a transaction's size; the server keeps its own
+  output in a tuplestore that spills to disk). Peeking does not consume anything.
 * **Advance**: ``pg_replication_slot_advance`` only after the incremental holding the
   events is stored and its manifest entry published in every location. A crash before
   that replays the same changes next time; the decoder drops those at or below the
@@ -41,6 +42,13 @@ META = "_tradevault_meta"
 PLUGIN = "wal2json"
 RESTART_LAG_LIMIT = 64 << 20  # bytes of WAL a slot's restart point may trail its confirmed one (advance)
 RESTART_CATCH_UP_ROUNDS = 3
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (slot names and plugin options: no quote is ever in them)."""
+    if "'" in text or "\\" in text:
+        raise BadInputError(f"unexpected character in {text!r}")
+    return f"'{text}'"
 
 
 def slot_name_for(source: str) -> str:
@@ -210,8 +218,13 @@ class PostgresCapture:
     def read(
         self, conn: "psycopg.Connection", decoder: StreamDecoder, upto_lsn: int, batch: int = 20000
     ) -> Iterator[list[ChangeEvent]]:
-        """Decoded events of the transactions committed up to ``upto_lsn``, in batches of
-        whole transactions. ``conn`` must be a non-autocommit connection (server cursor)."""
+        """Decoded events of the transactions committed up to ``upto_lsn``, in windows of at
+        most ``batch`` events (a large transaction spans several windows).
+
+        The messages come through ``COPY (SELECT data FROM pg_logical_slot_peek_changes(...))
+        TO STDOUT``: the server hands over each message as one line, with no per-row work of
+        a cursor on either side. COPY's text format escapes only a backslash in JSON text
+        (JSON has no raw control characters), so one replace undoes it."""
         info = self.slot_info(conn)
         if not info.exists:
             raise BadInputError(
@@ -224,26 +237,29 @@ class PostgresCapture:
                 "changes since the last backup are gone; run `tradevault backup full`"
             )
         options = self.options(conn)
-        placeholders = ", %s" * (2 * len(options))
-        sql = (
-            "SELECT (lsn - '0/0'::pg_lsn)::bigint, data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL"
-            + placeholders + ")"
-        )
-        params = (self.slot, format_lsn(upto_lsn), *[v for pair in options for v in pair])
-        pending: list[ChangeEvent] = []
-        with conn.transaction():
-            with conn.cursor(name=f"tradevault_changes_{uuid.uuid4().hex[:8]}") as cursor:
-                cursor.itersize = 5000
-                cursor.execute(sql, params)
-                for lsn, data in cursor:
-                    events = decoder.feed(lsn, data)
-                    if events:
-                        pending.extend(events)
-                        if len(pending) >= batch:
-                            yield pending
-                            pending = []
-        if pending:
-            yield pending
+        literals = ", ".join(_literal(v) for pair in options for v in pair)
+        sql = (f"COPY (SELECT data FROM pg_logical_slot_peek_changes({_literal(self.slot)},"
+               f" '{format_lsn(upto_lsn)}'::pg_lsn, NULL, {literals})) TO STDOUT")
+        feed = decoder.feed
+        rest = b""
+        with conn.cursor() as cursor, cursor.copy(sql) as copy:
+            for block in copy:
+                data = rest + bytes(block) if rest else bytes(block)
+                if data.endswith(b"\n") and data.find(b"\n") == len(data) - 1:
+                    lines, rest = [data[:-1]], b""  # one message per COPY row: the usual case
+                else:
+                    *lines, rest = data.split(b"\n")
+                for line in lines:
+                    # COPY's text format doubles every backslash (JSON holds no raw control
+                    # characters, the only other thing it escapes)
+                    feed(line.replace(b"\\\\", b"\\") if b"\\" in line else line)
+                if len(decoder.pending) >= batch:
+                    yield decoder.take()
+        if rest or decoder.in_transaction:
+            raise BadInputError("the change stream ended inside a transaction")
+        events = decoder.take()
+        if events:
+            yield events
 
     def advance(self, conn: "psycopg.Connection", lsn: int) -> bool:
         """Confirm everything up to ``lsn``: the server may recycle the WAL before it.

@@ -55,11 +55,13 @@ import struct
 import uuid
 from typing import Any, Callable
 
+from msgspec.msgpack import Ext
 from psycopg import adapt
 from psycopg.adapt import AdaptersMap, Loader
 from psycopg.pq import Format
 
 from trade_stream.errors import BadInputError
+from trade_stream.values import EXT_DECIMAL, to_wire
 
 # base type name (format_type without typmod) -> (type oid, array type oid, family)
 BASE_TYPES: dict[str, tuple[int, int, str]] = {
@@ -290,6 +292,30 @@ _PARSERS: dict[str, Parser] = {
     "bytea": _bytea, "uuid": _uuid, "json": _same, "jsonb": _same, "date": _date,
     "interval": lambda v: parse_interval_text(v),
 }
+
+
+def _numeric_wire(value: Any) -> Any:
+    # wal2json prints numeric's own text (exponent-free; NaN and infinities quoted): it is
+    # the Decimal's exact text already, so the value skips Decimal on its way to the wire
+    return Ext(EXT_DECIMAL, (value if type(value) is str else str(value)).encode())
+
+
+_SAME_ON_THE_WIRE = frozenset({"smallint", "integer", "bigint", "boolean", "text", "character varying",
+                               "character", "json", "jsonb"})
+_WIRE_PARSERS: dict[str, Parser] = {"numeric": _numeric_wire, "double precision": _float, "real": _real}
+
+
+def wal2json_wire_parser(declared: str) -> Parser | None:
+    """``wal2json_parser``'s value as it travels (``values.to_wire``), made directly for the
+    common types; None when the JSON value already is it (integers, text, booleans, JSON)."""
+    name, is_array = base_name(declared)
+    if not is_array and name in BASE_TYPES:
+        if name in _SAME_ON_THE_WIRE:
+            return None
+        if name in _WIRE_PARSERS:
+            return _WIRE_PARSERS[name]
+    parse = wal2json_parser(declared)
+    return lambda value: to_wire(parse(value))
 
 
 def wal2json_parser(declared: str) -> Parser:

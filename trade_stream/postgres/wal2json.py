@@ -1,13 +1,22 @@
 """wal2json (format-version 2) messages -> ChangeEvents. Pure: no server needed.
 
 Options the capture passes: ``format-version 2``, ``include-xids``, ``include-timestamp``,
-``include-transaction`` (default): one JSON message per row change, framed by ``B`` (begin:
-xid, commit timestamp) and ``C`` (commit) messages. Nothing more is asked for: the server
-writes, and the client parses, every byte of every message (type oids and the primary key's
-column list would make every update's message much larger, and nothing reads them). Messages are
-decoded into typed structs (``Message``), not dicts: fields nobody reads are skipped.
-The commit message's LSN (the end of the commit record) gives every event of the
-transaction its seq (``lsn.py``); ``tx`` is the real xid, ``ts`` the commit time.
+``include-transaction`` (default), ``include-lsn``: one JSON message per row change, framed
+by ``B`` (begin: xid, commit timestamp, commit end LSN) and ``C`` (commit) messages. Nothing
+more is asked for: the server writes, and the client parses, every byte of every message
+(type oids and the primary key's column list would make every update's message much larger,
+and nothing reads them). Messages are decoded into typed structs (``Message``), not dicts:
+fields nobody reads are skipped.
+
+wal2json decodes a transaction only once it has committed, so its ``B`` message already
+names the end of the commit record (``nextlsn``), which gives every event of the
+transaction its seq (``lsn.py``); ``tx`` is the real xid, ``ts`` the commit time. Events
+therefore leave the decoder as their messages arrive (``take``), in windows, whatever the
+transaction's size: a transaction of ten million rows never sits in memory whole.
+
+Row values leave in their wire form (``values.to_wire``: a numeric as its exact text in a
+Decimal extension, and so on), made straight from the JSON value (``types.wal2json_wire_parser``):
+the events are for storing, and most values need no work at all.
 
 * Row values are parsed by the column's declared type (``types.py``): numbers arrive
   as their exact JSON text (msgspec's ``float_hook=str``; integers are exact anyway, and a
@@ -26,7 +35,6 @@ transaction its seq (``lsn.py``); ``tx`` is the real xid, ``ts`` the commit time
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,8 +42,8 @@ import msgspec
 
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
-from trade_stream.postgres.lsn import event_seq
-from trade_stream.postgres.types import Parser, wal2json_parser
+from trade_stream.postgres.lsn import MAX_TX_EVENTS, event_seq, parse_lsn
+from trade_stream.postgres.types import Parser, wal2json_wire_parser
 from trade_stream.schema import TableSchema, quote_ident
 
 WAL2JSON_OPTIONS = (
@@ -43,6 +51,7 @@ WAL2JSON_OPTIONS = (
     ("include-xids", "1"),
     ("include-timestamp", "1"),
     ("include-transaction", "1"),
+    ("include-lsn", "1"),
 )
 
 
@@ -58,6 +67,7 @@ class Message(msgspec.Struct):
     action: str = ""
     xid: int = 0
     timestamp: str = ""
+    nextlsn: str = ""  # B and C: the end of the commit record
     schema: str = "public"
     table: str = ""
     columns: list[ColumnValue] = msgspec.field(default_factory=list)
@@ -77,10 +87,14 @@ def commit_ts_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def decode_message(data: str | bytes) -> Message:
-    raw = data.encode() if isinstance(data, str) else data
+def _keep_negative_zero(raw: bytes) -> bytes:
     if b":-0" in raw:  # float8/float4 print negative zero as "-0": keep it a float
         raw = raw.replace(b'"value":-0,', b'"value":-0.0,').replace(b'"value":-0}', b'"value":-0.0}')
+    return raw
+
+
+def decode_message(data: str | bytes) -> Message:
+    raw = _keep_negative_zero(data.encode() if isinstance(data, str) else data)
     try:
         return _decoder.decode(raw)
     except msgspec.DecodeError as exc:
@@ -88,72 +102,68 @@ def decode_message(data: str | bytes) -> Message:
 
 
 class _TableCodec:
-    """Parses the messages of one table against its known description."""
+    """Turns the messages of one table into wire rows against its known description."""
 
     def __init__(self, table: TableSchema) -> None:
         self.table = table
         self.names = table.column_names
         self.signature = [(c.name, c.declared) for c in table.columns]
-        self.parsers: list[Parser] = [wal2json_parser(c.declared) for c in table.columns]
-        self.by_name = dict(zip(self.names, self.parsers))
+        parsers = [wal2json_wire_parser(c.declared) for c in table.columns]
+        self.converted = [(i, p) for i, p in enumerate(parsers) if p is not None]
+        self.by_name: dict[str, Parser | None] = dict(zip(self.names, parsers))
         self.key_indexes = table.key_indexes()
-        self._other: dict[str, Parser] = {}
+        self.identity = list(table.identity)
+        self._other: dict[str, Parser | None] = {}
 
-    def _parser_for(self, name: str, declared: str) -> Parser:
-        parser = self._other.get(declared)
-        if parser is None:
+    def _parser_for(self, name: str, declared: str) -> Parser | None:
+        if name in self.by_name:
+            return self.by_name[name]
+        if declared not in self._other:
             try:
-                parser = wal2json_parser(declared)
+                self._other[declared] = wal2json_wire_parser(declared)
             except KeyError:
-                parser = lambda v: v  # noqa: E731 - projected away or resynced later
-            self._other[declared] = parser
-        return parser
+                self._other[declared] = None  # projected away or resynced later
+        return self._other[declared]
 
     def row(self, columns: list[ColumnValue]) -> tuple[list[Any], bool]:
         """(row in the known column order, whether the message matched the known columns)."""
-        if len(columns) == len(self.names):
-            row = []
-            for column, (name, declared), parser in zip(columns, self.signature, self.parsers):
-                if column.name != name or column.type != declared:
-                    break
-                value = column.value
-                row.append(None if value is None else parser(value))
-            else:
-                return row, True
+        if [(c.name, c.type) for c in columns] == self.signature:
+            row = [c.value for c in columns]
+            for i, parse in self.converted:
+                value = row[i]
+                if value is not None:
+                    row[i] = parse(value)
+            return row, True
         values = {}
         for column in columns:
-            name, value = column.name, column.value
+            value = column.value
             if value is not None:
-                known = self.by_name.get(name)
-                parser = known if known is not None else self._parser_for(name, column.type)
-                value = parser(value)
-            values[name] = value
+                parse = self._parser_for(column.name, column.type)
+                if parse is not None:
+                    value = parse(value)
+            values[column.name] = value
         return [values.get(name) for name in self.names], False
 
     def key_from_identity(self, identity: list[ColumnValue]) -> list[Any] | None:
         """The old key of an update or delete: its primary key, or the whole old row of a
         table without one (REPLICA IDENTITY FULL); None when the message has none."""
-        values = {c.name: c.value for c in identity}
-        key = []
-        for name in self.table.identity:
-            if name not in values:
+        if [c.name for c in identity] == self.identity:
+            values = [c.value for c in identity]
+        else:
+            by_name = {c.name: c.value for c in identity}
+            if any(name not in by_name for name in self.identity):
                 return None
-            value = values[name]
-            key.append(None if value is None else self.by_name[name](value))
+            values = [by_name[name] for name in self.identity]
+        key = []
+        for name, value in zip(self.identity, values):
+            parse = self.by_name[name]
+            key.append(value if value is None or parse is None else parse(value))
         return key
 
 
-@dataclass
-class Transaction:
-    xid: int
-    ts: int
-    changes: list[tuple[str, str, list[Any] | None, list[Any] | None, dict[str, Any] | None]] = field(
-        default_factory=list
-    )
-
-
 class StreamDecoder:
-    """Feed ``(lsn, message)`` pairs in stream order; every commit returns its events."""
+    """Feed the messages in stream order; ``take`` the events decoded so far (a transaction
+    may be taken in several windows: its seqs are known from its first message)."""
 
     def __init__(self, tables: list[TableSchema], after_seq: int = -1) -> None:
         self.codecs = {t.name: _TableCodec(t) for t in tables}
@@ -162,23 +172,52 @@ class StreamDecoder:
         self.ignored: set[str] = set()  # tables seen but not protected
         self.last_commit_lsn: int | None = None
         self.transactions = 0
-        self._tx: Transaction | None = None
+        self.pending: list[ChangeEvent] = []
+        self._commit_lsn: int | None = None  # of the transaction being read
+        self._skip = False  # that transaction is stored already
+        self._base = self._xid = self._ts = self._index = 0
 
-    def feed(self, lsn: int, data: str | bytes) -> list[ChangeEvent]:
+    @property
+    def in_transaction(self) -> bool:
+        return self._commit_lsn is not None
+
+    def take(self) -> list[ChangeEvent]:
+        """The events decoded since the last take, in stream order."""
+        events, self.pending = self.pending, []
+        return events
+
+    def feed(self, data: str | bytes) -> None:
+        """One message, in stream order."""
         message = decode_message(data)
         action = message.action
-        if action == "B":
-            self._tx = Transaction(message.xid, commit_ts_us(message.timestamp))
-            return []
-        if action == "C":
-            return self._commit(lsn, message)
         if action in ("I", "U", "D", "T"):
-            self._change(action, message)
-        return []  # "M" (logical messages) and anything newer: not row changes
+            if not self._skip:
+                self._change(action, message)
+        elif action == "B":
+            self._begin(message)
+        elif action == "C":
+            self._commit(message)
+        # "M" (logical messages) and anything newer: not row changes
+
+    def _begin(self, message: Message) -> None:
+        if not message.nextlsn:
+            raise BadInputError("wal2json begin message without its commit position (include-lsn must be on)")
+        lsn = parse_lsn(message.nextlsn)
+        self._commit_lsn, self._index = lsn, 0
+        self._base, self._xid, self._ts = event_seq(lsn, 0), message.xid, commit_ts_us(message.timestamp)
+        # a crash between storing and advancing the slot: the transaction is read again
+        self._skip = self._base <= self.after_seq
+
+    def _event(self, table: str, op: str, key: list[Any] | None, row: list[Any] | None,
+               table_schema: dict[str, Any] | None = None) -> None:
+        index = self._index
+        if index >= MAX_TX_EVENTS:
+            event_seq(self._commit_lsn or 0, index)  # raises: too many changes for one transaction
+        self._index = index + 1
+        self.pending.append(ChangeEvent(self._base + index, self._xid, self._ts, table, op, key, row, table_schema))
 
     def _change(self, action: str, message: Message) -> None:
-        tx = self._tx
-        if tx is None:
+        if self._commit_lsn is None:
             raise BadInputError("wal2json change outside a transaction (include-transaction must be on)")
         name = message.table
         if message.schema != "public":
@@ -188,13 +227,9 @@ class StreamDecoder:
             self.ignored.add(name)
             return
         if action == "T":
-            tx.changes.append((name, SCHEMA, None, None, codec.table.to_dict()))
+            self._event(name, SCHEMA, None, None, codec.table.to_dict())
             return
-        if action == "I":
-            row, matched = codec.row(message.columns)
-            key = [row[i] for i in codec.key_indexes]
-            tx.changes.append((name, INSERT, key, row, None))
-        elif action == "U":
+        if action == "U":
             row, matched = codec.row(message.columns)
             key = codec.key_from_identity(message.identity)
             if key is None:
@@ -202,7 +237,10 @@ class StreamDecoder:
                     raise BadInputError(f"table {name!r} has no primary key and an update carries no old row: "
                                         f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL")
                 key = [row[i] for i in codec.key_indexes]  # the key did not change
-            tx.changes.append((name, UPDATE, key, row, None))
+            self._event(name, UPDATE, key, row)
+        elif action == "I":
+            row, matched = codec.row(message.columns)
+            self._event(name, INSERT, [row[i] for i in codec.key_indexes], row)
         else:
             matched = True
             key = codec.key_from_identity(message.identity)
@@ -210,21 +248,14 @@ class StreamDecoder:
                 fix = "FULL" if not codec.key_indexes else "DEFAULT"
                 raise BadInputError(f"table {name!r}: a delete carries no old key: "
                                     f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY {fix}")
-            tx.changes.append((name, DELETE, key, None, None))
+            self._event(name, DELETE, key, None)
         if not matched:
             self.changed.add(name)
 
-    def _commit(self, lsn: int, message: Message) -> list[ChangeEvent]:
-        tx = self._tx
-        self._tx = None
+    def _commit(self, message: Message) -> None:
+        lsn = parse_lsn(message.nextlsn) if message.nextlsn else self._commit_lsn
+        if lsn is None or lsn != self._commit_lsn:
+            raise BadInputError("wal2json commit message does not match its begin message")
         self.last_commit_lsn = lsn
         self.transactions += 1
-        if tx is None or not tx.changes:
-            return []
-        events = []
-        for index, (table, op, key, row, table_schema) in enumerate(tx.changes):
-            seq = event_seq(lsn, index)
-            if seq <= self.after_seq:
-                continue  # already stored (a crash between storing and advancing the slot)
-            events.append(ChangeEvent(seq, tx.xid, tx.ts, table, op, key, row, table_schema))
-        return events
+        self._commit_lsn, self._skip = None, False
