@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from trade_stream.errors import BadInputError, CaptureLost
 from trade_stream.events import ChangeEvent
+from trade_stream.postgres.copy_out import copy_out_rows
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.lsn import format_lsn, parse_lsn
 from trade_stream.postgres.wal2json import WAL2JSON_OPTIONS, StreamDecoder
@@ -42,6 +43,12 @@ META = "_tradevault_meta"
 PLUGIN = "wal2json"
 RESTART_LAG_LIMIT = 64 << 20  # bytes of WAL a slot's restart point may trail its confirmed one (advance)
 RESTART_CATCH_UP_ROUNDS = 3
+
+
+def _json_of(line: bytes) -> bytes:
+    """A wal2json message from its line of COPY's text format, which doubles every
+    backslash (JSON holds no raw control characters, the only other thing it escapes)."""
+    return line.replace(b"\\\\", b"\\") if b"\\" in line else line
 
 
 def _literal(text: str) -> str:
@@ -222,9 +229,8 @@ class PostgresCapture:
         most ``batch`` events (a large transaction spans several windows).
 
         The messages come through ``COPY (SELECT data FROM pg_logical_slot_peek_changes(...))
-        TO STDOUT``: the server hands over each message as one line, with no per-row work of
-        a cursor on either side. COPY's text format escapes only a backslash in JSON text
-        (JSON has no raw control characters), so one replace undoes it."""
+        TO STDOUT`` (``copy_out``): the server hands over each message as one line, with no
+        per-row work of a cursor on either side."""
         info = self.slot_info(conn)
         if not info.exists:
             raise BadInputError(
@@ -242,19 +248,16 @@ class PostgresCapture:
                f" '{format_lsn(upto_lsn)}'::pg_lsn, NULL, {literals})) TO STDOUT")
         feed = decoder.feed
         rest = b""
-        with conn.cursor() as cursor, cursor.copy(sql) as copy:
-            for block in copy:
-                data = rest + bytes(block) if rest else bytes(block)
-                if data.endswith(b"\n") and data.find(b"\n") == len(data) - 1:
-                    lines, rest = [data[:-1]], b""  # one message per COPY row: the usual case
-                else:
-                    *lines, rest = data.split(b"\n")
+        for row in copy_out_rows(conn, sql):
+            data = bytes(row)
+            if not rest and data.find(b"\n") == len(data) - 1:
+                feed(_json_of(data))  # one message per COPY row (JSON allows the trailing newline)
+            else:  # not one whole message: never seen from PostgreSQL, handled all the same
+                *lines, rest = (rest + data).split(b"\n")
                 for line in lines:
-                    # COPY's text format doubles every backslash (JSON holds no raw control
-                    # characters, the only other thing it escapes)
-                    feed(line.replace(b"\\\\", b"\\") if b"\\" in line else line)
-                if len(decoder.pending) >= batch:
-                    yield decoder.take()
+                    feed(_json_of(line))
+            if len(decoder.pending) >= batch:
+                yield decoder.take()
         if rest or decoder.in_transaction:
             raise BadInputError("the change stream ended inside a transaction")
         events = decoder.take()

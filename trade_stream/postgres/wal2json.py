@@ -87,14 +87,10 @@ def commit_ts_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _keep_negative_zero(raw: bytes) -> bytes:
+def decode_message(data: str | bytes) -> Message:
+    raw = data.encode() if isinstance(data, str) else data
     if b":-0" in raw:  # float8/float4 print negative zero as "-0": keep it a float
         raw = raw.replace(b'"value":-0,', b'"value":-0.0,').replace(b'"value":-0}', b'"value":-0.0}')
-    return raw
-
-
-def decode_message(data: str | bytes) -> Message:
-    raw = _keep_negative_zero(data.encode() if isinstance(data, str) else data)
     try:
         return _decoder.decode(raw)
     except msgspec.DecodeError as exc:
@@ -113,6 +109,8 @@ class _TableCodec:
         self.by_name: dict[str, Parser | None] = dict(zip(self.names, parsers))
         self.key_indexes = table.key_indexes()
         self.identity = list(table.identity)
+        self.identity_converted = [(i, self.by_name[name]) for i, name in enumerate(self.identity)
+                                   if self.by_name[name] is not None]
         self._other: dict[str, Parser | None] = {}
 
     def _parser_for(self, name: str, declared: str) -> Parser | None:
@@ -148,16 +146,16 @@ class _TableCodec:
         """The old key of an update or delete: its primary key, or the whole old row of a
         table without one (REPLICA IDENTITY FULL); None when the message has none."""
         if [c.name for c in identity] == self.identity:
-            values = [c.value for c in identity]
+            key = [c.value for c in identity]
         else:
             by_name = {c.name: c.value for c in identity}
             if any(name not in by_name for name in self.identity):
                 return None
-            values = [by_name[name] for name in self.identity]
-        key = []
-        for name, value in zip(self.identity, values):
-            parse = self.by_name[name]
-            key.append(value if value is None or parse is None else parse(value))
+            key = [by_name[name] for name in self.identity]
+        for i, parse in self.identity_converted:
+            value = key[i]
+            if value is not None:
+                key[i] = parse(value)  # type: ignore[misc]
         return key
 
 
