@@ -28,6 +28,46 @@ def write(out: Path, results: dict) -> list[str]:
     return written
 
 
+def write_postgres(out: Path, results: dict) -> list[str]:
+    """The PostgreSQL bench's plot: one large transaction's times and peak memory
+    against its size."""
+    m = results["measurements"].get("large_transaction")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    if not m:
+        return []
+    sizes = m["sizes"]
+    rows = [s["rows"] for s in sizes]
+    fig, (ax_t, ax_m) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
+    for label, series in (("backup incremental", [s["incremental"]["seconds"] for s in sizes]),
+                          ("wal2json decode floor", [s["floor"]["seconds"] for s in sizes]),
+                          ("restore to PostgreSQL", [s["restore_postgres"]["seconds"] for s in sizes]),
+                          ("pg_restore of the end state", [s["restore_postgres"]["pg_restore_seconds"] for s in sizes]),
+                          ("restore to SQLite", [s["restore_sqlite"]["seconds"] for s in sizes])):
+        ax_t.plot(rows, series, marker="o", label=label)
+    for label, key in (("backup incremental", "incremental"), ("restore to PostgreSQL", "restore_postgres"),
+                       ("restore to SQLite", "restore_sqlite")):
+        ax_m.plot(rows, [s[key]["peak_mb"] for s in sizes], marker="o", label=label)
+    ax_m.axhline(200, color="grey", linestyle="--", linewidth=1, label="goal: 200 MB")
+    for ax in (ax_t, ax_m):
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_t.set_yscale("log")
+    ax_t.set_ylabel("seconds (whole process)")
+    ax_m.set_ylabel("peak RSS (MB)")
+    ax_m.set_xlabel("rows changed by the one transaction")
+    ax_t.set_title("PostgreSQL: one UPDATE of every row, against its size", fontsize=10)
+    fig.savefig(out / "large-transaction.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return ["large-transaction.png"]
+
+
 def _times_sizes(plt, m: dict, rows: int):
     fb, inc, rs = m.get("full_backup"), m.get("incremental"), m.get("restore")
     if not fb:

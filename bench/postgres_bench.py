@@ -14,7 +14,12 @@ measures, in the same run:
 * trading-commit latency with capture on (an incremental every 0.5 s, sealed by a process
   of its own as the agent's are) versus off (the sealing paused), A/B interleaved in batches
   of 50 on one database with its slot, the median p99 ratio of at least LATENCY_ROUNDS
-  rounds (goal: <= 1.1).
+  rounds (goal: <= 1.1);
+* one very large transaction (``bench/pg_large_tx.py``, ``--large-tx`` sizes, 10k to 1M
+  rows by default, 10M in the headline run): capture time against the server's own
+  wal2json decode of it (goal: <= 1.5x), restore against ``pg_restore`` of the end state
+  (goal: <= 1.0x), and peak memory of the capture and of both restores at every size
+  (goal: <= 200 MB), plotted against the size (``DIR/large-transaction.png``).
 
 tradevault's full backups, incrementals and restores are the ``tradevault`` command, each
 a whole process timed from spawn to reap as ``pg_dump`` and ``pg_restore`` are (start-up
@@ -39,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import pg_large_tx, plots
 from bench.core import at_least
 
 BIN = Path("/usr/lib/postgresql/15/bin")
@@ -294,7 +300,7 @@ def _fresh(cluster: Cluster, name: str) -> str:
     return cluster.url(name)
 
 
-def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dict:
+def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int, large_tx: list[int]) -> dict:
     from trade_stream.postgres.backup import PostgresBackupEngine
     from trade_stream.postgres.database import PostgresDatabase
     from trade_stream.postgres.digest import database_digest
@@ -398,6 +404,8 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int) -> dic
             "rounds": lat_rounds, "batch": lat_rounds[0]["batch"],
         }
         m["cross_dialect"] = cross_dialect(cluster, root, tv, rows, rounds, pg_dump_env)
+        if large_tx:
+            m["large_transaction"] = pg_large_tx.measure_sizes(cluster, root, large_tx, pg_dump_env)
         m["memory"] = {"per_command_mb": {op: kb / 1024 for op, kb in sorted(tv.peak_kb.items())}}
     finally:
         cluster.stop()
@@ -425,7 +433,7 @@ def goals(m: dict) -> list[dict]:
         goal("PostgreSQL commit latency p99 with capture / without", m["commit_latency"]["p99_ratio"], "<=", 1.1),
         goal("PostgreSQL: peak memory of every tradevault command (MB)", max(m["memory"]["per_command_mb"].values()),
              "<=", 200, " MB"),
-    ]
+    ] + (pg_large_tx.goals(m["large_transaction"]) if "large_transaction" in m else [])
 
 
 def markdown(results: dict) -> str:
@@ -444,12 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--changes", type=int, default=100_000)
     parser.add_argument("--latency-tx", type=int, default=2000)
+    parser.add_argument("--large-tx", default=pg_large_tx.DEFAULT_SIZES,
+                        help="sizes (rows) of the one-transaction scenario, comma-separated; empty: skip it")
     args = parser.parse_args(argv)
-    measurements = run(args.rows, args.out, args.rounds, args.changes, args.latency_tx)
+    measurements = run(args.rows, args.out, args.rounds, args.changes, args.latency_tx,
+                       pg_large_tx.parse_sizes(args.large_tx))
     results = {"measurements": measurements, "goals": goals(measurements)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (args.out / "RESULTS.md").write_text(markdown(results))
+    plots.write_postgres(args.out, results)
     for g in results["goals"]:
         print(f"{'ok ' if g['ok'] else 'NO '} {g['name']}: {g['value']} (goal {g['goal']})")
     return 0

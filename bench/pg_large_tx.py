@@ -1,0 +1,204 @@
+"""One very large PostgreSQL transaction: capture and restore time and peak memory against
+its size (``python -m bench.pg_large_tx --sizes 10000,100000``; part of
+``bench/postgres_bench.py``).
+
+Per size N, in a database of its own: ``t(id bigint primary key, v text, n numeric(20,8))``
+with N rows, a full backup, then ONE transaction ``UPDATE t SET v = v || 'x', n = n + 1``
+(N row changes, the shape of an application's migration or maintenance update). Measured,
+each a whole process timed from spawn to reap with its peak RSS (bench/children.py):
+
+* the decode floor: the server's own wal2json decode of that transaction with the options
+  the capture uses, every byte of JSON shipped to a client (``psql -c "COPY (SELECT data
+  FROM pg_logical_slot_peek_changes(...)) TO STDOUT"`` into /dev/null);
+* ``tradevault backup incremental`` capturing it (goal: <= 1.5x the floor, <= 200 MB);
+* ``tradevault restore`` of the chain into a fresh PostgreSQL database (goal: <= 1.0x
+  ``pg_restore`` of a ``pg_dump -Fc`` of the end state, <= 200 MB) and into SQLite
+  (<= 200 MB); both restores are checked against the source, row by row (digest; the
+  SQLite copy by its id and text columns, as the numeric one is mapped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.children import run_measured
+
+TABLE = "CREATE TABLE t (id bigint PRIMARY KEY, v text NOT NULL, n numeric(20,8) NOT NULL)"
+FILL = ("INSERT INTO t SELECT g, md5(g::text), round((g * 1.25)::numeric, 8)"
+        " FROM generate_series(1, %s) g")
+UPDATE = "UPDATE t SET v = v || 'x', n = n + 1"
+DEFAULT_SIZES = "10000,100000,1000000"  # the headline run adds 10000000
+
+
+def parse_sizes(text: str) -> list[int]:
+    return sorted(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+
+
+def _floor_sql(slot: str, options: tuple[tuple[str, str], ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for pair in options for value in pair)
+    return (f"COPY (SELECT data FROM pg_logical_slot_peek_changes('{slot}', NULL, NULL, {quoted}))"
+            " TO STDOUT")
+
+
+def _digest(rows: Any) -> tuple[int, str]:
+    import hashlib
+
+    digest = hashlib.sha256()
+    count = 0
+    for row in rows:
+        digest.update(repr(tuple(row)).encode())
+        count += 1
+    return count, digest.hexdigest()
+
+
+def _sqlite_digest(path: Path) -> tuple[int, str]:
+    """(rows, digest of id and v): the numeric column travels to SQLite in its own mapping."""
+    with sqlite3.connect(path) as conn:
+        return _digest(conn.execute("SELECT id, v FROM t ORDER BY id"))
+
+
+def _pg_digest(conn: Any, columns: str = "id, v, n::text") -> tuple[int, str]:
+    with conn.transaction(), conn.cursor(name="digest") as cursor:
+        cursor.itersize = 50_000
+        cursor.execute(f"SELECT {columns} FROM t ORDER BY id")
+        return _digest(cursor)
+
+
+def measure(cluster: Any, root: Path, size: int, env: dict[str, str]) -> dict[str, Any]:
+    """Capture and restore of one ``size``-row transaction (see the module docstring)."""
+    from bench.postgres_bench import _bin, timed
+    from bench.tv_commands import TradevaultCli
+    from trade_stream.postgres.capture import PostgresCapture, slot_name_for
+    from trade_stream.postgres.database import PostgresDatabase
+
+    name = f"big{size}"
+    source = f"big{size}"
+    cluster.admin(f"CREATE DATABASE {name}")
+    url = cluster.url(name)
+    db = PostgresDatabase(url)
+    conn = db.connect()
+    conn.execute(TABLE)
+    conn.execute(FILL, (size,))
+    conn.execute("VACUUM ANALYZE t")
+    cli = TradevaultCli(root / "configs")
+    store = f"file://{root / ('store-' + name)}"
+    result: dict[str, Any] = {"rows": size}
+    cli.backup("full", url, store, source)
+    cli.backup("incremental", url, store, source)  # past the fill's WAL: the timed one reads the update
+    with conn.transaction():
+        conn.execute(UPDATE)
+    capture = PostgresCapture(db, slot_name_for(source))
+    capture.flush_wal(conn)
+    options = capture.options(conn)
+    psql = [_bin("psql"), "-X", "-q", "-d", name, "-c", _floor_sql(capture.slot, options)]
+    floor = run_measured(psql, env=env)
+    result["floor"] = {"seconds": floor.seconds}
+    incremental = cli.backup("incremental", url, store, source)
+    result["incremental"] = {"seconds": incremental["seconds"], "peak_mb": incremental["vm_hwm_kb"] / 1024,
+                             "events": incremental["events"], "bytes": incremental["bytes"]}
+    result["incremental"]["floor_ratio"] = incremental["seconds"] / floor.seconds
+    source_digest, source_text_digest = _pg_digest(conn), _pg_digest(conn, "id, v")
+    conn.close()
+
+    dump = root / f"{name}.pgc"
+    subprocess.run([_bin("pg_dump"), "-Fc", "-f", str(dump), name], check=True, env=env)
+    cluster.admin(f"CREATE DATABASE {name}_p")
+    cluster.admin("CHECKPOINT")
+    pg_restore_seconds, _ = timed(lambda: subprocess.run([_bin("pg_restore"), "-d", f"{name}_p", str(dump)],
+                                                         check=True, env=env))
+    cluster.admin(f"DROP DATABASE {name}_p")
+    cluster.admin(f"CREATE DATABASE {name}_r")
+    cluster.admin("CHECKPOINT")
+    to_pg = cli.restore(url, store, source, cluster.url(f"{name}_r"))
+    target = PostgresDatabase(cluster.url(f"{name}_r")).connect()
+    pg_equal = _pg_digest(target) == source_digest
+    target.close()
+    cluster.admin(f"DROP DATABASE {name}_r")
+    result["restore_postgres"] = {"seconds": to_pg["seconds"], "peak_mb": to_pg["vm_hwm_kb"] / 1024,
+                                  "pg_restore_seconds": pg_restore_seconds,
+                                  "pg_restore_ratio": to_pg["seconds"] / pg_restore_seconds,
+                                  "equals_source": pg_equal}
+    sqlite_path = root / f"{name}.sqlite"
+    to_sqlite = cli.restore(url, store, source, str(sqlite_path))
+    sqlite_equal = _sqlite_digest(sqlite_path) == source_text_digest
+    sqlite_path.unlink()
+    result["restore_sqlite"] = {"seconds": to_sqlite["seconds"], "peak_mb": to_sqlite["vm_hwm_kb"] / 1024,
+                                "rows_equal": sqlite_equal}
+    dump.unlink()
+    cluster.admin(f"DROP DATABASE {name}")
+    return result
+
+
+def measure_sizes(cluster: Any, root: Path, sizes: list[int], env: dict[str, str]) -> dict[str, Any]:
+    """Every size, in order, on one running cluster; goals are read off the largest."""
+    return {"sizes": [measure(cluster, root, size, env) for size in sizes]}
+
+
+def goals(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """The large-transaction goals: the largest size for the time ratios, every size for
+    memory (it must not grow with the transaction)."""
+    sizes = m["sizes"]
+    big = sizes[-1]
+
+    def goal(name: str, value: float, op: str, limit: float, unit: str = "") -> dict[str, Any]:
+        ok = value <= limit if op == "<=" else value >= limit
+        return {"name": name, "value": round(value, 4), "goal": f"{op} {limit}{unit}", "ok": bool(ok)}
+
+    rows = f"{big['rows']:,}"
+    return [
+        goal(f"PostgreSQL one {rows}-row transaction: backup incremental time / wal2json decode floor",
+             big["incremental"]["floor_ratio"], "<=", 1.5),
+        goal(f"PostgreSQL one {rows}-row transaction: restore time / pg_restore of the end state",
+             big["restore_postgres"]["pg_restore_ratio"], "<=", 1.0),
+        goal("PostgreSQL large transactions: peak memory of backup incremental, any size (MB)",
+             max(s["incremental"]["peak_mb"] for s in sizes), "<=", 200, " MB"),
+        goal("PostgreSQL large transactions: peak memory of restore to PostgreSQL, any size (MB)",
+             max(s["restore_postgres"]["peak_mb"] for s in sizes), "<=", 200, " MB"),
+        goal("PostgreSQL large transactions: peak memory of restore to SQLite, any size (MB)",
+             max(s["restore_sqlite"]["peak_mb"] for s in sizes), "<=", 200, " MB"),
+        {"name": "PostgreSQL large transactions: every restore equals the source",
+         "value": all(s["restore_postgres"]["equals_source"] and s["restore_sqlite"]["rows_equal"] for s in sizes),
+         "goal": "true",
+         "ok": all(s["restore_postgres"]["equals_source"] and s["restore_sqlite"]["rows_equal"] for s in sizes)},
+    ]
+
+
+def run(sizes: list[int]) -> dict[str, Any]:
+    from bench.postgres_bench import Cluster
+
+    root = Path(tempfile.mkdtemp(prefix="tradevault-bigtx-"))
+    (root / "pg").mkdir()
+    cluster = Cluster(root / "pg")
+    if cluster.as_postgres:
+        import shutil
+
+        shutil.chown(root, "postgres")
+    cluster.start()
+    env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="postgres")
+    try:
+        return measure_sizes(cluster, root, sizes, env)
+    finally:
+        cluster.stop()
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.pg_large_tx", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=DEFAULT_SIZES)
+    args = parser.parse_args(argv)
+    m = run(parse_sizes(args.sizes))
+    print(json.dumps({"measurements": m, "goals": goals(m)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
