@@ -111,7 +111,7 @@ class _FramedCompressor:
     ``workers`` threads at once, written in order, each after its announcement. At most
     ``workers`` frames are in flight, each in a buffer of its own (no further copies)."""
 
-    def __init__(self, out: _HashingWriter, level: int, workers: int) -> None:
+    def __init__(self, out: Writable, level: int, workers: int) -> None:
         self._out = out
         self._params = frame_params(level)
         self._local = threading.local()
@@ -165,6 +165,14 @@ class _FramedCompressor:
             self.abandon()
 
 
+def framed_body(out: Writable, level: int, workers: int) -> _FramedCompressor:
+    """A "sized-frames" body compressed ahead of its object, into ``out`` (a spool), by
+    ``workers`` threads while the caller is still making the data: an incremental whose
+    header must wait for its last event then compresses nothing after it. ``close()`` it,
+    then ``ObjectWriter.write_framed`` copies it into the object unchanged."""
+    return _FramedCompressor(out, level, workers)
+
+
 class ObjectWriter:
     """Streams one object: header now, body through zstd, trailer at ``finish``.
     ``threads``: zstd's (-1: one per core); a "sized-frames" body compresses that many
@@ -183,14 +191,27 @@ class ObjectWriter:
         else:
             raise ValueError(f"unknown body layout {header.body!r}")
         self._finished = False
+        self._framed_ahead = False
 
     def write(self, data: bytes | memoryview) -> None:
+        if self._framed_ahead:
+            raise ValueError("this object's body was compressed ahead (write_framed)")
         self._zstd.write(data)
+
+    def write_framed(self, data: bytes | memoryview) -> None:
+        """Body bytes compressed ahead by ``framed_body`` (a "sized-frames" body), as they are."""
+        if not isinstance(self._zstd, _FramedCompressor) or self._zstd._frames or self._zstd._fill:
+            raise ValueError("write_framed needs a sized-frames body and nothing written through write()")
+        self._framed_ahead = True
+        self._out.write(data)
 
     def finish(self) -> tuple[int, str]:
         """Ends the object; returns (size in bytes, SHA-256 hex of the whole object)."""
         if isinstance(self._zstd, _FramedCompressor):
-            self._zstd.close()
+            if self._framed_ahead:
+                self._zstd.abandon()
+            else:
+                self._zstd.close()
         else:
             self._zstd.flush(zstandard.FLUSH_FRAME)
             self._zstd.close()

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.xdist_group("postgres")
 def test_rows_come_back_exactly_and_the_connection_is_idle_after(pg):
     conn = connect(pg.new("copy"))
     try:
-        rows = [bytes(r) for r in copy_out_rows(conn, "COPY (SELECT g, 'x\\' || g FROM generate_series(1, 3) g) TO STDOUT")]
+        sql = "COPY (SELECT g, 'x\\' || g FROM generate_series(1, 3) g) TO STDOUT"
+        rows = [bytes(r) for r in copy_out_rows(conn, sql)]
         assert rows == [b"1\tx\\\\1\n", b"2\tx\\\\2\n", b"3\tx\\\\3\n"]  # text format: the backslash doubled
         assert conn.execute("SELECT 42").fetchone() == (42,)
     finally:

@@ -52,8 +52,8 @@ T = TableSchema(
 )
 
 
-def msg(**kw) -> str:
-    return json.dumps(kw)
+def msg(**kw) -> bytes:
+    return json.dumps(kw).encode()
 
 
 def col(name, type_, value):
@@ -100,7 +100,7 @@ def test_decoder_builds_transactions_with_commit_seqs():
         '{"name":"n","type":"numeric(30,9)","value":123456789012345678901.123456789},'
         '{"name":"j","type":"jsonb","value":"{\\"a\\": 1.10}"},'
         '{"name":"a","type":"integer[]","value":"{1,NULL,3}"}],"pk":[{"name":"id","type":"bigint"}]}'
-    )
+    ).encode()
     d.feed(begin(7, 200))
     assert d.in_transaction
     d.feed(raw)

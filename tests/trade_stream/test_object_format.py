@@ -172,3 +172,24 @@ def test_an_unknown_body_layout_is_refused_when_writing() -> None:
     with pytest.raises(ValueError, match="unknown body layout"):
         ObjectWriter(io.BytesIO(), _header("zip"))
 
+
+
+def test_a_body_compressed_ahead_makes_the_same_object() -> None:
+    """An incremental compresses its body while decoding, before its header is known."""
+    plain = _plain(5 * FRAME + 77)
+    spool = io.BytesIO()
+    body = object_format.framed_body(spool, 3, 2)
+    for start in range(0, len(plain), 3000):
+        body.write(plain[start:start + 3000])
+    body.close()
+    buffer = io.BytesIO()
+    writer = ObjectWriter(buffer, _header(BODY_SIZED_FRAMES), threads=1)
+    data = spool.getvalue()
+    for start in range(0, len(data), 7000):
+        writer.write_framed(data[start:start + 7000])
+    writer.finish()
+    assert buffer.getvalue() == _object(plain)
+    with pytest.raises(ValueError, match="compressed ahead"):
+        writer.write(b"more")
+    with pytest.raises(ValueError, match="sized-frames"):
+        ObjectWriter(io.BytesIO(), _header(BODY_STREAM)).write_framed(data)

@@ -27,7 +27,7 @@ from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import chain_end, chain_position
-from trade_stream.object_format import CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
+from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter, framed_body
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.postgres.catalog import database_objects, sequence_positions
 from trade_stream.postgres.database import PostgresDatabase, same_columns
@@ -42,6 +42,7 @@ from trade_stream.segments import encode_chunk
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import header_of
 
+BODY_WORKERS = 2  # threads compressing an incremental's body while it is decoded
 SERVER_NOW_US = "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"
 
 
@@ -253,15 +254,23 @@ class PostgresBackupEngine:
         end_tables = {t.name: t for t in known.tables}
         advance_to: int | None = None
         with spool:
-            if changed:
-                with self.capture.exported_snapshot(temporary=True) as snapshot:
-                    upto = snapshot.lsn
-                    self._spool_stream(conn, decoder, upto, spool, stats, counts)
-                    self._spool_resync(snapshot, changed, spool, stats, counts, end_tables)
-                advance_to = upto
-            else:
-                self._spool_stream(conn, decoder, upto, spool, stats, counts)
-                advance_to = decoder.last_commit_lsn
+            # compressed while the events are still being decoded (by threads: zstd lets go of
+            # the GIL), so nothing but copying is left once the last event is known
+            body = framed_body(spool, self.publisher.level, BODY_WORKERS)
+            try:
+                if changed:
+                    with self.capture.exported_snapshot(temporary=True) as snapshot:
+                        upto = snapshot.lsn
+                        self._spool_stream(conn, decoder, upto, body, stats, counts)
+                        self._spool_resync(snapshot, changed, body, stats, counts, end_tables)
+                    advance_to = upto
+                else:
+                    self._spool_stream(conn, decoder, upto, body, stats, counts)
+                    advance_to = decoder.last_commit_lsn
+                body.close()
+            except BaseException:
+                body.abandon()
+                raise
             for name in sorted(decoder.changed - set(changed)):
                 self.warnings.append(f"table {name!r} changed while sealing: resynchronised by the next backup")
             if stats.count == 0:
@@ -278,15 +287,15 @@ class PostgresBackupEngine:
                 mf.INCREMENTAL, CODEC_EVENTS, covered, stats.last_seq, known.to_dict(), capture_id,
                 stats.first_ts, stats.last_ts, stats.count,
                 {"end_schema": new_schema.to_dict(), "end_lsn": advance_to,
-                 "sequences": sequence_positions(conn)},
+                 "sequences": sequence_positions(conn)}, body=BODY_SIZED_FRAMES,
             )
 
             def write_body(writer: ObjectWriter) -> None:
                 spool.seek(0)
                 while chunk := spool.read(4 << 20):
-                    writer.write(chunk)
+                    writer.write_framed(chunk)
 
-            stored_object = self.publisher.store_object(key, header, write_body, threads=0)
+            stored_object = self.publisher.store_object(key, header, write_body, threads=1)
         entry, stored = self.publisher.publish_entry(
             stored_object, entries[-1],
             n=n, kind=mf.INCREMENTAL, object=key, capture_id=capture_id, after_seq=covered,

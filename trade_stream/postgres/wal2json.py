@@ -87,10 +87,15 @@ def commit_ts_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def _negative_zero_kept(raw: bytes) -> bytes:
+    # float8/float4 print negative zero as "-0": keep it a float
+    return raw.replace(b'"value":-0,', b'"value":-0.0,').replace(b'"value":-0}', b'"value":-0.0}')
+
+
 def decode_message(data: str | bytes) -> Message:
     raw = data.encode() if isinstance(data, str) else data
-    if b":-0" in raw:  # float8/float4 print negative zero as "-0": keep it a float
-        raw = raw.replace(b'"value":-0,', b'"value":-0.0,').replace(b'"value":-0}', b'"value":-0.0}')
+    if b":-0" in raw:
+        raw = _negative_zero_kept(raw)
     try:
         return _decoder.decode(raw)
     except msgspec.DecodeError as exc:
@@ -184,9 +189,14 @@ class StreamDecoder:
         events, self.pending = self.pending, []
         return events
 
-    def feed(self, data: str | bytes) -> None:
-        """One message, in stream order."""
-        message = decode_message(data)
+    def feed(self, data: bytes) -> None:
+        """One message (its JSON), in stream order."""
+        if b":-0" in data:
+            data = _negative_zero_kept(data)
+        try:
+            message = _decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise BadInputError(f"malformed wal2json message: {exc}") from None
         action = message.action
         if action in ("I", "U", "D", "T"):
             if not self._skip:
@@ -206,14 +216,6 @@ class StreamDecoder:
         # a crash between storing and advancing the slot: the transaction is read again
         self._skip = self._base <= self.after_seq
 
-    def _event(self, table: str, op: str, key: list[Any] | None, row: list[Any] | None,
-               table_schema: dict[str, Any] | None = None) -> None:
-        index = self._index
-        if index >= MAX_TX_EVENTS:
-            event_seq(self._commit_lsn or 0, index)  # raises: too many changes for one transaction
-        self._index = index + 1
-        self.pending.append(ChangeEvent(self._base + index, self._xid, self._ts, table, op, key, row, table_schema))
-
     def _change(self, action: str, message: Message) -> None:
         if self._commit_lsn is None:
             raise BadInputError("wal2json change outside a transaction (include-transaction must be on)")
@@ -224,9 +226,8 @@ class StreamDecoder:
         if codec is None:
             self.ignored.add(name)
             return
-        if action == "T":
-            self._event(name, SCHEMA, None, None, codec.table.to_dict())
-            return
+        row: list[Any] | None = None
+        table_schema = None
         if action == "U":
             row, matched = codec.row(message.columns)
             key = codec.key_from_identity(message.identity)
@@ -235,20 +236,28 @@ class StreamDecoder:
                     raise BadInputError(f"table {name!r} has no primary key and an update carries no old row: "
                                         f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL")
                 key = [row[i] for i in codec.key_indexes]  # the key did not change
-            self._event(name, UPDATE, key, row)
+            op = UPDATE
         elif action == "I":
             row, matched = codec.row(message.columns)
-            self._event(name, INSERT, [row[i] for i in codec.key_indexes], row)
-        else:
+            key = [row[i] for i in codec.key_indexes]
+            op = INSERT
+        elif action == "D":
             matched = True
             key = codec.key_from_identity(message.identity)
             if key is None:
                 fix = "FULL" if not codec.key_indexes else "DEFAULT"
                 raise BadInputError(f"table {name!r}: a delete carries no old key: "
                                     f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY {fix}")
-            self._event(name, DELETE, key, None)
+            op = DELETE
+        else:  # TRUNCATE: the table recreated empty
+            matched, key, op, table_schema = True, None, SCHEMA, codec.table.to_dict()
         if not matched:
             self.changed.add(name)
+        index = self._index
+        if index >= MAX_TX_EVENTS:
+            event_seq(self._commit_lsn, index)  # raises: too many changes for one transaction
+        self._index = index + 1
+        self.pending.append(ChangeEvent(self._base + index, self._xid, self._ts, name, op, key, row, table_schema))
 
     def _commit(self, message: Message) -> None:
         lsn = parse_lsn(message.nextlsn) if message.nextlsn else self._commit_lsn
