@@ -58,7 +58,7 @@ class TransactionCut:
     is held moves to a temporary file, so one huge transaction (a migration's UPDATE of
     every row) costs disk, not memory. Windows handed out hold fewer than ``2 * hold`` events."""
 
-    def __init__(self, low: int, target: Target, hold: int = WINDOW) -> None:
+    def __init__(self, low: int, target: Target, hold: int = WINDOW // 2) -> None:
         self.low = low
         self.target = target
         self.hold = hold
@@ -105,6 +105,12 @@ class TransactionCut:
                 self._spill()
         if selected:
             yield selected
+
+    def whole(self, batch: list[ChangeEvent]) -> Iterator[list[ChangeEvent]]:
+        """``feed`` for a batch known to fit whole (its incremental ends at or before the
+        target; incrementals end between transactions): nothing is held."""
+        yield from self._release()
+        yield [e for e in batch if e.seq > self.low]
 
     def finish(self) -> Iterator[list[ChangeEvent]]:
         """At the end of the stream the transaction being read is complete."""
@@ -165,8 +171,11 @@ def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[
         if cut.reached:
             break
         yield Step(used=entry.object)
+        # (by seq only: times need not grow with seqs, and the cut stops at the first
+        # transaction past the target time, wherever the entry's last event lands)
+        within = plan.target.ts is None and (plan.target.seq is None or entry.last_seq <= plan.target.seq)
         for batch in events_of(store, entry):
-            for selected in cut.feed(batch):
+            for selected in (cut.whole(batch) if within else cut.feed(batch)):
                 yield from _folded(net, selected)
             if cut.reached:
                 break

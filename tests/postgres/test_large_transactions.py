@@ -1,5 +1,5 @@
 """One PostgreSQL transaction larger than every window of the pipeline (the capture's
-20,000 events, the restore cut's 50,000): captured window by window, stored in many
+20,000 events, the restore cut's 25,000): captured window by window, stored in many
 chunks, restored exactly to the latest point and around it, and a capture killed at any
 moment leaves nothing partial and loses nothing."""
 
@@ -23,7 +23,7 @@ from trade_stream.storage.stored_objects import events_of
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
-ROWS = WINDOW + 10_000
+ROWS = WINDOW + 10_000  # more than the restore folds at once, too
 # text that COPY's text format escapes, and JSON escapes, on the way out of the server
 SPECIAL = ["plain", 'quote " inside', "back\\slash \\\\ twice", "tab\there new\nline", "ünïcode €",
            '{"json": "like \\" this"}']

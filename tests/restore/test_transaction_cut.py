@@ -63,3 +63,12 @@ def test_a_large_transaction_past_the_target_is_dropped_whole():
     events = stream([2, 30])
     windows, reached = cut(events, Target(seq=31), hold=4, split=7)
     assert reached and [e for w in windows for e in w] == events[:2]
+
+
+def test_a_batch_known_to_fit_whole_passes_without_being_held():
+    events = stream([3, 4, 2])
+    c = TransactionCut(0, Target(seq=9), hold=2)
+    windows = list(c.feed(events[:5]))  # the second transaction is being held, partly on disk
+    assert c.spill is not None
+    windows += c.whole(events[5:])  # the rest of its incremental ends before the target
+    assert c.spill is None and not c.held and [e for w in windows for e in w] == events
