@@ -1,5 +1,5 @@
 """One very large PostgreSQL transaction: capture and restore time and peak memory against
-its size (``python -m bench.pg_large_tx --sizes 10000,100000``; part of
+its size (``python -m bench.pg_large_tx --sizes 10000,100000 --out DIR``; part of
 ``bench/postgres_bench.py``).
 
 Per size N, in a database of its own: ``t(id bigint primary key, v text, n numeric(20,8))``
@@ -201,12 +201,40 @@ def run(sizes: list[int]) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def markdown(m: dict[str, Any], goal_rows: list[dict[str, Any]]) -> str:
+    lines = ["# PostgreSQL: one large transaction", "", "| goal | value | target | ok |", "| --- | --- | --- | --- |"]
+    lines += [f"| {g['name']} | {g['value']} | {g['goal']} | {'yes' if g['ok'] else 'NO'} |" for g in goal_rows]
+    lines += ["", "| rows | floor s | incremental s (x floor) | MB | restore to PostgreSQL s | pg_restore s | MB"
+              " | restore to SQLite s | MB |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in m["sizes"]:
+        inc, pg, lite = s["incremental"], s["restore_postgres"], s["restore_sqlite"]
+        lines.append(f"| {s['rows']:,} | {s['floor']['seconds']:.2f} | {inc['seconds']:.2f} ({inc['floor_ratio']:.2f}x)"
+                     f" | {inc['peak_mb']:.0f} | {pg['seconds']:.2f} | {pg['pg_restore_seconds']:.2f}"
+                     f" | {pg['peak_mb']:.0f} | {lite['seconds']:.2f} | {lite['peak_mb']:.0f} |")
+    lines += ["", "```json", json.dumps(m, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def write(out: Path, m: dict[str, Any]) -> list[dict[str, Any]]:
+    """results.json, RESULTS.md and the plot of a standalone run; returns the goals."""
+    from bench import plots
+
+    goal_rows = goals(m)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"measurements": {"large_transaction": m}, "goals": goal_rows}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "RESULTS.md").write_text(markdown(m, goal_rows))
+    plots.write_postgres(out, results)
+    return goal_rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pg_large_tx", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=DEFAULT_SIZES)
+    parser.add_argument("--out", type=Path, default=Path("bench-out-large-tx"))
     args = parser.parse_args(argv)
-    m = run(parse_sizes(args.sizes))
-    print(json.dumps({"measurements": m, "goals": goals(m)}, indent=2))
+    for g in write(args.out, run(parse_sizes(args.sizes))):
+        print(f"{'ok ' if g['ok'] else 'NO '} {g['name']}: {g['value']} (goal {g['goal']})")
     return 0
 
 

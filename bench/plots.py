@@ -44,15 +44,17 @@ def write_postgres(out: Path, results: dict) -> list[str]:
     sizes = m["sizes"]
     rows = [s["rows"] for s in sizes]
     fig, (ax_t, ax_m) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
+    colour = {"backup incremental": "C0", "wal2json decode floor": "C1", "restore to PostgreSQL": "C2",
+              "pg_restore of the end state": "C3", "restore to SQLite": "C4"}
     for label, series in (("backup incremental", [s["incremental"]["seconds"] for s in sizes]),
                           ("wal2json decode floor", [s["floor"]["seconds"] for s in sizes]),
                           ("restore to PostgreSQL", [s["restore_postgres"]["seconds"] for s in sizes]),
                           ("pg_restore of the end state", [s["restore_postgres"]["pg_restore_seconds"] for s in sizes]),
                           ("restore to SQLite", [s["restore_sqlite"]["seconds"] for s in sizes])):
-        ax_t.plot(rows, series, marker="o", label=label)
+        ax_t.plot(rows, series, marker="o", label=label, color=colour[label])
     for label, key in (("backup incremental", "incremental"), ("restore to PostgreSQL", "restore_postgres"),
                        ("restore to SQLite", "restore_sqlite")):
-        ax_m.plot(rows, [s[key]["peak_mb"] for s in sizes], marker="o", label=label)
+        ax_m.plot(rows, [s[key]["peak_mb"] for s in sizes], marker="o", label=label, color=colour[label])
     ax_m.axhline(200, color="grey", linestyle="--", linewidth=1, label="goal: 200 MB")
     for ax in (ax_t, ax_m):
         ax.set_xscale("log")
