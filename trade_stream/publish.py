@@ -54,6 +54,8 @@ class BackupResult:
     skipped: str = ""  # why nothing was stored (nothing changed)
     warnings: list[str] = field(default_factory=list)
     catch_up: list[str] = field(default_factory=list)
+    #: requests the command sent to each location, by kind (storage/requests.py)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, entry: mf.ManifestEntry, locations: list[str]) -> "BackupResult":

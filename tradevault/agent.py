@@ -312,7 +312,10 @@ class Agent:
             log.info(announce)
         began = time.time()
         try:
-            result = fn()
+            try:
+                result = fn()
+            finally:
+                self.metrics.requests(self.store.request_counts())
         except FencedError:
             raise  # not a failure to retry: this database is no longer the store's primary
         except Exception as exc:  # noqa: BLE001 - one failed job must not stop the agent

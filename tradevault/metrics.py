@@ -32,6 +32,11 @@ class Metrics:
                                         "Captures started anew after the source lost what the chain needed "
                                         "(a PostgreSQL slot that lost its WAL): a new chain, a gap before it",
                                         registry=self.registry)
+        self.storage_requests = Counter("tradevault_storage_requests_total",
+                                        "Requests sent to each storage location, by kind (list, get, head, put, "
+                                        "delete; S3: every HTTP request, retries included)",
+                                        ["location", "request"], registry=self.registry)
+        self._requests_seen: dict[str, dict[str, int]] = {}
         self.location_bytes = Gauge("tradevault_location_bytes", "Bytes of backup objects a location holds",
                                     ["location"], registry=self.registry)
         host, _, port = listen.rpartition(":")
@@ -57,6 +62,17 @@ class Metrics:
                 self.location_behind.labels(name).set(count)
             for name, size in stored.items():
                 self.location_bytes.labels(name).set(size)
+
+    def requests(self, counts: dict[str, dict[str, int]]) -> None:
+        """``counts``: ``BackupStore.request_counts()``, totals since the store was opened."""
+        if self.enabled:
+            from trade_stream.storage.requests import difference
+
+            for location, kinds in difference(counts, self._requests_seen).items():
+                for kind, n in kinds.items():
+                    if n:
+                        self.storage_requests.labels(location, kind).inc(n)
+            self._requests_seen = counts
 
     def set(self, name: str, value: Any) -> None:
         if self.enabled:

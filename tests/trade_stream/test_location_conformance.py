@@ -8,6 +8,7 @@ import pytest
 
 from trade_stream.errors import BadInputError
 from trade_stream.storage.locations import open_location
+from trade_stream.storage.requests import difference
 
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.xdist_group("s3"))])
@@ -104,3 +105,19 @@ def test_put_new_writes_once_and_the_second_writer_loses(location):
     with location.open("src/manifest/0000000007.json") as handle:
         assert handle.read() == b"first"
     assert location.list("src/manifest") == ["src/manifest/0000000007.json"]  # no temporary left
+
+
+def test_every_request_is_counted_by_its_kind(location):
+    """What each operation costs a store that bills per request (S3: each HTTP request)."""
+    before = location.requests.snapshot()
+    location.put_bytes("src/manifest/0000000001.json", b"x")
+    writer = location.writer("src/objects/streamed")
+    writer.write(b"y" * 1000)
+    writer.commit()
+    with location.open("src/manifest/0000000001.json") as handle:
+        handle.read()
+    assert location.size("src/manifest/0000000001.json") == 1
+    assert location.list("src/manifest") == ["src/manifest/0000000001.json"]
+    location.delete("src/manifest/0000000001.json")
+    sent = difference({"l": location.requests.snapshot()}, {"l": before})["l"]
+    assert sent == {"list": 1, "get": 1, "head": 1, "put": 2, "delete": 1}

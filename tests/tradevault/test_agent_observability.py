@@ -4,6 +4,7 @@ object per log line with --log-format json."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -61,6 +62,8 @@ paths = []
                    'tradevault_location_behind_entries{location="local"} 0.0',
                    'tradevault_bytes_written_total{kind="full"}'):
         assert metric in body, metric
+    puts = re.search(r'tradevault_storage_requests_total\{location="local",request="put"\} (\d+)', body)
+    assert puts and int(puts.group(1)) >= 2, "the full backup's object and manifest entry were requests"
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert records and all({"ts", "level", "logger", "msg"} <= r.keys() for r in records)
     assert any("full done" in r["msg"] for r in records)

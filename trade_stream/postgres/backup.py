@@ -137,8 +137,7 @@ class PostgresBackupEngine:
             self.db.reflect(conn, selection.tables, require_identity=False)
             self.db.identify_keyless(conn, selection.tables)
             self.warnings.extend(selection.warnings)
-            caught_up = self.store.catch_up()
-            entries = self.store.entries_for_write()
+            caught_up, entries = self.store.catch_up_for_write()
             installed = self.capture.is_installed(conn)
             if installed:
                 capture_id = self.capture.meta(conn)["capture_id"]
@@ -219,8 +218,7 @@ class PostgresBackupEngine:
                 raise BadInputError("change capture is not installed yet: run `tradevault backup full` first")
             selection = self.db.select(conn)
             self.warnings.extend(selection.warnings)
-            caught_up = self.store.catch_up()
-            entries = self.store.entries_for_write()
+            caught_up, entries = self.store.catch_up_for_write()
             covered = chain_position(entries)
             if covered is None:
                 raise BadInputError("no full backup yet: run `tradevault backup full` first")

@@ -131,8 +131,7 @@ class BackupEngine:
         conn = self._connect()
         try:
             self.prepare(conn)
-            caught_up = self.store.catch_up()
-            entries = self.store.entries_for_write()
+            caught_up, entries = self.store.catch_up_for_write()
             in_memory = self.copy_in_memory and not self.work_dir  # a configured work_dir is the user's choice
             scratch = memory_scratch(self.db.path.stat().st_size) if in_memory else None
             prefix = f"tradevault-full-{self.publisher.digest}-"
@@ -242,8 +241,7 @@ class BackupEngine:
             if not self.capture.is_installed(conn):
                 raise BadInputError("change capture is not installed yet: run `tradevault backup full` first")
             self.prepare(conn)
-            caught_up = self.store.catch_up()
-            entries = self.store.entries_for_write()
+            caught_up, entries = self.store.catch_up_for_write()
             covered = chain_position(entries)
             capture_id = self.capture.meta(conn)["capture_id"]
             if covered is None:

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from trade_stream.durable import fsync_path
 from trade_stream.errors import AlreadyStored, BadInputError, StorageError
+from trade_stream.storage.requests import RequestCounter
 
 
 class AtomicWriter(Protocol):
@@ -27,6 +28,7 @@ class AtomicWriter(Protocol):
 class Location(Protocol):
     name: str
     url: str
+    requests: RequestCounter  # what it has sent (storage/requests.py)
 
     def writer(self, key: str) -> AtomicWriter: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
@@ -82,6 +84,7 @@ class _FileWriter:
                 with contextlib.suppress(OSError):  # a stray hidden temporary is never listed
                     self.temp.unlink()
             fsync_path(self.final.parent)
+            self.location.requests.add("put")
         except FileExistsError:
             self.abort()
             raise AlreadyStored(f"location {self.location.name}: {self.final.name} exists already") from None
@@ -107,6 +110,7 @@ class FileLocation:
         self.name = name
         self.url = url
         self.root = root
+        self.requests = RequestCounter()
 
     def _path(self, key: str) -> Path:
         parts = [p for p in key.split("/") if p]
@@ -139,9 +143,11 @@ class FileLocation:
         writer.commit(replace=False)
 
     def open(self, key: str) -> BinaryIO:
+        self.requests.add("get")
         return open(self._path(key), "rb")
 
     def size(self, key: str) -> int | None:
+        self.requests.add("head")
         try:
             return self._path(key).stat().st_size
         except FileNotFoundError:
@@ -150,6 +156,7 @@ class FileLocation:
     def list(self, prefix: str) -> list[str]:
         """Keys directly under the ``prefix`` directory (no temporaries), sorted."""
         directory = self._path(prefix) if prefix.strip("/") else self.root
+        self.requests.add("list")
         try:
             with os.scandir(directory) as found:
                 names = [e.name for e in found if e.is_file(follow_symlinks=False) and not e.name.startswith(".tmp-")]
@@ -161,6 +168,7 @@ class FileLocation:
         return sorted(f"{base}/{n}" if base else n for n in names)
 
     def delete(self, key: str) -> None:
+        self.requests.add("delete")
         try:
             self._path(key).unlink()
             fsync_path(self._path(key).parent)

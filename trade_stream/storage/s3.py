@@ -14,6 +14,7 @@ import io
 from typing import Any, BinaryIO
 
 from trade_stream.errors import AlreadyStored, BadInputError, StorageError
+from trade_stream.storage.requests import RequestCounter
 
 PART_SIZE = 16 * 1024 * 1024
 MAX_PARTS_IN_FLIGHT = 3
@@ -133,6 +134,11 @@ class _Body(io.RawIOBase):
         super().close()
 
 
+_REQUEST_KINDS = {"ListObjectsV2": "list", "ListObjects": "list", "GetObject": "get", "HeadObject": "head",
+                  "PutObject": "put", "CreateMultipartUpload": "put", "UploadPart": "put",
+                  "CompleteMultipartUpload": "put", "AbortMultipartUpload": "delete", "DeleteObject": "delete"}
+
+
 class S3Location:
     def __init__(self, name: str, url: str, bucket: str, prefix: str, *, endpoint_url: str = "",
                  region: str = "", access_key_id: str = "", secret_access_key: str = "") -> None:
@@ -143,6 +149,12 @@ class S3Location:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client = _client(endpoint_url, region, access_key_id, secret_access_key)
+        self.requests = RequestCounter()
+        # every HTTP request botocore sends (retries and each part of an upload included)
+        self.client.meta.events.register("before-send.s3", self._count_request)
+
+    def _count_request(self, event_name: str = "", **_: Any) -> None:
+        self.requests.add(_REQUEST_KINDS.get(event_name.rpartition(".")[2], "get"))
 
     def _key(self, key: str) -> str:
         key = key.strip("/")

@@ -126,6 +126,10 @@ class BackupStore:
         self.cipher = cipher
         self.min_locations = min_locations or len(locations)
 
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Requests each location has sent so far, by kind (storage/requests.py)."""
+        return {location.name: location.requests.snapshot() for location in self.locations}
+
     def key(self, relative: str) -> str:
         return f"{self.source}/{relative}"
 
@@ -195,10 +199,11 @@ class BackupStore:
     def entries(self) -> list[ManifestEntry]:
         return self.merged(self.catalogs())
 
-    def entries_and_damage(self) -> tuple[list[ManifestEntry], dict[int, str]]:
+    def entries_and_damage(self, catalogs: list[LocationCatalog] | None = None,
+                           ) -> tuple[list[ManifestEntry], dict[int, str]]:
         """Every intact entry, and the positions whose entry is damaged in every copy
         (with the problem), so a restore can refuse to silently skip them."""
-        catalogs = self.catalogs()
+        catalogs = self.catalogs() if catalogs is None else catalogs
         merged = self.merged(catalogs)
         known = {e.n for e in merged} | set(self.pruned(catalogs))
         damaged: dict[int, str] = {}
@@ -209,10 +214,10 @@ class BackupStore:
                     damaged.setdefault(int(name), f"{key}: {problem}")
         return merged, damaged
 
-    def entries_for_write(self) -> list[ManifestEntry]:
+    def entries_for_write(self, catalogs: list[LocationCatalog] | None = None) -> list[ManifestEntry]:
         """The catalog a new backup builds on: a damaged entry must be repaired first, or
         the next entry would take its place in the chain."""
-        entries, damaged = self.entries_and_damage()
+        entries, damaged = self.entries_and_damage(catalogs)
         if damaged:
             first = damaged[min(damaged)]
             raise IntegrityError(f"{first} (in every location); run `tradevault verify` and repair before backing up")
@@ -357,11 +362,19 @@ class BackupStore:
                 out[location.name] = None
         return out
 
-    def catch_up(self) -> list[str]:
+    def catch_up_for_write(self) -> tuple[list[str], list[ManifestEntry]]:
+        """What a backup starts from, with one read of the catalog: the lagging locations
+        caught up (``catch_up``), then the entries it builds on (``entries_for_write``).
+        Reading the catalog for each cost two GETs per stored entry."""
+        catalogs = self.catalogs()
+        return self.catch_up(catalogs), self.entries_for_write(catalogs)
+
+    def catch_up(self, catalogs: list[LocationCatalog] | None = None) -> list[str]:
         """Copy entries (and their objects) that a location lacks from one that has them,
         checking each object's SHA-256 on the way. Locations that are down are skipped.
-        Returns what was copied (and what could not be)."""
-        catalogs = self.catalogs()
+        Returns what was copied (and what could not be). ``catalogs``: as just read; what
+        is copied is added to them."""
+        catalogs = self.catalogs() if catalogs is None else catalogs
         merged = {e.n: e for e in self.merged(catalogs)}
         pruned = self.pruned(catalogs)
         copied = []

@@ -43,7 +43,9 @@ def backup_full(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOp
 
     settings = settings_for(ctx, config)
     with progress_display(not as_json) as progress:
-        result = wiring.engine(settings, progress).full()
+        engine = wiring.engine(settings, progress)
+        result = engine.full()
+    result.requests = engine.store.request_counts()
     _print_backup(result, as_json)
 
 
@@ -54,7 +56,9 @@ def backup_incremental(ctx: typer.Context, config: ConfigOption = None, as_json:
 
     settings = settings_for(ctx, config)
     with progress_display(not as_json) as progress:
-        result = wiring.engine(settings, progress).incremental()
+        engine = wiring.engine(settings, progress)
+        result = engine.incremental()
+    result.requests = engine.store.request_counts()
     _print_backup(result, as_json)
 
 
@@ -71,8 +75,9 @@ def backup_consolidate(
 
     settings = settings_for(ctx, config)
     with progress_display(not as_json) as progress:
-        result = consolidate(wiring.engine(settings), progress, work_dir=settings.work_dir or None,
-                             min_events=min_events)
+        engine = wiring.engine(settings)
+        result = consolidate(engine, progress, work_dir=settings.work_dir or None, min_events=min_events)
+    result.requests = engine.store.request_counts()
     _print_backup(result, as_json)
 
 
