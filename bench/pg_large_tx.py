@@ -152,31 +152,33 @@ def measure_sizes(cluster: Any, root: Path, sizes: list[int], env: dict[str, str
 
 
 def goals(m: dict[str, Any]) -> list[dict[str, Any]]:
-    """The large-transaction goals: the largest size for the time ratios, every size for
-    memory (it must not grow with the transaction)."""
+    """The large-transaction goals: the time ratios at every size of a million rows or more
+    (the issue states them at 1M; the headline run adds 10M), or at the largest size of a
+    smaller run; memory at every size (it must not grow with the transaction)."""
     sizes = m["sizes"]
-    big = sizes[-1]
+    timed = [s for s in sizes if s["rows"] >= 1_000_000] or sizes[-1:]
 
     def goal(name: str, value: float, op: str, limit: float, unit: str = "") -> dict[str, Any]:
         ok = value <= limit if op == "<=" else value >= limit
         return {"name": name, "value": round(value, 4), "goal": f"{op} {limit}{unit}", "ok": bool(ok)}
 
-    rows = f"{big['rows']:,}"
-    return [
-        goal(f"PostgreSQL one {rows}-row transaction: backup incremental time / wal2json decode floor",
-             big["incremental"]["floor_ratio"], "<=", 1.5),
-        goal(f"PostgreSQL one {rows}-row transaction: restore time / pg_restore of the end state",
-             big["restore_postgres"]["pg_restore_ratio"], "<=", 1.0),
+    rows = []
+    for size in timed:
+        rows.append(goal(f"PostgreSQL one {size['rows']:,}-row transaction: backup incremental time / wal2json"
+                         " decode floor", size["incremental"]["floor_ratio"], "<=", 1.5))
+    for size in timed:
+        rows.append(goal(f"PostgreSQL one {size['rows']:,}-row transaction: restore time / pg_restore of the end"
+                         " state", size["restore_postgres"]["pg_restore_ratio"], "<=", 1.0))
+    equal = all(s["restore_postgres"]["equals_source"] and s["restore_sqlite"]["rows_equal"] for s in sizes)
+    return rows + [
         goal("PostgreSQL large transactions: peak memory of backup incremental, any size (MB)",
              max(s["incremental"]["peak_mb"] for s in sizes), "<=", 200, " MB"),
         goal("PostgreSQL large transactions: peak memory of restore to PostgreSQL, any size (MB)",
              max(s["restore_postgres"]["peak_mb"] for s in sizes), "<=", 200, " MB"),
         goal("PostgreSQL large transactions: peak memory of restore to SQLite, any size (MB)",
              max(s["restore_sqlite"]["peak_mb"] for s in sizes), "<=", 200, " MB"),
-        {"name": "PostgreSQL large transactions: every restore equals the source",
-         "value": all(s["restore_postgres"]["equals_source"] and s["restore_sqlite"]["rows_equal"] for s in sizes),
-         "goal": "true",
-         "ok": all(s["restore_postgres"]["equals_source"] and s["restore_sqlite"]["rows_equal"] for s in sizes)},
+        {"name": "PostgreSQL large transactions: every restore equals the source", "value": equal, "goal": "true",
+         "ok": equal},
     ]
 
 
