@@ -283,6 +283,11 @@ class ObjectReader:
             raise IntegrityError(f"{name}: object truncated in header")
         self.sha.update(fixed + header_bytes)
         try:
+            # a frame that declares its size gets a buffer that big before anything is
+            # checked: a damaged size field asked for gigabytes (found by the fuzz campaign)
+            declared = zstandard.frame_content_size(header_bytes)
+            if declared > MAX_HEADER:
+                raise IntegrityError(f"{name}: corrupt header: it declares {declared:,} bytes")
             plain = zstandard.ZstdDecompressor().decompress(header_bytes, max_output_size=MAX_HEADER)
             self.header = msgspec.json.decode(plain, type=ObjectHeader)
         except (zstandard.ZstdError, msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:

@@ -234,3 +234,14 @@ def test_two_writers_racing_for_one_entry_cannot_both_publish(harness):
     with pytest.raises(IntegrityError, match="published by another backup first"):
         harness.store.publish(rival, [loc.name for loc in harness.store.locations])
     assert harness.store.entries()[-1] == newest
+
+
+def test_a_header_frame_declaring_gigabytes_is_refused_before_it_is_allocated():
+    """Fuzz campaign, seed 1103: a header whose zstd frame declared 3,959,358,379 bytes of
+    content made the reader allocate 3.96 GB before decompressing a byte."""
+    # a zstd frame header (magic, then single segment with a 4-byte content size), the
+    # size the damaged one declared, then bytes that are no valid block
+    frame = b"(\xb5/\xfd\xa0" + (3_959_358_379).to_bytes(4, "little") + b"\xff" * 32
+    data = b"TVAULT\x00\x01" + struct.pack(">I", len(frame)) + frame + b"\x00" * 40
+    with pytest.raises(IntegrityError, match="declares 3,959,358,379 bytes"):
+        ObjectReader(io.BytesIO(data), len(data), "obj")
