@@ -36,7 +36,9 @@ def test_cli_backup_status_restore_uninstall(pg, work_dir):
     full = tv(work_dir, "backup", "full", "--json")
     assert full.returncode == 0, full.stderr
     assert json.loads(full.stdout)["rows"] == 2
-    execute(src, "INSERT INTO t VALUES (3, 3.5)", "DELETE FROM t WHERE id = 1")
+    # committed synchronously: the test cluster runs with synchronous_commit = off, and
+    # status (read-only: it does not flush) counts only what the WAL writer has flushed
+    execute(src, "SET synchronous_commit = on", "INSERT INTO t VALUES (3, 3.5)", "DELETE FROM t WHERE id = 1")
     status = tv(work_dir, "status", "--json")
     assert status.returncode == 0, status.stderr
     capture = json.loads(status.stdout)["capture"]

@@ -3,7 +3,7 @@
 psycopg's ``Copy`` iterator runs a generator and a wait function for every row: for a
 stream of a million small rows (a large transaction's wal2json messages) that is a good
 part of the capture's time. Here each row is one ``PQgetCopyData`` call. libpq is used
-in non-blocking mode and the wait for the socket is ``select``, which lets other threads
+in non-blocking mode and the wait for the socket is a selector's, which lets other threads
 run: the server may think for seconds before its first row (``peek_changes`` decodes a
 whole transaction first), and libpq's blocking ``PQgetResult``/``PQgetCopyData``, as
 psycopg's pq layer calls them, keep the interpreter lock while they wait (measured: a
@@ -13,7 +13,7 @@ during ``exec_``, which releases it), freezing the agent's other threads.
 
 from __future__ import annotations
 
-import select
+import selectors
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
@@ -24,16 +24,26 @@ def copy_out_rows(conn: "psycopg.Connection", sql: str) -> Iterator[memoryview]:
     """The rows of ``sql`` (a ``COPY ... TO STDOUT``), each as libpq hands it out: one
     memoryview per row, valid until the next one is asked for. ``conn`` must be idle and
     is idle again when the iterator ends (or raises the server's error)."""
+    pgconn = conn.pgconn
+    # (a selector, not select(): a long-running agent may hold more than 1,024 descriptors)
+    readable = selectors.DefaultSelector()
+    readable.register(pgconn.socket, selectors.EVENT_READ)
+    try:
+        yield from _rows(conn, pgconn, readable, sql)
+    finally:
+        readable.close()
+
+
+def _rows(conn: "psycopg.Connection", pgconn: "psycopg.pq.abc.PGconn", readable: selectors.BaseSelector,
+          sql: str) -> Iterator[memoryview]:
     from psycopg import errors, pq
 
-    pgconn = conn.pgconn
-    socket = pgconn.socket
     pgconn.send_query(sql.encode())
     while True:
         pgconn.consume_input()
         if not pgconn.is_busy():
             break
-        select.select([socket], [], [])
+        readable.select()
     result = pgconn.get_result()
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         _drain(pgconn)
@@ -45,7 +55,7 @@ def copy_out_rows(conn: "psycopg.Connection", sql: str) -> Iterator[memoryview]:
         if size > 0:
             yield data  # type: ignore[misc]
         elif size == 0:  # nothing buffered: wait for the socket, without the interpreter lock
-            select.select([socket], [], [])
+            readable.select()
             pgconn.consume_input()
         else:  # -1: the copy is complete
             break
