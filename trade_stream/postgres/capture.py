@@ -252,7 +252,7 @@ class PostgresCapture:
             data = bytes(row)
             if not rest and data.find(b"\n") == len(data) - 1:
                 # one message per COPY row (JSON allows the trailing newline)
-                feed(data if b"\\" not in data else _json_of(data))
+                feed(_json_of(data))
             else:  # not one whole message: never seen from PostgreSQL, handled all the same
                 *lines, rest = (rest + data).split(b"\n")
                 for line in lines:

@@ -87,15 +87,10 @@ def commit_ts_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _negative_zero_kept(raw: bytes) -> bytes:
-    # float8/float4 print negative zero as "-0": keep it a float
-    return raw.replace(b'"value":-0,', b'"value":-0.0,').replace(b'"value":-0}', b'"value":-0.0}')
-
-
 def decode_message(data: str | bytes) -> Message:
     raw = data.encode() if isinstance(data, str) else data
-    if b":-0" in raw:
-        raw = _negative_zero_kept(raw)
+    if b":-0" in raw:  # float8/float4 print negative zero as "-0": keep it a float
+        raw = raw.replace(b'"value":-0,', b'"value":-0.0,').replace(b'"value":-0}', b'"value":-0.0}')
     try:
         return _decoder.decode(raw)
     except msgspec.DecodeError as exc:
@@ -214,12 +209,7 @@ class StreamDecoder:
 
     def feed(self, data: bytes) -> None:
         """One message (its JSON), in stream order."""
-        if b":-0" in data:
-            data = _negative_zero_kept(data)
-        try:
-            message = _decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            raise BadInputError(f"malformed wal2json message: {exc}") from None
+        message = decode_message(data)
         action = message.action
         if action in ("I", "U", "D", "T"):
             if not self._skip:
