@@ -20,7 +20,9 @@ def short_time(value: int | None) -> str:
     return format_ts(value) if value else "-"
 
 
-def _print_backup(result, as_json: bool) -> None:
+def _print_backup(result, as_json: bool, store) -> None:
+    """``store``: the one the command used, for the requests it sent (``--json``)."""
+    result.requests = store.request_counts()
     if as_json:
         print_json(result.to_json())
         return
@@ -45,8 +47,7 @@ def backup_full(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOp
     with progress_display(not as_json) as progress:
         engine = wiring.engine(settings, progress)
         result = engine.full()
-    result.requests = engine.store.request_counts()
-    _print_backup(result, as_json)
+    _print_backup(result, as_json, engine.store)
 
 
 @backup_app.command("incremental")
@@ -58,8 +59,7 @@ def backup_incremental(ctx: typer.Context, config: ConfigOption = None, as_json:
     with progress_display(not as_json) as progress:
         engine = wiring.engine(settings, progress)
         result = engine.incremental()
-    result.requests = engine.store.request_counts()
-    _print_backup(result, as_json)
+    _print_backup(result, as_json, engine.store)
 
 
 @backup_app.command("consolidate")
@@ -77,8 +77,7 @@ def backup_consolidate(
     with progress_display(not as_json) as progress:
         engine = wiring.engine(settings)
         result = consolidate(engine, progress, work_dir=settings.work_dir or None, min_events=min_events)
-    result.requests = engine.store.request_counts()
-    _print_backup(result, as_json)
+    _print_backup(result, as_json, engine.store)
 
 
 @backups_app.command("list")
