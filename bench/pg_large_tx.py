@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +73,14 @@ def _pg_digest(conn: Any, columns: str = "id, v, n::text") -> tuple[int, str]:
         return _digest(cursor)
 
 
-def measure(cluster: Any, root: Path, size: int, env: dict[str, str]) -> dict[str, Any]:
+def measure(cluster: Any, root: Path, size: int) -> dict[str, Any]:
     """Capture and restore of one ``size``-row transaction (see the module docstring)."""
     from bench.postgres_bench import _bin, timed
     from bench.tv_commands import TradevaultCli
     from trade_stream.postgres.capture import PostgresCapture, slot_name_for
     from trade_stream.postgres.database import PostgresDatabase
 
+    env = cluster.client_env()
     name = f"big{size}"
     source = f"big{size}"
     cluster.admin(f"CREATE DATABASE {name}")
@@ -146,9 +145,9 @@ def measure(cluster: Any, root: Path, size: int, env: dict[str, str]) -> dict[st
     return result
 
 
-def measure_sizes(cluster: Any, root: Path, sizes: list[int], env: dict[str, str]) -> dict[str, Any]:
-    """Every size, in order, on one running cluster; goals are read off the largest."""
-    return {"sizes": [measure(cluster, root, size, env) for size in sizes]}
+def measure_sizes(cluster: Any, root: Path, sizes: list[int]) -> dict[str, Any]:
+    """Every size, in order, on one running cluster (``postgres_bench.Cluster``)."""
+    return {"sizes": [measure(cluster, root, size) for size in sizes]}
 
 
 def goals(m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -183,24 +182,10 @@ def goals(m: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run(sizes: list[int]) -> dict[str, Any]:
-    from bench.postgres_bench import Cluster
+    from bench.postgres_bench import private_cluster
 
-    root = Path(tempfile.mkdtemp(prefix="tradevault-bigtx-"))
-    (root / "pg").mkdir()
-    cluster = Cluster(root / "pg")
-    if cluster.as_postgres:
-        import shutil
-
-        shutil.chown(root, "postgres")
-    cluster.start()
-    env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="postgres")
-    try:
-        return measure_sizes(cluster, root, sizes, env)
-    finally:
-        cluster.stop()
-        import shutil
-
-        shutil.rmtree(root, ignore_errors=True)
+    with private_cluster("tradevault-bigtx-") as (cluster, root):
+        return measure_sizes(cluster, root, sizes)
 
 
 def markdown(m: dict[str, Any], goal_rows: list[dict[str, Any]]) -> str:

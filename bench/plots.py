@@ -5,15 +5,24 @@ time vs rows. Returns the file names written (relative to DIR)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
-def write(out: Path, results: dict) -> list[str]:
+def _pyplot() -> Any:
+    """matplotlib's pyplot drawing to files, or None when it is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def write(out: Path, results: dict) -> list[str]:
+    plt = _pyplot()
+    if plt is None:
         return []
     m = results["measurements"]
     written = []
@@ -32,14 +41,8 @@ def write_postgres(out: Path, results: dict) -> list[str]:
     """The PostgreSQL bench's plot: one large transaction's times and peak memory
     against its size."""
     m = results["measurements"].get("large_transaction")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    if not m:
+    plt = _pyplot()
+    if plt is None or not m:
         return []
     sizes = m["sizes"]
     rows = [s["rows"] for s in sizes]

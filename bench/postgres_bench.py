@@ -34,6 +34,7 @@ of every comparison (this measures tradevault, not the disk).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from bench import pg_large_tx, plots
 from bench.core import at_least
@@ -91,6 +92,10 @@ class Cluster:
         except subprocess.CalledProcessError:
             pass
 
+    def client_env(self) -> dict[str, str]:
+        """The environment for psql, pg_dump and pg_restore to reach this cluster."""
+        return dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER="postgres")
+
     def url(self, db: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
 
@@ -100,6 +105,23 @@ class Cluster:
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
             conn.execute(sql)
+
+
+@contextlib.contextmanager
+def private_cluster(prefix: str) -> Iterator[tuple[Cluster, Path]]:
+    """A cluster of its own under a fresh directory (``root / "pg"``), stopped and
+    removed afterwards; yields it and the directory, scratch space for the caller."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "pg").mkdir()
+    cluster = Cluster(root / "pg")
+    if cluster.as_postgres:
+        shutil.chown(root, "postgres")  # the server must reach its directory
+    try:
+        cluster.start()
+        yield cluster, root
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 SCHEMA = [
@@ -307,14 +329,8 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int, large_
     from trade_stream.storage.locations import open_location
     from trade_stream.storage.store import BackupStore
 
-    root = Path(tempfile.mkdtemp(prefix="tradevault-pgbench-"))
-    cluster = Cluster(root / "pg")
-    (root / "pg").mkdir()
-    if cluster.as_postgres:
-        shutil.chown(root, "postgres")  # the server must reach its directory
-    cluster.start()
     m: dict[str, Any] = {"rows": rows}
-    try:
+    with private_cluster("tradevault-pgbench-") as (cluster, root):
         cluster.admin("CREATE DATABASE src")
         src = PostgresDatabase(cluster.url("src"))
         conn = src.connect()
@@ -322,7 +338,7 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int, large_
             conn.execute(statement)
         fill(conn, rows)
         dump = root / "dump.pgc"
-        pg_dump_env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="postgres")
+        pg_dump_env = cluster.client_env()
         tv = Commands(cluster.url("src"), root)
         dump_times, full_times, full_sizes, full_inside = [], [], [], []
         for i in range(rounds):
@@ -405,11 +421,8 @@ def run(rows: int, out: Path, rounds: int, changes: int, latency_tx: int, large_
         }
         m["cross_dialect"] = cross_dialect(cluster, root, tv, rows, rounds, pg_dump_env)
         if large_tx:
-            m["large_transaction"] = pg_large_tx.measure_sizes(cluster, root, large_tx, pg_dump_env)
+            m["large_transaction"] = pg_large_tx.measure_sizes(cluster, root, large_tx)
         m["memory"] = {"per_command_mb": {op: kb / 1024 for op, kb in sorted(tv.peak_kb.items())}}
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
     return m
 
 

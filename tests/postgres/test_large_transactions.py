@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -86,8 +87,6 @@ def test_a_transaction_larger_than_every_window_is_stored_and_restored_exactly(p
 
     sqlite_path = work_dir / "copy.sqlite"
     restore(store, f"sqlite:///{sqlite_path}")
-    import sqlite3
-
     with sqlite3.connect(sqlite_path) as lite:
         got = dict(lite.execute("SELECT id, v FROM t WHERE id <= 12").fetchall())
     conn = connect(src)
