@@ -15,15 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import msgspec
+
 from restore.evidence import Evidence, shortfall
+from trade_stream.checkpoints import checkpoint_key
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import (
     FULL,
+    HEAD_KEY,
     INCREMENTAL,
+    Head,
     ManifestEntry,
+    Pruned,
     PrunedRecord,
     chain_problems,
     entry_key,
+    head_problem,
     object_key,
 )
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
@@ -57,7 +64,7 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
     locations' head records, the source's change log). A chain ending before one of them
     means stored backups were lost, e.g. the newest manifest entry deleted everywhere."""
     report = VerifyReport()
-    catalogs = store.catalogs()
+    catalogs = store.catalogs(full=True)
     everywhere = {e.n: e for e in store.merged(catalogs)}
     pruned = store.pruned(catalogs)
     total = sum(len(c.entries) for c in catalogs)
@@ -69,16 +76,18 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
         for key, problem in catalog.problems:
             report.add(name, key, problem)
         entries = [catalog.entries[n] for n in sorted(catalog.entries) if n not in pruned]
-        for key, problem in chain_problems(entries, pruned):
+        for key, problem in chain_problems(entries, catalog.pruned.union(pruned)):  # its own copies first
             report.add(name, key, problem)
-        for n in pruned:
+        for n in pruned.positions():
             if n not in catalog.pruned:
                 report.add(name, f"pruned/{n:010d}.json", "pruned record missing on this location (present on another)")
-        for n, record in catalog.pruned.items():
-            copies = [c.pruned[n] for c in catalogs if c is not catalog and n in c.pruned]
+        for n, record in catalog.pruned.records.items():
+            copies = [c.pruned.records[n] for c in catalogs if c is not catalog and n in c.pruned.records]
             problem = _pruned_copy_problem(record, copies, everywhere.get(n + 1))
             if problem:
                 report.add(name, f"pruned/{n:010d}.json", problem)
+        for key, problem in _index_problems(store, catalog, pruned):
+            report.add(name, key, problem)
         for n, entry in everywhere.items():
             if n not in catalog.entries:
                 report.add(name, entry_key(n), "entry missing on this location (present on another)")
@@ -98,6 +107,55 @@ def verify_store(store: BackupStore, *, deep: bool = False, progress: Progress =
         for key in [entry_key(n) for n in range(first, last + 1)] if last is not None else ["manifest"]:
             report.add("", key, found.message())
     return report
+
+
+def _index_problems(store: BackupStore, catalog: LocationCatalog, pruned: Pruned) -> list[tuple[str, str]]:
+    """The copies a reader trusts instead of the entries (the newest checkpoint, the head's
+    tail) checked against the entries themselves, and the checkpoint's link into the chain."""
+    problems = []
+    checkpoint = catalog.checkpoint
+    if checkpoint is not None:
+        key = checkpoint_key(checkpoint.n)
+        for copy in checkpoint.entries:
+            entry = catalog.entries.get(copy.n)
+            if entry is None and copy.n not in pruned:
+                problems.append((entry_key(copy.n), f"entry missing (a copy is in {key})"))
+            elif entry is not None and entry != copy:
+                problems.append((entry_key(copy.n), f"entry differs from its copy in {key}"))
+        at_n = catalog.entries.get(checkpoint.n)
+        link = at_n.entry_hash if at_n is not None else pruned.link(checkpoint.n)
+        if link != checkpoint.last_hash:
+            problems.append((key, f"checkpoint does not link into the chain at entry {checkpoint.n}"))
+    head, problem = _head(store, catalog)
+    if problem:
+        problems.append((HEAD_KEY, problem))
+    if head is not None and head.checkpoint and (checkpoint is None or checkpoint.n != head.checkpoint):
+        problems.append((checkpoint_key(head.checkpoint), f"checkpoint missing or unreadable ({HEAD_KEY} names it)"))
+    for copy in head.tail if head is not None else ():
+        entry = catalog.entries.get(copy.n)
+        if entry is not None and entry != copy:
+            problems.append((entry_key(copy.n), "entry differs from its copy in head.json"))
+    return problems
+
+
+def _head(store: BackupStore, catalog: LocationCatalog) -> tuple[Head | None, str]:
+    """The location's head and what is wrong with it."""
+    try:
+        with catalog.location.open(store.key(HEAD_KEY)) as handle:
+            data = handle.read()
+    except (OSError, StorageError):
+        # a head goes with every checkpoint; without one, it may never have been written
+        return None, "head missing (a checkpoint is here, and one is written with it)" if catalog.checkpoint else ""
+    try:
+        head = msgspec.json.decode(data, type=Head)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return None, f"unreadable head: {exc}"
+    problem = head_problem(head)
+    at_n = catalog.entries.get(head.n)
+    if not problem and at_n is not None and (at_n.entry_hash, at_n.last_seq, at_n.created_at) != (
+            head.entry_hash, head.last_seq, head.created_at):
+        problem = f"head does not match entry #{head.n}"
+    return (None, problem) if problem else (head, "")
 
 
 def _pruned_copy_problem(record: PrunedRecord, others: list[PrunedRecord], following: ManifestEntry | None) -> str:

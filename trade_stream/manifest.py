@@ -8,8 +8,9 @@ The functions here are pure: they work on parsed entries, not on storage.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import msgspec
 
@@ -90,16 +91,46 @@ HEAD_KEY = "head.json"
 class Head(msgspec.Struct, frozen=True):
     """The newest entry a location was given: written after the entry, atomically, and
     replaced each time (entries and objects never are). Evidence for a restore: a head
-    beyond the catalog means newer entries were lost everywhere."""
+    beyond the catalog means newer entries were lost everywhere.
+
+    It is also where reading the catalog starts: ``checkpoint`` names the location's newest
+    checkpoint (0: none yet, ``None``: a head written before checkpoints existed) and
+    ``tail`` holds copies of the location's entries after it, so a reader needs the head,
+    one checkpoint and a listing of what came after the head, whatever the chain's length."""
 
     n: int
     last_seq: int
     entry_hash: str
     created_at: int
+    checkpoint: int | None = None
+    tail: list[ManifestEntry] = msgspec.field(default_factory=list)
+    previous_checkpoint: int = 0  # kept beside the newest; the next checkpoint deletes it
+    head_hash: str = ""  # over the rest: a head that carries entries must prove itself intact
 
 
-def head_of(entry: ManifestEntry) -> Head:
-    return Head(n=entry.n, last_seq=entry.last_seq, entry_hash=entry.entry_hash, created_at=entry.created_at)
+def _head_hash(head: Head) -> str:
+    return hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(head, head_hash=""))).hexdigest()
+
+
+def head_of(entry: ManifestEntry, checkpoint: int | None = None, tail: Iterable[ManifestEntry] = (),
+            previous_checkpoint: int = 0) -> Head:
+    head = Head(n=entry.n, last_seq=entry.last_seq, entry_hash=entry.entry_hash, created_at=entry.created_at,
+                checkpoint=checkpoint, tail=list(tail), previous_checkpoint=previous_checkpoint)
+    return msgspec.structs.replace(head, head_hash=_head_hash(head))
+
+
+def head_problem(head: Head) -> str:
+    """Why a head cannot be trusted as the start of the catalog ("" when it can). A head in
+    the form written before checkpoints (no checkpoint, no tail, no hash) is only evidence."""
+    if head.checkpoint is None and not head.tail and not head.head_hash:
+        return ""
+    if head.head_hash != _head_hash(head):
+        return "head hash mismatch (head was altered)"
+    ends = [e.n for e in head.tail] or [head.checkpoint or 0]
+    if ends[-1] != head.n or ends != sorted(set(ends)) or any(e.n <= (head.checkpoint or 0) for e in head.tail):
+        return "head does not hang together (its entries do not end at its position)"
+    altered = [e.n for e in head.tail if compute_hash(e) != e.entry_hash]
+    return f"entry #{altered[0]} in the head was altered" if altered else ""
 
 
 FENCE_KEY = "fence.json"
@@ -163,8 +194,73 @@ class PrunedRecord(msgspec.Struct, frozen=True):
     pruned_at: int
 
 
-def chain_problems(entries: list[ManifestEntry],
-                   pruned: dict[int, PrunedRecord] | None = None) -> list[tuple[str, str]]:
+class PrunedRun(msgspec.Struct, frozen=True):
+    """Consecutive positions retention removed, folded into a checkpoint. ``last_hash`` is
+    the entry hash of ``last``: what the next entry's ``prev_hash`` links to."""
+
+    first: int
+    last: int
+    last_hash: str
+
+
+class Pruned:
+    """Every position retention removed: runs folded into checkpoints, plus the pruned
+    records written since (one per entry until the next checkpoint folds them). Runs are
+    kept disjoint, so a lookup is a bisection, whatever the history's length."""
+
+    def __init__(self, runs: Iterable[PrunedRun] = (), records: dict[int, PrunedRecord] | None = None) -> None:
+        self.records: dict[int, PrunedRecord] = dict(records or {})
+        self.runs = _disjoint(runs)
+        self._starts = [r.first for r in self.runs]
+
+    def _run_of(self, n: int) -> PrunedRun | None:
+        i = bisect.bisect_right(self._starts, n) - 1
+        return self.runs[i] if i >= 0 and self.runs[i].last >= n else None
+
+    def __contains__(self, n: object) -> bool:
+        return isinstance(n, int) and (n in self.records or self._run_of(n) is not None)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.runs)
+
+    def positions(self) -> Iterator[int]:
+        """Every pruned position, ascending (verify walks them; nothing else needs to)."""
+        seen = set(self.records)
+        for run in self.runs:
+            seen.update(range(run.first, run.last + 1))
+        yield from sorted(seen)
+
+    def link(self, n: int) -> str | None:
+        """The entry hash of pruned position ``n``, where it is known: a record, or the
+        end of a run (the only pruned positions a kept entry links to)."""
+        if n in self.records:
+            return self.records[n].entry_hash
+        run = self._run_of(n)
+        return run.last_hash if run is not None and run.last == n else None
+
+    def union(self, other: "Pruned") -> "Pruned":
+        return Pruned([*self.runs, *other.runs], {**other.records, **self.records})
+
+    def folded(self, upto: int) -> list[PrunedRun]:
+        """Runs and records up to ``upto`` as disjoint runs: what a checkpoint keeps."""
+        singles = [PrunedRun(r.n, r.n, r.entry_hash) for r in self.records.values() if r.n <= upto]
+        return [r for r in _disjoint([*self.runs, *singles]) if r.last <= upto]
+
+
+def _disjoint(runs: Iterable[PrunedRun]) -> list[PrunedRun]:
+    """Overlapping or adjacent runs merged; a merged run ends where one of its parts did,
+    so its ``last_hash`` is known."""
+    out: list[PrunedRun] = []
+    for run in sorted(runs, key=lambda r: (r.first, r.last)):
+        if out and run.first <= out[-1].last + 1:
+            if run.last > out[-1].last:
+                out[-1] = PrunedRun(out[-1].first, run.last, run.last_hash)
+        else:
+            out.append(run)
+    return out
+
+
+def chain_problems(entries: list[ManifestEntry], pruned: Pruned | None = None) -> list[tuple[str, str]]:
     """(entry key, problem) for every break of the chain or of seq continuity.
 
     ``entries`` sorted by ``n``. Entries removed by retention leave a pruned record, which
@@ -172,7 +268,7 @@ def chain_problems(entries: list[ManifestEntry],
     incremental ended; right after a full backup, an incremental may start at or before
     the full's seq (the events it holds up to that seq are already in the full).
     """
-    pruned = pruned or {}
+    pruned = pruned or Pruned()
     problems: list[tuple[str, str]] = []
     if entries:
         lost = [m for m in range(1, entries[0].n) if m not in pruned]
@@ -188,7 +284,7 @@ def chain_problems(entries: list[ManifestEntry],
             if missing:
                 problems.append((key, f"chain gap: entries {missing[0]}..{missing[-1]} missing"))
             else:
-                link = pruned[entry.n - 1].entry_hash if entry.n - 1 in pruned else previous.entry_hash
+                link = pruned.link(entry.n - 1) if entry.n - 1 in pruned else previous.entry_hash
                 if entry.prev_hash != link:
                     problems.append((key, "hash chain broken: prev_hash does not match previous entry"))
             if missing or entry.capture_id != previous.capture_id:

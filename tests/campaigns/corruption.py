@@ -3,7 +3,8 @@
 Stored things (template store on two file locations ``a`` and ``b``, built in-process):
 1 full, 2 incr (pruned by retention), 3 full, 4 incr, 5 full, 6 incr, 7 incr — so there
 are historic and needed full snapshots, historic and needed incremental segments,
-manifest entries, a pruned record (2, bridging the hash chain 1 -> 3), and the pack
+manifest entries, the catalog checkpoint that retention wrote (it holds copies of the
+entries and the pruned run 2, bridging the hash chain 1 -> 3), the head, and the pack
 file of a config repository (``.git/objects/pack`` of a watched directory).
 
 Damages: flip random bits, truncate, zero a range, swap two objects (or two entries),
@@ -46,7 +47,8 @@ THINGS: dict[str, list[str]] = {
     "full-needed": [_obj(5)], "full-historic": [_obj(1), _obj(3)],
     "incremental-needed": [_obj(6), _obj(7)], "incremental-historic": [_obj(4)],
     "entry-needed": [_ent(5), _ent(6), _ent(7)], "entry-historic": [_ent(1), _ent(3), _ent(4)],
-    "pruned-record": [f"pruned/{n:010d}.json" for n in PRUNED],
+    "checkpoint": ["checkpoints/0000000007.json.zst"],  # retention folded entry 2's record into it
+    "head": ["head.json"],
 }
 SWAPS = [(_obj(6), _obj(7)), (_obj(4), _obj(6)), (_obj(1), _obj(5)), (_ent(6), _ent(7)), (_ent(3), _ent(4))]
 DAMAGES = ("bitflip", "truncate", "zero", "delete")
@@ -197,7 +199,7 @@ def case(template: Env, source_digest: dict[str, str], root: Path, rng: random.R
         needed = any(int(re.search(r"/(\d+)", k).group(1)) in NEEDED for k in keys)
         if scope == ["a"]:
             tally.notes.append(f"{ctx}: restore refused although location b holds a good copy")
-        elif not needed and not label.startswith("entry") and label not in ("pruned-record", "swap"):
+        elif not needed and not label.startswith("entry") and label not in ("checkpoint", "head", "swap"):
             tally.notes.append(f"{ctx}: restore refused although the plan does not need the damaged object")
     else:
         problems.append(f"restore exit {restore.rc}\n{restore}")

@@ -95,8 +95,14 @@ def _chain_with_entry_2_pruned(harness) -> None:
 
 
 def test_verify_notices_a_pruned_record_missing_in_one_location(harness):
+    """Retention folds its records into a checkpoint at once: one location without it no
+    longer knows that entry 2 went on purpose."""
     _chain_with_entry_2_pruned(harness)
-    (harness.root / "loc1" / "tradesv3" / "pruned" / "0000000002.json").unlink()
+    folded = harness.root / "loc1" / "tradesv3"
+    assert not list((folded / "pruned").glob("*.json")), "pruned records are folded into a checkpoint"
+    assert verify_store(harness.store).ok
+    for checkpoint in (folded / "checkpoints").iterdir():
+        checkpoint.unlink()
     assert not verify_store(harness.store).ok
 
 
@@ -194,24 +200,40 @@ def test_incrementals_resume_after_a_full_backup_when_the_change_log_moved_on():
 
 def test_verify_notices_a_pruned_record_damaged_in_one_location_that_still_decodes(harness):
     """Corruption campaign seed 9002, cases 59 and 192: bit flips in one location's pruned
-    record that leave valid JSON went unseen (the other location's copy won the merge)."""
-    import json
+    record that leave valid JSON went unseen (the other location's copy won the merge).
+    Records are folded into checkpoints now: a damaged checkpoint fails its own hash, and
+    one forged with a fresh hash still breaks that location's chain."""
+    import msgspec
+
+    from trade_stream.checkpoints import decode_checkpoint, encode_checkpoint
+    from trade_stream.manifest import PrunedRun
 
     _chain_with_entry_2_pruned(harness)
     assert verify_store(harness.store).ok
-    path = harness.root / "loc1" / "tradesv3" / "pruned" / "0000000002.json"
-    good = path.read_text()
-    for field, damaged in (("entry_hash", lambda v: ("0" if v[0] != "0" else "1") + v[1:]),
-                           ("pruned_at", lambda v: v + 1)):
-        record = json.loads(good)
-        record[field] = damaged(record[field])
-        path.write_text(json.dumps(record))
+    path = next((harness.root / "loc1" / "tradesv3" / "checkpoints").iterdir())
+    good = path.read_bytes()
+    checkpoint = decode_checkpoint(good, path.name)
+    assert [(r.first, r.last) for r in checkpoint.pruned] == [(2, 2)]
+    run = checkpoint.pruned[0]
+    wrong = PrunedRun(run.first, run.last, ("0" if run.last_hash[0] != "0" else "1") + run.last_hash[1:])
+    forged = msgspec.structs.replace(checkpoint, pruned=[wrong])
+    damaged_location = harness.store.locations[0].name  # the one in loc1/
+    for label, data in (("bad hash", encode_checkpoint(forged)),
+                        ("re-hashed", encode_checkpoint(_rehashed(forged)))):
+        path.write_bytes(data)
         report = verify_store(harness.store)
-        damaged_location = harness.store.locations[0].name  # the one in loc1/
-        assert any(p["location"] == damaged_location and p["object"] == "pruned/0000000002.json"
-                   for p in report.problems), (field, report.problems)
-    path.write_text(good)
+        assert any(p["location"] == damaged_location for p in report.problems), (label, report.problems)
+        assert all(p["location"] == damaged_location for p in report.problems), (label, report.problems)
+    path.write_bytes(good)
     assert verify_store(harness.store).ok
+
+
+def _rehashed(checkpoint):
+    import msgspec
+
+    from trade_stream.checkpoints import seal_hash
+
+    return msgspec.structs.replace(checkpoint, checkpoint_hash=seal_hash(checkpoint))
 
 
 def test_two_writers_racing_for_one_entry_cannot_both_publish(harness):

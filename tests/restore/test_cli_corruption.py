@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from trade_stream.manifest import decode_entry, encode_entry, seal
+from trade_stream.manifest import Head, decode_entry, encode_entry, head_of, seal
 from trade_stream.object_format import ObjectReader, ObjectWriter
 from trade_stream.segments import decode_chunks, encode_chunk
 
@@ -186,10 +186,14 @@ CASES = (
     # Needed by a restore of the latest state: the latest full and a segment after it ...
     [pytest.param(thing("object", n), d, True, id=f"needed-{thing('object', n)}-{d}")
      for n in (3, 4) for d in OBJECT_DAMAGES if (n, d) != (3, "append")]
-    # ... the manifest entry of a segment after it (a hole in the middle of the chain) ...
+    # ... the manifest entry of a segment after it (a hole in the middle of the chain), with
+    # the copy the location's head carries gone too ...
     + [pytest.param(thing("entry", 4), d, True, id=f"needed-{thing('entry', 4)}-{d}") for d in ENTRY_DAMAGES]
     # ... and the newest entry: its file is there but unreadable, so "latest" is unknown.
     + [pytest.param(thing("entry", 5), "zero", True, id=f"needed-{thing('entry', 5)}-zero")]
+    # An entry file alone: the head's copy of it is intact, and a restore reads that.
+    + [pytest.param(thing("entry", n), d, False, id=f"head-copy-{thing('entry', n)}-{d}")
+       for n, d in ((4, "bitflip"), (5, "delete"))]
     # History before the latest full: verify reports it, restore of the latest does not need it.
     + [pytest.param(thing("object", 1), "bitflip", False, id=f"unneeded-{thing('object', 1)}-bitflip"),
        pytest.param(thing("object", 2), "delete", False, id=f"unneeded-{thing('object', 2)}-delete"),
@@ -204,6 +208,9 @@ def test_cli_damage_is_reported_by_verify_and_stops_restore_when_needed(
     setup = cli.copy_setup(pristine.setup, workdir, ["local"])
     case = f"{target_thing}-{damage}"
     how = DAMAGES[damage](target_thing.path(setup), _rng(case))
+    if needed and target_thing.what == "entry":
+        setup.entry_path(1).parent.with_name("head.json").unlink()
+        how += ", head.json deleted"
     context = f"{case} ({how}; seed {BASE_SEED})"
     target, url = restore_target(setup)
 
@@ -300,7 +307,8 @@ INNER = {"out_of_order": _out_of_order, "garbage_chunk": _garbage_chunk}
 
 def forge_segment(setup, n: int, mutate, location: str) -> None:
     """Rewrite incremental ``n`` with corrupt *content* in an otherwise valid container, and
-    re-seal the manifest (size, SHA-256, hash chain) so that every shallow check passes."""
+    re-seal the manifest (size, SHA-256, hash chain) and the head's copies of it so that
+    every shallow check passes."""
     path = setup.object_path(n, "incremental", location)
     with open(path, "rb") as handle:
         reader = ObjectReader(handle, path.stat().st_size, path.name)
@@ -313,13 +321,19 @@ def forge_segment(setup, n: int, mutate, location: str) -> None:
     size, sha = writer.finish()
     path.write_bytes(buffer.getvalue())
     previous = decode_entry(setup.entry_path(n - 1, location).read_bytes(), "prev")
+    resealed = {}
     for m in range(n, NEWEST + 1):
         entry = decode_entry(setup.entry_path(m, location).read_bytes(), str(m))
         if m == n:
             entry = msgspec.structs.replace(entry, bytes=size, sha256=sha)
         entry = seal(entry, previous)
         setup.entry_path(m, location).write_bytes(encode_entry(entry))
+        resealed[m] = entry
         previous = entry
+    head_path = setup.source_dir(location) / "head.json"
+    head = msgspec.json.decode(head_path.read_bytes(), type=Head)
+    tail = [resealed.get(e.n, e) for e in head.tail]
+    head_path.write_bytes(msgspec.json.encode(head_of(tail[-1], head.checkpoint, tail)))
 
 
 @pytest.mark.parametrize("mutation", list(INNER))

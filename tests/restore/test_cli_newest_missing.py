@@ -11,17 +11,38 @@ incremental, in two locations.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 NEWEST = 5
 
 
 def lose_newest(setup, *, heads: bool = False) -> None:
-    """Entry #5 gone from every location (its object stays: only the catalog lost it)."""
+    """Entry #5 gone from every location (its object stays: only the catalog lost it). The
+    heads stay as witnesses, in the form written before they carried copies of the newest
+    entries (``heads``: gone too)."""
     for location in setup.locations:
         setup.entry_path(NEWEST, location).unlink()
+        head = setup.source_dir(location) / "head.json"
         if heads:
-            (setup.source_dir(location) / "head.json").unlink()
+            head.unlink()
+        else:
+            found = json.loads(head.read_text())
+            head.write_text(json.dumps({k: found[k] for k in ("n", "last_seq", "entry_hash", "created_at")}))
+
+
+def test_a_lost_entry_file_is_restored_from_the_heads_copy(cli, pristine, workdir: Path) -> None:
+    """Today's heads carry copies of the newest entries: losing the entry files alone loses
+    nothing a restore needs, and verify still names the missing file."""
+    setup = cli.copy_setup(pristine.setup, workdir)
+    for location in setup.locations:
+        setup.entry_path(NEWEST, location).unlink()
+    target, url = target_of(setup)
+    done = setup.tv("restore", "--to", url, "--json")
+    assert done.rc == 0 and done.json()["last_seq"] == pristine.entries[-1]["last_seq"], str(done)
+    verify = setup.tv("verify", "--json")
+    assert verify.rc == 3, str(verify)
+    assert any(p["object"] == "manifest/0000000005.json" for p in verify.json()["problems"]), str(verify)
 
 
 def check_refused(result, target: Path, context: str) -> str:
@@ -101,7 +122,6 @@ def test_an_intact_store_restores_the_latest_point(cli, pristine, workdir: Path)
 def test_the_agents_state_file_is_a_witness_too(cli, workdir: Path) -> None:
     """Heads gone and the database gone: what the agent's state file says it stored last
     still shows the chain is short (the agent need not be running)."""
-    import json
     import signal
     import time
 

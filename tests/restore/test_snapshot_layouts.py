@@ -69,7 +69,8 @@ def test_full_snapshots_are_stored_in_several_frames_and_restore_exactly(tmp_pat
 
 
 def _rewrite_as_stream(tmp_path: Path) -> None:
-    """The stored full as an older tradevault wrote it (one stream), manifest re-sealed."""
+    """The stored full as an older tradevault wrote it (one stream), manifest re-sealed
+    (and no head: older versions wrote none that carried entries)."""
     path = _object_path(tmp_path)
     with open(path, "rb") as handle:
         reader = ObjectReader(handle, path.stat().st_size)
@@ -84,6 +85,7 @@ def _rewrite_as_stream(tmp_path: Path) -> None:
     entry_path = tmp_path / "backups" / "bot" / "manifest" / "0000000001.json"
     entry = decode_entry(entry_path.read_bytes(), "1")
     entry_path.write_bytes(encode_entry(seal(msgspec.structs.replace(entry, bytes=size, sha256=sha), None)))
+    (tmp_path / "backups" / "bot" / "head.json").unlink()
 
 
 def test_a_full_stored_as_one_stream_still_restores(tmp_path: Path) -> None:

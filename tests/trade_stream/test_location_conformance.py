@@ -60,6 +60,16 @@ def test_list_is_sorted_and_one_level_deep(location):
     assert location.list("src/manifest") == ["src/manifest/a", "src/manifest/b", "src/manifest/c"]
 
 
+def test_list_after_a_key_skips_it_and_everything_before(location):
+    for name in ("0001", "0002", "0003", "0004"):
+        location.put_bytes(f"src/manifest/{name}", b"1")
+    assert location.list("src/manifest", start_after="src/manifest/0002") == ["src/manifest/0003",
+                                                                               "src/manifest/0004"]
+    assert location.list("src/manifest", start_after="src/manifest/0002.5") == ["src/manifest/0003",
+                                                                                 "src/manifest/0004"]
+    assert location.list("src/manifest", start_after="src/manifest/0004") == []
+
+
 def test_delete_removes_and_is_idempotent(location):
     location.put_bytes("src/objects/x", b"1")
     location.delete("src/objects/x")

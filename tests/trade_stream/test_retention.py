@@ -73,12 +73,15 @@ def test_no_kept_restore_point_loses_an_object_it_needs(entries, policy, hours_l
 
 @given(catalogs(), policies)
 def test_what_retention_keeps_still_verifies_as_a_chain(entries, policy):
-    from trade_stream.manifest import PrunedRecord
+    from trade_stream.manifest import Pruned, PrunedRecord
 
     plan = plan_retention(entries, policy, entries[-1].last_ts)
-    pruned = {e.n: PrunedRecord(e.n, e.entry_hash, e.object, 0) for e in entries if e.n in plan.delete}
+    pruned = Pruned(records={e.n: PrunedRecord(e.n, e.entry_hash, e.object, 0) for e in entries if e.n in plan.delete})
     kept = [e for e in entries if e.n in plan.keep]
     assert chain_problems(kept, pruned) == []
+    folded = Pruned(pruned.folded(entries[-1].n))  # as a checkpoint keeps them: runs, no records
+    assert chain_problems(kept, folded) == []
+    assert list(folded.positions()) == sorted(plan.delete)
 
 
 def test_keep_full_counts_the_newest_fulls():

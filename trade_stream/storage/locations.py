@@ -38,7 +38,11 @@ class Location(Protocol):
         ...
     def open(self, key: str) -> BinaryIO: ...
     def size(self, key: str) -> int | None: ...
-    def list(self, prefix: str) -> list[str]: ...
+    def list(self, prefix: str, start_after: str = "") -> list[str]:
+        """Keys directly under ``prefix``, sorted; with ``start_after`` (a full key), only
+        those after it, so a reader that holds a checkpoint never re-lists what it covers
+        (S3 ``StartAfter``)."""
+        ...
     def delete(self, key: str) -> None: ...
 
 
@@ -153,7 +157,7 @@ class FileLocation:
         except FileNotFoundError:
             return None
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str, start_after: str = "") -> list[str]:
         """Keys directly under the ``prefix`` directory (no temporaries), sorted."""
         directory = self._path(prefix) if prefix.strip("/") else self.root
         self.requests.add("list")
@@ -165,7 +169,8 @@ class FileLocation:
         except OSError as exc:
             raise _storage_error(self, f"listing {prefix}", exc) from None
         base = prefix.strip("/")
-        return sorted(f"{base}/{n}" if base else n for n in names)
+        keys = sorted(f"{base}/{n}" if base else n for n in names)
+        return [k for k in keys if k > start_after] if start_after else keys
 
     def delete(self, key: str) -> None:
         self.requests.add("delete")

@@ -204,10 +204,10 @@ class S3Location:
             raise StorageError(f"location {self.name}: stat {key} failed: {exc}") from None
         return int(response["ContentLength"])
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str, start_after: str = "") -> list[str]:
         base = self._key(prefix) + "/"
         keys: list[str] = []
-        token: dict[str, str] = {}
+        token: dict[str, str] = {"StartAfter": self._key(start_after)} if start_after else {}
         strip = len(self.prefix) + 1 if self.prefix else 0
         while True:
             response = self._call("listing", prefix, self.client.list_objects_v2, Bucket=self.bucket,

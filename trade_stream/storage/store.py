@@ -18,6 +18,15 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import msgspec
 
+from trade_stream.checkpoints import (
+    CHECKPOINT_EVERY,
+    Checkpoint,
+    build_checkpoint,
+    checkpoint_key,
+    checkpoint_number,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 from trade_stream.errors import AlreadyStored, IntegrityError, StorageError
 from trade_stream.manifest import (
     FENCE_KEY,
@@ -26,11 +35,13 @@ from trade_stream.manifest import (
     Head,
     ManifestEntry,
     Promotion,
+    Pruned,
     PrunedRecord,
     decode_entry,
     encode_entry,
     entry_key,
     head_of,
+    head_problem,
     pruned_key,
 )
 from trade_stream.object_format import ObjectReader
@@ -48,7 +59,9 @@ class LocationCatalog:
     entries: dict[int, ManifestEntry] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
     error: str = ""
-    pruned: dict[int, PrunedRecord] = field(default_factory=dict)
+    pruned: Pruned = field(default_factory=Pruned)
+    checkpoint: Checkpoint | None = None  # the newest this location holds
+    head: Head | None = None  # its head, when the catalog was read from it
 
 
 class StoredObjectWriter:
@@ -125,6 +138,7 @@ class BackupStore:
         self.locations = locations
         self.cipher = cipher
         self.min_locations = min_locations or len(locations)
+        self._read_for_write: list[LocationCatalog] | None = None
 
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Requests each location has sent so far, by kind (storage/requests.py)."""
@@ -134,48 +148,105 @@ class BackupStore:
         return f"{self.source}/{relative}"
 
     # -- reading the catalog ---------------------------------------------------------------
-    def read_location(self, location: Location) -> LocationCatalog:
+    def read_location(self, location: Location, *, full: bool = False) -> LocationCatalog:
+        """What ``location`` holds. Normally from its head: the checkpoint the head names,
+        the entries the head carries and whatever was listed after it, a constant number
+        of requests. Without a usable head (none yet, written before checkpoints, damaged),
+        from the newest checkpoint that reads and every entry after it. ``full``: every
+        entry listed and read, the checkpoint beside them (``verify`` compares the two)."""
         catalog = LocationCatalog(location)
         try:
-            keys = location.list(self.key("manifest"))
-        except StorageError as exc:
-            catalog.error = str(exc)
-            return catalog
-        for key in keys:
-            name = key.rsplit("/", 1)[-1]
-            if not name.endswith(".json"):
-                continue
-            relative = f"manifest/{name}"
-            try:
-                with location.open(key) as handle:
-                    entry = decode_entry(handle.read(), relative)
-            except IntegrityError as exc:
-                catalog.problems.append((relative, str(exc).split(": ", 1)[-1]))
-                continue
-            except (OSError, StorageError) as exc:
-                catalog.problems.append((relative, f"unreadable: {exc}"))
-                continue
-            if entry_key(entry.n) != relative:
-                catalog.problems.append((relative, f"entry claims position {entry.n}"))
-                continue
-            catalog.entries[entry.n] = entry
-        try:
+            if full or not self._read_from_head(catalog):
+                self._read_from_checkpoint(catalog, full)
+            records: dict[int, PrunedRecord] = {}
             for key in location.list(self.key("pruned")):
                 try:
                     with location.open(key) as handle:
                         record = msgspec.json.decode(handle.read(), type=PrunedRecord)
-                    catalog.pruned[record.n] = record
+                    records[record.n] = record
                 except (msgspec.DecodeError, msgspec.ValidationError, OSError, StorageError) as exc:
                     catalog.problems.append((key.split("/", 1)[-1], f"unreadable pruned record: {exc}"))
+            catalog.pruned = Pruned(catalog.checkpoint.pruned if catalog.checkpoint else (), records)
         except StorageError as exc:
             catalog.error = str(exc)
         return catalog
 
-    def catalogs(self) -> list[LocationCatalog]:
+    def _read_from_head(self, catalog: LocationCatalog) -> bool:
+        location = catalog.location
+        head = self.read_head(location)
+        if head is None or head.checkpoint is None or head_problem(head):
+            return False
+        checkpoint = None
+        if head.checkpoint:
+            try:
+                checkpoint = self._read_checkpoint(location, head.checkpoint)
+            except (IntegrityError, OSError, StorageError) as exc:
+                catalog.problems.append((checkpoint_key(head.checkpoint), str(exc).split(": ", 1)[-1]))
+                return False
+        catalog.head, catalog.checkpoint = head, checkpoint
+        catalog.entries = {e.n: e for e in [*(checkpoint.entries if checkpoint else ()), *head.tail]}
+        for key in location.list(self.key("manifest"), start_after=self.key(entry_key(head.n))):
+            self._read_entry(catalog, key)
+        return True
+
+    def _read_from_checkpoint(self, catalog: LocationCatalog, full: bool) -> None:
+        location = catalog.location
+        catalog.entries, catalog.head = {}, None
+        catalog.checkpoint = checkpoint = self._newest_checkpoint(catalog)
+        after = "" if full or checkpoint is None else self.key(entry_key(checkpoint.n))
+        if checkpoint is not None and not full:
+            catalog.entries = {e.n: e for e in checkpoint.entries}
+        for key in location.list(self.key("manifest"), start_after=after):
+            self._read_entry(catalog, key)
+
+    def _newest_checkpoint(self, catalog: LocationCatalog) -> Checkpoint | None:
+        location = catalog.location
+        numbers = [n for n in map(checkpoint_number, location.list(self.key("checkpoints"))) if n is not None]
+        for n in sorted(numbers, reverse=True):
+            try:
+                return self._read_checkpoint(location, n)
+            except (IntegrityError, OSError, StorageError) as exc:
+                catalog.problems.append((checkpoint_key(n), str(exc).split(": ", 1)[-1]))
+        return None
+
+    def _read_checkpoint(self, location: Location, n: int) -> Checkpoint:
+        with location.open(self.key(checkpoint_key(n))) as handle:
+            checkpoint = decode_checkpoint(handle.read(), checkpoint_key(n))
+        if checkpoint.n != n:
+            raise IntegrityError(f"{checkpoint_key(n)}: checkpoint claims position {checkpoint.n}")
+        return checkpoint
+
+    def read_head(self, location: Location) -> Head | None:
+        try:
+            with location.open(self.key(HEAD_KEY)) as handle:
+                return msgspec.json.decode(handle.read(), type=Head)
+        except (OSError, StorageError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def _read_entry(self, catalog: LocationCatalog, key: str) -> None:
+        name = key.rsplit("/", 1)[-1]
+        if not name.endswith(".json"):
+            return
+        relative = f"manifest/{name}"
+        try:
+            with catalog.location.open(key) as handle:
+                entry = decode_entry(handle.read(), relative)
+        except IntegrityError as exc:
+            catalog.problems.append((relative, str(exc).split(": ", 1)[-1]))
+            return
+        except (OSError, StorageError) as exc:
+            catalog.problems.append((relative, f"unreadable: {exc}"))
+            return
+        if entry_key(entry.n) != relative:
+            catalog.problems.append((relative, f"entry claims position {entry.n}"))
+            return
+        catalog.entries[entry.n] = entry
+
+    def catalogs(self, *, full: bool = False) -> list[LocationCatalog]:
         if len(self.locations) == 1:
-            return [self.read_location(self.locations[0])]
+            return [self.read_location(self.locations[0], full=full)]
         with concurrent.futures.ThreadPoolExecutor(len(self.locations)) as pool:
-            return list(pool.map(self.read_location, self.locations))
+            return list(pool.map(lambda loc: self.read_location(loc, full=full), self.locations))
 
     @staticmethod
     def merged(catalogs: list[LocationCatalog]) -> list[ManifestEntry]:
@@ -190,11 +261,11 @@ class BackupStore:
         return [entries[n] for n in sorted(entries)]
 
     @staticmethod
-    def pruned(catalogs: list[LocationCatalog]) -> dict[int, PrunedRecord]:
-        records: dict[int, PrunedRecord] = {}
+    def pruned(catalogs: list[LocationCatalog]) -> Pruned:
+        found = Pruned()
         for catalog in catalogs:
-            records.update(catalog.pruned)
-        return records
+            found = found.union(catalog.pruned)
+        return found
 
     def entries(self) -> list[ManifestEntry]:
         return self.merged(self.catalogs())
@@ -205,12 +276,14 @@ class BackupStore:
         (with the problem), so a restore can refuse to silently skip them."""
         catalogs = self.catalogs() if catalogs is None else catalogs
         merged = self.merged(catalogs)
-        known = {e.n for e in merged} | set(self.pruned(catalogs))
+        known, pruned = {e.n for e in merged}, self.pruned(catalogs)
         damaged: dict[int, str] = {}
         for catalog in catalogs:
             for key, problem in catalog.problems:
                 name = key.rsplit("/", 1)[-1].removesuffix(".json")
-                if key.startswith("manifest/") and name.isdigit() and int(name) not in known:
+                if not (key.startswith("manifest/") and name.isdigit()):
+                    continue
+                if int(name) not in known and int(name) not in pruned:
                     damaged.setdefault(int(name), f"{key}: {problem}")
         return merged, damaged
 
@@ -305,17 +378,57 @@ class BackupStore:
                 failed[location.name] = str(exc)
         if len(done) < self.min_locations:
             raise StorageError(_too_few(len(done), self, failed))
-        for location in self.locations:
-            if location.name in done:
-                self._write_head(location, entry)
+        catalogs, self._read_for_write = self._read_for_write or self.catalogs(), None
+        pruned = self.pruned(catalogs)
+        for catalog in catalogs:
+            if catalog.location.name in done:
+                catalog.entries[entry.n] = entry
+                self._write_catalog(catalog, pruned)
         return done
 
-    def _write_head(self, location: Location, entry: ManifestEntry) -> None:
-        """Best effort: the head is evidence, the entry already is the backup."""
+    def _write_catalog(self, catalog: LocationCatalog, pruned: Pruned) -> None:
+        """The location's head, and a checkpoint first when one is due: more entries since
+        the last than a head carries, or pruned records to fold. Best effort: the entries
+        are the backup; a head or checkpoint that fails to be written only makes the next
+        reader list more. Pruned records and older checkpoints go only once the head names
+        the checkpoint that replaces them."""
+        location = catalog.location
+        if not catalog.entries:
+            return
+        newest = catalog.entries[max(catalog.entries)]
+        kept = [catalog.entries[n] for n in sorted(catalog.entries) if n not in pruned]
+        previous = catalog.checkpoint
+        base = previous.n if previous else 0
+        tail = [e for e in kept if e.n > base]
+        folding = [n for n in catalog.pruned.records if n <= newest.n]
+        checkpoint = None
+        if len(tail) > CHECKPOINT_EVERY or folding:
+            checkpoint = build_checkpoint(kept, pruned, newest.n)
+        kept_before = catalog.head.previous_checkpoint if catalog.head is not None else 0
         try:
-            location.put_bytes(self.key(HEAD_KEY), msgspec.json.encode(head_of(entry)) + b"\n")
+            if checkpoint is not None:
+                location.put_bytes(self.key(checkpoint_key(checkpoint.n)), encode_checkpoint(checkpoint))
+                catalog.checkpoint, base, tail = checkpoint, checkpoint.n, []
+            head = head_of(newest, base, tail, previous.n if checkpoint and previous else kept_before)
+            location.put_bytes(self.key(HEAD_KEY), msgspec.json.encode(head) + b"\n")
+            catalog.head = head
+            if checkpoint is None:
+                return
+            for n in folding:
+                location.delete(self.key(pruned_key(n)))
+            catalog.pruned = Pruned(checkpoint.pruned)
+            self._delete_checkpoints_before(catalog, head.previous_checkpoint or checkpoint.n, kept_before)
         except (StorageError, OSError):
             pass
+
+    def _delete_checkpoints_before(self, catalog: LocationCatalog, keep: int, known: int) -> None:
+        """Checkpoints older than ``keep`` (the one before the newest stays, for a reader
+        that read the head just before it moved). ``known``: the only such one, as the
+        head said, so nothing needs listing; 0 when the head did not say."""
+        stale = [known] if known else [checkpoint_number(k) for k in catalog.location.list(self.key("checkpoints"))]
+        for number in stale:
+            if number is not None and number < keep:
+                catalog.location.delete(self.key(checkpoint_key(number)))
 
     def fence(self) -> Fence:
         """Every promotion any reachable location records (``tradevault promote``)."""
@@ -353,21 +466,16 @@ class BackupStore:
 
     def heads(self) -> dict[str, Head | None]:
         """Each location's head (None: none yet, unreadable, or the location is down)."""
-        out: dict[str, Head | None] = {}
-        for location in self.locations:
-            try:
-                with location.open(self.key(HEAD_KEY)) as handle:
-                    out[location.name] = msgspec.json.decode(handle.read(), type=Head)
-            except (OSError, StorageError, msgspec.DecodeError, msgspec.ValidationError):
-                out[location.name] = None
-        return out
+        return {location.name: self.read_head(location) for location in self.locations}
 
     def catch_up_for_write(self) -> tuple[list[str], list[ManifestEntry]]:
         """What a backup starts from, with one read of the catalog: the lagging locations
         caught up (``catch_up``), then the entries it builds on (``entries_for_write``).
         Reading the catalog for each cost two GETs per stored entry."""
         catalogs = self.catalogs()
-        return self.catch_up(catalogs), self.entries_for_write(catalogs)
+        caught_up, entries = self.catch_up(catalogs), self.entries_for_write(catalogs)
+        self._read_for_write = catalogs  # ``publish`` extends these instead of reading again
+        return caught_up, entries
 
     def catch_up(self, catalogs: list[LocationCatalog] | None = None) -> list[str]:
         """Copy entries (and their objects) that a location lacks from one that has them,
@@ -377,16 +485,12 @@ class BackupStore:
         catalogs = self.catalogs() if catalogs is None else catalogs
         merged = {e.n: e for e in self.merged(catalogs)}
         pruned = self.pruned(catalogs)
-        copied = []
+        copied: list[str] = []
         for catalog in catalogs:
             if catalog.error:
                 copied.append(f"{catalog.location.name}: unreachable, left behind ({catalog.error})")
                 continue
-            for n, record in pruned.items():  # finish what retention started elsewhere
-                if n in catalog.entries or n not in catalog.pruned:
-                    self._prune_one(catalog.location, record)
-                    copied.append(f"{record.object}: pruned on {catalog.location.name}")
-            behind = max(merged, default=-1) not in catalog.entries
+            changed = self._finish_prunes(catalog, pruned, copied)
             for n, entry in merged.items():
                 if n in catalog.entries:
                     continue
@@ -395,17 +499,38 @@ class BackupStore:
                     self._copy_object(sources, catalog.location, entry)
                     catalog.location.put_bytes(self.key(entry_key(n)), encode_entry(entry))
                     catalog.entries[n] = entry
+                    changed = True
                     copied.append(f"{entry.object} -> {catalog.location.name}")
                 except (StorageError, OSError, IntegrityError) as exc:
                     copied.append(f"{entry.object} -> {catalog.location.name} failed: {exc}")
-            if merged and behind and max(merged) in catalog.entries:  # caught up: its head moves too
-                self._write_head(catalog.location, merged[max(merged)])
+            if changed or catalog.head is None:  # its head moves too (or is written in today's form)
+                self._write_catalog(catalog, pruned)
         return copied
+
+    def _finish_prunes(self, catalog: LocationCatalog, pruned: Pruned, done: list[str]) -> bool:
+        """Finish on this location what retention did elsewhere: remove what was pruned,
+        and record what it lacks, so its chain bridges the same gaps."""
+        changed = False
+        for n in sorted(n for n in catalog.entries if n in pruned):
+            entry = catalog.entries.pop(n)
+            record = pruned.records.get(n) or PrunedRecord(n=n, entry_hash=entry.entry_hash, object=entry.object,
+                                                           pruned_at=time.time_ns() // 1000)
+            self._prune_one(catalog.location, record)
+            catalog.pruned.records[n] = record
+            done.append(f"{record.object}: pruned on {catalog.location.name}")
+            changed = True
+        for n, record in pruned.records.items():
+            if n not in catalog.pruned:
+                catalog.location.put_bytes(self.key(pruned_key(n)), msgspec.json.encode(record))
+                catalog.pruned.records[n] = record
+                changed = True
+        return changed
 
     def prune(self, numbers: list[int]) -> list[str]:
         """Remove entries chosen by retention, oldest first, from every location: pruned
         record, then manifest entry, then object — a crash never leaves an entry pointing
-        at nothing, and the next run (or catch-up) finishes the job."""
+        at nothing, and the next run (or catch-up) finishes the job. Then a checkpoint
+        folds the records in, so they are not read one by one ever after."""
         catalogs = self.catalogs()
         merged = {e.n: e for e in self.merged(catalogs)}
         done = []
@@ -418,7 +543,13 @@ class BackupStore:
             for catalog in catalogs:
                 if not catalog.error:
                     self._prune_one(catalog.location, record)
+                    catalog.entries.pop(n, None)
+                    catalog.pruned.records[n] = record
             done.append(entry.object)
+        pruned = self.pruned(catalogs)
+        for catalog in catalogs:
+            if not catalog.error:
+                self._write_catalog(catalog, pruned)
         return done
 
     def _prune_one(self, location: Location, record: PrunedRecord) -> None:
