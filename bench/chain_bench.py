@@ -1,0 +1,205 @@
+"""Chain-scale benchmark (issue 25): does an incremental cost the same on day 30 as on day 1?
+
+    python -m bench.chain_bench --entries 10000 --out DIR
+
+One SQLite trading database; a chain of real incrementals (one bot transaction each) is
+built in-process on a file location, as fast as it goes. At 50 entries and at ``--entries``,
+the database and the store are copied, the store also into a local SeaweedFS bucket, and on
+each copy the ``tradevault`` command runs as a user runs it (whole process): ``backup
+incremental`` after the same 20 rows changed, ``backups list``, ``status`` and the planning
+step of a restore (``restore --dry-run``). Each incremental's own ``--json`` report gives the
+requests it sent. Writes DIR/chain-results.json with the goals-list shape of ``python -m bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.children import run_cli
+from bench.tv_commands import compile_bytecode
+from tests.services import SeaweedS3
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
+from tradevault.workload import TradingWorkload, bulk_fill, create_database
+
+SOURCE = "tradesv3"
+SMALL = 50
+ROUNDS = 3
+S3_KEYS = {"region": "us-east-1", "access_key_id": "tradevault", "secret_access_key": "tradevault-secret"}
+
+
+def _log(message: str) -> None:
+    print(f"[chain-bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _grow(engine: BackupEngine, workload: TradingWorkload, entries: int) -> None:
+    """Real incrementals, one bot transaction each, until the chain holds ``entries``."""
+    have = len(engine.store.entries())
+    started = time.perf_counter()
+    for i in range(entries - have):
+        workload.run(1)
+        engine.incremental()
+        if (i + 1) % 1000 == 0:
+            _log(f"{have + i + 1} entries ({(time.perf_counter() - started) / (i + 1) * 1000:.1f} ms each)")
+
+
+def _copy_db(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+def _upload(tree: Path, server: SeaweedS3, bucket: str, prefix: str) -> int:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name=S3_KEYS["region"],
+                          aws_access_key_id=S3_KEYS["access_key_id"],
+                          aws_secret_access_key=S3_KEYS["secret_access_key"])
+    files = [p for p in tree.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
+
+    def put(path: Path) -> None:
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(tree).as_posix()}", Body=path.read_bytes())
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, files))
+    return len(files)
+
+
+def _config(path: Path, db: Path, location: str, options: dict[str, str]) -> Path:
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+    path.write_text(f'[database]\nurl = "sqlite:///{db}"\nname = "{SOURCE}"\n\n'
+                    f'[[locations]]\nname = "bench"\nurl = {json.dumps(location)}\n{extra}\n'
+                    '[config_vcs]\npaths = []\n')
+    return path
+
+
+def _change_20_rows(db: Path, round_no: int) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.execute("UPDATE trades SET close_rate = coalesce(close_rate, 0) + ? WHERE id IN "
+                         "(SELECT id FROM trades ORDER BY id LIMIT 20)", (round_no + 1,))
+    finally:
+        conn.close()
+
+
+def _timed(args: list[str], config: Path, cwd: Path, json_flag: bool = True) -> tuple[Any, float]:
+    report, run = run_cli([*args, "-c", str(config)], cwd=cwd, json_flag=json_flag)
+    if run.returncode != 0:
+        raise RuntimeError(f"tradevault {' '.join(args)} exit {run.returncode}: {run.stderr[-2000:]}")
+    return report, run.seconds
+
+
+def _measure(point: int, db: Path, store: Path, root: Path, server: SeaweedS3) -> dict[str, dict]:
+    """Every backend's figures on its own copy of the database and the store at ``point``."""
+    here = root / f"at-{point}"
+    here.mkdir()
+    results: dict[str, dict] = {}
+    for backend in ("file", "s3"):
+        copy_db = here / f"{backend}.sqlite"
+        _copy_db(db, copy_db)
+        if backend == "file":
+            shutil.copytree(store, here / "store")
+            config = _config(here / "file.toml", copy_db, f"file://{here / 'store'}", {})
+        else:
+            uploaded = _upload(store, server, "tv-chain", f"at-{point}")
+            _log(f"uploaded {uploaded} objects to S3 for {point} entries")
+            config = _config(here / "s3.toml", copy_db, f"s3://tv-chain/at-{point}",
+                             {"endpoint_url": server.endpoint, **S3_KEYS})
+        figures: dict[str, Any] = {"incremental_seconds": [], "in_process_seconds": [], "requests": []}
+        for round_no in range(ROUNDS):
+            _change_20_rows(copy_db, round_no)
+            report, seconds = _timed(["backup", "incremental"], config, here)
+            figures["incremental_seconds"].append(seconds)
+            figures["in_process_seconds"].append(report["seconds"])
+            figures["requests"].append(sum(sum(kinds.values()) for kinds in report["requests"].values()))
+        for name, args in (("backups_list", ["backups", "list"]), ("status", ["status"])):
+            figures[f"{name}_seconds"] = statistics.median(_timed(args, config, here, False)[1] for _ in range(ROUNDS))
+        plans = [_timed(["restore", "--to", f"sqlite:///{here / f'never-{i}.sqlite'}", "--dry-run"], config, here)
+                 for i in range(ROUNDS)]
+        figures["restore_plan_seconds"] = statistics.median(seconds for _, seconds in plans)
+        figures["restore_objects"] = 1 + len(plans[0][0]["incrementals"])
+        figures["entries"] = len(_timed(["backups", "list"], config, here)[0])
+        results[backend] = figures
+        _log(f"{point} entries, {backend}: incremental {statistics.median(figures['incremental_seconds']):.3f} s, "
+             f"{max(figures['requests'])} requests; list {figures['backups_list_seconds']:.3f} s, status "
+             f"{figures['status_seconds']:.3f} s, restore plan {figures['restore_plan_seconds']:.3f} s")
+    return results
+
+
+def _goals(small: dict, large: dict, entries: int) -> list[dict]:
+    goals = []
+    for backend in ("file", "s3"):
+        ratio = statistics.median(large[backend]["incremental_seconds"]) / statistics.median(
+            small[backend]["incremental_seconds"])
+        goals.append({"name": f"{backend}: incremental at {entries} / at {SMALL} entries (whole process)",
+                      "value": round(ratio, 3), "goal": "<= 1.5", "ok": ratio <= 1.5})
+    requests = max(max(m["s3"]["requests"]) for m in (small, large))
+    goals.append({"name": "s3: requests per incremental (max)", "value": requests, "goal": "<= 10",
+                  "ok": requests <= 10})
+    for what in ("backups_list", "status", "restore_plan"):
+        worst = max(large[b][f"{what}_seconds"] for b in ("file", "s3"))
+        goals.append({"name": f"{what.replace('_', ' ')} at {entries} entries (s, whole process, worst backend)",
+                      "value": round(worst, 3), "goal": "<= 2", "ok": worst <= 2})
+    opened = large["file"]["restore_objects"]
+    goals.append({"name": f"objects a restore of the latest point opens at {entries} entries", "value": opened,
+                  "goal": "<= 30", "ok": opened <= 30})
+    return goals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=2000)
+    parser.add_argument("--rows", type=int, default=10_000, help="trades in the database")
+    parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    compile_bytecode()
+    root = Path(tempfile.mkdtemp(prefix="tradevault-chain-bench-"))
+    server = SeaweedS3(root / "weed")
+    try:
+        server.start()
+        server.create_bucket("tv-chain")
+        db = root / "tradesv3.sqlite"
+        create_database(db)
+        bulk_fill(db, args.rows)
+        store_dir = root / "store"
+        engine = BackupEngine(DatabaseService(f"sqlite:///{db}"),
+                              BackupStore(SOURCE, [open_location("bench", f"file://{store_dir}")]))
+        workload = TradingWorkload(db, seed=25)
+        engine.full()
+        measured = {}
+        for point in (SMALL, args.entries):
+            _grow(engine, workload, point)
+            measured[point] = _measure(point, db, store_dir, root, server)
+        workload.close()
+        goals = _goals(measured[SMALL], measured[args.entries], args.entries)
+        results = {"entries": args.entries, "rows": args.rows,
+                   "command": "python -m bench.chain_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+                   "measured": {str(k): v for k, v in measured.items()}, "goals": goals}
+        (args.out / "chain-results.json").write_text(json.dumps(results, indent=2))
+        for goal in goals:
+            print(f"{goal['name']:75} {goal['value']:>8}  {goal['goal']:>6}  {'ok' if goal['ok'] else 'MISSED'}")
+        return 0
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
