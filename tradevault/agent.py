@@ -375,7 +375,7 @@ class Agent:
             self.since_full = 0
 
     def _location_metrics(self) -> None:
-        catalogs = self.store.catalogs()
+        catalogs = self.store.last_seen()
         total = len(self.store.merged(catalogs))
         behind = {c.location.name: total - len(c.entries) for c in catalogs}
         stored = {c.location.name: sum(e.bytes for e in c.entries.values()) for c in catalogs}

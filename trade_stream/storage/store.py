@@ -139,6 +139,7 @@ class BackupStore:
         self.cipher = cipher
         self.min_locations = min_locations or len(locations)
         self._read_for_write: list[LocationCatalog] | None = None
+        self._last_seen: list[LocationCatalog] | None = None
 
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Requests each location has sent so far, by kind (storage/requests.py)."""
@@ -241,6 +242,11 @@ class BackupStore:
             catalog.problems.append((relative, f"entry claims position {entry.n}"))
             return
         catalog.entries[entry.n] = entry
+
+    def last_seen(self) -> list[LocationCatalog]:
+        """The catalogs as this process last published into them (read when it has not):
+        for figures shown after a backup, which need no second read of every location."""
+        return self._last_seen if self._last_seen is not None else self.catalogs()
 
     def catalogs(self, *, full: bool = False) -> list[LocationCatalog]:
         if len(self.locations) == 1:
@@ -379,6 +385,7 @@ class BackupStore:
         if len(done) < self.min_locations:
             raise StorageError(_too_few(len(done), self, failed))
         catalogs, self._read_for_write = self._read_for_write or self.catalogs(), None
+        self._last_seen = catalogs
         pruned = self.pruned(catalogs)
         for catalog in catalogs:
             if catalog.location.name in done:
@@ -550,6 +557,7 @@ class BackupStore:
         for catalog in catalogs:
             if not catalog.error:
                 self._write_catalog(catalog, pruned)
+        self._last_seen = catalogs
         return done
 
     def _prune_one(self, location: Location, record: PrunedRecord) -> None:
