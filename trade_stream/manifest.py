@@ -212,13 +212,18 @@ class Pruned:
         self.records: dict[int, PrunedRecord] = dict(records or {})
         self.runs = _disjoint(runs)
         self._starts = [r.first for r in self.runs]
+        # most positions a backup asks about are newer than anything retention removed
+        self._lowest = min([*self._starts, *self.records], default=1 << 62)
+        self._highest = max([*(r.last for r in self.runs), *self.records], default=0)
 
     def _run_of(self, n: int) -> PrunedRun | None:
         i = bisect.bisect_right(self._starts, n) - 1
         return self.runs[i] if i >= 0 and self.runs[i].last >= n else None
 
     def __contains__(self, n: object) -> bool:
-        return isinstance(n, int) and (n in self.records or self._run_of(n) is not None)
+        if not isinstance(n, int) or not self._lowest <= n <= self._highest:
+            return False
+        return n in self.records or self._run_of(n) is not None
 
     def __bool__(self) -> bool:
         return bool(self.records or self.runs)
@@ -318,19 +323,20 @@ def summary(entry: ManifestEntry, locations: list[str] | None = None, fence: Fen
 
 def chain_end(entries: list[ManifestEntry]) -> ManifestEntry | None:
     """The entry the incremental chain of the current capture is stored up to: its newest
-    incremental, or its first full backup when it has none yet."""
+    incremental, or its first full backup when it has none yet. Searched from the newest
+    end: a long chain is not walked for it."""
     if not entries:
         return None
     capture_id = entries[-1].capture_id
-    found = None
-    for entry in entries:
+    first_full = None
+    for entry in reversed(entries):
         if entry.capture_id != capture_id:
             continue
-        if entry.kind == FULL and found is None:
-            found = entry
-        elif entry.kind == INCREMENTAL:
-            found = entry
-    return found
+        if entry.kind == INCREMENTAL:
+            return entry
+        if entry.kind == FULL:
+            first_full = entry
+    return first_full
 
 
 def chain_position(entries: list[ManifestEntry]) -> int | None:

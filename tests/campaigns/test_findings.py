@@ -203,7 +203,10 @@ def test_verify_notices_a_pruned_record_damaged_in_one_location_that_still_decod
     record that leave valid JSON went unseen (the other location's copy won the merge).
     Records are folded into checkpoints now: a damaged checkpoint fails its own hash, and
     one forged with a fresh hash still breaks that location's chain."""
+    import hashlib
+
     import msgspec
+    import zstandard
 
     from trade_stream.checkpoints import decode_checkpoint, encode_checkpoint
     from trade_stream.manifest import PrunedRun
@@ -217,23 +220,16 @@ def test_verify_notices_a_pruned_record_damaged_in_one_location_that_still_decod
     run = checkpoint.pruned[0]
     wrong = PrunedRun(run.first, run.last, ("0" if run.last_hash[0] != "0" else "1") + run.last_hash[1:])
     forged = msgspec.structs.replace(checkpoint, pruned=[wrong])
+    old_digest = hashlib.sha256(msgspec.json.encode(checkpoint)).hexdigest().encode()
+    stale_hash = zstandard.ZstdCompressor().compress(old_digest + b"\n" + msgspec.json.encode(forged))
     damaged_location = harness.store.locations[0].name  # the one in loc1/
-    for label, data in (("bad hash", encode_checkpoint(forged)),
-                        ("re-hashed", encode_checkpoint(_rehashed(forged)))):
+    for label, data in (("bad hash", stale_hash), ("re-hashed", encode_checkpoint(forged))):
         path.write_bytes(data)
         report = verify_store(harness.store)
         assert any(p["location"] == damaged_location for p in report.problems), (label, report.problems)
         assert all(p["location"] == damaged_location for p in report.problems), (label, report.problems)
     path.write_bytes(good)
     assert verify_store(harness.store).ok
-
-
-def _rehashed(checkpoint):
-    import msgspec
-
-    from trade_stream.checkpoints import seal_hash
-
-    return msgspec.structs.replace(checkpoint, checkpoint_hash=seal_hash(checkpoint))
 
 
 def test_two_writers_racing_for_one_entry_cannot_both_publish(harness):

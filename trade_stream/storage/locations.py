@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -160,17 +161,18 @@ class FileLocation:
     def list(self, prefix: str, start_after: str = "") -> list[str]:
         """Keys directly under the ``prefix`` directory (no temporaries), sorted."""
         directory = self._path(prefix) if prefix.strip("/") else self.root
+        base = prefix.strip("/")
         self.requests.add("list")
         try:
-            with os.scandir(directory) as found:
-                names = [e.name for e in found if e.is_file(follow_symlinks=False) and not e.name.startswith(".tmp-")]
+            keys = [f"{base}/{n}" if base else n for n in os.listdir(directory) if not n.startswith(".tmp-")]
+            if start_after:  # before any stat: a long directory is mostly what the caller skips
+                keys = [k for k in keys if k > start_after]
+            keys = [k for k in keys if stat.S_ISREG(os.lstat(directory / k.rsplit("/", 1)[-1]).st_mode)]
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise _storage_error(self, f"listing {prefix}", exc) from None
-        base = prefix.strip("/")
-        keys = sorted(f"{base}/{n}" if base else n for n in names)
-        return [k for k in keys if k > start_after] if start_after else keys
+        return sorted(keys)
 
     def delete(self, key: str) -> None:
         self.requests.add("delete")

@@ -140,6 +140,7 @@ class BackupStore:
         self.min_locations = min_locations or len(locations)
         self._read_for_write: list[LocationCatalog] | None = None
         self._last_seen: list[LocationCatalog] | None = None
+        self._checkpoints: dict[str, Checkpoint] = {}  # by location: see _read_checkpoint
 
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Requests each location has sent so far, by kind (storage/requests.py)."""
@@ -193,28 +194,35 @@ class BackupStore:
     def _read_from_checkpoint(self, catalog: LocationCatalog, full: bool) -> None:
         location = catalog.location
         catalog.entries, catalog.head = {}, None
-        catalog.checkpoint = checkpoint = self._newest_checkpoint(catalog)
+        catalog.checkpoint = checkpoint = self._newest_checkpoint(catalog, fresh=full)
         after = "" if full or checkpoint is None else self.key(entry_key(checkpoint.n))
         if checkpoint is not None and not full:
             catalog.entries = {e.n: e for e in checkpoint.entries}
         for key in location.list(self.key("manifest"), start_after=after):
             self._read_entry(catalog, key)
 
-    def _newest_checkpoint(self, catalog: LocationCatalog) -> Checkpoint | None:
+    def _newest_checkpoint(self, catalog: LocationCatalog, fresh: bool) -> Checkpoint | None:
         location = catalog.location
         numbers = [n for n in map(checkpoint_number, location.list(self.key("checkpoints"))) if n is not None]
         for n in sorted(numbers, reverse=True):
             try:
-                return self._read_checkpoint(location, n)
+                return self._read_checkpoint(location, n, fresh=fresh)
             except (IntegrityError, OSError, StorageError) as exc:
                 catalog.problems.append((checkpoint_key(n), str(exc).split(": ", 1)[-1]))
         return None
 
-    def _read_checkpoint(self, location: Location, n: int) -> Checkpoint:
+    def _read_checkpoint(self, location: Location, n: int, *, fresh: bool = False) -> Checkpoint:
+        """Checkpoints are never rewritten, so one read (or written) by this process is
+        kept: the agent decodes the one it builds on once, not at every incremental.
+        ``fresh``: read it again (verify)."""
+        cached = None if fresh else self._checkpoints.get(location.name)
+        if cached is not None and cached.n == n:
+            return cached
         with location.open(self.key(checkpoint_key(n))) as handle:
             checkpoint = decode_checkpoint(handle.read(), checkpoint_key(n))
         if checkpoint.n != n:
             raise IntegrityError(f"{checkpoint_key(n)}: checkpoint claims position {checkpoint.n}")
+        self._checkpoints[location.name] = checkpoint  # one per location: a backup needs only the newest
         return checkpoint
 
     def read_head(self, location: Location) -> Head | None:
@@ -262,9 +270,8 @@ class BackupStore:
         entries: dict[int, ManifestEntry] = {}
         for catalog in catalogs:
             for n, entry in catalog.entries.items():
-                if n not in pruned:
-                    entries.setdefault(n, entry)
-        return [entries[n] for n in sorted(entries)]
+                entries.setdefault(n, entry)
+        return [entries[n] for n in sorted(entries) if not pruned or n not in pruned]
 
     @staticmethod
     def pruned(catalogs: list[LocationCatalog]) -> Pruned:
@@ -403,7 +410,7 @@ class BackupStore:
         if not catalog.entries:
             return
         newest = catalog.entries[max(catalog.entries)]
-        kept = [catalog.entries[n] for n in sorted(catalog.entries) if n not in pruned]
+        kept = [catalog.entries[n] for n in sorted(catalog.entries) if not pruned or n not in pruned]
         previous = catalog.checkpoint
         base = previous.n if previous else 0
         tail = [e for e in kept if e.n > base]
@@ -415,6 +422,7 @@ class BackupStore:
         try:
             if checkpoint is not None:
                 location.put_bytes(self.key(checkpoint_key(checkpoint.n)), encode_checkpoint(checkpoint))
+                self._checkpoints[location.name] = checkpoint
                 catalog.checkpoint, base, tail = checkpoint, checkpoint.n, []
             head = head_of(newest, base, tail, previous.n if checkpoint and previous else kept_before)
             location.put_bytes(self.key(HEAD_KEY), msgspec.json.encode(head) + b"\n")
@@ -518,7 +526,7 @@ class BackupStore:
         """Finish on this location what retention did elsewhere: remove what was pruned,
         and record what it lacks, so its chain bridges the same gaps."""
         changed = False
-        for n in sorted(n for n in catalog.entries if n in pruned):
+        for n in sorted(n for n in catalog.entries if n in pruned) if pruned else ():
             entry = catalog.entries.pop(n)
             record = pruned.records.get(n) or PrunedRecord(n=n, entry_hash=entry.entry_hash, object=entry.object,
                                                            pruned_at=time.time_ns() // 1000)
