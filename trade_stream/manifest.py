@@ -44,11 +44,52 @@ class ManifestEntry(msgspec.Struct, frozen=True, kw_only=True):
     plain_sha256: str = ""
     prev_hash: str = ""
     entry_hash: str = ""
+    # format 2 (compaction): an incremental merged from others keeps every event and
+    # transaction of the incrementals it ``replaces`` (positions), at compaction ``level``
+    level: int = 0
+    replaces: list[int] = msgspec.field(default_factory=list)
+
+
+class _EntryV1(msgspec.Struct, frozen=True, kw_only=True):
+    """A format-1 entry exactly as written before compaction existed: its bytes and hash
+    leave out the fields format 2 added."""
+
+    format: int
+    n: int
+    kind: str
+    object: str
+    source: str
+    capture_id: str
+    after_seq: int
+    first_seq: int
+    last_seq: int
+    first_ts: int | None
+    last_ts: int | None
+    count: int
+    bytes: int
+    sha256: str
+    schema_hash: str
+    created_at: int
+    tables: dict[str, int]
+    config: dict[str, str]
+    encryption: str
+    plain_bytes: int
+    plain_sha256: str
+    prev_hash: str
+    entry_hash: str
+
+
+_V1_FIELDS = _EntryV1.__struct_fields__
+
+
+def _json(entry: ManifestEntry) -> bytes:
+    if entry.format == 1:
+        return msgspec.json.encode(_EntryV1(**{f: getattr(entry, f) for f in _V1_FIELDS}))
+    return msgspec.json.encode(entry)
 
 
 def compute_hash(entry: ManifestEntry) -> str:
-    body = msgspec.structs.replace(entry, entry_hash="")
-    return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
+    return hashlib.sha256(_json(msgspec.structs.replace(entry, entry_hash=""))).hexdigest()
 
 
 def seal(entry: ManifestEntry, previous: ManifestEntry | None) -> ManifestEntry:
@@ -58,7 +99,7 @@ def seal(entry: ManifestEntry, previous: ManifestEntry | None) -> ManifestEntry:
 
 
 def encode_entry(entry: ManifestEntry) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(entry), indent=2) + b"\n"
+    return msgspec.json.format(_json(entry), indent=2) + b"\n"
 
 
 def decode_entry(data: bytes, name: str) -> ManifestEntry:
@@ -66,6 +107,8 @@ def decode_entry(data: bytes, name: str) -> ManifestEntry:
         entry = msgspec.json.decode(data, type=ManifestEntry)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"{name}: corrupt manifest entry: {exc}") from None
+    if entry.format not in (1, 2) or (entry.format == 1) != (not entry.level and not entry.replaces):
+        raise IntegrityError(f"{name}: corrupt manifest entry: format {entry.format} with level {entry.level}")
     if compute_hash(entry) != entry.entry_hash:
         raise IntegrityError(f"{name}: manifest entry hash mismatch (entry was altered)")
     if encode_entry(entry) != data:  # entries are byte-canonical: any other change is damage too
@@ -265,15 +308,24 @@ def _disjoint(runs: Iterable[PrunedRun]) -> list[PrunedRun]:
     return out
 
 
+def superseded(entries: Iterable[ManifestEntry]) -> set[int]:
+    """Positions a compacted entry among ``entries`` replaces. Until compaction prunes them
+    (it does once the compacted entry is stored everywhere), they are still stored, but no
+    reader uses them: the compacted entry holds the same events."""
+    return {n for e in entries if e.replaces for n in e.replaces}
+
+
 def chain_problems(entries: list[ManifestEntry], pruned: Pruned | None = None) -> list[tuple[str, str]]:
     """(entry key, problem) for every break of the chain or of seq continuity.
 
     ``entries`` sorted by ``n``. Entries removed by retention leave a pruned record, which
     bridges the hash chain. Incrementals must continue exactly where the previous
     incremental ended; right after a full backup, an incremental may start at or before
-    the full's seq (the events it holds up to that seq are already in the full).
+    the full's seq (the events it holds up to that seq are already in the full). Entries a
+    compacted entry replaces are links of the hash chain, not of the seq chain.
     """
     pruned = pruned or Pruned()
+    replaced = superseded(entries)
     problems: list[tuple[str, str]] = []
     if entries:
         lost = [m for m in range(1, entries[0].n) if m not in pruned]
@@ -294,6 +346,9 @@ def chain_problems(entries: list[ManifestEntry], pruned: Pruned | None = None) -
                     problems.append((key, "hash chain broken: prev_hash does not match previous entry"))
             if missing or entry.capture_id != previous.capture_id:
                 covered, after_full = None, False  # a new chain starts at the next full backup
+        previous = entry
+        if entry.n in replaced:  # a compacted entry later in the chain holds its events
+            continue
         if entry.kind == FULL:
             covered, after_full = entry.last_seq, True
         elif entry.kind == INCREMENTAL:
@@ -306,7 +361,6 @@ def chain_problems(entries: list[ManifestEntry], pruned: Pruned | None = None) -
             covered, after_full = entry.last_seq, False
         else:
             problems.append((key, f"unknown kind {entry.kind!r}"))
-        previous = entry
     return problems
 
 

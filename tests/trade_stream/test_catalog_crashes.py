@@ -1,12 +1,11 @@
-"""Property test over generated chains: appends, retention and checkpoints interleaved with
-a crash at any write or delete, on two locations. After every step, a new reader sees the
+"""Property test over generated chains: appends, retention, compaction and checkpoints
+interleaved with a crash at any write or delete, on two locations. After every step, a new reader sees the
 same catalog the slow way (every entry) and the fast way (head and checkpoint), every entry
-it sees has its object, nothing kept is lost, and once the next backup has caught the
-locations up, ``verify`` proves the chain."""
+it sees has its object, no point that restored before a compaction stops restoring, and
+once the next backup has caught the locations up, ``verify`` proves the chain."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,9 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trade_stream.storage.store as store_module
+from restore.planner import Target, plan_restore
 from restore.verify import verify_store
-from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, chain_position, object_key, seal
+from trade_stream.compaction import compact
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.events import INSERT, ChangeEvent
+from trade_stream.manifest import FULL, INCREMENTAL, chain_position, object_key
+from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE
+from trade_stream.publish import Publisher
 from trade_stream.retention import RetentionPolicy, plan_retention
+from trade_stream.segments import encode_chunk
 from trade_stream.storage.locations import FileLocation
 from trade_stream.storage.store import BackupStore
 
@@ -95,20 +101,33 @@ def _store(root: Path, budget: Budget | None = None) -> BackupStore:
 
 
 def _append(store: BackupStore, kind: str, now: int) -> None:
+    """One backup: a real container (an incremental holds one event per seq, so compaction
+    can read it back), published like any other."""
+    publisher = Publisher(store, "src")
     _, entries = store.catch_up_for_write()
     previous = entries[-1] if entries else None
     n = previous.n + 1 if previous else 1
     covered = chain_position(entries) or 0
     after, last = (covered, covered) if kind == FULL else (covered, covered + 5)
     key = object_key(n, kind)
-    sink = store.object_writer(key)
-    sink.write(hashlib.sha256(key.encode()).digest() * n)
-    size, sha = sink.close_stream()
-    stored_in = sink.commit()
-    entry = ManifestEntry(n=n, kind=kind, object=key, source="src", capture_id="c", after_seq=after,
-                          first_seq=after + 1, last_seq=last, first_ts=now, last_ts=now, count=last - after,
-                          bytes=size, sha256=sha, schema_hash="", created_at=now)
-    store.publish(seal(entry, previous), stored_in)
+    events = [ChangeEvent(seq, seq, now, "t", INSERT, [seq], [seq]) for seq in range(after + 1, last + 1)]
+    header = publisher.header(kind, CODEC_EVENTS if kind == INCREMENTAL else CODEC_SQLITE_FILE, after, last, {}, "c")
+    stored = publisher.store_object(key, header, lambda w: w.write(encode_chunk(events) if events else b"x" * n))
+    publisher.publish_entry(stored, previous, n=n, kind=kind, object=key, capture_id="c", after_seq=after,
+                            first_seq=after + 1, last_seq=last, first_ts=now, last_ts=now, count=last - after,
+                            schema_hash="")
+
+
+def _reachable(entries: list, seqs: set[int]) -> set[int]:
+    """Which of ``seqs`` a restore can reach with these entries."""
+    found = set()
+    for seq in seqs:
+        try:
+            plan_restore(entries, Target(seq=seq))
+            found.add(seq)
+        except (BadInputError, IntegrityError):
+            pass
+    return found
 
 
 def _prune(store: BackupStore, now: int) -> list[int]:
@@ -125,7 +144,7 @@ def _seen(root: Path) -> tuple[list[int], list[int]]:
     return fast, slow
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["full", "incr", "incr", "incr", "prune"]),
+OPS = st.lists(st.tuples(st.sampled_from(["full", "incr", "incr", "incr", "prune", "compact"]),
                          st.one_of(st.none(), st.integers(0, 14))), min_size=4, max_size=14)
 
 
@@ -144,6 +163,8 @@ def test_a_crash_at_any_write_keeps_the_catalog_whole(small_checkpoints, ops):
         for op, crash_at in ops:
             now += 1_000_000
             before = set(_seen(root)[0])
+            entries_before = _store(root).entries()
+            reachable = _reachable(entries_before, {e.last_seq for e in entries_before})
             doomed: list[int] = []
             try:
                 store = _store(root, Budget(crash_at))
@@ -151,13 +172,20 @@ def test_a_crash_at_any_write_keeps_the_catalog_whole(small_checkpoints, ops):
                     doomed = plan_retention(store.entries(), RetentionPolicy(keep_full=1, pitr_seconds=0),
                                             now).delete
                     store.prune(doomed)
+                elif op == "compact":
+                    doomed = [e.n for e in store.entries()]  # what a merge may replace
+                    compact(store, Publisher(store, "src"), (2, 2))
                 else:
                     _append(store, FULL if op == "full" else INCREMENTAL, now)
             except Crash:
                 pass
             fast, slow = _seen(root)
             assert fast == slow, (op, crash_at)
-            assert before - set(doomed) <= set(fast) <= before | {max(before) + 1}, (op, crash_at, before, fast)
+            new = {n for n in fast if n > max(before)}
+            assert before - set(doomed) <= set(fast) <= before | new, (op, crash_at, before, fast)
+            assert len(new) <= 1 or op == "compact", (op, crash_at, new)
+            if op != "prune":  # retention may drop points; nothing else does
+                assert reachable <= _reachable(_store(root).entries(), reachable), (op, crash_at)
             reader = _store(root)
             for catalog in reader.catalogs():
                 for entry in reader.merged([catalog]):

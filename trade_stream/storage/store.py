@@ -43,6 +43,7 @@ from trade_stream.manifest import (
     head_of,
     head_problem,
     pruned_key,
+    superseded,
 )
 from trade_stream.object_format import ObjectReader
 from trade_stream.storage.encryption import NO_ENCRYPTION, Cipher
@@ -265,13 +266,15 @@ class BackupStore:
     @staticmethod
     def merged(catalogs: list[LocationCatalog]) -> list[ManifestEntry]:
         """Union of every location's entries by position (the first good copy wins),
-        without the entries that retention removed anywhere."""
+        without the entries that retention removed anywhere, or that a compacted entry
+        replaces (a crash before compaction pruned them leaves both)."""
         pruned = BackupStore.pruned(catalogs)
         entries: dict[int, ManifestEntry] = {}
         for catalog in catalogs:
             for n, entry in catalog.entries.items():
                 entries.setdefault(n, entry)
-        return [entries[n] for n in sorted(entries) if not pruned or n not in pruned]
+        hidden = superseded(entries.values())
+        return [entries[n] for n in sorted(entries) if (not pruned or n not in pruned) and n not in hidden]
 
     @staticmethod
     def pruned(catalogs: list[LocationCatalog]) -> Pruned:
@@ -547,10 +550,15 @@ class BackupStore:
         at nothing, and the next run (or catch-up) finishes the job. Then a checkpoint
         folds the records in, so they are not read one by one ever after."""
         catalogs = self.catalogs()
-        merged = {e.n: e for e in self.merged(catalogs)}
+        pruned = self.pruned(catalogs)
+        stored: dict[int, ManifestEntry] = {}  # what compaction replaced included
+        for catalog in catalogs:
+            for n, found in catalog.entries.items():
+                if n not in pruned:
+                    stored.setdefault(n, found)
         done = []
         for n in sorted(numbers):
-            entry = merged.get(n)
+            entry = stored.get(n)
             if entry is None:
                 continue
             record = PrunedRecord(n=n, entry_hash=entry.entry_hash, object=entry.object,
