@@ -45,13 +45,15 @@ class CompactionResult:
 
 def fan_in_for(incremental_seconds: float, level_seconds: list[float]) -> tuple[int, ...]:
     """Fan-ins from the configured level durations: each level holds this many of the one
-    below (level 0 is one incremental interval)."""
+    below (level 0 is one incremental interval). Levels must grow; one no longer than the
+    incremental interval is left out (a slow schedule needs no fine level)."""
+    if any(b <= a for a, b in zip(level_seconds, level_seconds[1:])):
+        raise BadInputError(f"[schedule] compact: levels must grow, got {level_seconds}")
     fan_in, below = [], incremental_seconds
     for seconds in level_seconds:
-        if seconds <= below:
-            raise BadInputError(f"compaction level {seconds:g} s is not longer than the one below ({below:g} s)")
-        fan_in.append(max(2, round(seconds / below)))
-        below = seconds
+        if seconds > below:
+            fan_in.append(max(2, round(seconds / below)))
+            below = seconds
     return tuple(fan_in)
 
 

@@ -93,6 +93,7 @@ class Agent:
         self.policy = RetentionPolicy(settings.retention.keep_full, settings.retention.pitr,
                                       settings.retention.keep_daily, settings.retention.keep_weekly,
                                       settings.retention.keep_monthly)
+        self.fan_in = wiring.compaction_fan_in(settings)
         self.state_dir = Path(settings.agent.state_dir)
         self.metrics = Metrics(settings.metrics.listen)
         self.history: Any = None
@@ -154,6 +155,7 @@ class Agent:
                                                or pending >= self.settings.schedule.incremental_max_events)):
                 if self._job("incremental", self._seal):
                     last_seal = time.monotonic()
+                    self._compact_when_due()
                     self._consolidate_when_due()
             if now >= self.next["full"]:
                 drills = self.settings.schedule.drill and self.source.physical_snapshots
@@ -359,6 +361,15 @@ class Agent:
         if name in ("full", "incremental", "retention") and self.metrics.enabled:
             self._location_metrics()
         return ok
+
+    def _compact_when_due(self) -> None:
+        """Merge the newest incrementals once a level is due. Whether one is due is read
+        from the catalog the incremental just wrote: no request when none is."""
+        from trade_stream.compaction import compact, plan_compaction
+
+        if not self.fan_in or plan_compaction(self.store.merged(self.store.last_seen()), self.fan_in) is None:
+            return
+        self._job("compact", lambda: compact(self.store, self.engine.publisher, self.fan_in))
 
     def _consolidate_when_due(self) -> None:
         """Keep the replay a restore of the latest point needs bounded: once it would pass

@@ -106,6 +106,10 @@ class ScheduleSettings:
     # a full backup built from the store (not the source) once a restore of the latest
     # point would replay this many events; 0 = never
     consolidate_after_events: int = 250_000
+    # compaction levels: the newest incrementals merged into one per 5 min, those into one
+    # per hour, ... (trade_stream/compaction.py); [] = never
+    compact: list[float] = field(default_factory=lambda: [300.0, 3600.0, 21600.0, 86400.0],
+                                 metadata=_parsed(lambda v: [parse_duration(x) for x in v]))
 
 
 @dataclass

@@ -62,6 +62,13 @@ def engine(settings: Settings, progress: Progress = no_progress, *, src: Source 
     return src.engine(backup_store or store(settings, src), options, progress=progress, annotate=annotate)
 
 
+def compaction_fan_in(settings: Settings) -> tuple[int, ...]:
+    """How many incrementals of each level make one of the next (``[schedule] compact``)."""
+    from trade_stream.compaction import fan_in_for
+
+    return fan_in_for(settings.schedule.incremental, settings.schedule.compact)
+
+
 def kafka_sink(settings: Settings, *, src: Source | None = None, backup_store: BackupStore | None = None,
                state_dir: str = "") -> KafkaSink:
     """The Kafka sink of the configured source and store (bad input when Kafka is off)."""

@@ -41,8 +41,10 @@ def test_the_plan_merges_the_newest_run_lowest_level_first():
 
 def test_fan_ins_follow_the_configured_level_durations():
     assert fan_in_for(30, [300, 3600, 21600, 86400]) == (10, 12, 6, 4)
+    assert fan_in_for(600, [300, 3600]) == (6,)  # a level finer than the schedule is left out
+    assert fan_in_for(30, []) == ()
     with pytest.raises(BadInputError):
-        fan_in_for(30, [300, 300])
+        fan_in_for(30, [3600, 300])
 
 
 def _digests(locations, tmp_path: Path, points: list[int]) -> dict[int, dict]:

@@ -1,5 +1,5 @@
-"""``tradevault backup full|incremental|consolidate``, ``backups list`` and ``locations
-sync``: taking backups and looking at the catalog."""
+"""``tradevault backup full|incremental|consolidate|compact``, ``backups list`` and
+``locations sync``: taking backups and looking at the catalog."""
 
 from __future__ import annotations
 
@@ -78,6 +78,28 @@ def backup_consolidate(
         engine = wiring.engine(settings)
         result = consolidate(engine, progress, work_dir=settings.work_dir or None, min_events=min_events)
     _print_backup(result, as_json, engine.store)
+
+
+@backup_app.command("compact")
+def backup_compact(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Merge the newest incrementals into larger ones where a level is due ([schedule]
+    compact); every point in time still restores exactly, from fewer objects."""
+    from trade_stream.compaction import compact
+    from tradevault import wiring
+
+    settings = settings_for(ctx, config)
+    engine = wiring.engine(settings)
+    result = compact(engine.store, engine.publisher, wiring.compaction_fan_in(settings))
+    if as_json:
+        print_json({**result.to_json(), "requests": engine.store.request_counts()})
+        return
+    for merged in result.merged:
+        stdout.print(f"compacted #{merged['replaces'][0]}..#{merged['replaces'][-1]} into #{merged['n']} "
+                     f"(level {merged['level']}, {merged['events']:,} events, {merged['bytes']:,} bytes)")
+    if result.pruned:
+        stdout.print(f"removed {len(result.pruned)} replaced objects")
+    if result.skipped:
+        stdout.print(f"compact: nothing done ({result.skipped})")
 
 
 @backups_app.command("list")
