@@ -3,12 +3,15 @@
     python -m bench.chain_bench --entries 10000 --out DIR
 
 One SQLite trading database; a chain of real incrementals (one bot transaction each) is
-built in-process on a file location, as fast as it goes. At 50 entries and at ``--entries``,
+built in-process on a file location, as fast as it goes, and compacted after each one as
+the agent does (default levels; ``--no-compaction``: never). At 50 incrementals and at
+``--entries``,
 the database and the store are copied, the store also into a local SeaweedFS bucket, and on
 each copy the ``tradevault`` command runs as a user runs it (whole process): ``backup
 incremental`` after the same 20 rows changed, ``backups list``, ``status`` and the planning
-step of a restore (``restore --dry-run``). Each incremental's own ``--json`` report gives the
-requests it sent. Writes DIR/chain-results.json with the goals-list shape of ``python -m bench``.
+step of a restore (``restore --dry-run``, of the latest point and of the middle one). Each
+incremental's own ``--json`` report gives the requests it sent, by kind. Writes
+DIR/chain-results.json with the goals-list shape of ``python -m bench``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from bench.children import run_cli
 from bench.tv_commands import compile_bytecode
 from tests.services import SeaweedS3
+from trade_stream.compaction import FAN_IN, compact, plan_compaction
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.locations import open_location
@@ -44,15 +48,22 @@ def _log(message: str) -> None:
     print(f"[chain-bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _grow(engine: BackupEngine, workload: TradingWorkload, entries: int) -> None:
-    """Real incrementals, one bot transaction each, until the chain holds ``entries``."""
-    have = len(engine.store.entries())
+def _grow(engine: BackupEngine, workload: TradingWorkload, taken: int, upto: int, fan_in: tuple[int, ...],
+          middle: dict[str, int]) -> None:
+    """Real incrementals, one bot transaction each, from ``taken`` to ``upto``, compacted
+    as the agent does after each one (``fan_in`` empty: never). ``middle``: the seq of the
+    incremental halfway to the largest point, once reached."""
+    store = engine.store
     started = time.perf_counter()
-    for i in range(entries - have):
+    for i in range(taken, upto):
         workload.run(1)
-        engine.incremental()
+        result = engine.incremental()
+        if i + 1 == middle["at"]:
+            middle["seq"] = int(result.last_seq or 0)
+        if fan_in and plan_compaction(store.merged(store.last_seen()), fan_in) is not None:
+            compact(store, engine.publisher, fan_in)
         if (i + 1) % 1000 == 0:
-            _log(f"{have + i + 1} entries ({(time.perf_counter() - started) / (i + 1) * 1000:.1f} ms each)")
+            _log(f"{i + 1} incrementals ({(time.perf_counter() - started) / (i + 1 - taken) * 1000:.1f} ms each)")
 
 
 def _copy_db(source: Path, target: Path) -> None:
@@ -105,7 +116,7 @@ def _timed(args: list[str], config: Path, cwd: Path, json_flag: bool = True) -> 
     return report, run.seconds
 
 
-def _measure(point: int, db: Path, store: Path, root: Path, server: SeaweedS3) -> dict[str, dict]:
+def _measure(point: int, db: Path, store: Path, root: Path, server: SeaweedS3, middle_seq: int) -> dict[str, dict]:
     """Every backend's figures on its own copy of the database and the store at ``point``."""
     here = root / f"at-{point}"
     here.mkdir()
@@ -128,13 +139,19 @@ def _measure(point: int, db: Path, store: Path, root: Path, server: SeaweedS3) -
             figures["incremental_seconds"].append(seconds)
             figures["in_process_seconds"].append(report["seconds"])
             figures["requests"].append(sum(sum(kinds.values()) for kinds in report["requests"].values()))
+            figures.setdefault("requests_by_kind", []).append(report["requests"])
         for name, args in (("backups_list", ["backups", "list"]), ("status", ["status"])):
             figures[f"{name}_seconds"] = statistics.median(_timed(args, config, here, False)[1] for _ in range(ROUNDS))
         plans = [_timed(["restore", "--to", f"sqlite:///{here / f'never-{i}.sqlite'}", "--dry-run"], config, here)
                  for i in range(ROUNDS)]
         figures["restore_plan_seconds"] = statistics.median(seconds for _, seconds in plans)
         figures["restore_objects"] = 1 + len(plans[0][0]["incrementals"])
-        figures["entries"] = len(_timed(["backups", "list"], config, here)[0])
+        middle, _ = _timed(["restore", "--to", f"sqlite:///{here / 'never.sqlite'}", "--dry-run",
+                            "--seq", str(middle_seq)], config, here)
+        figures["restore_objects_middle"] = 1 + len(middle["incrementals"])
+        listed = _timed(["backups", "list"], config, here)[0]
+        figures["entries"] = len(listed)
+        figures["positions"] = max(e["n"] for e in listed)
         results[backend] = figures
         _log(f"{point} entries, {backend}: incremental {statistics.median(figures['incremental_seconds']):.3f} s, "
              f"{max(figures['requests'])} requests; list {figures['backups_list_seconds']:.3f} s, status "
@@ -156,9 +173,10 @@ def _goals(small: dict, large: dict, entries: int) -> list[dict]:
         worst = max(large[b][f"{what}_seconds"] for b in ("file", "s3"))
         goals.append({"name": f"{what.replace('_', ' ')} at {entries} entries (s, whole process, worst backend)",
                       "value": round(worst, 3), "goal": "<= 2", "ok": worst <= 2})
-    opened = large["file"]["restore_objects"]
-    goals.append({"name": f"objects a restore of the latest point opens at {entries} entries", "value": opened,
-                  "goal": "<= 30", "ok": opened <= 30})
+    for where, key in (("the latest point", "restore_objects"), ("a point in the middle", "restore_objects_middle")):
+        opened = large["file"][key]
+        goals.append({"name": f"objects a restore of {where} opens at {entries} incrementals", "value": opened,
+                      "goal": "<= 30", "ok": opened <= 30})
     return goals
 
 
@@ -166,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=10_000, help="trades in the database")
+    parser.add_argument("--no-compaction", action="store_true", help="build the chain without compacting it")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -183,13 +202,16 @@ def main(argv: list[str] | None = None) -> int:
                               BackupStore(SOURCE, [open_location("bench", f"file://{store_dir}")]))
         workload = TradingWorkload(db, seed=25)
         engine.full()
-        measured = {}
+        fan_in = () if args.no_compaction else FAN_IN
+        middle = {"at": args.entries // 2, "seq": 0}
+        measured, taken = {}, 0
         for point in (SMALL, args.entries):
-            _grow(engine, workload, point)
-            measured[point] = _measure(point, db, store_dir, root, server)
+            _grow(engine, workload, taken, point, fan_in, middle)
+            taken = point
+            measured[point] = _measure(point, db, store_dir, root, server, middle["seq"] or 1)
         workload.close()
         goals = _goals(measured[SMALL], measured[args.entries], args.entries)
-        results = {"entries": args.entries, "rows": args.rows,
+        results = {"entries": args.entries, "rows": args.rows, "fan_in": list(fan_in),
                    "command": "python -m bench.chain_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
                    "measured": {str(k): v for k, v in measured.items()}, "goals": goals}
         (args.out / "chain-results.json").write_text(json.dumps(results, indent=2))

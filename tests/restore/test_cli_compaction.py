@@ -56,3 +56,29 @@ def test_the_agent_compacts_as_levels_fill(cli, workdir: Path) -> None:
     setup.ok("restore", "--to", f"sqlite:///{target}", "--json")
     assert digest_of(target) == digest_of(setup.db)
     assert setup.ok("verify", "--json").json()["ok"]
+
+
+def test_a_long_catalog_is_listed_as_plain_columns(cli, workdir: Path, monkeypatch) -> None:
+    """rich draws about 1,700 rows a second; past PLAIN_AFTER_ROWS the list is plain text,
+    every entry still on its own line."""
+    from typer.testing import CliRunner
+
+    from tradevault.cli import app
+    from tradevault.cli import backup as backup_cli
+
+    setup = cli.new_setup(workdir / "long")
+    setup.workload(20, seed=1)
+    setup.ok("backup", "full", "--json")
+    for i in range(4):
+        setup.workload(2, seed=100 + i)
+        setup.ok("backup", "incremental", "--json")
+    runner = CliRunner()
+    monkeypatch.setattr(backup_cli, "PLAIN_AFTER_ROWS", 3)
+    plain = runner.invoke(app, ["backups", "list", "-c", str(setup.config)])
+    assert plain.exit_code == 0, plain.output
+    lines = plain.output.splitlines()
+    assert lines[0].split()[:4] == ["#", "kind", "seq", "time"] and len(lines) == 6, plain.output
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2", "3", "4", "5"]
+    monkeypatch.setattr(backup_cli, "PLAIN_AFTER_ROWS", 500)
+    drawn = runner.invoke(app, ["backups", "list", "-c", str(setup.config)])
+    assert drawn.exit_code == 0 and "┃" in drawn.output, drawn.output

@@ -9,6 +9,7 @@ import typer
 
 from tradevault.cli.support import ConfigOption, JsonOption, print_json, progress_display, settings_for, stderr, stdout
 
+PLAIN_AFTER_ROWS = 500
 backup_app = typer.Typer(no_args_is_help=True, help="Take a backup now.")
 backups_app = typer.Typer(no_args_is_help=True, help="The backup catalog.")
 locations_app = typer.Typer(no_args_is_help=True, help="Storage locations.")
@@ -121,19 +122,31 @@ def backups_list(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
     if as_json:
         print_json(rows)
         return
-    table = Table("#", "kind", "seq", "time (UTC)", "rows/events", "bytes", "locations", "config",
-                  *(["epoch"] if fence.promotions else []))
+    header = ["#", "kind", "seq", "time (UTC)", "rows/events", "bytes", "locations", "config",
+              *(["epoch"] if fence.promotions else [])]
+
     def short(ts: int | None) -> str:
         return short_time(ts)[5:19].replace("T", " ") if ts else "-"
 
+    lines = []
     for r in rows:
         seqs = f"{r['first_seq']}" if r["kind"] == "full" else f"{r['after_seq'] + 1}..{r['last_seq']}"
         times = short(r["first_ts"]) if r["kind"] == "full" else f"{short(r['first_ts'])}..{short(r['last_ts'])[6:]}"
         config = " ".join(sha[:8] for sha in (r.get("config") or {}).values()) or "-"
-        table.add_row(str(r["n"]), "full" if r["kind"] == "full" else "incr", seqs, times, f"{r['count']:,}",
-                      f"{r['bytes']:,}", ", ".join(r["locations"]), config,
-                      *([str(r["epoch"])] if fence.promotions else []))
-    stdout.print(table if rows else "no backups yet")
+        kind = "full" if r["kind"] == "full" else f"incr L{r['level']}" if r.get("level") else "incr"
+        lines.append([str(r["n"]), kind, seqs, times, f"{r['count']:,}", f"{r['bytes']:,}",
+                      ", ".join(r["locations"]), config, *([str(r["epoch"])] if fence.promotions else [])])
+    if not rows:
+        stdout.print("no backups yet")
+    elif len(lines) <= PLAIN_AFTER_ROWS:
+        table = Table(*header)
+        for line in lines:
+            table.add_row(*line)
+        stdout.print(table)
+    else:  # rich draws about 1,700 rows a second: a long catalog is printed as plain columns
+        widths = [max(len(c) for c in column) for column in zip(header, *lines)]
+        for line in [header, *lines]:
+            print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
 
 
 @locations_app.command("sync")
