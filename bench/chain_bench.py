@@ -5,9 +5,9 @@
 One SQLite trading database; a chain of real incrementals (one bot transaction each) is
 built in-process on a file location, as fast as it goes, and compacted after each one as
 the agent does (default levels; ``--no-compaction``: never). At 50 incrementals and at
-``--entries``,
-the database and the store are copied, the store also into a local SeaweedFS bucket, and on
-each copy the ``tradevault`` command runs as a user runs it (whole process): ``backup
+``--entries``, the database and the store are copied, the store also into a local SeaweedFS
+bucket; then, in rounds alternating between the copies, the ``tradevault`` command runs on
+each as a user runs it (whole process): ``backup
 incremental`` after the same 20 rows changed, ``backups list``, ``status`` and the planning
 step of a restore (``restore --dry-run``, of the latest point and of the middle one). Each
 incremental's own ``--json`` report gives the requests it sent, by kind. Writes
@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +117,22 @@ def _timed(args: list[str], config: Path, cwd: Path, json_flag: bool = True) -> 
     return report, run.seconds
 
 
-def _measure(point: int, db: Path, store: Path, root: Path, server: SeaweedS3, middle_seq: int) -> dict[str, dict]:
-    """Every backend's figures on its own copy of the database and the store at ``point``."""
+@dataclass
+class Copy:
+    """One backend's private copy of the database and the store at one point."""
+
+    point: int
+    backend: str
+    db: Path
+    config: Path
+    cwd: Path
+    figures: dict[str, Any]
+
+
+def _copies(point: int, db: Path, store: Path, root: Path, server: SeaweedS3) -> list[Copy]:
     here = root / f"at-{point}"
     here.mkdir()
-    results: dict[str, dict] = {}
+    copies = []
     for backend in ("file", "s3"):
         copy_db = here / f"{backend}.sqlite"
         _copy_db(db, copy_db)
@@ -129,34 +141,47 @@ def _measure(point: int, db: Path, store: Path, root: Path, server: SeaweedS3, m
             config = _config(here / "file.toml", copy_db, f"file://{here / 'store'}", {})
         else:
             uploaded = _upload(store, server, "tv-chain", f"at-{point}")
-            _log(f"uploaded {uploaded} objects to S3 for {point} entries")
+            _log(f"uploaded {uploaded} objects to S3 for {point} incrementals")
             config = _config(here / "s3.toml", copy_db, f"s3://tv-chain/at-{point}",
                              {"endpoint_url": server.endpoint, **S3_KEYS})
-        figures: dict[str, Any] = {"incremental_seconds": [], "in_process_seconds": [], "requests": []}
-        for round_no in range(ROUNDS):
-            _change_20_rows(copy_db, round_no)
-            report, seconds = _timed(["backup", "incremental"], config, here)
-            figures["incremental_seconds"].append(seconds)
-            figures["in_process_seconds"].append(report["seconds"])
-            figures["requests"].append(sum(sum(kinds.values()) for kinds in report["requests"].values()))
-            figures.setdefault("requests_by_kind", []).append(report["requests"])
-        for name, args in (("backups_list", ["backups", "list"]), ("status", ["status"])):
-            figures[f"{name}_seconds"] = statistics.median(_timed(args, config, here, False)[1] for _ in range(ROUNDS))
-        plans = [_timed(["restore", "--to", f"sqlite:///{here / f'never-{i}.sqlite'}", "--dry-run"], config, here)
-                 for i in range(ROUNDS)]
-        figures["restore_plan_seconds"] = statistics.median(seconds for _, seconds in plans)
-        figures["restore_objects"] = 1 + len(plans[0][0]["incrementals"])
-        middle, _ = _timed(["restore", "--to", f"sqlite:///{here / 'never.sqlite'}", "--dry-run",
-                            "--seq", str(middle_seq)], config, here)
-        figures["restore_objects_middle"] = 1 + len(middle["incrementals"])
-        listed = _timed(["backups", "list"], config, here)[0]
-        figures["entries"] = len(listed)
-        figures["positions"] = max(e["n"] for e in listed)
-        results[backend] = figures
-        _log(f"{point} entries, {backend}: incremental {statistics.median(figures['incremental_seconds']):.3f} s, "
-             f"{max(figures['requests'])} requests; list {figures['backups_list_seconds']:.3f} s, status "
-             f"{figures['status_seconds']:.3f} s, restore plan {figures['restore_plan_seconds']:.3f} s")
-    return results
+        copies.append(Copy(point, backend, copy_db, config, here, {}))
+    return copies
+
+
+def _measure(copies: list[Copy], middle_seq: int) -> None:
+    """Every figure of every copy, in rounds that alternate between the copies, so a warm
+    cache or a busy moment of the machine falls on every point alike."""
+    for copy in copies:  # untimed: the first command after a copy reads it all from disk
+        _timed(["status"], copy.config, copy.cwd, False)
+    for round_no in range(ROUNDS):
+        for copy in copies:
+            f = copy.figures
+            _change_20_rows(copy.db, round_no)
+            report, seconds = _timed(["backup", "incremental"], copy.config, copy.cwd)
+            f.setdefault("incremental_seconds", []).append(seconds)
+            f.setdefault("in_process_seconds", []).append(report["seconds"])
+            f.setdefault("requests", []).append(sum(sum(k.values()) for k in report["requests"].values()))
+            f.setdefault("requests_by_kind", []).append(report["requests"])
+        for copy in copies:
+            f = copy.figures
+            for name, args in (("backups_list", ["backups", "list"]), ("status", ["status"])):
+                f.setdefault(f"{name}_runs", []).append(_timed(args, copy.config, copy.cwd, False)[1])
+            plan, seconds = _timed(["restore", "--to", f"sqlite:///{copy.cwd / 'never.sqlite'}", "--dry-run"],
+                                   copy.config, copy.cwd)
+            f.setdefault("restore_plan_runs", []).append(seconds)
+            f["restore_objects"] = 1 + len(plan["incrementals"])
+    for copy in copies:
+        f = copy.figures
+        for name in ("backups_list", "status", "restore_plan"):
+            f[f"{name}_seconds"] = statistics.median(f[f"{name}_runs"])
+        middle, _ = _timed(["restore", "--to", f"sqlite:///{copy.cwd / 'never.sqlite'}", "--dry-run",
+                            "--seq", str(middle_seq)], copy.config, copy.cwd)
+        f["restore_objects_middle"] = 1 + len(middle["incrementals"])
+        listed = _timed(["backups", "list"], copy.config, copy.cwd)[0]
+        f["entries"], f["positions"] = len(listed), max(e["n"] for e in listed)
+        _log(f"{copy.point} incrementals, {copy.backend}: incremental {statistics.median(f['incremental_seconds']):.3f}"
+             f" s, {max(f['requests'])} requests; list {f['backups_list_seconds']:.3f} s, status "
+             f"{f['status_seconds']:.3f} s, restore plan {f['restore_plan_seconds']:.3f} s")
 
 
 def _goals(small: dict, large: dict, entries: int) -> list[dict]:
@@ -204,11 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         engine.full()
         fan_in = () if args.no_compaction else FAN_IN
         middle = {"at": args.entries // 2, "seq": 0}
-        measured, taken = {}, 0
+        copies, taken = [], 0
         for point in (SMALL, args.entries):
             _grow(engine, workload, taken, point, fan_in, middle)
             taken = point
-            measured[point] = _measure(point, db, store_dir, root, server, middle["seq"] or 1)
+            copies += _copies(point, db, store_dir, root, server)
+        _measure(copies, middle["seq"] or 1)
+        measured: dict[int, dict[str, dict]] = {}
+        for copy in copies:
+            measured.setdefault(copy.point, {})[copy.backend] = copy.figures
         workload.close()
         goals = _goals(measured[SMALL], measured[args.entries], args.entries)
         results = {"entries": args.entries, "rows": args.rows, "fan_in": list(fan_in),
