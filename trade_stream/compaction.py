@@ -13,9 +13,10 @@ schema of the first (the tables at its start: later changes are SCHEMA events in
 stream) and the extras of the last (counters at its end). It is appended to the chain
 (hash-linked like any entry, format 2, naming the positions it ``replaces``), so only the
 newest run is ever merged: the merged entry is then also the newest, and everything that
-reads the chain in position order stays right. Only once it is stored in every location
-are the small ones pruned, by retention's crash-safe steps; until then readers ignore
-them (``manifest.superseded``), and the next compaction finishes the prune.
+reads the chain in position order stays right. A run holds entries of one schema only.
+Only once it is stored in every location are the small ones pruned, by retention's
+crash-safe steps; until then readers ignore them (``manifest.superseded``), and the next
+compaction finishes the prune.
 """
 
 from __future__ import annotations
@@ -71,12 +72,14 @@ def newest_run(entries: list[ManifestEntry]) -> list[ManifestEntry]:
 def plan_compaction(entries: list[ManifestEntry], fan_in: tuple[int, ...]) -> tuple[int, list[ManifestEntry]] | None:
     """(level, run) to merge next, lowest level first, or None: the longest end of the
     newest run below ``level`` once it holds ``fan_in[level - 1]`` entries of the level
-    just below (pure)."""
+    just below (pure). A run does not reach back past a schema change: every entry in it
+    starts with the same tables (``schema_hash``), so a reader that starts inside the
+    merged object (a standby at a position within it) has the header's schema."""
     run = newest_run(entries)
     for level in range(1, len(fan_in) + 1):
-        below = []
+        below: list[ManifestEntry] = []
         for entry in reversed(run):
-            if entry.level >= level:
+            if entry.level >= level or entry.schema_hash != run[-1].schema_hash:
                 break
             below.append(entry)
         below.reverse()

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from restore.planner import Target, plan_restore
@@ -37,6 +38,10 @@ def test_the_plan_merges_the_newest_run_lowest_level_first():
     assert level == 2 and [e.n for e in run] == [2, 3, 4]  # the level-0 tail goes along
     after_full = [_entry(1), _entry(2), _entry(3), _entry(4, FULL), _entry(5)]
     assert plan_compaction(after_full, (2, 2)) is None  # a run never spans a full backup
+    changed = [_entry(1, FULL), _entry(2), _entry(3), msgspec.structs.replace(_entry(4), schema_hash="new"),
+               msgspec.structs.replace(_entry(5), schema_hash="new")]
+    level, run = plan_compaction(changed, (2,))
+    assert [e.n for e in run] == [4, 5]  # not back past the schema change in 3
 
 
 def test_fan_ins_follow_the_configured_level_durations():
@@ -123,3 +128,28 @@ def test_a_crash_before_the_small_ones_are_pruned_is_finished_by_the_next_compac
     assert len(list((tmp_path / "a" / "tradesv3" / "objects").iterdir())) == 2
     assert verify_store(reader).ok
     sqlite3.connect(src.path).close()
+
+
+def test_a_standby_inside_a_merged_run_follows_on_exactly(tmp_path):
+    """A standby that applied some incrementals of a run goes on from inside the merged
+    one: it skips what it has, and the tables it starts from are the header's."""
+    from restore.standby import Follower
+
+    src = Source(tmp_path, [open_location("a", f"file://{tmp_path / 'a'}")])
+    src.workload.run(30)
+    src.engine.full()
+    follower = Follower(BackupStore("tradesv3", src.store.locations),
+                        DatabaseService(f"sqlite:///{tmp_path / 'standby.sqlite'}"))
+    for _ in range(2):
+        src.workload.run(3)
+        src.engine.incremental()
+    assert follower.sync_once().seq == src.store.entries()[-1].last_seq
+    for _ in range(2):
+        src.workload.run(3)
+        src.engine.incremental()
+    merged = compact(src.store, src.engine.publisher, (4,)).merged
+    assert [m["replaces"] for m in merged] == [[2, 3, 4, 5]]
+    src.workload.run(3)
+    src.engine.incremental()
+    assert follower.sync_once().seq == src.store.entries()[-1].last_seq
+    assert _digest(tmp_path / "standby.sqlite") == _digest(src.path)
