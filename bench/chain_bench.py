@@ -50,17 +50,16 @@ def _log(message: str) -> None:
 
 
 def _grow(engine: BackupEngine, workload: TradingWorkload, taken: int, upto: int, fan_in: tuple[int, ...],
-          middle: dict[str, int]) -> None:
+          seqs: list[int]) -> None:
     """Real incrementals, one bot transaction each, from ``taken`` to ``upto``, compacted
-    as the agent does after each one (``fan_in`` empty: never). ``middle``: the seq of the
-    incremental halfway to the largest point, once reached."""
+    as the agent does after each one (``fan_in`` empty: never); each one's last seq is
+    added to ``seqs``."""
     store = engine.store
     started = time.perf_counter()
     for i in range(taken, upto):
         workload.run(1)
         result = engine.incremental()
-        if i + 1 == middle["at"]:
-            middle["seq"] = int(result.last_seq or 0)
+        seqs.append(int(result.last_seq or 0))
         if fan_in and plan_compaction(store.merged(store.last_seen()), fan_in) is not None:
             compact(store, engine.publisher, fan_in)
         if (i + 1) % 1000 == 0:
@@ -148,7 +147,7 @@ def _copies(point: int, db: Path, store: Path, root: Path, server: SeaweedS3) ->
     return copies
 
 
-def _measure(copies: list[Copy], middle_seq: int) -> None:
+def _measure(copies: list[Copy], middle_seq: dict[int, int]) -> None:
     """Every figure of every copy, in rounds that alternate between the copies, so a warm
     cache or a busy moment of the machine falls on every point alike."""
     for copy in copies:  # untimed: the first command after a copy reads it all from disk
@@ -175,7 +174,7 @@ def _measure(copies: list[Copy], middle_seq: int) -> None:
         for name in ("backups_list", "status", "restore_plan"):
             f[f"{name}_seconds"] = statistics.median(f[f"{name}_runs"])
         middle, _ = _timed(["restore", "--to", f"sqlite:///{copy.cwd / 'never.sqlite'}", "--dry-run",
-                            "--seq", str(middle_seq)], copy.config, copy.cwd)
+                            "--seq", str(middle_seq[copy.point])], copy.config, copy.cwd)
         f["restore_objects_middle"] = 1 + len(middle["incrementals"])
         listed = _timed(["backups", "list"], copy.config, copy.cwd)[0]
         f["entries"], f["positions"] = len(listed), max(e["n"] for e in listed)
@@ -228,13 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         workload = TradingWorkload(db, seed=25)
         engine.full()
         fan_in = () if args.no_compaction else FAN_IN
-        middle = {"at": args.entries // 2, "seq": 0}
+        seqs: list[int] = []  # each incremental's last seq
         copies, taken = [], 0
         for point in (SMALL, args.entries):
-            _grow(engine, workload, taken, point, fan_in, middle)
+            _grow(engine, workload, taken, point, fan_in, seqs)
             taken = point
             copies += _copies(point, db, store_dir, root, server)
-        _measure(copies, middle["seq"] or 1)
+        _measure(copies, {point: seqs[point // 2 - 1] for point in (SMALL, args.entries)})
         measured: dict[int, dict[str, dict]] = {}
         for copy in copies:
             measured.setdefault(copy.point, {})[copy.backend] = copy.figures

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import msgspec
 
 from restore.evidence import Evidence, shortfall
-from trade_stream.checkpoints import checkpoint_key
+from trade_stream.checkpoints import checkpoint_key, checkpoint_number
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
 from trade_stream.manifest import (
     FULL,
@@ -114,6 +114,13 @@ def _index_problems(store: BackupStore, catalog: LocationCatalog, pruned: Pruned
     tail) checked against the entries themselves, and the checkpoint's link into the chain."""
     problems = []
     checkpoint = catalog.checkpoint
+    for key in catalog.location.list(store.key("checkpoints")):  # the one kept before the newest too
+        n = checkpoint_number(key)
+        if n is not None and (checkpoint is None or n < checkpoint.n):
+            try:
+                store.read_checkpoint(catalog.location, n, fresh=True)
+            except (IntegrityError, StorageError, OSError) as exc:
+                problems.append((checkpoint_key(n), str(exc).split(": ", 1)[-1]))
     if checkpoint is not None:
         key = checkpoint_key(checkpoint.n)
         for copy in checkpoint.entries:

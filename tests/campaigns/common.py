@@ -162,12 +162,15 @@ class Bot(threading.Thread):
 
 def check_chain(entries: list[dict], context: str) -> list[str]:
     """Problems of the chain as ``backups list --json`` shows it: incrementals continue
-    exactly where the previous incremental ended, or at/before the full right before."""
+    exactly where the previous incremental ended, or at/before the full right before;
+    positions are consecutive but before a compacted entry (the run it replaced)."""
     problems = []
     covered, after_full = None, False
     previous = None
     for e in entries:
-        if previous is not None and e["n"] != previous["n"] + 1:
+        # a merged entry follows the positions it replaced (and what they had replaced)
+        merged_gap = bool(e.get("replaces")) and previous is not None and min(e["replaces"]) > previous["n"]
+        if previous is not None and e["n"] != previous["n"] + 1 and not merged_gap:
             problems.append(f"{context}: entry numbers jump {previous['n']} -> {e['n']}")
         if previous is not None and e["capture_id"] != previous["capture_id"]:
             problems.append(f"{context}: capture reinstalled at #{e['n']}")

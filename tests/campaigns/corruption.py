@@ -1,8 +1,9 @@
 """Corruption campaign: damage every kind of stored object and check that it is caught.
 
 Stored things (template store on two file locations ``a`` and ``b``, built in-process):
-1 full, 2 incr (pruned by retention), 3 full, 4 incr, 5 full, 6 incr, 7 incr — so there
-are historic and needed full snapshots, historic and needed incremental segments,
+1 full, 2 incr (pruned by retention), 3 full, 4 incr, 5 full, 6 incr, 7 incr, 8 incr (6 and
+7 merged by compaction, then pruned) — so there are historic and needed full snapshots,
+historic and needed incremental segments (the needed one compacted),
 manifest entries, the catalog checkpoint that retention wrote (it holds copies of the
 entries and the pruned run 2, bridging the hash chain 1 -> 3), the head, and the pack
 file of a config repository (``.git/objects/pack`` of a watched directory).
@@ -29,10 +30,12 @@ from pathlib import Path
 from tests.campaigns.common import SOURCE, Env, Tally, cli_args, digest_of, finish, git, private_root, tv
 from tradevault.workload import TradingWorkload
 
-KIND = {1: "full", 2: "incremental", 3: "full", 4: "incremental", 5: "full", 6: "incremental",
-        7: "incremental"}
-PRUNED = (2,)  # as retention does it: an incremental older than the anchor full (3)
-NEEDED = {5, 6, 7}  # what restoring the latest state reads
+BUILT = {1: "full", 2: "incremental", 3: "full", 4: "incremental", 5: "full", 6: "incremental",
+         7: "incremental"}
+KIND = {**BUILT, 8: "incremental"}  # 8: compaction merged 6 and 7
+RETIRED = (2,)  # as retention does it: an incremental older than the anchor full (3)
+PRUNED = (2, 6, 7)
+NEEDED = {5, 8}  # what restoring the latest state reads
 
 # Things that can be damaged: (label, relative paths under <location>/<source>/)
 def _obj(n: int) -> str:
@@ -45,17 +48,19 @@ def _ent(n: int) -> str:
 
 THINGS: dict[str, list[str]] = {
     "full-needed": [_obj(5)], "full-historic": [_obj(1), _obj(3)],
-    "incremental-needed": [_obj(6), _obj(7)], "incremental-historic": [_obj(4)],
-    "entry-needed": [_ent(5), _ent(6), _ent(7)], "entry-historic": [_ent(1), _ent(3), _ent(4)],
-    "checkpoint": ["checkpoints/0000000007.json.zst"],  # retention folded entry 2's record into it
+    "incremental-needed": [_obj(8)], "incremental-historic": [_obj(4)],
+    "entry-needed": [_ent(5), _ent(8)], "entry-historic": [_ent(1), _ent(3), _ent(4)],
+    # retention folded 2's record into 7's checkpoint, compaction 6's and 7's into 8's
+    "checkpoint": ["checkpoints/0000000007.json.zst", "checkpoints/0000000008.json.zst"],
     "head": ["head.json"],
 }
-SWAPS = [(_obj(6), _obj(7)), (_obj(4), _obj(6)), (_obj(1), _obj(5)), (_ent(6), _ent(7)), (_ent(3), _ent(4))]
+SWAPS = [(_obj(4), _obj(8)), (_obj(3), _obj(5)), (_obj(1), _obj(5)), (_ent(4), _ent(8)), (_ent(3), _ent(4))]
 DAMAGES = ("bitflip", "truncate", "zero", "delete")
 
 
 def build_template(root: Path, seed: int) -> tuple[Env, dict[str, str]]:
     """The store described above, built through the library (fast), used by the CLI."""
+    from trade_stream.compaction import compact
     from trade_stream.sqlite.backup import BackupEngine
     from trade_stream.sqlite.database import DatabaseService
     from trade_stream.storage.locations import open_location
@@ -66,12 +71,14 @@ def build_template(root: Path, seed: int) -> tuple[Env, dict[str, str]]:
     store = BackupStore(SOURCE, [open_location(n, u) for n, u in env.locations.items()])
     engine = BackupEngine(DatabaseService(f"sqlite:///{env.db}"), store)
     try:
-        for kind in KIND.values():
+        for kind in BUILT.values():
             workload.run(60)
             (engine.full if kind == "full" else engine.incremental)()
     finally:
         workload.close()
-    store.prune(list(PRUNED))
+    store.prune(list(RETIRED))
+    merged = compact(store, engine.publisher, (2,)).merged
+    assert [m["replaces"] for m in merged] == [[6, 7]], merged
     kinds = {e.n: e.kind for e in store.entries()}
     assert kinds == {n: k for n, k in KIND.items() if n not in PRUNED}, kinds
     return env, digest_of(env.db)

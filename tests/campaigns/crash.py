@@ -1,7 +1,8 @@
 """Crash campaign: SIGKILL at random instants while the synthetic workload trades.
 
-Victims: ``tradevault agent``, ``backup full``, ``backup incremental``, ``restore`` and
-``tradevault config watch`` (during a commit/push burst).
+Victims: ``tradevault agent`` (compacting every two incrementals), ``backup full``,
+``backup incremental``, ``backup compact``, ``restore`` and ``tradevault config watch``
+(during a commit/push burst).
 
 After every kill of a backup process: ``verify`` passes, the next ``backup incremental``
 succeeds and ``backups list --json`` shows a chain without gap or duplicate (each
@@ -45,6 +46,7 @@ AGENT_EXTRA = """
 [schedule]
 full = "* * * * * */7"
 incremental = "0.5s"
+compact = ["1s", "2s"]
 verify = ""
 drill = false
 retention = "1h"
@@ -56,7 +58,7 @@ state_dir = "{root}/state"
 paths = ["{root}/agent-config"]
 """
 
-VICTIMS = ("agent", "full", "incremental", "restore")
+VICTIMS = ("agent", "full", "incremental", "compact", "restore")
 
 
 def _kill_after(proc: subprocess.Popen, delay: float) -> tuple[int, float]:
@@ -114,7 +116,7 @@ def data_campaign(runs: int, seed: int, root: Path, tally: Tally, log=print) -> 
     rng.shuffle(schedule)  # every victim equally often; a small run covers them in turn
     timer = KillTimer(rng)
     try:
-        for victim in ("full", "incremental", "restore"):  # measured unkilled, as the bot trades
+        for victim in ("full", "incremental", "compact", "restore"):  # measured unkilled, as the bot trades
             time.sleep(1.0)  # changes for the incremental to store, as between the kills
             started = time.perf_counter()
             if victim == "restore":

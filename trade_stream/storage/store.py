@@ -141,7 +141,7 @@ class BackupStore:
         self.min_locations = min_locations or len(locations)
         self._read_for_write: list[LocationCatalog] | None = None
         self._last_seen: list[LocationCatalog] | None = None
-        self._checkpoints: dict[str, Checkpoint] = {}  # by location: see _read_checkpoint
+        self._checkpoints: dict[str, Checkpoint] = {}  # by location: see read_checkpoint
 
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Requests each location has sent so far, by kind (storage/requests.py)."""
@@ -182,7 +182,7 @@ class BackupStore:
         checkpoint = None
         if head.checkpoint:
             try:
-                checkpoint = self._read_checkpoint(location, head.checkpoint)
+                checkpoint = self.read_checkpoint(location, head.checkpoint)
             except (IntegrityError, OSError, StorageError) as exc:
                 catalog.problems.append((checkpoint_key(head.checkpoint), str(exc).split(": ", 1)[-1]))
                 return False
@@ -207,12 +207,12 @@ class BackupStore:
         numbers = [n for n in map(checkpoint_number, location.list(self.key("checkpoints"))) if n is not None]
         for n in sorted(numbers, reverse=True):
             try:
-                return self._read_checkpoint(location, n, fresh=fresh)
+                return self.read_checkpoint(location, n, fresh=fresh)
             except (IntegrityError, OSError, StorageError) as exc:
                 catalog.problems.append((checkpoint_key(n), str(exc).split(": ", 1)[-1]))
         return None
 
-    def _read_checkpoint(self, location: Location, n: int, *, fresh: bool = False) -> Checkpoint:
+    def read_checkpoint(self, location: Location, n: int, *, fresh: bool = False) -> Checkpoint:
         """Checkpoints are never rewritten, so one read (or written) by this process is
         kept: the agent decodes the one it builds on once, not at every incremental.
         ``fresh``: read it again (verify)."""
