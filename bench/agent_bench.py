@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dulwich.repo import Repo
 
+from bench.report import print_goals
 from tradevault.workload import TradingWorkload, bulk_fill, create_database
 
 
@@ -113,8 +114,7 @@ paths = ["{config_dir}"]
                    "agent_cpu_share": round(cpu, 3), "goals": goals}
         (args.out / "agent-results.json").write_text(json.dumps(results, indent=2))
         print(json.dumps(results["latency_ms"]), f"trades/s {rate:.0f}")
-        for goal in goals:
-            print(f"{goal['name']:55} {goal['value']:>7}  {goal['goal']:>7}  {'ok' if goal['ok'] else 'MISSED'}")
+        print_goals(goals)
         return 0
     finally:
         shutil.rmtree(root, ignore_errors=True)

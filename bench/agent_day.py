@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import print_goals
 from tests.services import SeaweedS3
 from tradevault.workload import TradingWorkload, bulk_fill, create_database
 
@@ -179,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {"command": "python -m bench.agent_day " + " ".join(argv if argv is not None else sys.argv[1:]),
                    "measurements": m, "goals": goals(m), "plots": plot(args.out, m)}
         (args.out / "agent-day.json").write_text(json.dumps(results, indent=2))
-        for goal in results["goals"]:
-            print(f"{goal['name']:75} {goal['value']:>8}  {goal['goal']:>6}  {'ok' if goal['ok'] else 'MISSED'}")
+        print_goals(results["goals"])
         return 0
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.children import run_cli
+from bench.report import print_goals
 from bench.tv_commands import compile_bytecode
 from tests.services import SeaweedS3
 from trade_stream.compaction import FAN_IN, compact, plan_compaction
@@ -243,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                    "command": "python -m bench.chain_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
                    "measured": {str(k): v for k, v in measured.items()}, "goals": goals}
         (args.out / "chain-results.json").write_text(json.dumps(results, indent=2))
-        for goal in goals:
-            print(f"{goal['name']:75} {goal['value']:>8}  {goal['goal']:>6}  {'ok' if goal['ok'] else 'MISSED'}")
+        print_goals(goals)
         return 0
     finally:
         server.stop()

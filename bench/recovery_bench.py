@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import print_goals
 from tradevault.workload import TradingWorkload, bulk_fill, create_database
 
 BOT = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(time.time()))"
@@ -136,8 +137,7 @@ paths = []
         (args.out / "recovery-results.json").write_text(json.dumps(results, indent=2))
         print(f"restore alone {restore_seconds:.3f} s; deleted -> bot running {to_bot:.3f} s; "
               f"bot at {rate:.0f} trades/s; standby lag median {results['standby_lag_median']} s, p99 {p99:.3f} s")
-        for goal in goals:
-            print(f"{goal['name']:55} {goal['value']:>8}  {goal['goal']:>7}  {'ok' if goal['ok'] else 'MISSED'}")
+        print_goals(goals)
         return 0
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -263,6 +263,13 @@ def sections(m: dict, goals: list[dict]) -> list[tuple[str, tuple[str, ...], lis
     return out
 
 
+def print_goals(goals: list[dict]) -> None:
+    """A sub-bench's goals on the terminal: name, value, goal, ok or MISSED."""
+    width = max((len(g["name"]) for g in goals), default=0)
+    for goal in goals:
+        print(f"{goal['name']:{width}}  {goal['value']:>8}  {goal['goal']:>7}  {'ok' if goal['ok'] else 'MISSED'}")
+
+
 def value_text(goal: dict) -> str:
     return _value(goal)
 

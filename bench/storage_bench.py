@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import print_goals
 from tests.services import SeaweedS3
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
@@ -76,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "storage-results.json").write_text(json.dumps(results, indent=2))
         for name, value in medians.items():
             print(f"{name:16} median {value:.3f} s  runs {', '.join(f'{s:.3f}' for s in samples[name])}")
-        for goal in goals:
-            print(f"{goal['name']:45} {goal['value']:>6}  {goal['goal']:>6}  {'ok' if goal['ok'] else 'MISSED'}")
+        print_goals(goals)
         return 0
     finally:
         server.stop()

@@ -60,14 +60,19 @@ def test_an_incremental_reads_the_same_catalog_at_any_chain_length(tmp_path):
     assert verify_store(src.store).ok
 
 
-def test_retention_folds_its_records_into_a_checkpoint(tmp_path):
-    src = _source(tmp_path, ("a", "b"))
-    for _ in range(3):
+def _chains(src: Source, fulls: int, incrementals: int) -> None:
+    """``fulls`` times: a full backup, then ``incrementals`` incrementals."""
+    for _ in range(fulls):
         src.workload.run(20)
         src.engine.full()
-        for _ in range(4):
+        for _ in range(incrementals):
             src.workload.run(5)
             src.engine.incremental()
+
+
+def test_retention_folds_its_records_into_a_checkpoint(tmp_path):
+    src = _source(tmp_path, ("a", "b"))
+    _chains(src, 3, 4)
     chain = _fresh_entries(src)
     doomed = [e.n for e in chain if e.n < 11]
     src.store.prune(doomed)
@@ -89,12 +94,7 @@ def test_retention_folds_its_records_into_a_checkpoint(tmp_path):
 
 def test_a_location_down_during_retention_finishes_the_prune_when_back(tmp_path):
     src = _source(tmp_path, ("a", "b"))
-    for _ in range(2):
-        src.workload.run(20)
-        src.engine.full()
-        for _ in range(3):
-            src.workload.run(5)
-            src.engine.incremental()
+    _chains(src, 2, 3)
     b_dir = tmp_path / "b"
     b_dir.rename(tmp_path / "b-away")  # b is "down": its catalog reads as empty, so nothing lands there
     store_a = BackupStore("tradesv3", [src.store.locations[0]])

@@ -63,13 +63,19 @@ def _digests(locations, tmp_path: Path, points: list[int]) -> dict[int, dict]:
     return digests
 
 
-def test_every_point_restores_the_same_after_compaction(tmp_path):
+def _chain(tmp_path: Path, incrementals: int) -> Source:
+    """A full backup and ``incrementals`` incrementals on one file location."""
     src = Source(tmp_path, [open_location("a", f"file://{tmp_path / 'a'}")])
     src.workload.run(30)
     src.engine.full()
-    for _ in range(12):
+    for _ in range(incrementals):
         src.workload.run(3)
         src.engine.incremental()
+    return src
+
+
+def test_every_point_restores_the_same_after_compaction(tmp_path):
+    src = _chain(tmp_path, 12)
     entries = src.store.entries()
     points = sorted({e.last_seq for e in entries} | {e.first_seq for e in entries if e.kind == INCREMENTAL}
                     | {(e.first_seq + e.last_seq) // 2 for e in entries if e.kind == INCREMENTAL})
@@ -105,12 +111,7 @@ def test_compacting_after_each_incremental_builds_levels(tmp_path):
 
 
 def test_a_crash_before_the_small_ones_are_pruned_is_finished_by_the_next_compaction(tmp_path, monkeypatch):
-    src = Source(tmp_path, [open_location("a", f"file://{tmp_path / 'a'}")])
-    src.workload.run(30)
-    src.engine.full()
-    for _ in range(4):
-        src.workload.run(3)
-        src.engine.incremental()
+    src = _chain(tmp_path, 4)
     expected = _digest(src.path)
     monkeypatch.setattr(BackupStore, "prune", lambda self, numbers: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
