@@ -37,6 +37,7 @@ from trade_stream.compaction import FAN_IN, compact, plan_compaction
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.locations import open_location
+from trade_stream.storage.requests import difference
 from trade_stream.storage.store import BackupStore
 from tradevault.workload import TradingWorkload, bulk_fill, create_database
 
@@ -50,19 +51,29 @@ def _log(message: str) -> None:
     print(f"[chain-bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def _count(requests: dict[str, int], what: str, before: dict, after: dict) -> None:
+    for kinds in difference(after, before).values():
+        requests[what] = requests.get(what, 0) + sum(kinds.values())
+
+
 def _grow(engine: BackupEngine, workload: TradingWorkload, taken: int, upto: int, fan_in: tuple[int, ...],
-          seqs: list[int]) -> None:
+          seqs: list[int], requests: dict[str, int]) -> None:
     """Real incrementals, one bot transaction each, from ``taken`` to ``upto``, compacted
     as the agent does after each one (``fan_in`` empty: never); each one's last seq is
-    added to ``seqs``."""
+    added to ``seqs``, the requests the incrementals and the compactions sent (in this
+    one process, as in the agent) to ``requests``."""
     store = engine.store
     started = time.perf_counter()
     for i in range(taken, upto):
         workload.run(1)
+        before = store.request_counts()
         result = engine.incremental()
         seqs.append(int(result.last_seq or 0))
+        _count(requests, "incremental", before, store.request_counts())
         if fan_in and plan_compaction(store.merged(store.last_seen()), fan_in) is not None:
+            before = store.request_counts()
             compact(store, engine.publisher, fan_in)
+            _count(requests, "compaction", before, store.request_counts())
         if (i + 1) % 1000 == 0:
             _log(f"{i + 1} incrementals ({(time.perf_counter() - started) / (i + 1 - taken) * 1000:.1f} ms each)")
 
@@ -229,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         engine.full()
         fan_in = () if args.no_compaction else FAN_IN
         seqs: list[int] = []  # each incremental's last seq
+        built: dict[str, int] = {}  # requests while building, in-process like the agent
         copies, taken = [], 0
         for point in (SMALL, args.entries):
-            _grow(engine, workload, taken, point, fan_in, seqs)
+            _grow(engine, workload, taken, point, fan_in, seqs, built)
             taken = point
             copies += _copies(point, db, store_dir, root, server)
         _measure(copies, {point: seqs[point // 2 - 1] for point in (SMALL, args.entries)})
@@ -241,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         workload.close()
         goals = _goals(measured[SMALL], measured[args.entries], args.entries)
         results = {"entries": args.entries, "rows": args.rows, "fan_in": list(fan_in),
+                   "build_requests_per_incremental": {k: round(v / args.entries, 2) for k, v in built.items()},
                    "command": "python -m bench.chain_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
                    "measured": {str(k): v for k, v in measured.items()}, "goals": goals}
         (args.out / "chain-results.json").write_text(json.dumps(results, indent=2))

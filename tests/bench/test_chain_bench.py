@@ -25,6 +25,8 @@ def test_the_chain_bench_measures_both_backends_at_both_lengths_and_compacts(tmp
     # 60 incrementals at fan-in 10 make six of level 1; the three measured ones stay level 0
     assert figures["restore_objects"] == 1 + 6 + 3, figures
     assert figures["restore_objects_middle"] == 1 + 3, figures  # the 30th: the first three merged
+    built = results["build_requests_per_incremental"]
+    assert built["incremental"] > 0 and built["compaction"] > 0, built
     goals = {g["name"]: g for g in results["goals"]}
     requests = goals["s3: requests per incremental (max)"]
     assert requests["value"] == max(max(results["measured"][p]["s3"]["requests"]) for p in ("50", "60"))
