@@ -14,9 +14,9 @@ stream) and the extras of the last (counters at its end). It is appended to the 
 (hash-linked like any entry, format 2, naming the positions it ``replaces``), so only the
 newest run is ever merged: the merged entry is then also the newest, and everything that
 reads the chain in position order stays right. A run holds entries of one schema only.
-Only once it is stored in every location are the small ones pruned, by retention's
-crash-safe steps; until then readers ignore them (``manifest.superseded``), and the next
-compaction finishes the prune.
+Only once it is stored in every location are the small ones removed (``BackupStore.retire``:
+the merged entry is the record of why, so no pruned record is written); until then readers
+ignore them (``manifest.superseded``), and the next compaction finishes the removal.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trade_stream.errors import BadInputError
-from trade_stream.manifest import INCREMENTAL, ManifestEntry, object_key, superseded
+from trade_stream.manifest import INCREMENTAL, ManifestEntry, object_key
 from trade_stream.object_format import CODEC_EVENTS
 from trade_stream.publish import Publisher
 from trade_stream.segments import encode_chunk
@@ -108,7 +108,7 @@ def compact(store: BackupStore, publisher: Publisher, fan_in: tuple[int, ...] = 
             result.merged.append({"n": entry.n, "level": level, "replaces": entry.replaces,
                                   "events": entry.count, "bytes": entry.bytes})
             if len(stored_in) == len(store.locations):
-                result.pruned += store.prune(entry.replaces)
+                result.pruned += store.retire(entry)
             else:
                 break  # the small ones stay until the merged one is everywhere
     if not result.merged and not result.pruned:
@@ -140,12 +140,12 @@ def _merge(store: BackupStore, publisher: Publisher, entries: list[ManifestEntry
 
 
 def _prune_replaced(store: BackupStore) -> list[str]:
-    """Incrementals a merged entry replaces, still stored after a crash: pruned once the
+    """Incrementals a merged entry replaces, still stored after a crash: removed once the
     merged entry is in every location."""
     catalogs = store.catalogs()
-    pruned = store.pruned(catalogs)
-    everywhere = [e for e in store.merged(catalogs) if e.replaces
-                  and all(e.n in c.entries for c in catalogs)]
-    left = sorted({n for n in superseded(everywhere) if n not in pruned
-                   and any(n in c.entries for c in catalogs)})
-    return store.prune(left) if left else []
+    removed: list[str] = []
+    for entry in store.merged(catalogs):
+        if (entry.replaces and all(entry.n in c.entries for c in catalogs)
+                and any(n in c.entries for c in catalogs for n in entry.replaces)):
+            removed += store.retire(entry)
+    return removed

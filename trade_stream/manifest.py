@@ -315,6 +315,14 @@ def superseded(entries: Iterable[ManifestEntry]) -> set[int]:
     return {n for e in entries if e.replaces for n in e.replaces}
 
 
+def replaced_runs(entries: Iterable[ManifestEntry]) -> list[PrunedRun]:
+    """What compacted entries replaced, as pruned runs: a merged entry is the record of its
+    run's removal (it was published everywhere before any of the run went), and its
+    ``prev_hash`` is the hash of the run's last position. Every position between the run's
+    first and last is in the run or was removed before, so the run covers them all."""
+    return [PrunedRun(min(e.replaces), max(e.replaces), e.prev_hash) for e in entries if e.replaces]
+
+
 def chain_problems(entries: list[ManifestEntry], pruned: Pruned | None = None) -> list[tuple[str, str]]:
     """(entry key, problem) for every break of the chain or of seq continuity.
 

@@ -43,6 +43,7 @@ from trade_stream.manifest import (
     head_of,
     head_problem,
     pruned_key,
+    replaced_runs,
     superseded,
 )
 from trade_stream.object_format import ObjectReader
@@ -169,7 +170,8 @@ class BackupStore:
                     records[record.n] = record
                 except (msgspec.DecodeError, msgspec.ValidationError, OSError, StorageError) as exc:
                     catalog.problems.append((key.split("/", 1)[-1], f"unreadable pruned record: {exc}"))
-            catalog.pruned = Pruned(catalog.checkpoint.pruned if catalog.checkpoint else (), records)
+            folded = catalog.checkpoint.pruned if catalog.checkpoint else []
+            catalog.pruned = Pruned([*folded, *replaced_runs(catalog.entries.values())], records)
         except StorageError as exc:
             catalog.error = str(exc)
         return catalog
@@ -403,9 +405,9 @@ class BackupStore:
                 self._write_catalog(catalog, pruned)
         return done
 
-    def _write_catalog(self, catalog: LocationCatalog, pruned: Pruned) -> None:
+    def _write_catalog(self, catalog: LocationCatalog, pruned: Pruned, *, fold: bool = False) -> None:
         """The location's head, and a checkpoint first when one is due: more entries since
-        the last than a head carries, or pruned records to fold. Best effort: the entries
+        the last than a head carries, pruned records to fold, or ``fold``. Best effort: the entries
         are the backup; a head or checkpoint that fails to be written only makes the next
         reader list more. Pruned records and older checkpoints go only once the head names
         the checkpoint that replaces them."""
@@ -419,7 +421,7 @@ class BackupStore:
         tail = [e for e in kept if e.n > base]
         folding = [n for n in catalog.pruned.records if n <= newest.n]
         checkpoint = None
-        if len(tail) > CHECKPOINT_EVERY or folding:
+        if len(tail) > CHECKPOINT_EVERY or folding or fold:
             checkpoint = build_checkpoint(kept, pruned, newest.n)
         kept_before = catalog.head.previous_checkpoint if catalog.head is not None else 0
         try:
@@ -575,6 +577,30 @@ class BackupStore:
                 self._write_catalog(catalog, pruned)
         self._last_seen = catalogs
         return done
+
+    def retire(self, merged: ManifestEntry) -> list[str]:
+        """Remove the incrementals a compacted entry replaces, from every location: entry,
+        then object. No pruned record: the compacted entry, stored everywhere before this
+        is called, records the removal (``replaced_runs``). Then a checkpoint folds the run
+        in. A crash on the way leaves entries that every reader already ignores; calling
+        this again finishes the job."""
+        catalogs = self.catalogs()
+        removed: set[str] = set()
+        for catalog in catalogs:
+            if catalog.error:
+                continue
+            for n in merged.replaces:
+                entry = catalog.entries.get(n)
+                if entry is not None:
+                    catalog.location.delete(self.key(entry_key(n)))
+                    catalog.location.delete(self.key(entry.object))
+                    removed.add(entry.object)
+        pruned = self.pruned(catalogs)
+        for catalog in catalogs:
+            if not catalog.error:
+                self._write_catalog(catalog, pruned, fold=True)
+        self._last_seen = catalogs
+        return sorted(removed)
 
     def _prune_one(self, location: Location, record: PrunedRecord) -> None:
         location.put_bytes(self.key(pruned_key(record.n)), msgspec.json.encode(record))
