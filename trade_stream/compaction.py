@@ -108,7 +108,7 @@ def compact(store: BackupStore, publisher: Publisher, fan_in: tuple[int, ...] = 
             result.merged.append({"n": entry.n, "level": level, "replaces": entry.replaces,
                                   "events": entry.count, "bytes": entry.bytes})
             if len(stored_in) == len(store.locations):
-                result.pruned += store.retire(entry)
+                result.pruned += store.retire(entry, store.last_seen())  # as publish left them
             else:
                 break  # the small ones stay until the merged one is everywhere
     if not result.merged and not result.pruned:
@@ -147,5 +147,5 @@ def _prune_replaced(store: BackupStore) -> list[str]:
     for entry in store.merged(catalogs):
         if (entry.replaces and all(entry.n in c.entries for c in catalogs)
                 and any(n in c.entries for c in catalogs for n in entry.replaces)):
-            removed += store.retire(entry)
+            removed += store.retire(entry, catalogs)
     return removed

@@ -113,7 +113,10 @@ def test_compacting_after_each_incremental_builds_levels(tmp_path):
 def test_a_crash_before_the_small_ones_are_pruned_is_finished_by_the_next_compaction(tmp_path, monkeypatch):
     src = _chain(tmp_path, 4)
     expected = _digest(src.path)
-    monkeypatch.setattr(BackupStore, "retire", lambda self, merged: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def killed(self, merged, catalogs=None):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(BackupStore, "retire", killed)
     with pytest.raises(KeyboardInterrupt):
         compact(src.store, src.engine.publisher, (4,))
     monkeypatch.undo()

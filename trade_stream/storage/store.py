@@ -578,24 +578,26 @@ class BackupStore:
         self._last_seen = catalogs
         return done
 
-    def retire(self, merged: ManifestEntry) -> list[str]:
+    def retire(self, merged: ManifestEntry, catalogs: list[LocationCatalog] | None = None) -> list[str]:
         """Remove the incrementals a compacted entry replaces, from every location: entry,
         then object. No pruned record: the compacted entry, stored everywhere before this
         is called, records the removal (``replaced_runs``). Then a checkpoint folds the run
         in. A crash on the way leaves entries that every reader already ignores; calling
-        this again finishes the job."""
-        catalogs = self.catalogs()
+        this again finishes the job. ``catalogs``: as just read (or published into)."""
+        catalogs = self.catalogs() if catalogs is None else catalogs
         removed: set[str] = set()
         for catalog in catalogs:
             if catalog.error:
                 continue
             for n in merged.replaces:
-                entry = catalog.entries.get(n)
+                entry = catalog.entries.pop(n, None)
                 if entry is not None:
                     catalog.location.delete(self.key(entry_key(n)))
                     catalog.location.delete(self.key(entry.object))
                     removed.add(entry.object)
-        pruned = self.pruned(catalogs)
+        # the run, as the next read derives it from the merged entry (these catalogs may
+        # have been read before it was published)
+        pruned = self.pruned(catalogs).union(Pruned(replaced_runs([merged])))
         for catalog in catalogs:
             if not catalog.error:
                 self._write_catalog(catalog, pruned, fold=True)
