@@ -21,12 +21,15 @@ ignore them (``manifest.superseded``), and the next compaction finishes the remo
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 
 from trade_stream.errors import BadInputError
+from trade_stream.key_index import KeyIndexBuilder
 from trade_stream.manifest import INCREMENTAL, ManifestEntry, object_key
-from trade_stream.object_format import CODEC_EVENTS
+from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, framed_body
 from trade_stream.publish import Publisher
+from trade_stream.schema import TableSchema
 from trade_stream.segments import encode_chunk
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import events_of, header_of
@@ -88,10 +91,12 @@ def plan_compaction(entries: list[ManifestEntry], fan_in: tuple[int, ...]) -> tu
     return None
 
 
-def compact(store: BackupStore, publisher: Publisher, fan_in: tuple[int, ...] = FAN_IN) -> CompactionResult:
+def compact(store: BackupStore, publisher: Publisher, fan_in: tuple[int, ...] = FAN_IN,
+            work_dir: str | None = None) -> CompactionResult:
     """Merge every run that is due, under the backup lock (an incremental appended while a
     run is merged would end the chain after it). Finishes first what a crash left: small
-    incrementals whose merged entry is stored everywhere are pruned."""
+    incrementals whose merged entry is stored everywhere are pruned. ``work_dir``: where a
+    merged body larger than 16 MB waits for its header (default: the system's temp)."""
     result = CompactionResult()
     if store.cipher.enabled and not store.cipher.identity_file:
         result.skipped = "backups are encrypted and this host has no [encryption] identity_file to read them"
@@ -104,7 +109,7 @@ def compact(store: BackupStore, publisher: Publisher, fan_in: tuple[int, ...] = 
             if due is None:
                 break
             level, run = due
-            entry, stored_in = _merge(store, publisher, entries, level, run)
+            entry, stored_in = _merge(store, publisher, entries, level, run, work_dir)
             result.merged.append({"n": entry.n, "level": level, "replaces": entry.replaces,
                                   "events": entry.count, "bytes": entry.bytes})
             if len(stored_in) == len(store.locations):
@@ -117,20 +122,29 @@ def compact(store: BackupStore, publisher: Publisher, fan_in: tuple[int, ...] = 
 
 
 def _merge(store: BackupStore, publisher: Publisher, entries: list[ManifestEntry], level: int,
-           run: list[ManifestEntry]) -> tuple[ManifestEntry, list[str]]:
+           run: list[ManifestEntry], work_dir: str | None) -> tuple[ManifestEntry, list[str]]:
+    """The run's events, in order, in one object whose header carries a key index of
+    them all (``trade_stream.key_index``)."""
     first, last = run[0], run[-1]
     start, end = header_of(store, first), header_of(store, last)
     n = entries[-1].n + 1
     key = object_key(n, INCREMENTAL)
-    header = publisher.header(INCREMENTAL, CODEC_EVENTS, first.after_seq, last.last_seq, start.schema,
-                              first.capture_id, extra=end.extra)
-
-    def write_body(writer) -> None:  # type: ignore[no-untyped-def]
-        for entry in run:  # each verified before its first event is used
-            for batch in events_of(store, entry):
-                writer.write(encode_chunk(batch))
-
-    stored = publisher.store_object(key, header, write_body)
+    keys = KeyIndexBuilder(TableSchema.from_dict(t) for t in start.schema.get("tables", ()))
+    with tempfile.SpooledTemporaryFile(max_size=16 << 20, dir=work_dir) as spool:
+        body = framed_body(spool, publisher.level, 2)
+        try:
+            for entry in run:  # each verified before its first event is used
+                for batch in events_of(store, entry):
+                    body.write(encode_chunk(batch))
+                    keys.add(batch)
+            body.close()
+        except BaseException:
+            body.abandon()
+            raise
+        header = publisher.header(INCREMENTAL, CODEC_EVENTS, first.after_seq, last.last_seq, start.schema,
+                                  first.capture_id, first.first_ts, last.last_ts, sum(e.count for e in run),
+                                  {**end.extra, "keys": keys.to_header()}, body=BODY_SIZED_FRAMES)
+        stored = publisher.store_spooled(key, header, spool)
     return publisher.publish_entry(
         stored, entries[-1], format=2, level=level, replaces=[e.n for e in run],
         n=n, kind=INCREMENTAL, object=key, capture_id=first.capture_id, after_seq=first.after_seq,

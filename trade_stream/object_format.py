@@ -36,6 +36,7 @@ TRAILER_MAGIC = b"TVEND\x00\x00\x01"
 TRAILER_SIZE = len(TRAILER_MAGIC) + 32
 FORMAT_VERSION = 1
 MAX_HEADER = 64 * 1024 * 1024
+HEADER_LEVEL_19_UP_TO = 64 * 1024
 
 CODEC_SQLITE_FILE = "sqlite-file"  # body: a SQLite database file (physical snapshot)
 CODEC_EVENTS = "events-msgpack"  # body: u32 length + msgpack array of events, repeated
@@ -180,7 +181,11 @@ class ObjectWriter:
 
     def __init__(self, raw: Writable, header: ObjectHeader, *, level: int = 3, threads: int = 0):
         self._out = _HashingWriter(raw)
-        header_bytes = zstandard.ZstdCompressor(level=19).compress(msgspec.json.encode(header))
+        plain_header = msgspec.json.encode(header)
+        # level 19 makes a small header smallest; a header with a large key index (mostly
+        # random bits) would take tens of milliseconds at 19 and shrink no further
+        header_level = 19 if len(plain_header) <= HEADER_LEVEL_19_UP_TO else 3
+        header_bytes = zstandard.ZstdCompressor(level=header_level).compress(plain_header)
         self._out.write(MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes)
         self._zstd: Any
         if header.body == BODY_SIZED_FRAMES:

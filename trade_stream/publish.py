@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from primitives.file_lock import exclusive_lock
 from trade_stream import manifest as mf
@@ -114,6 +114,18 @@ class Publisher:
             sink.abort()
             raise
         return StoredObject(size, sha, plain_size, plain_sha, stored_in, sink.failed)
+
+    def store_spooled(self, key: str, header: ObjectHeader, spool: BinaryIO) -> StoredObject:
+        """An object whose "sized-frames" body was compressed ahead (``framed_body``) into
+        ``spool``: the header can then say what only the whole body knows (counts, bounds,
+        the key index)."""
+
+        def write_body(writer: ObjectWriter) -> None:
+            spool.seek(0)
+            while chunk := spool.read(4 << 20):
+                writer.write_framed(chunk)
+
+        return self.store_object(key, header, write_body, threads=1)
 
     def publish_entry(self, stored: StoredObject, previous: mf.ManifestEntry | None,
                       **fields: Any) -> tuple[mf.ManifestEntry, list[str]]:

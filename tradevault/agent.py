@@ -369,7 +369,8 @@ class Agent:
 
         if not self.fan_in or plan_compaction(self.store.merged(self.store.last_seen()), self.fan_in) is None:
             return
-        self._job("compact", lambda: compact(self.store, self.engine.publisher, self.fan_in))
+        self._job("compact", lambda: compact(self.store, self.engine.publisher, self.fan_in,
+                                                   self.settings.work_dir or None))
 
     def _consolidate_when_due(self) -> None:
         """Keep the replay a restore of the latest point needs bounded: once it would pass

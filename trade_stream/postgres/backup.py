@@ -26,6 +26,7 @@ from trade_stream import manifest as mf
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
+from trade_stream.key_index import KeyIndexBuilder
 from trade_stream.manifest import chain_end, chain_position
 from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter, framed_body
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
@@ -248,7 +249,7 @@ class PostgresBackupEngine:
         changed = _changed_tables(known, current)
         # (compressed: 16 MB in memory holds an incremental of about half a million events)
         spool = tempfile.SpooledTemporaryFile(max_size=16 << 20, dir=self.work_dir)
-        stats = _Stats()
+        stats = _Stats(known.tables)
         decoder = StreamDecoder(known.tables, after_seq=covered)
         end_tables = {t.name: t for t in known.tables}
         advance_to: int | None = None
@@ -286,15 +287,10 @@ class PostgresBackupEngine:
                 mf.INCREMENTAL, CODEC_EVENTS, covered, stats.last_seq, known.to_dict(), capture_id,
                 stats.first_ts, stats.last_ts, stats.count,
                 {"end_schema": new_schema.to_dict(), "end_lsn": advance_to,
-                 "sequences": sequence_positions(conn)}, body=BODY_SIZED_FRAMES,
+                 "sequences": sequence_positions(conn), "keys": stats.keys.to_header()}, body=BODY_SIZED_FRAMES,
             )
 
-            def write_body(writer: ObjectWriter) -> None:
-                spool.seek(0)
-                while chunk := spool.read(4 << 20):
-                    writer.write_framed(chunk)
-
-            stored_object = self.publisher.store_object(key, header, write_body, threads=1)
+            stored_object = self.publisher.store_spooled(key, header, spool)
         entry, stored = self.publisher.publish_entry(
             stored_object, entries[-1],
             n=n, kind=mf.INCREMENTAL, object=key, capture_id=capture_id, after_seq=covered,
@@ -368,7 +364,11 @@ def _changed_tables(known: DatabaseSchema, current: DatabaseSchema) -> dict[str,
 
 
 class _Stats:
-    def __init__(self) -> None:
+    """What the header and manifest entry say about the events spooled: counts, bounds,
+    and the key index (``trade_stream.key_index``)."""
+
+    def __init__(self, tables: list[TableSchema]) -> None:
+        self.keys = KeyIndexBuilder(tables)
         self.count = 0
         self.first_seq: int | None = None
         self.last_seq = 0
@@ -382,6 +382,7 @@ class _Stats:
             self.first_seq, self.first_ts = batch[0].seq, batch[0].ts
         self.last_seq, self.last_ts = batch[-1].seq, batch[-1].ts
         self.count += len(batch)
+        self.keys.add(batch)
         for event in batch:
             op = event.op
             if op == INSERT or op == SNAPSHOT:

@@ -90,7 +90,8 @@ def backup_compact(ctx: typer.Context, config: ConfigOption = None, as_json: Jso
 
     settings = settings_for(ctx, config)
     engine = wiring.engine(settings)
-    result = compact(engine.store, engine.publisher, wiring.compaction_fan_in(settings))
+    result = compact(engine.store, engine.publisher, wiring.compaction_fan_in(settings),
+                     settings.work_dir or None)
     if as_json:
         print_json({**result.to_json(), "requests": engine.store.request_counts()})
         return
