@@ -10,14 +10,12 @@ after a crash it holds either the previous or the new position, both of which ar
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trade_stream.durable import fsync_path
+from trade_stream.durable import write_atomically
 
 FORMAT = 1
 
@@ -66,17 +64,7 @@ def load(path: Path, source: str, topic_prefix: str) -> Checkpoint:
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    data = json.dumps(checkpoint.to_json(), indent=1, sort_keys=True).encode("utf-8")
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    fsync_path(path.parent)
+    write_atomically(path, json.dumps(checkpoint.to_json(), indent=1, sort_keys=True).encode("utf-8"))
 
 
 def now_us() -> int:

@@ -14,11 +14,12 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from tradevault.cli import agent, backup, config, kafka, recover, restore, setup, standby, status, verify
+from tradevault.cli import agent, backup, config, kafka, recover, restore, setup, standby, status, time_travel, verify
 from tradevault.cli.support import ConfigOption, run
 
 # The order a user needs them in (typer would list single commands before groups).
-ORDER = ("init", "backup", "backups", "restore", "verify", "status", "agent", "run", "recover", "config",
+ORDER = ("init", "backup", "backups", "restore", "history", "diff", "query", "verify", "status", "agent", "run",
+         "recover", "config",
          "locations", "follow", "promote", "kafka", "uninstall", "demo")
 
 
@@ -59,6 +60,8 @@ app.command("init")(setup.init)
 app.add_typer(backup.backup_app, name="backup")
 app.add_typer(backup.backups_app, name="backups")
 app.command("restore")(restore.restore)
+app.command("history")(time_travel.history)
+app.command("query")(time_travel.query)
 app.command("verify")(verify.verify)
 app.command("status")(status.status)
 app.command("agent")(agent.agent)

@@ -1,0 +1,322 @@
+"""``tradevault history``: every version of one row, read from the stored backups.
+
+The history starts from a full backup (the oldest one the chain continues from without a
+gap, or with ``--from`` the newest one at or before that time) and walks every
+incremental after it. Each incremental's header carries a key index
+(``trade_stream.key_index``): an object whose index says it never touched the row is not
+opened, so the history of one row over a long chain reads the headers and the few
+objects that hold it. The row as the full backup held it comes from that backup,
+materialised once into the point cache (``restore.point_cache``), and only when the chain
+does not start the row's history with an insert.
+
+A row is named by its primary key (every key column, once). A table without a primary key
+is captured by its whole row: its rows are named by any of their columns' values, and the
+history follows every row with those values.
+"""
+
+from __future__ import annotations
+
+import decimal
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from restore.planner import Target, format_ts
+from restore.point_cache import PointCache
+from restore.type_mapping import sqlite_value_converters
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.key_index import KeyIndex, canonical, key_bytes
+from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
+from trade_stream.object_format import ObjectHeader
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
+from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import events_of, header_of
+
+_NUMBERS = ("integer", "float", "numeric")
+_PARSED_TIMES = ("datetime", "date", "time")
+
+
+@dataclass
+class Version:
+    seq: int
+    ts: int
+    op: str  # snapshot | insert | update | delete
+    columns: list[str]
+    row: list[Any] | None  # None after a delete
+
+    def to_json(self, value: Callable[[Any], Any]) -> dict[str, Any]:
+        return {"seq": self.seq, "time": format_ts(self.ts), "op": self.op,
+                "row": None if self.row is None else {c: value(v) for c, v in zip(self.columns, self.row)}}
+
+
+@dataclass
+class History:
+    table: str
+    key: dict[str, str]
+    full: ManifestEntry
+    versions: list[Version] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)  # objects whose events were read
+    skipped: int = 0  # incrementals their key index ruled out
+    headers: int = 0  # headers read
+
+
+# -- the row a user names -----------------------------------------------------------------------
+def _user_value(text: str, family: str, dialect: str) -> str:
+    """A command-line value in ``key_index.canonical`` form, read as its column's type. A
+    SQLite column holds whatever was written to it, so there a value that does not read as
+    the declared type is taken as text."""
+    try:
+        if family == "integer":
+            return canonical(int(text))
+        if family in _NUMBERS:
+            return canonical(decimal.Decimal(text))
+        if family == "boolean" and text.lower() in ("true", "false", "t", "f", "1", "0"):
+            return "1" if text.lower() in ("true", "t", "1") else "0"
+        if dialect == "postgresql" and family in _PARSED_TIMES:
+            import datetime as dt
+
+            parse = {"datetime": dt.datetime, "date": dt.date, "time": dt.time}[family].fromisoformat
+            return canonical(parse(text.replace("Z", "+00:00")))
+    except (ValueError, ArithmeticError):
+        if dialect == "postgresql":
+            raise BadInputError(f"--key value {text!r} is not a valid {family}") from None
+    return text
+
+
+def _stored_value(value: Any, family: str) -> str:
+    """A stored value in canonical form; numbers kept as text (a SQLite NUMERIC column, or a
+    decimal mapped to text) compare by value."""
+    if isinstance(value, str) and family in _NUMBERS:
+        try:
+            return canonical(decimal.Decimal(value))
+        except ArithmeticError:
+            return value
+    return canonical(value)
+
+
+class RowMatcher:
+    """Which events and stored rows are the named row."""
+
+    def __init__(self, table: TableSchema, given: dict[str, str]) -> None:
+        names = table.column_names
+        unknown = [c for c in given if c not in names]
+        if unknown:
+            raise BadInputError(f"table {table.name!r} has no column {unknown[0]!r} (columns: {', '.join(names)})")
+        self.table = table.name
+        self.keyed = bool(table.primary_key)
+        if self.keyed and set(given) != set(table.primary_key):
+            raise BadInputError(f"--key must name the primary key of {table.name!r}: "
+                                f"{', '.join(table.primary_key)} (one --key per column)")
+        self.columns = list(table.primary_key) if self.keyed else list(given)
+        families = {c.name: c.family for c in table.columns}
+        self.families = [families[c] for c in self.columns]
+        self.wanted = [_user_value(given[c], families[c], table.dialect) for c in self.columns]
+        self.key = key_bytes(self.wanted) if self.keyed else b""
+        # The index holds keys as they were stored; a SQLite number column may hold a key
+        # as text ("1.50"), which only a comparison by value finds: read every object then.
+        self.indexed = self.keyed and not (table.dialect == "sqlite" and any(f in ("float", "numeric")
+                                                                              for f in self.families))
+        self._positions: list[int] = []
+
+    def columns_changed(self, table: TableSchema) -> None:
+        """The table's columns at this point of the stream."""
+        names = table.column_names
+        self._positions = [names.index(c) if c in names else -1 for c in self.columns]
+
+    def _values_match(self, values: list[Any]) -> bool:
+        return [_stored_value(v, f) for v, f in zip(values, self.families)] == self.wanted
+
+    def row_matches(self, row: list[Any] | None) -> bool:
+        if row is None or any(p < 0 or p >= len(row) for p in self._positions):
+            return False
+        return self._values_match([row[p] for p in self._positions])
+
+    def event_matches(self, event: ChangeEvent) -> bool:
+        if self.keyed:
+            if event.key is not None and len(event.key) == len(self.wanted) and self._values_match(event.key):
+                return True
+            return event.op == UPDATE and self.row_matches(event.row)  # moved to this key
+        # a keyless table: the old row (the event's key) or the new one has the values
+        return self.row_matches(event.key) or self.row_matches(event.row)
+
+    def object_may_hold(self, index: KeyIndex) -> bool:
+        return index.may_hold(self.table, self.key) if self.indexed else index.touches(self.table)
+
+
+# -- which objects ------------------------------------------------------------------------------
+def history_chain(entries: list[ManifestEntry], from_ts: int | None) -> tuple[ManifestEntry, list[ManifestEntry]]:
+    """The full backup the history starts from and the incrementals after it. Without
+    ``from_ts``: the oldest full of the newest capture that the incrementals continue from
+    without a gap (retention may have thinned older days down to their full backups); with
+    it, the newest full at or before that time, if the chain continues from it."""
+    if not entries:
+        raise BadInputError("no backups found: run `tradevault backup full` first")
+    capture = entries[-1].capture_id
+    fulls = [e for e in entries if e.kind == FULL and e.capture_id == capture]
+    if not fulls:
+        raise BadInputError("no full backup of the current capture: run `tradevault backup full`")
+    incrementals = [e for e in entries if e.kind == INCREMENTAL and e.capture_id == capture]
+    # how far back the incrementals reach without a gap, from the end of the chain
+    low = max(e.last_seq for e in entries if e.capture_id == capture)
+    for entry in reversed(incrementals):
+        if entry.last_seq < low:
+            break
+        low = min(low, entry.after_seq)
+    usable = [f for f in fulls if f.last_seq >= low]
+    if from_ts is not None:
+        before = [f for f in usable if (f.last_ts or 0) <= from_ts]
+        usable = before[-1:] or usable[:1]
+    if not usable:
+        raise IntegrityError(f"the stored incrementals do not reach back to any full backup "
+                             f"(they start after seq {low})")
+    base = usable[0]
+    return base, [e for e in incrementals if e.last_seq > base.last_seq]
+
+
+# -- walking them -------------------------------------------------------------------------------
+def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str], *,
+                header: Callable[[ManifestEntry], ObjectHeader],
+                events: Callable[[ManifestEntry], Any],
+                snapshot_rows: Callable[[ManifestEntry, TableSchema, RowMatcher], list[list[Any]]],
+                from_ts: int | None = None, to_ts: int | None = None) -> History:
+    """``header``/``events`` read a stored object (``stored_objects.header_of``/``events_of``);
+    ``snapshot_rows`` finds the matching rows in a full backup's state."""
+    base, chain = history_chain(entries, from_ts)
+    base_schema = DatabaseSchema.from_dict(header(base).schema)
+    headers = {e.n: header(e) for e in chain}
+    known = _table_schema(table, [base_schema, *(DatabaseSchema.from_dict(h.schema) for h in headers.values())])
+    matcher = RowMatcher(known, given)
+    result = History(table, dict(given), base, headers=1 + len(headers))
+    versions: list[Version] = []
+    for entry in chain:
+        if to_ts is not None and entry.first_ts is not None and entry.first_ts > to_ts:
+            break
+        head = headers[entry.n]
+        if not matcher.object_may_hold(KeyIndex(head.extra)):
+            result.skipped += 1
+            continue
+        result.opened.append(entry.object)
+        columns = _columns_at(head.schema, table)
+        if columns is not None:
+            matcher.columns_changed(columns)
+        names = columns.column_names if columns is not None else []
+        for batch in events(entry):
+            for event in batch:
+                if event.table != table or event.seq <= base.last_seq:
+                    continue
+                if event.op == SCHEMA:
+                    if event.table_schema is not None:
+                        changed = TableSchema.from_dict(event.table_schema)
+                        matcher.columns_changed(changed)
+                        names = changed.column_names
+                    continue
+                if matcher.event_matches(event):
+                    versions.append(Version(event.seq, event.ts, event.op, names, event.row))
+    if not versions or versions[0].op != INSERT:  # the row may have been in the full backup
+        base_table = _columns_at(header(base).schema, table)
+        if base_table is not None:
+            matcher.columns_changed(base_table)
+            versions = [Version(base.last_seq, base.last_ts or 0, SNAPSHOT, base_table.column_names, row)
+                        for row in snapshot_rows(base, base_table, matcher)] + versions
+    result.versions = _window(_resynchronised(versions), from_ts, to_ts)
+    return result
+
+
+def _resynchronised(versions: list[Version]) -> list[Version]:
+    """A row restated by a resynchronisation (after a schema change) continues its history
+    as an update, or an insert when the history had no live row."""
+    for i, version in enumerate(versions):
+        if version.op == SNAPSHOT and i > 0:
+            version.op = UPDATE if versions[i - 1].op != DELETE else INSERT
+    return versions
+
+
+def _window(versions: list[Version], from_ts: int | None, to_ts: int | None) -> list[Version]:
+    """Versions in [from, to], led by the one in force at ``from`` (the row as it was then)."""
+    if to_ts is not None:
+        versions = [v for v in versions if v.ts <= to_ts]
+    if from_ts is None:
+        return versions
+    later = [v for v in versions if v.ts >= from_ts]
+    earlier = [v for v in versions if v.ts < from_ts]
+    return earlier[-1:] + later if earlier and earlier[-1].op != DELETE else later
+
+
+def _table_schema(table: str, schemas: list[DatabaseSchema]) -> TableSchema:
+    for schema in reversed(schemas):
+        for candidate in schema.tables:
+            if candidate.name == table:
+                return candidate
+    names = sorted({t.name for s in schemas for t in s.tables})
+    raise BadInputError(f"no table {table!r} in the backups (tables: {', '.join(names)})")
+
+
+def _columns_at(schema: dict[str, Any], table: str) -> TableSchema | None:
+    for candidate in schema.get("tables", ()):
+        if candidate.get("name") == table:
+            return TableSchema.from_dict(candidate)
+    return None
+
+
+# -- the full backup's row ----------------------------------------------------------------------
+def rows_in_state(path: Path, table: TableSchema, matcher: RowMatcher,
+                  convert: Callable[[list[Any]], list[Any]] | None = None) -> list[list[Any]]:
+    """The rows of ``table`` that ``matcher`` names, in the materialised state at ``path``
+    (``convert``: its values back to the source's types, for a cross-dialect copy). The
+    key's equality finds them through the table's index; a value SQLite compares
+    differently (a number kept as text) falls back to reading the table."""
+    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        names = ", ".join(quote_ident(c) for c in table.column_names)
+        where = " AND ".join(f"{quote_ident(c)} = ?" for c in matcher.columns)
+        select = f"SELECT {names} FROM {quote_ident(table.name)}"
+        try:
+            rows = conn.execute(f"{select} WHERE {where}", _sql_values(matcher)).fetchall()
+            if not rows and any(f not in ("integer", "text") for f in matcher.families):
+                rows = conn.execute(select).fetchall()
+        except sqlite3.OperationalError:  # the table is not there at that point
+            return []
+    finally:
+        conn.close()
+    found = []
+    for row in rows:
+        values = convert(list(row)) if convert is not None else list(row)
+        if matcher.row_matches(values):
+            found.append(values)
+    return found
+
+
+def _sql_values(matcher: RowMatcher) -> list[Any]:
+    out: list[Any] = []
+    for text, family in zip(matcher.wanted, matcher.families):
+        if family == "integer":
+            try:
+                out.append(int(text))
+                continue
+            except ValueError:
+                pass
+        out.append(text)
+    return out
+
+
+def read_history(store: BackupStore, entries: list[ManifestEntry], table: str, given: dict[str, str],
+                 cache: PointCache, *, from_ts: int | None = None, to_ts: int | None = None) -> History:
+    """``row_history`` on a store: headers read once each, the full backup's row from its
+    materialised state (values of a PostgreSQL source read back as that source's types)."""
+    headers: dict[int, ObjectHeader] = {}
+
+    def header(entry: ManifestEntry) -> ObjectHeader:
+        if entry.n not in headers:
+            headers[entry.n] = header_of(store, entry)
+        return headers[entry.n]
+
+    def snapshot_rows(full: ManifestEntry, schema: TableSchema, matcher: RowMatcher) -> list[list[Any]]:
+        point = cache.point(entries, Target(seq=full.last_seq))
+        converters = sqlite_value_converters(schema) if schema.dialect == "postgresql" else None
+        convert = (lambda row: [c(v) for c, v in zip(converters, row)]) if converters else None
+        return rows_in_state(point.path, schema, matcher, convert)
+
+    return row_history(entries, table, given, header=header, events=lambda entry: events_of(store, entry),
+                       snapshot_rows=snapshot_rows, from_ts=from_ts, to_ts=to_ts)

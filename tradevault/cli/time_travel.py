@@ -1,0 +1,138 @@
+"""``tradevault history``, ``diff`` and ``query``: the stored change log read without a
+restore (restore/history.py, restore/diff.py, restore/query.py; past states are cached by
+restore/point_cache.py in the work dir)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from tradevault.cli.support import (
+    ConfigOption,
+    JsonOption,
+    print_json,
+    progress_display,
+    settings_for,
+    stderr,
+    stdout,
+)
+
+if TYPE_CHECKING:
+    from restore.point_cache import PointCache
+    from trade_stream.storage.store import BackupStore
+    from tradevault.settings import Settings
+
+FromOption = Annotated[Optional[str], typer.Option("--from", metavar="TIME", help="ISO 8601 time (naive = UTC).")]
+ToOption = Annotated[Optional[str], typer.Option("--to", metavar="TIME", help="ISO 8601 time (naive = UTC).")]
+
+
+def _store_and_cache(settings: Settings) -> tuple[BackupStore, PointCache]:
+    from restore.point_cache import PointCache, cache_dir
+    from tradevault import wiring
+
+    store = wiring.store(settings, wiring.source(settings))
+    return store, PointCache(store, cache_dir(settings.work_dir or None, store.source))
+
+
+def _time(text: str | None) -> int | None:
+    from restore.planner import parse_time
+
+    return parse_time(text) if text is not None else None
+
+
+def _key_values(keys: list[str]) -> dict[str, str]:
+    from trade_stream.errors import BadInputError
+
+    given: dict[str, str] = {}
+    for item in keys:
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            raise BadInputError(f"--key {item!r}: expected COLUMN=VALUE")
+        if column in given:
+            raise BadInputError(f"--key {column} given twice")
+        given[column] = value
+    if not given:
+        raise BadInputError("name the row with --key COLUMN=VALUE (one per key column)")
+    return given
+
+
+def _cell(value: Any) -> str:
+    return "NULL" if value is None else str(value)
+
+
+def history(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(help="The table.")],
+    key: Annotated[list[str], typer.Option("--key", metavar="COL=VALUE",
+                                           help="A key column's value (one --key per column).")],
+    from_: FromOption = None,
+    to: ToOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every version of one row, oldest first, read from the stored backups."""
+    from restore.history import read_history
+    from restore.json_values import json_value
+
+    settings = settings_for(ctx, config)
+    given = _key_values(key)
+    from_ts, to_ts = _time(from_), _time(to)
+    store, cache = _store_and_cache(settings)
+    found = read_history(store, store.entries(), table, given, cache, from_ts=from_ts, to_ts=to_ts)
+    versions = [v.to_json(json_value) for v in found.versions]
+    chain = len(found.opened) + found.skipped
+    stderr.print(f"{len(versions)} version(s) of {table} {given}: read {found.headers} header(s), opened "
+                 f"{len(found.opened)} of {chain} incremental(s) (the key index ruled out {found.skipped}) "
+                 f"after full backup {found.full.object}", markup=False)
+    if as_json:
+        print_json(versions)
+        return
+    if not versions:
+        stdout.print(f"no version of that row in the backups since {found.full.object}")
+        return
+    from rich.table import Table
+
+    view = Table("seq", "time", "op", "row", box=None, pad_edge=False)
+    for version in versions:
+        row = version["row"]
+        view.add_row(str(version["seq"]), version["time"], version["op"],
+                     "—" if row is None else ", ".join(f"{k}={_cell(v)}" for k, v in row.items()))
+    stdout.print(view)
+
+
+def query(
+    ctx: typer.Context,
+    sql: Annotated[str, typer.Argument(metavar="SQL", help="One read-only statement (SQLite's SQL dialect).")],
+    at: Annotated[Optional[str], typer.Option("--at", metavar="TIME", help="ISO 8601 time (naive = UTC).")] = None,
+    seq: Annotated[Optional[int], typer.Option("--seq", help="The point: this seq.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read-only SQL on the database as it was at a point (SQLite's dialect, on a cached copy)."""
+    from restore.json_values import json_value
+    from restore.planner import Target, format_ts
+    from restore.query import run_query
+    from trade_stream.errors import BadInputError
+
+    settings = settings_for(ctx, config)
+    if (at is None) == (seq is None):
+        raise BadInputError("give the point with --at TIME or --seq N")
+    target = Target(seq=seq, ts=_time(at))
+    store, cache = _store_and_cache(settings)
+    entries, damaged = store.entries_and_damage()
+    with progress_display(not as_json) as progress:
+        point = cache.point(entries, target, damaged, progress)
+    result = run_query(point.path, sql)
+    when = format_ts(point.ts) if point.ts else "?"
+    stderr.print(f"{len(result.rows)} row(s) at seq {point.seq} ({when}, the last committed point at or before "
+                 f"{target.describe()}){', cached' if point.cached else ''}", markup=False)
+    if as_json:
+        print_json([{c: json_value(v) for c, v in zip(result.columns, row)} for row in result.rows])
+        return
+    from rich.table import Table
+
+    view = Table(*result.columns, box=None, pad_edge=False)
+    for row in result.rows:
+        view.add_row(*(_cell(json_value(v)) for v in row))
+    stdout.print(view)
