@@ -25,10 +25,10 @@ from typing import Any, Callable
 from restore.planner import Target, format_ts
 from restore.point_cache import PointCache
 from restore.type_mapping import sqlite_value_converters
-from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
 from trade_stream.key_index import KeyIndex, canonical, key_bytes
-from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
+from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, continuous_from
 from trade_stream.object_format import ObjectHeader
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.storage.store import BackupStore
@@ -154,25 +154,16 @@ def history_chain(entries: list[ManifestEntry], from_ts: int | None) -> tuple[Ma
     if not entries:
         raise BadInputError("no backups found: run `tradevault backup full` first")
     capture = entries[-1].capture_id
-    fulls = [e for e in entries if e.kind == FULL and e.capture_id == capture]
-    if not fulls:
-        raise BadInputError("no full backup of the current capture: run `tradevault backup full`")
-    incrementals = [e for e in entries if e.kind == INCREMENTAL and e.capture_id == capture]
-    # how far back the incrementals reach without a gap, from the end of the chain
-    low = max(e.last_seq for e in entries if e.capture_id == capture)
-    for entry in reversed(incrementals):
-        if entry.last_seq < low:
-            break
-        low = min(low, entry.after_seq)
-    usable = [f for f in fulls if f.last_seq >= low]
+    oldest = continuous_from(entries)
+    if oldest is None:
+        raise BadInputError("no full backup of the current capture that the stored incrementals continue from: "
+                            "run `tradevault backup full`")
+    usable = [e for e in entries if e.kind == FULL and e.capture_id == capture and e.n >= oldest.n]
     if from_ts is not None:
-        before = [f for f in usable if (f.last_ts or 0) <= from_ts]
-        usable = before[-1:] or usable[:1]
-    if not usable:
-        raise IntegrityError(f"the stored incrementals do not reach back to any full backup "
-                             f"(they start after seq {low})")
+        usable = [f for f in usable if (f.last_ts or 0) <= from_ts][-1:] or usable[:1]
     base = usable[0]
-    return base, [e for e in incrementals if e.last_seq > base.last_seq]
+    return base, [e for e in entries if e.kind == INCREMENTAL and e.capture_id == capture
+                  and e.last_seq > base.last_seq]
 
 
 # -- walking them -------------------------------------------------------------------------------

@@ -405,3 +405,20 @@ def chain_position(entries: list[ManifestEntry]) -> int | None:
     """The seq up to which the incremental chain of the current capture is stored."""
     end = chain_end(entries)
     return end.last_seq if end is not None else None
+
+
+def continuous_from(entries: list[ManifestEntry]) -> ManifestEntry | None:
+    """The oldest full backup of the current capture from which the stored incrementals
+    reach the end of the chain without a gap: every instant since it is a restore point
+    (retention may have thinned the days before it down to their full backups)."""
+    if not entries:
+        return None
+    capture_id = entries[-1].capture_id
+    low = max(e.last_seq for e in entries if e.capture_id == capture_id)
+    for entry in reversed(entries):
+        if entry.capture_id != capture_id or entry.kind != INCREMENTAL:
+            continue
+        if entry.last_seq < low:
+            break
+        low = min(low, entry.after_seq)
+    return next((e for e in entries if e.kind == FULL and e.capture_id == capture_id and e.last_seq >= low), None)

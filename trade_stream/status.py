@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, summary
+from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, continuous_from, summary
 from trade_stream.source import Source
 from trade_stream.storage.store import BackupStore, LocationCatalog
 
@@ -29,11 +29,20 @@ def status_report(database: str, source: str, capture: dict[str, Any], catalogs:
          "error": c.error or "; ".join(p for _, p in c.problems[:3])}
         for c in catalogs
     ]
+    oldest = next((e for e in entries if e.kind == FULL), None)
+    reach = continuous_from(entries)
     return {
         "database": database,
         "source": source,
         "capture": capture,
         "last_full": summary(last_full) if last_full else None,
         "last_incremental": summary(last_incr) if last_incr else None,
+        # how far back restores reach: the oldest full backup kept, and the oldest point
+        # from which every instant to now is restorable (history, diff and query reach it)
+        "history": {"oldest_point": _point(oldest), "every_instant_since": _point(reach)},
         "locations": locations,
     }
+
+
+def _point(entry: ManifestEntry | None) -> dict[str, Any] | None:
+    return None if entry is None else {"seq": entry.last_seq, "time": entry.last_ts, "n": entry.n}

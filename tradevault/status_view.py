@@ -94,6 +94,15 @@ def render_status(info: dict[str, Any]) -> Table:
                           f"#{entry['n']} seq {entry['last_seq']}, {_age(entry['last_ts'] or entry['created_at'])}")
         else:
             table.add_row(label, RED if key == "last_full" else YELLOW, "none")
+    history = info.get("history") or {}
+    if history.get("oldest_point"):
+        oldest, since = history["oldest_point"], history.get("every_instant_since")
+        text = f"oldest restore point seq {oldest['seq']} ({format_ts(oldest['time'] or 0)})"
+        if since:
+            text += f"; every instant restorable since seq {since['seq']} ({format_ts(since['time'] or 0)})"
+        if history.get("pitr_seconds"):
+            text += f"; retention keeps {history['pitr_seconds'] / 86400:g} day(s) of instants"
+        table.add_row("history", GREEN, text)
     if info.get("backups_missing"):
         table.add_row("backups missing", RED, info["backups_missing"])
     for loc in info.get("locations", []):

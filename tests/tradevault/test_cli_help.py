@@ -44,7 +44,8 @@ def test_root_help_lists_commands_in_the_order_a_user_needs_them(capsys, monkeyp
     text = help_of([], capsys, monkeypatch)
     listed = re.findall(r"^│ (\w+) ", text.split("Commands")[1], re.MULTILINE)
     assert listed == list(ORDER)
-    assert listed[:8] == ["init", "backup", "backups", "restore", "verify", "status", "agent", "run"]
+    assert listed[:10] == ["init", "backup", "backups", "restore", "verify", "status", "history", "diff", "query",
+                           "agent"]
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "tradevault")

@@ -18,7 +18,7 @@ from tradevault.cli import agent, backup, config, kafka, recover, restore, setup
 from tradevault.cli.support import ConfigOption, run
 
 # The order a user needs them in (typer would list single commands before groups).
-ORDER = ("init", "backup", "backups", "restore", "history", "diff", "query", "verify", "status", "agent", "run",
+ORDER = ("init", "backup", "backups", "restore", "verify", "status", "history", "diff", "query", "agent", "run",
          "recover", "config",
          "locations", "follow", "promote", "kafka", "uninstall", "demo")
 
@@ -61,6 +61,7 @@ app.add_typer(backup.backup_app, name="backup")
 app.add_typer(backup.backups_app, name="backups")
 app.command("restore")(restore.restore)
 app.command("history")(time_travel.history)
+app.command("diff")(time_travel.diff)
 app.command("query")(time_travel.query)
 app.command("verify")(verify.verify)
 app.command("status")(status.status)

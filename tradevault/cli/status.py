@@ -24,6 +24,7 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     info = source_status(source, store, catalogs)
     found = shortfall(store.merged(catalogs), wiring.evidence(settings, store, source))
     info["backups_missing"] = found.message() if found else None
+    info["history"]["pitr_seconds"] = settings.retention.pitr
     info["agent"] = read_live_state(Path(settings.agent.state_dir))
     if info["agent"] is None and settings.config_vcs.paths:
         from config_vcs.service import offline_status

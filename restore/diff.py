@@ -1,0 +1,389 @@
+"""``tradevault diff``: what changed between two committed points, per table, by net effect.
+
+Only the incrementals between the two points are read. Each row's first and last event
+in the window say what happened to it: a row whose first event is an insert did not exist
+at the earlier point, one whose first event is an update or delete did; its last event
+says whether it exists at the later point. So a row inserted and deleted inside the window
+counts nowhere, and a row deleted and inserted again counts as updated. A row that is
+present at both points and was written in between counts as updated, even when it was
+set back to its old values. An update that changes a row's key is a delete of the old key
+and an insert of the new one. A table without a primary key is a multiset: rows in and
+rows out, never "updated".
+
+Before-images (``--rows``), and rows restated by a resynchronisation after a schema change
+(whose existence before the window the events cannot tell), come from the earlier point's
+materialised state (``restore.point_cache``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from restore.planner import Target
+from restore.point_cache import PointCache
+from restore.replay import TransactionCut
+from restore.type_mapping import key_mapper, pg_value_converters, sqlite_value_converters
+from trade_stream.errors import BadInputError, IntegrityError
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.key_index import key_bytes
+from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
+from trade_stream.schema import TableSchema, quote_ident
+from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import events_of, header_of
+
+_EXISTED_BEFORE = {INSERT: False, UPDATE: True, DELETE: True, SNAPSHOT: None}  # None: the events cannot tell
+
+
+@dataclass
+class RowChange:
+    op: str  # inserted | updated | deleted
+    key: dict[str, Any]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass
+class TableDiff:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    schema_changed: bool = False
+    rows: list[RowChange] | None = None
+
+    def to_json(self, value: Callable[[Any], Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"inserted": self.inserted, "updated": self.updated, "deleted": self.deleted}
+        if self.schema_changed:
+            out["schema_changed"] = True
+        if self.rows is not None:
+            out["rows"] = [{"op": r.op, "key": _plain(r.key, value), "before": _plain(r.before, value),
+                            "after": _plain(r.after, value)} for r in self.rows]
+        return out
+
+
+def _plain(row: dict[str, Any] | None, value: Callable[[Any], Any]) -> dict[str, Any] | None:
+    return None if row is None else {k: value(v) for k, v in row.items()}
+
+
+@dataclass
+class Diff:
+    from_seq: int
+    to_seq: int
+    from_ts: int | None
+    to_ts: int | None
+    tables: dict[str, TableDiff] = field(default_factory=dict)
+    read: list[str] = field(default_factory=list)  # objects read
+
+    def to_json(self, value: Callable[[Any], Any]) -> dict[str, Any]:
+        return {"from_seq": self.from_seq, "to_seq": self.to_seq,
+                "tables": {name: t.to_json(value) for name, t in sorted(self.tables.items())}}
+
+
+# -- folding (pure) -----------------------------------------------------------------------------
+class _Keyed:
+    """One keyed table's window: first and last operation per key, and with ``rows`` the
+    last image (and its columns)."""
+
+    def __init__(self, table: TableSchema, rows: bool) -> None:
+        self.first: dict[Any, str] = {}
+        self.last: dict[Any, str] = {}
+        self.images: dict[Any, tuple[list[Any] | None, list[str]]] | None = {} if rows else None
+        self.keys: dict[Any, list[Any]] = {}  # the key values of each identity
+        self.schema(table)
+
+    def schema(self, table: TableSchema) -> None:
+        self.columns = table.column_names
+        self.positions = table.key_indexes()
+        self.key_columns = list(table.primary_key)
+
+    def _identity(self, key: list[Any]) -> Any:
+        try:
+            identity: Any = key[0] if len(key) == 1 else tuple(key)
+            hash(identity)
+        except TypeError:  # an unhashable key value (an array): by its canonical text
+            identity = key_bytes(key)
+        if identity not in self.keys:
+            self.keys[identity] = key
+        return identity
+
+    def add(self, event: ChangeEvent) -> None:
+        op, key = event.op, event.key
+        if key is None:
+            raise IntegrityError(f"{event.table}: event at seq {event.seq} has no key")
+        if op == UPDATE and event.row is not None:
+            new = [event.row[p] for p in self.positions]
+            if new != key:  # the key changed: the old row goes, a new one comes
+                self._note(self._identity(key), DELETE, None)
+                self._note(self._identity(new), INSERT, event.row)
+                return
+        self._note(self._identity(key), op, event.row)
+
+    def _note(self, identity: Any, op: str, row: list[Any] | None) -> None:
+        self.first.setdefault(identity, op)
+        self.last[identity] = op
+        if self.images is not None:
+            self.images[identity] = (row, self.columns)
+
+
+class _Keyless:
+    """A table without a primary key: each event's old row (its key) goes out, its new row
+    comes in; rows are counted as a multiset."""
+
+    def __init__(self, table: TableSchema) -> None:
+        self.balance: Counter[Any] = Counter()
+        self.rows: dict[Any, list[Any]] = {}
+        self.schema(table)
+
+    def schema(self, table: TableSchema) -> None:
+        self.columns = table.column_names
+
+    def _identity(self, row: list[Any]) -> Any:
+        identity = key_bytes(row)
+        self.rows.setdefault(identity, row)
+        return identity
+
+    def add(self, event: ChangeEvent) -> None:
+        if event.op in (UPDATE, DELETE) and event.key is not None:
+            self.balance[self._identity(event.key)] -= 1
+        if event.op in (INSERT, SNAPSHOT, UPDATE) and event.row is not None:
+            self.balance[self._identity(event.row)] += 1
+
+
+class WindowFold:
+    """Every event of the window, in stream order (``add``); ``tables`` then holds each
+    table's fold. ``schemas``: the tables at the window's start."""
+
+    def __init__(self, schemas: Iterable[TableSchema], rows: bool, only: set[str] | None = None) -> None:
+        self.known = {t.name: t for t in schemas}
+        self.rows = rows
+        self.only = only
+        self.tables: dict[str, _Keyed | _Keyless] = {}
+        self.schema_changed: set[str] = set()
+
+    def add(self, events: list[ChangeEvent]) -> None:
+        tables, only = self.tables, self.only
+        for event in events:
+            name = event.table
+            if only is not None and name not in only:
+                continue
+            if event.op == SCHEMA:
+                self.schema_changed.add(name)
+                if event.table_schema is not None:
+                    self.known[name] = TableSchema.from_dict(event.table_schema)
+                    if name in tables:
+                        tables[name].schema(self.known[name])
+                continue
+            fold = tables.get(name)
+            if fold is None:
+                schema = self.known.get(name)
+                if schema is None:
+                    raise IntegrityError(f"event for unknown table {name!r} at seq {event.seq}")
+                fold = tables[name] = _Keyed(schema, self.rows) if schema.primary_key else _Keyless(schema)
+            fold.add(event)
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _chain(entries: list[ManifestEntry]) -> list[ManifestEntry]:
+    capture = entries[-1].capture_id
+    return [e for e in entries if e.kind == INCREMENTAL and e.capture_id == capture]
+
+
+def _boundaries(entries: list[ManifestEntry]) -> dict[int, int | None]:
+    """Committed points the catalog itself names: where each object ends (seq -> time)."""
+    capture = entries[-1].capture_id
+    return {e.last_seq: e.last_ts for e in entries if e.capture_id == capture}
+
+
+def resolve_point(store: BackupStore, entries: list[ManifestEntry], target: Target) -> tuple[int, int | None]:
+    """The last committed point at or before ``target`` (seq, time). A point where an
+    object ends is read from the catalog; one inside an object reads that object."""
+    if not entries:
+        raise BadInputError("no backups found: run `tradevault backup full` first")
+    ends = _boundaries(entries)
+    chain = _chain(entries)
+    oldest = min((e.last_seq for e in entries if e.kind == FULL and e.capture_id == entries[-1].capture_id),
+                 default=None)
+    if oldest is None:
+        raise BadInputError("no full backup of the current capture: run `tradevault backup full`")
+    newest = max(ends)
+    if target.seq is not None:
+        if target.seq > newest:
+            raise BadInputError(f"seq {target.seq} is beyond the newest stored change (seq {newest})")
+        if target.seq in ends:
+            return target.seq, ends[target.seq]
+        inside = [e for e in chain if e.after_seq < target.seq < e.last_seq]
+    else:
+        assert target.ts is not None
+        done = [s for s, ts in ends.items() if ts is not None and ts <= target.ts]
+        inside = [e for e in chain if e.first_ts is not None and e.first_ts <= target.ts < (e.last_ts or 0)]
+        if not inside:
+            if not done:
+                raise BadInputError(f"no stored point at or before {target.describe()}")
+            seq = max(done)
+            return seq, ends[seq]
+    if not inside:
+        raise BadInputError(f"no stored object holds {target.describe()} (the oldest point is seq {oldest})")
+    entry = inside[0]
+    cut = TransactionCut(entry.after_seq, target)
+    point: tuple[int, int | None] = (entry.after_seq, ends.get(entry.after_seq))
+    for batch in events_of(store, entry):
+        for selected in cut.feed(batch):
+            if selected:
+                point = (selected[-1].seq, selected[-1].ts)
+        if cut.reached:
+            return point
+    for selected in cut.finish():
+        if selected:
+            point = (selected[-1].seq, selected[-1].ts)
+    return point
+
+
+def window_events(store: BackupStore, entries: list[ManifestEntry], low: int, to: Target,
+                  read: list[str]) -> Iterator[list[ChangeEvent]]:
+    """The committed events after ``low`` up to ``to``, in order, whole transactions only."""
+    chain = [e for e in _chain(entries) if e.last_seq > low]
+    if chain and chain[0].after_seq > low:
+        raise IntegrityError(f"no stored incremental holds the changes after seq {low} "
+                             f"(the next one starts after seq {chain[0].after_seq})")
+    cut = TransactionCut(low, to)
+    for entry in chain:
+        if to.seq is not None and entry.after_seq >= to.seq:
+            break
+        if to.ts is not None and entry.first_ts is not None and entry.first_ts > to.ts:
+            break
+        read.append(entry.object)
+        whole = to.ts is None and (to.seq is None or entry.last_seq <= to.seq)
+        for batch in events_of(store, entry):
+            yield from (cut.whole(batch) if whole else cut.feed(batch))
+            if cut.reached:
+                return
+    yield from cut.finish()
+
+
+def diff_points(store: BackupStore, entries: list[ManifestEntry], start: Target, end: Target | None, *,
+                cache: PointCache, rows: bool = False, tables: list[str] | None = None) -> Diff:
+    from_seq, from_ts = resolve_point(store, entries, start)
+    end = end or Target()
+    if end.seq is not None and end.seq < from_seq:
+        raise BadInputError(f"the end point (seq {end.seq}) is before the start (seq {from_seq})")
+    result = Diff(from_seq, from_seq, from_ts, from_ts)
+    chain = [e for e in _chain(entries) if e.last_seq > from_seq]
+    schema_entry = chain[0] if chain else None
+    schemas = []
+    if schema_entry is not None:
+        schemas = [TableSchema.from_dict(t) for t in header_of(store, schema_entry).schema.get("tables", ())]
+    known = {t.name for t in schemas}
+    if tables:
+        missing = [t for t in tables if t not in known]
+        if missing:
+            raise BadInputError(f"--table {missing[0]}: no such table at seq {from_seq} "
+                                f"(tables: {', '.join(sorted(known))})")
+    fold = WindowFold(schemas, rows, set(tables) if tables else None)
+    for selected in window_events(store, entries, from_seq, end, result.read):
+        if selected:
+            fold.add(selected)
+            result.to_seq, result.to_ts = selected[-1].seq, selected[-1].ts
+    before = _BeforeState(cache, entries, from_seq, fold.known)
+    try:
+        for name, table_fold in fold.tables.items():
+            result.tables[name] = _table_diff(name, table_fold, rows, before)
+        for name in fold.schema_changed:
+            result.tables.setdefault(name, TableDiff()).schema_changed = True
+    finally:
+        before.close()
+    return result
+
+
+def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_BeforeState") -> TableDiff:
+    out = TableDiff(rows=[] if rows else None)
+    if isinstance(fold, _Keyless):
+        for identity, balance in sorted(fold.balance.items()):
+            if balance == 0:
+                continue
+            row = dict(zip(fold.columns, fold.rows[identity]))
+            if balance > 0:
+                out.inserted += balance
+            else:
+                out.deleted -= balance
+            if out.rows is not None:
+                change = RowChange("inserted" if balance > 0 else "deleted", row,
+                                   None if balance > 0 else row, row if balance > 0 else None)
+                out.rows.extend([change] * abs(balance))
+        return out
+    unknown = [i for i, op in fold.first.items() if _EXISTED_BEFORE[op] is None]
+    images = before.rows(name, fold.key_columns, [fold.keys[i] for i in fold.keys]) if rows else \
+        before.rows(name, fold.key_columns, [fold.keys[i] for i in unknown]) if unknown else {}
+    for identity, first in _in_key_order(fold.first):
+        existed = _EXISTED_BEFORE[first]
+        if existed is None:
+            existed = _as_key(fold.keys[identity]) in images
+        exists = fold.last[identity] != DELETE
+        if existed and exists:
+            op = "updated"
+            out.updated += 1
+        elif exists:
+            op = "inserted"
+            out.inserted += 1
+        elif existed:
+            op = "deleted"
+            out.deleted += 1
+        else:
+            continue
+        if out.rows is not None:
+            key = fold.keys[identity]
+            assert fold.images is not None
+            image, columns = fold.images[identity]
+            previous = images.get(_as_key(key))
+            out.rows.append(RowChange(op, dict(zip(fold.key_columns, key)), previous,
+                                      dict(zip(columns, image)) if image is not None and exists else None))
+    return out
+
+
+def _in_key_order(first: dict[Any, str]) -> list[tuple[Any, str]]:
+    try:
+        return sorted(first.items())
+    except TypeError:
+        return list(first.items())
+
+
+def _as_key(values: list[Any]) -> bytes:
+    return key_bytes(values)
+
+
+class _BeforeState:
+    """Rows at the window's start, by key, from the materialised point (built on first use)."""
+
+    def __init__(self, cache: PointCache, entries: list[ManifestEntry], seq: int,
+                 schemas: dict[str, TableSchema]) -> None:
+        self.cache, self.entries, self.seq, self.schemas = cache, entries, seq, schemas
+        self.conn: sqlite3.Connection | None = None
+
+    def rows(self, table: str, key_columns: list[str], keys: list[list[Any]]) -> dict[bytes, dict[str, Any]]:
+        if not keys:
+            return {}
+        if self.conn is None:
+            point = self.cache.point(self.entries, Target(seq=self.seq))
+            self.conn = sqlite3.connect(f"{point.path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({quote_ident(table)})")]
+        except sqlite3.Error:
+            return {}
+        schema = self.schemas.get(table)
+        mapped = schema is not None and schema.dialect == "postgresql" and schema.column_names == columns
+        convert = sqlite_value_converters(schema) if mapped else None  # type: ignore[arg-type]
+        as_stored = key_mapper(schema, pg_value_converters(schema)) if mapped else list  # type: ignore[arg-type]
+        where = " AND ".join(f"{quote_ident(c)} = ?" for c in key_columns)
+        select = f"SELECT * FROM {quote_ident(table)} WHERE {where}"
+        positions = [columns.index(c) for c in key_columns if c in columns]
+        found: dict[bytes, dict[str, Any]] = {}
+        for key in keys:
+            for row in self.conn.execute(select, as_stored(key)).fetchall():
+                values = [c(v) for c, v in zip(convert, row)] if convert else list(row)
+                found[_as_key([values[p] for p in positions])] = dict(zip(columns, values))
+        return found
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
