@@ -40,14 +40,20 @@ _PARSED_TIMES = ("datetime", "date", "time")
 
 @dataclass
 class Version:
+    """One version of the row. ``seq`` is the change's own position; ``commit_seq`` and
+    ``ts`` are those of the end of its transaction, the committed point where the version
+    became visible (so ``query --seq commit_seq`` or ``--at`` that time shows it)."""
+
     seq: int
     ts: int
     op: str  # snapshot | insert | update | delete
     columns: list[str]
     row: list[Any] | None  # None after a delete
+    commit_seq: int = 0
 
     def to_json(self, value: Callable[[Any], Any]) -> dict[str, Any]:
-        return {"seq": self.seq, "time": format_ts(self.ts), "op": self.op,
+        return {"seq": self.seq, "commit_seq": self.commit_seq or self.seq, "time": format_ts(self.ts, precise=True),
+                "op": self.op,
                 "row": None if self.row is None else {c: value(v) for c, v in zip(self.columns, self.row)}}
 
 
@@ -193,8 +199,15 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
         if columns is not None:
             matcher.columns_changed(columns)
         names = columns.column_names if columns is not None else []
+        open_tx, in_open_tx = None, []  # versions of the transaction being read
         for batch in events(entry):
             for event in batch:
+                if in_open_tx:
+                    if event.tx == open_tx:
+                        for version in in_open_tx:
+                            version.commit_seq, version.ts = event.seq, event.ts
+                    else:
+                        in_open_tx = []
                 if event.table != table or event.seq <= base.last_seq:
                     continue
                 if event.op == SCHEMA:
@@ -204,12 +217,15 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
                         names = changed.column_names
                     continue
                 if matcher.event_matches(event):
-                    versions.append(Version(event.seq, event.ts, event.op, names, event.row))
+                    versions.append(Version(event.seq, event.ts, event.op, names, event.row, event.seq))
+                    open_tx = event.tx
+                    in_open_tx.append(versions[-1])
     if not versions or versions[0].op != INSERT:  # the row may have been in the full backup
         base_table = _columns_at(header(base).schema, table)
         if base_table is not None:
             matcher.columns_changed(base_table)
-            versions = [Version(base.last_seq, base.last_ts or 0, SNAPSHOT, base_table.column_names, row)
+            versions = [Version(base.last_seq, base.last_ts or 0, SNAPSHOT, base_table.column_names, row,
+                                base.last_seq)
                         for row in snapshot_rows(base, base_table, matcher)] + versions
     result.versions = _window(_resynchronised(versions), from_ts, to_ts)
     return result

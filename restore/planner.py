@@ -14,6 +14,7 @@ from typing import Iterable
 from restore.evidence import Evidence, shortfall
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
+from trade_stream.schema import DatabaseSchema
 
 
 @dataclass
@@ -35,10 +36,24 @@ class Plan:
     incrementals: list[ManifestEntry] = field(default_factory=list)
     target: Target = field(default_factory=Target)
     stop_seq: int = 0  # the highest seq the plan can reach
+    #: restore only these tables (``restore --tables``); None: every table
+    tables: frozenset[str] | None = None
+
+    def keeps(self, table: str) -> bool:
+        return self.tables is None or table in self.tables
+
+    def chosen(self, schema: DatabaseSchema) -> DatabaseSchema:
+        """``schema`` with only the tables this plan restores (its other objects kept)."""
+        if self.tables is None:
+            return schema
+        return DatabaseSchema(dialect=schema.dialect, tables=[t for t in schema.tables if t.name in self.tables],
+                              objects=schema.objects)
 
 
-def format_ts(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6, tz=timezone.utc).isoformat(timespec="milliseconds")
+def format_ts(ts_us: int, *, precise: bool = False) -> str:
+    """``precise``: to the microsecond, as stored (a time a user may paste back as ``--at``)."""
+    moment = datetime.fromtimestamp(ts_us // 1_000_000, tz=timezone.utc).replace(microsecond=ts_us % 1_000_000)
+    return moment.isoformat(timespec="microseconds" if precise else "milliseconds")
 
 
 def parse_time(text: str) -> int:

@@ -1,0 +1,334 @@
+"""Time travel on a SQLite source, end to end through the command: ``history`` of a row,
+``diff`` between two points and ``query`` at a point, checked against the database
+itself as it was at each backup (read by the test when the backup was taken).
+
+The schema is an application's: SQLAlchemy declarative models (an integer key, a
+``String(25)``, a ``Numeric``, a composite key, a table without a primary key), written
+through the application's own session. The chain has a full backup, incrementals, a
+compaction (``backup compact`` merges four of them), a schema change of the traded table
+(``ALTER TABLE ... ADD COLUMN``), and a row deleted then inserted again under its key.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from tests.cli_harness import Result, tv
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Trade(Base):
+    __tablename__ = "trades"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair: Mapped[str] = mapped_column(sa.String(25))
+    amount: Mapped[float] = mapped_column(sa.Float)
+    is_open: Mapped[bool] = mapped_column(default=True)
+
+
+class Balance(Base):
+    __tablename__ = "balances"
+    exchange: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    asset: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    free: Mapped[int]
+
+
+class Log(Base):
+    __tablename__ = "log"
+    __table_args__ = {"sqlite_autoincrement": False}
+    __mapper_args__ = {"primary_key": ["at", "message"]}  # the ORM needs one; the table has none
+    at: Mapped[int] = mapped_column()
+    message: Mapped[str] = mapped_column(sa.Text)
+
+
+TABLES = {"trades": ["id"], "balances": ["exchange", "asset"], "log": ["at", "message"]}
+
+
+def state_of(db: Path) -> dict[str, dict[tuple, dict[str, Any]]]:
+    """Every row of every table, by key (the whole row for the keyless table)."""
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        out = {}
+        for table, key in TABLES.items():
+            rows = [dict(r) for r in conn.execute(f"SELECT * FROM {table}")]
+            out[table] = {tuple(r[k] for k in key): r for r in rows}
+        return out
+    finally:
+        conn.close()
+
+
+@dataclass
+class Chain:
+    root: Path
+    db: Path
+    config: Path
+    states: dict[int, dict] = field(default_factory=dict)  # seq -> the database then
+    written: dict[int, dict[str, set]] = field(default_factory=dict)  # seq -> keys written since the backup before
+    history_of_7: list[tuple[str, dict | None]] = field(default_factory=list)  # (op, row) of trade 7
+    seqs: list[int] = field(default_factory=list)
+
+    def tv(self, *args: str) -> Result:
+        return tv(*args, "-c", str(self.config), cwd=self.root)
+
+    def ok(self, *args: str) -> Result:
+        result = self.tv(*args)
+        assert result.rc == 0, str(result)
+        return result
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> Chain:
+    root = tmp_path_factory.mktemp("time-travel")
+    db = root / "bot.sqlite"
+    config = root / "tradevault.toml"
+    config.write_text(f'work_dir = "{root / "work"}"\n\n[database]\nurl = "sqlite:///{db}"\n\n'
+                      f'[[locations]]\nname = "local"\nurl = "file://{root / "backups"}"\n\n'
+                      '[schedule]\nincremental = "30s"\ncompact = ["2m"]\n')
+    (root / "work").mkdir()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    Base.metadata.create_all(engine)
+    chain = Chain(root, db, config)
+    rng = random.Random(7)
+    touched: dict[str, set] = {t: set() for t in TABLES}
+    with Session(engine) as session:
+        session.add_all([Trade(id=i, pair=f"P{i}/USDT", amount=float(i)) for i in range(1, 201)])
+        session.add_all([Balance(exchange=e, asset=a, free=100) for e in ("binance", "kraken")
+                         for a in ("BTC", "ETH", "USDT")])
+        session.add(Log(at=0, message="started"))
+        session.commit()
+    chain.history_of_7.append(("snapshot", state_of(db)["trades"][(7,)]))
+    full = chain.ok("backup", "full", "--json").json()
+    chain.seqs.append(full["last_seq"])
+    chain.states[full["last_seq"]] = state_of(db)
+    chain.written[full["last_seq"]] = {t: set() for t in TABLES}
+
+    def backup() -> None:
+        seq = chain.ok("backup", "incremental", "--json").json()["last_seq"]
+        chain.seqs.append(seq)
+        chain.states[seq] = state_of(db)
+        chain.written[seq] = {t: set(keys) for t, keys in touched.items()}
+        for keys in touched.values():
+            keys.clear()
+
+    def step(i: int) -> None:
+        with Session(engine) as session:
+            for _ in range(5):
+                trade = session.get(Trade, rng.randint(8, 200))
+                if trade is not None:
+                    trade.amount += 1
+                    touched["trades"].add((trade.id,))
+            new_id = 1000 + i
+            session.add(Trade(id=new_id, pair="NEW/USDT", amount=1.0))
+            touched["trades"].add((new_id,))
+            balance = session.get(Balance, ("kraken", "ETH"))
+            balance.free += 1
+            touched["balances"].add(("kraken", "ETH"))
+            session.add(Log(at=i, message=f"step {i}"))
+            touched["log"].add((i, f"step {i}"))
+            if i in (1, 5):  # trade 7 changes only in these steps
+                trade = session.get(Trade, 7)
+                trade.amount += 10
+                touched["trades"].add((7,))
+            session.commit()
+        if i in (1, 5):
+            chain.history_of_7.append(("update", state_of(db)["trades"][(7,)]))
+
+    for i in range(6):
+        step(i)
+        backup()
+    compacted = chain.ok("backup", "compact", "--json").json()
+    assert compacted["merged"], compacted
+    with Session(engine) as session:  # trade 7 goes, then comes back under its key
+        session.delete(session.get(Trade, 7))
+        session.delete(session.get(Trade, 1000))
+        touched["trades"] |= {(7,), (1000,)}
+        session.commit()
+    chain.history_of_7.append(("delete", None))
+    backup()
+    with Session(engine) as session:
+        session.add(Trade(id=7, pair="XRP/USDT", amount=7.5, is_open=False))
+        touched["trades"].add((7,))
+        session.commit()
+    chain.history_of_7.append(("insert", state_of(db)["trades"][(7,)]))
+    backup()
+    conn = sqlite3.connect(db)  # the application's next migration
+    conn.execute("ALTER TABLE trades ADD COLUMN strategy VARCHAR(40) DEFAULT 'none'")
+    conn.commit()
+    conn.close()
+    backup()
+    with Session(engine) as session:
+        session.execute(sa.text("UPDATE trades SET strategy = 'grid', amount = amount + 1 WHERE id = 7"))
+        touched["trades"].add((7,))
+        session.commit()
+    chain.history_of_7.append(("update", state_of(db)["trades"][(7,)]))
+    step(6)
+    backup()
+    return chain
+
+
+def _history(chain: Chain, *args: str) -> tuple[list[dict], Result]:
+    result = chain.ok("history", *args, "--json")
+    return result.json(), result
+
+
+def test_history_of_a_row_follows_it_across_compaction_delete_reinsert_and_a_new_column(chain: Chain) -> None:
+    versions, _ = _history(chain, "trades", "--key", "id=7")
+    got = [(v["op"], v["row"]) for v in versions]
+    # a schema change restates the row with its new column: the history shows it as an
+    # update (with the column's default), then the application's own update
+    want = [(op, row) for op, row in chain.history_of_7]
+    restated = [g for g in got if g[1] is not None and g[1].get("strategy") == "none"]
+    assert [g for g in got if g not in restated] == want, got
+    assert all(op == "update" for op, _ in restated)
+    assert [v["seq"] for v in versions] == sorted(v["seq"] for v in versions)
+    assert versions[0]["seq"] == chain.seqs[0] and versions[-1]["row"]["strategy"] == "grid"
+
+
+def test_history_opens_only_the_objects_whose_key_index_may_hold_the_row(chain: Chain) -> None:
+    # inserted in step 3 only (then restated with the new column, like every row)
+    versions, result = _history(chain, "trades", "--key", "id=1003")
+    assert [(v["op"], v["row"].get("strategy")) for v in versions] == [("insert", None), ("update", "none")]
+    found = re.search(r"opened (\d+) of (\d+) incremental\(s\) \(the key index ruled out (\d+)\)", result.err)
+    assert found, result.err
+    opened, total, skipped = map(int, found.groups())
+    assert total >= 4 and opened + skipped == total and opened <= 3, result.err
+
+
+def test_history_of_a_composite_key_and_of_a_keyless_row(chain: Chain) -> None:
+    versions, _ = _history(chain, "balances", "--key", "exchange=kraken", "--key", "asset=ETH")
+    assert [v["row"]["free"] for v in versions] == list(range(100, 108))
+    assert versions[0]["op"] == "snapshot" and {v["op"] for v in versions[1:]} == {"update"}
+    logged, _ = _history(chain, "log", "--key", "message=step 3")
+    assert [(v["op"], v["row"]) for v in logged] == [("insert", {"at": 3, "message": "step 3"})]
+
+
+def test_history_between_two_times_starts_with_the_row_as_it_was(chain: Chain) -> None:
+    versions, _ = _history(chain, "trades", "--key", "id=7")
+    later, _ = _history(chain, "trades", "--key", "id=7", "--from", versions[2]["time"])
+    assert later == versions[2:] or later == versions[1:], (later, versions)
+    until, _ = _history(chain, "trades", "--key", "id=7", "--to", versions[1]["time"])
+    assert until == versions[:2]
+
+
+def _model_diff(chain: Chain, a: int, b: int) -> dict[str, dict[str, int]]:
+    """Inserted: rows at b, not at a; deleted: at a, not at b; updated: at both, and written
+    in between or different (a new column restates every row)."""
+    out = {}
+    for table in TABLES:
+        before, after = chain.states[a][table], chain.states[b][table]
+        written = {k for seq in chain.seqs if a < seq <= b for k in chain.written[seq][table]}
+        written |= {k for k in before.keys() & after.keys() if before[k] != after[k]}
+        counts = {"inserted": len(after.keys() - before.keys()), "deleted": len(before.keys() - after.keys()),
+                  "updated": 0 if table == "log" else len({k for k in before.keys() & after.keys() if k in written})}
+        if any(counts.values()):
+            out[table] = counts
+    return out
+
+
+def test_diff_counts_equal_the_model_between_backup_points(chain: Chain) -> None:
+    pairs = [(chain.seqs[0], chain.seqs[-1]), (chain.seqs[1], chain.seqs[4]), (chain.seqs[6], chain.seqs[8])]
+    for a, b in pairs:
+        got = chain.ok("diff", "--from-seq", str(a), "--to-seq", str(b), "--json").json()
+        assert (got["from_seq"], got["to_seq"]) == (a, b)
+        counts = {t: {k: c[k] for k in ("inserted", "updated", "deleted")} for t, c in got["tables"].items()
+                  if any(c[k] for k in ("inserted", "updated", "deleted"))}
+        assert counts == _model_diff(chain, a, b), (a, b)
+
+
+def test_diff_rows_carry_before_and_after_images(chain: Chain) -> None:
+    a, b = chain.seqs[1], chain.seqs[3]
+    got = chain.ok("diff", "--from-seq", str(a), "--to-seq", str(b), "--rows", "--table", "trades", "--json").json()
+    assert list(got["tables"]) == ["trades"]
+    rows = got["tables"]["trades"]["rows"]
+    before, after = chain.states[a]["trades"], chain.states[b]["trades"]
+    for row in rows:
+        key = (row["key"]["id"],)
+        assert row["before"] == before.get(key) and row["after"] == after.get(key), row
+    assert {(r["key"]["id"],) for r in rows if r["op"] == "inserted"} == after.keys() - before.keys()
+
+
+def test_diff_of_a_row_inserted_and_deleted_inside_the_window_counts_nowhere(chain: Chain) -> None:
+    a, b = chain.seqs[0], chain.seqs[7]  # trade 1000 came in step 0 and went before seqs[7]
+    got = chain.ok("diff", "--from-seq", str(a), "--to-seq", str(b), "--rows", "--json").json()
+    keys = {r["key"]["id"] for r in got["tables"]["trades"]["rows"]}
+    assert 1000 not in keys and 1001 in keys
+
+
+def _restored_rows(chain: Chain, seq: int, sql: str) -> list[tuple]:
+    target = chain.root / f"restored-{seq}.sqlite"
+    if not target.exists():
+        chain.ok("restore", "--to", f"sqlite:///{target}", "--seq", str(seq))
+    conn = sqlite3.connect(target)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_query_at_a_point_equals_a_restore_of_that_point(chain: Chain) -> None:
+    sql = "SELECT id, pair, amount, is_open FROM trades ORDER BY id"
+    for seq in (chain.seqs[0], chain.seqs[3], chain.seqs[-2]):
+        got = chain.ok("query", "--seq", str(seq), sql, "--json").json()
+        assert [tuple(r.values()) for r in got] == _restored_rows(chain, seq, sql), seq
+    again = chain.ok("query", "--seq", str(chain.seqs[3]), "SELECT count(*) AS n FROM trades", "--json")
+    assert "cached" in again.err and again.json() == [{"n": len(chain.states[chain.seqs[3]]["trades"])}]
+
+
+def test_query_at_a_time_answers_the_last_committed_point_before_it(chain: Chain) -> None:
+    versions, _ = _history(chain, "trades", "--key", "id=7")
+    deleted = next(v for v in versions if v["op"] == "delete")
+    got = chain.ok("query", "--at", deleted["time"], "SELECT count(*) AS n FROM trades WHERE id = 7", "--json")
+    assert got.json() == [{"n": 0}] and f"at seq {deleted['commit_seq']}" in got.err
+    before = chain.ok("query", "--seq", str(deleted["seq"] - 1), "SELECT count(*) AS n FROM trades WHERE id = 7",
+                      "--json")
+    assert before.json() == [{"n": 1}]
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT INTO trades (id, pair, amount, is_open) VALUES (99999, 'X', 1, 1)",
+    "UPDATE trades SET amount = 0",
+    "DELETE FROM trades",
+    "ATTACH DATABASE 'elsewhere.sqlite' AS other",
+    "PRAGMA user_version = 5",
+    "DROP TABLE trades",
+])
+def test_query_refuses_anything_that_writes(chain: Chain, sql: str) -> None:
+    source = state_of(chain.db)
+    result = chain.tv("query", "--seq", str(chain.seqs[2]), sql)
+    assert result.rc == 2 and "refused" in result.err and len(result.err.strip().splitlines()) == 1, str(result)
+    assert state_of(chain.db) == source and not (chain.root / "elsewhere.sqlite").exists()
+    cached = chain.ok("query", "--seq", str(chain.seqs[2]), "SELECT count(*) AS n FROM trades", "--json").json()
+    assert cached == [{"n": len(chain.states[chain.seqs[2]]["trades"])}]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["history", "nope", "--key", "id=1"], "no table 'nope'"),
+    (["history", "trades", "--key", "nope=1"], "no column 'nope'"),
+    (["history", "balances", "--key", "exchange=kraken"], "primary key"),
+    (["history", "trades", "--key", "id"], "COLUMN=VALUE"),
+    (["query", "--seq", "1", "--at", "2026-01-01", "SELECT 1"], "--at TIME or --seq N"),
+    (["query", "--seq", "999999", "SELECT 1"], "beyond the newest"),
+    (["diff", "--from-seq", "999999"], "beyond the newest"),
+    (["diff", "--from-seq", "1", "--table", "nope"], "no such table"),
+])
+def test_bad_time_travel_input_is_a_one_line_error(chain: Chain, args: list[str], message: str) -> None:
+    result = chain.tv(*args)
+    assert result.rc == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, str(result)
+
+
+def test_status_says_how_far_back_history_goes(chain: Chain) -> None:
+    info = chain.ok("status", "--json").json()["history"]
+    assert info["oldest_point"]["seq"] == chain.seqs[0] == info["every_instant_since"]["seq"]
+    assert "history" in chain.ok("status").out
