@@ -27,7 +27,8 @@ from restore.point_cache import PointCache
 from restore.replay import TransactionCut
 from restore.type_mapping import key_mapper, pg_value_converters, sqlite_value_converters
 from trade_stream.errors import BadInputError, IntegrityError
-from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
+from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.key_index import key_bytes
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
 from trade_stream.schema import TableSchema, quote_ident
@@ -82,30 +83,69 @@ class Diff:
 
 
 # -- folding (pure) -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Unhashable:
+    """The identity of a key whose values cannot be hashed (an array): its canonical text."""
+
+    text: bytes
+
+
 class _Keyed:
-    """One keyed table's window: first and last operation per key, and with ``rows`` the
-    last image (and its columns)."""
+    """One keyed table's window: first and last operation per key (two dicts with the same
+    insertion order), and with ``rows`` the last image (and its columns). A run of events
+    of one operation is folded in bulk (dict operations in C): per event in Python a busy
+    window would cost more than reading it."""
 
     def __init__(self, table: TableSchema, rows: bool) -> None:
         self.first: dict[Any, str] = {}
         self.last: dict[Any, str] = {}
         self.images: dict[Any, tuple[list[Any] | None, list[str]]] | None = {} if rows else None
-        self.keys: dict[Any, list[Any]] = {}  # the key values of each identity
+        self.odd: dict[Any, list[Any]] = {}  # key values of _Unhashable identities
         self.schema(table)
 
     def schema(self, table: TableSchema) -> None:
         self.columns = table.column_names
         self.positions = table.key_indexes()
         self.key_columns = list(table.primary_key)
+        self.single = len(self.positions) == 1
+
+    def key_values(self, identity: Any) -> list[Any]:
+        if isinstance(identity, _Unhashable):
+            return self.odd[identity]
+        return [identity] if self.single else list(identity)
+
+    def add_run(self, op: str, events: list[ChangeEvent]) -> None:
+        """Consecutive events of this table, all ``op``."""
+        try:
+            if self.single:
+                ids: list[Any] = [e.key[0] for e in events]  # type: ignore[index]
+            else:
+                ids = [tuple(e.key) for e in events]  # type: ignore[arg-type]
+            if op == UPDATE:
+                p = self.positions
+                moved = [e.row[p[0]] for e in events] if self.single else \
+                    [tuple(e.row[i] for i in p) for e in events]  # type: ignore[index]
+                if moved != ids:  # some update changes its row's key
+                    raise ValueError
+            distinct = dict.fromkeys(ids)
+        except (TypeError, IndexError, ValueError):  # no key, an unhashable one, a key that moves
+            for event in events:
+                self.add(event)
+            return
+        last = self.last
+        self.first.update(dict.fromkeys([k for k in distinct if k not in last], op))
+        last.update(dict.fromkeys(distinct, op))
+        if self.images is not None:
+            columns = self.columns
+            self.images.update(zip(ids, [(e.row, columns) for e in events]))
 
     def _identity(self, key: list[Any]) -> Any:
+        identity: Any = key[0] if self.single else tuple(key)
         try:
-            identity: Any = key[0] if len(key) == 1 else tuple(key)
             hash(identity)
-        except TypeError:  # an unhashable key value (an array): by its canonical text
-            identity = key_bytes(key)
-        if identity not in self.keys:
-            self.keys[identity] = key
+        except TypeError:
+            identity = _Unhashable(key_bytes(key))
+            self.odd[identity] = key
         return identity
 
     def add(self, event: ChangeEvent) -> None:
@@ -121,7 +161,8 @@ class _Keyed:
         self._note(self._identity(key), op, event.row)
 
     def _note(self, identity: Any, op: str, row: list[Any] | None) -> None:
-        self.first.setdefault(identity, op)
+        if identity not in self.last:
+            self.first[identity] = op
         self.last[identity] = op
         if self.images is not None:
             self.images[identity] = (row, self.columns)
@@ -164,14 +205,14 @@ class WindowFold:
 
     def add(self, events: list[ChangeEvent]) -> None:
         tables, only = self.tables, self.only
-        for event in events:
-            name = event.table
+        for name, op, run in runs(events):
             if only is not None and name not in only:
                 continue
-            if event.op == SCHEMA:
+            if op == SCHEMA:
                 self.schema_changed.add(name)
-                if event.table_schema is not None:
-                    self.known[name] = TableSchema.from_dict(event.table_schema)
+                changed = run[0].table_schema
+                if changed is not None:
+                    self.known[name] = TableSchema.from_dict(changed)
                     if name in tables:
                         tables[name].schema(self.known[name])
                 continue
@@ -179,9 +220,13 @@ class WindowFold:
             if fold is None:
                 schema = self.known.get(name)
                 if schema is None:
-                    raise IntegrityError(f"event for unknown table {name!r} at seq {event.seq}")
+                    raise IntegrityError(f"event for unknown table {name!r} at seq {run[0].seq}")
                 fold = tables[name] = _Keyed(schema, self.rows) if schema.primary_key else _Keyless(schema)
-            fold.add(event)
+            if isinstance(fold, _Keyed):
+                fold.add_run(op, run)
+            else:
+                for event in run:
+                    fold.add(event)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -281,10 +326,11 @@ def diff_points(store: BackupStore, entries: list[ManifestEntry], start: Target,
             raise BadInputError(f"--table {missing[0]}: no such table at seq {from_seq} "
                                 f"(tables: {', '.join(sorted(known))})")
     fold = WindowFold(schemas, rows, set(tables) if tables else None)
-    for selected in window_events(store, entries, from_seq, end, result.read):
-        if selected:
-            fold.add(selected)
-            result.to_seq, result.to_ts = selected[-1].seq, selected[-1].ts
+    with cyclic_gc_paused():  # the fold holds a row per key: collections would rescan it all
+        for selected in window_events(store, entries, from_seq, end, result.read):
+            if selected:
+                fold.add(selected)
+                result.to_seq, result.to_ts = selected[-1].seq, selected[-1].ts
     before = _BeforeState(cache, entries, from_seq, fold.known)
     try:
         for name, table_fold in fold.tables.items():
@@ -313,12 +359,22 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
                 out.rows.extend([change] * abs(balance))
         return out
     unknown = [i for i, op in fold.first.items() if _EXISTED_BEFORE[op] is None]
-    images = before.rows(name, fold.key_columns, [fold.keys[i] for i in fold.keys]) if rows else \
-        before.rows(name, fold.key_columns, [fold.keys[i] for i in unknown]) if unknown else {}
+    if not rows and not unknown:  # counts alone: by (first, last) operation, in C
+        for (first, last), count in Counter(zip(fold.first.values(), fold.last.values())).items():
+            existed, exists = _EXISTED_BEFORE[first], last != DELETE
+            if existed and exists:
+                out.updated += count
+            elif exists:
+                out.inserted += count
+            elif existed:
+                out.deleted += count
+        return out
+    wanted = list(fold.first) if rows else unknown
+    images = before.rows(name, fold.key_columns, [fold.key_values(i) for i in wanted])
     for identity, first in _in_key_order(fold.first):
         existed = _EXISTED_BEFORE[first]
         if existed is None:
-            existed = _as_key(fold.keys[identity]) in images
+            existed = _as_key(fold.key_values(identity)) in images
         exists = fold.last[identity] != DELETE
         if existed and exists:
             op = "updated"
@@ -332,11 +388,10 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
         else:
             continue
         if out.rows is not None:
-            key = fold.keys[identity]
+            key = fold.key_values(identity)
             assert fold.images is not None
             image, columns = fold.images[identity]
-            previous = images.get(_as_key(key))
-            out.rows.append(RowChange(op, dict(zip(fold.key_columns, key)), previous,
+            out.rows.append(RowChange(op, dict(zip(fold.key_columns, key)), images.get(_as_key(key)),
                                       dict(zip(columns, image)) if image is not None and exists else None))
     return out
 

@@ -27,6 +27,7 @@ from restore.point_cache import PointCache
 from restore.type_mapping import sqlite_value_converters
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.key_index import KeyIndex, canonical, key_bytes
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry, continuous_from
 from trade_stream.object_format import ObjectHeader
@@ -50,6 +51,7 @@ class Version:
     columns: list[str]
     row: list[Any] | None  # None after a delete
     commit_seq: int = 0
+    tx: int = 0
 
     def to_json(self, value: Callable[[Any], Any]) -> dict[str, Any]:
         return {"seq": self.seq, "commit_seq": self.commit_seq or self.seq, "time": format_ts(self.ts, precise=True),
@@ -69,26 +71,36 @@ class History:
 
 
 # -- the row a user names -----------------------------------------------------------------------
-def _user_value(text: str, family: str, dialect: str) -> str:
-    """A command-line value in ``key_index.canonical`` form, read as its column's type. A
-    SQLite column holds whatever was written to it, so there a value that does not read as
-    the declared type is taken as text."""
+def _user_value(text: str, family: str, dialect: str) -> tuple[str, Any]:
+    """A command-line value in ``key_index.canonical`` form, read as its column's type, and
+    that typed value as the backend decodes it (None when its stored form cannot be
+    foreseen: then every event of the table is compared by canonical form). A SQLite
+    column holds whatever was written to it, so there a value that does not read as the
+    declared type is taken as text."""
+    import datetime as dt
+    import uuid
+
+    lowered = text.lower()
     try:
         if family == "integer":
-            return canonical(int(text))
+            return canonical(int(text)), int(text)
+        if family == "boolean" and lowered in ("true", "false", "t", "f", "1", "0"):
+            return ("1", True) if lowered in ("true", "t", "1") else ("0", False)
         if family in _NUMBERS:
-            return canonical(decimal.Decimal(text))
-        if family == "boolean" and text.lower() in ("true", "false", "t", "f", "1", "0"):
-            return "1" if text.lower() in ("true", "t", "1") else "0"
+            number = decimal.Decimal(text)
+            typed = (float(text) if family == "float" else number) if dialect == "postgresql" else None
+            return canonical(number), typed
         if dialect == "postgresql" and family in _PARSED_TIMES:
-            import datetime as dt
-
             parse = {"datetime": dt.datetime, "date": dt.date, "time": dt.time}[family].fromisoformat
-            return canonical(parse(text.replace("Z", "+00:00")))
+            moment = parse(text.replace("Z", "+00:00"))
+            return canonical(moment), moment
+        if dialect == "postgresql" and family == "uuid":
+            return canonical(uuid.UUID(text)), uuid.UUID(text)
     except (ValueError, ArithmeticError):
         if dialect == "postgresql":
             raise BadInputError(f"--key value {text!r} is not a valid {family}") from None
-    return text
+    foreseen = family == "text" or (dialect == "postgresql" and family == "other")
+    return text, text if foreseen else None
 
 
 def _stored_value(value: Any, family: str) -> str:
@@ -118,7 +130,11 @@ class RowMatcher:
         self.columns = list(table.primary_key) if self.keyed else list(given)
         families = {c.name: c.family for c in table.columns}
         self.families = [families[c] for c in self.columns]
-        self.wanted = [_user_value(given[c], families[c], table.dialect) for c in self.columns]
+        parsed = [_user_value(given[c], families[c], table.dialect) for c in self.columns]
+        self.wanted = [text for text, _ in parsed]
+        #: the first column's value as the backend decodes it, to pick out the few events
+        #: worth comparing in full (``candidates``), or None: compare every event
+        self.probe = parsed[0][1]
         self.key = key_bytes(self.wanted) if self.keyed else b""
         # The index holds keys as they were stored; a SQLite number column may hold a key
         # as text ("1.50"), which only a comparison by value finds: read every object then.
@@ -146,6 +162,16 @@ class RowMatcher:
             return event.op == UPDATE and self.row_matches(event.row)  # moved to this key
         # a keyless table: the old row (the event's key) or the new one has the values
         return self.row_matches(event.key) or self.row_matches(event.row)
+
+    def candidates(self, batch: list[ChangeEvent]) -> list[int]:
+        """Positions in ``batch`` of this table's SCHEMA events and of every event that may
+        be the row: its key, or (an update moving a row to this key) its new row, holds the
+        probe value. One pass in a comprehension: most events are of other rows."""
+        table, probe = self.table, self.probe
+        if probe is None:
+            return [i for i, e in enumerate(batch) if e.table == table]
+        return [i for i, e in enumerate(batch) if e.table == table and (
+            e.op == SCHEMA or (e.key is not None and probe in e.key) or (e.row is not None and probe in e.row))]
 
     def object_may_hold(self, index: KeyIndex) -> bool:
         return index.may_hold(self.table, self.key) if self.indexed else index.touches(self.table)
@@ -199,16 +225,14 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
         if columns is not None:
             matcher.columns_changed(columns)
         names = columns.column_names if columns is not None else []
-        open_tx, in_open_tx = None, []  # versions of the transaction being read
+        pending: list[Version] = []  # versions whose transaction may go on in the next batch
         for batch in events(entry):
-            for event in batch:
-                if in_open_tx:
-                    if event.tx == open_tx:
-                        for version in in_open_tx:
-                            version.commit_seq, version.ts = event.seq, event.ts
-                    else:
-                        in_open_tx = []
-                if event.table != table or event.seq <= base.last_seq:
+            if pending:
+                _continue_transaction(pending, batch)
+            known_tx, end = None, 0
+            for i in matcher.candidates(batch):
+                event = batch[i]
+                if event.seq <= base.last_seq:
                     continue
                 if event.op == SCHEMA:
                     if event.table_schema is not None:
@@ -216,10 +240,16 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
                         matcher.columns_changed(changed)
                         names = changed.column_names
                     continue
-                if matcher.event_matches(event):
-                    versions.append(Version(event.seq, event.ts, event.op, names, event.row, event.seq))
-                    open_tx = event.tx
-                    in_open_tx.append(versions[-1])
+                if not matcher.event_matches(event):
+                    continue
+                if event.tx != known_tx or end < i:  # where its transaction ends (in this batch)
+                    known_tx, end = event.tx, i
+                    while end + 1 < len(batch) and batch[end + 1].tx == known_tx:
+                        end += 1
+                version = Version(event.seq, batch[end].ts, event.op, names, event.row, batch[end].seq, event.tx)
+                versions.append(version)
+                if end == len(batch) - 1:
+                    pending.append(version)
     if not versions or versions[0].op != INSERT:  # the row may have been in the full backup
         base_table = _columns_at(header(base).schema, table)
         if base_table is not None:
@@ -229,6 +259,20 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
                         for row in snapshot_rows(base, base_table, matcher)] + versions
     result.versions = _window(_resynchronised(versions), from_ts, to_ts)
     return result
+
+
+def _continue_transaction(pending: list[Version], batch: list[ChangeEvent]) -> None:
+    """Versions whose transaction reached the end of the previous batch end where it ends
+    in this one (a transaction never spans two objects); ``pending`` is emptied once it is
+    seen to end."""
+    tx, end = pending[0].tx, -1
+    while end + 1 < len(batch) and batch[end + 1].tx == tx:
+        end += 1
+    if end >= 0:
+        for version in pending:
+            version.commit_seq, version.ts = batch[end].seq, batch[end].ts
+    if end < len(batch) - 1:
+        pending.clear()
 
 
 def _resynchronised(versions: list[Version]) -> list[Version]:
@@ -325,5 +369,6 @@ def read_history(store: BackupStore, entries: list[ManifestEntry], table: str, g
         convert = (lambda row: [c(v) for c, v in zip(converters, row)]) if converters else None
         return rows_in_state(point.path, schema, matcher, convert)
 
-    return row_history(entries, table, given, header=header, events=lambda entry: events_of(store, entry),
-                       snapshot_rows=snapshot_rows, from_ts=from_ts, to_ts=to_ts)
+    with cyclic_gc_paused():
+        return row_history(entries, table, given, header=header, events=lambda entry: events_of(store, entry),
+                           snapshot_rows=snapshot_rows, from_ts=from_ts, to_ts=to_ts)
