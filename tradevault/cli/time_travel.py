@@ -91,14 +91,19 @@ def history(
     if not versions:
         stdout.print(f"no version of that row in the backups since {found.full.object}")
         return
-    from rich.table import Table
-
-    view = Table("seq", "time", "op", "row", box=None, pad_edge=False)
-    for version in versions:
+    previous: dict[str, Any] | None = None
+    for version in versions:  # the first version whole, then what each change changed
         row = version["row"]
-        view.add_row(str(version["seq"]), version["time"], version["op"],
-                     "—" if row is None else ", ".join(f"{k}={_cell(v)}" for k, v in row.items()))
-    stdout.print(view)
+        if row is None:
+            change = "(row deleted)"
+        elif previous is None or version["op"] in ("snapshot", "insert"):
+            change = ", ".join(f"{k}={_cell(v)}" for k, v in row.items())
+        else:
+            change = ", ".join(f"{k}: {_cell(previous.get(k))} -> {_cell(v)}" for k, v in row.items()
+                               if k not in previous or previous[k] != v) or "(no column changed)"
+        stdout.print(f"seq {version['seq']:<10} {version['time']}  {version['op']:<8}  {change}",
+                     markup=False, highlight=False)
+        previous = row
 
 
 def query(
