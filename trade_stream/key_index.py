@@ -21,11 +21,11 @@ import math
 import zlib
 from typing import Any, Iterable, Sequence
 
-from trade_stream.events import SCHEMA, UPDATE, ChangeEvent
+from trade_stream.events import SCHEMA, UPDATE, ChangeEvent, runs
 from trade_stream.schema import TableSchema
 
 VERSION = 1
-HASHES = 5  # with 10 bits per key: about 0.9 % false positives, and fewer bits to set than 7
+HASHES = 4  # with 10 bits per key: about 1.2 % false positives, and few bits to set per key
 BITS_PER_KEY = 10
 _SEED = 0x9E3779B9
 _SEPARATOR = "\x1f"
@@ -70,19 +70,18 @@ def key_bytes(values: Sequence[Any]) -> bytes:
     return _SEPARATOR.join(canonical(v) for v in values).encode()
 
 
-def _hashes(key: bytes) -> int:
-    return zlib.crc32(key) << 32 | zlib.crc32(key, _SEED)
-
-
 class KeyIndexBuilder:
     """Fed every event of an incremental in stream order (``add``); ``to_header`` gives
-    the index for the object's header. ``tables``: the schema at the object's start."""
+    the index for the object's header. ``tables``: the schema at the object's start.
+    Keys are collected as they are (a set filled by comprehensions, run by run: the cost
+    an incremental pays per event) and hashed once each at the end."""
 
     def __init__(self, tables: Iterable[TableSchema]) -> None:
         self._key_positions: dict[str, list[int] | None] = {}
         for table in tables:
             self._learn(table)
-        self._keys: dict[str, set[int]] = {}
+        self._keys: dict[str, set[Any]] = {}  # key values (one column) or tuples of them
+        self._texts: dict[str, set[bytes]] = {}  # keys with unhashable values, as key_bytes
         self._touched: set[str] = set()
 
     def _learn(self, table: TableSchema) -> None:
@@ -90,43 +89,61 @@ class KeyIndexBuilder:
 
     def add(self, events: Sequence[ChangeEvent]) -> None:
         touched = self._touched
-        for event in events:
-            table = event.table
+        for table, op, run in runs(list(events)):
             touched.add(table)
-            if event.op == SCHEMA:
-                if event.table_schema is not None:
-                    self._learn(TableSchema.from_dict(event.table_schema))
+            if op == SCHEMA:
+                if run[0].table_schema is not None:
+                    self._learn(TableSchema.from_dict(run[0].table_schema))
                 continue
             positions = self._key_positions.get(table)
             if positions is None:
                 continue
-            keys = self._keys.get(table)
-            if keys is None:
-                keys = self._keys[table] = set()
-            if event.key is not None:
-                keys.add(_hashes(key_bytes(event.key)))
-            if event.op == UPDATE and event.row is not None:  # the key may change: index the new one too
-                new = [event.row[i] for i in positions]
-                if new != event.key:
-                    keys.add(_hashes(key_bytes(new)))
+            keys = self._keys.setdefault(table, set())
+            try:
+                if len(positions) == 1:
+                    keys.update([e.key[0] for e in run if e.key is not None])
+                    if op == UPDATE:  # the key may change: index the new one too
+                        keys.update([e.row[positions[0]] for e in run if e.row is not None])
+                else:
+                    keys.update([tuple(e.key) for e in run if e.key is not None])
+                    if op == UPDATE:
+                        keys.update([tuple(e.row[i] for i in positions) for e in run if e.row is not None])
+            except TypeError:  # an unhashable key value (an array): by its canonical text
+                texts = self._texts.setdefault(table, set())
+                for event in run:
+                    if event.key is not None:
+                        texts.add(key_bytes(event.key))
+                    if op == UPDATE and event.row is not None:
+                        texts.add(key_bytes([event.row[i] for i in positions]))
 
     def to_header(self) -> dict[str, Any]:
         filters = {}
-        for table, keys in sorted(self._keys.items()):
-            if table in self._key_positions and self._key_positions[table] is not None:
-                filters[table] = _bloom(keys)
+        for table in sorted(self._keys.keys() | self._texts.keys()):
+            if self._key_positions.get(table) is None:
+                continue
+            texts = {key_bytes(k if isinstance(k, tuple) else (k,)) for k in self._keys.get(table, ())}
+            filters[table] = _bloom(texts | self._texts.get(table, set()))
         return {"version": VERSION, "touched": sorted(self._touched), "filters": filters}
 
 
-def _bloom(hashes: set[int]) -> dict[str, Any]:
-    bits = max(64, math.ceil(len(hashes) * BITS_PER_KEY))
+def _bloom(keys: set[bytes]) -> dict[str, Any]:
+    """The filter of ``keys`` (``key_bytes``): HASHES positions per key, unrolled (this
+    loop is most of what the index costs an incremental)."""
+    assert HASHES == 4
+    bits = max(64, math.ceil(len(keys) * BITS_PER_KEY))
     bits += -bits % 8
     array = bytearray(bits // 8)
-    for value in hashes:
-        h1, h2 = value >> 32, (value & 0xFFFFFFFF) | 1
-        for i in range(HASHES):
-            position = (h1 + i * h2) % bits
-            array[position >> 3] |= 1 << (position & 7)
+    crc32 = zlib.crc32
+    for key in keys:
+        h1, h2 = crc32(key), crc32(key, _SEED) | 1
+        p = h1 % bits
+        array[p >> 3] |= 1 << (p & 7)
+        p = (h1 + h2) % bits
+        array[p >> 3] |= 1 << (p & 7)
+        p = (h1 + 2 * h2) % bits
+        array[p >> 3] |= 1 << (p & 7)
+        p = (h1 + 3 * h2) % bits
+        array[p >> 3] |= 1 << (p & 7)
     return {"bits": bits, "hashes": HASHES, "data": base64.b64encode(bytes(array)).decode()}
 
 
@@ -156,8 +173,7 @@ class KeyIndex:
             decoded = self._decoded[table] = (base64.b64decode(entry["data"]), int(entry["bits"]),
                                               int(entry["hashes"]))
         array, bits, count = decoded
-        value = _hashes(key)
-        h1, h2 = value >> 32, (value & 0xFFFFFFFF) | 1
+        h1, h2 = zlib.crc32(key), zlib.crc32(key, _SEED) | 1
         for i in range(count):
             position = (h1 + i * h2) % bits
             if not array[position >> 3] & (1 << (position & 7)):

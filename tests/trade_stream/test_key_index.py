@@ -1,0 +1,87 @@
+"""The key index of an incremental (trade_stream/key_index.py): never a false negative,
+few false positives, and one canonical form of a key whatever type it was decoded as."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
+from trade_stream.key_index import KeyIndex, KeyIndexBuilder, canonical, key_bytes
+from trade_stream.schema import Column, TableSchema
+
+TRADES = TableSchema("trades", [Column("id", "INTEGER", "integer"), Column("pair", "TEXT", "text")], ["id"], "sqlite")
+PAIRS = TableSchema("balances", [Column("ex", "TEXT", "text"), Column("asset", "TEXT", "text"),
+                                 Column("free", "INTEGER", "integer")], ["ex", "asset"], "sqlite")
+LOG = TableSchema("log", [Column("line", "TEXT", "text")], [], "sqlite")
+
+
+def _index(events: list[ChangeEvent], tables: list[TableSchema]) -> KeyIndex:
+    builder = KeyIndexBuilder(tables)
+    for i in range(0, len(events), 7):  # fed in batches, as the writers do
+        builder.add(events[i:i + 7])
+    return KeyIndex({"keys": builder.to_header()})
+
+
+def test_equal_values_of_different_types_have_one_canonical_form() -> None:
+    assert canonical(42) == canonical(42.0) == canonical(decimal.Decimal("42.000")) == "42"
+    assert canonical(decimal.Decimal("1.50")) == canonical(1.5) == "1.5"
+    assert canonical(1e-7) == canonical(decimal.Decimal("0.0000001"))
+    aware = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert canonical(aware) == canonical(dt.datetime(2026, 1, 1, 10, tzinfo=dt.timezone.utc))
+    assert canonical(True) == canonical(1) and canonical(None) != canonical("")
+    assert key_bytes(["a", "b"]) != key_bytes(["ab"]) and key_bytes([1, 23]) != key_bytes([12, 3])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 10_000), min_size=1, max_size=300, unique=True), st.randoms())
+def test_every_key_an_incremental_touches_is_found(ids: list[int], rng: random.Random) -> None:
+    events = []
+    for seq, key in enumerate(ids, 1):
+        op = rng.choice([INSERT, UPDATE, DELETE])
+        events.append(ChangeEvent(seq, seq, 0, "trades", op, [key], None if op == DELETE else [key, "x"]))
+    index = _index(events, [TRADES])
+    assert all(index.may_hold("trades", key_bytes([k])) for k in ids)
+    assert not index.touches("balances") and not index.may_hold("balances", key_bytes(["a", "b"]))
+
+
+def test_false_positives_stay_near_one_percent() -> None:
+    ids = random.Random(3).sample(range(10**9), 20_000)
+    index = _index([ChangeEvent(i, i, 0, "trades", UPDATE, [k], [k, "x"]) for i, k in enumerate(ids)], [TRADES])
+    absent = [k for k in range(10**9 + 1, 10**9 + 20_001)]
+    rate = sum(index.may_hold("trades", key_bytes([k])) for k in absent) / len(absent)
+    assert rate < 0.025, rate
+
+
+def test_an_update_that_moves_a_key_indexes_both_keys_and_composite_keys_work() -> None:
+    events = [ChangeEvent(1, 1, 0, "trades", UPDATE, [5], [6, "x"]),
+              ChangeEvent(2, 2, 0, "balances", UPDATE, ["kraken", "ETH"], ["kraken", "ETH", 3])]
+    index = _index(events, [TRADES, PAIRS])
+    assert index.may_hold("trades", key_bytes([5])) and index.may_hold("trades", key_bytes([6]))
+    assert index.may_hold("balances", key_bytes(["kraken", "ETH"]))
+
+
+def test_unhashable_keys_and_keyless_tables_are_still_answered() -> None:
+    arrays = TableSchema("arr", [Column("k", "integer[]", "other")], ["k"], "postgresql")
+    events = [ChangeEvent(1, 1, 0, "arr", INSERT, [[1, 2]], [[1, 2]]),
+              ChangeEvent(2, 2, 0, "log", INSERT, ["started"], ["started"])]
+    index = _index(events, [arrays, LOG])
+    assert index.may_hold("arr", key_bytes([[1, 2]]))
+    assert index.touches("log") and index.may_hold("log", b"anything")  # no filter: may hold any row
+
+
+def test_a_table_created_inside_the_object_is_indexed_from_its_schema_event() -> None:
+    events = [ChangeEvent(1, 1, 0, "fresh", SCHEMA, table_schema=TableSchema(
+        "fresh", [Column("id", "INTEGER", "integer")], ["id"], "sqlite").to_dict()),
+        ChangeEvent(2, 2, 0, "fresh", INSERT, [77], [77])]
+    index = _index(events, [])
+    assert index.may_hold("fresh", key_bytes([77])) and index.touches("fresh")
+
+
+def test_an_object_without_an_index_may_hold_anything() -> None:
+    old = KeyIndex({"sequences": {}})
+    assert not old.known and old.touches("trades") and old.may_hold("trades", key_bytes([1]))
