@@ -24,6 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from tests.cli_harness import Result, tv
 
+pytestmark = pytest.mark.xdist_group("time-travel-sqlite")  # one chain, built once
+
 
 class Base(DeclarativeBase):
     pass
@@ -332,3 +334,12 @@ def test_status_says_how_far_back_history_goes(chain: Chain) -> None:
     info = chain.ok("status", "--json").json()["history"]
     assert info["oldest_point"]["seq"] == chain.seqs[0] == info["every_instant_since"]["seq"]
     assert "history" in chain.ok("status").out
+
+
+def test_the_point_cache_keeps_the_four_points_used_last(chain: Chain) -> None:
+    for seq in chain.seqs[:6]:
+        chain.ok("query", "--seq", str(seq), "SELECT 1")
+    cached = sorted(p.name for p in (chain.root / "work" / "time-travel").rglob("*.sqlite"))
+    assert len(cached) == 4 and all(not name.startswith(".") for name in cached), cached
+    assert any(name.endswith(f"-{chain.seqs[5]}.sqlite") for name in cached)
+    assert not any(name.endswith(f"-{chain.seqs[0]}.sqlite") for name in cached)
