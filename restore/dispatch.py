@@ -73,6 +73,18 @@ def unknown_codec(entry: ManifestEntry, codec: str) -> IntegrityError:
     return IntegrityError(f"{entry.object}: unknown full backup codec {codec!r}")
 
 
+def choose_tables(store: BackupStore, plan: Plan, names: list[str]) -> None:
+    """Restrict ``plan`` to ``names`` (``restore --tables``), each a table of the full
+    backup's recorded schema; an unknown one is bad input, refused before anything is
+    written."""
+    known = sorted(t["name"] for t in header_of(store, plan.full).schema.get("tables", ()))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise BadInputError(f"--tables: no table {', '.join(repr(n) for n in unknown)} in {plan.full.object} "
+                            f"(its tables: {', '.join(known)})")
+    plan.tables = frozenset(names)
+
+
 def mapping_of(store: BackupStore, plan: Plan, target_url: str) -> list[str]:
     return open_target(target_url).mapping(store, plan, full_codec(store, plan.full))
 

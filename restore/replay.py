@@ -164,9 +164,12 @@ class Step(NamedTuple):
 def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[int] | None]) -> Iterator[Step]:
     """The plan's events after its full backup, read (verified, decoded), cut at the target
     and folded (``fold_key``, see net_effect). A SCHEMA step must be applied before the
-    next step is made: folding what follows asks ``fold_key`` about the table it changed."""
+    next step is made: folding what follows asks ``fold_key`` about the table it changed.
+    Events (SCHEMA ones too) of tables the plan leaves out are dropped here, after the cut:
+    the point reached is the one a restore of every table reaches."""
     cut = TransactionCut(plan.full.last_seq, plan.target)
     net = NetEffect(fold_key)
+    tables = plan.tables
     for entry in plan.incrementals:
         if cut.reached:
             break
@@ -176,21 +179,27 @@ def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[
         within = plan.target.ts is None and (plan.target.seq is None or entry.last_seq <= plan.target.seq)
         for batch in events_of(store, entry):
             for selected in (cut.whole(batch) if within else cut.feed(batch)):
-                yield from _folded(net, selected)
+                yield from _folded(net, selected, tables)
             if cut.reached:
                 break
     if not cut.reached:
         for selected in cut.finish():
-            yield from _folded(net, selected)
+            yield from _folded(net, selected, tables)
     yield from (Step(ready=ready) for ready in net.drain())
 
 
-def _folded(net: NetEffect, selected: list[ChangeEvent]) -> Iterator[Step]:
+def _folded(net: NetEffect, selected: list[ChangeEvent], tables: frozenset[str] | None) -> Iterator[Step]:
+    """``selected`` folded; only the events of ``tables`` (None: all) are applied and
+    counted, but the point reached is the last event's, whichever table it changed."""
     if selected:
+        last = selected[-1]
+        if tables is not None:
+            selected = [e for e in selected if e.table in tables]
         # (a generator expression: a loop variable here would keep the last list alive
         # while the next window is folded)
-        yield from (Step(ready=ready) for ready in net.add(selected))
-        yield Step(reached=(len(selected), selected[-1].seq, selected[-1].ts))
+        if selected:
+            yield from (Step(ready=ready) for ready in net.add(selected))
+        yield Step(reached=(len(selected), last.seq, last.ts))
 
 
 def steps_ahead(store: BackupStore, plan: Plan, applier: Applier, touched: set[str] | None = None) -> ReadAhead[Step]:
@@ -251,6 +260,8 @@ def _apply_steps(plan: Plan, applier: Applier, steps: Iterable[Step], progress: 
     for entry in plan.incrementals:
         if entry.last_seq == last_seq and entry.object in used:
             recorded = entry.tables
+    if recorded is not None and plan.tables is not None:  # only the chosen tables are checked
+        recorded = {table: rows for table, rows in recorded.items() if table in plan.tables}
     return RestoreResult(
         target="", first_seq=plan.full.last_seq, last_seq=last_seq, last_ts=last_ts, rows=0,
         events=replayed, bytes=0, seconds=0.0, full=plan.full.object, incrementals=used,

@@ -200,17 +200,35 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
         conn.execute(f"ALTER TABLE {name} REPLICA IDENTITY FULL")
 
 
-def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> list[str]:
+# the table a foreign key's definition references: REFERENCES [schema.]table(columns)
+_REFERENCES = re.compile(r'\bREFERENCES ((?:"(?:[^"]|"")+"|[^\s."(]+)\.)?("(?:[^"]|"")+"|[^\s."(]+)')
+
+
+def referenced_table(definition: str) -> str | None:
+    match = _REFERENCES.search(definition)
+    if match is None:
+        return None
+    name = match.group(2)
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema],
+                     restored: Collection[str] | None = None) -> list[str]:
     """Foreign keys once every table has its keys (their definitions name other tables);
     each is validated as it is added: a row without its parent is a divergence (exit 3).
     A key of another dialect's source marked ``unenforced`` (SQLite checks keys only when
     the application turns them on) is added NOT VALID instead, and one PostgreSQL cannot
-    add at all is left out; both are noted (returned)."""
+    add at all is left out; both are noted (returned). ``restored``: the tables of a
+    restore of some tables; a key into any other cannot exist, so it is left out, noted."""
     import psycopg
 
     notes = []
     for table in tables:
         for key in post_load(table).get("foreign_keys", []):
+            parent = referenced_table(key["def"])
+            if restored is not None and parent is not None and parent not in restored:
+                notes.append(f"{table.name}: foreign key to left-out table {parent} not created")
+                continue
             statement = f"ALTER TABLE {quote_ident(table.name)} ADD CONSTRAINT {quote_ident(key['name'])} {key['def']}"
             try:
                 with conn.transaction():

@@ -59,11 +59,15 @@ def create_functions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any
             conn.execute(f"COMMENT ON FUNCTION {function['signature']} IS {_literal(function['comment'])}")
 
 
-def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema]) -> None:
+def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema],
+                  partial: bool = False) -> list[str]:
     """In the publishing transaction, with the tables in ``public``: views and materialized
-    views (refreshed, with their indexes), then the tables' triggers."""
+    views (refreshed, with their indexes), then the tables' triggers. ``partial``: a
+    restore of some tables, where a view that reads one left out is not created but noted
+    (returned)."""
     import psycopg
 
+    notes = []
     pending = [o for o in objects if o["kind"] in ("view", "materialized view")]
     while pending:
         left, failure = [], None
@@ -77,9 +81,14 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
                 continue
             _finish_view(conn, view)
         if len(left) == len(pending):
-            raise IntegrityError(f"view {left[0]['name']!r} could not be restored: {str(failure).splitlines()[0]}")
+            if not partial:
+                raise IntegrityError(f"view {left[0]['name']!r} could not be restored: "
+                                     f"{str(failure).splitlines()[0]}")
+            notes += [f"{view['kind']} {view['name']} not created: what it reads was left out" for view in left]
+            break
         pending = left
     create_triggers(conn, tables)
+    return notes
 
 
 def _finish_view(conn: "psycopg.Connection", view: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import sqlite3
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from restore.copy_text import row_converter
 from restore.planner import Plan
@@ -56,11 +56,12 @@ class Migration:
         self._lock = threading.Lock()
 
     @classmethod
-    def read(cls, path: Path, source: DatabaseSchema) -> "Migration":
-        """The tables of the snapshot at ``path`` (described by ``source``), mapped."""
+    def read(cls, path: Path, source: DatabaseSchema, chosen: Collection[str] | None = None) -> "Migration":
+        """The tables of the snapshot at ``path`` (described by ``source``), mapped;
+        ``chosen``: only these (a foreign key still finds its parent's key)."""
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            tables = read_tables(conn, source.tables)
+            tables = read_tables(conn, [t for t in source.tables if chosen is None or t.name in chosen])
             found = views(conn)
         finally:
             conn.close()
@@ -156,7 +157,7 @@ def mapping_notes(store: BackupStore, plan: Plan) -> list[str]:
     the full backup's tables as its snapshot describes them."""
     source = DatabaseSchema.from_dict(schema_of(store, plan.full))
     with snapshot_file(store, plan.full, no_progress) as path:
-        migration = Migration.read(path, source)
+        migration = Migration.read(path, source, plan.tables)
     return migration.notes + [f"view {name}: created if PostgreSQL accepts its SQL" for name, _ in migration.views]
 
 

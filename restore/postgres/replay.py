@@ -16,6 +16,10 @@ it was.
 The full backup may be a PostgreSQL logical snapshot (``pgcopy-binary``) or a SQLite
 physical one (``sqlite-file``: tables and values mapped by ``type_mapping``, see
 ``restore.postgres.from_sqlite``).
+
+A restore of some tables (``Plan.tables``) creates and loads only those; a foreign key
+into a table left out cannot exist in PostgreSQL, so it is not created, and views that
+read a table left out are not either: each is noted.
 """
 
 from __future__ import annotations
@@ -120,15 +124,16 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
     if reader.header.codec != CODEC_PGCOPY:
         raise IntegrityError(f"{reader.name}: unexpected codec {reader.header.codec!r}")
     text_tables = set(reader.header.extra.get("text_tables", ()))
+    recorded = {t["name"] for t in reader.header.schema.get("tables", ())}  # some may be left out of ``tables``
     current, copy = "", None
     with conn.transaction(), ExitStack() as stack:
         for name in sorted(names):
             create_unindexed(conn, tables[name])
         for name, data in decode_copy_chunks(reader.body_chunks(4 << 20, reuse=True), reader.name):
             table = tables.get(name)
-            if table is None:
+            if table is None and name not in recorded:
                 raise IntegrityError(f"{reader.name}: rows for unknown table {name!r}")
-            if name not in names:
+            if table is None or name not in names:
                 continue
             if name != current:
                 stack.close()
@@ -150,14 +155,14 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
         migration, snapshot = None, None
         if source.dialect != "postgresql":
             snapshot = stack.enter_context(snapshot_file(store, plan.full, progress))
-            migration = Migration.read(snapshot, source)
+            migration = Migration.read(snapshot, source, plan.tables)
         return _restore(store, plan, target, source, migration, snapshot, force, progress, started)
 
 
 def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: DatabaseSchema,
              migration: Migration | None, snapshot: Path | None, force: bool, progress: Progress,
              started: float) -> RestoreResult:
-    schema = source if migration is None else migration.schema
+    schema = plan.chosen(source) if migration is None else migration.schema
     logical = migration is None
     # with events to replay, the main connection loads nothing: it gathers them meanwhile
     aside = int(logical and bool(plan.incrementals))
@@ -178,7 +183,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         objects = latest.objects if migration is None else []  # a SQLite source's views: the migration's
         create_extensions(main, objects)
         for tables in latest.table_sources:
-            create_types(main, tables)
+            create_types(main, [t for t in tables if plan.keeps(t.name)])
         create_sequences(main, objects, latest.sequences)
         create_functions(main, objects)
         if not logical:
@@ -214,19 +219,18 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         result.tables = finishing.rest(result.tables)
         result.rows = sum(result.tables.values())
         notes = try_indexes(main, applier.tables.values())
-        notes += add_foreign_keys(main, applier.tables.values())
+        notes += add_foreign_keys(main, applier.tables.values(), None if plan.tables is None else set(applier.tables))
         main.commit()
         tables = list(applier.tables.values())
 
         def after(conn: Any) -> None:
-            after_publish(conn, objects, tables)
+            notes.extend(after_publish(conn, objects, tables, partial=plan.tables is not None))
             if migration is not None:
                 migration.create_views(conn, latest.objects if latest.objects_known else None)
 
         staging.publish(sorted(applier.tables), force,
                         [d["name"] for d in type_definitions_of(tables) if d["kind"] != "extension"], after=after)
-    if migration is not None:
-        result.notes = migration.notes + notes
+    result.notes = (migration.notes if migration is not None else []) + notes
     return finished(result, target.safe_url(), plan, started)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from restore.latest import LatestPoint
 from restore.planner import Plan
@@ -17,7 +17,7 @@ from restore.replay import RestoreResult, finished, replay_events
 from restore.schema_to_sqlite import SqliteTable, database_notes, table_to_sqlite
 from restore.sqlite.apply import SqliteApplier
 from restore.sqlite.apply import create_table as create_sqlite_table
-from restore.sqlite.replay import check_target, commit_checked
+from restore.sqlite.replay import check_target, commit_checked, left_out_keys
 from restore.type_mapping import key_mapper, pg_value_converters, row_mapper
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import IntegrityError
@@ -90,6 +90,8 @@ class _MappedSqliteApplier:
 
 def _load_rows_into_sqlite(conn: sqlite3.Connection, store: BackupStore, entry: ManifestEntry,
                            pg_schema: DatabaseSchema, progress: Progress) -> int:
+    """The rows of ``pg_schema``'s tables; those of the object's other tables (left out of
+    the restore) are read past."""
     tables = {t.name: t for t in pg_schema.tables}
     statements, mappers = {}, {}
     for table in pg_schema.tables:
@@ -104,7 +106,9 @@ def _load_rows_into_sqlite(conn: sqlite3.Connection, store: BackupStore, entry: 
         for name in tables:  # a retry from another copy starts from scratch
             conn.execute(f"DELETE FROM {quote_ident(name)}")
         count = 0
-        chunks = decode_copy_chunks(reader.body_chunks(4 << 20), reader.name)
+        left_out = {t["name"] for t in reader.header.schema.get("tables", ())} - set(tables)
+        chunks = (chunk for chunk in decode_copy_chunks(reader.body_chunks(4 << 20), reader.name)
+                  if chunk[0] not in left_out)
         for name, rows in iter_table_rows(chunks, tables, reader.name, reader.header.extra.get("text_tables", ())):
             mapper = mappers[name]
             conn.executemany(statements[name], [mapper(r) for r in rows])
@@ -120,7 +124,8 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
     """A PostgreSQL (``pgcopy-binary``) backup into a fresh SQLite file, atomically."""
     started = time.perf_counter()
     check_target(target, force)
-    pg_schema = DatabaseSchema.from_dict(schema_of(store, plan.full))
+    recorded = DatabaseSchema.from_dict(schema_of(store, plan.full))
+    pg_schema = plan.chosen(recorded)
     with replacing_sqlite_file(target.path) as temp:
         conn = sqlite3.connect(temp, isolation_level=None)
         try:
@@ -133,8 +138,10 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
             applier = _MappedSqliteApplier(conn, pg_schema)
             result = replay_events(store, plan, applier, progress)
             latest = LatestPoint.read(store, plan, pg_schema)
+            left_out = {t.name for t in recorded.tables} - set(applier.tables)
+            keys, unchecked = left_out_keys(conn, applier.tables, left_out)
             result.notes = finish_tables(conn, [table_to_sqlite(t) for t in applier.pg_tables.values()],
-                                         latest.sequences) + database_notes(latest.objects)
+                                         latest.sequences, unchecked) + database_notes(latest.objects) + keys
             commit_checked(conn, result, sorted(applier.tables))
         finally:
             conn.close()
@@ -144,17 +151,19 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
 def mapping_notes(store: BackupStore, plan: Plan) -> list[str]:
     """What the restore of ``plan`` into SQLite changes or leaves out (``--dry-run``), as
     the full backup describes the tables."""
-    pg_schema = DatabaseSchema.from_dict(schema_of(store, plan.full))
+    pg_schema = plan.chosen(DatabaseSchema.from_dict(schema_of(store, plan.full)))
     latest = LatestPoint.read(store, plan, pg_schema)
     return [note for table in pg_schema.tables for note in table_to_sqlite(table).notes] + \
         database_notes(latest.objects)
 
 
-def finish_tables(conn: sqlite3.Connection, tables: list[SqliteTable], positions: dict[str, list[Any]]) -> list[str]:
+def finish_tables(conn: sqlite3.Connection, tables: list[SqliteTable], positions: dict[str, list[Any]],
+                  unchecked: Collection[str] = ()) -> list[str]:
     """After the data: the indexes (one SQLite cannot build is skipped, noted), the
     AUTOINCREMENT counters where the source's sequences stand (past the largest id in any
-    case), then the foreign keys checked: a row without its parent is a divergence. Returns
-    the notes of every mapping decision."""
+    case), then the foreign keys checked: a row without its parent is a divergence (not in
+    the ``unchecked`` tables, whose keys point into tables left out). Returns the notes of
+    every mapping decision."""
     notes: list[str] = []
     for table in tables:
         notes.extend(table.notes)
@@ -170,7 +179,7 @@ def finish_tables(conn: sqlite3.Connection, tables: list[SqliteTable], positions
             conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
             conn.execute(f"INSERT INTO sqlite_sequence (name, seq) SELECT ?, max(coalesce(max({key}), 0), ?)"
                          f" FROM {quote_ident(name)}", (name, last))
-    checked = [t.schema.name for t in tables if not t.unchecked_keys]
+    checked = [t.schema.name for t in tables if not t.unchecked_keys and t.schema.name not in unchecked]
     for name in checked:
         broken = conn.execute(f"PRAGMA foreign_key_check({quote_ident(name)})").fetchone()
         if broken is not None:

@@ -25,13 +25,15 @@ def restore(
     from_: Annotated[Optional[str], typer.Option(
         "--from", metavar="LOCATION", help="Read from this location only.")] = None,
     config_to: Annotated[Optional[Path], typer.Option("--config-to", help="Also write the config as it was.")] = None,
+    tables: Annotated[Optional[str], typer.Option(
+        "--tables", metavar="NAME[,NAME...]", help="Restore only these tables.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan, change nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty target.")] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replay backups into a fresh database, at the latest point or any point in time."""
-    from restore.dispatch import mapping_of, open_target, restore_to
+    from restore.dispatch import choose_tables, mapping_of, open_target, restore_to
     from restore.planner import Target, parse_time, plan_restore
     from trade_stream.errors import BadInputError
     from trade_stream.manifest import summary
@@ -41,10 +43,15 @@ def restore(
     if at is not None and seq is not None:
         raise BadInputError("give either --at or --seq, not both")
     target = Target(seq=seq, ts=parse_time(at) if at is not None else None)
+    table_names = None if tables is None else [name.strip() for name in tables.split(",") if name.strip()]
+    if table_names is not None and not table_names:
+        raise BadInputError("--tables: name at least one table")
     target_db = open_target(to)  # validates the URL before anything else
     source = wiring.source(settings)
     store = wiring.store(settings, source)
     if from_ == "kafka":
+        if table_names is not None:
+            raise BadInputError("--from kafka restores every table (no --tables)")
         if not target_db.accepts_kafka:
             raise BadInputError(f"--from kafka cannot restore into a {target_db.dialect} database")
         _restore_from_kafka(settings, store, target_db.db, target, to, dry_run, force, as_json)
@@ -59,21 +66,27 @@ def restore(
         raise BadInputError("--config-to: no [config_vcs] paths are configured")
     entries, damaged = store.entries_and_damage()
     plan = plan_restore(entries, target, damaged, wiring.evidence(settings, store, source))
+    if table_names is not None:
+        choose_tables(store, plan, table_names)
     if dry_run:
+        rows = plan.full.count if plan.tables is None else \
+            sum(n for t, n in (plan.full.tables or {}).items() if t in plan.tables)
         info = {
             "dry_run": True, "target": to, "at": target.describe(), "full": summary(plan.full),
             "incrementals": [summary(e) for e in plan.incrementals], "first_seq": plan.full.last_seq,
-            "last_seq": plan.stop_seq, "rows": plan.full.count,
+            "last_seq": plan.stop_seq, "rows": rows,
             "events": sum(e.count for e in plan.incrementals),
             "bytes": plan.full.bytes + sum(e.bytes for e in plan.incrementals), "seconds": 0.0,
+            "tables": None if plan.tables is None else sorted(plan.tables),
             "notes": mapping_of(store, plan, to),
         }
         if as_json:
             print_json(info)
         else:
+            only = "" if plan.tables is None else f" (tables {', '.join(sorted(plan.tables))})"
             stdout.print(f"would restore {plan.full.object} (seq {plan.full.last_seq}) + "
-                         f"{len(plan.incrementals)} incremental(s) up to {target.describe()} into {to}")
-            _print_notes(info["notes"], "would map")
+                         f"{len(plan.incrementals)} incremental(s) up to {target.describe()} into {to}{only}")
+            _print_notes(info["notes"], "would map to the other dialect")
         return
     if config_to is not None:  # sealed config secrets without the key: refused before any write
         from tradevault.config_history import require_restorable_config
@@ -95,21 +108,23 @@ def restore(
     else:
         point = "" if target.seq is None and target.ts is None else \
             f", the last committed point at or before {target.describe()}"
+        only = "" if plan.tables is None else f" (tables {', '.join(sorted(plan.tables))})"
         stdout.print(
             f"restored {result.target}: seq {result.last_seq} ({short_time(result.last_ts)}{point}), "
-            f"{result.rows:,} rows, {result.events:,} events replayed from {1 + len(result.incrementals)} "
+            f"{result.rows:,} rows{only}, {result.events:,} events replayed from {1 + len(result.incrementals)} "
             f"object(s), {result.seconds:.2f} s"
         )
         for item in result.config:
             where = f"commit {item['commit'][:10]}" if item["commit"] else "no history at that time"
             stdout.print(f"config {item['path']} -> {item['to']}: {where}, {item['files']} files")
-        _print_notes(result.notes, "mapped")
+        _print_notes(result.notes, "mapped to the other dialect" if plan.tables is None else "mapped or left out")
 
 
-def _print_notes(notes: list[str], verb: str) -> None:
-    """A restore into another dialect: every type it changed and everything it left out."""
+def _print_notes(notes: list[str], heading: str) -> None:
+    """A restore into another dialect: every type it changed and everything it left out;
+    a restore of some tables: what leaving the others out left out or unchecked."""
     if notes:
-        stdout.print(f"[yellow]{verb} to the other dialect ({len(notes)} decision(s)):[/yellow]")
+        stdout.print(f"[yellow]{heading} ({len(notes)} decision(s)):[/yellow]")
         for note in notes:
             stdout.print(f"  {note}", markup=False, highlight=False)
 
