@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 from restore.planner import Target
 from restore.point_cache import PointCache
 from restore.replay import TransactionCut
-from restore.type_mapping import key_mapper, pg_value_converters, sqlite_value_converters
+from restore.type_mapping import key_mapper, pg_value_converters, sqlite_row_reader
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.gc_pause import cyclic_gc_paused
@@ -427,7 +427,7 @@ class _BeforeState:
             return {}
         schema = self.schemas.get(table)
         mapped = schema is not None and schema.dialect == "postgresql" and schema.column_names == columns
-        convert = sqlite_value_converters(schema) if mapped else None  # type: ignore[arg-type]
+        convert = sqlite_row_reader(schema) if mapped else None  # type: ignore[arg-type]
         as_stored = key_mapper(schema, pg_value_converters(schema)) if mapped else list  # type: ignore[arg-type]
         where = " AND ".join(f"{quote_ident(c)} = ?" for c in key_columns)
         select = f"SELECT * FROM {quote_ident(table)} WHERE {where}"
@@ -435,7 +435,7 @@ class _BeforeState:
         found: dict[bytes, dict[str, Any]] = {}
         for key in keys:
             for row in self.conn.execute(select, as_stored(key)).fetchall():
-                values = [c(v) for c, v in zip(convert, row)] if convert else list(row)
+                values = convert(list(row)) if convert else list(row)
                 found[_as_key([values[p] for p in positions])] = dict(zip(columns, values))
         return found
 

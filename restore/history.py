@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from restore.planner import Target, format_ts
 from restore.point_cache import PointCache
-from restore.type_mapping import sqlite_value_converters
+from restore.type_mapping import sqlite_row_reader
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
@@ -257,7 +257,7 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
             versions = [Version(base.last_seq, base.last_ts or 0, SNAPSHOT, base_table.column_names, row,
                                 base.last_seq)
                         for row in snapshot_rows(base, base_table, matcher)] + versions
-    result.versions = _window(_resynchronised(versions), from_ts, to_ts)
+    result.versions = _window(_resynchronised(versions, base.last_seq), from_ts, to_ts)
     return result
 
 
@@ -275,11 +275,13 @@ def _continue_transaction(pending: list[Version], batch: list[ChangeEvent]) -> N
         pending.clear()
 
 
-def _resynchronised(versions: list[Version]) -> list[Version]:
-    """A row restated by a resynchronisation (after a schema change) continues its history
-    as an update, or an insert when the history had no live row."""
+def _resynchronised(versions: list[Version], base_seq: int) -> list[Version]:
+    """A row restated by a resynchronisation (after a schema change, so after the full
+    backup's seq) continues its history as an update, or an insert when the history had no
+    live row. The full backup's own rows stay snapshots (a keyless table may hold several
+    equal ones)."""
     for i, version in enumerate(versions):
-        if version.op == SNAPSHOT and i > 0:
+        if version.op == SNAPSHOT and i > 0 and version.seq > base_seq:
             version.op = UPDATE if versions[i - 1].op != DELETE else INSERT
     return versions
 
@@ -365,8 +367,7 @@ def read_history(store: BackupStore, entries: list[ManifestEntry], table: str, g
 
     def snapshot_rows(full: ManifestEntry, schema: TableSchema, matcher: RowMatcher) -> list[list[Any]]:
         point = cache.point(entries, Target(seq=full.last_seq))
-        converters = sqlite_value_converters(schema) if schema.dialect == "postgresql" else None
-        convert = (lambda row: [c(v) for c, v in zip(converters, row)]) if converters else None
+        convert = sqlite_row_reader(schema) if schema.dialect == "postgresql" else None
         return rows_in_state(point.path, schema, matcher, convert)
 
     with cyclic_gc_paused():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,15 +95,17 @@ class PointCache:
         building = self.directory / f".building-{os.getpid()}-{time.monotonic_ns()}.sqlite"
         try:
             result = restore_to(self.store, plan, f"sqlite:///{building}", force=True, progress=progress)
+            _read_only_journal(building)
             path = self.directory / _name(capture_id, result.last_seq)
             os.replace(building, path)
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{building}{suffix}").unlink(missing_ok=True)
-        # A point before the chain's end is settled for good (the stored events after it
-        # stay after it); one at the end may move on with the next backup, so only its file
-        # (by seq) is kept, not the answer.
-        if result.last_seq < max(e.last_seq for e in entries if e.capture_id == capture_id):
+        # A seq names its point for good (later backups only add events after it), and so
+        # does a time before the chain's end (the stored events after it stay after it); a
+        # time at the end may move on with the next backup, so its answer is not kept.
+        if target.seq is not None or result.last_seq < max(e.last_seq for e in entries
+                                                           if e.capture_id == capture_id):
             self._remember(capture_id, target, result.last_seq, result.last_ts)
         self._evict(keep=path)
         return Point(path, result.last_seq, result.last_ts, capture_id, cached=False)
@@ -112,3 +115,13 @@ class PointCache:
         for old in [f for f in files if f != keep][KEEP - 1:]:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{old}{suffix}").unlink(missing_ok=True)
+
+
+def _read_only_journal(path: Path) -> None:
+    """A restore leaves its file in WAL mode (a bot's database runs so); a file only ever
+    read is better without: no -wal/-shm files beside it when it is opened read-only."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        conn.close()

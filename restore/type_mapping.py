@@ -240,6 +240,34 @@ def sqlite_value_converters(table: TableSchema) -> list[Convert]:
     return converters
 
 
+def sqlite_row_reader(table: TableSchema) -> Callable[[list[Any]], list[Any]]:
+    """A row of the PostgreSQL ``table`` read back from its SQLite copy as the source's own
+    values, as its change events carry them: a ``numeric(p,s)`` value with its scale
+    (SQLite keeps 7.5 as a REAL; the source had 7.50000000)."""
+    converters = sqlite_value_converters(table)
+    for i, column in enumerate(table.columns):
+        scale = _SCALE.search(column.declared) if column.family == "numeric" else None
+        if scale is not None:
+            converters[i] = _scaled(converters[i], decimal.Decimal(1).scaleb(-int(scale.group(1))))
+    return row_mapper(converters)
+
+
+_SCALE = re.compile(r"\(\s*\d+\s*,\s*(\d+)\s*\)")
+
+
+def _scaled(inner: Convert, exponent: decimal.Decimal) -> Convert:
+    def convert(v: Any) -> Any:
+        out = inner(v)
+        if isinstance(out, decimal.Decimal) and out.is_finite():
+            try:
+                return out.quantize(exponent)
+            except decimal.InvalidOperation:
+                return out
+        return out
+
+    return convert
+
+
 def _naive(inner: Convert) -> Convert:
     def convert(v: Any) -> Any:
         out = inner(v)
