@@ -35,8 +35,6 @@ from trade_stream.schema import TableSchema, quote_ident
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import events_of, header_of
 
-_EXISTED_BEFORE = {INSERT: False, UPDATE: True, DELETE: True, SNAPSHOT: None}  # None: the events cannot tell
-
 
 @dataclass
 class RowChange:
@@ -91,14 +89,18 @@ class _Unhashable:
 
 
 class _Keyed:
-    """One keyed table's window: first and last operation per key (two dicts with the same
-    insertion order), and with ``rows`` the last image (and its columns). A run of events
-    of one operation is folded in bulk (dict operations in C): per event in Python a busy
-    window would cost more than reading it."""
+    """One keyed table's window: each key's last operation (``last``), the keys whose first
+    operation was an insert (``born``: not there before the window) or a resynchronised
+    snapshot (``unknown``: the events cannot tell), and with ``rows`` the last image (and
+    its columns). Every other key was there before (its first operation was an update or
+    a delete). A run of events of one operation is folded in bulk, by dict and set
+    operations in C, with as few passes over the events as can be: per event in Python a
+    busy window cost more than reading it."""
 
     def __init__(self, table: TableSchema, rows: bool) -> None:
-        self.first: dict[Any, str] = {}
         self.last: dict[Any, str] = {}
+        self.born: set[Any] = set()
+        self.unknown: set[Any] = set()
         self.images: dict[Any, tuple[list[Any] | None, list[str]]] | None = {} if rows else None
         self.odd: dict[Any, list[Any]] = {}  # key values of _Unhashable identities
         self.schema(table)
@@ -114,8 +116,12 @@ class _Keyed:
             return self.odd[identity]
         return [identity] if self.single else list(identity)
 
+    def existed(self, identity: Any) -> bool | None:
+        """Whether the row was there at the window's start (None: the events cannot tell)."""
+        return False if identity in self.born else None if identity in self.unknown else True
+
     def add_run(self, op: str, events: list[ChangeEvent]) -> None:
-        """Consecutive events of this table, all ``op``."""
+        """Events of this table, all ``op``, in stream order."""
         try:
             if self.single:
                 ids: list[Any] = [e.key[0] for e in events]  # type: ignore[index]
@@ -127,14 +133,17 @@ class _Keyed:
                     [tuple(e.row[i] for i in p) for e in events]  # type: ignore[index]
                 if moved != ids:  # some update changes its row's key
                     raise ValueError
-            distinct = dict.fromkeys(ids)
+            folded = dict.fromkeys(ids, op)
         except (TypeError, IndexError, ValueError):  # no key, an unhashable one, a key that moves
             for event in events:
                 self.add(event)
             return
         last = self.last
-        self.first.update(dict.fromkeys([k for k in distinct if k not in last], op))
-        last.update(dict.fromkeys(distinct, op))
+        if op == INSERT:
+            self.born.update(folded.keys() - last.keys())
+        elif op == SNAPSHOT:
+            self.unknown.update(folded.keys() - last.keys())
+        last.update(folded)
         if self.images is not None:
             columns = self.columns
             self.images.update(zip(ids, [(e.row, columns) for e in events]))
@@ -162,7 +171,10 @@ class _Keyed:
 
     def _note(self, identity: Any, op: str, row: list[Any] | None) -> None:
         if identity not in self.last:
-            self.first[identity] = op
+            if op == INSERT:
+                self.born.add(identity)
+            elif op == SNAPSHOT:
+                self.unknown.add(identity)
         self.last[identity] = op
         if self.images is not None:
             self.images[identity] = (row, self.columns)
@@ -204,29 +216,37 @@ class WindowFold:
         self.schema_changed: set[str] = set()
 
     def add(self, events: list[ChangeEvent]) -> None:
-        tables, only = self.tables, self.only
+        kinds = {(e.table, e.op) for e in events}
+        if len(kinds) == 1:  # the common batch: one table, one operation (one pass to see it)
+            name, op = next(iter(kinds))
+            self._add_run(name, op, events)
+            return
         for name, op, run in runs(events):
-            if only is not None and name not in only:
-                continue
-            if op == SCHEMA:
+            self._add_run(name, op, run)
+
+    def _add_run(self, name: str, op: str, run: list[ChangeEvent]) -> None:
+        tables, only = self.tables, self.only
+        if only is not None and name not in only:
+            return
+        if op == SCHEMA:
+            for event in run:
                 self.schema_changed.add(name)
-                changed = run[0].table_schema
-                if changed is not None:
-                    self.known[name] = TableSchema.from_dict(changed)
+                if event.table_schema is not None:
+                    self.known[name] = TableSchema.from_dict(event.table_schema)
                     if name in tables:
                         tables[name].schema(self.known[name])
-                continue
-            fold = tables.get(name)
-            if fold is None:
-                schema = self.known.get(name)
-                if schema is None:
-                    raise IntegrityError(f"event for unknown table {name!r} at seq {run[0].seq}")
-                fold = tables[name] = _Keyed(schema, self.rows) if schema.primary_key else _Keyless(schema)
-            if isinstance(fold, _Keyed):
-                fold.add_run(op, run)
-            else:
-                for event in run:
-                    fold.add(event)
+            return
+        fold = tables.get(name)
+        if fold is None:
+            schema = self.known.get(name)
+            if schema is None:
+                raise IntegrityError(f"event for unknown table {name!r} at seq {run[0].seq}")
+            fold = tables[name] = _Keyed(schema, self.rows) if schema.primary_key else _Keyless(schema)
+        if isinstance(fold, _Keyed):
+            fold.add_run(op, run)
+        else:
+            for event in run:
+                fold.add(event)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -358,24 +378,22 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
                                    None if balance > 0 else row, row if balance > 0 else None)
                 out.rows.extend([change] * abs(balance))
         return out
-    unknown = [i for i, op in fold.first.items() if _EXISTED_BEFORE[op] is None]
-    if not rows and not unknown:  # counts alone: by (first, last) operation, in C
-        for (first, last), count in Counter(zip(fold.first.values(), fold.last.values())).items():
-            existed, exists = _EXISTED_BEFORE[first], last != DELETE
-            if existed and exists:
-                out.updated += count
-            elif exists:
-                out.inserted += count
-            elif existed:
-                out.deleted += count
+    last = fold.last
+    if not rows and not fold.unknown:  # counts alone, in C: by last operation, the born apart
+        ends = Counter(last.values())
+        born = Counter(map(last.__getitem__, fold.born))
+        gone, born_gone = ends[DELETE], born[DELETE]
+        out.inserted = sum(born.values()) - born_gone
+        out.updated = sum(ends.values()) - gone - out.inserted
+        out.deleted = gone - born_gone
         return out
-    wanted = list(fold.first) if rows else unknown
+    wanted = list(last) if rows else list(fold.unknown)
     images = before.rows(name, fold.key_columns, [fold.key_values(i) for i in wanted])
-    for identity, first in _in_key_order(fold.first):
-        existed = _EXISTED_BEFORE[first]
+    for identity, final in _in_key_order(last):
+        existed = fold.existed(identity)
         if existed is None:
             existed = _as_key(fold.key_values(identity)) in images
-        exists = fold.last[identity] != DELETE
+        exists = final != DELETE
         if existed and exists:
             op = "updated"
             out.updated += 1
@@ -396,11 +414,11 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
     return out
 
 
-def _in_key_order(first: dict[Any, str]) -> list[tuple[Any, str]]:
+def _in_key_order(last: dict[Any, str]) -> list[tuple[Any, str]]:
     try:
-        return sorted(first.items())
+        return sorted(last.items())
     except TypeError:
-        return list(first.items())
+        return list(last.items())
 
 
 def _as_key(values: list[Any]) -> bytes:

@@ -110,7 +110,7 @@ class TransactionCut:
         """``feed`` for a batch known to fit whole (its incremental ends at or before the
         target; incrementals end between transactions): nothing is held."""
         yield from self._release()
-        yield [e for e in batch if e.seq > self.low]
+        yield batch if batch and batch[0].seq > self.low else [e for e in batch if e.seq > self.low]
 
     def finish(self) -> Iterator[list[ChangeEvent]]:
         """At the end of the stream the transaction being read is complete."""

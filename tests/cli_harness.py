@@ -57,6 +57,22 @@ def tv(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float 
     return Result(list(args), proc.returncode, proc.stdout, proc.stderr)
 
 
+@dataclass
+class ConfiguredCli:
+    """The command run with one config file from one directory (``-c CONFIG`` added)."""
+
+    root: Path
+    config: Path
+
+    def tv(self, *args: str) -> Result:
+        return tv(*args, "-c", str(self.config), cwd=self.root)
+
+    def ok(self, *args: str) -> Result:
+        result = self.tv(*args)
+        assert result.rc == 0, str(result)
+        return result
+
+
 def tv_start(*args: str, cwd: Path, log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A command left running: output to ``log`` when given (appended), else to pipes."""
     if log is not None:

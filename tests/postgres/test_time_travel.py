@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tests.cli_harness import Result, tv
+from tests.cli_harness import ConfiguredCli, Result
 from tests.services import PgDatabases
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -98,24 +98,14 @@ def plain(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 @dataclass
-class Chain:
-    root: Path
+class Chain(ConfiguredCli):
     src: str
-    config: Path
     seqs: list[int] = field(default_factory=list)  # full, then every incremental (last_seq)
     states: dict[int, dict] = field(default_factory=dict)  # seq -> the source then
     written: dict[int, dict[str, set]] = field(default_factory=dict)  # seq -> keys written since the point before
     history_of_7: list[list[Any]] = field(default_factory=list)  # [op, row, index in seqs of its backup]
     merged: list[int] = field(default_factory=list)  # n of the entries compaction replaced
     engine: sa.Engine | None = None
-
-    def tv(self, *args: str) -> Result:
-        return tv(*args, "-c", str(self.config), cwd=self.root)
-
-    def ok(self, *args: str) -> Result:
-        result = self.tv(*args)
-        assert result.rc == 0, str(result)
-        return result
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +134,7 @@ def _build_chain(src: str, root: Path) -> Chain:
     )
     engine = sa.create_engine(src)
     Base.metadata.create_all(engine)
-    chain = Chain(root, src, config, engine=engine)
+    chain = Chain(root=root, config=config, src=src, engine=engine)
     touched: dict[str, set] = {"trades": set(), "balances": set()}
 
     def trade7() -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tests.cli_harness import Result, tv
+from tests.cli_harness import ConfiguredCli, Result
 
 pytestmark = pytest.mark.xdist_group("time-travel-sqlite")  # one chain, built once
 
@@ -72,22 +72,12 @@ def state_of(db: Path) -> dict[str, dict[tuple, dict[str, Any]]]:
 
 
 @dataclass
-class Chain:
-    root: Path
+class Chain(ConfiguredCli):
     db: Path
-    config: Path
     states: dict[int, dict] = field(default_factory=dict)  # seq -> the database then
     written: dict[int, dict[str, set]] = field(default_factory=dict)  # seq -> keys written since the backup before
     history_of_7: list[tuple[str, dict | None]] = field(default_factory=list)  # (op, row) of trade 7
     seqs: list[int] = field(default_factory=list)
-
-    def tv(self, *args: str) -> Result:
-        return tv(*args, "-c", str(self.config), cwd=self.root)
-
-    def ok(self, *args: str) -> Result:
-        result = self.tv(*args)
-        assert result.rc == 0, str(result)
-        return result
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +91,7 @@ def chain(tmp_path_factory) -> Chain:
     (root / "work").mkdir()
     engine = sa.create_engine(f"sqlite:///{db}")
     Base.metadata.create_all(engine)
-    chain = Chain(root, db, config)
+    chain = Chain(root=root, config=config, db=db)
     rng = random.Random(7)
     touched: dict[str, set] = {t: set() for t in TABLES}
     with Session(engine) as session:
