@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
+
 from restore.planner import Target, format_ts
 from restore.point_cache import PointCache
 from restore.type_mapping import sqlite_row_reader
@@ -103,6 +105,15 @@ def _user_value(text: str, family: str, dialect: str) -> tuple[str, Any]:
     return text, text if foreseen else None
 
 
+def _encoded_exactly(value: Any) -> bytes | None:
+    if type(value) not in (int, str):  # (a bool is stored as 0/1 by SQLite, and others as tagged text)
+        return None
+    try:
+        return msgspec.msgpack.encode(value)
+    except (OverflowError, TypeError):  # an int past 64 bits travels as tagged text
+        return None
+
+
 def _stored_value(value: Any, family: str) -> str:
     """A stored value in canonical form; numbers kept as text (a SQLite NUMERIC column, or a
     decimal mapped to text) compare by value."""
@@ -135,6 +146,9 @@ class RowMatcher:
         #: the first column's value as the backend decodes it, to pick out the few events
         #: worth comparing in full (``candidates``), or None: compare every event
         self.probe = parsed[0][1]
+        #: the probe as msgpack writes it, when that is exact (an int, a str): then events
+        #: are read with their rows left encoded, and a row is looked into as bytes
+        self.encoded = _encoded_exactly(self.probe)
         self.key = key_bytes(self.wanted) if self.keyed else b""
         # The index holds keys as they were stored; a SQLite number column may hold a key
         # as text ("1.50"), which only a comparison by value finds: read every object then.
@@ -167,9 +181,12 @@ class RowMatcher:
         """Positions in ``batch`` of this table's SCHEMA events and of every event that may
         be the row: its key, or (an update moving a row to this key) its new row, holds the
         probe value. One pass in a comprehension: most events are of other rows."""
-        table, probe = self.table, self.probe
+        table, probe, encoded = self.table, self.probe, self.encoded
         if probe is None:
             return [i for i, e in enumerate(batch) if e.table == table]
+        if encoded is not None:  # KeyedEvents: the row still msgpack
+            return [i for i, e in enumerate(batch) if e.table == table and (
+                e.op == SCHEMA or (e.key is not None and probe in e.key) or encoded in bytes(e.row))]
         return [i for i, e in enumerate(batch) if e.table == table and (
             e.op == SCHEMA or (e.key is not None and probe in e.key) or (e.row is not None and probe in e.row))]
 
@@ -201,11 +218,12 @@ def history_chain(entries: list[ManifestEntry], from_ts: int | None) -> tuple[Ma
 # -- walking them -------------------------------------------------------------------------------
 def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str], *,
                 header: Callable[[ManifestEntry], ObjectHeader],
-                events: Callable[[ManifestEntry], Any],
+                events: Callable[[ManifestEntry, bool], Any],
                 snapshot_rows: Callable[[ManifestEntry, TableSchema, RowMatcher], list[list[Any]]],
                 from_ts: int | None = None, to_ts: int | None = None) -> History:
-    """``header``/``events`` read a stored object (``stored_objects.header_of``/``events_of``);
-    ``snapshot_rows`` finds the matching rows in a full backup's state."""
+    """``header``/``events`` read a stored object (``stored_objects.header_of``/``events_of``,
+    the latter as KeyedEvents when its flag says so); ``snapshot_rows`` finds the matching
+    rows in a full backup's state."""
     base, chain = history_chain(entries, from_ts)
     base_schema = DatabaseSchema.from_dict(header(base).schema)
     headers = {e.n: header(e) for e in chain}
@@ -226,12 +244,13 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
             matcher.columns_changed(columns)
         names = columns.column_names if columns is not None else []
         pending: list[Version] = []  # versions whose transaction may go on in the next batch
-        for batch in events(entry):
+        keyed = matcher.encoded is not None
+        for batch in events(entry, keyed):
             if pending:
                 _continue_transaction(pending, batch)
             known_tx, end = None, 0
             for i in matcher.candidates(batch):
-                event = batch[i]
+                event = batch[i].decoded() if keyed else batch[i]
                 if event.seq <= base.last_seq:
                     continue
                 if event.op == SCHEMA:
@@ -371,5 +390,6 @@ def read_history(store: BackupStore, entries: list[ManifestEntry], table: str, g
         return rows_in_state(point.path, schema, matcher, convert)
 
     with cyclic_gc_paused():
-        return row_history(entries, table, given, header=header, events=lambda entry: events_of(store, entry),
+        return row_history(entries, table, given, header=header,
+                           events=lambda entry, keyed: events_of(store, entry, keyed=keyed),
                            snapshot_rows=snapshot_rows, from_ts=from_ts, to_ts=to_ts)

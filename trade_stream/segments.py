@@ -7,7 +7,7 @@ The body is a run of chunks: a 4-byte big-endian length, then a msgpack array of
 from __future__ import annotations
 
 import struct
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import msgspec
 
@@ -16,8 +16,34 @@ from trade_stream.events import ChangeEvent
 from trade_stream.values import ext_hook, row_to_wire
 
 MAX_CHUNK = 256 * 1024 * 1024
+
+
+class KeyedEvent(msgspec.Struct, array_like=True, frozen=True):
+    """A ChangeEvent read with its row left encoded (``row_of`` decodes it): for a reader
+    that looks at keys first, decoding a row's values is most of a segment's decoding."""
+
+    seq: int
+    tx: int
+    ts: int
+    table: str
+    op: str
+    key: list[Any] | None = None
+    row: msgspec.Raw = msgspec.Raw(b"\xc0")  # msgpack nil
+    table_schema: dict[str, Any] | None = None
+
+    def decoded(self) -> ChangeEvent:
+        return ChangeEvent(self.seq, self.tx, self.ts, self.table, self.op, self.key, row_of(self),
+                           self.table_schema)
+
+
+def row_of(event: KeyedEvent) -> list[Any] | None:
+    return _row_decoder.decode(event.row)
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[ChangeEvent], ext_hook=ext_hook)
+_keyed_decoder = msgspec.msgpack.Decoder(list[KeyedEvent], ext_hook=ext_hook)
+_row_decoder = msgspec.msgpack.Decoder(list[Any] | None, ext_hook=ext_hook)
 
 
 def encode_chunk(events: Iterable[ChangeEvent], *, plain: bool = False) -> bytes:
@@ -64,11 +90,13 @@ def unframe(data: Iterable[bytes | memoryview], name: str, what: str = "chunk") 
         raise IntegrityError(f"{name}: truncated {what}")
 
 
-def decode_chunks(data: Iterable[bytes], name: str = "segment") -> Iterator[list[ChangeEvent]]:
-    """Events chunk by chunk from the decompressed body; any malformation is IntegrityError."""
+def decode_chunks(data: Iterable[bytes], name: str = "segment", *, keyed: bool = False) -> Iterator[list[Any]]:
+    """Events chunk by chunk from the decompressed body (``keyed``: as KeyedEvent, rows left
+    encoded); any malformation is IntegrityError."""
+    decoder = _keyed_decoder if keyed else _decoder
     for payload in unframe(data, name, "event chunk"):
         try:
-            events = _decoder.decode(payload)
+            events = decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, ArithmeticError) as exc:
             # ArithmeticError: a damaged Decimal or timedelta extension (InvalidOperation, Overflow)
             raise IntegrityError(f"{name}: corrupt event chunk: {exc}") from None

@@ -24,6 +24,6 @@ def test_the_time_travel_bench_measures_every_goal(tmp_path: Path) -> None:
         assert len(results["figures"][name]) == 1 and results["figures"][name][0] > 0, name
     goals = {g["name"]: g for g in results["goals"]}
     opened = next(g for name, g in goals.items() if name.startswith("history: incrementals opened"))
-    assert 1 <= opened["value"] <= 2, opened  # the row is in one incremental; fingerprints may add one
+    assert 0 <= opened["value"] <= 1, opened  # beyond those that change the row; fingerprints may add one
     assert results["history_versions"] >= 2  # its row in the full backup, then the update
     assert all(set(g) == {"name", "value", "goal", "ok"} for g in results["goals"])

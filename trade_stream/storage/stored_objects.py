@@ -4,17 +4,18 @@ same way — from the first intact copy, checksums checked before its content is
 
 from __future__ import annotations
 
+import operator
 import os
 import tempfile
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
 from trade_stream.durable import start_writeback
 from trade_stream.errors import IntegrityError, StorageError
-from trade_stream.events import ChangeEvent
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectHeader, ObjectReader
 from trade_stream.progress import Progress, no_progress
@@ -88,10 +89,11 @@ def _write_frames(reader: ObjectReader, fd: int, progress: Progress) -> None:
                 future.cancel()
 
 
-def events_of(store: BackupStore, entry: ManifestEntry) -> Iterator[list[ChangeEvent]]:
-    """Decoded event batches of an incremental. The object is verified (checksums, from the
-    first intact copy) before the first event is handed out, so nothing unverified is
-    ever applied; the decompressed body is spooled to bound memory."""
+def events_of(store: BackupStore, entry: ManifestEntry, *, keyed: bool = False) -> Iterator[list[Any]]:
+    """Decoded event batches of an incremental (``keyed``: as ``segments.KeyedEvent``, rows
+    left encoded). The object is verified (checksums, from the first intact copy) before
+    the first event is handed out, so nothing unverified is ever applied; the decompressed
+    body is spooled to bound memory."""
 
     def consume(reader: ObjectReader) -> Any:
         expect_codec(reader, CODEC_EVENTS)
@@ -104,11 +106,14 @@ def events_of(store: BackupStore, entry: ManifestEntry) -> Iterator[list[ChangeE
     with spool:
         spool.seek(0)
         previous = entry.after_seq
-        for batch in decode_chunks(iter(lambda: spool.read(1 << 20), b""), entry.object):
-            for event in batch:
-                if event.seq <= previous:
-                    raise IntegrityError(f"{entry.object}: events out of order at seq {event.seq}")
-                previous = event.seq
+        for batch in decode_chunks(iter(lambda: spool.read(1 << 20), b""), entry.object, keyed=keyed):
+            if not batch:
+                continue
+            seqs = [e.seq for e in batch]
+            if seqs[0] <= previous or not all(map(operator.lt, seqs, islice(seqs, 1, None))):
+                at = next(t for s, t in zip([previous, *seqs], seqs) if t <= s)
+                raise IntegrityError(f"{entry.object}: events out of order at seq {at}")
+            previous = seqs[-1]
             yield batch
         if previous != entry.last_seq:
             raise IntegrityError(f"{entry.object}: ends at seq {previous}, manifest says {entry.last_seq}")
