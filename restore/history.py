@@ -227,7 +227,11 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
     base, chain = history_chain(entries, from_ts)
     base_schema = DatabaseSchema.from_dict(header(base).schema)
     headers = {e.n: header(e) for e in chain}
-    known = _table_schema(table, [base_schema, *(DatabaseSchema.from_dict(h.schema) for h in headers.values())])
+    schemas = [base_schema, *(DatabaseSchema.from_dict(h.schema) for h in headers.values())]
+    known = _table_schema(table, schemas) or _created_inside(table, chain, headers, events)
+    if known is None:
+        names = sorted({t.name for s in schemas for t in s.tables})
+        raise BadInputError(f"no table {table!r} in the backups (tables: {', '.join(names)})")
     matcher = RowMatcher(known, given)
     result = History(table, dict(given), base, headers=1 + len(headers))
     versions: list[Version] = []
@@ -300,8 +304,8 @@ def _resynchronised(versions: list[Version], base_seq: int) -> list[Version]:
     live row. The full backup's own rows stay snapshots (a keyless table may hold several
     equal ones)."""
     for i, version in enumerate(versions):
-        if version.op == SNAPSHOT and i > 0 and version.seq > base_seq:
-            version.op = UPDATE if versions[i - 1].op != DELETE else INSERT
+        if version.op == SNAPSHOT and version.seq > base_seq:
+            version.op = UPDATE if i > 0 and versions[i - 1].op != DELETE else INSERT
     return versions
 
 
@@ -316,13 +320,29 @@ def _window(versions: list[Version], from_ts: int | None, to_ts: int | None) -> 
     return earlier[-1:] + later if earlier and earlier[-1].op != DELETE else later
 
 
-def _table_schema(table: str, schemas: list[DatabaseSchema]) -> TableSchema:
+def _table_schema(table: str, schemas: list[DatabaseSchema]) -> TableSchema | None:
     for schema in reversed(schemas):
         for candidate in schema.tables:
             if candidate.name == table:
                 return candidate
-    names = sorted({t.name for s in schemas for t in s.tables})
-    raise BadInputError(f"no table {table!r} in the backups (tables: {', '.join(names)})")
+    return None
+
+
+def _created_inside(table: str, chain: list[ManifestEntry], headers: dict[int, ObjectHeader],
+                    events: Callable[[ManifestEntry, bool], Any]) -> TableSchema | None:
+    """A table no header describes was created inside an incremental (the newest one, or
+    every later one ruled it out): its description is in that object's SCHEMA event."""
+    for entry in reversed(chain):
+        if not KeyIndex(headers[entry.n].extra).touches(table):
+            continue
+        found = None
+        for batch in events(entry, True):
+            for event in batch:
+                if event.table == table and event.op == SCHEMA and event.table_schema is not None:
+                    found = TableSchema.from_dict(event.table_schema)
+        if found is not None:
+            return found
+    return None
 
 
 def _columns_at(schema: dict[str, Any], table: str) -> TableSchema | None:
