@@ -33,8 +33,7 @@ _POINTS = "points.json"
 
 @dataclass
 class Point:
-    """A materialised state: the SQLite file, the committed point it holds, and the dialect
-    of the source it came from."""
+    """A materialised state: the SQLite file and the committed point it holds."""
 
     path: Path
     seq: int
@@ -84,6 +83,9 @@ class PointCache:
         cache or restored into it."""
         capture_id = entries[-1].capture_id if entries else ""
         known = self._resolved().get(f"{capture_id}|{_target_key(target)}")
+        if known is None and target.seq is not None and (self.directory / _name(capture_id, target.seq)).exists():
+            # files are named by committed points: seq N is one
+            known = [target.seq, next((e.last_ts for e in entries if e.last_seq == target.seq), None)]
         if known is not None:
             path = self.directory / _name(capture_id, known[0])
             if path.exists():
