@@ -337,7 +337,7 @@ def test_the_point_cache_keeps_the_four_points_used_last(chain: Chain) -> None:
     for points in (chain.root / "work" / "time-travel").rglob("points.json"):
         points.unlink()  # a file named by its seq still answers that seq
     again = chain.ok("query", "--seq", str(chain.seqs[5]), "SELECT 1")
-    assert "cached" in again.err and f"at seq {chain.seqs[5]} (20" in again.err, again.err
+    assert "cached" in again.err and f"at seq {chain.seqs[5]} (" in again.err, again.err
 
 
 def test_time_travel_reads_the_next_location_when_a_copy_is_damaged(cli, workdir: Path) -> None:

@@ -129,8 +129,8 @@ def query(
     with progress_display(not as_json) as progress:
         point = cache.point(entries, target, damaged, progress)
     result = run_query(point.path, sql)
-    when = format_ts(point.ts, precise=True) if point.ts else "?"
-    stderr.print(f"{len(result.rows)} row(s) at seq {point.seq} ({when}, the last committed point at or before "
+    when = f"{format_ts(point.ts, precise=True)}, " if point.ts else ""
+    stderr.print(f"{len(result.rows)} row(s) at seq {point.seq} ({when}the last committed point at or before "
                  f"{target.describe()}){', cached' if point.cached else ''}", markup=False)
     if as_json:
         print_json([{c: json_value(v) for c, v in zip(result.columns, row)} for row in result.rows])
