@@ -11,6 +11,7 @@ compaction (``backup compact`` merges four of them), a schema change of the trad
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 import shutil
@@ -79,6 +80,7 @@ class Chain(ConfiguredCli):
     written: dict[int, dict[str, set]] = field(default_factory=dict)  # seq -> keys written since the backup before
     history_of_7: list[tuple[str, dict | None]] = field(default_factory=list)  # (op, row) of trade 7
     seqs: list[int] = field(default_factory=list)
+    times: dict[int, str] = field(default_factory=dict)  # seq -> a moment after it, before the next change
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +106,14 @@ def chain(tmp_path_factory) -> Chain:
     chain.history_of_7.append(("snapshot", state_of(db)["trades"][(7,)]))
     full = chain.ok("backup", "full", "--json").json()
     chain.seqs.append(full["last_seq"])
+    chain.times[full["last_seq"]] = dt.datetime.now(dt.timezone.utc).isoformat()
     chain.states[full["last_seq"]] = state_of(db)
     chain.written[full["last_seq"]] = {t: set() for t in TABLES}
 
     def backup() -> None:
         seq = chain.ok("backup", "incremental", "--json").json()["last_seq"]
         chain.seqs.append(seq)
+        chain.times[seq] = dt.datetime.now(dt.timezone.utc).isoformat()
         chain.states[seq] = state_of(db)
         chain.written[seq] = {t: set(keys) for t, keys in touched.items()}
         for keys in touched.values():
@@ -238,6 +242,19 @@ def test_diff_counts_equal_the_model_between_backup_points(chain: Chain) -> None
         counts = {t: {k: c[k] for k in ("inserted", "updated", "deleted")} for t, c in got["tables"].items()
                   if any(c[k] for k in ("inserted", "updated", "deleted"))}
         assert counts == _model_diff(chain, a, b), (a, b)
+
+
+def test_diff_between_two_times_equals_diff_between_their_seqs(chain: Chain) -> None:
+    a, b = chain.seqs[2], chain.seqs[8]
+    by_time = chain.ok("diff", "--from", chain.times[a], "--to", chain.times[b], "--json").json()
+    by_seq = chain.ok("diff", "--from-seq", str(a), "--to-seq", str(b), "--json").json()
+    assert by_time == by_seq and (by_time["from_seq"], by_time["to_seq"]) == (a, b)
+    inside = chain.ok("diff", "--from", chain.times[a], "--to", chain.times[b], "--table", "balances", "--rows",
+                      "--json").json()
+    key = ("kraken", "ETH")
+    want = chain.states[b]["balances"][key]["free"] - chain.states[a]["balances"][key]["free"]
+    assert [r["after"]["free"] - r["before"]["free"] for r in inside["tables"]["balances"]["rows"]] == [want]
+    assert want > 0
 
 
 def test_diff_rows_carry_before_and_after_images(chain: Chain) -> None:
