@@ -20,6 +20,7 @@ import msgspec
 from restore.evidence import Evidence, shortfall
 from trade_stream.checkpoints import checkpoint_key, checkpoint_number
 from trade_stream.errors import BadInputError, IntegrityError, StorageError
+from trade_stream.key_index import KeyIndexBuilder, index_problem
 from trade_stream.manifest import (
     FULL,
     HEAD_KEY,
@@ -35,7 +36,7 @@ from trade_stream.manifest import (
 )
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
-from trade_stream.schema import DatabaseSchema, quote_ident
+from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 from trade_stream.segments import decode_chunks
 from trade_stream.storage.store import BackupStore, LocationCatalog
 
@@ -234,15 +235,18 @@ def _deep_check(reader: ObjectReader, entry: ManifestEntry) -> str:
     header = reader.header
     if header.codec == CODEC_EVENTS:
         count, previous = 0, entry.after_seq
+        keys = KeyIndexBuilder(TableSchema.from_dict(t) for t in header.schema.get("tables", ()))
         for batch in decode_chunks(reader.body_chunks(), entry.object):
             for event in batch:
                 if event.seq <= previous:
                     return f"events out of order at seq {event.seq}"
                 previous = event.seq
             count += len(batch)
+            keys.add(batch)
         if count != entry.count or previous != entry.last_seq:
             return f"holds {count} events up to seq {previous}, manifest says {entry.count} up to {entry.last_seq}"
-        return ""
+        # a key index that misses a key would hide the row's versions from history
+        return index_problem(keys.to_header(), header.extra.get("keys"))
     if header.codec == CODEC_SQLITE_FILE and entry.kind == FULL:
         with tempfile.TemporaryDirectory(prefix="tradevault-verify-") as tmp:
             path = Path(tmp) / "snapshot.sqlite"

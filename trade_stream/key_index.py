@@ -213,3 +213,20 @@ class KeyIndex:
         wanted = fingerprint(key, span)
         at = bisect_left(values, wanted)
         return at < len(values) and values[at] == wanted
+
+
+def index_problem(built: dict[str, Any], stored: dict[str, Any] | None) -> str:
+    """How an object's stored key index differs from the one its events make ("" when it
+    does not; an object without one has nothing to differ). Compared by content, not bytes:
+    another zstd may compress the same fingerprints differently."""
+    if stored is None:
+        return ""
+    if sorted(stored.get("touched", ())) != built["touched"]:
+        return f"key index lists tables {sorted(stored.get('touched', ()))}, the events touch {built['touched']}"
+    mine, theirs = built["fingerprints"], stored.get("fingerprints", {})
+    if sorted(mine) != sorted(theirs):
+        return f"key index has fingerprints of {sorted(theirs)}, the events make them for {sorted(mine)}"
+    for table in mine:
+        if _decoded(mine[table]) != _decoded(theirs[table]):
+            return f"key index of table {table!r} differs from the keys its events touch"
+    return ""

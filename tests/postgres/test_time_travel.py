@@ -396,6 +396,11 @@ def test_diff_rows_carry_the_rows_at_both_points(chain: Chain, a: int, b: int) -
     assert (ins, outs) == (log_b - log_a, log_a - log_b)
 
 
+def test_verify_deep_finds_every_key_index_true_to_its_events(chain: Chain) -> None:
+    report = chain.ok("verify", "--deep", "--json").json()
+    assert report["ok"], report["problems"]
+
+
 def test_diff_of_one_table_shows_only_that_table(chain: Chain) -> None:
     seq_a, seq_b = chain.seqs[0], chain.seqs[8]
     got = chain.ok("diff", "--from-seq", str(seq_a), "--to-seq", str(seq_b), "--table", "balances",

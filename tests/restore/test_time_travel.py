@@ -338,6 +338,11 @@ def test_bad_time_travel_input_is_a_one_line_error(chain: Chain, args: list[str]
     assert result.rc == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, str(result)
 
 
+def test_verify_deep_finds_every_key_index_true_to_its_events(chain: Chain) -> None:
+    report = chain.ok("verify", "--deep", "--json").json()
+    assert report["ok"], report["problems"]
+
+
 def test_status_says_how_far_back_history_goes(chain: Chain) -> None:
     info = chain.ok("status", "--json").json()["history"]
     assert info["oldest_point"]["seq"] == chain.seqs[0] == info["every_instant_since"]["seq"]
