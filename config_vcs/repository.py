@@ -462,12 +462,16 @@ class ConfigRepo:
                 new_head = new_ids.get(head, head)
                 if new_head == head:
                     return 0
-                moved = repo.refs.set_if_equals(
-                    b"HEAD", head, new_head,
-                    committer=self.identity.committer or self.identity.author,
-                    timestamp=int(time.time()), timezone=0,
-                    message=b"tradevault: seal the credentials of unpushed commits",
-                )
+                self._committing(True)  # the branch lock is ours while HEAD moves
+                try:
+                    moved = repo.refs.set_if_equals(
+                        b"HEAD", head, new_head,
+                        committer=self.identity.committer or self.identity.author,
+                        timestamp=int(time.time()), timezone=0,
+                        message=b"tradevault: seal the credentials of unpushed commits",
+                    )
+                finally:
+                    self._committing(False)
                 if not moved:
                     return 0
             self.sealer.save()
@@ -586,11 +590,18 @@ class ConfigRepo:
             raise
 
     def _write_index_if_free(self, repo: Repo, snapshot: Snapshot, entries: Entries) -> None:
+        """The index rewritten unless git holds it. Like a commit, under the "committing"
+        marker: a kill while ``index.lock`` is ours must not leave a lock that the next
+        writer takes for a user's git command (it would never commit again)."""
+        self._committing(True)
         try:
-            index_file = GitFile(repo.index_path(), "wb", mask=0o600)
-        except FileLocked:
-            return
-        self._write_index(index_file, repo, snapshot, entries)
+            try:
+                index_file = GitFile(repo.index_path(), "wb", mask=0o600)
+            except FileLocked:
+                return
+            self._write_index(index_file, repo, snapshot, entries)
+        finally:
+            self._committing(False)
 
     def entries_of(self, repo: Repo, commit_id: bytes | None) -> Entries:
         """Flat ``{path: (mode, blob)}`` of a commit's tree (cached for the last tree)."""

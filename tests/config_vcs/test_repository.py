@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,25 @@ def test_unreadable_file_keeps_its_last_committed_version(tmp_path):
     result = repo.commit_worktree()
     assert [c.path for c in result.changes] == [b"b.json"]
     secret.chmod(0o644)
+
+
+def test_a_kill_while_the_index_is_rewritten_leaves_no_lock_that_blocks_the_next_commit(tmp_path):
+    """Found by the crash campaign: rewriting a missing index (no commit) took git's
+    index.lock without the "committing" marker, so a watcher killed there left a lock
+    the next one took for a user's git command, and it never committed again."""
+    work = tmp_path / "config"
+    write(work / "a.json", "1")
+    open_repo(work).commit_worktree()
+    (work / ".git" / "index").unlink()  # the next commit_worktree rewrites it, committing nothing
+    killed = subprocess.run(
+        [sys.executable, "-c", (
+            "import os, sys\n"
+            "from config_vcs.options import Options\n"
+            "from config_vcs.repository import ConfigRepo\n"
+            "ConfigRepo._write_index = lambda *args: os._exit(9)  # killed while index.lock is held\n"
+            "Options(host='test-host').repo(sys.argv[1], create=True).commit_worktree()\n"
+        ), str(work)], cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": "."})
+    assert killed.returncode == 9 and (work / ".git" / "index.lock").exists()
+    write(work / "a.json", "2")
+    assert open_repo(work, busy_timeout=1.0).commit_worktree() is not None
+    assert git("show", "HEAD:a.json", cwd=work) == "2" and not (work / ".git" / "index.lock").exists()
