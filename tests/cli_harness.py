@@ -72,6 +72,17 @@ class ConfiguredCli:
         assert result.rc == 0, str(result)
         return result
 
+    def restored_rows(self, seq: int, sql: str) -> list[tuple]:
+        """``sql`` on a SQLite restore of ``seq`` (restored once, beside the config)."""
+        target = self.root / f"restored-{seq}.sqlite"
+        if not target.exists():
+            self.ok("restore", "--to", f"sqlite:///{target}", "--seq", str(seq))
+        conn = sqlite3.connect(target)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
 
 def tv_start(*args: str, cwd: Path, log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A command left running: output to ``log`` when given (appended), else to pipes."""

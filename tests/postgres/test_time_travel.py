@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import sqlite3
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -415,17 +414,6 @@ def test_diff_of_one_table_shows_only_that_table(chain: Chain) -> None:
 
 
 # -- query ---------------------------------------------------------------------------------------
-def _restored(chain: Chain, seq: int, sql: str) -> list[tuple]:
-    target = chain.root / f"restored-{seq}.sqlite"
-    if not target.exists():
-        chain.ok("restore", "--seq", str(seq), "--to", f"sqlite:///{target}")
-    conn = sqlite3.connect(target)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def test_query_at_a_point_equals_a_restore_of_that_point(chain: Chain) -> None:
     sql = "SELECT id, pair, amount, side, opened_at, is_open FROM trades ORDER BY id"
     for index in (0, 3, 8):  # the full backup, inside the compacted object, the newest point
@@ -433,7 +421,7 @@ def test_query_at_a_point_equals_a_restore_of_that_point(chain: Chain) -> None:
         result = chain.ok("query", "--seq", str(seq), sql, "--json")
         got = result.json()
         assert f"at seq {seq} " in result.err, result.err
-        restored = _restored(chain, seq, sql)
+        restored = chain.restored_rows(seq, sql)
         assert [tuple(r.values()) for r in got] == restored, seq
         state = chain.states[seq]["trades"]
         assert len(got) == len(state) == len(restored)

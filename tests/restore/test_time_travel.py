@@ -276,22 +276,11 @@ def test_diff_of_a_row_inserted_and_deleted_inside_the_window_counts_nowhere(cha
     assert 1000 not in keys and 1001 in keys
 
 
-def _restored_rows(chain: Chain, seq: int, sql: str) -> list[tuple]:
-    target = chain.root / f"restored-{seq}.sqlite"
-    if not target.exists():
-        chain.ok("restore", "--to", f"sqlite:///{target}", "--seq", str(seq))
-    conn = sqlite3.connect(target)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def test_query_at_a_point_equals_a_restore_of_that_point(chain: Chain) -> None:
     sql = "SELECT id, pair, amount, is_open FROM trades ORDER BY id"
     for seq in (chain.seqs[0], chain.seqs[3], chain.seqs[-2]):
         got = chain.ok("query", "--seq", str(seq), sql, "--json").json()
-        assert [tuple(r.values()) for r in got] == _restored_rows(chain, seq, sql), seq
+        assert [tuple(r.values()) for r in got] == chain.restored_rows(seq, sql), seq
     again = chain.ok("query", "--seq", str(chain.seqs[3]), "SELECT count(*) AS n FROM trades", "--json")
     assert "cached" in again.err and again.json() == [{"n": len(chain.states[chain.seqs[3]]["trades"])}]
 
