@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import decimal
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +39,7 @@ from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import events_of, header_of
 
 _NUMBERS = ("integer", "float", "numeric")
+HEADER_READERS = 8
 _PARSED_TIMES = ("datetime", "date", "time")
 
 
@@ -395,9 +397,14 @@ def _sql_values(matcher: RowMatcher) -> list[Any]:
 
 def read_history(store: BackupStore, entries: list[ManifestEntry], table: str, given: dict[str, str],
                  cache: PointCache, *, from_ts: int | None = None, to_ts: int | None = None) -> History:
-    """``row_history`` on a store: headers read once each, the full backup's row from its
-    materialised state (values of a PostgreSQL source read back as that source's types)."""
-    headers: dict[int, ObjectHeader] = {}
+    """``row_history`` on a store: headers read once each (those of the chain all at once,
+    by several threads: on S3 each is a request's round trip), the full backup's row from
+    its materialised state (values of a PostgreSQL source read back as that source's
+    types)."""
+    base, chain = history_chain(entries, from_ts)
+    with ThreadPoolExecutor(HEADER_READERS, thread_name_prefix="tradevault-headers") as pool:
+        headers: dict[int, ObjectHeader] = dict(zip(
+            [e.n for e in (base, *chain)], pool.map(lambda entry: header_of(store, entry), (base, *chain))))
 
     def header(entry: ManifestEntry) -> ObjectHeader:
         if entry.n not in headers:
