@@ -482,3 +482,16 @@ def test_query_refuses_anything_that_writes(chain: Chain, sql: str) -> None:
 def test_bad_time_travel_input_is_a_one_line_error(chain: Chain, args: list[str], message: str) -> None:
     result = chain.tv(*args)
     assert result.rc == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, str(result)
+
+
+def test_diff_from_a_time_inside_an_object_starts_at_that_committed_point(chain: Chain) -> None:
+    """A PostgreSQL object holds several transactions: a time between two of them resolves
+    (by reading that object) to the end of the earlier one, as the same seq does."""
+    versions, _ = _history(chain, "trades", "--key", "id=7")
+    inside = [v for v in versions if v["op"] != "snapshot" and v["commit_seq"] not in chain.seqs]
+    assert inside, versions
+    point = inside[0]
+    by_time = chain.ok("diff", "--from", point["time"], "--rows", "--json").json()
+    by_seq = chain.ok("diff", "--from-seq", str(point["commit_seq"]), "--rows", "--json").json()
+    assert by_time == by_seq and by_time["from_seq"] == point["commit_seq"]
+    assert by_time["to_seq"] == chain.seqs[-1]

@@ -402,3 +402,4 @@ def test_history_of_a_table_created_inside_the_newest_incremental(cli, workdir: 
     # then (a resynchronisation): the row's history begins there, as an insert
     assert [(v["op"], v["row"]["strength"]) for v in versions] == [("insert", 0.75)], versions
     assert setup.tv("history", "signals", "--key", "nope=1").rc == 2
+
