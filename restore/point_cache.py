@@ -7,14 +7,18 @@ SQLite file: a PostgreSQL source goes through the cross-dialect restore) and kep
 work dir under its capture and seq, which name one state for good: a stored chain never
 changes what it holds up to a seq. A second question about the same point opens the file.
 
-Only ``KEEP`` points are kept (least recently used go first). Nothing here writes where
-the bot lives: the cache is in the configured work dir.
+Only ``KEEP`` points are kept (least recently used go first), and fewer when they would
+crowd the disk (``FREE_SHARE``). A full disk while a point is built is a one-line error and
+leaves nothing behind. Nothing here writes where the bot lives: the cache is in the
+configured work dir.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,11 +27,13 @@ from pathlib import Path
 from restore.dispatch import restore_to
 from restore.planner import Target, plan_restore
 from trade_stream.durable import write_atomically
+from trade_stream.errors import LocalDiskFull
 from trade_stream.manifest import ManifestEntry
 from trade_stream.progress import Progress, no_progress
 from trade_stream.storage.store import BackupStore
 
 KEEP = 4
+FREE_SHARE = 0.5  # the older points may take at most this share of the free disk
 _POINTS = "points.json"
 
 
@@ -100,6 +106,13 @@ class PointCache:
             _read_only_journal(building)
             path = self.directory / _name(capture_id, result.last_seq)
             os.replace(building, path)
+        except (LocalDiskFull, OSError, sqlite3.OperationalError) as exc:
+            full = (isinstance(exc, LocalDiskFull) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG)
+                    or (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)))  # "database or disk is full"
+            if not full:
+                raise
+            raise LocalDiskFull(f"no room in {self.directory} for the database as it was at {target.describe()} "
+                                f"({exc}): free some space, or set work_dir to a larger disk") from None
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{building}{suffix}").unlink(missing_ok=True)
@@ -113,8 +126,18 @@ class PointCache:
         return Point(path, result.last_seq, result.last_ts, capture_id, cached=False)
 
     def _evict(self, keep: Path) -> None:
+        """At most KEEP points, the least recently used going first; and fewer while the
+        kept ones (each a whole copy of the database) take more than FREE_SHARE of what the
+        disk has left besides them: a big database keeps only the point just made."""
         files = sorted(self.directory.glob("*.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in [f for f in files if f != keep][KEEP - 1:]:
+        others = [f for f in files if f != keep]
+        free = shutil.disk_usage(self.directory).free
+        count, kept = 1, 0  # the point just made stays
+        for old in others:
+            size = old.stat().st_size
+            if count < KEEP and kept + size <= FREE_SHARE * (free + kept):
+                count, kept = count + 1, kept + size
+                continue
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{old}{suffix}").unlink(missing_ok=True)
 

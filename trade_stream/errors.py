@@ -34,6 +34,11 @@ class StorageError(TradeStreamError):
     exit_code = 1
 
 
+class LocalDiskFull(StorageError):
+    """This machine's disk filled while writing what a stored object holds (a restore, a
+    point of the time-travel cache): not the stored copy's fault, so no other copy is tried."""
+
+
 class AlreadyStored(StorageError):
     """``put_new``: the name is taken. For a manifest entry, another writer published at
     that position first (two primaries racing for one chain)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from trade_stream.checkpoints import (
     decode_checkpoint,
     encode_checkpoint,
 )
-from trade_stream.errors import AlreadyStored, IntegrityError, StorageError
+from trade_stream.errors import AlreadyStored, IntegrityError, LocalDiskFull, StorageError
 from trade_stream.manifest import (
     FENCE_KEY,
     HEAD_KEY,
@@ -49,6 +50,8 @@ from trade_stream.manifest import (
 from trade_stream.object_format import ObjectReader
 from trade_stream.storage.encryption import NO_ENCRYPTION, Cipher
 from trade_stream.storage.locations import AtomicWriter, Location
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # local limits: no other copy helps
 
 T = TypeVar("T")
 
@@ -352,7 +355,13 @@ class BackupStore:
                     result = consume(reader)
                     self.check(reader, entry)
                 return result
-            except (IntegrityError, StorageError, OSError) as exc:
+            except OSError as exc:
+                if exc.errno in _DISK_FULL:  # writing here, not reading the copy: no other copy helps
+                    where = f" to {exc.filename}" if exc.filename else ""
+                    raise LocalDiskFull(f"{entry.object}: could not write out what it holds{where} on this "
+                                        f"machine ({exc.strerror}): free some space, or write it elsewhere") from None
+                tried.append(f"{location.name}: {str(exc).removeprefix(entry.object + ': ')}")
+            except (IntegrityError, StorageError) as exc:
                 tried.append(f"{location.name}: {str(exc).removeprefix(entry.object + ': ')}")
         raise IntegrityError(f"{entry.object}: no intact copy in any location ({'; '.join(tried)})")
 
