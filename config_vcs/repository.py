@@ -314,6 +314,23 @@ class ConfigRepo:
         self, title: str | None, when: int | None, refresh_index: bool = False
     ) -> CommitResult | None | _Busy:
         """One attempt; _BUSY when git's locks are held or HEAD moved meanwhile."""
+        try:
+            return self._commit_attempt(title, when, refresh_index)
+        except FileLocked as exc:
+            lock = Path(os.fsdecode(exc.lockfilename))
+            if (self.git_dir / "objects") not in lock.parents:
+                raise
+            # Only dulwich writes objects/**/*.lock (git writes tmp_obj_* files), and we hold
+            # the flock that keeps other tradevault writers out: the lock is a killed
+            # writer's. An object is named by its content, so the next attempt writes the
+            # very one it was writing; left there, the lock would block it forever.
+            lock.unlink(missing_ok=True)
+            log.warning("%s: removed %s left by a killed writer", self.root, lock.name)
+            return _BUSY
+
+    def _commit_attempt(
+        self, title: str | None, when: int | None, refresh_index: bool
+    ) -> CommitResult | None | _Busy:
         with self.open() as repo:
             _branch, head = head_of(repo)
             old = self.entries_of(repo, head)

@@ -334,7 +334,8 @@ usb = "{remote}"
                 tally.lost += 1
         elif not stale:
             tally.detected += 1
-        log(f"  {ctx}: {'ok' if not problems and not stale else 'FAILED'}")
+        verdict = "FAILED" if problems else f"ok, lock files left that block nothing: {stale}" if stale else "ok"
+        log(f"  {ctx}: {verdict}")
 
 
 def run(runs: int = 4, config_runs: int | None = None, seed: int | None = None, root: Path | None = None,

@@ -251,3 +251,23 @@ def test_a_kill_while_the_index_is_rewritten_leaves_no_lock_that_blocks_the_next
     write(work / "a.json", "2")
     assert open_repo(work, busy_timeout=1.0).commit_worktree() is not None
     assert git("show", "HEAD:a.json", cwd=work) == "2" and not (work / ".git" / "index.lock").exists()
+
+
+def test_an_object_lock_left_by_a_killed_writer_does_not_block_commits_forever(tmp_path):
+    """Found by the crash campaign: a watcher killed while writing a loose object leaves
+    objects/xx/<sha>.lock; the next commit of the same content writes the same object, and
+    dulwich refused it for good. Only dulwich makes such locks, so ours are cleared."""
+    from dulwich.objects import Blob
+
+    work = tmp_path / "config"
+    write(work / "a.json", "1")
+    repo = open_repo(work, busy_timeout=2.0)
+    repo.commit_worktree()
+    sha = Blob.from_string(b"2").id.decode()
+    stale = work / ".git" / "objects" / sha[:2] / f"{sha[2:]}.lock"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"")  # what the killed writer left
+    write(work / "a.json", "2")
+    assert repo.commit_worktree() is not None
+    assert git("show", "HEAD:a.json", cwd=work) == "2" and not stale.exists()
+    git("fsck", "--strict", cwd=work)
