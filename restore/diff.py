@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from restore.planner import Target
 from restore.point_cache import PointCache
-from restore.replay import TransactionCut
+from restore.replay import committed_events
 from restore.type_mapping import key_mapper, pg_value_converters, sqlite_row_reader
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
@@ -33,7 +33,7 @@ from trade_stream.key_index import key_bytes
 from trade_stream.manifest import FULL, INCREMENTAL, ManifestEntry
 from trade_stream.schema import TableSchema, quote_ident
 from trade_stream.storage.store import BackupStore
-from trade_stream.storage.stored_objects import events_of, header_of
+from trade_stream.storage.stored_objects import header_of
 
 
 @dataclass
@@ -70,8 +70,6 @@ def _plain(row: dict[str, Any] | None, value: Callable[[Any], Any]) -> dict[str,
 class Diff:
     from_seq: int
     to_seq: int
-    from_ts: int | None
-    to_ts: int | None
     tables: dict[str, TableDiff] = field(default_factory=dict)
     read: list[str] = field(default_factory=list)  # objects read
 
@@ -261,9 +259,9 @@ def _boundaries(entries: list[ManifestEntry]) -> dict[int, int | None]:
     return {e.last_seq: e.last_ts for e in entries if e.capture_id == capture}
 
 
-def resolve_point(store: BackupStore, entries: list[ManifestEntry], target: Target) -> tuple[int, int | None]:
-    """The last committed point at or before ``target`` (seq, time). A point where an
-    object ends is read from the catalog; one inside an object reads that object."""
+def resolve_point(store: BackupStore, entries: list[ManifestEntry], target: Target) -> int:
+    """The seq of the last committed point at or before ``target``. A point where an object
+    ends is read from the catalog; one inside an object reads that object."""
     if not entries:
         raise BadInputError("no backups found: run `tradevault backup full` first")
     ends = _boundaries(entries)
@@ -277,7 +275,7 @@ def resolve_point(store: BackupStore, entries: list[ManifestEntry], target: Targ
         if target.seq > newest:
             raise BadInputError(f"seq {target.seq} is beyond the newest stored change (seq {newest})")
         if target.seq in ends:
-            return target.seq, ends[target.seq]
+            return target.seq
         inside = [e for e in chain if e.after_seq < target.seq < e.last_seq]
     else:
         assert target.ts is not None
@@ -286,54 +284,46 @@ def resolve_point(store: BackupStore, entries: list[ManifestEntry], target: Targ
         if not inside:
             if not done:
                 raise BadInputError(f"no stored point at or before {target.describe()}")
-            seq = max(done)
-            return seq, ends[seq]
+            return max(done)
     if not inside:
         raise BadInputError(f"no stored object holds {target.describe()} (the oldest point is seq {oldest})")
     entry = inside[0]
-    cut = TransactionCut(entry.after_seq, target)
-    point: tuple[int, int | None] = (entry.after_seq, ends.get(entry.after_seq))
-    for batch in events_of(store, entry):
-        for selected in cut.feed(batch):
-            if selected:
-                point = (selected[-1].seq, selected[-1].ts)
-        if cut.reached:
-            return point
-    for selected in cut.finish():
-        if selected:
-            point = (selected[-1].seq, selected[-1].ts)
+    point = entry.after_seq
+    for item in committed_events(store, [entry], entry.after_seq, target):
+        if isinstance(item, list) and item:
+            point = item[-1].seq
     return point
 
 
 def window_events(store: BackupStore, entries: list[ManifestEntry], low: int, to: Target,
                   read: list[str]) -> Iterator[list[ChangeEvent]]:
-    """The committed events after ``low`` up to ``to``, in order, whole transactions only."""
+    """The committed events after ``low`` up to ``to``, in order, whole transactions only;
+    the objects opened are added to ``read``."""
     chain = [e for e in _chain(entries) if e.last_seq > low]
     if chain and chain[0].after_seq > low:
         raise IntegrityError(f"no stored incremental holds the changes after seq {low} "
                              f"(the next one starts after seq {chain[0].after_seq})")
-    cut = TransactionCut(low, to)
-    for entry in chain:
+    span = []
+    for entry in chain:  # the objects that may hold events up to ``to`` (as the planner picks them)
         if to.seq is not None and entry.after_seq >= to.seq:
             break
         if to.ts is not None and entry.first_ts is not None and entry.first_ts > to.ts:
             break
-        read.append(entry.object)
-        whole = to.ts is None and (to.seq is None or entry.last_seq <= to.seq)
-        for batch in events_of(store, entry):
-            yield from (cut.whole(batch) if whole else cut.feed(batch))
-            if cut.reached:
-                return
-    yield from cut.finish()
+        span.append(entry)
+    for item in committed_events(store, span, low, to):
+        if isinstance(item, ManifestEntry):
+            read.append(item.object)
+        else:
+            yield item
 
 
 def diff_points(store: BackupStore, entries: list[ManifestEntry], start: Target, end: Target | None, *,
                 cache: PointCache, rows: bool = False, tables: list[str] | None = None) -> Diff:
-    from_seq, from_ts = resolve_point(store, entries, start)
+    from_seq = resolve_point(store, entries, start)
     end = end or Target()
     if end.seq is not None and end.seq < from_seq:
         raise BadInputError(f"the end point (seq {end.seq}) is before the start (seq {from_seq})")
-    result = Diff(from_seq, from_seq, from_ts, from_ts)
+    result = Diff(from_seq, from_seq)
     chain = [e for e in _chain(entries) if e.last_seq > from_seq]
     schema_entry = chain[0] if chain else None
     schemas = []
@@ -350,7 +340,7 @@ def diff_points(store: BackupStore, entries: list[ManifestEntry], start: Target,
         for selected in window_events(store, entries, from_seq, end, result.read):
             if selected:
                 fold.add(selected)
-                result.to_seq, result.to_ts = selected[-1].seq, selected[-1].ts
+                result.to_seq = selected[-1].seq
     before = _BeforeState(cache, entries, from_seq, fold.known)
     try:
         for name, table_fold in fold.tables.items():
@@ -392,7 +382,7 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
     for identity, final in _in_key_order(last):
         existed = fold.existed(identity)
         if existed is None:
-            existed = _as_key(fold.key_values(identity)) in images
+            existed = key_bytes(fold.key_values(identity)) in images
         exists = final != DELETE
         if existed and exists:
             op = "updated"
@@ -409,7 +399,7 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
             key = fold.key_values(identity)
             assert fold.images is not None
             image, columns = fold.images[identity]
-            out.rows.append(RowChange(op, dict(zip(fold.key_columns, key)), images.get(_as_key(key)),
+            out.rows.append(RowChange(op, dict(zip(fold.key_columns, key)), images.get(key_bytes(key)),
                                       dict(zip(columns, image)) if image is not None and exists else None))
     return out
 
@@ -419,10 +409,6 @@ def _in_key_order(last: dict[Any, str]) -> list[tuple[Any, str]]:
         return sorted(last.items())
     except TypeError:
         return list(last.items())
-
-
-def _as_key(values: list[Any]) -> bytes:
-    return key_bytes(values)
 
 
 class _BeforeState:
@@ -454,7 +440,7 @@ class _BeforeState:
         for key in keys:
             for row in self.conn.execute(select, as_stored(key)).fetchall():
                 values = convert(list(row)) if convert else list(row)
-                found[_as_key([values[p] for p in positions])] = dict(zip(columns, values))
+                found[key_bytes([values[p] for p in positions])] = dict(zip(columns, values))
         return found
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from restore.read_ahead import ReadAhead
 from trade_stream.errors import IntegrityError
 from trade_stream.events import SCHEMA, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
+from trade_stream.manifest import ManifestEntry
 from trade_stream.progress import Progress
 from trade_stream.segments import decode_chunks, encode_chunk
 from trade_stream.storage.store import BackupStore
@@ -167,25 +168,35 @@ def replay_steps(store: BackupStore, plan: Plan, fold_key: Callable[[str], list[
     next step is made: folding what follows asks ``fold_key`` about the table it changed.
     Events (SCHEMA ones too) of tables the plan leaves out are dropped here, after the cut:
     the point reached is the one a restore of every table reaches."""
-    cut = TransactionCut(plan.full.last_seq, plan.target)
     net = NetEffect(fold_key)
     tables = plan.tables
-    for entry in plan.incrementals:
+    for item in committed_events(store, plan.incrementals, plan.full.last_seq, plan.target):
+        if isinstance(item, ManifestEntry):
+            yield Step(used=item.object)
+        else:
+            yield from _folded(net, item, tables)
+    yield from (Step(ready=ready) for ready in net.drain())
+
+
+def committed_events(store: BackupStore, chain: list[ManifestEntry], low: int,
+                     target: Target) -> Iterator[ManifestEntry | list[ChangeEvent]]:
+    """The events of ``chain`` (incrementals in order) after ``low``, read (verified,
+    decoded) and cut at ``target`` by a TransactionCut; each entry is handed out before its
+    events, when it is opened. Every reader of a span of the chain (a restore, ``diff``)
+    goes through this, so each cuts at the same committed point."""
+    cut = TransactionCut(low, target)
+    for entry in chain:
         if cut.reached:
-            break
-        yield Step(used=entry.object)
+            return
+        yield entry
         # (by seq only: times need not grow with seqs, and the cut stops at the first
         # transaction past the target time, wherever the entry's last event lands)
-        within = plan.target.ts is None and (plan.target.seq is None or entry.last_seq <= plan.target.seq)
+        within = target.ts is None and (target.seq is None or entry.last_seq <= target.seq)
         for batch in events_of(store, entry):
-            for selected in (cut.whole(batch) if within else cut.feed(batch)):
-                yield from _folded(net, selected, tables)
+            yield from (cut.whole(batch) if within else cut.feed(batch))
             if cut.reached:
-                break
-    if not cut.reached:
-        for selected in cut.finish():
-            yield from _folded(net, selected, tables)
-    yield from (Step(ready=ready) for ready in net.drain())
+                return
+    yield from cut.finish()
 
 
 def _folded(net: NetEffect, selected: list[ChangeEvent], tables: frozenset[str] | None) -> Iterator[Step]:
