@@ -21,13 +21,12 @@ ignore them (``manifest.superseded``), and the next compaction finishes the remo
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 
 from trade_stream.errors import BadInputError
 from trade_stream.key_index import KeyIndexBuilder
 from trade_stream.manifest import INCREMENTAL, ManifestEntry, object_key
-from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, framed_body
+from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS
 from trade_stream.publish import Publisher
 from trade_stream.schema import TableSchema
 from trade_stream.segments import encode_chunk
@@ -130,21 +129,16 @@ def _merge(store: BackupStore, publisher: Publisher, entries: list[ManifestEntry
     n = entries[-1].n + 1
     key = object_key(n, INCREMENTAL)
     keys = KeyIndexBuilder(TableSchema.from_dict(t) for t in start.schema.get("tables", ()))
-    with tempfile.SpooledTemporaryFile(max_size=16 << 20, dir=work_dir) as spool:
-        body = framed_body(spool, publisher.level, 2)
-        try:
-            for entry in run:  # each verified before its first event is used
-                for batch in events_of(store, entry):
-                    body.write(encode_chunk(batch))
-                    keys.add(batch)
-            body.close()
-        except BaseException:
-            body.abandon()
-            raise
+    with publisher.body_ahead(work_dir) as body:
+        for entry in run:  # each verified before its first event is used
+            for batch in events_of(store, entry):
+                body.write(encode_chunk(batch))
+                keys.add(batch)
+        body.finish()
         header = publisher.header(INCREMENTAL, CODEC_EVENTS, first.after_seq, last.last_seq, start.schema,
                                   first.capture_id, first.first_ts, last.last_ts, sum(e.count for e in run),
                                   {**end.extra, "keys": keys.to_header()}, body=BODY_SIZED_FRAMES)
-        stored = publisher.store_spooled(key, header, spool)
+        stored = body.store(key, header)
     return publisher.publish_entry(
         stored, entries[-1], format=2, level=level, replaces=[e.n for e in run],
         n=n, kind=INCREMENTAL, object=key, capture_id=first.capture_id, after_seq=first.after_seq,

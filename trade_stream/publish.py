@@ -11,12 +11,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from primitives.file_lock import exclusive_lock
 from trade_stream import manifest as mf
 from trade_stream.errors import FencedError, StorageError
-from trade_stream.object_format import BODY_STREAM, FORMAT_VERSION, ObjectHeader, ObjectWriter
+from trade_stream.object_format import BODY_STREAM, FORMAT_VERSION, ObjectHeader, ObjectWriter, framed_body
 from trade_stream.storage.encryption import AGE
 from trade_stream.storage.store import BackupStore
 
@@ -70,6 +70,44 @@ class BackupResult:
         return data
 
 
+class BodyAhead:
+    """An incremental's "sized-frames" body compressed ahead of its object, by ``workers``
+    threads while the caller is still making the events (zstd lets go of the GIL), into a
+    spool: 16 MB stay in memory (about half a million events), more go to ``work_dir``.
+    The header, which comes first in the object, can then say what only the whole body
+    knows (counts, bounds, the key index), and nothing but copying is left once the last
+    event is known. A context manager: leaving it before ``finish`` abandons the work."""
+
+    def __init__(self, publisher: "Publisher", work_dir: str | None, workers: int) -> None:
+        self._publisher = publisher
+        self._spool = tempfile.SpooledTemporaryFile(max_size=16 << 20, dir=work_dir)
+        self._body = framed_body(self._spool, publisher.level, workers)
+
+    def __enter__(self) -> "BodyAhead":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._body.abandon()  # (after finish, a no-op)
+        self._spool.close()
+
+    def write(self, data: bytes) -> None:
+        self._body.write(data)
+
+    def finish(self) -> None:
+        """Every frame compressed: the body is complete."""
+        self._body.close()
+
+    def store(self, key: str, header: ObjectHeader) -> StoredObject:
+        """The object, ``header`` then the finished body, in every location."""
+
+        def write_body(writer: ObjectWriter) -> None:
+            self._spool.seek(0)
+            while chunk := self._spool.read(4 << 20):
+                writer.write_framed(chunk)
+
+        return self._publisher.store_object(key, header, write_body, threads=1)
+
+
 class Publisher:
     """Stores objects and publishes their manifest entries for one source.
 
@@ -115,17 +153,8 @@ class Publisher:
             raise
         return StoredObject(size, sha, plain_size, plain_sha, stored_in, sink.failed)
 
-    def store_spooled(self, key: str, header: ObjectHeader, spool: BinaryIO) -> StoredObject:
-        """An object whose "sized-frames" body was compressed ahead (``framed_body``) into
-        ``spool``: the header can then say what only the whole body knows (counts, bounds,
-        the key index)."""
-
-        def write_body(writer: ObjectWriter) -> None:
-            spool.seek(0)
-            while chunk := spool.read(4 << 20):
-                writer.write_framed(chunk)
-
-        return self.store_object(key, header, write_body, threads=1)
+    def body_ahead(self, work_dir: str | None, workers: int = 2) -> "BodyAhead":
+        return BodyAhead(self, work_dir, workers)
 
     def publish_entry(self, stored: StoredObject, previous: mf.ManifestEntry | None,
                       **fields: Any) -> tuple[mf.ManifestEntry, list[str]]:

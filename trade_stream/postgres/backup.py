@@ -18,7 +18,6 @@ L's snapshot (seqs ``resync_base(L) + i``). Row counts per table follow the even
 
 from __future__ import annotations
 
-import tempfile
 import time
 from typing import Any, Callable, Collection
 
@@ -28,7 +27,7 @@ from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.key_index import KeyIndexBuilder
 from trade_stream.manifest import chain_end, chain_position
-from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter, framed_body
+from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.postgres.catalog import database_objects, sequence_positions
 from trade_stream.postgres.database import PostgresDatabase, same_columns
@@ -247,30 +246,21 @@ class PostgresBackupEngine:
         upto = self.capture.flush_wal(conn)
         current = self.db.reflect(conn, tables)
         changed = _changed_tables(known, current)
-        # (compressed: 16 MB in memory holds an incremental of about half a million events)
-        spool = tempfile.SpooledTemporaryFile(max_size=16 << 20, dir=self.work_dir)
         stats = _Stats(known.tables)
         decoder = StreamDecoder(known.tables, after_seq=covered)
         end_tables = {t.name: t for t in known.tables}
         advance_to: int | None = None
-        with spool:
-            # compressed while the events are still being decoded (by threads: zstd lets go of
-            # the GIL), so nothing but copying is left once the last event is known
-            body = framed_body(spool, self.publisher.level, BODY_WORKERS)
-            try:
-                if changed:
-                    with self.capture.exported_snapshot(temporary=True) as snapshot:
-                        upto = snapshot.lsn
-                        self._spool_stream(conn, decoder, upto, body, stats, counts)
-                        self._spool_resync(snapshot, changed, body, stats, counts, end_tables)
-                    advance_to = upto
-                else:
+        with self.publisher.body_ahead(self.work_dir, BODY_WORKERS) as body:
+            if changed:
+                with self.capture.exported_snapshot(temporary=True) as snapshot:
+                    upto = snapshot.lsn
                     self._spool_stream(conn, decoder, upto, body, stats, counts)
-                    advance_to = decoder.last_commit_lsn
-                body.close()
-            except BaseException:
-                body.abandon()
-                raise
+                    self._spool_resync(snapshot, changed, body, stats, counts, end_tables)
+                advance_to = upto
+            else:
+                self._spool_stream(conn, decoder, upto, body, stats, counts)
+                advance_to = decoder.last_commit_lsn
+            body.finish()
             for name in sorted(decoder.changed - set(changed)):
                 self.warnings.append(f"table {name!r} changed while sealing: resynchronised by the next backup")
             if stats.count == 0:
@@ -289,8 +279,7 @@ class PostgresBackupEngine:
                 {"end_schema": new_schema.to_dict(), "end_lsn": advance_to,
                  "sequences": sequence_positions(conn), "keys": stats.keys.to_header()}, body=BODY_SIZED_FRAMES,
             )
-
-            stored_object = self.publisher.store_spooled(key, header, spool)
+            stored_object = body.store(key, header)
         entry, stored = self.publisher.publish_entry(
             stored_object, entries[-1],
             n=n, kind=mf.INCREMENTAL, object=key, capture_id=capture_id, after_seq=covered,

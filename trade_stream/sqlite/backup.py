@@ -22,7 +22,7 @@ from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.key_index import KeyIndexBuilder
 from trade_stream.manifest import chain_position
-from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectWriter, framed_body
+from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectWriter
 from trade_stream.priority import at_low_priority
 from trade_stream.progress import Progress, no_progress
 from trade_stream.publish import BackupResult, Publisher, now_us
@@ -319,34 +319,26 @@ class BackupEngine:
                      "objects": DatabaseService.database_objects(conn)}
             count, first_seq, first_ts, last_ts = 0, None, None, None
             keys = KeyIndexBuilder(schema.tables)
-            # The body is compressed ahead (by two threads, while this one reads the change
-            # log) into a spool, because the header that precedes it carries the key index
-            # of every event. 16 MB of compressed events stay in memory, more go to disk.
-            with tempfile.SpooledTemporaryFile(max_size=16 << 20, dir=self.work_dir) as spool:
-                body = framed_body(spool, self.publisher.level, 2)
-                try:
-                    last = None
-                    for batch in self.capture.read(conn, covered, upto, boundaries=commit_points):
-                        body.write(encode_chunk(batch, plain=True))  # SQLite values are plain
-                        keys.add(batch)
-                        if first_seq is None:
-                            first_seq, first_ts = batch[0].seq, batch[0].ts
-                        last_ts, last = batch[-1].ts, batch[-1].seq
-                        count += len(batch)
-                        self.progress("seal", count, upto - covered)
-                    if last != upto:
-                        raise IntegrityError(f"change log ended before seq {upto}")
-                    body.close()
-                except BaseException:
-                    body.abandon()
-                    raise
+            # the body is compressed ahead: the header that precedes it carries the key index
+            with self.publisher.body_ahead(self.work_dir) as body:
+                last = None
+                for batch in self.capture.read(conn, covered, upto, boundaries=commit_points):
+                    body.write(encode_chunk(batch, plain=True))  # SQLite values are plain
+                    keys.add(batch)
+                    if first_seq is None:
+                        first_seq, first_ts = batch[0].seq, batch[0].ts
+                    last_ts, last = batch[-1].ts, batch[-1].seq
+                    count += len(batch)
+                    self.progress("seal", count, upto - covered)
+                if last != upto:
+                    raise IntegrityError(f"change log ended before seq {upto}")
+                body.finish()
                 # Rows per table at ``upto`` (same read snapshot): restore checks against them.
                 per_table = self._row_counts_at(conn, entries, capture_id, covered, upto)
                 extra["keys"] = keys.to_header()
                 header = self.publisher.header(mf.INCREMENTAL, CODEC_EVENTS, covered, upto, schema.to_dict(),
                                                capture_id, first_ts, last_ts, count, extra, body=BODY_SIZED_FRAMES)
-
-                stored_object = self.publisher.store_spooled(key, header, spool)
+                stored_object = body.store(key, header)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
