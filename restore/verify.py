@@ -37,7 +37,7 @@ from trade_stream.manifest import (
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectReader
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.segments import decode_chunks
+from trade_stream.segments import decode_chunks, out_of_order
 from trade_stream.storage.store import BackupStore, LocationCatalog
 
 
@@ -237,10 +237,10 @@ def _deep_check(reader: ObjectReader, entry: ManifestEntry) -> str:
         count, previous = 0, entry.after_seq
         keys = KeyIndexBuilder(TableSchema.from_dict(t) for t in header.schema.get("tables", ()))
         for batch in decode_chunks(reader.body_chunks(), entry.object):
-            for event in batch:
-                if event.seq <= previous:
-                    return f"events out of order at seq {event.seq}"
-                previous = event.seq
+            at = out_of_order(batch, previous)
+            if at is not None:
+                return f"events out of order at seq {at}"
+            previous = batch[-1].seq if batch else previous
             count += len(batch)
             keys.add(batch)
         if count != entry.count or previous != entry.last_seq:

@@ -89,3 +89,16 @@ def test_plain_fast_path_encodes_exactly_what_the_checked_path_does():
     events = [ChangeEvent(i, i, 10 * i, "t", "update", [i], [i, 2.5, "ü", b"\x00", None, -(2**63)]) for i in range(5)]
     events.append(ChangeEvent(9, 9, 0, "t", "schema", None, None, {"name": "t", "columns": []}))
     assert encode_chunk(events, plain=True) == encode_chunk(events)
+
+
+def test_out_of_order_names_the_first_seq_that_does_not_rise() -> None:
+    from trade_stream.events import INSERT, ChangeEvent
+    from trade_stream.segments import out_of_order
+
+    def batch(*seqs: int) -> list[ChangeEvent]:
+        return [ChangeEvent(s, s, 0, "t", INSERT, [s], [s]) for s in seqs]
+
+    assert out_of_order(batch(5, 6, 9), 4) is None and out_of_order([], 4) is None
+    assert out_of_order(batch(4, 6), 4) == 4  # not above the segment's previous event
+    assert out_of_order(batch(5, 7, 7, 8), 4) == 7
+    assert out_of_order(batch(5, 9, 6), 4) == 6

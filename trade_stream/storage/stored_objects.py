@@ -4,13 +4,11 @@ same way — from the first intact copy, checksums checked before its content is
 
 from __future__ import annotations
 
-import operator
 import os
 import tempfile
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +17,7 @@ from trade_stream.errors import IntegrityError, StorageError
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_EVENTS, CODEC_SQLITE_FILE, ObjectHeader, ObjectReader
 from trade_stream.progress import Progress, no_progress
-from trade_stream.segments import decode_chunks
+from trade_stream.segments import decode_chunks, out_of_order
 from trade_stream.storage.store import BackupStore
 
 
@@ -109,11 +107,10 @@ def events_of(store: BackupStore, entry: ManifestEntry, *, keyed: bool = False) 
         for batch in decode_chunks(iter(lambda: spool.read(1 << 20), b""), entry.object, keyed=keyed):
             if not batch:
                 continue
-            seqs = [e.seq for e in batch]
-            if seqs[0] <= previous or not all(map(operator.lt, seqs, islice(seqs, 1, None))):
-                at = next(t for s, t in zip([previous, *seqs], seqs) if t <= s)
+            at = out_of_order(batch, previous)
+            if at is not None:
                 raise IntegrityError(f"{entry.object}: events out of order at seq {at}")
-            previous = seqs[-1]
+            previous = batch[-1].seq
             yield batch
         if previous != entry.last_seq:
             raise IntegrityError(f"{entry.object}: ends at seq {previous}, manifest says {entry.last_seq}")
