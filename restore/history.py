@@ -16,8 +16,10 @@ history follows every row with those values.
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import sqlite3
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +41,8 @@ from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import events_of, header_of
 
 _NUMBERS = ("integer", "float", "numeric")
-HEADER_READERS = 8
 _PARSED_TIMES = ("datetime", "date", "time")
+HEADER_READERS = 8
 
 
 @dataclass
@@ -54,11 +56,11 @@ class Version:
     op: str  # snapshot | insert | update | delete
     columns: list[str]
     row: list[Any] | None  # None after a delete
-    commit_seq: int = 0
-    tx: int = 0
+    commit_seq: int
+    tx: int = 0  # (none for the full backup's row)
 
     def to_json(self, value: Callable[[Any], Any]) -> dict[str, Any]:
-        return {"seq": self.seq, "commit_seq": self.commit_seq or self.seq, "time": format_ts(self.ts, precise=True),
+        return {"seq": self.seq, "commit_seq": self.commit_seq, "time": format_ts(self.ts, precise=True),
                 "op": self.op,
                 "row": None if self.row is None else {c: value(v) for c, v in zip(self.columns, self.row)}}
 
@@ -81,9 +83,6 @@ def _user_value(text: str, family: str, dialect: str) -> tuple[str, Any]:
     foreseen: then every event of the table is compared by canonical form). A SQLite
     column holds whatever was written to it, so there a value that does not read as the
     declared type is taken as text."""
-    import datetime as dt
-    import uuid
-
     lowered = text.lower()
     try:
         if family == "integer":
@@ -218,24 +217,21 @@ def history_chain(entries: list[ManifestEntry], from_ts: int | None) -> tuple[Ma
 
 
 # -- walking them -------------------------------------------------------------------------------
-def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str], *,
-                header: Callable[[ManifestEntry], ObjectHeader],
-                events: Callable[[ManifestEntry, bool], Any],
+def row_history(base: ManifestEntry, chain: list[ManifestEntry], headers: dict[int, ObjectHeader], table: str,
+                given: dict[str, str], *, events: Callable[[ManifestEntry, bool], Any],
                 snapshot_rows: Callable[[ManifestEntry, TableSchema, RowMatcher], list[list[Any]]],
                 from_ts: int | None = None, to_ts: int | None = None) -> History:
-    """``header``/``events`` read a stored object (``stored_objects.header_of``/``events_of``,
-    the latter as KeyedEvents when its flag says so); ``snapshot_rows`` finds the matching
-    rows in a full backup's state."""
-    base, chain = history_chain(entries, from_ts)
-    base_schema = DatabaseSchema.from_dict(header(base).schema)
-    headers = {e.n: header(e) for e in chain}
-    schemas = [base_schema, *(DatabaseSchema.from_dict(h.schema) for h in headers.values())]
+    """The row's versions from ``base`` (a full backup) along ``chain`` (``history_chain``);
+    ``headers``: every one of their object headers, by position; ``events`` reads an
+    incremental (``stored_objects.events_of``, as KeyedEvents when its flag says so);
+    ``snapshot_rows`` finds the matching rows in a full backup's state."""
+    schemas = [DatabaseSchema.from_dict(headers[e.n].schema) for e in (base, *chain)]
     known = _table_schema(table, schemas) or _created_inside(table, chain, headers, events)
     if known is None:
         names = sorted({t.name for s in schemas for t in s.tables})
         raise BadInputError(f"no table {table!r} in the backups (tables: {', '.join(names)})")
     matcher = RowMatcher(known, given)
-    result = History(table, dict(given), base, headers=1 + len(headers))
+    result = History(table, dict(given), base, headers=1 + len(chain))
     versions: list[Version] = []
     for entry in chain:
         if to_ts is not None and entry.first_ts is not None and entry.first_ts > to_ts:
@@ -276,7 +272,7 @@ def row_history(entries: list[ManifestEntry], table: str, given: dict[str, str],
                 if end == len(batch) - 1:
                     pending.append(version)
     if not versions or versions[0].op != INSERT:  # the row may have been in the full backup
-        base_table = _columns_at(header(base).schema, table)
+        base_table = _columns_at(headers[base.n].schema, table)
         if base_table is not None:
             matcher.columns_changed(base_table)
             versions = [Version(base.last_seq, base.last_ts or 0, SNAPSHOT, base_table.column_names, row,
@@ -397,19 +393,13 @@ def _sql_values(matcher: RowMatcher) -> list[Any]:
 
 def read_history(store: BackupStore, entries: list[ManifestEntry], table: str, given: dict[str, str],
                  cache: PointCache, *, from_ts: int | None = None, to_ts: int | None = None) -> History:
-    """``row_history`` on a store: headers read once each (those of the chain all at once,
-    by several threads: on S3 each is a request's round trip), the full backup's row from
-    its materialised state (values of a PostgreSQL source read back as that source's
-    types)."""
+    """``row_history`` on a store: every header read once, all at once by several threads
+    (on S3 each is a request's round trip), the full backup's row from its materialised
+    state (values of a PostgreSQL source read back as that source's types)."""
     base, chain = history_chain(entries, from_ts)
     with ThreadPoolExecutor(HEADER_READERS, thread_name_prefix="tradevault-headers") as pool:
-        headers: dict[int, ObjectHeader] = dict(zip(
-            [e.n for e in (base, *chain)], pool.map(lambda entry: header_of(store, entry), (base, *chain))))
-
-    def header(entry: ManifestEntry) -> ObjectHeader:
-        if entry.n not in headers:
-            headers[entry.n] = header_of(store, entry)
-        return headers[entry.n]
+        headers = dict(zip([e.n for e in (base, *chain)],
+                           pool.map(lambda entry: header_of(store, entry), (base, *chain))))
 
     def snapshot_rows(full: ManifestEntry, schema: TableSchema, matcher: RowMatcher) -> list[list[Any]]:
         point = cache.point(entries, Target(seq=full.last_seq))
@@ -417,6 +407,6 @@ def read_history(store: BackupStore, entries: list[ManifestEntry], table: str, g
         return rows_in_state(point.path, schema, matcher, convert)
 
     with cyclic_gc_paused():
-        return row_history(entries, table, given, header=header,
+        return row_history(base, chain, headers, table, given,
                            events=lambda entry, keyed: events_of(store, entry, keyed=keyed),
                            snapshot_rows=snapshot_rows, from_ts=from_ts, to_ts=to_ts)
