@@ -1,7 +1,7 @@
 """A SQLite backup into PostgreSQL (``restore_postgres`` uses these): the physical
 snapshot is decompressed into a private temporary file first; what it says of its tables
 (``sqlite_catalog``) makes their PostgreSQL form (``restore.schema_to_postgres``); its
-rows are read table by table, mapped (``restore.type_mapping``) and bulk-loaded with COPY;
+rows are bulk-loaded with COPY by ``restore.postgres.sqlite_load``;
 events are mapped the same way before they are applied, and a value of an event that
 breaks its column's declared limit widens the column first (``Migration.widen``)."""
 
@@ -14,9 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
-from restore.copy_text import row_converter
 from restore.planner import Plan
-from restore.postgres.copy_rows import copy_statement
 from restore.postgres.sqlite_catalog import from_statement, read_tables, views
 from restore.schema_to_postgres import table_to_postgres
 from restore.type_limits import Limit, fits, limit_of
@@ -159,31 +157,3 @@ def mapping_notes(store: BackupStore, plan: Plan) -> list[str]:
     with snapshot_file(store, plan.full, no_progress) as path:
         migration = Migration.read(path, source, plan.tables)
     return migration.notes + [f"view {name}: created if PostgreSQL accepts its SQL" for name, _ in migration.views]
-
-
-def load_sqlite_snapshot(conn: Any, path: Path, entry: ManifestEntry, schema: DatabaseSchema,
-                         progress: Progress) -> int:
-    """Rows of the decompressed snapshot COPYed into the PostgreSQL tables, each row through
-    its table's row function (``restore.copy_text``). One connection: the work is Python's,
-    per row, and neither threads (one interpreter lock: measured 25% slower) nor worker
-    processes (measured no faster on two cores, where the server parses the COPY too)
-    share it out well; nor does writing the COPY text in Python instead of psycopg's
-    write_row (measured 12% slower)."""
-    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    loaded = 0
-    try:
-        for table in schema.tables:
-            convert = row_converter(table)
-            cols = ", ".join(quote_ident(c) for c in table.column_names)
-            cursor = source.execute(f"SELECT {cols} FROM {quote_ident(table.name)}")
-            with conn.cursor() as pg, pg.copy(copy_statement(quote_ident(table.name), table.column_names,
-                                                             False)) as copy:
-                write = copy.write_row
-                while rows := cursor.fetchmany(10000):
-                    for row in rows:
-                        write(convert(row))
-                    loaded += len(rows)
-                    progress("load", loaded, entry.count)
-    finally:
-        source.close()
-    return loaded

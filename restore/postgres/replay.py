@@ -50,7 +50,8 @@ from restore.postgres.database_objects import (
     create_functions,
     create_sequences,
 )
-from restore.postgres.from_sqlite import Migration, load_sqlite_snapshot, snapshot_file
+from restore.postgres.from_sqlite import Migration, snapshot_file
+from restore.postgres.sqlite_load import LoadWorkers, load_snapshot, worker_count
 from restore.postgres.staging import Staging, connections_for, share_out
 from restore.read_ahead import ReadAhead
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
@@ -152,16 +153,19 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
     source = DatabaseSchema.from_dict(schema_of(store, plan.full))
     check_pg_target(target, force)
     with ExitStack() as stack:
-        migration, snapshot = None, None
+        migration, snapshot, workers = None, None, LoadWorkers(0)
         if source.dialect != "postgresql":
+            rows = plan.full.tables or {}
+            chosen = sum(n for name, n in rows.items() if plan.keeps(name)) if rows else plan.full.count
+            workers = stack.enter_context(LoadWorkers(worker_count(chosen)))
             snapshot = stack.enter_context(snapshot_file(store, plan.full, progress))
             migration = Migration.read(snapshot, source, plan.tables)
-        return _restore(store, plan, target, source, migration, snapshot, force, progress, started)
+        return _restore(store, plan, target, source, migration, snapshot, workers, force, progress, started)
 
 
 def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: DatabaseSchema,
-             migration: Migration | None, snapshot: Path | None, force: bool, progress: Progress,
-             started: float) -> RestoreResult:
+             migration: Migration | None, snapshot: Path | None, workers: LoadWorkers, force: bool,
+             progress: Progress, started: float) -> RestoreResult:
     schema = plan.chosen(source) if migration is None else migration.schema
     logical = migration is None
     # with events to replay, the main connection loads nothing: it gathers them meanwhile
@@ -202,7 +206,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
             with cyclic_gc_paused(), steps_ahead(store, plan, applier, touched) as steps:
                 if loads is None:
                     assert snapshot is not None
-                    load_sqlite_snapshot(main, snapshot, plan.full, schema, progress)
+                    load_snapshot(staging, workers, snapshot, plan.full.tables or {}, schema, progress)
                     main.commit()
                 elif aside:
                     applier.load_elsewhere(loads)

@@ -74,15 +74,20 @@ class Staging:
             for _ in range(self.count):
                 conn = self.target.connect(autocommit=False)
                 self.conns.append(conn)
-                conn.execute(f"SET search_path = {quote_ident(self.name)}, public")
-                # nothing is kept before publish: its commit (synchronous) flushes the WAL
-                # of every commit before it, so theirs need not wait for their own flush
-                conn.execute("SET synchronous_commit = off")
+                for statement in self.session():
+                    conn.execute(statement)
                 conn.commit()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def session(self) -> list[str]:
+        """What puts a connection into the restore (each of ours, and a worker process's):
+        names resolved in the private schema first."""
+        # nothing is kept before publish: its commit (synchronous) flushes the WAL of every
+        # commit before it, so theirs need not wait for their own flush
+        return [f"SET search_path = {quote_ident(self.name)}, public", "SET synchronous_commit = off"]
 
     def __exit__(self, *exc: Any) -> None:
         if any(thread.is_alive() for thread in self._threads):  # leaving on an error

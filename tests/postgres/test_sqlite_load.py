@@ -1,0 +1,160 @@
+"""A SQLite snapshot's load into PostgreSQL shared out between worker processes
+(restore/postgres/sqlite_load.py): the same database as the load on one connection, a
+worker's failure reported in one line with the target untouched, a worker whose parent
+is gone committing nothing; and the slicing, pure."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from restore.postgres import sqlite_load
+from restore.postgres.sqlite_load import BATCH, LoadWorkers, Slice, plan_slices
+from tests.postgres.pg_helpers import connect, digest, restore
+from trade_stream.errors import TradeStreamError
+from trade_stream.schema import TableSchema
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
+from trade_stream.storage.locations import open_location
+from trade_stream.storage.store import BackupStore
+from tradevault.workload import TradingWorkload, bulk_fill, create_database
+
+pytestmark = pytest.mark.xdist_group("postgres")
+
+TABLES = {"trades": ["id"], "orders": ["id"], "pairlocks": ["id"], "KeyValueStore": ["key", "value_type"]}
+
+
+@pytest.fixture
+def worker_runs(monkeypatch) -> list[int]:
+    """Every load shared out between worker processes, whatever its size (and how many
+    workers each ``LoadWorkers.run`` had jobs for)."""
+    runs: list[int] = []
+    real_run = LoadWorkers.run
+
+    def run(self, jobs, counted):
+        runs.append(len(jobs))
+        return real_run(self, jobs, counted)
+
+    monkeypatch.setattr(sqlite_load, "IN_PROCESS_ROWS", 1)
+    monkeypatch.setattr(sqlite_load.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(LoadWorkers, "run", run)
+    return runs
+
+
+def _trading_store(work_dir: Path, rows: int) -> BackupStore:
+    path = work_dir / "tradesv3.sqlite"
+    create_database(path)
+    bulk_fill(path, rows)  # trades and orders
+    workload = TradingWorkload(path, seed=5)  # and every other table, with NULLs, JSON, BLOBs
+    try:
+        workload.run(200)
+    finally:
+        workload.close()
+    store = BackupStore("bot", [open_location("one", f"file://{work_dir / 'loc'}")])
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).full()
+    return store
+
+
+def test_workers_load_the_same_database_as_one_connection(pg, work_dir, worker_runs):
+    store = _trading_store(work_dir, 9000)
+    shared = pg.new("shared")
+    restore(store, shared, force=False)
+    assert worker_runs == [2]  # both workers had slices
+    sqlite_load.IN_PROCESS_ROWS = 10**12  # the same backup on the main connection alone
+    alone = pg.new("alone")
+    restore(store, alone, force=False)
+    assert worker_runs == [2]
+    assert digest(shared, TABLES) == digest(alone, TABLES)
+    conn = connect(shared)
+    try:
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in TABLES}
+        leftovers = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tradevault_restore_%'")
+        assert leftovers.fetchone()[0] == 0
+    finally:
+        conn.close()
+    source = sqlite3.connect(work_dir / "tradesv3.sqlite")
+    try:
+        assert counts == {t: source.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in TABLES}
+    finally:
+        source.close()
+    assert counts["orders"] >= 2 * BATCH  # big enough to be cut in two
+
+
+def test_a_worker_failure_is_one_line_and_leaves_the_target_untouched(pg, work_dir, worker_runs):
+    path = work_dir / "bad.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE fills (id INTEGER PRIMARY KEY, filled_at DATETIME NOT NULL)")
+    conn.executemany("INSERT INTO fills (filled_at) VALUES (?)", [(f"2026-01-01 00:00:{i % 60:02d}",)
+                                                                 for i in range(5000)])
+    conn.execute("UPDATE fills SET filled_at = 'soon' WHERE id = 4321")  # SQLite keeps any text
+    conn.commit()
+    conn.close()
+    store = BackupStore("bad", [open_location("one", f"file://{work_dir / 'loc'}")])
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).full()
+    target = pg.new("target")
+    with pytest.raises(TradeStreamError) as failure:
+        restore(store, target, force=False)
+    assert worker_runs == [2]
+    message = str(failure.value)
+    assert "\n" not in message and "soon" in message and "timestamp" in message
+    pg_conn = connect(target)
+    try:
+        tables = pg_conn.execute("SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace IN"
+                                 " (SELECT oid FROM pg_namespace WHERE nspname = 'public'"
+                                 " OR nspname LIKE 'tradevault_restore_%')").fetchone()[0]
+    finally:
+        pg_conn.close()
+    assert tables == 0
+
+
+def test_a_worker_whose_parent_is_gone_commits_nothing(pg, work_dir):
+    path = work_dir / "big.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE ticks (id INTEGER PRIMARY KEY, price FLOAT, note TEXT)")
+    conn.executemany("INSERT INTO ticks (price, note) VALUES (?, ?)", [(i / 7, f"tick {i}") for i in range(300_000)])
+    conn.commit()
+    conn.close()
+    target = pg.new("orphan")
+    pg_conn = connect(target)
+    pg_conn.execute("CREATE TABLE ticks (id integer, price double precision, note text)")
+    table = TableSchema.from_dict({"name": "ticks", "columns": [
+        {"name": "id", "declared": "integer", "family": "integer"},
+        {"name": "price", "declared": "double precision", "family": "float"},
+        {"name": "note", "declared": "text", "family": "text"}], "primary_key": ["id"], "dialect": "postgresql"})
+    job = {"database": target, "session": ["SET synchronous_commit = off"], "snapshot": str(path),
+           "tables": [table.to_dict()], "slices": [{"table": "ticks"}]}
+    worker = subprocess.Popen([sys.executable, "-P", "-m", sqlite_load.WORKER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdin.write(json.dumps(job).encode() + b"\n")
+    worker.stdin.flush()
+    assert int(worker.stdout.readline()) == BATCH  # it is loading
+    worker.stdin.close()  # what its parent's death does
+    assert worker.wait(timeout=30) == 1
+    try:
+        assert pg_conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 0
+    finally:
+        pg_conn.close()
+
+
+def test_big_tables_are_cut_into_one_rowid_range_per_worker():
+    shares = plan_slices({"orders": 600_000, "trades": 300_000}, {"orders": ("rowid", 1, 600_000),
+                                                                   "trades": ("_rowid_", 5, 300_004)}, 2)
+    assert shares == [[Slice("orders", 1, 300_001, "rowid"), Slice("trades", 5, 150_005, "_rowid_")],
+                      [Slice("orders", 300_001, 600_001, "rowid"), Slice("trades", 150_005, 300_005, "_rowid_")]]
+
+
+def test_small_and_rowless_tables_go_whole_to_the_lightest_worker():
+    shares = plan_slices({"big": 100_000, "kv": 40_000, "locks": BATCH, "empty": 0},
+                         {"big": ("rowid", 1, 100_000), "kv": None, "locks": ("rowid", 1, BATCH), "empty": None}, 2)
+    assert shares == [[Slice("big", 1, 50_001), Slice("kv")],
+                      [Slice("big", 50_001, 100_001), Slice("locks"), Slice("empty")]]
+
+
+def test_one_worker_takes_every_table_whole():
+    assert plan_slices({"a": 10, "b": 5}, {"a": ("rowid", 1, 10), "b": None}, 1) == [[Slice("a"), Slice("b")]]
