@@ -219,6 +219,9 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
             finishing.wait(raise_error=False)  # the replay's error is the one to report
             raise
         applier.settle()
+        # the replay is over: validating foreign keys joins whole tables, by hashing
+        main.execute("RESET enable_hashjoin")
+        main.execute("RESET enable_mergejoin")
         main.commit()
         result.tables = finishing.rest(result.tables)
         result.rows = sum(result.tables.values())
