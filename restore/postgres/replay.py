@@ -170,7 +170,9 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
     logical = migration is None
     # with events to replay, the main connection loads nothing: it gathers them meanwhile
     aside = int(logical and bool(plan.incrementals))
-    with Staging(target, connections_for(len(schema.tables)) + aside) as staging:
+    # a SQLite snapshot is loaded by worker processes: the main connection replays, and
+    # every other one finishes tables (keys, sequences, counts) once the load is over
+    with Staging(target, connections_for(len(schema.tables)) + (aside if logical else 1)) as staging:
         main = staging.conns[0]
         # batched updates/deletes join a VALUES list with the table: always through the
         # primary key's index (a hash join would scan the whole table for every batch)
