@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from restore.schema_to_postgres import SqliteForeignKey, SqliteIndex, SqliteTable
-from restore.type_limits import fits, limit_of, scan_sql, text_values_sql
+from restore.type_limits import Limit, fits, judged_values_sql, limit_of, reals_fit, scan_sql
 from restore.type_mapping import sqlite_column_to_pg, sqlite_value_converters
 from trade_stream.errors import IntegrityError
 from trade_stream.schema import TableSchema, quote_ident
@@ -172,7 +173,7 @@ def _index_parts(sql: str) -> tuple[str, str | None]:
 
 def _broken(conn: sqlite3.Connection, schema: TableSchema) -> set[str]:
     """The columns one of whose values PostgreSQL would refuse or round under the declared
-    type: one query in SQLite; a numeric column's TEXT values then one by one."""
+    type: one query in SQLite; a numeric column's TEXT and REAL values then in Python."""
     mapped = [sqlite_column_to_pg(c) for c in schema.columns]
     limits = {c.name: limit for c in mapped if (limit := limit_of(c.declared)) is not None}
     if not limits:
@@ -182,14 +183,21 @@ def _broken(conn: sqlite3.Connection, schema: TableSchema) -> set[str]:
     converters = dict(zip(schema.column_names, sqlite_value_converters(TableSchema(
         name=schema.name, columns=mapped, primary_key=schema.primary_key, dialect="postgresql"))))
     for column, flag in zip(limits, flags):
-        if column in broken or not flag & 2:
-            continue
-        limit, convert = limits[column], converters[column]
-        for (value,) in conn.execute(text_values_sql(schema.name, column, limit)):
-            try:
-                if not fits(limit, convert(value)):
-                    broken.add(column)
-                    break
-            except IntegrityError:  # not a number at all: the restore says so when it maps it
-                break
+        if column not in broken and flag & 2 and not _numeric_values_fit(
+                conn.execute(judged_values_sql(schema.name, column)), limits[column], converters[column]):
+            broken.add(column)
     return broken
+
+
+def _numeric_values_fit(cursor: sqlite3.Cursor, limit: Limit, convert: Callable[[Any], Any]) -> bool:
+    while values := [value for (value,) in cursor.fetchmany(100_000)]:
+        if not reals_fit(limit, [v for v in values if v.__class__ is float]):
+            return False
+        for value in values:
+            if value.__class__ is not float:
+                try:
+                    if not fits(limit, convert(value)):
+                        return False
+                except IntegrityError:  # not a number at all: the restore says so when it maps it
+                    return True
+    return True

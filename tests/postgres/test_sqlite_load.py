@@ -6,6 +6,7 @@ is gone committing nothing; and the slicing, pure."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import pytest
 from restore.postgres import sqlite_load
 from restore.postgres.sqlite_load import BATCH, LoadWorkers, Slice, plan_slices
 from tests.postgres.pg_helpers import connect, digest, restore
+from tests.postgres.test_cli import tv
+from tests.postgres.test_cross_dialect import SQLITE_TABLES, pg_rows, sqlite_rows
 from trade_stream.errors import TradeStreamError
 from trade_stream.schema import TableSchema
 from trade_stream.sqlite.backup import BackupEngine
@@ -140,6 +143,40 @@ def test_a_worker_whose_parent_is_gone_commits_nothing(pg, work_dir):
         assert pg_conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 0
     finally:
         pg_conn.close()
+
+
+def test_the_cli_restores_a_big_sqlite_chain_through_worker_processes(pg, work_dir):
+    """No patching: a database big enough for worker processes, a full backup and an
+    incremental that changes rows the workers load, restored by the ``tradevault``
+    command; every row equal to the SQLite database's under the documented mapping."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: the load runs on the main connection (test_workers_... covers workers)")
+    path = work_dir / "tradesv3.sqlite"
+    create_database(path)
+    bulk_fill(path, 60_000)
+    assert sqlite_load.worker_count(60_000) == min(4, os.cpu_count() or 1)
+    (work_dir / "tradevault.toml").write_text(
+        f'[database]\nurl = "sqlite:///{path}"\n\n[[locations]]\nname = "local"\n'
+        f'url = "file://{work_dir / "backups"}"\n\n[agent]\nstate_dir = "{work_dir / "state"}"\n'
+        f'\n[config_vcs]\npaths = []\n')
+    assert tv(work_dir, "backup", "full", "--json").returncode == 0
+    workload = TradingWorkload(path, seed=9)
+    try:
+        workload.run(300)
+    finally:
+        workload.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE orders SET status = 'closed', filled = amount WHERE id % 97 = 0")
+    conn.commit()
+    conn.close()
+    incremental = tv(work_dir, "backup", "incremental", "--json")
+    assert incremental.returncode == 0 and json.loads(incremental.stdout)["events"] > 400, incremental.stderr
+    target = pg.new("big")
+    restored = tv(work_dir, "restore", "--to", target, "--json")
+    assert restored.returncode == 0, restored.stderr
+    for table, key in SQLITE_TABLES.items():
+        families, expected = sqlite_rows(path, table, key)
+        assert pg_rows(target, table, key, families) == expected, table
 
 
 def test_big_tables_are_cut_into_one_rowid_range_per_worker():
