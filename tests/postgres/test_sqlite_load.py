@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from restore.dispatch import choose_tables, restore_to
+from restore.planner import Target, plan_restore
 from restore.postgres import sqlite_load
 from restore.postgres.sqlite_load import BATCH, LoadWorkers, Slice, plan_slices
 from tests.postgres.pg_helpers import connect, digest, restore
@@ -86,6 +88,25 @@ def test_workers_load_the_same_database_as_one_connection(pg, work_dir, worker_r
     finally:
         source.close()
     assert counts["orders"] >= 2 * BATCH  # big enough to be cut in two
+
+
+def test_workers_load_only_the_chosen_tables_of_a_partial_restore(pg, work_dir, worker_runs):
+    store = _trading_store(work_dir, 9000)
+    plan = plan_restore(store.entries(), Target())
+    choose_tables(store, plan, ["orders", "pairlocks"])
+    some = pg.new("some")
+    restore_to(store, plan, some)
+    assert worker_runs == [2]
+    whole = pg.new("whole")
+    restore(store, whole, force=False)
+    chosen = {t: TABLES[t] for t in ("orders", "pairlocks")}
+    assert digest(some, chosen) == digest(whole, chosen)
+    conn = connect(some)
+    try:
+        names = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    finally:
+        conn.close()
+    assert names == {"orders", "pairlocks"}
 
 
 def test_a_worker_failure_is_one_line_and_leaves_the_target_untouched(pg, work_dir, worker_runs):
