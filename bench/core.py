@@ -151,11 +151,13 @@ class Run:
         return self.tv(kind, lambda: self.cli.backup(kind, db, location, SOURCE, work_dir))
 
     def restore(self, target: Path, store: Path | None = None, at_ts: int | None = None,
-                label: str = "restore") -> dict:
-        """``tradevault restore --to sqlite:///TARGET [--at TIME]`` (target removed first)."""
+                label: str = "restore", source: Path | None = None) -> dict:
+        """``tradevault restore --to sqlite:///TARGET [--at TIME]`` (target removed first);
+        ``source``: the database whose backups ``store`` holds, when not the run's own (the
+        restore checks the chain against that database's change log)."""
         _unlink_db(target)
-        return self.tv(label, lambda: self.cli.restore(f"sqlite:///{self.src}", str(store or self.store_root), SOURCE,
-                                                       str(target), at_ts=at_ts))
+        return self.tv(label, lambda: self.cli.restore(f"sqlite:///{source or self.src}", str(store or self.store_root),
+                                                       SOURCE, str(target), at_ts=at_ts))
 
     def worker(self, op: str, args: dict, label: str | None = None) -> dict:
         settle()
@@ -538,7 +540,7 @@ def scenario_scaling(r: Run) -> None:
             if repo:
                 settle()
                 rst.append(repo.restore(work / "restic-restored", src)[0].seconds)
-            tv.append(r.restore(work / "restored.sqlite", work / "store")["seconds"])
+            tv.append(r.restore(work / "restored.sqlite", work / "store", source=src)["seconds"])
         r.m.setdefault("scaling", {})[n] = {"tradevault": median(tv), "zstd -d": median(dec),
                                             **({"restic restore": median(rst)} if rst else {})}
         shutil.rmtree(work, ignore_errors=True)
