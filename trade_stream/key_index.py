@@ -37,6 +37,11 @@ from trade_stream.schema import TableSchema
 
 VERSION = 1
 SPAN_PER_KEY = 256  # fingerprints per key: about 0.4 % false positives
+# Distinct keys of one table an incremental indexes at most: the builder holds them until the
+# end, so one transaction of ten million updates would otherwise hold ten million keys (and
+# the capture's memory bound with them). A table beyond it gets no fingerprints: a reader
+# opens the object for any key of it, as for a keyless table.
+MAX_KEYS = 200_000
 _SEPARATOR = "\x1f"
 
 
@@ -92,6 +97,7 @@ class KeyIndexBuilder:
         self._keys: dict[str, set[Any]] = {}  # key values (one column) or tuples of them
         self._texts: dict[str, set[bytes]] = {}  # keys with unhashable values, as key_bytes
         self._touched: set[str] = set()
+        self._beyond: set[str] = set()  # tables with more than MAX_KEYS keys: not indexed
 
     def _learn(self, table: TableSchema) -> None:
         self._key_positions[table.name] = table.key_indexes() if table.primary_key else None
@@ -115,7 +121,7 @@ class KeyIndexBuilder:
         """The keys of ``events`` (all of ``table``): each event's key, and the key its new
         row has (an update may move a row to another key; for the rest it is the same)."""
         positions = self._key_positions.get(table)
-        if positions is None:
+        if positions is None or table in self._beyond:
             return
         keys = self._keys.setdefault(table, set())
         try:
@@ -133,11 +139,15 @@ class KeyIndexBuilder:
                     texts.add(key_bytes(event.key))
                 if event.row is not None:
                     texts.add(key_bytes([event.row[i] for i in positions]))
+        if len(keys) + len(self._texts.get(table, ())) > MAX_KEYS:
+            self._beyond.add(table)
+            self._keys.pop(table, None)
+            self._texts.pop(table, None)
 
     def to_header(self) -> dict[str, Any]:
         fingerprints = {}
         for table in sorted(self._keys.keys() | self._texts.keys()):
-            if self._key_positions.get(table) is None:
+            if self._key_positions.get(table) is None or table in self._beyond:
                 continue
             keys, texts = self._keys.get(table, set()), self._texts.get(table, set())
             span = max(1, len(keys) + len(texts)) * SPAN_PER_KEY

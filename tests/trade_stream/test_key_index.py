@@ -126,3 +126,23 @@ def test_verify_deep_reports_a_key_index_that_misses_a_key(tmp_path) -> None:
     assert verify_store(store).ok  # checksums and chain are fine
     problems = [p["problem"] for p in verify_store(store, deep=True).problems]
     assert any("key index of table 'trades' differs" in p for p in problems), problems
+
+
+def test_a_table_with_more_keys_than_the_bound_is_touched_but_not_indexed(monkeypatch) -> None:
+    from trade_stream import key_index
+
+    monkeypatch.setattr(key_index, "MAX_KEYS", 50)
+    many = [ChangeEvent(i, i, 0, "trades", UPDATE, [i], [i, "x"]) for i in range(1, 52)]
+    few = [ChangeEvent(100 + i, 100 + i, 0, "balances", INSERT, None, ["ex", f"a{i}", i]) for i in range(10)]
+    # a schema change after the bound must not start the table's keys afresh (that index
+    # would lack the keys before it: a false negative)
+    schema = ChangeEvent(200, 200, 0, "trades", SCHEMA, None, None, table_schema=TRADES.to_dict())
+    later = [ChangeEvent(201, 201, 0, "trades", INSERT, None, [10**6, "y"])]
+    builder = KeyIndexBuilder([TRADES, PAIRS])
+    for batch in (many[:30], many[30:], few, [schema], later):
+        builder.add(batch)
+    header = builder.to_header()
+    assert header["touched"] == ["balances", "trades"] and list(header["fingerprints"]) == ["balances"]
+    index = KeyIndex({"keys": header})
+    assert all(index.may_hold("trades", key_bytes([k])) for k in (1, 51, 10**6, 424242))
+    assert index.may_hold("balances", key_bytes(["ex", "a3"]))
