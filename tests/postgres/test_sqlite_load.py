@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from restore.planner import Target, plan_restore
 from restore.postgres import sqlite_load
 from restore.postgres.sqlite_load import BATCH, LoadWorkers, Slice, plan_slices
 from tests.postgres.pg_helpers import connect, digest, restore
-from tests.postgres.test_cli import tv
+from tests.postgres.test_cli import TV, tv
 from tests.postgres.test_cross_dialect import SQLITE_TABLES, pg_rows, sqlite_rows
 from trade_stream.errors import TradeStreamError
 from trade_stream.schema import TableSchema
@@ -198,6 +200,67 @@ def test_the_cli_restores_a_big_sqlite_chain_through_worker_processes(pg, work_d
     for table, key in SQLITE_TABLES.items():
         families, expected = sqlite_rows(path, table, key)
         assert pg_rows(target, table, key, families) == expected, table
+
+
+def test_a_restore_killed_mid_load_leaves_no_worker_and_the_next_one_succeeds(pg, work_dir):
+    """SIGKILL of the ``tradevault`` process while its workers COPY: they stop without
+    committing (their pipes to it close: stdin, watched, and stdout, on their next progress
+    line), and the next restore drops the schema the killed one left and restores."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: the load runs on the main connection")
+    path = work_dir / "tradesv3.sqlite"
+    create_database(path)
+    bulk_fill(path, 300_000)
+    (work_dir / "tradevault.toml").write_text(
+        f'[database]\nurl = "sqlite:///{path}"\n\n[[locations]]\nname = "local"\n'
+        f'url = "file://{work_dir / "backups"}"\n\n[agent]\nstate_dir = "{work_dir / "state"}"\n'
+        f'\n[config_vcs]\npaths = []\n')
+    assert tv(work_dir, "backup", "full").returncode == 0
+    target = pg.new("killed")
+    watch = connect(target)
+    restore_cmd = [*TV, "restore", "--to", target, "-c", str(work_dir / "tradevault.toml")]
+    proc = subprocess.Popen(restore_cmd, cwd=work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while watch.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%'"
+                            " AND datname = current_database()").fetchone()[0] < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the restore ended before its workers COPYed"
+            time.sleep(0.02)
+        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                       text=True).stdout.split()]
+        assert workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in workers):
+            assert time.monotonic() < deadline, "a worker outlived its parent"
+            time.sleep(0.05)
+        # the workers stopped mid-COPY, committing nothing: the schema the killed restore left
+        # holds its tables (created before the load) without a row
+        (left,) = watch.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tradevault_restore_%'"
+                                ).fetchone()
+        assert watch.execute(f'SELECT count(*) FROM "{left}".orders').fetchone()[0] == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        watch.close()
+    again = tv(work_dir, "restore", "--to", target)
+    assert again.returncode == 0, again.stderr
+    assert "left by restores that were interrupted" in again.stderr
+    conn = connect(target)
+    try:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 200_000
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tradevault_restore_%'"
+                            ).fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
 
 
 def test_big_tables_are_cut_into_one_rowid_range_per_worker():
