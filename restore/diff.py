@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+from primitives.sqlite_files import open_read_only
 from restore.planner import Target
 from restore.point_cache import PointCache
 from restore.replay import committed_events
@@ -424,7 +425,7 @@ class _BeforeState:
             return {}
         if self.conn is None:
             point = self.cache.point(self.entries, Target(seq=self.seq))
-            self.conn = sqlite3.connect(f"{point.path.absolute().as_uri()}?mode=ro", uri=True)
+            self.conn = open_read_only(point.path)
         try:
             columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({quote_ident(table)})")]
         except sqlite3.Error:

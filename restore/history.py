@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from primitives.sqlite_files import open_read_only
 from restore.planner import Target, format_ts
 from restore.point_cache import PointCache
 from restore.type_mapping import sqlite_row_reader
@@ -357,7 +358,7 @@ def rows_in_state(path: Path, table: TableSchema, matcher: RowMatcher,
     (``convert``: its values back to the source's types, for a cross-dialect copy). The
     key's equality finds them through the table's index; a value SQLite compares
     differently (a number kept as text) falls back to reading the table."""
-    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    conn = open_read_only(path)
     try:
         names = ", ".join(quote_ident(c) for c in table.column_names)
         where = " AND ".join(f"{quote_ident(c)} = ?" for c in matcher.columns)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from primitives.sqlite_files import open_read_only
 from trade_stream.errors import BadInputError
 
 _READS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE})
@@ -40,7 +41,7 @@ class QueryResult:
 def run_query(path: Path, sql: str) -> QueryResult:
     """One statement on the SQLite file at ``path``; any statement that is not a read is
     refused (BadInputError), and so is SQL that SQLite cannot run."""
-    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    conn = open_read_only(path)
     try:
         conn.set_authorizer(_authorize)
         try:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from primitives.sqlite_files import open_read_only
 from restore.evidence import witnesses
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
@@ -44,7 +45,7 @@ def sqlite_problem(path: Path) -> tuple[str, str]:
     if path.stat().st_size == 0:
         return MISSING, f"{path} is empty"
     try:
-        conn = sqlite3.connect(f"file:{path.absolute()}?mode=ro", uri=True)
+        conn = open_read_only(path)
         try:
             tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
             check = conn.execute("PRAGMA quick_check").fetchall()

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config_vcs.history import export_config_at
+from primitives.sqlite_files import open_read_only
 from restore.planner import Target, format_ts, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from restore.verify import verify_store
@@ -67,7 +68,7 @@ class _Bot(threading.Thread):
 
 
 def _digests(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = open_read_only(path)
     try:
         return database_digest(conn, DEMO_KEYS)
     finally:

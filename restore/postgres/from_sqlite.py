@@ -8,12 +8,12 @@ breaks its column's declared limit widens the column first (``Migration.widen``)
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
+from primitives.sqlite_files import open_read_only
 from restore.planner import Plan
 from restore.postgres.sqlite_catalog import from_statement, read_tables, views
 from restore.schema_to_postgres import table_to_postgres
@@ -57,7 +57,7 @@ class Migration:
     def read(cls, path: Path, source: DatabaseSchema, chosen: Collection[str] | None = None) -> "Migration":
         """The tables of the snapshot at ``path`` (described by ``source``), mapped;
         ``chosen``: only these (a foreign key still finds its parent's key)."""
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = open_read_only(path)
         try:
             tables = read_tables(conn, [t for t in source.tables if chosen is None or t.name in chosen])
             found = views(conn)

@@ -12,9 +12,9 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
+from primitives.sqlite_files import open_read_only
 from restore.schema_to_postgres import SqliteForeignKey, SqliteIndex, SqliteTable
 from restore.type_limits import Limit, fits, judged_values_sql, limit_of, reals_fit, scan_sql
 from restore.type_mapping import sqlite_column_to_pg, sqlite_value_converters
@@ -49,7 +49,7 @@ def _scans(conn: sqlite3.Connection, tables: list[TableSchema]) -> list[set[str]
         return [_broken(conn, t) for t in tables]
 
     def scan(table: TableSchema) -> set[str]:
-        own = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+        own = open_read_only(path)
         try:
             return _broken(own, table)
         finally:

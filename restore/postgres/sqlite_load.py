@@ -29,6 +29,7 @@ from typing import IO, Any, Callable, NamedTuple
 
 import msgspec
 
+from primitives.sqlite_files import open_read_only
 from restore.copy_text import row_converter
 from restore.postgres.copy_rows import copy_statement
 from trade_stream.errors import BadInputError, IntegrityError, TradeStreamError
@@ -59,10 +60,9 @@ def rowid_name(table: TableSchema) -> str | None:
 def plan_slices(rows: dict[str, int], bounds: dict[str, tuple[str, int, int] | None],
                 workers: int) -> list[list[Slice]]:
     """Each worker's slices. A table with rowids (``bounds``: the name that reaches them,
-    the smallest and the largest)
-    and at least a batch of rows per worker is cut into one rowid range per worker, so
-    each worker takes an equal part of it; the others go whole, largest first, each to the
-    worker with the fewest rows so far. Pure."""
+    the smallest and the largest) and at least a batch of rows per worker is cut into one
+    rowid range per worker, so each worker takes an equal part of it; the others go whole,
+    largest first, each to the worker with the fewest rows so far. Pure."""
     shares: list[list[Slice]] = [[] for _ in range(workers)]
     totals = [0] * workers
     for name in sorted(rows, key=lambda n: (-rows[n], n)):
@@ -100,10 +100,6 @@ def copy_slice(conn: Any, source: sqlite3.Connection, table: TableSchema, piece:
             counted(len(rows))
 
 
-def open_snapshot(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-
-
 def worker_count(rows: int) -> int:
     """Worker processes worth starting for a load of ``rows`` rows: one per core (at most
     four), none under IN_PROCESS_ROWS or on a single core."""
@@ -119,7 +115,7 @@ def load_snapshot(staging: Any, workers: "LoadWorkers", path: Path, rows: dict[s
     rows loaded. The workers commit their own slices; on the main connection the caller
     commits."""
     tables = {t.name: t for t in schema.tables}
-    source = open_snapshot(path)
+    source = open_read_only(path)
     try:
         sizes = {name: rows[name] if name in rows else _count(source, table) for name, table in tables.items()}
         loaded = _Count(progress, sum(sizes.values()))

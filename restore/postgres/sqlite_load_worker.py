@@ -16,12 +16,12 @@ import json
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from restore.postgres.sqlite_load import Slice, copy_slice, open_snapshot
+from primitives.sqlite_files import open_read_only
+from restore.postgres.sqlite_load import Slice, copy_slice
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.schema import TableSchema
 
@@ -38,7 +38,7 @@ def load(job: dict[str, Any]) -> None:
     tables = {t["name"]: TableSchema.from_dict(t) for t in job["tables"]}
     slices = msgspec.convert(job["slices"], list[Slice])
     conn = PostgresDatabase(job["database"]).connect(autocommit=False)
-    source = open_snapshot(Path(job["snapshot"]))
+    source = open_read_only(job["snapshot"])
     try:
         for statement in job["session"]:
             conn.execute(statement)
@@ -67,7 +67,8 @@ def main() -> None:
         text = str(exc).strip()
         sys.stderr.write((text.splitlines()[0] if text else type(exc).__name__) + "\n")
         sys.stderr.flush()
-        sys.exit(getattr(exc, "exit_code", 1) if getattr(exc, "exit_code", 1) in (1, 2, 3) else 1)
+        code = getattr(exc, "exit_code", 1)
+        sys.exit(code if code in (1, 2, 3) else 1)
 
 
 if __name__ == "__main__":
