@@ -39,6 +39,7 @@ from restore.postgres.apply import (
     create_table,
     create_types,
     finish_table,
+    identities_always,
     set_sequences,
     try_indexes,
     type_definitions_of,
@@ -227,6 +228,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         main.commit()
         result.tables = finishing.rest(result.tables)
         result.rows = sum(result.tables.values())
+        identities_always(main, applier.tables.values())
         notes = try_indexes(main, applier.tables.values())
         notes += add_foreign_keys(main, applier.tables.values(), None if plan.tables is None else set(applier.tables))
         main.commit()
