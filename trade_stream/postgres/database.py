@@ -94,12 +94,50 @@ class PostgresDatabase:
     # -- reflection --------------------------------------------------------------------------
     @staticmethod
     def user_tables(conn: "psycopg.Connection") -> dict[str, bool]:
+        """The tables of schema ``public`` that hold rows: a partitioned table's partitions,
+        not the partitioned table itself (it holds none, and COPY cannot read it)."""
         rows = conn.execute(
             "SELECT c.relname, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY c.relname"
         ).fetchall()
         return {name: bool(pk) for name, pk in rows}
+
+    @staticmethod
+    def out_of_reach(conn: "psycopg.Connection") -> list[str]:
+        """Tables no configuration protects, as ``schema.table``: those of a schema other than
+        ``public`` (an extension's own tables aside). Status lists them with the unprotected
+        ones and a full backup warns: a backup that silently skips a schema looks complete."""
+        return [name for (name,) in conn.execute(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> 'public'"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
+            " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+            "  AND d.objid = c.oid AND d.deptype = 'e')"
+            " ORDER BY 1"
+        ).fetchall()]
+
+    @staticmethod
+    def reach_warnings(conn: "psycopg.Connection") -> list[str]:
+        """What a full backup says about the tables it cannot protect as they are: other
+        schemas' (``out_of_reach``), and partitioned tables, whose partitions it keeps as
+        plain tables (a restore gives them back without the partitioned table)."""
+        warnings = []
+        outside = PostgresDatabase.out_of_reach(conn)
+        if outside:
+            shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+            warnings.append(f"only schema public is backed up: {len(outside)} table(s) of other schemas are not "
+                            f"({shown})")
+        for parent, leaves in conn.execute(
+            "SELECT p.relname, array_agg(c.relname ORDER BY c.relname) FROM pg_class p"
+            " JOIN pg_namespace n ON n.oid = p.relnamespace JOIN pg_inherits i ON i.inhparent = p.oid"
+            " JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE n.nspname = 'public' AND p.relkind = 'p' GROUP BY p.relname ORDER BY 1"
+        ).fetchall():
+            warnings.append(f"table {parent!r} is partitioned: its partitions ({', '.join(leaves)}) are backed up "
+                            f"as plain tables, and a restore gives them back without {parent!r}")
+        return warnings
 
     def select(self, conn: "psycopg.Connection") -> Selection:
         return select_tables(self.user_tables(conn), self.include, self.exclude)

@@ -64,7 +64,8 @@ class PostgresSource:
         except BadInputError:
             return capture
         try:
-            capture["unprotected"] = unprotected(self.db.user_tables(conn), self.db.select(conn))
+            capture["unprotected"] = (unprotected(self.db.user_tables(conn), self.db.select(conn))
+                                      + self.db.out_of_reach(conn))
         finally:
             conn.close()
         return capture
