@@ -224,19 +224,24 @@ def referenced_table(definition: str) -> str | None:
 
 
 def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema],
-                     restored: Collection[str] | None = None) -> list[str]:
+                     restored: Collection[str] | None = None,
+                     referencing: Callable[[str | None], bool] = lambda parent: True) -> list[str]:
     """Foreign keys once every table has its keys (their definitions name other tables);
     each is validated as it is added: a row without its parent is a divergence (exit 3).
     A key of another dialect's source marked ``unenforced`` (SQLite checks keys only when
     the application turns them on) is added NOT VALID instead, and one PostgreSQL cannot
     add at all is left out; both are noted (returned). ``restored``: the tables of a
-    restore of some tables; a key into any other cannot exist, so it is left out, noted."""
+    restore of some tables; a key into any other cannot exist, so it is left out, noted.
+    ``referencing``: which keys to add, by the table they reference (one into a partitioned
+    table waits for it: see database_objects.partitioned_tables)."""
     import psycopg
 
     notes = []
     for table in tables:
         for key in post_load(table).get("foreign_keys", []):
             parent = referenced_table(key["def"])
+            if not referencing(parent):
+                continue
             if restored is not None and parent is not None and parent not in restored:
                 notes.append(f"{table.name}: foreign key to left-out table {parent} not created")
                 continue

@@ -1,10 +1,11 @@
 """The objects of a restored PostgreSQL database that are not tables, recorded by the
-source (trade_stream/postgres/catalog.py): functions, views, materialized views, and the
-tables' triggers and foreign keys.
+source (trade_stream/postgres/catalog.py): functions, partitioned tables, views,
+materialized views, and the tables' triggers and foreign keys.
 
 Functions are created first, in the restore's private schema (a default or a check may
 call one), with function bodies left unchecked as pg_restore does (a body may name tables
-that do not exist yet); ``publish`` moves them into ``public`` with the tables. Views,
+that do not exist yet); ``publish`` moves them into ``public`` with the tables.
+Partitioned tables (their partitions are restored as tables, then attached), views,
 materialized views (then refreshed) and triggers are created in the publishing
 transaction, once the tables they name are in ``public``: a view is created once what it
 reads exists, so views on views come out in a working order whatever order they were
@@ -16,8 +17,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
-from restore.postgres.apply import create_triggers, index_in_schema
+from restore.postgres.apply import add_foreign_keys, create_triggers, index_in_schema
 from trade_stream.errors import IntegrityError
+from trade_stream.postgres.catalog import partitioned_names
 from trade_stream.schema import TableSchema, quote_ident
 
 if TYPE_CHECKING:
@@ -67,7 +69,13 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
     (returned)."""
     import psycopg
 
-    notes = []
+    tables = list(tables)
+    restored = {t.name for t in tables}
+    created, notes = partitioned_tables(conn, objects, restored, partial)
+    recorded = partitioned_names(objects)
+    if recorded:  # the foreign keys into them (the others are in place)
+        notes += add_foreign_keys(conn, tables, restored | created if partial else None,
+                                  referencing=lambda parent: parent in recorded)
     pending = [o for o in objects if o["kind"] in ("view", "materialized view")]
     while pending:
         left, failure = [], None
@@ -89,6 +97,47 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
         pending = left
     create_triggers(conn, tables)
     return notes
+
+
+def partitioned_tables(conn: "psycopg.Connection", objects: list[dict[str, Any]], restored: set[str],
+                       partial: bool) -> tuple[set[str], list[str]]:
+    """The partitioned tables over their restored partitions (see
+    trade_stream/postgres/catalog.partitioned_table): every one created first (one may be
+    a partition of another), then attached from the last recorded (sub-partitions come after
+    their parents) so that a partition is complete when it is attached. In a restore of
+    some tables, one whose partitions were not all restored is left out, noted. Returns the
+    names of those created, and the notes."""
+    recorded = [o for o in objects if o["kind"] == "partitioned table"]
+    notes, kept, present = [], [], set(restored)
+    for table in reversed(recorded):  # a partitioned partition is decided before its parent
+        missing = sorted(child for child in _children(table) if child not in present)
+        if missing and partial:
+            notes.append(f"partitioned table {table['name']} not created: partitions left out "
+                         f"({', '.join(missing)})")
+            continue
+        kept.insert(0, table)
+        present.add(table["name"])
+    for table in kept:
+        conn.execute(table["ddl"])
+        if table.get("comment") is not None:
+            conn.execute(f"COMMENT ON TABLE {quote_ident(table['name'])} IS {_literal(table['comment'])}")
+    for table in reversed(kept):
+        for statement in table["attach"]:
+            conn.execute(statement)
+    return {table["name"] for table in kept}, notes
+
+
+_ATTACH = re.compile(r'^ALTER TABLE ONLY (?:"(?:[^"]|"")+"|\S+) ATTACH PARTITION ("(?:[^"]|"")+"|\S+) ')
+
+
+def _children(table: dict[str, Any]) -> list[str]:
+    children = []
+    for statement in table["attach"]:
+        match = _ATTACH.match(statement)
+        if match is not None:
+            name = match.group(1)
+            children.append(name[1:-1].replace('""', '"') if name.startswith('"') else name)
+    return children
 
 
 def _finish_view(conn: "psycopg.Connection", view: dict[str, Any]) -> None:

@@ -60,6 +60,7 @@ from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_PGCOPY, ObjectReader
+from trade_stream.postgres.catalog import partitioned_names
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.snapshot_rows import decode_copy_chunks
 from trade_stream.progress import Progress, no_progress
@@ -230,7 +231,9 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         result.rows = sum(result.tables.values())
         identities_always(main, applier.tables.values())
         notes = try_indexes(main, applier.tables.values())
-        notes += add_foreign_keys(main, applier.tables.values(), None if plan.tables is None else set(applier.tables))
+        later = partitioned_names(objects)  # keys into a partitioned table: once it exists (after_publish)
+        notes += add_foreign_keys(main, applier.tables.values(), None if plan.tables is None else set(applier.tables),
+                                  referencing=lambda parent: parent not in later)
         main.commit()
         tables = list(applier.tables.values())
 

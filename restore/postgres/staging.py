@@ -154,7 +154,7 @@ class Staging:
         conn.rollback()
         conn.execute("SET LOCAL synchronous_commit = on")
         if force:
-            for name in PostgresDatabase.user_tables(conn):
+            for name in PostgresDatabase.public_tables(conn):
                 conn.execute(f"DROP TABLE IF EXISTS public.{quote_ident(name)} CASCADE")
         schema = quote_ident(self.name)
         for name in types:  # the types first: the tables' columns follow them by oid

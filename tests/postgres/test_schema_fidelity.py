@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import subprocess
 from decimal import Decimal
 
@@ -18,6 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from restore.dispatch import restore_to
+from restore.planner import Target, plan_restore
 from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -195,3 +198,74 @@ def test_an_always_identity_table_replays_row_changes_and_stays_always(pg, work_
             assert fill.id == 7  # past the source's last id, as the source's next would be
     finally:
         app.dispose()
+
+
+PARTITIONED = [
+    "CREATE TABLE venues (id int PRIMARY KEY, name text)",
+    "INSERT INTO venues VALUES (1, 'binance'), (2, 'kraken')",
+    """CREATE TABLE fills_log (id bigint, venue int REFERENCES venues(id) ON DELETE CASCADE,
+         day date NOT NULL, price numeric(18,8) DEFAULT 0, side text,
+         CONSTRAINT ck_price CHECK (price >= 0), PRIMARY KEY (id, day)) PARTITION BY RANGE (day)""",
+    "CREATE INDEX fills_log_side ON fills_log (side) WHERE side IS NOT NULL",
+    "CREATE TABLE fills_2026 PARTITION OF fills_log FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"
+    " PARTITION BY RANGE (id)",  # partitioned again
+    "CREATE TABLE fills_2026_low PARTITION OF fills_2026 FOR VALUES FROM (MINVALUE) TO (3)",
+    "CREATE TABLE fills_2026_other PARTITION OF fills_2026 DEFAULT",
+    "CREATE TABLE fills_rest PARTITION OF fills_log DEFAULT",
+    "COMMENT ON TABLE fills_log IS 'every fill, by day'",
+    "INSERT INTO fills_log VALUES (1, 1, '2026-03-01', 10, 'buy'), (2, 2, '2026-04-01', 11, 'sell'),"
+    " (3, 1, '2025-12-31', 12, NULL)",
+    """CREATE TABLE fill_notes (id int PRIMARY KEY, fill_id bigint, fill_day date, note text,
+         FOREIGN KEY (fill_id, fill_day) REFERENCES fills_log (id, day))""",
+    "INSERT INTO fill_notes VALUES (1, 1, '2026-03-01', 'first')",
+]
+
+
+def test_a_partitioned_table_comes_back_over_its_partitions(pg, work_dir):
+    """Its partitions hold the rows and are backed up as tables (wal2json reports changes
+    under them); the partitioned tables are rebuilt over them as pg_dump does it: sub-
+    partitions, a default partition, keys, a partial index, a CHECK, a foreign key, a
+    partition added after the full backup."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, *PARTITIONED)
+    store = make_store(work_dir)
+    full = engine(src, store).full()
+    assert set(full.tables) == {"venues", "fills_2026_low", "fills_2026_other", "fills_rest", "fill_notes"}
+    execute(src, "UPDATE fills_log SET day = '2025-01-01' WHERE id = 2",  # moves to another partition
+            "UPDATE fills_log SET side = 'sell' WHERE id = 1",
+            "INSERT INTO fills_log VALUES (4, 2, '2026-05-01', 13, 'buy')",
+            "CREATE TABLE fills_2027 PARTITION OF fills_log FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
+            "INSERT INTO fills_log VALUES (5, 1, '2027-01-02', 14, 'sell')")
+    engine(src, store).incremental()
+    restore(store, dst)
+
+    assert _pg_dump(dst) == _pg_dump(src)
+    rows = "SELECT tableoid::regclass::text, * FROM fills_log ORDER BY id"
+    assert connect(dst).execute(rows).fetchall() == connect(src).execute(rows).fetchall()
+    execute(dst, "INSERT INTO fills_log VALUES (6, 2, '2027-06-01', 15, 'buy')")  # routed by the server
+    assert connect(dst).execute("SELECT tableoid::regclass::text FROM fills_log WHERE id = 6").fetchone() == (
+        "fills_2027",)
+    with pytest.raises(Exception, match="fills_2026_low_pkey"):
+        execute(dst, "INSERT INTO fills_log VALUES (1, 1, '2026-03-01', 1, 'buy')")
+    execute(dst, "DELETE FROM venues WHERE id = 2")  # the foreign key's cascade
+    assert connect(dst).execute("SELECT count(*) FROM fills_log WHERE venue = 2").fetchone() == (0,)
+    with pytest.raises(Exception, match="fill_notes_fill_id_fill_day_fkey"):  # the key into it
+        execute(dst, "INSERT INTO fill_notes VALUES (2, 99, '2026-01-01', 'none')")
+    restore(store, dst, force=True)  # replaced, partitioned tables included
+    assert connect(dst).execute(rows).fetchall() == connect(src).execute(rows).fetchall()
+
+    part = pg.new("part")  # without one of its partitions, a partitioned table cannot exist
+    plan = plan_restore(store.entries(), Target())
+    plan.tables = frozenset({"venues", "fills_2026_low", "fill_notes"})
+    notes = restore_to(store, plan, part).notes
+    assert sorted(notes) == [
+        "fill_notes: foreign key to left-out table fills_log not created",
+        "partitioned table fills_2026 not created: partitions left out (fills_2026_other)",
+        "partitioned table fills_log not created: partitions left out (fills_2026, fills_2027, fills_rest)",
+    ], notes
+    assert connect(part).execute("SELECT count(*) FROM fills_2026_low").fetchone() == (1,)
+
+    lite = work_dir / "fills.sqlite"  # into SQLite: the partitions, as tables
+    restore(store, f"sqlite:///{lite}")
+    with sqlite3.connect(lite) as conn:
+        assert conn.execute("SELECT count(*) FROM fills_rest").fetchone() == (2,)

@@ -1,8 +1,8 @@
 """What a PostgreSQL restore must rebuild besides the rows, read from the catalog: per table
 its constraints (primary key name, unique, exclusion, check, foreign keys with their
 actions, deferrability and validity), secondary indexes, triggers, comments, replica
-identity and the definitions of its sequences; per database its functions, views and
-materialized views. Each as the server prints it (``pg_get_constraintdef``,
+identity and the definitions of its sequences; per database its functions, views,
+materialized views and partitioned tables. Each as the server prints it (``pg_get_constraintdef``,
 ``pg_get_indexdef``, ``pg_get_triggerdef``, ``pg_get_functiondef``, ``pg_get_viewdef``),
 so the restore gives back the same definitions ``pg_dump --schema-only`` shows.
 
@@ -12,7 +12,7 @@ which resynchronises a table whose definition changed).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from trade_stream.schema import quote_ident
 
@@ -27,8 +27,12 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
     """The rebuild-after-data part of one table's description (see the module doc)."""
     out: dict[str, Any] = {}
     constraints = conn.execute(
-        "SELECT conname, contype, pg_get_constraintdef(oid), convalidated, conindid FROM pg_constraint"
-        " WHERE conrelid = %s AND contype IN ('p', 'u', 'x', 'c', 'f') ORDER BY conname",
+        "SELECT conname, contype, pg_get_constraintdef(oid), convalidated, conindid FROM pg_constraint c"
+        " WHERE conrelid = %s AND contype IN ('p', 'u', 'x', 'c', 'f')"
+        # a foreign key into a partitioned table has one more per partition, which the
+        # server makes itself along with it
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint p WHERE p.oid = c.conparentid AND p.conrelid = c.conrelid)"
+        " ORDER BY conname",
         (relid,),
     ).fetchall()
     backing = {index for _, kind, _, _, index in constraints if kind in ("p", "u", "x") and index}
@@ -155,7 +159,73 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
                 "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY indexrelid",
                 (oid,)).fetchall()]
         objects.append(_with_comment(conn, entry, oid, "pg_class"))
+    for oid, name in conn.execute(
+        "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind = 'p' ORDER BY c.oid"
+    ).fetchall():
+        objects.append(_with_comment(conn, partitioned_table(conn, oid, name), oid, "pg_class"))
     return objects
+
+
+def partitioned_table(conn: "psycopg.Connection", oid: int, name: str) -> dict[str, Any]:
+    """A partitioned table, which holds no rows: its partitions are backed up as tables
+    (``PostgresDatabase.user_tables``) and it is rebuilt over them as pg_dump does it: the
+    ``ddl`` creates it with its columns and CHECKs, ``attach`` then attaches each partition
+    with its bound, adds the table's keys and indexes ``ON ONLY`` it and attaches the
+    partitions' own (restored with them) to those, and adds its foreign keys."""
+    table = quote_ident(name)
+    columns = [
+        f"{quote_ident(column)} {declared}" + (f" DEFAULT {default}" if default is not None else "")
+        + (" NOT NULL" if notnull else "")
+        for column, declared, notnull, default in conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
+            " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (oid,),
+        ).fetchall()
+    ]
+    constraints = conn.execute(
+        "SELECT conname, contype, pg_get_constraintdef(oid), conindid FROM pg_constraint"
+        " WHERE conrelid = %s AND contype IN ('p', 'u', 'x', 'c', 'f') ORDER BY conname", (oid,),
+    ).fetchall()
+    columns += [f"CONSTRAINT {quote_ident(c)} {definition}" for c, kind, definition, _ in constraints if kind == "c"]
+    key = conn.execute("SELECT pg_get_partkeydef(%s)", (oid,)).fetchone()[0]
+    ddl = f"CREATE TABLE {table} (\n    " + ",\n    ".join(columns) + f"\n) PARTITION BY {key}"
+    attach = [f"ALTER TABLE ONLY {table} ATTACH PARTITION {quote_ident(child)} {bound}"
+              for child, bound in conn.execute(
+                  "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+                  " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s ORDER BY c.relname", (oid,),
+              ).fetchall()]
+    backing = set()
+    for constraint, kind, definition, index in constraints:
+        if kind in ("p", "u", "x"):
+            attach.append(f"ALTER TABLE ONLY {table} ADD CONSTRAINT {quote_ident(constraint)} {definition}")
+            attach += _attach_indexes(conn, index)
+            backing.add(index)
+    for index, definition in conn.execute(
+        "SELECT indexrelid, pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY indexrelid",
+        (oid,),
+    ).fetchall():
+        if index not in backing:
+            attach.append(definition)
+            attach += _attach_indexes(conn, index)
+    attach += [f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(c)} {definition}"
+               for c, kind, definition, _ in constraints if kind == "f"]
+    return {"kind": "partitioned table", "name": name, "ddl": ddl, "attach": attach}
+
+
+def partitioned_names(objects: Iterable[dict[str, Any]]) -> set[str]:
+    """The partitioned tables among a database's recorded ``objects``: no rows of their own,
+    rebuilt over their partitions (a key into one waits for it; SQLite has none)."""
+    return {o["name"] for o in objects if o.get("kind") == "partitioned table"}
+
+
+def _attach_indexes(conn: "psycopg.Connection", index: int) -> list[str]:
+    """``ALTER INDEX parent ATTACH PARTITION child`` for each partition's index of ``index``."""
+    return [f"ALTER INDEX {quote_ident(parent)} ATTACH PARTITION {quote_ident(child)}"
+            for parent, child in conn.execute(
+                "SELECT p.relname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhparent = %s ORDER BY c.relname", (index,),
+            ).fetchall()]
 
 
 def _with_comment(conn: "psycopg.Connection", entry: dict[str, Any], oid: int, catalog: str) -> dict[str, Any]:

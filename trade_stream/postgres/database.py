@@ -104,6 +104,15 @@ class PostgresDatabase:
         return {name: bool(pk) for name, pk in rows}
 
     @staticmethod
+    def public_tables(conn: "psycopg.Connection") -> list[str]:
+        """Every table of ``public``, partitioned ones included (which a restore target
+        must not have, or has replaced with ``--force``)."""
+        return [name for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname"
+        ).fetchall()]
+
+    @staticmethod
     def out_of_reach(conn: "psycopg.Connection") -> list[str]:
         """Tables no configuration protects, as ``schema.table``: those of a schema other than
         ``public`` (an extension's own tables aside). Status lists them with the unprotected
@@ -120,24 +129,13 @@ class PostgresDatabase:
 
     @staticmethod
     def reach_warnings(conn: "psycopg.Connection") -> list[str]:
-        """What a full backup says about the tables it cannot protect as they are: other
-        schemas' (``out_of_reach``), and partitioned tables, whose partitions it keeps as
-        plain tables (a restore gives them back without the partitioned table)."""
-        warnings = []
+        """What a full backup says of the tables no configuration protects
+        (``out_of_reach``)."""
         outside = PostgresDatabase.out_of_reach(conn)
-        if outside:
-            shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
-            warnings.append(f"only schema public is backed up: {len(outside)} table(s) of other schemas are not "
-                            f"({shown})")
-        for parent, leaves in conn.execute(
-            "SELECT p.relname, array_agg(c.relname ORDER BY c.relname) FROM pg_class p"
-            " JOIN pg_namespace n ON n.oid = p.relnamespace JOIN pg_inherits i ON i.inhparent = p.oid"
-            " JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE n.nspname = 'public' AND p.relkind = 'p' GROUP BY p.relname ORDER BY 1"
-        ).fetchall():
-            warnings.append(f"table {parent!r} is partitioned: its partitions ({', '.join(leaves)}) are backed up "
-                            f"as plain tables, and a restore gives them back without {parent!r}")
-        return warnings
+        if not outside:
+            return []
+        shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        return [f"only schema public is backed up: {len(outside)} table(s) of other schemas are not ({shown})"]
 
     def select(self, conn: "psycopg.Connection") -> Selection:
         return select_tables(self.user_tables(conn), self.include, self.exclude)
@@ -261,7 +259,7 @@ class PostgresDatabase:
         """True when the target database has no tables in ``public``."""
         conn = self.connect()
         try:
-            return not self.user_tables(conn)
+            return not self.public_tables(conn)
         finally:
             conn.close()
 
