@@ -20,7 +20,8 @@ foreign keys with their actions             foreign keys, validated after the lo
 defaults: literals, CURRENT_TIMESTAMP,      the literal (0/1 -> false/true for booleans),
 CURRENT_DATE, ``datetime('now')``, TRUE     UTC now (SQLite's clock is UTC); others
                                             skipped, noted
-CHECK constraints, triggers                 not kept (SQLite's expressions), noted
+CHECK constraints, triggers, generated      not kept (SQLite's expressions), noted
+columns
 views                                       created when PostgreSQL accepts their SQL,
                                             else skipped, noted
 ==========================================  ===========================================
@@ -79,6 +80,7 @@ class SqliteTable:
     foreign_keys: list[SqliteForeignKey] = field(default_factory=list)
     checks: int = 0
     triggers: int = 0
+    generated: list[str] = field(default_factory=list)  # generated columns (not in the stream)
     broken: set[str] = field(default_factory=set)  # columns with a value beyond the declared limit
 
 
@@ -209,6 +211,8 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
         out.notes.append(f"{source.name}: {table.checks} CHECK constraint(s) not kept (SQLite expressions)")
     if table.triggers:
         out.notes.append(f"{source.name}: {table.triggers} trigger(s) not kept (SQLite statements)")
+    for column in table.generated:
+        out.notes.append(f"{source.name}.{column}: generated column not kept (a SQLite expression)")
     out.schema = TableSchema(name=source.name, columns=columns, primary_key=list(source.primary_key),
                              dialect="postgresql", ddl=json.dumps(extra, sort_keys=True))
     return out

@@ -94,6 +94,8 @@ def _table(conn: sqlite3.Connection, schema: TableSchema, counters: dict[str, in
         triggers=conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
                               " AND substr(name, 1, ?) != ?",
                               (schema.name, len(TRIGGER_PREFIX), TRIGGER_PREFIX)).fetchone()[0],
+        # hidden 2 and 3: generated columns, VIRTUAL and STORED (table_info leaves them out)
+        generated=[r[1] for r in conn.execute(f"PRAGMA table_xinfo({name})").fetchall() if r[6] in (2, 3)],
     )
     names = _unique_names(schema.ddl or "")
     for _, index, unique, origin, partial in conn.execute(f"PRAGMA index_list({name})").fetchall():

@@ -900,6 +900,19 @@ def test_checks_and_triggers_are_noted_not_kept() -> None:
     assert "trades: 1 trigger(s) not kept (SQLite statements)" in out.notes
 
 
+def test_generated_columns_are_read_and_noted_not_kept() -> None:
+    """The change stream does not carry them (the triggers see the stored columns), and
+    their expressions are SQLite's: a restore into PostgreSQL says it leaves them out."""
+    conn = memory_db("CREATE TABLE g (id INTEGER PRIMARY KEY, price REAL, qty REAL,"
+                     " total REAL GENERATED ALWAYS AS (price * qty) STORED, half REAL AS (price / 2))")
+    (table,) = read_tables(conn, [describe(conn, "g")])
+    assert table.generated == ["total", "half"]
+    out = table_to_postgres(table, {})
+    assert out.schema.column_names == ["id", "price", "qty"]
+    assert "g.total: generated column not kept (a SQLite expression)" in out.notes
+    assert "g.half: generated column not kept (a SQLite expression)" in out.notes
+
+
 def test_the_postgres_description_is_in_the_catalog_readers_form() -> None:
     out = table_to_postgres(sqlite_table([Column("id", "INTEGER", "integer"), Column("x", "TEXT", "text")], ["id"]),
                             {})
