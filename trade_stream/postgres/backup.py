@@ -136,7 +136,7 @@ class PostgresBackupEngine:
             # raises on unsupported types: nothing changed yet
             self.db.reflect(conn, selection.tables, require_identity=False)
             self.db.identify_keyless(conn, selection.tables)
-            self.warnings.extend(selection.warnings + self.db.reach_warnings(conn))
+            self.warnings.extend(selection.warnings + self.db.reach_warnings(conn, selection.tables))
             caught_up, entries = self.store.catch_up_for_write()
             installed = self.capture.is_installed(conn)
             if installed:

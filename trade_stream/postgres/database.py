@@ -94,12 +94,13 @@ class PostgresDatabase:
     # -- reflection --------------------------------------------------------------------------
     @staticmethod
     def user_tables(conn: "psycopg.Connection") -> dict[str, bool]:
-        """The tables of schema ``public`` that hold rows: a partitioned table's partitions,
-        not the partitioned table itself (it holds none, and COPY cannot read it)."""
+        """The tables of schema ``public`` whose rows can be captured: a partitioned table's
+        partitions, not the partitioned table itself (it holds none, and COPY cannot read
+        it); not an unlogged table (``unlogged``)."""
         rows = conn.execute(
             "SELECT c.relname, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY c.relname"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relpersistence = 'p' ORDER BY c.relname"
         ).fetchall()
         return {name: bool(pk) for name, pk in rows}
 
@@ -128,16 +129,45 @@ class PostgresDatabase:
         ).fetchall()]
 
     @staticmethod
-    def reach_warnings(conn: "psycopg.Connection") -> list[str]:
-        """What a full backup says of the tables no configuration protects
-        (``out_of_reach``)."""
+    def unlogged(conn: "psycopg.Connection") -> list[str]:
+        """The unlogged tables of ``public``: their changes never reach the WAL, so logical
+        decoding cannot see them. A full backup of one would be restored stale without a
+        word: they are left out, the full backup warns and status lists them."""
+        return [name for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relpersistence = 'u' ORDER BY 1"
+        ).fetchall()]
+
+    @staticmethod
+    def reach_warnings(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
+        """What a full backup of ``tables`` says of what it cannot protect, or not as it is:
+        other schemas' tables (``out_of_reach``), unlogged ones, and inheritance (each table
+        is backed up with its own rows, ``ONLY``, and restored without ``INHERITS``)."""
+        warnings = []
         outside = PostgresDatabase.out_of_reach(conn)
-        if not outside:
-            return []
-        shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
-        return [f"only schema public is backed up: {len(outside)} table(s) of other schemas are not ({shown})"]
+        if outside:
+            shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+            warnings.append(f"only schema public is backed up: {len(outside)} table(s) of other schemas are not "
+                            f"({shown})")
+        warnings += [f"table {name!r} is UNLOGGED: its changes never reach the WAL, so it is not backed up "
+                     f"(ALTER TABLE {quote_ident(name)} SET LOGGED to protect it)"
+                     for name in PostgresDatabase.unlogged(conn)]
+        warnings += [f"table {child!r} inherits from {parent!r}: each is backed up with its own rows and "
+                     "restored without INHERITS"
+                     for child, parent in conn.execute(
+                         "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                         " JOIN pg_class p ON p.oid = i.inhparent WHERE c.relname = ANY(%s) AND NOT c.relispartition"
+                         " AND c.relnamespace = 'public'::regnamespace ORDER BY 1, 2", (list(tables),),
+                     ).fetchall()]
+        return warnings
 
     def select(self, conn: "psycopg.Connection") -> Selection:
+        unlogged = set(self.unlogged(conn))
+        for name in self.include:
+            if name in unlogged:
+                raise BadInputError(f"[database] include names table {name!r}, which is UNLOGGED: its changes never "
+                                    f"reach the WAL, so they cannot be captured (ALTER TABLE {quote_ident(name)} "
+                                    "SET LOGGED)")
         return select_tables(self.user_tables(conn), self.include, self.exclude)
 
     @staticmethod
@@ -253,7 +283,8 @@ class PostgresDatabase:
 
     @staticmethod
     def row_counts(conn: "psycopg.Connection", tables: Iterable[str]) -> dict[str, int]:
-        return {t: conn.execute(f"SELECT count(*) FROM {quote_ident(t)}").fetchone()[0] for t in tables}
+        # ONLY: a table others inherit from counts its own rows, as COPY reads them
+        return {t: conn.execute(f"SELECT count(*) FROM ONLY {quote_ident(t)}").fetchone()[0] for t in tables}
 
     def is_empty(self) -> bool:
         """True when the target database has no tables in ``public``."""

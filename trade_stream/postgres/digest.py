@@ -21,7 +21,7 @@ _encoder = msgspec.msgpack.Encoder()
 def table_rows(conn: "psycopg.Connection", table: str, key: list[str]) -> list[tuple[Any, ...]]:
     """Every row in primary-key order, as Python values."""
     order = ", ".join(quote_ident(k) for k in key) or "1"
-    return conn.execute(f"SELECT * FROM {quote_ident(table)} ORDER BY {order}").fetchall()
+    return conn.execute(f"SELECT * FROM ONLY {quote_ident(table)} ORDER BY {order}").fetchall()
 
 
 def _typed(row: tuple[Any, ...]) -> list[Any]:
@@ -47,7 +47,7 @@ def table_digest(conn: "psycopg.Connection", table: str, key: list[str]) -> str:
     """Rows in key order; a table without a key (``key`` empty) is a multiset of rows,
     whose order means nothing: its encoded rows are digested sorted."""
     sha = hashlib.sha256()
-    select = f"SELECT {_select_list(conn, table)} FROM {quote_ident(table)}"
+    select = f"SELECT {_select_list(conn, table)} FROM ONLY {quote_ident(table)}"  # its own rows, as COPY
     with conn.cursor(binary=True) as cursor:
         if not key:
             cursor.execute(select)

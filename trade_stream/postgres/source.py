@@ -65,7 +65,7 @@ class PostgresSource:
             return capture
         try:
             capture["unprotected"] = (unprotected(self.db.user_tables(conn), self.db.select(conn))
-                                      + self.db.out_of_reach(conn))
+                                      + self.db.unlogged(conn) + self.db.out_of_reach(conn))
         finally:
             conn.close()
         return capture
