@@ -211,8 +211,8 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
         out.notes.append(f"{source.name}: {table.checks} CHECK constraint(s) not kept (SQLite expressions)")
     if table.triggers:
         out.notes.append(f"{source.name}: {table.triggers} trigger(s) not kept (SQLite statements)")
-    for column in table.generated:
-        out.notes.append(f"{source.name}.{column}: generated column not kept (a SQLite expression)")
+    for name in table.generated:
+        out.notes.append(f"{source.name}.{name}: generated column not kept (a SQLite expression)")
     out.schema = TableSchema(name=source.name, columns=columns, primary_key=list(source.primary_key),
                              dialect="postgresql", ddl=json.dumps(extra, sort_keys=True))
     return out

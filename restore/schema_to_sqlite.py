@@ -171,6 +171,9 @@ def table_to_sqlite(table: TableSchema) -> SqliteTable:
             out.indexes.append(index)
     if extra.get("triggers"):
         out.notes.append(f"{table.name}: {len(extra['triggers'])} trigger(s) not kept (PostgreSQL functions)")
+    if extra.get("row_security") or extra.get("policies"):
+        out.notes.append(f"{table.name}: row security and {len(extra.get('policies', []))} policy(ies) not kept "
+                         "(SQLite has none)")
     ddl = f"CREATE TABLE {quote_ident(table.name)} ({', '.join(definitions + constraints)})"
     out.schema = TableSchema(name=table.name, columns=columns, primary_key=list(table.primary_key),
                              dialect="sqlite", ddl=ddl)

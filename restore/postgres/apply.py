@@ -75,9 +75,12 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
     pg_restore does); with ``with_key`` its primary key too (else ``build_keys`` adds it
     after the data)."""
     cols = []
-    for c in table.columns:
-        cols.append(f"{quote_ident(c.name)} {c.declared}{'' if c.nullable else ' NOT NULL'}")
     extra = post_load(table)
+    settings = extra.get("column_settings", {})
+    for c in table.columns:
+        collation = settings.get(c.name, {}).get("collation")
+        cols.append(f"{quote_ident(c.name)} {c.declared}{f' COLLATE {collation}' if collation else ''}"
+                    f"{'' if c.nullable else ' NOT NULL'}")
     for check in extra.get("checks", []):
         if not check["def"].endswith("NOT VALID"):
             cols.append(f"CONSTRAINT {quote_ident(check['name'])} {check['def']}")
@@ -199,6 +202,34 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
         conn.execute(f"COMMENT ON {target} IS {_literal(comment)}")
     if extra.get("replica_identity") == "f":
         conn.execute(f"ALTER TABLE {name} REPLICA IDENTITY FULL")
+    for column, settings in extra.get("column_settings", {}).items():
+        alter = f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)}"
+        if "statistics" in settings:
+            conn.execute(f"{alter} SET STATISTICS {int(settings['statistics'])}")
+        if "storage" in settings:
+            conn.execute(f"{alter} SET STORAGE {settings['storage']}")
+
+
+def secure_tables(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
+    """Once the tables are published, what would change how the restore itself reads and
+    writes them: their storage parameters (a restore loads a table with autovacuum off and
+    resets it when publishing), row security and its policies (a forced one filters even
+    the owner's statements)."""
+    for table in tables:
+        extra = post_load(table)
+        name = quote_ident(table.name)
+        if extra.get("options"):
+            conn.execute(f"ALTER TABLE {name} SET ({', '.join(_option(o) for o in extra['options'])})")
+        for flag in extra.get("row_security", []):
+            conn.execute(f"ALTER TABLE {name} {flag.upper()} ROW LEVEL SECURITY")
+        for policy in extra.get("policies", []):
+            conn.execute(policy.replace("{table}", name, 1))
+
+
+def _option(option: str) -> str:
+    """``reloptions``' ``name=value`` as ``SET (...)`` takes it (the value quoted)."""
+    key, _, value = option.partition("=")
+    return f"{key} = {_literal(value)}"
 
 
 def identities_always(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:

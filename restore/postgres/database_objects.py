@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
-from restore.postgres.apply import add_foreign_keys, create_triggers, index_in_schema
+from restore.postgres.apply import add_foreign_keys, create_triggers, index_in_schema, secure_tables
 from trade_stream.errors import IntegrityError
 from trade_stream.postgres.catalog import partitioned_names
 from trade_stream.schema import TableSchema, quote_ident
@@ -95,6 +95,7 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
             notes += [f"{view['kind']} {view['name']} not created: what it reads was left out" for view in left]
             break
         pending = left
+    secure_tables(conn, tables)
     create_triggers(conn, tables)
     return notes
 

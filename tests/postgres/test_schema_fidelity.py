@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from restore.dispatch import restore_to
 from restore.planner import Target, plan_restore
 from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from trade_stream.errors import BadInputError
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -269,3 +270,64 @@ def test_a_partitioned_table_comes_back_over_its_partitions(pg, work_dir):
     restore(store, f"sqlite:///{lite}")
     with sqlite3.connect(lite) as conn:
         assert conn.execute("SELECT count(*) FROM fills_rest").fetchone() == (2,)
+
+
+SETTINGS = [
+    "DO $$ BEGIN CREATE ROLE tradevault_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    """CREATE TABLE accounts (id int PRIMARY KEY, code text COLLATE "C" UNIQUE, owner text, note text)
+         WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05)""",
+    "ALTER TABLE accounts ALTER COLUMN note SET STORAGE EXTERNAL",
+    "ALTER TABLE accounts ALTER COLUMN owner SET STATISTICS 500",
+    "ALTER TABLE accounts ENABLE ROW LEVEL SECURITY",
+    "ALTER TABLE accounts FORCE ROW LEVEL SECURITY",
+    "CREATE POLICY own ON accounts USING (owner = current_user)",
+    "CREATE POLICY readers ON accounts AS RESTRICTIVE FOR SELECT TO tradevault_reader, PUBLIC USING (code <> 'secret')",
+    "CREATE POLICY adds ON accounts FOR INSERT WITH CHECK (owner = current_user)",
+    "INSERT INTO accounts VALUES (1, 'b', 'postgres', 'x'), (2, 'B', 'postgres', NULL), (3, 'a', 'bob', 'y'),"
+    " (5, 'd', 'tradevault_reader', NULL), (6, 'secret', 'tradevault_reader', NULL)",
+]
+
+
+def test_a_tables_settings_come_back_collation_storage_and_row_security(pg, work_dir):
+    """What pg_dump prints beyond columns and constraints: a column's collation (which
+    orders and compares its values), storage parameters, a column's statistics target and
+    storage, row security (enabled, forced) and its policies. Row security is turned on
+    once the tables are published: forced, it would filter the restore's own statements."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, *SETTINGS)
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "INSERT INTO accounts VALUES (4, 'c', 'bob', NULL)", "UPDATE accounts SET note = 'z' WHERE id = 1")
+    engine(src, store).incremental()
+    restore(store, dst)
+
+    assert _pg_dump(dst) == _pg_dump(src)
+    ordered = "SELECT code FROM accounts ORDER BY code"  # "C" collation: upper case first
+    assert connect(dst).execute(ordered).fetchall() == connect(src).execute(ordered).fetchall() == [
+        ("B",), ("a",), ("b",), ("c",), ("d",), ("secret",)]
+    execute(dst, "GRANT SELECT ON accounts TO tradevault_reader")  # privileges are not restored
+    conn = connect(dst)
+    try:  # the policies hold for a role they apply to: its own rows, not the secret one
+        conn.execute("SET ROLE tradevault_reader")
+        conn.execute("SET row_security = on")
+        assert conn.execute("SELECT id FROM accounts").fetchall() == [(5,)]
+    finally:
+        conn.close()
+
+
+def test_a_backup_role_that_row_security_would_filter_is_refused_not_served_some_rows(pg, work_dir):
+    """As pg_dump does, the backup's connections turn row_security off: a role whose
+    policies hide rows gets an error, never a backup of the rows it may see."""
+    src = pg.new("src")
+    execute(src, "DO $$ BEGIN CREATE ROLE tradevault_backup LOGIN REPLICATION; "
+                 "EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+            "CREATE TABLE accounts (id int PRIMARY KEY, owner text)", "ALTER TABLE accounts ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY own ON accounts USING (owner = current_user)",
+            "INSERT INTO accounts VALUES (1, 'tradevault_backup'), (2, 'someone')",
+            "GRANT SELECT ON accounts TO tradevault_backup", "GRANT CREATE ON SCHEMA public TO tradevault_backup")
+    as_backup = re.sub(r"//[^@/]*@", "//tradevault_backup@", src) if "@" in src else src.replace(
+        "://", "://tradevault_backup@", 1)
+    with pytest.raises(BadInputError, match="row-level security of table.s. 'accounts' applies to this role"):
+        engine(as_backup, make_store(work_dir)).full()
+    assert connect(src).execute("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+                                ).fetchone() == (0,)  # refused before anything changed

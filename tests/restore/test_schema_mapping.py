@@ -593,6 +593,8 @@ def pg_trades() -> TableSchema:
         indexes=["CREATE INDEX trades_open_idx ON public.trades USING btree (pair) WHERE (is_open = true)",
                  "CREATE INDEX trades_tags_idx ON public.trades USING gin (tags)"],
         triggers=["CREATE TRIGGER audit AFTER INSERT ON public.trades FOR EACH ROW EXECUTE FUNCTION audit()"],
+        row_security=["enable"],
+        policies=["CREATE POLICY own ON {table} FOR ALL TO PUBLIC USING ((owner = CURRENT_USER))"],
     )
 
 
@@ -673,6 +675,7 @@ def test_what_sqlite_cannot_hold_is_noted_not_kept(pg_trades: TableSchema) -> No
     assert ("trades: index not kept (a gin index): CREATE INDEX trades_tags_idx ON public.trades USING gin (tags)"
             in out.notes)
     assert "trades: 1 trigger(s) not kept (PostgreSQL functions)" in out.notes
+    assert "trades: row security and 1 policy(ies) not kept (SQLite has none)" in out.notes
     assert out.unchecked_keys is False
 
 

@@ -135,6 +135,7 @@ class PostgresBackupEngine:
             selection = self.db.select(conn)  # raises on a bad include list
             # raises on unsupported types: nothing changed yet
             self.db.reflect(conn, selection.tables, require_identity=False)
+            self.db.check_row_security(conn, selection.tables)
             self.db.identify_keyless(conn, selection.tables)
             self.warnings.extend(selection.warnings + self.db.reach_warnings(conn, selection.tables))
             caught_up, entries = self.store.catch_up_for_write()

@@ -1,7 +1,8 @@
 """What a PostgreSQL restore must rebuild besides the rows, read from the catalog: per table
 its constraints (primary key name, unique, exclusion, check, foreign keys with their
 actions, deferrability and validity), secondary indexes, triggers, comments, replica
-identity and the definitions of its sequences; per database its functions, views,
+identity, storage parameters, row security and its policies, columns' collations,
+statistics targets and storage, and the definitions of its sequences; per database its functions, views,
 materialized views and partitioned tables. Each as the server prints it (``pg_get_constraintdef``,
 ``pg_get_indexdef``, ``pg_get_triggerdef``, ``pg_get_functiondef``, ``pg_get_viewdef``),
 so the restore gives back the same definitions ``pg_dump --schema-only`` shows.
@@ -67,10 +68,54 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
         comments[column] = comment
     if comments:
         out["comments"] = comments
-    replident = conn.execute("SELECT relreplident FROM pg_class WHERE oid = %s", (relid,)).fetchone()[0]
+    replident, options, row_security, forced = conn.execute(
+        "SELECT relreplident, reloptions, relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s", (relid,),
+    ).fetchone()
     if replident != "d":
         out["replica_identity"] = replident
+    if options:
+        out["options"] = list(options)
+    if row_security or forced:
+        out["row_security"] = [flag for flag, on in (("enable", row_security), ("force", forced)) if on]
+    policies = [_policy(name, *rest) for name, *rest in conn.execute(
+        "SELECT p.polname, p.polcmd, p.polpermissive,"
+        " ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END"
+        "  FROM unnest(p.polroles) r), pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)"
+        " FROM pg_policy p WHERE p.polrelid = %s ORDER BY p.polname", (relid,),
+    ).fetchall()]
+    if policies:
+        out["policies"] = policies
+    columns = {}
+    for column, collation, statistics, storage in conn.execute(
+        "SELECT a.attname,"
+        " CASE WHEN a.attcollation <> t.typcollation"
+        "  THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,"
+        " CASE WHEN a.attstattarget >= 0 THEN a.attstattarget END,"
+        " CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage END"
+        " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+        " LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace"
+        " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (relid,),
+    ).fetchall():
+        settings = {"collation": collation, "statistics": statistics, "storage": _STORAGE.get(storage)}
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if settings:
+            columns[column] = settings
+    if columns:
+        out["column_settings"] = columns
     return out
+
+
+_STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
+_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+
+
+def _policy(name: str, command: str, permissive: bool, roles: list[str], using: str | None,
+            check: str | None) -> str:
+    """A row-security policy as ``CREATE POLICY`` (``ON {table}`` left to fill in)."""
+    return (f"CREATE POLICY {quote_ident(name)} ON {{table}}" + ("" if permissive else " AS RESTRICTIVE")
+            + f" FOR {_COMMANDS[command]} TO {', '.join(roles)}"
+            + (f" USING ({using})" if using is not None else "")
+            + (f" WITH CHECK ({check})" if check is not None else ""))
 
 
 def sequence_options(conn: "psycopg.Connection", sequence: str) -> dict[str, Any]:

@@ -73,10 +73,17 @@ class PostgresDatabase:
         if replication:
             kwargs["replication"] = "database"
         try:
-            return psycopg.connect(self.conninfo(), **kwargs)
+            conn = psycopg.connect(self.conninfo(), **kwargs)
         except psycopg.OperationalError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInputError(f"cannot connect to {self.safe_url()}: {message}") from None
+        if not replication:
+            # as pg_dump: a role that row security would filter gets an error, never a
+            # backup (or a digest) of the rows its policies let it see
+            conn.execute("SET row_security = off")
+            if not autocommit:
+                conn.commit()
+        return conn
 
     def safe_url(self) -> str:
         return self.url.render_as_string(hide_password=True)
@@ -169,6 +176,20 @@ class PostgresDatabase:
                                     f"reach the WAL, so they cannot be captured (ALTER TABLE {quote_ident(name)} "
                                     "SET LOGGED)")
         return select_tables(self.user_tables(conn), self.include, self.exclude)
+
+    @staticmethod
+    def check_row_security(conn: "psycopg.Connection", tables: Iterable[str]) -> None:
+        """Refuse, before anything changes, tables whose row security applies to this role:
+        it could read only the rows its policies let it see (``connect`` turns row
+        security off, so reading them would fail anyway, midway)."""
+        hidden = [name for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+            " AND c.relname = ANY(%s) AND row_security_active(c.oid) ORDER BY 1", (list(tables),),
+        ).fetchall()]
+        if hidden:
+            raise BadInputError(f"row-level security of table(s) {', '.join(map(repr, hidden))} applies to this role, "
+                                "which could back up only the rows its policies show: back up as the owner, a "
+                                "superuser or a role with BYPASSRLS")
 
     @staticmethod
     def identify_keyless(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
