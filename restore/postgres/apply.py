@@ -1,12 +1,10 @@
 """Loading rows and applying change events into a PostgreSQL target (restore), fast and
 checked.
 
-* Tables are created without their primary key; rows are bulk-loaded with COPY (mapped
-  rows of another dialect in text format, ``TableLoader``: psycopg writes each Python value
-  in PostgreSQL's input syntax, the server parses it by the column's type, so a str is
-  equally right for json, interval or date; see copy_rows for binary); then
-  ``finish_table`` adds the primary key, secondary indexes, defaults and sequences, which
-  is much faster than maintaining them row by row.
+* Tables are created without their primary key; rows are bulk-loaded with COPY
+  (restore.postgres.replay, sqlite_load); then ``finish_table`` adds the primary key,
+  secondary indexes, defaults and sequences, which is much faster than maintaining them
+  row by row.
 * Events are applied like on SQLite, batched: consecutive events of one table and
   operation become multi-row statements (INSERT ... VALUES (..), (..); UPDATE ... FROM
   (VALUES ..); DELETE ... USING (VALUES ..)) of up to 500 rows with distinct keys, so their
@@ -28,13 +26,12 @@ checked.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from restore.postgres.copy_rows import (
     as_text,
     binary_copy_types,
     copy_rows,
-    copy_statement,
     create_scratch,
     run_columns,
     scratch_columns,
@@ -52,7 +49,6 @@ from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
 if TYPE_CHECKING:
     import psycopg
 
-ValueMap = Callable[[list[Any]], list[Any]]
 Prepared = list[tuple[str, str, list[Any], bool]]  # (table, op, parameter rows, through COPY)
 BATCH_ROWS = 500
 COPY_ROWS = 2000  # runs at least this long are applied through COPY
@@ -359,74 +355,12 @@ def set_sequences(conn: "psycopg.Connection", table: TableSchema,
         )
 
 
-class TableLoader:
-    """COPY rows into tables, one COPY per run of rows of the same table."""
-
-    def __init__(self, conn: "psycopg.Connection") -> None:
-        self.conn = conn
-        self._cursor: Any = None
-        self._copy_cm: Any = None
-        self._copy: Any = None
-        self.table = ""
-        self.rows = 0
-
-    def write(self, table: TableSchema, rows: Iterable[Any]) -> None:
-        if table.name != self.table:
-            self.close()
-            self._cursor = self.conn.cursor()
-            self._copy_cm = self._cursor.copy(copy_statement(quote_ident(table.name), table.column_names, False))
-            self._copy = self._copy_cm.__enter__()
-            self.table = table.name
-        write_row = self._copy.write_row
-        for row in rows:
-            write_row(row)
-            self.rows += 1
-
-    def close(self) -> None:
-        if self._copy_cm is not None:
-            cm, self._copy_cm, self._copy = self._copy_cm, None, None
-            cm.__exit__(None, None, None)
-            self._cursor.close()
-        self.table = ""
-
-    def abort(self) -> None:
-        if self._copy_cm is not None:
-            cm, self._copy_cm, self._copy = self._copy_cm, None, None
-            try:
-                cm.__exit__(IntegrityError, IntegrityError("aborted"), None)
-            except Exception:  # noqa: BLE001 - the transaction is rolled back anyway
-                pass
-        self.table = ""
-
-
-class SourceMapping(Protocol):
-    """How the events of another dialect's backup become PostgreSQL's (a SQLite source:
-    restore.postgres.from_sqlite.Migration)."""
-
-    def mappers(self, table: TableSchema) -> tuple[ValueMap, ValueMap]:
-        """(key mapper, row mapper): stream values -> the (mapped) table's values."""
-        ...
-
-    def table_to_pg(self, table: TableSchema) -> TableSchema:
-        """The table description of a SCHEMA event, in PostgreSQL's form."""
-        ...
-
-    def breaks(self, table: str) -> bool:
-        """Whether a mapped value of the table breaks its column's declared limit."""
-        ...
-
-    def widen(self, conn: "psycopg.Connection", table: TableSchema) -> TableSchema | None:
-        """Columns whose limit a mapped value breaks are altered to the type without it;
-        the new description, or None."""
-        ...
-
-
 class PostgresApplier:
-    """Applies events in order; the caller owns the transaction. ``mapping``: the events
-    come from another dialect's backup (None for a PostgreSQL source)."""
+    """Applies a PostgreSQL source's events in order; the caller owns the transaction. (A
+    SQLite source's events are replayed by the SQLite restore: restore.postgres.from_sqlite.)"""
 
     def __init__(self, conn: "psycopg.Connection", schema: DatabaseSchema,
-                 keys_pending: set[str] | None = None, mapping: SourceMapping | None = None) -> None:
+                 keys_pending: set[str] | None = None) -> None:
         """``keys_pending``: tables just bulk-loaded whose primary key and indexes are not built
         yet. Runs through COPY apply to them as they are (updates and deletes join the heap
         by hashing, no index is maintained row by row); anything else builds the table's key
@@ -437,9 +371,7 @@ class PostgresApplier:
         self.recreated: set[str] = set()
         self._gathered = GatheredChanges(conn, ready=lambda table: self.loaded())
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
-        self.mapping = mapping
         self._sql: dict[tuple[str, str], str] = {}
-        self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
         self.applied = 0
         self._loads: Callable[[], None] | None = None
 
@@ -494,16 +426,6 @@ class PostgresApplier:
         if any(statement.startswith("CREATE UNIQUE") for statement in post_load(schema).get("indexes", [])):
             return None
         return schema.key_indexes()
-
-    def _mappers(self, table: str) -> tuple[ValueMap, ValueMap]:
-        maps = self._maps.get(table)
-        if maps is None:
-            if self.mapping is not None and table in self.tables:
-                maps = self.mapping.mappers(self.tables[table])
-            else:
-                maps = (_same, _same)
-            self._maps[table] = maps
-        return maps
 
     def _batch_statement(self, table: str, op: str, rows: int) -> str:
         """One statement for ``rows`` events: multi-row INSERT, UPDATE ... FROM (VALUES) or
@@ -588,7 +510,6 @@ class PostgresApplier:
         ``COPY_ROWS`` events with distinct keys and no key change (what folding hands out).
         Through COPY an update's parameters are its new rows; in batched statements they
         are (*new row, *old key)."""
-        key_map, row_map = self._mappers(table)
         if op in (UPDATE, DELETE) and not self.tables[table].primary_key:
             return self._params(table, op, run), False  # keyless: row by row (see _groups)
         if len(run) < COPY_ROWS or op not in (UPDATE, DELETE):
@@ -596,8 +517,8 @@ class PostgresApplier:
         if op == DELETE:
             params = self._params(table, op, run)
             return params, _distinct(self._keys(table, op, params))
-        rows = [row_map(e.row or []) for e in run]
-        old = [key_map(e.key or []) for e in run]
+        rows = [e.row or [] for e in run]
+        old = [e.key or [] for e in run]
         keys = self._keys(table, DELETE, old)  # old keys, shaped as a delete's
         if self._keys(table, INSERT, rows) == keys and _distinct(keys):
             return self._scratch_rows(table, rows), True
@@ -632,9 +553,8 @@ class PostgresApplier:
         self._gathered.add(schema, op, params, keys, self._scratch_types(table, op))
 
     def _binary(self, table: str, columns: list[str], text: Collection[str] = ()) -> list[int] | None:
-        """Binary COPY types for rows of a PostgreSQL source (values of another dialect are
-        mapped ones: text is right for any of them)."""
-        return None if self.mapping is not None else binary_copy_types(self.tables[table], columns, text)
+        """Binary COPY types for rows of the table (see copy_rows.binary_copy_types)."""
+        return binary_copy_types(self.tables[table], columns, text)
 
     def _scratch_types(self, table: str, op: str) -> list[int] | None:
         """Binary COPY types of a scratch table's rows for a run of ``op`` (see
@@ -683,25 +603,10 @@ class PostgresApplier:
         finally:
             cursor.execute("DROP TABLE _tradevault_apply")
 
-    def _widen(self, table: str) -> None:
-        """A mapped value does not fit its column's declared limit: the column is widened
-        first (after what was gathered for the table under its old type)."""
-        assert self.mapping is not None
-        schema = self.tables[table]
-        self.loaded()
-        self._gathered.settle(schema)
-        wider = self.mapping.widen(self.conn, schema)
-        if wider is not None:
-            self.tables[table] = wider
-            self._sql = {k: v for k, v in self._sql.items() if k[0] != table}
-
     def _flush(self, table: str, op: str, params: list[Any], copyable: bool) -> None:
         if not params:
             return
         import psycopg
-
-        if self.mapping is not None and self.mapping.breaks(table):
-            self._widen(table)
 
         if not (copyable and op in (UPDATE, DELETE) and table in self.keys_pending):  # not gathered
             self.loaded()
@@ -764,12 +669,11 @@ class PostgresApplier:
             self._flush(table, op, params, copyable)
 
     def _params(self, table: str, op: str, run: list[ChangeEvent]) -> list[Any]:
-        key_map, row_map = self._mappers(table)
         if op == UPDATE:
-            return [(*row_map(e.row or []), *key_map(e.key or [])) for e in run]
+            return [(*(e.row or []), *(e.key or [])) for e in run]
         if op == DELETE:
-            return [tuple(key_map(e.key or [])) for e in run]
-        return [tuple(row_map(e.row or [])) for e in run]
+            return [tuple(e.key or []) for e in run]
+        return [tuple(e.row or []) for e in run]
 
     def _apply_schema(self, event: ChangeEvent) -> None:
         self.loaded()
@@ -780,14 +684,11 @@ class PostgresApplier:
             self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(event.table)}")
         self.keys_pending.discard(event.table)  # recreated below with its key
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
-        self._maps.pop(event.table, None)
         if event.table_schema is None:
             self.tables.pop(event.table, None)
             self.recreated.discard(event.table)
             return
         table = TableSchema.from_dict(event.table_schema)
-        if self.mapping is not None:
-            table = self.mapping.table_to_pg(table)
         if create_types(self.conn, [table]):
             self.conn.commit()  # enum labels just added are usable only once committed
         create_table(self.conn, table, with_key=True)
@@ -801,6 +702,3 @@ def _distinct(keys: list[Any]) -> bool:
     except TypeError:  # unhashable key values
         return False
 
-
-def _same(values: list[Any]) -> list[Any]:
-    return values

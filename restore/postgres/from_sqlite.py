@@ -1,33 +1,31 @@
-"""A SQLite backup into PostgreSQL (``restore_postgres`` uses these): the physical
-snapshot is decompressed into a private temporary file first; what it says of its tables
-(``sqlite_catalog``) makes their PostgreSQL form (``restore.schema_to_postgres``); its
-rows are bulk-loaded with COPY by ``restore.postgres.sqlite_load``;
-events are mapped the same way before they are applied, and a value of an event that
-breaks its column's declared limit widens the column first (``Migration.widen``)."""
+"""A SQLite backup into PostgreSQL (``restore_postgres`` uses these): the plan's point is
+made as a SQLite file first, in a private directory (``point_file``: the physical snapshot
+decompressed, and the incrementals replayed into it by the SQLite restore); what that file
+says of its tables (``sqlite_catalog``) makes their PostgreSQL form
+(``restore.schema_to_postgres``), every value judged against its declared limits; its
+rows are bulk-loaded with COPY by ``restore.postgres.sqlite_load``."""
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import tempfile
-import threading
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator
+from typing import Any, Collection, Iterator, NamedTuple
 
 from primitives.sqlite_files import open_read_only
 from restore.planner import Plan
-from restore.postgres.sqlite_catalog import from_statement, read_tables, views
+from restore.postgres.sqlite_catalog import read_tables, views
+from restore.replay import RestoreResult
 from restore.schema_to_postgres import table_to_postgres
-from restore.type_limits import Limit, fits, limit_of
-from restore.type_mapping import key_mapper, row_mapper, sqlite_value_converters
 from trade_stream.manifest import ManifestEntry
+from trade_stream.object_format import CODEC_SQLITE_FILE
 from trade_stream.postgres.database import post_load
 from trade_stream.progress import Progress, no_progress
-from trade_stream.schema import Column, DatabaseSchema, TableSchema, quote_ident
+from trade_stream.schema import DatabaseSchema
+from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import decompress_full, schema_of
-
-ValueMap = Callable[[list[Any]], list[Any]]
-Convert = Callable[[Any], Any]
 
 
 @contextlib.contextmanager
@@ -40,8 +38,47 @@ def snapshot_file(store: BackupStore, entry: ManifestEntry, progress: Progress) 
         yield path
 
 
+class Point(NamedTuple):
+    """The SQLite file a restore into PostgreSQL loads (``point_file``)."""
+
+    path: Path
+    source: DatabaseSchema  # its tables, as the source's own capture describes them
+    replayed: RestoreResult | None  # the SQLite restore that made it, if one did
+
+
+@contextlib.contextmanager
+def point_file(store: BackupStore, plan: Plan, source: DatabaseSchema, progress: Progress) -> Iterator[Point]:
+    """The SQLite file a restore into PostgreSQL loads, in a private directory removed
+    afterwards: the full backup's snapshot (described by ``source``, its recorded schema);
+    with incrementals, the plan's point as the SQLite restore makes it.
+
+    Why the events are not replayed into PostgreSQL: they mean what they meant to SQLite.
+    ``INSERT OR REPLACE`` deletes the rows its new one conflicts with and fires no delete
+    trigger (SQLite's rule without recursive triggers), so the stream holds an insert of a
+    key the table still has. The SQLite restore applies inserts the way SQLite did;
+    PostgreSQL refused them ("replay diverged ... duplicate key", exit 3)."""
+    if not plan.incrementals:
+        with snapshot_file(store, plan.full, progress) as path:
+            yield Point(path, source, None)
+        return
+    from restore.dispatch import open_target  # the SQLite target, picked by name
+
+    with tempfile.TemporaryDirectory(prefix="tradevault-cross-") as tmp:
+        path = Path(tmp) / "point.sqlite"
+        result = open_target(f"sqlite:///{path}").restore(store, plan, CODEC_SQLITE_FILE, progress=progress)
+        conn = sqlite3.connect(path)
+        try:  # out of WAL mode, which a reader opening it read-only cannot always use
+            conn.execute("PRAGMA journal_mode = DELETE")
+            tables = [DatabaseService.table_schema(conn, name) for name in sorted(result.tables)]
+        finally:
+            conn.close()
+        # a restore of some tables: the others' keys still tell a foreign key its parent's
+        tables += [t for t in source.tables if t.name not in result.tables and plan.tables is not None]
+        yield Point(path, DatabaseSchema(dialect=source.dialect, tables=tables), result)
+
+
 class Migration:
-    """The PostgreSQL form of a SQLite backup's tables, and the mapping of their events."""
+    """The PostgreSQL form of a SQLite file's tables (a backup's, at the restore's point)."""
 
     def __init__(self, schema: DatabaseSchema, positions: dict[str, list[Any]], notes: list[str],
                  views: list[tuple[str, str]]) -> None:
@@ -49,9 +86,6 @@ class Migration:
         self._positions = positions
         self.notes = notes
         self.views = views
-        self._keys = {t.name: list(t.primary_key) for t in schema.tables}
-        self._broken: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
 
     @classmethod
     def read(cls, path: Path, source: DatabaseSchema, chosen: Collection[str] | None = None) -> "Migration":
@@ -78,62 +112,6 @@ class Migration:
             if sequence in out and table.name in counters:
                 out[sequence] = max(out[sequence], counters[table.name])
         return out
-
-    def table_to_pg(self, table: TableSchema) -> TableSchema:
-        """A table a SCHEMA event brings, known by its CREATE statement."""
-        if table.dialect == "postgresql":
-            return table
-        self._keys[table.name] = list(table.primary_key)
-        mapped = table_to_postgres(from_statement(table), self._keys)
-        self.notes.extend(note for note in mapped.notes if note not in self.notes)
-        return mapped.schema
-
-    def mappers(self, table: TableSchema) -> tuple[ValueMap, ValueMap]:
-        """(key mapper, row mapper) for events of the (mapped) table; a value beyond its
-        column's limit is noted for ``widen``."""
-        converters = sqlite_value_converters(table)
-        for i, column in enumerate(table.columns):
-            limit = limit_of(column.declared)
-            if limit is not None:
-                converters[i] = self._checked(table.name, column.name, limit, converters[i])
-        return key_mapper(table, converters), row_mapper(converters)
-
-    def _checked(self, table: str, column: str, limit: Limit, inner: Convert) -> Convert:
-        def convert(value: Any) -> Any:
-            out = inner(value)
-            if not fits(limit, out):
-                with self._lock:
-                    self._broken.add((table, column))
-            return out
-
-        return convert
-
-    def breaks(self, table: str) -> bool:
-        with self._lock:
-            return any(t == table for t, _ in self._broken)
-
-    def widen(self, conn: Any, table: TableSchema) -> TableSchema | None:
-        """Before the events of ``table`` are sent: each column an event's value does not
-        fit changes to the type without the limit (noted). The new description, or None."""
-        with self._lock:
-            columns = {c for t, c in self._broken if t == table.name}
-        if not columns:
-            return None
-        changed = []
-        for column in table.columns:
-            limit = limit_of(column.declared)
-            if column.name in columns and limit is not None:
-                conn.execute(f"ALTER TABLE {quote_ident(table.name)} ALTER COLUMN {quote_ident(column.name)} "
-                             f"TYPE {limit.wider}")
-                self.notes.append(f"{table.name}.{column.name}: {column.declared} -> {limit.wider}: "
-                                  f"{limit.describe(column.declared)} (SQLite does not enforce it)")
-                column = Column(name=column.name, declared=limit.wider, family=column.family,
-                                nullable=column.nullable)
-            changed.append(column)
-        with self._lock:
-            self._broken = {(t, c) for t, c in self._broken if t != table.name}
-        return TableSchema(name=table.name, columns=changed, primary_key=table.primary_key, dialect=table.dialect,
-                           ddl=table.ddl)
 
     def create_views(self, conn: Any, latest: list[dict[str, str]] | None = None) -> None:
         """The source's views, each as SQLite wrote it: kept when PostgreSQL accepts it.

@@ -15,7 +15,9 @@ it was.
 
 The full backup may be a PostgreSQL logical snapshot (``pgcopy-binary``) or a SQLite
 physical one (``sqlite-file``: tables and values mapped by ``type_mapping``, see
-``restore.postgres.from_sqlite``).
+``restore.postgres.from_sqlite``). A SQLite backup's incrementals are not replayed here:
+the SQLite restore makes the plan's point in a private file first (``point_file``: the
+events mean what they meant to SQLite), and that file is loaded as a full one.
 
 A restore of some tables (``Plan.tables``) creates and loads only those; a foreign key
 into a table left out cannot exist in PostgreSQL, so it is not created, and views that
@@ -24,10 +26,10 @@ read a table left out are not either: each is noted.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any, Callable
 
 from restore.latest import LatestPoint
@@ -51,7 +53,7 @@ from restore.postgres.database_objects import (
     create_functions,
     create_sequences,
 )
-from restore.postgres.from_sqlite import Migration, snapshot_file
+from restore.postgres.from_sqlite import Migration, Point, point_file
 from restore.postgres.sqlite_load import LoadWorkers, load_snapshot, worker_count
 from restore.postgres.staging import Staging, connections_for, share_out
 from restore.read_ahead import ReadAhead
@@ -155,19 +157,23 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
     source = DatabaseSchema.from_dict(schema_of(store, plan.full))
     check_pg_target(target, force)
     with ExitStack() as stack:
-        migration, snapshot, workers = None, None, LoadWorkers(0)
+        migration, point, workers = None, None, LoadWorkers(0)
         if source.dialect != "postgresql":
             rows = plan.full.tables or {}
             chosen = sum(n for name, n in rows.items() if plan.keeps(name)) if rows else plan.full.count
             workers = stack.enter_context(LoadWorkers(worker_count(chosen)))
-            snapshot = stack.enter_context(snapshot_file(store, plan.full, progress))
-            migration = Migration.read(snapshot, source, plan.tables)
-        return _restore(store, plan, target, source, migration, snapshot, workers, force, progress, started)
+            point = stack.enter_context(point_file(store, plan, source, progress))
+            migration = Migration.read(point.path, point.source, plan.tables)
+        return _restore(store, plan, target, source, migration, point, workers, force, progress, started)
 
 
 def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: DatabaseSchema,
-             migration: Migration | None, snapshot: Path | None, workers: LoadWorkers, force: bool,
+             migration: Migration | None, point: Point | None, workers: LoadWorkers, force: bool,
              progress: Progress, started: float) -> RestoreResult:
+    """``point``: a SQLite source's file to load (``migration`` maps it), holding the
+    plan's point (its events replayed already) or the full backup's."""
+    replayed = point.replayed if point is not None else None
+    events = plan if replayed is None else dataclasses.replace(plan, incrementals=[])
     schema = plan.chosen(source) if migration is None else migration.schema
     logical = migration is None
     # with events to replay, the main connection loads nothing: it gathers them meanwhile
@@ -200,24 +206,27 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         main.commit()
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keys_pending): big runs join the heap by hashing, once.
-        applier = PostgresApplier(main, schema, keys_pending={t.name for t in schema.tables}, mapping=migration)
+        applier = PostgresApplier(main, schema, keys_pending={t.name for t in schema.tables})
         positions = latest.sequences if migration is None else migration.positions(latest.sequences)
-        finishing = _Finishing(staging, schema, applier, plan.full.tables or {}, positions)
+        finishing = _Finishing(staging, schema, applier, (replayed or plan.full).tables or {}, positions)
         # the incrementals are read, decoded and folded while the server loads the full
         touched: set[str] = set()
         try:
             loads = start_loading(staging, store, plan.full, schema, progress, first=aside) if logical else None
-            with cyclic_gc_paused(), steps_ahead(store, plan, applier, touched) as steps:
+            with cyclic_gc_paused(), steps_ahead(store, events, applier, touched) as steps:
                 if loads is None:
-                    assert snapshot is not None
-                    load_snapshot(staging, workers, snapshot, plan.full.tables or {}, schema, progress)
+                    assert point is not None
+                    load_snapshot(staging, workers, point.path, (replayed or plan.full).tables or {}, schema,
+                                  progress)
                     main.commit()
                 elif aside:
                     applier.load_elsewhere(loads)
                 else:
                     loads()
                 finishing.when_read(steps, touched, loads if aside else None)
-                result = replay_events(store, plan, applier, progress, steps)
+                result = replay_events(store, events, applier, progress, steps)
+                if replayed is not None:
+                    result = dataclasses.replace(replayed, notes=[])
                 applier.loaded()
         except BaseException:
             finishing.wait(raise_error=False)  # the replay's error is the one to report

@@ -1,9 +1,8 @@
 """What a SQLite database says of its tables beyond their columns (for a restore into
 PostgreSQL, ``restore.schema_to_postgres``): defaults, rowid keys and AUTOINCREMENT
 counters, UNIQUE constraints, indexes, foreign keys, and which values break their
-declared limits (``restore.type_limits``). Read from the decompressed full backup, or
-from a table's CREATE statement alone (a table a SCHEMA event brings) in a database in
-memory."""
+declared limits (``restore.type_limits``). Read from the SQLite file a restore loads
+(restore.postgres.from_sqlite.point_file)."""
 
 from __future__ import annotations
 
@@ -57,20 +56,6 @@ def _scans(conn: sqlite3.Connection, tables: list[TableSchema]) -> list[set[str]
 
     with ThreadPoolExecutor(workers, thread_name_prefix="tradevault-scan") as pool:
         return list(pool.map(scan, tables))
-
-
-def from_statement(schema: TableSchema) -> SqliteTable:
-    """A table known by its CREATE statement alone (what a SCHEMA event carries)."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        if schema.ddl:
-            conn.execute(schema.ddl)
-            for statement in schema.indexes or ():
-                conn.execute(statement)
-            return _table(conn, schema, {})
-        return SqliteTable(schema=schema)
-    finally:
-        conn.close()
 
 
 def views(conn: sqlite3.Connection) -> list[tuple[str, str]]:

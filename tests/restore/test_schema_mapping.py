@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restore.postgres.sqlite_catalog import from_statement, read_tables
+from restore.postgres.sqlite_catalog import read_tables
 from restore.schema_to_postgres import (
     SqliteForeignKey,
     SqliteIndex,
@@ -1054,38 +1054,6 @@ def test_without_rowid_tables_and_int_keys_are_not_rowid_aliases() -> None:
                      "CREATE TABLE k (id integer, x TEXT, PRIMARY KEY (id))")
     tables = read_tables(conn, [describe(conn, name) for name in ("w", "i", "c", "k")])
     assert [t.rowid_key for t in tables] == [False, False, False, True]
-
-
-def test_from_statement_describes_a_table_from_its_create_statement_alone(source: sqlite3.Connection) -> None:
-    schema = describe(source, "pairs")
-    read = catalog(source)["pairs"]
-    alone = from_statement(schema)
-    assert alone.schema == schema
-    assert (alone.defaults, alone.rowid_key, alone.autoincrement, alone.unique, alone.checks) == (
-        read.defaults, read.rowid_key, read.autoincrement, read.unique, read.checks)
-    assert alone.counter is None and alone.broken == set()  # no rows, no sqlite_sequence
-    trades = from_statement(describe(source, "trades"))
-    assert sorted(trades.foreign_keys, key=lambda k: k.columns) == sorted(catalog(source)["trades"].foreign_keys,
-                                                                          key=lambda k: k.columns)
-
-
-def test_from_statement_of_a_bare_create_table_finds_its_constraints() -> None:
-    schema = sqlite_source("legs", [Column("id", "INTEGER", "integer"), Column("a", "TEXT", "text"),
-                                    Column("b", "TEXT", "text"), Column("p", "INTEGER", "integer")], ["id"])
-    schema = TableSchema(schema.name, schema.columns, schema.primary_key, "sqlite",
-                         "CREATE TABLE legs (id INTEGER PRIMARY KEY AUTOINCREMENT, a TEXT DEFAULT 'x', b TEXT, "
-                         "p INTEGER REFERENCES parents (k) ON DELETE RESTRICT, CONSTRAINT uq_ab UNIQUE (a, b))")
-    table = from_statement(schema)
-    assert (table.rowid_key, table.autoincrement, table.counter) == (True, True, None)
-    assert table.defaults == {"a": "'x'"}
-    assert table.unique == [("uq_ab", ["a", "b"])]
-    assert table.foreign_keys == [SqliteForeignKey(["p"], "parents", ["k"], "NO ACTION", "RESTRICT")]
-
-
-def test_from_statement_without_a_statement_describes_only_the_columns() -> None:
-    schema = sqlite_source("t", [Column("id", "INTEGER", "integer")], ["id"])
-    table = from_statement(schema)
-    assert table == SqliteTable(schema=schema)
 
 
 def test_a_column_level_named_unique_constraint_keeps_its_name() -> None:
