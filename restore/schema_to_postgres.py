@@ -7,6 +7,8 @@ SQLite                                      PostgreSQL
 declared types                              ``type_mapping.sqlite_type_to_pg``; a column
                                             one of whose values breaks the declared limit
                                             falls back (``type_limits``), noted
+no declared type                            by its values' storage classes
+                                            (``untyped_column``), noted
 ``INTEGER PRIMARY KEY`` (a rowid alias)     identity (BY DEFAULT) whose next value is
                                             past the largest id; with AUTOINCREMENT past
                                             ``sqlite_sequence`` too
@@ -82,6 +84,7 @@ class SqliteTable:
     triggers: int = 0
     generated: list[str] = field(default_factory=list)  # generated columns (not in the stream)
     broken: set[str] = field(default_factory=set)  # columns with a value beyond the declared limit
+    classes: dict[str, set[str]] = field(default_factory=dict)  # column without a type -> its values' classes
 
 
 @dataclass
@@ -137,6 +140,22 @@ def _constraint_name(table: str, columns: list[str], suffix: str) -> str:
     return f"{table}_{'_'.join(columns)}_{suffix}".encode()[:63].decode("utf-8", "ignore")
 
 
+def untyped_column(column: Column, classes: set[str]) -> Column:
+    """A column declared without a type, by the storage classes of its values: with a BLOB
+    ``bytea`` (TEXT as its UTF-8), else with TEXT ``text`` (numbers as their text), else
+    with a REAL ``double precision`` (``numeric`` when an integer is beyond what a double
+    holds exactly), integers alone ``bigint``, no value ``text``."""
+    if "blob" in classes:
+        declared, family = "bytea", "blob"
+    elif "text" in classes or not classes:
+        declared, family = "text", "text"
+    elif "real" in classes:
+        declared, family = ("numeric", "numeric") if "big" in classes else ("double precision", "float")
+    else:
+        declared, family = "bigint", "integer"
+    return Column(name=column.name, declared=declared, family=family, nullable=column.nullable)
+
+
 def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> PostgresTable:
     """The PostgreSQL form of a SQLite table (see the module doc); ``keys_of``: every
     table's primary key, for foreign keys that name only their parent."""
@@ -147,6 +166,12 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
         broken.add(source.primary_key[0])  # ids to come are beyond integer's range
     columns = []
     for column in source.columns:
+        if column.name in table.classes:
+            mapped = untyped_column(column, table.classes[column.name])
+            out.notes.append(f"{source.name}.{column.name}: (no type) -> {mapped.declared}: its values are "
+                             f"{', '.join(sorted(table.classes[column.name] - {'big'})) or 'all NULL'}")
+            columns.append(mapped)
+            continue
         mapped = sqlite_column_to_pg(column)
         limit: Limit | None = limit_of(mapped.declared)
         if limit is not None and column.name in broken:

@@ -32,25 +32,26 @@ def read_tables(conn: sqlite3.Connection, tables: Iterable[TableSchema], *, scan
     counters = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall()) if has_sequence else {}
     out = [_table(conn, schema, counters) for schema in tables]
     if scan:
-        for table, broken in zip(out, _scans(conn, [t.schema for t in out])):
-            table.broken = broken
+        for table, (broken, classes) in zip(out, _scans(conn, [t.schema for t in out])):
+            table.broken, table.classes = broken, classes
     return out
 
 
-def _scans(conn: sqlite3.Connection, tables: list[TableSchema]) -> list[set[str]]:
-    """Each table's columns with values beyond their limits (``_broken``). The tables of a
-    database file are scanned side by side, each on its own connection: SQLite lets go of
-    the interpreter lock while it runs a query (measured on the bench database, two cores:
+def _scans(conn: sqlite3.Connection, tables: list[TableSchema]) -> list[tuple[set[str], dict[str, set[str]]]]:
+    """Each table's columns with values beyond their limits (``_broken``) and the storage
+    classes of its columns without a type (``_classes``). The tables of a database file
+    are scanned side by side, each on its own connection: SQLite lets go of the
+    interpreter lock while it runs a query (measured on the bench database, two cores:
     0.44 -> 0.28 s)."""
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     workers = min(4, os.cpu_count() or 1, len(tables))
     if not path or workers < 2:
-        return [_broken(conn, t) for t in tables]
+        return [(_broken(conn, t), _classes(conn, t)) for t in tables]
 
-    def scan(table: TableSchema) -> set[str]:
+    def scan(table: TableSchema) -> tuple[set[str], dict[str, set[str]]]:
         own = open_read_only(path)
         try:
-            return _broken(own, table)
+            return _broken(own, table), _classes(own, table)
         finally:
             own.close()
 
@@ -174,6 +175,30 @@ def _broken(conn: sqlite3.Connection, schema: TableSchema) -> set[str]:
                 conn.execute(judged_values_sql(schema.name, column)), limits[column], converters[column]):
             broken.add(column)
     return broken
+
+
+# a column without a type holds any storage class: what its values are decides its type
+_CLASSES = ("integer", "real", "text", "blob")
+_BIG = 1 << 53  # integers a double holds exactly
+
+
+def _classes(conn: sqlite3.Connection, schema: TableSchema) -> dict[str, set[str]]:
+    """The storage classes of each column declared without a type ("big": an integer a
+    double would round), in one query."""
+    untyped = [c.name for c in schema.columns if not c.declared.strip()]
+    if not untyped:
+        return {}
+    parts = []
+    for name in untyped:
+        col = quote_ident(name)
+        parts += [f"max(typeof({col}) = '{kind}')" for kind in _CLASSES]
+        parts.append(f"max(typeof({col}) = 'integer' AND abs({col}) > {_BIG})")
+    flags = conn.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(schema.name)}").fetchone()
+    found = {}
+    for i, name in enumerate(untyped):
+        row = flags[i * 5:(i + 1) * 5]
+        found[name] = {kind for kind, flag in zip((*_CLASSES, "big"), row) if flag}
+    return found
 
 
 def _numeric_values_fit(cursor: sqlite3.Cursor, limit: Limit, convert: Callable[[Any], Any]) -> bool:

@@ -278,3 +278,34 @@ def test_insert_or_replace_in_a_sqlite_backup_restores_into_postgres(pg, work_di
     restore_to(store, first, older)
     assert connect(older).execute("SELECT name, value FROM settings ORDER BY id").fetchall() == [
         ("stake", "20"), ("max_open", "3"), ("mode", "live")]
+
+
+def test_columns_without_a_type_restore_into_postgres_typed_by_their_values(pg, work_dir):
+    """A hand-written key-value table (``value`` without a type) and a counter table: bytea
+    for every column without a type turned the bot's 5 and 'live' into bytes."""
+    path = work_dir / "bot.sqlite"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value)")
+    raw.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, n, ratio)")
+    raw.execute("INSERT INTO state VALUES ('mode', 'dry'), ('max_open', 3)")
+    raw.execute("INSERT INTO counters VALUES ('wins', 10, 0.5), ('losses', 4, 1)")
+    store = BackupStore("bot", [open_location("one", f"file://{work_dir / 'loc'}")])
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).full()
+    raw.execute("INSERT OR REPLACE INTO state VALUES ('mode', 'live')")
+    raw.execute("UPDATE counters SET n = n + 1, ratio = 0.25 WHERE name = 'wins'")
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).incremental()
+    raw.close()
+
+    dst = pg.new("dst")
+    result = restore(store, dst, force=False)
+    assert "state.value: (no type) -> text: its values are integer, text" in result.notes
+    assert "counters.n: (no type) -> bigint: its values are integer" in result.notes
+    assert "counters.ratio: (no type) -> double precision: its values are integer, real" in result.notes
+    conn = connect(dst)
+    try:
+        assert conn.execute("SELECT key, value FROM state ORDER BY key").fetchall() == [
+            ("max_open", "3"), ("mode", "live")]
+        assert conn.execute("SELECT name, n, ratio FROM counters ORDER BY name").fetchall() == [
+            ("losses", 4, 1.0), ("wins", 11, 0.25)]
+    finally:
+        conn.close()

@@ -26,6 +26,7 @@ from restore.schema_to_postgres import (
     SqliteTable,
     postgres_default,
     table_to_postgres,
+    untyped_column,
 )
 from restore.schema_to_sqlite import (
     database_notes,
@@ -901,6 +902,24 @@ def test_checks_and_triggers_are_noted_not_kept() -> None:
     out = table_to_postgres(sqlite_table([Column("x", "TEXT", "text")], checks=2, triggers=1), {})
     assert "trades: 2 CHECK constraint(s) not kept (SQLite expressions)" in out.notes
     assert "trades: 1 trigger(s) not kept (SQLite statements)" in out.notes
+
+
+def test_a_column_without_a_type_is_typed_by_its_values() -> None:
+    """SQLite keeps any storage class in a column declared without a type; bytea for all of
+    them turned an application's 2 and 'dry' into bytes."""
+    conn = memory_db("CREATE TABLE kv (k TEXT PRIMARY KEY, words, ints, nums, huge, raw, empty);"
+                     "INSERT INTO kv VALUES ('a', 'x', 1, 1.5, 1, x'00', NULL),"
+                     " ('b', 2, 2, 2, 9007199254740993, 'text', NULL)")
+    (table,) = read_tables(conn, [describe(conn, "kv")])
+    assert table.classes == {"words": {"text", "integer"}, "ints": {"integer"}, "nums": {"real", "integer"},
+                             "huge": {"integer", "big"}, "raw": {"blob", "text"}, "empty": set()}
+    out = table_to_postgres(table, {})
+    assert [(c.name, c.declared) for c in out.schema.columns] == [
+        ("k", "text"), ("words", "text"), ("ints", "bigint"), ("nums", "double precision"), ("huge", "bigint"),
+        ("raw", "bytea"), ("empty", "text")]
+    assert "kv.words: (no type) -> text: its values are integer, text" in out.notes
+    assert "kv.empty: (no type) -> text: its values are all NULL" in out.notes
+    assert untyped_column(Column("x", "", "blob"), {"integer", "real", "big"}).declared == "numeric"
 
 
 def test_generated_columns_are_read_and_noted_not_kept() -> None:
