@@ -171,6 +171,8 @@ def table_to_sqlite(table: TableSchema) -> SqliteTable:
             out.indexes.append(index)
     if extra.get("triggers"):
         out.notes.append(f"{table.name}: {len(extra['triggers'])} trigger(s) not kept (PostgreSQL functions)")
+    for column in extra.get("generated", []):
+        out.notes.append(f"{table.name}.{column['name']}: generated column not kept (a PostgreSQL expression)")
     if extra.get("row_security") or extra.get("policies"):
         out.notes.append(f"{table.name}: row security and {len(extra.get('policies', []))} policy(ies) not kept "
                          "(SQLite has none)")

@@ -77,6 +77,8 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
         collation = settings.get(c.name, {}).get("collation")
         cols.append(f"{quote_ident(c.name)} {c.declared}{f' COLLATE {collation}' if collation else ''}"
                     f"{'' if c.nullable else ' NOT NULL'}")
+    for column in extra.get("generated", []):  # in their places: the table's column order is the source's
+        cols.insert(column["position"], generated_column(column))
     for check in extra.get("checks", []):
         if not check["def"].endswith("NOT VALID"):
             cols.append(f"CONSTRAINT {quote_ident(check['name'])} {check['def']}")
@@ -84,6 +86,14 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
         cols.append(_primary_key(table))
     options = "" if autovacuum else " WITH (autovacuum_enabled = false)"
     conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({', '.join(cols)}){options}")
+
+
+def generated_column(column: dict[str, Any]) -> str:
+    """A generated column's definition, as the source's catalog recorded it: the server
+    computes its values, so no row carries them (``COPY`` and every statement name the
+    other columns)."""
+    return (f"{quote_ident(column['name'])} {column['declared']} GENERATED ALWAYS AS ({column['expr']})"
+            f" {column['kind']}{' NOT NULL' if column['not_null'] else ''}")
 
 
 def _primary_key(table: TableSchema) -> str:

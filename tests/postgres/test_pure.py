@@ -173,6 +173,26 @@ def test_decoder_skips_stored_events_and_projects_changed_columns():
     assert event.op == SCHEMA and event.table_schema == T.to_dict()
 
 
+def test_decoder_skips_a_generated_column_in_place_and_keeps_its_fast_reader():
+    """wal2json prints a stored generated column's value; the description has no such
+    column (the server computes it again): the message still matches it, and a message
+    without it is projected (and the table reported) as for any other difference."""
+    generated = [{"name": "v", "declared": "numeric", "expr": "(n * 2)", "not_null": False, "position": 2,
+                  "kind": "STORED"}]
+    g = TableSchema(name="t", columns=T.columns, primary_key=["id"], dialect="postgresql",
+                    ddl=json.dumps({"generated": generated}))
+    ts = "2026-01-01 00:00:00+00"
+    with_value = row_columns(1)[:2] + [col("v", "numeric", 2.2)] + row_columns(1)[2:]
+    for columns, changed in ((with_value, set()), (row_columns(1), {"t"})):
+        d = StreamDecoder([g])
+        d.feed(begin(5, 500, ts))
+        d.feed(msg(action="I", xid=5, schema="public", table="t", columns=columns))
+        d.feed(commit(5, 500, ts))
+        (event,) = stored(d.take())
+        assert event.row[:3] == [1, 0.5, decimal.Decimal("1.10")] and len(event.row) == 5
+        assert d.changed == changed
+
+
 def test_delete_without_identity_is_refused():
     d = StreamDecoder([T])
     d.feed(begin(1, 2))

@@ -220,10 +220,13 @@ def partitioned_table(conn: "psycopg.Connection", oid: int, name: str) -> dict[s
     partitions' own (restored with them) to those, and adds its foreign keys."""
     table = quote_ident(name)
     columns = [
-        f"{quote_ident(column)} {declared}" + (f" DEFAULT {default}" if default is not None else "")
+        f"{quote_ident(column)} {declared}"
+        + (f" GENERATED ALWAYS AS ({default}) STORED" if generated else
+           f" DEFAULT {default}" if default is not None else "")
         + (" NOT NULL" if notnull else "")
-        for column, declared, notnull, default in conn.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
+        for column, declared, notnull, default, generated in conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid),"
+            " a.attgenerated <> ''"
             " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
             " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (oid,),
         ).fetchall()

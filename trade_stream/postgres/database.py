@@ -253,13 +253,14 @@ class PostgresDatabase:
             " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             (relid,),
         ).fetchall()
-        columns, defaults, identity, serial, user_types = [], {}, {}, {}, []
-        for name, declared, notnull, type_oid, generated, ident, default in attrs:
+        columns, defaults, identity, serial, user_types, computed = [], {}, {}, {}, [], []
+        for position, (name, declared, notnull, type_oid, generated, ident, default) in enumerate(attrs):
             if travels_as_text(declared):
                 user_types.append((name, type_oid))
-            if generated:
-                raise BadInputError(f"table {table!r} column {name!r} is a generated column, which "
-                                    "tradevault does not back up yet; exclude the table")
+            if generated:  # the server computes it: not in the rows, rebuilt with its expression
+                computed.append({"name": name, "declared": declared, "expr": default, "not_null": bool(notnull),
+                                 "position": position, "kind": "VIRTUAL" if generated == "v" else "STORED"})
+                continue
             columns.append(Column(name=name, declared=declared, family=pg_family(declared), nullable=not notnull))
             if ident:
                 identity[name] = ident
@@ -283,6 +284,8 @@ class PostgresDatabase:
             (relid,),
         ).fetchall()]
         extra = {"defaults": defaults, "identity": identity, "serial": serial, **table_definitions(conn, relid)}
+        if computed:  # only when there are: descriptions of tables without them stay as they were
+            extra["generated"] = computed
         sequences = {}
         for column in [*identity, *serial]:
             name = conn.execute("SELECT pg_get_serial_sequence(%s, %s)", (quote_ident(table), column)).fetchone()[0]

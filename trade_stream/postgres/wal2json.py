@@ -42,6 +42,7 @@ import msgspec
 
 from trade_stream.errors import BadInputError
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
+from trade_stream.postgres.database import post_load
 from trade_stream.postgres.lsn import MAX_TX_EVENTS, event_seq, parse_lsn
 from trade_stream.postgres.types import Parser, wal2json_wire_parser
 from trade_stream.schema import TableSchema, quote_ident
@@ -97,6 +98,9 @@ def decode_message(data: str | bytes) -> Message:
         raise BadInputError(f"malformed wal2json message: {exc}") from None
 
 
+_SKIP: Any = object()  # a parser slot: the column is checked in place, its value not returned
+
+
 def _unrolled(fields: list[tuple[str, str | None]], parsers: list[Parser | None],
               ) -> Callable[[list[ColumnValue]], list[Any] | None]:
     """A reader of one message's column list, unrolled for one table: each column's name
@@ -116,9 +120,12 @@ def _unrolled(fields: list[tuple[str, str | None]], parsers: list[Parser | None]
         lines += [f"    if {' or '.join(checks)}:", "        return None"]
     values = []
     for i, (var, parse) in enumerate(zip(names, parsers)):
+        if parse is _SKIP:
+            continue
         values.append(f"{var}.value" if parse is None else f"(None if (v{i} := {var}.value) is None else p{i}(v{i}))")
     lines.append(f"    return [{', '.join(values)}]")
-    namespace: dict[str, Any] = {f"p{i}": parse for i, parse in enumerate(parsers) if parse is not None}
+    namespace: dict[str, Any] = {f"p{i}": parse for i, parse in enumerate(parsers)
+                                 if parse is not None and parse is not _SKIP}
     exec("\n".join(lines), namespace)  # our own code: names and types enter through repr
     return namespace["read"]  # type: ignore[no-any-return]
 
@@ -132,11 +139,16 @@ class _TableCodec:
         self.signature: list[tuple[str, str | None]] = [(c.name, c.declared) for c in table.columns]
         parsers = [wal2json_wire_parser(c.declared) for c in table.columns]
         self.by_name: dict[str, Parser | None] = dict(zip(self.names, parsers))
+        signature, slots = list(self.signature), list(parsers)
+        for column in post_load(table).get("generated", []):  # wal2json prints their values: skipped
+            if column["kind"] == "STORED":
+                signature.insert(column["position"], (column["name"], column["declared"]))
+                slots.insert(column["position"], _SKIP)
         self.key_indexes = table.key_indexes()
         self.identity = list(table.identity)
         self.identity_converted = [(i, self.by_name[name]) for i, name in enumerate(self.identity)
                                    if self.by_name[name] is not None]
-        self._read_row = _unrolled(self.signature, parsers)
+        self._read_row = _unrolled(signature, slots)
         self._read_key = _unrolled([(name, None) for name in self.identity], [self.by_name[n] for n in self.identity])
         self._other: dict[str, Parser | None] = {}
 
