@@ -118,8 +118,13 @@ def create_types(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> b
     theirs), before the tables. An enum that exists already gets the labels it lacks, in
     their place: an incremental carries ``ALTER TYPE ... ADD VALUE`` that way. Returns
     True when labels were added: they are usable only once committed."""
+    return create_type_definitions(conn, type_definitions_of(tables))
+
+
+def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[dict[str, str]]) -> bool:
+    """``create_types`` of recorded definitions (a table's, or a function's signature's)."""
     added = False
-    for definition in type_definitions_of(tables):
+    for definition in definitions:
         kind, name, ddl = definition["kind"], definition["name"], definition["ddl"]
         if kind == "extension":
             conn.execute(ddl)
@@ -216,11 +221,13 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
             conn.execute(f"{alter} SET STORAGE {settings['storage']}")
 
 
-def secure_tables(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
-    """Once the tables are published, what would change how the restore itself reads and
-    writes them: their storage parameters (a restore loads a table with autovacuum off and
-    resets it when publishing), row security and its policies (a forced one filters even
-    the owner's statements)."""
+def finish_published(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
+    """Once the tables are published (and every one exists): what would change how the
+    restore itself reads and writes them, their storage parameters (a restore loads a table
+    with autovacuum off and resets it when publishing), row security and its policies (a
+    forced one filters even the owner's statements) and rules (they would act on the
+    replay's statements); and what names other objects: the index a table is clustered
+    on, extended statistics, comments on indexes and constraints (foreign keys included)."""
     for table in tables:
         extra = post_load(table)
         name = quote_ident(table.name)
@@ -230,6 +237,14 @@ def secure_tables(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> 
             conn.execute(f"ALTER TABLE {name} {flag.upper()} ROW LEVEL SECURITY")
         for policy in extra.get("policies", []):
             conn.execute(policy.replace("{table}", name, 1))
+        if extra.get("cluster_on"):
+            conn.execute(f"ALTER TABLE {name} CLUSTER ON {quote_ident(extra['cluster_on'])}")
+        for statement in extra.get("statistics", []) + extra.get("rules", []):
+            conn.execute(statement)
+        for described in extra.get("object_comments", []):
+            target = (f"INDEX {quote_ident(described['name'])}" if described["kind"] == "index"
+                      else f"CONSTRAINT {quote_ident(described['name'])} ON {name}")
+            conn.execute(f"COMMENT ON {target} IS {_literal(described['comment'])}")
 
 
 def _option(option: str) -> str:

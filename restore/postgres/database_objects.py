@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
-from restore.postgres.apply import add_foreign_keys, create_triggers, index_in_schema, secure_tables
+from restore.postgres.apply import add_foreign_keys, create_triggers, finish_published, index_in_schema
 from trade_stream.errors import IntegrityError
 from trade_stream.postgres.catalog import partitioned_names
 from trade_stream.schema import TableSchema, quote_ident
@@ -48,30 +48,65 @@ def create_sequences(conn: "psycopg.Connection", objects: Iterable[dict[str, Any
             conn.execute("SELECT setval(%s, %s, %s)", (quote_ident(sequence["name"]), position[0], position[1]))
 
 
-def create_functions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> None:
-    """The source's functions, in the connection's current schema (the private one)."""
+def function_types(objects: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    """The type definitions the functions' signatures need (once each, in order)."""
+    definitions: list[dict[str, str]] = []
+    for function in objects:
+        if function["kind"] == "function":
+            definitions += [d for d in function.get("types", []) if d not in definitions]
+    return definitions
+
+
+def create_functions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The source's functions, in the connection's current schema (the private one), after
+    the types their signatures need (``function_types``). One whose signature names a
+    table's row type cannot exist before that table: it is returned, for
+    ``after_publish``."""
+    import psycopg
+
     functions = [o for o in objects if o["kind"] == "function"]
     if not functions:
-        return
+        return []
     conn.execute("SET LOCAL check_function_bodies = off")
+    later = []
     for function in functions:
-        # pg_get_functiondef names the schema in the statement's first words only
-        conn.execute(_QUALIFIED_FUNCTION.sub(r"CREATE OR REPLACE \1 ", function["ddl"], count=1))
-        if function.get("comment") is not None:
-            conn.execute(f"COMMENT ON FUNCTION {function['signature']} IS {_literal(function['comment'])}")
+        try:
+            with conn.transaction():
+                _create_function(conn, function)
+        except psycopg.errors.UndefinedObject:  # "type t does not exist"
+            later.append(function)
+    return later
+
+
+def _create_function(conn: "psycopg.Connection", function: dict[str, Any]) -> None:
+    # pg_get_functiondef names the schema in the statement's first words only
+    conn.execute(_QUALIFIED_FUNCTION.sub(r"CREATE OR REPLACE \1 ", function["ddl"], count=1))
+    if function.get("comment") is not None:
+        conn.execute(f"COMMENT ON FUNCTION {function['signature']} IS {_literal(function['comment'])}")
 
 
 def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema],
-                  partial: bool = False) -> list[str]:
-    """In the publishing transaction, with the tables in ``public``: views and materialized
+                  partial: bool = False, functions: Iterable[dict[str, Any]] = ()) -> list[str]:
+    """In the publishing transaction, with the tables in ``public``: the ``functions`` that
+    waited for them (``create_functions``), partitioned tables, views and materialized
     views (refreshed, with their indexes), then the tables' triggers. ``partial``: a
     restore of some tables, where a view that reads one left out is not created but noted
-    (returned)."""
+    (returned); so is a function that still cannot be created."""
     import psycopg
 
     tables = list(tables)
+    notes = []
+    if functions:
+        conn.execute("SET LOCAL check_function_bodies = off")
+    for function in functions:
+        try:
+            with conn.transaction():
+                _create_function(conn, function)
+        except psycopg.Error as exc:
+            notes.append(f"function {function['signature']} not created: {str(exc).splitlines()[0]}")
     restored = {t.name for t in tables}
-    created, notes = partitioned_tables(conn, objects, restored, partial)
+    created, parts = partitioned_tables(conn, objects, restored, partial)
+    notes += parts
     recorded = partitioned_names(objects)
     if recorded:  # the foreign keys into them (the others are in place)
         notes += add_foreign_keys(conn, tables, restored | created if partial else None,
@@ -95,7 +130,7 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
             notes += [f"{view['kind']} {view['name']} not created: what it reads was left out" for view in left]
             break
         pending = left
-    secure_tables(conn, tables)
+    finish_published(conn, tables)
     create_triggers(conn, tables)
     return notes
 
@@ -143,6 +178,8 @@ def _children(table: dict[str, Any]) -> list[str]:
 
 def _finish_view(conn: "psycopg.Connection", view: dict[str, Any]) -> None:
     name = quote_ident(view["name"])
+    for trigger in view.get("triggers", []):
+        conn.execute(trigger)
     if view["kind"] == "materialized view":
         for statement in view.get("indexes", []):
             conn.execute(index_in_schema(statement, "public"))

@@ -39,6 +39,7 @@ from restore.postgres.apply import (
     add_foreign_keys,
     build_keys,
     create_table,
+    create_type_definitions,
     create_types,
     finish_table,
     identities_always,
@@ -52,6 +53,7 @@ from restore.postgres.database_objects import (
     create_extensions,
     create_functions,
     create_sequences,
+    function_types,
 )
 from restore.postgres.from_sqlite import Migration, Point, point_file
 from restore.postgres.sqlite_load import LoadWorkers, load_snapshot, worker_count
@@ -199,7 +201,8 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         for tables in latest.table_sources:
             create_types(main, [t for t in tables if plan.keeps(t.name)])
         create_sequences(main, objects, latest.sequences)
-        create_functions(main, objects)
+        create_type_definitions(main, function_types(objects))
+        waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
         if not logical:
             for table in schema.tables:
                 create_unindexed(main, table)
@@ -247,12 +250,13 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         tables = list(applier.tables.values())
 
         def after(conn: Any) -> None:
-            notes.extend(after_publish(conn, objects, tables, partial=plan.tables is not None))
+            notes.extend(after_publish(conn, objects, tables, partial=plan.tables is not None, functions=waiting))
             if migration is not None:
                 migration.create_views(conn, latest.objects if latest.objects_known else None)
 
         staging.publish(sorted(applier.tables), force,
-                        [d["name"] for d in type_definitions_of(tables) if d["kind"] != "extension"], after=after)
+                        list(dict.fromkeys(d["name"] for d in type_definitions_of(tables) + function_types(objects)
+                                           if d["kind"] != "extension")), after=after)
     result.notes = (migration.notes if migration is not None else []) + notes
     return finished(result, target.safe_url(), plan, started)
 

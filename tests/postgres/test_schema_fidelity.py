@@ -82,6 +82,22 @@ HANDWRITTEN = [
     "CREATE VIEW big_open_trades AS SELECT * FROM open_trades WHERE amount > 1",
     "CREATE MATERIALIZED VIEW volume AS SELECT pair_id, sum(amount) AS total FROM trades GROUP BY pair_id",
     "CREATE UNIQUE INDEX volume_pair ON volume (pair_id)",
+    # a result type no column uses, a function of a table's row type (it cannot exist before
+    # the table), comments on an index and a constraint, CLUSTER ON, extended statistics, a
+    # rule, an INSTEAD OF trigger on a view
+    "CREATE TYPE order_cost AS (fee numeric, side text)",
+    "CREATE FUNCTION cost_of(orders) RETURNS order_cost LANGUAGE sql AS $$ SELECT ROW($1.fee, $1.side)::order_cost $$",
+    "COMMENT ON INDEX orders_side_lower IS 'for case-blind lookups'",
+    "COMMENT ON CONSTRAINT orders_side_check ON orders IS 'two sides only'",
+    "ALTER TABLE orders CLUSTER ON orders_pkey",
+    "CREATE STATISTICS orders_trade_side (dependencies) ON trade_id, side FROM orders",
+    "CREATE TABLE deleted_orders (id bigint, at timestamptz DEFAULT now())",
+    "CREATE RULE keep_deleted AS ON DELETE TO orders DO ALSO INSERT INTO deleted_orders (id) VALUES (OLD.id)",
+    "CREATE VIEW order_sides AS SELECT id, side FROM orders",
+    """CREATE FUNCTION order_sides_update() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN UPDATE orders SET side = NEW.side WHERE id = OLD.id; RETURN NEW; END $$""",
+    "CREATE TRIGGER order_sides_update INSTEAD OF UPDATE ON order_sides FOR EACH ROW"
+    " EXECUTE FUNCTION order_sides_update()",
 ]
 
 
@@ -158,6 +174,12 @@ def test_pg_dump_schema_only_of_the_restore_equals_the_source(pg, work_dir):
         conn = connect(dst)
         try:
             assert conn.execute("SELECT updated IS NOT NULL FROM orders WHERE id = 1").fetchone()[0]  # trigger
+            assert conn.execute("SELECT (cost_of(o)).side FROM orders o WHERE id = 1").fetchone() == ("sell",)
+            conn.execute("UPDATE order_sides SET side = 'buy' WHERE id = 1")  # through the view's trigger
+            conn.execute("DELETE FROM orders WHERE id = 2")  # the rule keeps a copy
+            assert conn.execute("SELECT side FROM orders WHERE id = 1").fetchone() == ("buy",)
+            assert conn.execute("SELECT id FROM deleted_orders").fetchall() == [(2,)]
+            conn.commit()
         finally:
             conn.close()
     finally:

@@ -2,7 +2,8 @@
 its constraints (primary key name, unique, exclusion, check, foreign keys with their
 actions, deferrability and validity), secondary indexes, triggers, comments, replica
 identity, storage parameters, row security and its policies, columns' collations,
-statistics targets and storage, and the definitions of its sequences; per database its functions, views,
+statistics targets and storage, the index it is clustered on, extended statistics, rules,
+comments on its indexes and constraints, and the definitions of its sequences; per database its functions, views,
 materialized views and partitioned tables. Each as the server prints it (``pg_get_constraintdef``,
 ``pg_get_indexdef``, ``pg_get_triggerdef``, ``pg_get_functiondef``, ``pg_get_viewdef``),
 so the restore gives back the same definitions ``pg_dump --schema-only`` shows.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+from trade_stream.postgres.type_definitions import signature_types
 from trade_stream.schema import quote_ident
 
 if TYPE_CHECKING:
@@ -102,6 +104,30 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
             columns[column] = settings
     if columns:
         out["column_settings"] = columns
+    described = [{"kind": kind, "name": name, "comment": comment} for kind, name, comment in conn.execute(
+        "SELECT 'index', c.relname, obj_description(c.oid, 'pg_class') FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s"
+        " AND obj_description(c.oid, 'pg_class') IS NOT NULL"
+        " UNION ALL SELECT 'constraint', conname, obj_description(oid, 'pg_constraint') FROM pg_constraint"
+        " WHERE conrelid = %s AND obj_description(oid, 'pg_constraint') IS NOT NULL ORDER BY 1, 2", (relid, relid),
+    ).fetchall()]
+    if described:
+        out["object_comments"] = described
+    clustered = conn.execute("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                             " WHERE i.indrelid = %s AND i.indisclustered", (relid,)).fetchone()
+    if clustered:
+        out["cluster_on"] = clustered[0]
+    statistics = [r[0] for r in conn.execute(
+        "SELECT pg_get_statisticsobjdef(oid) FROM pg_statistic_ext WHERE stxrelid = %s ORDER BY stxname", (relid,),
+    ).fetchall()]
+    if statistics:
+        out["statistics"] = statistics
+    rules = [r[0] for r in conn.execute(
+        "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = %s AND rulename <> '_RETURN' ORDER BY rulename",
+        (relid,),
+    ).fetchall()]
+    if rules:
+        out["rules"] = rules
     return out
 
 
@@ -188,9 +214,12 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"
     ).fetchall():
         definition = conn.execute("SELECT pg_get_functiondef(%s)", (oid,)).fetchone()[0]
-        objects.append(_with_comment(conn, {"kind": "function", "name": name, "ddl": definition,
-                                            "signature": conn.execute("SELECT %s::regprocedure::text",
-                                                                      (oid,)).fetchone()[0]}, oid, "pg_proc"))
+        entry = {"kind": "function", "name": name, "ddl": definition,
+                 "signature": conn.execute("SELECT %s::regprocedure::text", (oid,)).fetchone()[0]}
+        types = signature_types(conn, oid, name)
+        if types:
+            entry["types"] = types
+        objects.append(_with_comment(conn, entry, oid, "pg_proc"))
     for oid, name, relkind in conn.execute(
         "SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm') ORDER BY c.oid"
@@ -198,7 +227,13 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         query = conn.execute("SELECT pg_get_viewdef(%s)", (oid,)).fetchone()[0].rstrip().rstrip(";")
         kind = "view" if relkind == "v" else "materialized view"
         ddl = f"CREATE {kind.upper()} {quote_ident(name)} AS\n{query}" + (" WITH NO DATA" if relkind == "m" else "")
-        entry = {"kind": kind, "name": name, "ddl": ddl}
+        entry: dict[str, Any] = {"kind": kind, "name": name, "ddl": ddl}
+        triggers = [r[0] for r in conn.execute(  # INSTEAD OF triggers, say
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal ORDER BY tgname",
+            (oid,),
+        ).fetchall()]
+        if triggers:
+            entry["triggers"] = triggers
         if relkind == "m":
             entry["indexes"] = [r[0] for r in conn.execute(
                 "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY indexrelid",

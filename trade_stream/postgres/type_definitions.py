@@ -150,6 +150,25 @@ def type_definitions(conn: "psycopg.Connection", columns: Iterable[tuple[str, in
     return definitions
 
 
+def signature_types(conn: "psycopg.Connection", function: int, name: str) -> list[dict[str, str]]:
+    """The definitions of the user types a function's arguments and result use that no
+    table's column may (a composite made for a result, say), in the order to create them.
+    A table's row type comes with its table; a type that cannot be recreated is left to
+    the restore, which notes the function if it cannot create it."""
+    definitions: list[dict[str, str]] = []
+    for (oid,) in conn.execute(
+        "SELECT DISTINCT t FROM pg_proc p, unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])"
+        " || p.prorettype) t WHERE p.oid = %s ORDER BY 1", (function,),
+    ).fetchall():
+        reader = _Reader(conn, f"function {name!r}")
+        try:
+            reader.visit(oid)
+        except BadInputError:  # a row type, another schema's type...: see the docstring
+            continue
+        definitions += [d for d in reader.out if d not in definitions]
+    return definitions
+
+
 def enum_labels(ddl: str) -> list[str]:
     """The labels of a ``CREATE TYPE ... AS ENUM (...)`` statement written above."""
     body = ddl[ddl.index("AS ENUM (") + len("AS ENUM ("):-1]
