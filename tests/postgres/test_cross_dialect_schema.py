@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -237,19 +238,28 @@ def test_an_orm_made_postgres_database_restores_into_sqlite_the_application_can_
         again.dispose()
 
 
+def _backed_up_bot(work_dir, *statements: str) -> tuple[Path, sqlite3.Connection, BackupStore]:
+    """A hand-written SQLite database (``statements``), its full backup taken; with the
+    connection the test goes on writing through."""
+    path = work_dir / "bot.sqlite"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for statement in statements:
+        raw.execute(statement)
+    store = BackupStore("bot", [open_location("one", f"file://{work_dir / 'loc'}")])
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).full()
+    return path, raw, store
+
+
 def test_insert_or_replace_in_a_sqlite_backup_restores_into_postgres(pg, work_dir):
     """``INSERT OR REPLACE`` deletes the rows its new one conflicts with, on the key or on
     any UNIQUE column, and fires no delete trigger: the stream holds an insert of a key
     the table still has. Replayed into PostgreSQL, that was a divergence (exit 3); the
     SQLite restore makes the point first, applying it as SQLite did."""
-    path = work_dir / "bot.sqlite"
-    raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute("CREATE TABLE settings (id INTEGER PRIMARY KEY, name VARCHAR(20) UNIQUE, value TEXT)")
-    raw.execute("CREATE TABLE prices (pair TEXT PRIMARY KEY, price REAL, at TEXT)")
-    raw.execute("INSERT INTO settings (name, value) VALUES ('stake', '10'), ('mode', 'dry'), ('max_open', '3')")
-    raw.execute("INSERT INTO prices VALUES ('BTC/USDT', 50000.5, '1'), ('ETH/USDT', 3000.25, '1')")
-    store = BackupStore("bot", [open_location("one", f"file://{work_dir / 'loc'}")])
-    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).full()
+    path, raw, store = _backed_up_bot(
+        work_dir, "CREATE TABLE settings (id INTEGER PRIMARY KEY, name VARCHAR(20) UNIQUE, value TEXT)",
+        "CREATE TABLE prices (pair TEXT PRIMARY KEY, price REAL, at TEXT)",
+        "INSERT INTO settings (name, value) VALUES ('stake', '10'), ('mode', 'dry'), ('max_open', '3')",
+        "INSERT INTO prices VALUES ('BTC/USDT', 50000.5, '1'), ('ETH/USDT', 3000.25, '1')")
     raw.execute("INSERT OR REPLACE INTO settings (name, value) VALUES ('mode', 'live')")  # new id, old row gone
     raw.execute("REPLACE INTO settings (id, name, value) VALUES (1, 'stake', '20')")  # same id
     raw.execute("INSERT OR REPLACE INTO prices VALUES ('BTC/USDT', 51000.0, '2')")
@@ -283,14 +293,11 @@ def test_insert_or_replace_in_a_sqlite_backup_restores_into_postgres(pg, work_di
 def test_columns_without_a_type_restore_into_postgres_typed_by_their_values(pg, work_dir):
     """A hand-written key-value table (``value`` without a type) and a counter table: bytea
     for every column without a type turned the bot's 5 and 'live' into bytes."""
-    path = work_dir / "bot.sqlite"
-    raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value)")
-    raw.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, n, ratio)")
-    raw.execute("INSERT INTO state VALUES ('mode', 'dry'), ('max_open', 3)")
-    raw.execute("INSERT INTO counters VALUES ('wins', 10, 0.5), ('losses', 4, 1)")
-    store = BackupStore("bot", [open_location("one", f"file://{work_dir / 'loc'}")])
-    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).full()
+    path, raw, store = _backed_up_bot(
+        work_dir, "CREATE TABLE state (key TEXT PRIMARY KEY, value)",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, n, ratio)",
+        "INSERT INTO state VALUES ('mode', 'dry'), ('max_open', 3)",
+        "INSERT INTO counters VALUES ('wins', 10, 0.5), ('losses', 4, 1)")
     raw.execute("INSERT OR REPLACE INTO state VALUES ('mode', 'live')")
     raw.execute("UPDATE counters SET n = n + 1, ratio = 0.25 WHERE name = 'wins'")
     BackupEngine(DatabaseService(f"sqlite:///{path}"), store).incremental()

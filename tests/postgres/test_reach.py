@@ -32,7 +32,6 @@ def test_tables_of_other_schemas_are_named_by_the_full_backup_and_status(pg, wor
     assert engine(src, store).incremental().warnings == []  # said once, not every second by the agent
 
 
-
 def test_an_unlogged_table_is_left_out_and_named_not_restored_stale(pg, work_dir):
     """Its changes never reach the WAL: a full backup of it would come back stale with no
     word (found so: the restore had the full's row, not the later ones)."""

@@ -52,12 +52,6 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
         "SELECT i.indexrelid, pg_get_indexdef(i.indexrelid) FROM pg_index i"
         " WHERE i.indrelid = %s AND NOT i.indisprimary ORDER BY i.indexrelid", (relid,),
     ).fetchall() if index not in backing]
-    triggers = [r[0] for r in conn.execute(
-        "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal ORDER BY tgname",
-        (relid,),
-    ).fetchall()]
-    if triggers:
-        out["triggers"] = triggers
     comments = {}
     table_comment = conn.execute("SELECT obj_description(%s, 'pg_class')", (relid,)).fetchone()[0]
     if table_comment is not None:
@@ -117,18 +111,21 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
                              " WHERE i.indrelid = %s AND i.indisclustered", (relid,)).fetchone()
     if clustered:
         out["cluster_on"] = clustered[0]
-    statistics = [r[0] for r in conn.execute(
-        "SELECT pg_get_statisticsobjdef(oid) FROM pg_statistic_ext WHERE stxrelid = %s ORDER BY stxname", (relid,),
-    ).fetchall()]
-    if statistics:
-        out["statistics"] = statistics
-    rules = [r[0] for r in conn.execute(
-        "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = %s AND rulename <> '_RETURN' ORDER BY rulename",
-        (relid,),
-    ).fetchall()]
-    if rules:
-        out["rules"] = rules
+    for key, sql in _STATEMENTS.items():
+        statements = [r[0] for r in conn.execute(sql, (relid,)).fetchall()]
+        if statements:  # only when there are: descriptions of tables without them stay as they were
+            out[key] = statements
     return out
+
+
+# a relation's objects that each come back as the one statement the server prints for it
+_STATEMENTS = {
+    "triggers": "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal"
+                " ORDER BY tgname",
+    "statistics": "SELECT pg_get_statisticsobjdef(oid) FROM pg_statistic_ext WHERE stxrelid = %s ORDER BY stxname",
+    "rules": "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = %s AND rulename <> '_RETURN'"
+             " ORDER BY rulename",
+}
 
 
 _STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
@@ -228,10 +225,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         kind = "view" if relkind == "v" else "materialized view"
         ddl = f"CREATE {kind.upper()} {quote_ident(name)} AS\n{query}" + (" WITH NO DATA" if relkind == "m" else "")
         entry: dict[str, Any] = {"kind": kind, "name": name, "ddl": ddl}
-        triggers = [r[0] for r in conn.execute(  # INSTEAD OF triggers, say
-            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal ORDER BY tgname",
-            (oid,),
-        ).fetchall()]
+        triggers = [r[0] for r in conn.execute(_STATEMENTS["triggers"], (oid,)).fetchall()]  # INSTEAD OF ones
         if triggers:
             entry["triggers"] = triggers
         if relkind == "m":
