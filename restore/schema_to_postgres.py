@@ -7,8 +7,9 @@ SQLite                                      PostgreSQL
 declared types                              ``type_mapping.sqlite_type_to_pg``; a column
                                             one of whose values breaks the declared limit
                                             falls back (``type_limits``), noted
-no declared type                            by its values' storage classes
-                                            (``untyped_column``), noted
+no declared type, or a value the declared  by its values' storage classes
+type cannot take ('abc' in an INTEGER       (``untyped_column``), noted
+column, a Unix time in a DATETIME one)
 ``INTEGER PRIMARY KEY`` (a rowid alias)     identity (BY DEFAULT) whose next value is
                                             past the largest id; with AUTOINCREMENT past
                                             ``sqlite_sequence`` too
@@ -84,7 +85,8 @@ class SqliteTable:
     triggers: int = 0
     generated: list[str] = field(default_factory=list)  # generated columns (not in the stream)
     broken: set[str] = field(default_factory=set)  # columns with a value beyond the declared limit
-    classes: dict[str, set[str]] = field(default_factory=dict)  # column without a type -> its values' classes
+    #: a column without a type, or with a value its type cannot take -> its values' storage classes
+    classes: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,10 +168,14 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
         broken.add(source.primary_key[0])  # ids to come are beyond integer's range
     columns = []
     for column in source.columns:
-        if column.name in table.classes:
+        if column.name in table.classes:  # no type, or a value its type cannot take
             mapped = untyped_column(column, table.classes[column.name])
-            out.notes.append(f"{source.name}.{column.name}: (no type) -> {mapped.declared}: its values are "
-                             f"{', '.join(sorted(table.classes[column.name] - {'big'})) or 'all NULL'}")
+            classes = ', '.join(sorted(table.classes[column.name] - {'big'})) or 'all NULL'
+            out.notes.append(f"{source.name}.{column.name}: (no type) -> {mapped.declared}: its values are {classes}"
+                             if not column.declared.strip() else
+                             f"{source.name}.{column.name}: {column.declared} -> {mapped.declared}: its values are "
+                             f"{classes}, not all of which a {sqlite_column_to_pg(column).declared} column takes "
+                             "(SQLite does not enforce types)")
             columns.append(mapped)
             continue
         mapped = sqlite_column_to_pg(column)

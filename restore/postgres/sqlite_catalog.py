@@ -183,19 +183,72 @@ _BIG = 1 << 53  # integers a double holds exactly
 
 
 def _classes(conn: sqlite3.Connection, schema: TableSchema) -> dict[str, set[str]]:
-    """The storage classes of each column declared without a type ("big": an integer a
-    double would round), in one query."""
+    """The storage classes of each column declared without a type, and of each column
+    holding a value its declared type cannot take (``_mismatched``)."""
     untyped = [c.name for c in schema.columns if not c.declared.strip()]
-    if not untyped:
+    return _storage_classes(conn, schema, untyped + _mismatched(conn, schema))
+
+
+# per family whose converter can refuse a value: the SQL that is true for a value of a
+# storage class it is not made for (SQLite orders every number before every text, and every
+# text before every blob, whatever the column's affinity or collation: a comparison with ''
+# or x'' tells the class without a function call per value)
+_UNEXPECTED = {
+    **dict.fromkeys(("integer", "float", "numeric", "boolean"), "{c} >= ''"),  # text or blob
+    **dict.fromkeys(("date", "datetime", "time"), "({c} < '' OR {c} >= x'')"),  # number or blob
+    "uuid": "{c} < ''",  # number
+}
+_PASSED_THROUGH = {"date", "datetime", "time"}  # their converters pass such values on: any is a mismatch
+
+
+def _mismatched(conn: sqlite3.Connection, schema: TableSchema) -> list[str]:
+    """The typed columns one of whose values their PostgreSQL type cannot take (SQLite keeps
+    'abc' in an INTEGER column, a Unix time in a DATETIME one): one query flags the columns
+    holding a value of an unexpected storage class (``_UNEXPECTED``; a ``typeof`` per value
+    cost several times as much, measured on the bench database), whose such values are then
+    tried. A non-integral REAL in an INTEGER column is not flagged: the load refuses it,
+    naming it."""
+    mapped = [sqlite_column_to_pg(c) for c in schema.columns]
+    checked = [(c.name, _UNEXPECTED[m.family].format(c=quote_ident(c.name))) for c, m in zip(schema.columns, mapped)
+               if c.declared.strip() and m.family in _UNEXPECTED]
+    if not checked:
+        return []
+    flags = conn.execute(f"SELECT {', '.join(f'coalesce(max({test}), 0)' for _, test in checked)}"
+                         f" FROM {quote_ident(schema.name)}").fetchone()
+    converters = dict(zip(schema.column_names, sqlite_value_converters(TableSchema(
+        name=schema.name, columns=mapped, primary_key=schema.primary_key, dialect="postgresql"))))
+    families = {c.name: m.family for c, m in zip(schema.columns, mapped)}
+    found = []
+    for (name, test), flag in zip(checked, flags):
+        if flag and (families[name] in _PASSED_THROUGH or not _all_convert(
+                conn.execute(f"SELECT {quote_ident(name)} FROM {quote_ident(schema.name)} WHERE {test}"),
+                converters[name])):
+            found.append(name)
+    return found
+
+
+def _all_convert(cursor: sqlite3.Cursor, convert: Callable[[Any], Any]) -> bool:
+    for (value,) in cursor:
+        try:
+            convert(value)
+        except IntegrityError:
+            return False
+    return True
+
+
+def _storage_classes(conn: sqlite3.Connection, schema: TableSchema, names: list[str]) -> dict[str, set[str]]:
+    """The storage classes of the values of each of the columns ``names`` ("big": an integer
+    a double would round), in one query."""
+    if not names:
         return {}
     parts = []
-    for name in untyped:
+    for name in names:
         col = quote_ident(name)
         parts += [f"max(typeof({col}) = '{kind}')" for kind in _CLASSES]
         parts.append(f"max(typeof({col}) = 'integer' AND abs({col}) > {_BIG})")
     flags = conn.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(schema.name)}").fetchone()
     found = {}
-    for i, name in enumerate(untyped):
+    for i, name in enumerate(names):
         row = flags[i * 5:(i + 1) * 5]
         found[name] = {kind for kind, flag in zip((*_CLASSES, "big"), row) if flag}
     return found

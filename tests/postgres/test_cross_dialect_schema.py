@@ -316,3 +316,26 @@ def test_columns_without_a_type_restore_into_postgres_typed_by_their_values(pg, 
             ("losses", 4, 1.0), ("wins", 11, 0.25)]
     finally:
         conn.close()
+
+
+def test_values_their_declared_type_cannot_take_restore_into_postgres(pg, work_dir):
+    """SQLite keeps what it is given: a Unix time in a DATETIME column, 'n/a' in a REAL
+    one. Such a column comes back typed by its values, noted; the others as declared."""
+    path, raw, store = _backed_up_bot(
+        work_dir, "CREATE TABLE fills (id INTEGER PRIMARY KEY, at DATETIME, price REAL, qty REAL)",
+        "INSERT INTO fills VALUES (1, '2026-01-01 10:00:00', 1.5, 2), (2, 1767261600, 'n/a', 3)")
+    raw.execute("INSERT INTO fills VALUES (3, '2026-01-02 11:00:00', 2.5, 4)")
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).incremental()
+    raw.close()
+
+    dst = pg.new("dst")
+    result = restore(store, dst, force=False)
+    assert ("fills.at: DATETIME -> text: its values are integer, text, not all of which a timestamp without "
+            "time zone column takes (SQLite does not enforce types)") in result.notes
+    conn = connect(dst)
+    try:
+        assert conn.execute("SELECT id, at, price, qty FROM fills ORDER BY id").fetchall() == [
+            (1, "2026-01-01 10:00:00", "1.5", 2.0), (2, "1767261600", "n/a", 3.0),
+            (3, "2026-01-02 11:00:00", "2.5", 4.0)]
+    finally:
+        conn.close()

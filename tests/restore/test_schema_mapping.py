@@ -922,6 +922,25 @@ def test_a_column_without_a_type_is_typed_by_its_values() -> None:
     assert untyped_column(Column("x", "", "blob"), {"integer", "real", "big"}).declared == "numeric"
 
 
+def test_a_column_holding_a_value_its_type_cannot_take_is_typed_by_its_values() -> None:
+    """SQLite keeps 'abc' in an INTEGER column and a Unix time in a DATETIME one; the
+    restore into PostgreSQL failed on them (exit 3). A text in a DATETIME column is
+    PostgreSQL's to parse, as before."""
+    conn = memory_db("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, r REAL, b BOOLEAN, d DATETIME,"
+                     " x NUMERIC(10,2), fine INTEGER, half INTEGER, when_ DATETIME);"
+                     "INSERT INTO t VALUES (1, 'abc', 'n/a', 'yes', 1700000000, 'abc', 1, 1.5, '2026-01-01 10:00:00'),"
+                     " (2, 5, 5.5, 1, '2026-01-01 10:00:00', 1.25, '7', 2, 'soon')")
+    (table,) = read_tables(conn, [describe(conn, "t")])
+    assert table.classes == {"n": {"integer", "text"}, "r": {"real", "text"}, "b": {"integer", "text"},
+                             "d": {"integer", "text"}, "x": {"real", "text"}}  # not half: the load names it
+    out = table_to_postgres(table, {})
+    assert [(c.name, c.declared) for c in out.schema.columns] == [
+        ("id", "integer"), ("n", "text"), ("r", "text"), ("b", "text"), ("d", "text"), ("x", "text"),
+        ("fine", "integer"), ("half", "integer"), ("when_", "timestamp without time zone")]
+    assert ("t.n: INTEGER -> text: its values are integer, text, not all of which a integer column takes "
+            "(SQLite does not enforce types)") in out.notes
+
+
 def test_generated_columns_are_read_and_noted_not_kept() -> None:
     """The change stream does not carry them (the triggers see the stored columns), and
     their expressions are SQLite's: a restore into PostgreSQL says it leaves them out."""
