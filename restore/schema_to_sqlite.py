@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 from restore.type_mapping import pg_column_to_sqlite
+from trade_stream.postgres.catalog import referenced_schema, referenced_table
 from trade_stream.postgres.database import post_load
 from trade_stream.schema import Column, TableSchema, quote_ident
 
@@ -159,6 +160,11 @@ def table_to_sqlite(table: TableSchema) -> SqliteTable:
         out.notes.append(f"{table.name}: check {check['name']} not kept (PostgreSQL expression)")
     for foreign in extra.get("foreign_keys", []):
         definition = foreign["def"]
+        schema = referenced_schema(definition)
+        if schema is not None:
+            out.notes.append(f"{table.name}: foreign key {foreign['name']} to {schema}.{referenced_table(definition)} "
+                             f"not kept (schema {schema} is not backed up)")
+            continue
         if definition.endswith(" NOT VALID"):
             definition = definition[: -len(" NOT VALID")]
             out.unchecked_keys = True

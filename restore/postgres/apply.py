@@ -40,7 +40,7 @@ from restore.postgres.copy_rows import (
 from restore.postgres.gathered_changes import GatheredChanges
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
-from trade_stream.postgres.catalog import sequence_clause
+from trade_stream.postgres.catalog import referenced_schema, referenced_table, sequence_clause
 from trade_stream.postgres.database import post_load
 from trade_stream.postgres.type_definitions import enum_labels
 from trade_stream.postgres.types import base_name
@@ -263,18 +263,6 @@ def identities_always(conn: "psycopg.Connection", tables: Iterable[TableSchema])
                              " SET GENERATED ALWAYS")
 
 
-# the table a foreign key's definition references: REFERENCES [schema.]table(columns)
-_REFERENCES = re.compile(r'\bREFERENCES ((?:"(?:[^"]|"")+"|[^\s."(]+)\.)?("(?:[^"]|"")+"|[^\s."(]+)')
-
-
-def referenced_table(definition: str) -> str | None:
-    match = _REFERENCES.search(definition)
-    if match is None:
-        return None
-    name = match.group(2)
-    return name[1:-1].replace('""', '"') if name.startswith('"') else name
-
-
 def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema],
                      restored: Collection[str] | None = None,
                      referencing: Callable[[str | None], bool] = lambda parent: True) -> list[str]:
@@ -293,6 +281,11 @@ def add_foreign_keys(conn: "psycopg.Connection", tables: Iterable[TableSchema],
         for key in post_load(table).get("foreign_keys", []):
             parent = referenced_table(key["def"])
             if not referencing(parent):
+                continue
+            schema = referenced_schema(key["def"])
+            if schema is not None:
+                notes.append(f"{table.name}: foreign key {key['name']} to {schema}.{parent} not created "
+                             f"(schema {schema} is not backed up)")
                 continue
             if restored is not None and parent is not None and parent not in restored:
                 notes.append(f"{table.name}: foreign key to left-out table {parent} not created")

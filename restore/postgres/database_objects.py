@@ -113,21 +113,18 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
                                   referencing=lambda parent: parent in recorded)
     pending = [o for o in objects if o["kind"] in ("view", "materialized view")]
     while pending:
-        left, failure = [], None
+        left, missing = [], {}
         for view in pending:
             try:
                 with conn.transaction():
                     conn.execute(view["ddl"])
-            except psycopg.errors.UndefinedTable as exc:  # reads a view not created yet
-                left.append(view)
-                failure = exc
+            except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
+                left.append(view)  # reads a view not created yet, or what is not in the backup
+                missing[view["name"]] = exc
                 continue
             _finish_view(conn, view)
         if len(left) == len(pending):
-            if not partial:
-                raise IntegrityError(f"view {left[0]['name']!r} could not be restored: "
-                                     f"{str(failure).splitlines()[0]}")
-            notes += [f"{view['kind']} {view['name']} not created: what it reads was left out" for view in left]
+            notes += _views_not_created(left, missing, partial)
             break
         pending = left
     finish_published(conn, tables)
@@ -174,6 +171,31 @@ def _children(table: dict[str, Any]) -> list[str]:
             name = match.group(1)
             children.append(name[1:-1].replace('""', '"') if name.startswith('"') else name)
     return children
+
+
+def _views_not_created(left: list[dict[str, Any]], missing: dict[str, Exception], partial: bool) -> list[str]:
+    """The notes of the views none of which could be created: one reading a table of
+    another schema (not backed up), or a view among these, is noted; so is any in a restore
+    of some tables (it reads one left out). Any other is a restore that went wrong."""
+    names = {view["name"] for view in left}
+    notes = []
+    for view in left:
+        relation = _MISSING_RELATION.search(str(missing[view["name"]]))
+        name = relation.group(1) if relation else ""
+        if not relation or ("." in name and not name.startswith("public.")):
+            why = "it reads a table of a schema that is not backed up"
+        elif name.removeprefix("public.") in names:
+            why = f"it reads {name.removeprefix('public.')}, not created"
+        elif partial:
+            why = "what it reads was left out"
+        else:
+            raise IntegrityError(f"view {view['name']!r} could not be restored: "
+                                 f"{str(missing[view['name']]).splitlines()[0]}")
+        notes.append(f"{view['kind']} {view['name']} not created: {why}")
+    return notes
+
+
+_MISSING_RELATION = re.compile(r'relation "([^"]+)" does not exist')
 
 
 def _finish_view(conn: "psycopg.Connection", view: dict[str, Any]) -> None:

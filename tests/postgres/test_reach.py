@@ -5,6 +5,8 @@ inheritance are each backed up with their own rows."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from tests.postgres.pg_helpers import connect, digest, engine, execute, make_store, restore
@@ -72,3 +74,32 @@ def test_tables_related_by_inheritance_come_back_with_their_own_rows(pg, work_di
         rows = f"SELECT * FROM ONLY {table} ORDER BY id"
         assert connect(dst).execute(rows).fetchall() == connect(src).execute(rows).fetchall()
     assert digest(dst, {"base": ["id"], "child": []}) == digest(src, {"base": ["id"], "child": []})
+
+
+def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg, work_dir):
+    """A view over a table of another schema, a view over that view, a foreign key into one:
+    those tables are not backed up, so these cannot come back; they made the restore fail
+    (exit 3, or psycopg's own 'schema "bot" does not exist'). Now each is noted."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE SCHEMA bot", "CREATE TABLE bot.cfg (k text PRIMARY KEY, v text)",
+            "INSERT INTO bot.cfg VALUES ('a', 'x')",
+            "CREATE TABLE trades (id int PRIMARY KEY, k text REFERENCES bot.cfg (k))",
+            "INSERT INTO trades VALUES (1, 'a')",
+            "CREATE VIEW trade_cfg AS SELECT t.id, c.v FROM trades t JOIN bot.cfg c ON c.k = t.k",
+            "CREATE VIEW trade_cfg_ids AS SELECT id FROM trade_cfg",
+            "CREATE VIEW trade_ids AS SELECT id FROM trades")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    result = restore(store, dst)
+    assert sorted(result.notes) == [
+        "trades: foreign key trades_k_fkey to bot.cfg not created (schema bot is not backed up)",
+        "view trade_cfg not created: it reads a table of a schema that is not backed up",
+        "view trade_cfg_ids not created: it reads trade_cfg, not created",
+    ]
+    assert connect(dst).execute("SELECT * FROM trade_ids").fetchall() == [(1,)]
+
+    lite = work_dir / "trades.sqlite"
+    notes = restore(store, f"sqlite:///{lite}").notes
+    assert "trades: foreign key trades_k_fkey to bot.cfg not kept (schema bot is not backed up)" in notes
+    with sqlite3.connect(lite) as conn:
+        assert conn.execute("SELECT id, k FROM trades").fetchall() == [(1, "a")]

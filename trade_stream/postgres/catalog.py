@@ -14,6 +14,7 @@ which resynchronises a table whose definition changed).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from trade_stream.postgres.type_definitions import signature_types
@@ -310,3 +311,28 @@ def _with_comment(conn: "psycopg.Connection", entry: dict[str, Any], oid: int, c
     if comment is not None:
         entry["comment"] = comment
     return entry
+
+
+# the table a foreign key's definition references: REFERENCES [schema.]table(columns)
+_REFERENCES = re.compile(r'\bREFERENCES ((?:"(?:[^"]|"")+"|[^\s."(]+)\.)?("(?:[^"]|"")+"|[^\s."(]+)')
+
+
+def referenced_table(definition: str) -> str | None:
+    match = _REFERENCES.search(definition)
+    if match is None:
+        return None
+    return _unquoted(match.group(2))
+
+
+def referenced_schema(definition: str) -> str | None:
+    """The schema a foreign key's definition names for its parent (None: none named, the
+    parent is in ``public``): a parent of another schema is not in the backup."""
+    match = _REFERENCES.search(definition)
+    if match is None or match.group(1) is None:
+        return None
+    schema = _unquoted(match.group(1)[:-1])
+    return None if schema == "public" else schema
+
+
+def _unquoted(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
