@@ -16,13 +16,18 @@ class LatestPoint:
     """What a restore builds as the latest point of its plan has it, read from the headers
     of the full backup and of each incremental: the tables' types (each incremental's
     ``extra.end_schema``), the database's other objects and the sequences' positions (a
-    SQLite source's: its AUTOINCREMENT counters, by table)."""
+    SQLite source's: its AUTOINCREMENT counters, by table), and a SQLite source's header
+    numbers (``user_version``, ``application_id``; none recorded: the full backup's file
+    holds them). Positions and header numbers are those of the last incremental wholly
+    before the point: where inside an incremental they changed is not recorded."""
 
     def __init__(self, table_sources: list[list[TableSchema]], objects: list[dict[str, Any]],
-                 sequences: dict[str, list[Any]], objects_known: bool = True) -> None:
+                 sequences: dict[str, list[Any]], objects_known: bool = True,
+                 pragmas: dict[str, int] | None = None) -> None:
         self.table_sources = table_sources
         self.objects = objects
         self.sequences = sequences
+        self.pragmas = pragmas or {}
         #: False: no incremental of a SQLite source recorded its views and triggers (the
         #: full backup's file holds them as they were then)
         self.objects_known = objects_known
@@ -33,6 +38,7 @@ class LatestPoint:
         full = header_of(store, plan.full)
         sources, objects, known = [list(schema.tables)], list(schema.objects), logical
         sequences = dict(full.extra.get("sequences") or {})
+        pragmas: dict[str, int] = {}
         for entry in plan.incrementals:
             header = header_of(store, entry)
             if logical:  # a SQLite source's table descriptions are its CREATE statements
@@ -45,4 +51,5 @@ class LatestPoint:
             if ((target.seq is None or entry.last_seq <= target.seq)
                     and (target.ts is None or (entry.last_ts or 0) <= target.ts)):  # wholly before the point
                 sequences.update(header.extra.get("sequences") or {})
-        return cls(sources, objects, sequences, known)
+                pragmas.update(header.extra.get("pragmas") or {})
+        return cls(sources, objects, sequences, known, pragmas)

@@ -17,7 +17,7 @@ from typing import Any
 
 from restore.net_effect import FoldingApplier
 from restore.planner import Target, plan_restore
-from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
+from restore.sqlite.apply import SqliteApplier, set_header_pragmas, user_triggers_suspended
 from restore.sqlite.replay import restore_sqlite
 from trade_stream.errors import BadInputError, FencedError
 from trade_stream.gc_pause import cyclic_gc_paused
@@ -26,7 +26,7 @@ from trade_stream.schema import DatabaseSchema
 from trade_stream.sqlite.capture import SqliteCapture
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
-from trade_stream.storage.stored_objects import events_of, schema_of
+from trade_stream.storage.stored_objects import events_of, header_of, schema_of
 
 POSITION = "_tradevault_standby"
 
@@ -125,6 +125,7 @@ class Follower:
                         applied += len(selected)
                         last_seq, last_ts = selected[-1].seq, selected[-1].ts
                 folding.finish()
+            set_header_pragmas(conn, header_of(self.store, entry).extra.get("pragmas") or {})
             last_seq = max(last_seq, entry.last_seq)
             _write_position(conn, result.capture_id, last_seq, last_ts)
             conn.execute("COMMIT")

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
-from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.database import HEADER_PRAGMAS, DatabaseService
 
 
 class SqliteApplier:
@@ -138,6 +138,13 @@ def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:
     cols = ", ".join(f"{quote_ident(c.name)} {c.declared or ''}".rstrip() for c in table.columns)
     pk = ", ".join(quote_ident(k) for k in table.primary_key)
     conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({cols}{f', PRIMARY KEY ({pk})' if pk else ''})")
+
+
+def set_header_pragmas(conn: sqlite3.Connection, pragmas: dict[str, int]) -> None:
+    """The source's header numbers (``DatabaseService.header_pragmas``) as recorded."""
+    for name, value in pragmas.items():
+        if name in HEADER_PRAGMAS:
+            conn.execute(f"PRAGMA {name} = {int(value)}")
 
 
 @contextlib.contextmanager

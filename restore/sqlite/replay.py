@@ -19,7 +19,7 @@ from typing import Any, Collection, Iterable
 from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.replay import RestoreResult, compare_counts, finished, replay_events
-from restore.sqlite.apply import SqliteApplier, user_triggers_suspended
+from restore.sqlite.apply import SqliteApplier, set_header_pragmas, user_triggers_suspended
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError
 from trade_stream.progress import Progress, no_progress
@@ -58,6 +58,7 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             objects = latest.objects if latest.objects_known else None
             with user_triggers_suspended(conn, _on_kept(objects, plan.tables)):
                 result = replay_events(store, plan, applier, progress)
+            set_header_pragmas(conn, latest.pragmas)
             if plan.tables is not None:
                 result.notes = drop_unusable_objects(conn) + left_out_keys(conn, applier.tables, left_out)[0]
             commit_checked(conn, result, sorted(applier.tables), snapshot_file=True)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from restore.drill import restore_drill, schema_differences, schema_objects
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
+from restore.standby import Follower
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.sqlite.digest import database_digest
@@ -89,3 +90,53 @@ def test_a_drill_reports_every_schema_difference():
     assert schema_differences(source, restored) == [
         "index ix: missing from the restore", "index other: not in the source", "view v: definition differs"]
     assert schema_differences(source, dict(source)) == []
+
+
+MIGRATIONS = [  # an application's own migrations, versioned by PRAGMA user_version
+    "CREATE TABLE pairlocks (id INTEGER PRIMARY KEY, pair TEXT NOT NULL)",
+    "ALTER TABLE pairlocks ADD COLUMN reason TEXT",
+    "CREATE INDEX ix_pairlocks_pair ON pairlocks (pair)",
+]
+
+
+def _migrate(conn: sqlite3.Connection, upto: int) -> None:
+    """What the application runs at start: every migration past the file's user_version."""
+    done = conn.execute("PRAGMA user_version").fetchone()[0]
+    for version in range(done, upto):
+        conn.execute(MIGRATIONS[version])
+        conn.execute(f"PRAGMA user_version = {version + 1}")
+
+
+def test_the_schema_version_in_the_file_header_comes_back_with_the_schema(tmp_path):
+    """``user_version`` is not in the change stream: a restore gave back the migrated
+    schema with the version of the full backup, and the application's start-up migrated
+    it again ('duplicate column name: reason'). Each incremental now records it (with
+    ``application_id``), and restores and the standby set it."""
+    path = tmp_path / "bot.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    _migrate(conn, 1)
+    conn.execute("PRAGMA application_id = 7357")
+    conn.execute("INSERT INTO pairlocks (pair) VALUES ('BTC/USDT')")
+    store = BackupStore("bot", [open_location("one", f"file://{tmp_path / 'loc'}")])
+    engine = BackupEngine(DatabaseService(f"sqlite:///{path}"), store)
+    engine.full()
+    follower = tmp_path / "standby.sqlite"
+    standby = Follower(store, DatabaseService(f"sqlite:///{follower}"))
+    standby.sync_once()  # built from the full backup; the incremental below is applied to it
+    _migrate(conn, 3)  # the application is upgraded
+    conn.execute("INSERT INTO pairlocks (pair, reason) VALUES ('ETH/USDT', 'stoploss')")
+    engine.incremental()
+    conn.close()
+
+    restored = tmp_path / "restored.sqlite"
+    restore_sqlite(store, plan_restore(store.entries(), Target()), DatabaseService(f"sqlite:///{restored}"))
+    assert standby.sync_once().rebuilt is False  # applied, not rebuilt
+    for target in (restored, follower):
+        again = sqlite3.connect(target, isolation_level=None)
+        try:
+            assert again.execute("PRAGMA user_version").fetchone() == (3,)
+            assert again.execute("PRAGMA application_id").fetchone() == (7357,)
+            _migrate(again, 3)  # the application starts: nothing to do
+            again.execute("INSERT INTO pairlocks (pair, reason) VALUES ('SOL/USDT', 'manual')")
+        finally:
+            again.close()

@@ -316,7 +316,8 @@ class BackupEngine:
             n = entries[-1].n + 1
             key = mf.object_key(n, mf.INCREMENTAL)
             extra = {"sequences": DatabaseService.autoincrement_counters(conn),
-                     "objects": DatabaseService.database_objects(conn)}
+                     "objects": DatabaseService.database_objects(conn),
+                     "pragmas": DatabaseService.header_pragmas(conn)}
             count, first_seq, first_ts, last_ts = 0, None, None, None
             keys = KeyIndexBuilder(schema.tables)
             # the body is compressed ahead: the header that precedes it carries the key index

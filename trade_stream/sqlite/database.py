@@ -16,6 +16,7 @@ from trade_stream.errors import BadInputError
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, family_of, quote_ident
 from trade_stream.table_selection import Selection, select_tables
 
+HEADER_PRAGMAS = ("user_version", "application_id")
 
 class DatabaseService:
     def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None):
@@ -143,6 +144,15 @@ class DatabaseService:
             return {}
         return {name: [seq, True] for name, seq in conn.execute("SELECT name, seq FROM sqlite_sequence ORDER BY name")
                 if not name.startswith("_tradevault_")}
+
+    @staticmethod
+    def header_pragmas(conn: sqlite3.Connection) -> dict[str, int]:
+        """The numbers an application keeps in the file's header: ``user_version`` (the
+        schema version of many an application's migrations) and ``application_id``. Not
+        part of the change stream: recorded next to it, as the counters are. A restore that
+        gave back the new schema with the old version would have the application migrate
+        it again ("duplicate column")."""
+        return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in HEADER_PRAGMAS}
 
     @staticmethod
     def row_counts(conn: sqlite3.Connection, tables: Iterable[str]) -> dict[str, int]:
