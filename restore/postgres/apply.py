@@ -127,7 +127,7 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
     for definition in definitions:
         kind, name, ddl = definition["kind"], definition["name"], definition["ddl"]
         if kind == "extension":
-            conn.execute(ddl)
+            create_extension(conn, ddl)
             continue
         exists = conn.execute(
             "SELECT t.oid FROM pg_type t WHERE t.typname = %s AND t.typnamespace = current_schema()::regnamespace",
@@ -147,6 +147,20 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
                 have.insert(have.index(labels[i - 1]) + 1 if i else 0, label)
                 added = True
     return added
+
+
+# the schema a recorded CREATE EXTENSION names
+_EXTENSION_SCHEMA = re.compile(r'WITH SCHEMA ("(?:[^"]|"")+"|\S+)\s*$')
+
+
+def create_extension(conn: "psycopg.Connection", ddl: str) -> None:
+    """A recorded ``CREATE EXTENSION IF NOT EXISTS ... WITH SCHEMA s``, its schema created
+    first when it is not ``public`` (many a database keeps its extensions in a schema of
+    their own, ``extensions`` say: the restore failed, 'schema "extensions" does not exist')."""
+    match = _EXTENSION_SCHEMA.search(ddl)
+    if match is not None and match.group(1) not in ("public", '"public"'):
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {match.group(1)}")
+    conn.execute(ddl)
 
 
 def _literal(text: str) -> str:
@@ -172,7 +186,7 @@ def index_in_schema(statement: str, schema: str) -> str:
     return match.group(1) + quote_ident(schema) + "." + statement[match.end():]
 
 
-def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
+def finish_table(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
     """What the source recorded to rebuild after the data: unique and exclusion
     constraints, NOT VALID checks, indexes, defaults, identity and serial columns with their
     sequences' options, comments, replica identity. Foreign keys (other tables) and
@@ -180,9 +194,13 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
     ALWAYS`` (``identities_always``): the replay's own INSERTs and UPDATEs write the
     identity column, which only a BY DEFAULT one accepts. Indexes go to the table of the
     connection's current schema (``public``, or a restore's private schema: see
-    restore.postgres.staging)."""
+    restore.postgres.staging). Returns the notes: a default that calls a function of a
+    schema that is not backed up cannot be kept."""
+    import psycopg
+
     extra = post_load(table)
     name = quote_ident(table.name)
+    notes = []
     for constraint in extra.get("constraints", []):
         conn.execute(f"ALTER TABLE {name} ADD CONSTRAINT {quote_ident(constraint['name'])} {constraint['def']}")
     for check in extra.get("checks", []):
@@ -194,7 +212,11 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
         for statement in indexes:
             conn.execute(index_in_schema(statement, schema))
     for column, expr in extra.get("defaults", {}).items():
-        conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET DEFAULT {expr}")
+        try:
+            with conn.transaction():
+                conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET DEFAULT {expr}")
+        except (psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedFunction) as exc:
+            notes.append(f"{table.name}.{column}: default {expr} not kept: {str(exc).splitlines()[0]}")
     sequences = extra.get("sequences", {})
     for column in extra.get("identity", {}):
         sequence = sequences.get(column)
@@ -219,6 +241,7 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> None:
             conn.execute(f"{alter} SET STATISTICS {int(settings['statistics'])}")
         if "storage" in settings:
             conn.execute(f"{alter} SET STORAGE {settings['storage']}")
+    return notes
 
 
 def finish_published(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
@@ -337,15 +360,16 @@ def create_triggers(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -
             conn.execute(statement)
 
 
-def build_keys(conn: "psycopg.Connection", table: TableSchema) -> None:
+def build_keys(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
     """Primary key, indexes, defaults and identity of a table loaded without them; a
-    duplicate key found then means the replay diverged from the source."""
+    duplicate key found then means the replay diverged from the source. Returns
+    ``finish_table``'s notes."""
     import psycopg
 
     try:
         with conn.transaction():  # a savepoint: the error below leaves the rest intact
             add_primary_key(conn, table)
-            finish_table(conn, table)
+            return finish_table(conn, table)
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(f"replay diverged from the source on table {table.name!r}: "
                              f"{str(exc).splitlines()[0]}") from None
@@ -391,6 +415,7 @@ class PostgresApplier:
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
         self._sql: dict[tuple[str, str], str] = {}
         self.applied = 0
+        self.notes: list[str] = []  # of the tables it finished (finish_table)
         self._loads: Callable[[], None] | None = None
 
     def load_elsewhere(self, wait: Callable[[], None]) -> None:
@@ -514,7 +539,7 @@ class PostgresApplier:
         self.keys_pending.discard(table)
         schema = self.tables[table]
         self._gathered.settle(schema)
-        build_keys(self.conn, schema)
+        self.notes += build_keys(self.conn, schema)
 
     def settle(self) -> None:
         """Apply every gathered run (gathered_changes): the tables are then as the events

@@ -17,7 +17,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
-from restore.postgres.apply import add_foreign_keys, create_triggers, finish_published, index_in_schema
+from restore.postgres.apply import (
+    add_foreign_keys,
+    create_extension,
+    create_triggers,
+    finish_published,
+    index_in_schema,
+)
 from trade_stream.errors import IntegrityError
 from trade_stream.postgres.catalog import partitioned_names
 from trade_stream.schema import TableSchema, quote_ident
@@ -32,7 +38,7 @@ def create_extensions(conn: "psycopg.Connection", objects: Iterable[dict[str, An
     """The source's extensions, in their own schemas, before anything that may use them."""
     for extension in objects:
         if extension["kind"] == "extension":
-            conn.execute(extension["ddl"])
+            create_extension(conn, extension["ddl"])
 
 
 def create_sequences(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]],

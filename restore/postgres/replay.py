@@ -257,7 +257,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         staging.publish(sorted(applier.tables), force,
                         list(dict.fromkeys(d["name"] for d in type_definitions_of(tables) + function_types(objects)
                                            if d["kind"] != "extension")), after=after)
-    result.notes = (migration.notes if migration is not None else []) + notes
+    result.notes = (migration.notes if migration is not None else []) + finishing.notes + applier.notes + notes
     return finished(result, target.safe_url(), plan, started)
 
 
@@ -276,15 +276,16 @@ class _Finishing:
         self.applier = applier
         self.sizes = sizes
         self.counts: dict[str, int] = {}
+        self.notes: list[str] = []  # finish_table's
         self._touched: set[str] = set()
         self._watcher: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def _finish(self, conn: Any, table: TableSchema, keys_pending: bool) -> None:
         if keys_pending:
-            build_keys(conn, table)
+            self.notes += build_keys(conn, table)
         elif table.name in self.applier.recreated:
-            finish_table(conn, table)
+            self.notes += finish_table(conn, table)
         set_sequences(conn, table, self.sequences)
         self.counts.update(PostgresDatabase.row_counts(conn, [table.name]))
 

@@ -408,3 +408,25 @@ def test_a_generated_column_is_computed_again_by_the_restore(pg, work_dir):
     with sqlite3.connect(lite) as conn:
         assert conn.execute("SELECT id, qty, note FROM positions ORDER BY id").fetchall() == [
             (1, 0.5, "n1"), (2, 3, "n2"), (4, 0.5, "n4"), (5, 4, None)]
+
+
+def test_extensions_kept_in_a_schema_of_their_own_come_back_there(pg, work_dir):
+    """Many a database keeps its extensions in a schema named ``extensions`` and calls them
+    qualified; the restore failed: 'schema "extensions" does not exist'."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE SCHEMA extensions", "CREATE EXTENSION pgcrypto WITH SCHEMA extensions",
+            "CREATE EXTENSION citext WITH SCHEMA extensions",
+            "CREATE TABLE accounts (id uuid PRIMARY KEY DEFAULT extensions.gen_random_uuid(),"
+            " email extensions.citext UNIQUE, token bytea DEFAULT extensions.digest('x', 'sha256'))",
+            "INSERT INTO accounts (email) VALUES ('A@example.com')")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "INSERT INTO accounts (email) VALUES ('b@example.com')")
+    engine(src, store).incremental()
+    restore(store, dst)
+
+    assert _pg_dump(dst) == _pg_dump(src)
+    rows = "SELECT id, email::text, token FROM accounts ORDER BY email"
+    assert connect(dst).execute(rows).fetchall() == connect(src).execute(rows).fetchall()
+    with pytest.raises(Exception, match="accounts_email_key"):  # citext: case-blind
+        execute(dst, "INSERT INTO accounts (email) VALUES ('a@EXAMPLE.com')")
