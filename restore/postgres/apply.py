@@ -194,10 +194,8 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
     ALWAYS`` (``identities_always``): the replay's own INSERTs and UPDATEs write the
     identity column, which only a BY DEFAULT one accepts. Indexes go to the table of the
     connection's current schema (``public``, or a restore's private schema: see
-    restore.postgres.staging). Returns the notes: a default that calls a function of a
-    schema that is not backed up cannot be kept."""
-    import psycopg
-
+    restore.postgres.staging). Returns the notes: a default or an index that calls a
+    function of a schema that is not backed up cannot be kept (``unless_elsewhere``)."""
     extra = post_load(table)
     name = quote_ident(table.name)
     notes = []
@@ -210,13 +208,10 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
     if indexes:
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
         for statement in indexes:
-            conn.execute(index_in_schema(statement, schema))
+            notes += unless_elsewhere(conn, index_in_schema(statement, schema), f"{table.name}: index {statement}")
     for column, expr in extra.get("defaults", {}).items():
-        try:
-            with conn.transaction():
-                conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET DEFAULT {expr}")
-        except (psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedFunction) as exc:
-            notes.append(f"{table.name}.{column}: default {expr} not kept: {str(exc).splitlines()[0]}")
+        notes += unless_elsewhere(conn, f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET DEFAULT {expr}",
+                                  f"{table.name}.{column}: default {expr}")
     sequences = extra.get("sequences", {})
     for column in extra.get("identity", {}):
         sequence = sequences.get(column)
@@ -352,12 +347,30 @@ def try_indexes(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> li
     return notes
 
 
-def create_triggers(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> None:
+def create_triggers(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> list[str]:
     """The tables' own triggers, last: none may fire while the backups are replayed (the
-    events already hold what they did)."""
+    events already hold what they did). Returns the notes (``unless_elsewhere``): an audit
+    trigger's function often lives in a schema of its own."""
+    notes = []
     for table in tables:
         for statement in post_load(table).get("triggers", []):
+            notes += unless_elsewhere(conn, statement, f"{table.name}: trigger {statement}")
+    return notes
+
+
+def unless_elsewhere(conn: "psycopg.Connection", statement: str, what: str) -> list[str]:
+    """Run ``statement`` in a savepoint. One that names a schema or a function that is not
+    in the restore (only schema ``public`` is backed up, and extensions) is left out, and
+    its note (``what``, why) returned: it cannot come back, and it must not stop the
+    restore of the rest. Any other failure is raised."""
+    import psycopg
+
+    try:
+        with conn.transaction():
             conn.execute(statement)
+    except (psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedFunction) as exc:
+        return [f"{what} not kept: {str(exc).splitlines()[0]}"]
+    return []
 
 
 def build_keys(conn: "psycopg.Connection", table: TableSchema) -> list[str]:

@@ -134,8 +134,7 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
             break
         pending = left
     finish_published(conn, tables)
-    create_triggers(conn, tables)
-    return notes
+    return notes + create_triggers(conn, tables)
 
 
 def partitioned_tables(conn: "psycopg.Connection", objects: list[dict[str, Any]], restored: set[str],

@@ -78,7 +78,8 @@ def test_tables_related_by_inheritance_come_back_with_their_own_rows(pg, work_di
 
 def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg, work_dir):
     """A view over a table of another schema, a view over that view, a foreign key into one,
-    a view and a default calling a function of another schema: those are not backed up, so
+    a view, a default, an index and an (audit) trigger calling a function of another schema:
+    those are not backed up, so
     these cannot come back; they made the restore fail (exit 3, or psycopg's own 'schema
     "bot" does not exist'). Now each is noted."""
     src, dst = pg.new("src"), pg.new("dst")
@@ -90,13 +91,23 @@ def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg,
             "CREATE VIEW trade_cfg AS SELECT t.id, c.v FROM trades t JOIN bot.cfg c ON c.k = t.k",
             "CREATE VIEW trade_cfg_ids AS SELECT id FROM trade_cfg",
             "CREATE VIEW trade_ids AS SELECT id FROM trades",
-            "CREATE VIEW trade_times AS SELECT id, bot.now_ms() AS now FROM trades")
+            "CREATE VIEW trade_times AS SELECT id, bot.now_ms() AS now FROM trades",
+            "CREATE FUNCTION bot.neg(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT -$1'",
+            "CREATE INDEX trades_neg ON trades (bot.neg(id))",
+            "CREATE TABLE bot.log (what text)",
+            "CREATE FUNCTION bot.audit() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN INSERT INTO bot.log VALUES (TG_OP); RETURN NEW; END $$",
+            "CREATE TRIGGER trades_audit AFTER INSERT ON trades FOR EACH ROW EXECUTE FUNCTION bot.audit()")
     store = make_store(work_dir)
     engine(src, store).full()
     result = restore(store, dst)
     assert sorted(result.notes) == [
         'trades.at: default bot.now_ms() not kept: schema "bot" does not exist',
         "trades: foreign key trades_k_fkey to bot.cfg not created (schema bot is not backed up)",
+        "trades: index CREATE INDEX trades_neg ON public.trades USING btree (bot.neg(id)) not kept: "
+        'schema "bot" does not exist',
+        "trades: trigger CREATE TRIGGER trades_audit AFTER INSERT ON public.trades FOR EACH ROW EXECUTE FUNCTION "
+        'bot.audit() not kept: schema "bot" does not exist',
         "view trade_cfg not created: it reads a table of a schema that is not backed up",
         "view trade_cfg_ids not created: it reads trade_cfg, not created",
         "view trade_times not created: it reads a table of a schema that is not backed up",
