@@ -66,10 +66,17 @@ def cast_type(declared: str) -> str:
     return name + ("[]" if is_array else "")
 
 
-def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bool, autovacuum: bool = True) -> None:
+def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bool,
+                 autovacuum: bool = True) -> list[str]:
     """The table with its columns and valid CHECK constraints (checked as rows arrive, as
     pg_restore does); with ``with_key`` its primary key too (else ``build_keys`` adds it
-    after the data)."""
+    after the data). In a savepoint: when a CHECK calls a function of a schema that is not
+    in the restore, the table is created without its CHECKs, they are added one by one
+    (``unless_elsewhere``) and the notes of those left out are returned. (A released
+    savepoint hands its table to the transaction around it, so COPY ... FREEZE still
+    takes it.)"""
+    import psycopg
+
     cols = []
     extra = post_load(table)
     settings = extra.get("column_settings", {})
@@ -79,13 +86,21 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
                     f"{'' if c.nullable else ' NOT NULL'}")
     for column in extra.get("generated", []):  # in their places: the table's column order is the source's
         cols.insert(column["position"], generated_column(column))
-    for check in extra.get("checks", []):
-        if not check["def"].endswith("NOT VALID"):
-            cols.append(f"CONSTRAINT {quote_ident(check['name'])} {check['def']}")
+    checks = {check["name"]: f"CONSTRAINT {quote_ident(check['name'])} {check['def']}"
+              for check in extra.get("checks", []) if not check["def"].endswith("NOT VALID")}
     if with_key and table.primary_key:
         cols.append(_primary_key(table))
     options = "" if autovacuum else " WITH (autovacuum_enabled = false)"
-    conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({', '.join(cols)}){options}")
+    create = f"CREATE TABLE {quote_ident(table.name)} ({{}}){options}"
+    try:
+        with conn.transaction():
+            conn.execute(create.format(", ".join(cols + list(checks.values()))))
+        return []
+    except (psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedFunction):
+        conn.execute(create.format(", ".join(cols)))
+    return [note for name, check in checks.items()
+            for note in unless_elsewhere(conn, f"ALTER TABLE {quote_ident(table.name)} ADD {check}",
+                                         f"{table.name}: check {name}")]
 
 
 def generated_column(column: dict[str, Any]) -> str:
@@ -747,7 +762,7 @@ class PostgresApplier:
         table = TableSchema.from_dict(event.table_schema)
         if create_types(self.conn, [table]):
             self.conn.commit()  # enum labels just added are usable only once committed
-        create_table(self.conn, table, with_key=True)
+        self.notes += create_table(self.conn, table, with_key=True)
         self.tables[table.name] = table
         self.recreated.add(table.name)
 

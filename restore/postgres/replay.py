@@ -78,22 +78,23 @@ def check_pg_target(target: PostgresDatabase, force: bool) -> None:
         raise BadInputError(f"restore target {target.safe_url()} is not empty (use --force to replace it)")
 
 
-def create_unindexed(conn: Any, table: TableSchema) -> None:
+def create_unindexed(conn: Any, table: TableSchema) -> list[str]:
     """A table to bulk-load, its key built afterwards; no autovacuum until ``publish``
     (which resets it): one that starts on a freshly loaded table would hold up moving it
-    for a deadlock_timeout (1 s) before it gives way."""
-    create_table(conn, table, with_key=False, autovacuum=False)
+    for a deadlock_timeout (1 s) before it gives way. Returns ``create_table``'s notes."""
+    return create_table(conn, table, with_key=False, autovacuum=False)
 
 
 def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema,
-                  progress: Progress, first: int = 0) -> Callable[[], None]:
+                  progress: Progress, notes: dict[str, list[str]], first: int = 0) -> Callable[[], None]:
     """Create the tables (without keys or indexes) and stream a ``pgcopy-binary`` snapshot into them, the
     tables shared out between the connections from ``conns[first]`` on: each reads the
     object (verified) and sends its tables' bytes unchanged into ``COPY ... FROM STDIN
     (FORMAT BINARY, FREEZE)``. Returns once every connection has begun its first COPY (or
     stopped) — a connection whose tables come later in the object first reads past the
     others, which is quicker while no other Python work competes for the interpreter —
-    with the function that waits for the loads to end."""
+    with the function that waits for the loads to end. ``notes``: each table's
+    ``create_table`` notes, by table."""
     sizes = {t.name: (entry.tables or {}).get(t.name, 0) for t in schema.tables}
     groups = [names for names in share_out(sizes, len(staging.conns) - first) if names]
     begun = [threading.Event() for _ in groups]
@@ -106,7 +107,7 @@ def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, sc
             progress("load", done[0], None)
 
     wait = staging.start([[lambda conn, names=names, begun=begun: _load_tables(conn, store, entry, schema, set(names),
-                                                                              loaded, begun)]
+                                                                              loaded, begun, notes)]
                           for names, begun in zip(groups, begun)], first=first)
     for event in begun:
         event.wait()
@@ -114,16 +115,16 @@ def start_loading(staging: Staging, store: BackupStore, entry: ManifestEntry, sc
 
 
 def _load_tables(conn: Any, store: BackupStore, entry: ManifestEntry, schema: DatabaseSchema, names: set[str],
-                 loaded: Callable[[int], None], begun: threading.Event) -> None:
+                 loaded: Callable[[int], None], begun: threading.Event, notes: dict[str, list[str]]) -> None:
     tables = {t.name: t for t in schema.tables}
     try:
-        store.read_object(entry, lambda reader: _copy_tables(conn, reader, tables, names, loaded, begun))
+        store.read_object(entry, lambda reader: _copy_tables(conn, reader, tables, names, loaded, begun, notes))
     finally:
         begun.set()
 
 
 def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema], names: set[str],
-                 loaded: Callable[[int], None], begun: threading.Event) -> None:
+                 loaded: Callable[[int], None], begun: threading.Event, notes: dict[str, list[str]]) -> None:
     """One copy of the object: the tables in ``names`` created, their rows COPYed in, the
     others read past. Inside a (sub)transaction, which FREEZE requires to be the one that
     created the table: a copy found damaged midway is rolled back, tables included, and
@@ -135,7 +136,7 @@ def _copy_tables(conn: Any, reader: ObjectReader, tables: dict[str, TableSchema]
     current, copy = "", None
     with conn.transaction(), ExitStack() as stack:
         for name in sorted(names):
-            create_unindexed(conn, tables[name])
+            notes[name] = create_unindexed(conn, tables[name])  # by name: a retried copy says it again
         for name, data in decode_copy_chunks(reader.body_chunks(4 << 20, reuse=True), reader.name):
             table = tables.get(name)
             if table is None and name not in recorded:
@@ -203,9 +204,10 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         create_sequences(main, objects, latest.sequences)
         create_type_definitions(main, function_types(objects))
         waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
+        created: dict[str, list[str]] = {}  # create_table's notes, by table
         if not logical:
             for table in schema.tables:
-                create_unindexed(main, table)
+                created[table.name] = create_unindexed(main, table)
         main.commit()
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keys_pending): big runs join the heap by hashing, once.
@@ -215,7 +217,8 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         # the incrementals are read, decoded and folded while the server loads the full
         touched: set[str] = set()
         try:
-            loads = start_loading(staging, store, plan.full, schema, progress, first=aside) if logical else None
+            loads = (start_loading(staging, store, plan.full, schema, progress, created, first=aside)
+                     if logical else None)
             with cyclic_gc_paused(), steps_ahead(store, events, applier, touched) as steps:
                 if loads is None:
                     assert point is not None
@@ -257,7 +260,8 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         staging.publish(sorted(applier.tables), force,
                         list(dict.fromkeys(d["name"] for d in type_definitions_of(tables) + function_types(objects)
                                            if d["kind"] != "extension")), after=after)
-    result.notes = (migration.notes if migration is not None else []) + finishing.notes + applier.notes + notes
+    result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
+                    + finishing.notes + applier.notes + notes)
     return finished(result, target.safe_url(), plan, started)
 
 

@@ -78,7 +78,8 @@ def test_tables_related_by_inheritance_come_back_with_their_own_rows(pg, work_di
 
 def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg, work_dir):
     """A view over a table of another schema, a view over that view, a foreign key into one,
-    a view, a default, an index and an (audit) trigger calling a function of another schema:
+    a view, a default, a CHECK, an index and an (audit) trigger calling a function of another
+    schema:
     those are not backed up, so
     these cannot come back; they made the restore fail (exit 3, or psycopg's own 'schema
     "bot" does not exist'). Now each is noted."""
@@ -86,7 +87,9 @@ def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg,
     execute(src, "CREATE SCHEMA bot", "CREATE TABLE bot.cfg (k text PRIMARY KEY, v text)",
             "INSERT INTO bot.cfg VALUES ('a', 'x')",
             "CREATE FUNCTION bot.now_ms() RETURNS bigint LANGUAGE sql AS 'SELECT 1'",
-            "CREATE TABLE trades (id int PRIMARY KEY, k text REFERENCES bot.cfg (k), at bigint DEFAULT bot.now_ms())",
+            "CREATE FUNCTION bot.positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0'",
+            "CREATE TABLE trades (id int PRIMARY KEY CONSTRAINT id_positive CHECK (bot.positive(id)),"
+            " k text REFERENCES bot.cfg (k), at bigint DEFAULT bot.now_ms(), CHECK (id < 1000000))",
             "INSERT INTO trades VALUES (1, 'a')",
             "CREATE VIEW trade_cfg AS SELECT t.id, c.v FROM trades t JOIN bot.cfg c ON c.k = t.k",
             "CREATE VIEW trade_cfg_ids AS SELECT id FROM trade_cfg",
@@ -103,6 +106,7 @@ def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg,
     result = restore(store, dst)
     assert sorted(result.notes) == [
         'trades.at: default bot.now_ms() not kept: schema "bot" does not exist',
+        'trades: check id_positive not kept: schema "bot" does not exist',
         "trades: foreign key trades_k_fkey to bot.cfg not created (schema bot is not backed up)",
         "trades: index CREATE INDEX trades_neg ON public.trades USING btree (bot.neg(id)) not kept: "
         'schema "bot" does not exist',
@@ -113,6 +117,8 @@ def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg,
         "view trade_times not created: it reads a table of a schema that is not backed up",
     ]
     assert connect(dst).execute("SELECT * FROM trade_ids").fetchall() == [(1,)]
+    assert connect(dst).execute("SELECT conname FROM pg_constraint WHERE conrelid = 'trades'::regclass"
+                                " AND contype = 'c'").fetchall() == [("trades_id_check",)]  # the other CHECK kept
 
     lite = work_dir / "trades.sqlite"
     notes = restore(store, f"sqlite:///{lite}").notes

@@ -169,7 +169,7 @@ def test_gathered_keys_past_the_limit_during_the_loads_are_settled_once_their_ta
         settling.set()
         settle(self, table)
 
-    def start(staging, store, entry, schema, progress, first=0):
+    def start(staging, store, entry, schema, progress, notes, first=0):
         def hold(stage, done, total):
             progress(stage, done, total)
             if threading.get_ident() not in held:
@@ -177,7 +177,7 @@ def test_gathered_keys_past_the_limit_during_the_loads_are_settled_once_their_ta
                 assert settling.wait(timeout=30)
                 time.sleep(1)  # a settle that did not wait would run its DELETE meanwhile
 
-        return start_loading(staging, store, entry, schema, hold, first)
+        return start_loading(staging, store, entry, schema, hold, notes, first)
 
     monkeypatch.setattr(gathered_changes, "SETTLE_KEYS", 1000)
     monkeypatch.setattr(gathered_changes.GatheredChanges, "settle", begin_settle)
