@@ -187,8 +187,10 @@ def _views_not_created(left: list[dict[str, Any]], missing: dict[str, Exception]
     for view in left:
         relation = _MISSING_RELATION.search(str(missing[view["name"]]))
         name = relation.group(1) if relation else ""
-        if not relation or ("." in name and not name.startswith("public.")):
-            why = "it reads a table of a schema that is not backed up"
+        if not relation:  # schema "x" does not exist: it calls a function of x, say
+            why = f"{str(missing[view['name']]).splitlines()[0]} (only schema public is backed up)"
+        elif "." in name and not name.startswith("public."):
+            why = f"it reads {name}, of a schema that is not backed up"
         elif name.removeprefix("public.") in names:
             why = f"it reads {name.removeprefix('public.')}, not created"
         elif partial:

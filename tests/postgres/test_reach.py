@@ -112,9 +112,9 @@ def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg,
         'schema "bot" does not exist',
         "trades: trigger CREATE TRIGGER trades_audit AFTER INSERT ON public.trades FOR EACH ROW EXECUTE FUNCTION "
         'bot.audit() not kept: schema "bot" does not exist',
-        "view trade_cfg not created: it reads a table of a schema that is not backed up",
+        "view trade_cfg not created: it reads bot.cfg, of a schema that is not backed up",
         "view trade_cfg_ids not created: it reads trade_cfg, not created",
-        "view trade_times not created: it reads a table of a schema that is not backed up",
+        'view trade_times not created: schema "bot" does not exist (only schema public is backed up)',
     ]
     assert connect(dst).execute("SELECT * FROM trade_ids").fetchall() == [(1,)]
     assert connect(dst).execute("SELECT conname FROM pg_constraint WHERE conrelid = 'trades'::regclass"
