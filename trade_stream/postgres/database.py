@@ -169,7 +169,9 @@ class PostgresDatabase:
         return warnings
 
     def select(self, conn: "psycopg.Connection") -> Selection:
-        unlogged = set(self.unlogged(conn))
+        """Every incremental selects (the agent's, every second): the unlogged tables are
+        looked up only for an include list to check."""
+        unlogged = set(self.unlogged(conn)) if self.include else set()
         for name in self.include:
             if name in unlogged:
                 raise BadInputError(f"[database] include names table {name!r}, which is UNLOGGED: its changes never "
