@@ -148,7 +148,7 @@ def partitioned_tables(conn: "psycopg.Connection", objects: list[dict[str, Any]]
     recorded = [o for o in objects if o["kind"] == "partitioned table"]
     notes, kept, present = [], [], set(restored)
     for table in reversed(recorded):  # a partitioned partition is decided before its parent
-        missing = sorted(child for child in _children(table) if child not in present)
+        missing = sorted(child for child in table["partitions"] if child not in present)
         if missing and partial:
             notes.append(f"partitioned table {table['name']} not created: partitions left out "
                          f"({', '.join(missing)})")
@@ -163,19 +163,6 @@ def partitioned_tables(conn: "psycopg.Connection", objects: list[dict[str, Any]]
         for statement in table["attach"]:
             conn.execute(statement)
     return {table["name"] for table in kept}, notes
-
-
-_ATTACH = re.compile(r'^ALTER TABLE ONLY (?:"(?:[^"]|"")+"|\S+) ATTACH PARTITION ("(?:[^"]|"")+"|\S+) ')
-
-
-def _children(table: dict[str, Any]) -> list[str]:
-    children = []
-    for statement in table["attach"]:
-        match = _ATTACH.match(statement)
-        if match is not None:
-            name = match.group(1)
-            children.append(name[1:-1].replace('""', '"') if name.startswith('"') else name)
-    return children
 
 
 def _views_not_created(left: list[dict[str, Any]], missing: dict[str, Exception], partial: bool) -> list[str]:

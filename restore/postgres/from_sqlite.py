@@ -72,8 +72,8 @@ def point_file(store: BackupStore, plan: Plan, source: DatabaseSchema, progress:
             tables = [DatabaseService.table_schema(conn, name) for name in sorted(result.tables)]
         finally:
             conn.close()
-        # a restore of some tables: the others' keys still tell a foreign key its parent's
-        tables += [t for t in source.tables if t.name not in result.tables and plan.tables is not None]
+        if plan.tables is not None:  # the others' keys still tell a foreign key its parent's
+            tables += [t for t in source.tables if t.name not in result.tables]
         yield Point(path, DatabaseSchema(dialect=source.dialect, tables=tables), result)
 
 

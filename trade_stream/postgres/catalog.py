@@ -3,10 +3,11 @@ its constraints (primary key name, unique, exclusion, check, foreign keys with t
 actions, deferrability and validity), secondary indexes, triggers, comments, replica
 identity, storage parameters, row security and its policies, columns' collations,
 statistics targets and storage, the index it is clustered on, extended statistics, rules,
-comments on its indexes and constraints, and the definitions of its sequences; per database its functions, views,
-materialized views and partitioned tables. Each as the server prints it (``pg_get_constraintdef``,
-``pg_get_indexdef``, ``pg_get_triggerdef``, ``pg_get_functiondef``, ``pg_get_viewdef``),
-so the restore gives back the same definitions ``pg_dump --schema-only`` shows.
+comments on its indexes and constraints, and the definitions of its sequences; per
+database its functions, views, materialized views and partitioned tables. Each as the
+server prints it (``pg_get_constraintdef``, ``pg_get_indexdef``, ``pg_get_triggerdef``,
+``pg_get_functiondef``, ``pg_get_viewdef``), so the restore gives back the same
+definitions ``pg_dump --schema-only`` shows.
 
 Read in the snapshot the full backup reads its rows in (and again by every incremental,
 which resynchronises a table whose definition changed).
@@ -247,7 +248,8 @@ def partitioned_table(conn: "psycopg.Connection", oid: int, name: str) -> dict[s
     (``PostgresDatabase.user_tables``) and it is rebuilt over them as pg_dump does it: the
     ``ddl`` creates it with its columns and CHECKs, ``attach`` then attaches each partition
     with its bound, adds the table's keys and indexes ``ON ONLY`` it and attaches the
-    partitions' own (restored with them) to those, and adds its foreign keys."""
+    partitions' own (restored with them) to those, and adds its foreign keys;
+    ``partitions`` names them."""
     table = quote_ident(name)
     columns = [
         f"{quote_ident(column)} {declared}"
@@ -268,11 +270,11 @@ def partitioned_table(conn: "psycopg.Connection", oid: int, name: str) -> dict[s
     columns += [f"CONSTRAINT {quote_ident(c)} {definition}" for c, kind, definition, _ in constraints if kind == "c"]
     key = conn.execute("SELECT pg_get_partkeydef(%s)", (oid,)).fetchone()[0]
     ddl = f"CREATE TABLE {table} (\n    " + ",\n    ".join(columns) + f"\n) PARTITION BY {key}"
-    attach = [f"ALTER TABLE ONLY {table} ATTACH PARTITION {quote_ident(child)} {bound}"
-              for child, bound in conn.execute(
-                  "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-                  " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s ORDER BY c.relname", (oid,),
-              ).fetchall()]
+    bounds = conn.execute(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s ORDER BY c.relname", (oid,),
+    ).fetchall()
+    attach = [f"ALTER TABLE ONLY {table} ATTACH PARTITION {quote_ident(child)} {bound}" for child, bound in bounds]
     backing = set()
     for constraint, kind, definition, index in constraints:
         if kind in ("p", "u", "x"):
@@ -288,7 +290,8 @@ def partitioned_table(conn: "psycopg.Connection", oid: int, name: str) -> dict[s
             attach += _attach_indexes(conn, index)
     attach += [f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(c)} {definition}"
                for c, kind, definition, _ in constraints if kind == "f"]
-    return {"kind": "partitioned table", "name": name, "ddl": ddl, "attach": attach}
+    return {"kind": "partitioned table", "name": name, "ddl": ddl, "attach": attach,
+            "partitions": [child for child, _ in bounds]}
 
 
 def partitioned_names(objects: Iterable[dict[str, Any]]) -> set[str]:
