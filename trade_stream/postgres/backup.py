@@ -33,8 +33,9 @@ from trade_stream.postgres.catalog import database_objects, sequence_positions
 from trade_stream.postgres.database import PostgresDatabase, same_columns
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
+from trade_stream.postgres.stored_images import stored_images
 from trade_stream.postgres.types import travels_as_text, type_oid
-from trade_stream.postgres.wal2json import StreamDecoder
+from trade_stream.postgres.wal2json import StreamDecoder, UnchangedValuesMissing
 from trade_stream.progress import Progress, no_progress
 from trade_stream.publish import BackupResult, Publisher
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -228,7 +229,10 @@ class PostgresBackupEngine:
                 raise BadInputError(
                     "change capture was reinstalled since the last backup: run `tradevault backup full`"
                 )
-            result = self._seal(conn, entries, covered, capture_id, selection.tables)
+            try:
+                result = self._seal(conn, entries, covered, capture_id, selection.tables)
+            except UnchangedValuesMissing:  # rare: read the stream again, those values found first
+                result = self._seal(conn, entries, covered, capture_id, selection.tables, fill=True)
         finally:
             conn.close()
         result.seconds = round(time.perf_counter() - started, 3)
@@ -237,7 +241,9 @@ class PostgresBackupEngine:
         return result
 
     def _seal(self, conn: Any, entries: list[mf.ManifestEntry], covered: int, capture_id: str,
-              tables: list[str]) -> BackupResult:
+              tables: list[str], fill: bool = False) -> BackupResult:
+        """``fill``: an update of the stream leaves out a value that only the stored rows
+        hold (``_fill_unchanged``)."""
         locations = [loc.name for loc in self.store.locations]
         end = chain_end(entries)
         assert end is not None
@@ -255,11 +261,11 @@ class PostgresBackupEngine:
             if changed:
                 with self.capture.exported_snapshot(temporary=True) as snapshot:
                     upto = snapshot.lsn
-                    self._spool_stream(conn, decoder, upto, body, stats, counts)
+                    self._spool_stream(conn, decoder, upto, body, stats, counts, entries if fill else None)
                     self._spool_resync(snapshot, changed, body, stats, counts, end_tables)
                 advance_to = upto
             else:
-                self._spool_stream(conn, decoder, upto, body, stats, counts)
+                self._spool_stream(conn, decoder, upto, body, stats, counts, entries if fill else None)
                 advance_to = decoder.last_commit_lsn
             body.finish()
             for name in sorted(decoder.changed - set(changed)):
@@ -294,15 +300,32 @@ class PostgresBackupEngine:
         return BackupResult.of(entry, stored)
 
     def _spool_stream(self, conn: Any, decoder: StreamDecoder, upto: int, body: Any, stats: "_Stats",
-                      counts: dict[str, int]) -> None:
+                      counts: dict[str, int], fill_from: list[mf.ManifestEntry] | None = None) -> None:
         reader = self.db.connect(autocommit=False)
         try:
+            if fill_from is not None:
+                self._fill_unchanged(reader, decoder, upto, fill_from)
             for batch in self.capture.read(reader, decoder, upto):
                 body.write(encode_chunk(batch, plain=True))  # the decoder made wire values
                 stats.add(batch, counts)
                 self.progress("seal", stats.count, None)
         finally:
             reader.close()
+
+    def _fill_unchanged(self, reader: Any, decoder: StreamDecoder, upto: int, entries: list[mf.ManifestEntry]) -> None:
+        """Give ``decoder`` the stored rows of every key that an update of the stream up to
+        ``upto`` leaves a TOASTed value out of (wal2json sends only the values an update
+        changed, when they are TOASTed): a first read of the stream names the keys, the
+        store gives their rows (``stored_images``); the decoder fills each left-out value from
+        the latest row it knows (a change earlier in the stream, else the stored one)."""
+        tables = [codec.table for codec in decoder.codecs.values()]
+        scan = StreamDecoder(tables, after_seq=decoder.after_seq)
+        scan.wanted = {}
+        for _ in self.capture.read(reader, scan, upto):
+            self.progress("seal", 0, None)
+        reader.rollback()
+        images = stored_images(self.store, entries, scan.wanted, {t.name: t for t in tables})
+        decoder.fill_from(images, scan.wanted)
 
     def _spool_resync(self, snapshot: ExportedSnapshot, changed: dict[str, TableSchema | None], body: Any,
                       stats: "_Stats", counts: dict[str, int], end_tables: dict[str, TableSchema]) -> None:

@@ -40,8 +40,9 @@ from typing import Any, Callable
 
 import msgspec
 
-from trade_stream.errors import BadInputError
+from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
+from trade_stream.key_index import key_bytes
 from trade_stream.postgres.database import post_load
 from trade_stream.postgres.lsn import MAX_TX_EVENTS, event_seq, parse_lsn
 from trade_stream.postgres.types import Parser, wal2json_wire_parser
@@ -101,6 +102,21 @@ def decode_message(data: str | bytes) -> Message:
 _SKIP: Any = object()  # a parser slot: the column is checked in place, its value not returned
 
 
+class _Unchanged:
+    """The value of a column an update left out of its message (see ``StreamDecoder``)."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()
+
+
+class UnchangedValuesMissing(Exception):
+    """An update left out a TOASTed value it did not change, and nothing the decoder holds
+    gives it: the capture reads the stream again with ``StreamDecoder.images`` set."""
+
+
 def _unrolled(fields: list[tuple[str, str | None]], parsers: list[Parser | None],
               ) -> Callable[[list[ColumnValue]], list[Any] | None]:
     """A reader of one message's column list, unrolled for one table: each column's name
@@ -150,6 +166,7 @@ class _TableCodec:
                                    if self.by_name[name] is not None]
         self._read_row = _unrolled(signature, slots)
         self._read_key = _unrolled([(name, None) for name in self.identity], [self.by_name[n] for n in self.identity])
+        self.generated = {c["name"] for c in post_load(table).get("generated", [])}
         self._other: dict[str, Parser | None] = {}
 
     def _parser_for(self, name: str, declared: str) -> Parser | None:
@@ -162,11 +179,18 @@ class _TableCodec:
                 self._other[declared] = None  # projected away or resynced later
         return self._other[declared]
 
-    def row(self, columns: list[ColumnValue]) -> tuple[list[Any], bool]:
-        """(row in the known column order, whether the message matched the known columns)."""
+    def row(self, columns: list[ColumnValue], update: bool = False) -> tuple[list[Any], bool, bool]:
+        """(row in the known column order, whether the message matched the known columns,
+        whether the row holds ``UNCHANGED``). An ``update`` may leave out columns (their
+        TOASTed values did not change): those hold ``UNCHANGED``, and the message still
+        matches."""
         row = self._read_row(columns)
         if row is not None:
-            return row, True
+            return row, True, False
+        if update:
+            row = self._without_unchanged(columns)
+            if row is not None:
+                return row, True, True
         values = {}
         for column in columns:
             value = column.value
@@ -175,7 +199,42 @@ class _TableCodec:
                 if parse is not None:
                     value = parse(value)
             values[column.name] = value
-        return [values.get(name) for name in self.names], False
+        missing = UNCHANGED if update else None  # an update's: a TOASTed value it did not change
+        row = [values.get(name, missing) for name in self.names]
+        return row, False, update and UNCHANGED in row
+
+    def _without_unchanged(self, columns: list[ColumnValue]) -> list[Any] | None:
+        """The row of an update whose message lists the known columns in their order, some
+        left out (wal2json leaves out a TOASTed value the update did not change: it is not in
+        the WAL), each left out one ``UNCHANGED``; None when the message is anything else."""
+        if self.generated:
+            columns = [c for c in columns if c.name not in self.generated]
+        if len(columns) >= len(self.signature):
+            return None
+        row: list[Any] = []
+        at = 0
+        for name, declared in self.signature:
+            column = columns[at] if at < len(columns) else None
+            if column is None or column.name != name:
+                row.append(UNCHANGED)
+                continue
+            if declared is not None and column.type and column.type != declared:
+                return None
+            value, parse = column.value, self.by_name[name]
+            row.append(value if value is None or parse is None else parse(value))
+            at += 1
+        return row if at == len(columns) else None
+
+    def fill_from_identity(self, row: list[Any], identity: list[ColumnValue]) -> bool:
+        """Fill the ``UNCHANGED`` values of an update's row from its old row, which holds
+        them under REPLICA IDENTITY FULL (the server writes the old row whole, TOASTed
+        values included); whether none is left."""
+        old = {c.name: c.value for c in identity}
+        for i, name in enumerate(self.names):
+            if row[i] is UNCHANGED and name in old:
+                value, parse = old[name], self.by_name[name]
+                row[i] = value if value is None or parse is None else parse(value)
+        return UNCHANGED not in row
 
     def key_from_identity(self, identity: list[ColumnValue]) -> list[Any] | None:
         """The old key of an update or delete: its primary key, or the whole old row of a
@@ -206,6 +265,13 @@ class StreamDecoder:
         self.last_commit_lsn: int | None = None
         self.transactions = 0
         self.pending: list[ChangeEvent] = []
+        # Updates leave out unchanged TOASTed values. ``images``: the rows the decoder fills
+        # them from, by (table, key_bytes of the key), kept up to date for those keys only;
+        # None: such an update raises UnchangedValuesMissing unless its old row (REPLICA
+        # IDENTITY FULL) holds them. ``wanted``: with images None, collect the keys instead.
+        self.images: dict[tuple[str, bytes], list[Any]] | None = None
+        self.wanted: dict[str, list[list[Any]]] | None = None
+        self._tracked: dict[str, set[bytes]] = {}
         self._commit_lsn: int | None = None  # of the transaction being read
         self._skip = False  # that transaction is stored already
         self._base = self._xid = self._ts = self._index = 0
@@ -254,16 +320,18 @@ class StreamDecoder:
         row: list[Any] | None = None
         table_schema = None
         if action == "U":
-            row, matched = codec.row(message.columns)
+            row, matched, partial = codec.row(message.columns, update=True)
             key = codec.key_from_identity(message.identity)
             if key is None:
                 if not codec.key_indexes:
                     raise BadInputError(f"table {name!r} has no primary key and an update carries no old row: "
                                         f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL")
                 key = [row[i] for i in codec.key_indexes]  # the key did not change
+            if partial and not codec.fill_from_identity(row, message.identity):
+                self._unchanged(name, key, row)
             op = UPDATE
         elif action == "I":
-            row, matched = codec.row(message.columns)
+            row, matched, _ = codec.row(message.columns)
             key = [row[i] for i in codec.key_indexes]
             op = INSERT
         elif action == "D":
@@ -278,11 +346,51 @@ class StreamDecoder:
             matched, key, op, table_schema = True, None, SCHEMA, codec.table.to_dict()
         if not matched:
             self.changed.add(name)
+        if self.images is not None and name in self._tracked:
+            self._track(name, op, key, row, codec)
         index = self._index
         if index >= MAX_TX_EVENTS:
             event_seq(self._commit_lsn, index)  # raises: too many changes for one transaction
         self._index = index + 1
         self.pending.append(ChangeEvent(self._base + index, self._xid, self._ts, name, op, key, row, table_schema))
+
+    def fill_from(self, images: dict[tuple[str, bytes], list[Any]], wanted: dict[str, list[list[Any]]]) -> None:
+        """Fill left-out values from ``images`` (rows as the store holds them before this
+        stream, by (table, ``key_bytes`` of the key)), kept up to date for the ``wanted``
+        keys as the stream changes them."""
+        self.images = dict(images)
+        self._tracked = {name: {key_bytes(k) for k in keys} for name, keys in wanted.items()}
+
+    def _unchanged(self, name: str, key: list[Any], row: list[Any]) -> None:
+        if self.images is None:
+            if self.wanted is None:
+                raise UnchangedValuesMissing(name)
+            self.wanted.setdefault(name, []).append(key)
+            return
+        image = self.images.get((name, key_bytes(key)))
+        if image is None:
+            missing = [c for c, v in zip(self.codecs[name].names, row) if v is UNCHANGED]
+            raise IntegrityError(f"table {name!r}: an update left out the unchanged value of {', '.join(missing)}"
+                                 f" (TOASTed) for key {key!r}, and no stored row holds it")
+        for i, value in enumerate(row):
+            if value is UNCHANGED:
+                row[i] = image[i]
+
+    def _track(self, name: str, op: str, key: list[Any] | None, row: list[Any] | None, codec: _TableCodec) -> None:
+        """Keep ``images`` of the tracked keys as the stream changes them."""
+        assert self.images is not None
+        tracked = self._tracked[name]
+        if op == SCHEMA:  # TRUNCATE: no row is left
+            for k in tracked:
+                self.images.pop((name, k), None)
+            return
+        old = key_bytes(key) if key is not None else None
+        if old is not None and old in tracked:
+            self.images.pop((name, old), None)
+        if row is not None and codec.key_indexes:
+            new = key_bytes([row[i] for i in codec.key_indexes])
+            if new in tracked:
+                self.images[(name, new)] = row
 
     def _commit(self, message: Message) -> None:
         lsn = parse_lsn(message.nextlsn) if message.nextlsn else self._commit_lsn
