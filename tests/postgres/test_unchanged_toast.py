@@ -10,6 +10,8 @@ import time
 import pytest
 
 from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from trade_stream.errors import IntegrityError
+from trade_stream.postgres.stored_images import RowImages
 from trade_stream.postgres.wal2json import UNCHANGED, StreamDecoder, UnchangedValuesMissing
 from trade_stream.schema import Column, TableSchema
 
@@ -73,7 +75,8 @@ def test_restore_into_sqlite_keeps_unchanged_toasted_values(pg, work_dir):
     store = make_store(work_dir)
     engine(src, store).full()
     execute(src, "UPDATE t SET n = 5")
-    engine(src, store).incremental()
+    warnings = engine(src, store).incremental().warnings
+    assert any("table 't': 1 update(s) left large (TOASTed) values out" in w for w in warnings), warnings
     target = work_dir / "restored.sqlite"
     restore(store, f"sqlite:///{target}")
     doc, meta = connect(src).execute("SELECT doc, meta::text FROM t").fetchone()
@@ -140,18 +143,29 @@ def test_decoder_asks_for_the_stored_row_when_nothing_it_holds_has_the_value():
 
 
 def test_decoder_collects_the_keys_then_fills_from_the_rows_it_is_given():
+    images = RowImages()
     scan = StreamDecoder([TABLE])
-    scan.wanted = {}
+    scan.collect_into(images)
     for message in _messages(UPDATE):
         scan.feed(message)
-    assert scan.wanted == {"t": [[1]]}
+    assert images.counts == {"t": 1} and images.wanted("t", b"1") and not images.wanted("t", b"2")
     assert scan.take()[0].row == [1, 2, UNCHANGED]
+    images.put("t", b"1", [1, 1, "the stored text"])
     decoder = StreamDecoder([TABLE])
-    decoder.fill_from({("t", b"1"): [1, 1, "the stored text"]}, scan.wanted)
+    decoder.fill_from(images)
     for message in _messages(UPDATE):
         decoder.feed(message)
     assert decoder.take()[0].row == [1, 2, "the stored text"]
     assert decoder.changed == set()  # not mistaken for a schema change
+    assert images.get("t", b"1") == [1, 2, "the stored text"]  # kept up to date
+
+
+def test_decoder_refuses_to_store_a_value_nothing_holds():
+    decoder = StreamDecoder([TABLE])
+    decoder.fill_from(RowImages())
+    with pytest.raises(IntegrityError, match="left out the unchanged value of doc"):
+        for message in _messages(UPDATE):
+            decoder.feed(message)
 
 
 def test_decoder_fills_from_the_old_row_of_replica_identity_full():

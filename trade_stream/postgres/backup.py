@@ -33,7 +33,7 @@ from trade_stream.postgres.catalog import database_objects, sequence_positions
 from trade_stream.postgres.database import PostgresDatabase, same_columns
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
-from trade_stream.postgres.stored_images import stored_images
+from trade_stream.postgres.stored_images import RowImages, stored_images
 from trade_stream.postgres.types import travels_as_text, type_oid
 from trade_stream.postgres.wal2json import StreamDecoder, UnchangedValuesMissing
 from trade_stream.progress import Progress, no_progress
@@ -302,17 +302,21 @@ class PostgresBackupEngine:
     def _spool_stream(self, conn: Any, decoder: StreamDecoder, upto: int, body: Any, stats: "_Stats",
                       counts: dict[str, int], fill_from: list[mf.ManifestEntry] | None = None) -> None:
         reader = self.db.connect(autocommit=False)
+        images = None
         try:
             if fill_from is not None:
-                self._fill_unchanged(reader, decoder, upto, fill_from)
+                images = self._fill_unchanged(reader, decoder, upto, fill_from)
             for batch in self.capture.read(reader, decoder, upto):
                 body.write(encode_chunk(batch, plain=True))  # the decoder made wire values
                 stats.add(batch, counts)
                 self.progress("seal", stats.count, None)
         finally:
             reader.close()
+            if images is not None:
+                images.close()
 
-    def _fill_unchanged(self, reader: Any, decoder: StreamDecoder, upto: int, entries: list[mf.ManifestEntry]) -> None:
+    def _fill_unchanged(self, reader: Any, decoder: StreamDecoder, upto: int, entries: list[mf.ManifestEntry],
+                        ) -> RowImages:
         """Give ``decoder`` the stored rows of every key that an update of the stream up to
         ``upto`` leaves a TOASTed value out of (wal2json sends only the values an update
         changed, when they are TOASTed): a first read of the stream names the keys, the
@@ -320,12 +324,19 @@ class PostgresBackupEngine:
         the latest row it knows (a change earlier in the stream, else the stored one)."""
         tables = [codec.table for codec in decoder.codecs.values()]
         scan = StreamDecoder(tables, after_seq=decoder.after_seq)
-        scan.wanted = {}
+        images = RowImages()
+        scan.collect_into(images)
         for _ in self.capture.read(reader, scan, upto):
             self.progress("seal", 0, None)
         reader.rollback()
-        images = stored_images(self.store, entries, scan.wanted, {t.name: t for t in tables})
-        decoder.fill_from(images, scan.wanted)
+        stored_images(self.store, entries, images, {t.name: t for t in tables})
+        decoder.fill_from(images)
+        for name, count in sorted(images.counts.items()):
+            self.warnings.append(
+                f"table {name!r}: {count:,} update(s) left large (TOASTed) values out of the change stream;"
+                f" they were filled from earlier changes and the stored rows, at the cost of two more reads of the"
+                f" stream (ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL makes the server send them)")
+        return images
 
     def _spool_resync(self, snapshot: ExportedSnapshot, changed: dict[str, TableSchema | None], body: Any,
                       stats: "_Stats", counts: dict[str, int], end_tables: dict[str, TableSchema]) -> None:

@@ -45,6 +45,7 @@ from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
 from trade_stream.key_index import key_bytes
 from trade_stream.postgres.database import post_load
 from trade_stream.postgres.lsn import MAX_TX_EVENTS, event_seq, parse_lsn
+from trade_stream.postgres.stored_images import RowImages
 from trade_stream.postgres.types import Parser, wal2json_wire_parser
 from trade_stream.schema import TableSchema, quote_ident
 
@@ -265,13 +266,12 @@ class StreamDecoder:
         self.last_commit_lsn: int | None = None
         self.transactions = 0
         self.pending: list[ChangeEvent] = []
-        # Updates leave out unchanged TOASTed values. ``images``: the rows the decoder fills
-        # them from, by (table, key_bytes of the key), kept up to date for those keys only;
-        # None: such an update raises UnchangedValuesMissing unless its old row (REPLICA
-        # IDENTITY FULL) holds them. ``wanted``: with images None, collect the keys instead.
-        self.images: dict[tuple[str, bytes], list[Any]] | None = None
-        self.wanted: dict[str, list[list[Any]]] | None = None
-        self._tracked: dict[str, set[bytes]] = {}
+        # Updates leave out unchanged TOASTed values (see ``_unchanged``). ``images``: None
+        # (such an update raises UnchangedValuesMissing unless its old row holds them), or
+        # where the keys that need a row are collected (``filling`` False) or the rows they
+        # are filled from are found (True), kept up to date as the stream changes them.
+        self.images: RowImages | None = None
+        self.filling = False
         self._commit_lsn: int | None = None  # of the transaction being read
         self._skip = False  # that transaction is stored already
         self._base = self._xid = self._ts = self._index = 0
@@ -346,7 +346,7 @@ class StreamDecoder:
             matched, key, op, table_schema = True, None, SCHEMA, codec.table.to_dict()
         if not matched:
             self.changed.add(name)
-        if self.images is not None and name in self._tracked:
+        if self.filling and name in self.images.tables:  # type: ignore[union-attr]
             self._track(name, op, key, row, codec)
         index = self._index
         if index >= MAX_TX_EVENTS:
@@ -354,20 +354,23 @@ class StreamDecoder:
         self._index = index + 1
         self.pending.append(ChangeEvent(self._base + index, self._xid, self._ts, name, op, key, row, table_schema))
 
-    def fill_from(self, images: dict[tuple[str, bytes], list[Any]], wanted: dict[str, list[list[Any]]]) -> None:
-        """Fill left-out values from ``images`` (rows as the store holds them before this
-        stream, by (table, ``key_bytes`` of the key)), kept up to date for the ``wanted``
-        keys as the stream changes them."""
-        self.images = dict(images)
-        self._tracked = {name: {key_bytes(k) for k in keys} for name, keys in wanted.items()}
+    def collect_into(self, images: RowImages) -> None:
+        """Collect the keys whose updates leave values out into ``images``, without filling."""
+        self.images, self.filling = images, False
+
+    def fill_from(self, images: RowImages) -> None:
+        """Fill left-out values from ``images`` (the rows as the store holds them before this
+        stream, of the keys wanted), kept up to date as the stream changes those keys."""
+        self.images, self.filling = images, True
 
     def _unchanged(self, name: str, key: list[Any], row: list[Any]) -> None:
+        """An update left values out (UNCHANGED in ``row``), and its old row does not hold them."""
         if self.images is None:
-            if self.wanted is None:
-                raise UnchangedValuesMissing(name)
-            self.wanted.setdefault(name, []).append(key)
+            raise UnchangedValuesMissing(name)
+        if not self.filling:
+            self.images.want(name, key_bytes(key))
             return
-        image = self.images.get((name, key_bytes(key)))
+        image = self.images.get(name, key_bytes(key))
         if image is None:
             missing = [c for c, v in zip(self.codecs[name].names, row) if v is UNCHANGED]
             raise IntegrityError(f"table {name!r}: an update left out the unchanged value of {', '.join(missing)}"
@@ -377,20 +380,18 @@ class StreamDecoder:
                 row[i] = image[i]
 
     def _track(self, name: str, op: str, key: list[Any] | None, row: list[Any] | None, codec: _TableCodec) -> None:
-        """Keep ``images`` of the tracked keys as the stream changes them."""
-        assert self.images is not None
-        tracked = self._tracked[name]
+        """Keep the rows of the wanted keys as the stream changes them."""
+        images = self.images
+        assert images is not None
         if op == SCHEMA:  # TRUNCATE: no row is left
-            for k in tracked:
-                self.images.pop((name, k), None)
+            images.drop_wanted_rows(name)
             return
-        old = key_bytes(key) if key is not None else None
-        if old is not None and old in tracked:
-            self.images.pop((name, old), None)
+        if key is not None and images.wanted(name, old := key_bytes(key)):
+            images.drop(name, old)
         if row is not None and codec.key_indexes:
             new = key_bytes([row[i] for i in codec.key_indexes])
-            if new in tracked:
-                self.images[(name, new)] = row
+            if images.wanted(name, new):
+                images.put(name, new, row)
 
     def _commit(self, message: Message) -> None:
         lsn = parse_lsn(message.nextlsn) if message.nextlsn else self._commit_lsn
