@@ -81,3 +81,16 @@ def test_a_role_that_may_not_set_the_replica_identity_gets_the_statement_and_not
             conn.close()
     finally:
         execute(src, "DROP OWNED BY tv_backup", "DROP ROLE tv_backup")
+
+
+def test_a_table_whose_identity_is_a_unique_index_is_refused_with_the_statement(pg, work_dir):
+    """The user chose that identity (for a subscriber of their own, say): tradevault does
+    not overrule it, and says what it needs before anything changes."""
+    src = pg.new("src")
+    execute(src, "CREATE TABLE t (id int NOT NULL, v text)", "CREATE UNIQUE INDEX t_id ON t (id)",
+            "ALTER TABLE t REPLICA IDENTITY USING INDEX t_id")
+    store = make_store(work_dir)
+    with pytest.raises(BadInputError, match=r'REPLICA IDENTITY is an index, .*ALTER TABLE "t" REPLICA IDENTITY FULL'):
+        engine(src, store).full()
+    assert store.entries() == []
+    assert connect(src).execute("SELECT relreplident FROM pg_class WHERE relname = 't'").fetchone()[0] == "i"

@@ -243,8 +243,11 @@ class PostgresDatabase:
         has_pk = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %s AND indisprimary)",
                               (relid,)).fetchone()[0]
         if require_identity and not has_pk and replident != "f":
+            # the default was set to FULL already (identify_keyless); an index chosen as the
+            # identity is the user's choice, which tradevault does not overrule
+            chosen = "its REPLICA IDENTITY is an index, and " if replident == "i" else ""
             raise BadInputError(
-                f"table {table!r} has no primary key: its updates and deletes need the whole old row "
+                f"table {table!r} has no primary key: {chosen}its updates and deletes need the whole old row "
                 f"(ALTER TABLE {quote_ident(table)} REPLICA IDENTITY FULL)"
             )
         attrs = conn.execute(
