@@ -148,8 +148,10 @@ class PostgresDatabase:
     @staticmethod
     def reach_warnings(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
         """What a full backup of ``tables`` says of what it cannot protect, or not as it is:
-        other schemas' tables (``out_of_reach``), unlogged ones, and inheritance (each table
-        is backed up with its own rows, ``ONLY``, and restored without ``INHERITS``)."""
+        other schemas' tables (``out_of_reach``), unlogged ones, large objects (their
+        writes are not logically decoded: pg_dump has them, a restore would not), and
+        inheritance (each table is backed up with its own rows, ``ONLY``, and restored
+        without ``INHERITS``)."""
         warnings = []
         outside = PostgresDatabase.out_of_reach(conn)
         if outside:
@@ -159,6 +161,11 @@ class PostgresDatabase:
         warnings += [f"table {name!r} is UNLOGGED: its changes never reach the WAL, so it is not backed up "
                      f"(ALTER TABLE {quote_ident(name)} SET LOGGED to protect it)"
                      for name in PostgresDatabase.unlogged(conn)]
+        objects = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+        if objects:
+            warnings.append(f"the database holds {objects:,} large object(s) (lo_create, lo_import): they are not "
+                            "backed up, logical decoding does not carry them (pg_dump does; a bytea column would "
+                            "be backed up)")
         warnings += [f"table {child!r} inherits from {parent!r}: each is backed up with its own rows and "
                      "restored without INHERITS"
                      for child, parent in conn.execute(
