@@ -190,5 +190,9 @@ def table_to_sqlite(table: TableSchema) -> SqliteTable:
 
 def database_notes(objects: list[dict]) -> list[str]:
     """The database objects a SQLite restore leaves out: functions, views, sequences and
-    extensions are PostgreSQL's own."""
-    return [f"{o.get('kind', 'object')} {o.get('name', '?')} not kept (PostgreSQL only)" for o in objects]
+    extensions are PostgreSQL's own; owners and privileges too, said once."""
+    notes = [f"{o.get('kind', 'object')} {o.get('name', '?')} not kept (PostgreSQL only)" for o in objects
+             if o.get("kind") != "privileges"]
+    if any(o.get("kind") == "privileges" for o in objects):
+        notes.append("owners and privileges not kept (SQLite has none)")
+    return notes

@@ -53,8 +53,9 @@ def test_cli_backup_status_restore_uninstall(pg, work_dir):
     assert again.returncode == 2 and "not empty" in again.stderr
     planned = tv(work_dir, "restore", "--to", f"sqlite:///{work_dir / 'copy.sqlite'}", "--dry-run")
     assert planned.returncode == 0, planned.stderr
-    assert "would map to the other dialect (1 decision(s)):" in planned.stdout
+    assert "would map to the other dialect (2 decision(s)):" in planned.stdout
     assert "t.v: numeric -> DECIMAL_BLOB" in planned.stdout and not (work_dir / "copy.sqlite").exists()
+    assert "owners and privileges not kept (SQLite has none)" in planned.stdout
     to_sqlite = tv(work_dir, "restore", "--to", f"sqlite:///{work_dir / 'copy.sqlite'}")
     assert to_sqlite.returncode == 0 and "mapped to the other dialect" in to_sqlite.stdout, to_sqlite.stderr
     removed = tv(work_dir, "uninstall", "--json")

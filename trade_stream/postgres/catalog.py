@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
+from trade_stream.postgres.privileges import privileges
 from trade_stream.postgres.type_definitions import signature_types
 from trade_stream.schema import quote_ident
 
@@ -240,7 +241,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         " WHERE n.nspname = 'public' AND c.relkind = 'p' ORDER BY c.oid"
     ).fetchall():
         objects.append(_with_comment(conn, partitioned_table(conn, oid, name), oid, "pg_class"))
-    return objects
+    return objects + privileges(conn)  # last: run once every object exists
 
 
 def partitioned_table(conn: "psycopg.Connection", oid: int, name: str) -> dict[str, Any]:
