@@ -263,6 +263,7 @@ class StreamDecoder:
         self.after_seq = after_seq
         self.changed: set[str] = set()  # tables whose messages no longer match
         self.ignored: set[str] = set()  # tables seen but not protected
+        self.unkeyable: dict[str, int] = {}  # changes left out, by table (``_unkeyable``)
         self.last_commit_lsn: int | None = None
         self.transactions = 0
         self.pending: list[ChangeEvent] = []
@@ -324,11 +325,13 @@ class StreamDecoder:
             key = codec.key_from_identity(message.identity)
             if key is None:
                 if not codec.key_indexes:
+                    if message.identity:
+                        return self._unkeyable(name)
                     raise BadInputError(f"table {name!r} has no primary key and an update carries no old row: "
                                         f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL")
                 key = [row[i] for i in codec.key_indexes]  # the key did not change
             if partial and not codec.fill_from_identity(row, message.identity):
-                self._unchanged(name, key, row)
+                self._unchanged(name, key, row, strict=matched)
             op = UPDATE
         elif action == "I":
             row, matched, _ = codec.row(message.columns)
@@ -337,6 +340,8 @@ class StreamDecoder:
         elif action == "D":
             matched = True
             key = codec.key_from_identity(message.identity)
+            if key is None and not codec.key_indexes and message.identity:
+                return self._unkeyable(name)
             if key is None:
                 fix = "FULL" if not codec.key_indexes else "DEFAULT"
                 raise BadInputError(f"table {name!r}: a delete carries no old key: "
@@ -354,6 +359,15 @@ class StreamDecoder:
         self._index = index + 1
         self.pending.append(ChangeEvent(self._base + index, self._xid, self._ts, name, op, key, row, table_schema))
 
+    def _unkeyable(self, name: str) -> None:
+        """An update or delete of a table without a primary key whose old row no longer
+        has the known columns (a column dropped or renamed since): the row it changes cannot
+        be named. The change is left out and the table is resynchronised (``changed``), which
+        gives its rows back as they are; restore points in between show the table without
+        those changes (``unkeyable`` counts them, for the backup's warning)."""
+        self.changed.add(name)
+        self.unkeyable[name] = self.unkeyable.get(name, 0) + 1
+
     def collect_into(self, images: RowImages) -> None:
         """Collect the keys whose updates leave values out into ``images``, without filling."""
         self.images, self.filling = images, False
@@ -363,14 +377,19 @@ class StreamDecoder:
         stream, of the keys wanted), kept up to date as the stream changes those keys."""
         self.images, self.filling = images, True
 
-    def _unchanged(self, name: str, key: list[Any], row: list[Any]) -> None:
-        """An update left values out (UNCHANGED in ``row``), and its old row does not hold them."""
+    def _unchanged(self, name: str, key: list[Any], row: list[Any], strict: bool = True) -> None:
+        """An update left values out (UNCHANGED in ``row``), and its old row does not hold them.
+        Not ``strict``: the message no longer matches the known columns (the table is
+        resynchronised after this stream), and a value no row gives is NULL, not an error
+        that would stop every incremental from now on."""
         if self.images is None:
             raise UnchangedValuesMissing(name)
         if not self.filling:
             self.images.want(name, key_bytes(key))
             return
         image = self.images.get(name, key_bytes(key))
+        if image is None and not strict:
+            image = [None] * len(row)
         if image is None:
             missing = [c for c, v in zip(self.codecs[name].names, row) if v is UNCHANGED]
             raise IntegrityError(f"table {name!r}: an update left out the unchanged value of {', '.join(missing)}"
