@@ -3,7 +3,7 @@ values are ones psycopg writes exactly that way, else in text."""
 
 from __future__ import annotations
 
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Sequence
 
 from trade_stream.events import UPDATE
 from trade_stream.postgres.types import BASE_TYPES, base_name
@@ -90,9 +90,22 @@ def copy_statement(target: str, columns: list[str], binary: bool, *, freeze: boo
     return f"COPY {target} ({cols}) FROM STDIN" + (f" ({', '.join(options)})" if options else "")
 
 
-def copy_rows(cursor: Any, target: str, columns: list[str], rows: Iterable[Any], types: list[int] | None) -> None:
+_TEMPORAL_OIDS = frozenset(BASE_TYPES[name][0] for name in (
+    "date", "timestamp without time zone", "timestamp with time zone"))
+
+
+def holds_text_dates(rows: Sequence[Any], types: list[int]) -> bool:
+    """Whether a date or timestamp column holds a str (infinity, BC, a year past 9999: see
+    trade_stream.postgres.types.temporal_text), which binary COPY cannot write."""
+    positions = [i for i, oid in enumerate(types) if oid in _TEMPORAL_OIDS]
+    return bool(positions) and any(type(row[i]) is str for row in rows for i in positions)
+
+
+def copy_rows(cursor: Any, target: str, columns: list[str], rows: Sequence[Any], types: list[int] | None) -> None:
     """``COPY target (columns) FROM STDIN`` of ``rows``: in binary format with ``types``
-    (see binary_copy_types), else in text."""
+    (see binary_copy_types), else in text (also when a date or timestamp travels as text)."""
+    if types and holds_text_dates(rows, types):
+        types = None
     with cursor.copy(copy_statement(target, columns, bool(types))) as copy:
         if types:
             copy.set_types(types)

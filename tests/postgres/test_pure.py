@@ -233,8 +233,8 @@ def test_type_catalogue():
         wal2json_parser("interval")("P1D")  # only IntervalStyle postgres
     with pytest.raises(BadInputError):
         parse_interval_text("garbage")
-    with pytest.raises(BadInputError):
-        wal2json_parser("date")("infinity")
+    assert wal2json_parser("date")("infinity") == "infinity"  # travels as its text (temporal_text)
+    assert wal2json_parser("timestamp with time zone")("0044-03-15 12:00:00+00 BC") == "0044-03-15 12:00:00+00 BC"
 
 
 def test_copy_chunks_and_binary_copy_parser():

@@ -36,9 +36,10 @@ them) **travels as its exact text**: a str holding what PostgreSQL prints for th
 which it reads back to the identical value (``'value'::type``). A table holding such a
 column is copied in COPY's text format (binary COPY of composites and arrays names type
 oids, which differ from one database to another), and the definitions of the types it
-uses travel with the backup (``type_definitions.py``). Values psycopg cannot represent
-(``infinity`` dates and timestamps, years beyond 9999 or BC) are refused with a
-BadInputError naming the column.
+uses travel with the backup (``type_definitions.py``). A date or timestamp Python's
+datetime cannot hold (``infinity``, ``-infinity``, BC, a year past 9999) is the str
+PostgreSQL reads back to it (``temporal_text``), as an interval that is no timedelta is:
+an application's "valid until infinity" stopped every incremental before.
 
 wal2json 2.5 (Debian 12) prints NaN and +-Infinity of real/double/numeric columns as JSON
 ``null``: through the change stream those values arrive as NULL. The full snapshot carries
@@ -209,6 +210,84 @@ class RealTextLoader(Loader):
         return widen_real(float(bytes(data)))
 
 
+# -- dates and timestamps Python cannot hold ---------------------------------------------------
+_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's epoch, in days after 1970-01-01
+_DAY_US = 86_400_000_000
+_I32_INF, _I64_INF = (1 << 31) - 1, (1 << 63) - 1
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of the proleptic Gregorian calendar, ``days`` after 1970-01-01;
+    year 0 is 1 BC (H. Hinnant's ``civil_from_days``). Pure integer arithmetic: any year."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def temporal_text(kind: str, value: int) -> str:
+    """PostgreSQL's text (DateStyle ISO, UTC) of a binary ``date`` (days after 2000-01-01)
+    or ``timestamp``/``timestamptz`` (microseconds after it) that Python's datetime cannot
+    hold: infinity, BC, a year past 9999. PostgreSQL reads it back to the same value."""
+    limit = _I32_INF if kind == "date" else _I64_INF
+    if value >= limit:
+        return "infinity"
+    if value <= -limit - 1:
+        return "-infinity"
+    days, micros = (value, 0) if kind == "date" else divmod(value, _DAY_US)
+    year, month, day = _civil(days + _EPOCH_DAYS)
+    text = f"{year if year > 0 else 1 - year:04d}-{month:02d}-{day:02d}"
+    if kind != "date":
+        seconds, fraction = divmod(micros, 1_000_000)
+        text += f" {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        text += f".{fraction:06d}".rstrip("0") if fraction else ""
+        text += "+00" if kind == "timestamptz" else ""
+    return text + (" BC" if year <= 0 else "")
+
+
+class _TemporalLoader(Loader):
+    """psycopg's own loader, except for a value Python's datetime cannot hold (infinity,
+    BC, a year past 9999): that one loads as the text PostgreSQL reads back to it, the way
+    an interval that is no timedelta does. Such values arrive in the change stream and the
+    capture must not stop at them (every incremental would meet them again)."""
+
+    kind = ""
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        import psycopg
+
+        super().__init__(oid, context)
+        self._inner = psycopg.adapters.get_loader(oid, self.format)(oid, context)  # type: ignore[misc]
+
+    def load(self, data: Any) -> Any:
+        import psycopg
+
+        try:
+            return self._inner.load(data)
+        except psycopg.DataError:
+            raw = bytes(data)
+            if self.format == Format.TEXT:
+                return raw.decode()
+            return temporal_text(self.kind, (_I4 if self.kind == "date" else _I8).unpack(raw)[0])
+
+
+_I4, _I8 = struct.Struct("!i"), struct.Struct("!q")
+
+
+def _temporal_loaders() -> list[tuple[str, type[Loader]]]:
+    out: list[tuple[str, type[Loader]]] = []
+    for name in ("date", "timestamp", "timestamptz"):
+        for fmt in (Format.TEXT, Format.BINARY):
+            out.append((name, type(f"{name}_{fmt.name.lower()}_loader", (_TemporalLoader,),
+                                   {"kind": name, "format": fmt})))
+    return out
+
+
 def adapters() -> AdaptersMap:
     """psycopg's adapters with tradevault's exact loaders (json as text, exact intervals)."""
     import psycopg
@@ -221,6 +300,8 @@ def adapters() -> AdaptersMap:
     amap.register_loader("interval", IntervalTextLoader)
     amap.register_loader("interval", IntervalBinaryLoader)
     amap.register_loader("float4", RealTextLoader)
+    for name, loader in _temporal_loaders():
+        amap.register_loader(name, loader)
     return amap
 
 
@@ -278,11 +359,11 @@ def _uuid(value: str) -> uuid.UUID:
     return uuid.UUID(value)
 
 
-def _date(value: str) -> dt.date:
+def _date(value: str) -> dt.date | str:
     try:
         return dt.date.fromisoformat(value)
-    except ValueError:
-        raise BadInputError(f"date {value!r} cannot be represented exactly (infinity, BC or year > 9999)") from None
+    except ValueError:  # infinity, BC, a year past 9999: its text (see _TemporalLoader)
+        return value
 
 
 _PARSERS: dict[str, Parser] = {
