@@ -30,12 +30,17 @@ from bisect import bisect_left
 from itertools import accumulate, repeat
 from typing import Any, Iterable, Sequence
 
+import msgspec
 import zstandard
 
 from trade_stream.events import SCHEMA, ChangeEvent, runs
 from trade_stream.schema import TableSchema
+from trade_stream.values import ext_hook
 
-VERSION = 1
+# 2: keys in their wire form (a msgpack extension) fingerprinted by their value; version 1
+# fingerprinted such keys by the extension object's address, so its indexes are not trusted
+# (an object with one may hold anything)
+VERSION = 2
 SPAN_PER_KEY = 256  # fingerprints per key: about 0.4 % false positives
 # Distinct keys of one table an incremental indexes at most: the builder holds them until the
 # end, so one transaction of ten million updates would otherwise hold ten million keys (and
@@ -48,7 +53,11 @@ _SEPARATOR = "\x1f"
 def canonical(value: Any) -> str:
     """One text per value, equal for equal values across backends: numbers without
     trailing zeros (an int, a float and a Decimal of the same value agree), datetimes in
-    UTC ISO form, blobs in hex."""
+    UTC ISO form, blobs in hex. A value in its wire form (``values.to_wire``: a Decimal, a
+    datetime, a uuid as a msgpack extension) is read as its Python value first: the
+    extension object itself prints its address."""
+    if type(value) is msgspec.msgpack.Ext:
+        value = ext_hook(value.code, memoryview(value.data))
     if value is None:
         return "\x00"
     if isinstance(value, bool):
@@ -229,7 +238,7 @@ def index_problem(built: dict[str, Any], stored: dict[str, Any] | None) -> str:
     """How an object's stored key index differs from the one its events make ("" when it
     does not; an object without one has nothing to differ). Compared by content, not bytes:
     another zstd may compress the same fingerprints differently."""
-    if stored is None:
+    if stored is None or stored.get("version") != built.get("version"):  # an older index: not trusted, not read
         return ""
     if sorted(stored.get("touched", ())) != built["touched"]:
         return f"key index lists tables {sorted(stored.get('touched', ()))}, the events touch {built['touched']}"

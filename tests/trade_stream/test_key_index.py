@@ -96,6 +96,28 @@ def test_a_key_is_found_whatever_number_type_it_was_stored_as() -> None:
         assert index.may_hold("fills", key_bytes([typed])), typed
 
 
+def test_a_key_in_its_wire_form_is_found_by_its_value() -> None:
+    """The PostgreSQL decoder hands events over with values in their wire form (a Decimal, a
+    datetime, a uuid as a msgpack extension): the index built from them must answer a
+    lookup by the value itself. Before, an extension's canonical text was its object's
+    address, so history skipped every object for a row keyed by a timestamp or a uuid."""
+    import uuid
+
+    from trade_stream.values import to_wire
+
+    fills = TableSchema("fills", [Column("at", "timestamp with time zone", "datetime"),
+                                  Column("id", "uuid", "uuid"), Column("px", "numeric", "numeric")],
+                        ["at", "id"], "postgresql")
+    at = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    ident = uuid.UUID(int=7)
+    wire = [to_wire(at), to_wire(ident)]
+    index = _index([ChangeEvent(1, 1, 1, "fills", INSERT, wire, [*wire, to_wire(decimal.Decimal("1.5"))])], [fills])
+    assert index.may_hold("fills", key_bytes([at, ident]))
+    assert key_bytes(wire) == key_bytes([at, ident])
+    header = {"keys": {**KeyIndexBuilder([fills]).to_header(), "version": 1}}  # written before the fix
+    assert KeyIndex(header).may_hold("fills", key_bytes([at, ident]))  # not trusted: may hold anything
+
+
 def test_verify_deep_reports_a_key_index_that_misses_a_key(tmp_path) -> None:
     """A key index that left a key out would hide that row's versions from history:
     ``verify --deep`` rebuilds each incremental's index from its events and compares."""
