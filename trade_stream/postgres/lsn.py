@@ -47,7 +47,9 @@ def event_seq(commit_end_lsn: int, index: int) -> int:
     if index >= MAX_TX_EVENTS:
         raise BadInputError(
             f"a transaction committed at {format_lsn(commit_end_lsn)} holds more than {MAX_TX_EVENTS:,} "
-            "row changes, more than one transaction can carry in the change stream"
+            "row changes, more than one transaction can carry in the change stream; the capture cannot go "
+            "past it: start a new chain after it with `tradevault uninstall`, then `tradevault backup full` "
+            "(the backups stored so far stay restorable up to before it)"
         )
     return (commit_end_lsn << SHIFT) + index
 
