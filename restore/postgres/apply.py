@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
+from restore.moved_keys import cut, moves_keys, stretches
 from restore.postgres.copy_rows import (
     as_text,
     binary_copy_types,
@@ -111,10 +112,24 @@ def generated_column(column: dict[str, Any]) -> str:
             f" {column['kind']}{' NOT NULL' if column['not_null'] else ''}")
 
 
+class _NotAllThere(Exception):
+    """A stretch of moved keys whose old keys are not all in the table (see restore.moved_keys)."""
+
+
+def deferrable(table: TableSchema) -> bool:
+    """Whether one of the table's keys or constraints is DEFERRABLE."""
+    extra = post_load(table)
+    definitions = [extra.get("pk_def", "")] + [c["def"] for c in extra.get("constraints", [])]
+    return any(" DEFERRABLE" in d and "NOT DEFERRABLE" not in d for d in definitions)
+
+
 def _primary_key(table: TableSchema) -> str:
-    name = post_load(table).get("pk_name")
+    """The primary key as the source defined it: its name, and what follows its columns
+    (DEFERRABLE, INCLUDE, storage parameters) when there is more."""
+    extra = post_load(table)
+    name = extra.get("pk_name")
     keys = ", ".join(quote_ident(k) for k in table.primary_key)
-    return (f"CONSTRAINT {quote_ident(name)} " if name else "") + f"PRIMARY KEY ({keys})"
+    return (f"CONSTRAINT {quote_ident(name)} " if name else "") + extra.get("pk_def", f"PRIMARY KEY ({keys})")
 
 
 def type_definitions_of(tables: Iterable[TableSchema]) -> list[dict[str, str]]:
@@ -684,6 +699,8 @@ class PostgresApplier:
         if not copyable and table in self.keys_pending:
             self.build_keys(table)  # small batches find their rows through the key's index
         try:
+            if not copyable and op == UPDATE and self._moved_together(table, params):
+                return
             if copyable:
                 with self.conn.cursor() as cursor:
                     rowcount = self._flush_copy(cursor, table, op, params)
@@ -713,6 +730,42 @@ class PostgresApplier:
         except (psycopg.DataError, psycopg.ProgrammingError) as exc:
             raise IntegrityError(f"replay: malformed event for table {table!r}: {exc}".strip()) from None
         self.applied += len(params)
+
+    def _moved_together(self, table: str, params: list[Any]) -> bool:
+        """A run of updates that moves keys of a table whose key is DEFERRABLE, applied in
+        stretches as a whole (restore.moved_keys); whether it was one."""
+        schema = self.tables[table]
+        if table in self.keys_pending or not deferrable(schema):
+            return False
+        if not moves_keys(params, schema.key_indexes(), len(schema.primary_key)):
+            return False  # row by row is right
+        for stretch in stretches(params, len(schema.primary_key)):
+            self._move(table, stretch)
+        self.applied += len(params)
+        return True
+
+    def _move(self, table: str, stretch: list[Any]) -> None:
+        """One stretch: its old keys deleted, its new rows inserted, in a savepoint."""
+        import psycopg
+
+        schema = self.tables[table]
+        nkeys = len(schema.primary_key)
+        try:
+            with self.conn.transaction(), psycopg.RawCursor(self.conn) as raw:
+                for _, group in self._groups(table, DELETE, [list(p[-nkeys:]) for p in stretch]):
+                    raw.execute(self._batch_statement(table, DELETE, len(group)), [v for k in group for v in k])
+                    if raw.rowcount != len(group):
+                        raise _NotAllThere
+                for _, group in self._groups(table, INSERT, [list(p[:-nkeys]) for p in stretch]):
+                    raw.execute(self._batch_statement(table, INSERT, len(group)), [v for r in group for v in r])
+            return
+        except _NotAllThere:
+            at = cut(stretch, schema.key_indexes(), nkeys)
+        if at is None:
+            raise IntegrityError(f"replay diverged from the source: an update of table {table!r} finds no row "
+                                 "under its old key")
+        self._move(table, stretch[:at])
+        self._move(table, stretch[at:])
 
     def apply(self, events: list[ChangeEvent]) -> None:
         for table, op, run in runs(events):

@@ -4,9 +4,12 @@ Consecutive events of the same table and operation become one ``executemany`` wi
 prepared statement; every update and delete must hit exactly one row, so a replay that
 diverges from the source stops with an integrity error instead of going on silently.
 
-Inserts and updates replay with ``OR REPLACE``: when the source resolved a conflict by
-REPLACE, SQLite deleted the conflicting row without firing delete triggers, so the stream
-holds only the insert; replaying it the same way reproduces the same result.
+Inserts and updates of a SQLite source replay with ``OR REPLACE``: when the source resolved
+a conflict by REPLACE, SQLite deleted the conflicting row without firing delete triggers,
+so the stream holds only the insert; replaying it the same way reproduces the same result.
+A PostgreSQL source never resolves a conflict so (``replace_conflicts=False``): there a
+conflict is a divergence, and a run of updates that moves keys (a DEFERRABLE key shifted
+by one statement) is applied as the source's commit saw it (``restore.moved_keys``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import sqlite3
 from typing import Any, Iterator
 
+from restore.moved_keys import cut, moves_keys, stretches
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -22,8 +26,9 @@ from trade_stream.sqlite.database import HEADER_PRAGMAS, DatabaseService
 
 
 class SqliteApplier:
-    def __init__(self, conn: sqlite3.Connection, schema: DatabaseSchema) -> None:
+    def __init__(self, conn: sqlite3.Connection, schema: DatabaseSchema, *, replace_conflicts: bool = True) -> None:
         self.conn = conn
+        self.replace_conflicts = replace_conflicts
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
         self._sql: dict[tuple[str, str], str] = {}
         self.applied = 0
@@ -42,10 +47,11 @@ class SqliteApplier:
         else:  # a keyless table: one row equal to the old image (duplicates stay a multiset)
             equal = " AND ".join(f"{c} IS ?" for c in cols)
             where = f"rowid = (SELECT rowid FROM {name} WHERE {equal} LIMIT 1)"
+        replace = " OR REPLACE" if self.replace_conflicts else ""
         if op in (INSERT, SNAPSHOT):
-            sql = f"INSERT OR REPLACE INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            sql = f"INSERT{replace} INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         elif op == UPDATE:
-            sql = f"UPDATE OR REPLACE {name} SET {', '.join(f'{c} = ?' for c in cols)} WHERE {where}"
+            sql = f"UPDATE{replace} {name} SET {', '.join(f'{c} = ?' for c in cols)} WHERE {where}"
         elif op == DELETE:
             sql = f"DELETE FROM {name} WHERE {where}"
         else:
@@ -90,11 +96,42 @@ class SqliteApplier:
             if op == SCHEMA:
                 self._apply_schema(run[0])
             elif op == UPDATE:
-                self._flush(table, op, [(*(e.row or ()), *(e.key or ())) for e in run])
+                params = [(*(e.row or ()), *(e.key or ())) for e in run]
+                if not self._moved_together(table, params):
+                    self._flush(table, op, params)
             elif op == DELETE:
                 self._flush(table, op, [tuple(e.key or ()) for e in run])
             else:
                 self._flush(table, op, [tuple(e.row or ()) for e in run])
+
+    def _moved_together(self, table: str, params: list[Any]) -> bool:
+        """A PostgreSQL source's run of updates that moves keys, applied in stretches as a
+        whole (restore.moved_keys); whether it was one."""
+        schema = self.tables.get(table)
+        if self.replace_conflicts or schema is None or not schema.primary_key:
+            return False
+        key_idx, nkeys = schema.key_indexes(), len(schema.primary_key)
+        if not moves_keys(params, key_idx, nkeys):
+            return False
+        for stretch in stretches(params, nkeys):
+            self._move(table, stretch, key_idx, nkeys)
+        return True
+
+    def _move(self, table: str, stretch: list[Any], key_idx: list[int], nkeys: int) -> None:
+        self.conn.execute("SAVEPOINT tradevault_move")
+        deleted = self.conn.executemany(self._statement(table, DELETE), [p[-nkeys:] for p in stretch]).rowcount
+        if deleted == len(stretch):
+            self._flush(table, INSERT, [p[:-nkeys] for p in stretch])
+            self.conn.execute("RELEASE tradevault_move")
+            return
+        self.conn.execute("ROLLBACK TO tradevault_move")
+        self.conn.execute("RELEASE tradevault_move")
+        at = cut(stretch, key_idx, nkeys)
+        if at is None:
+            raise IntegrityError(f"replay diverged from the source: an update of table {table!r} finds no row "
+                                 "under its old key")
+        self._move(table, stretch[:at], key_idx, nkeys)
+        self._move(table, stretch[at:], key_idx, nkeys)
 
     def prepare(self, events: list[ChangeEvent]) -> None:
         """Nothing ahead: sqlite3 holds the GIL for most of its work, so a thread making

@@ -41,7 +41,7 @@ class _MappedSqliteApplier:
     def __init__(self, conn: sqlite3.Connection, pg_schema: DatabaseSchema) -> None:
         self.pg_tables = {t.name: t for t in pg_schema.tables}
         self.inner = SqliteApplier(conn, DatabaseSchema(
-            dialect="sqlite", tables=[table_to_sqlite(t).schema for t in pg_schema.tables]))
+            dialect="sqlite", tables=[table_to_sqlite(t).schema for t in pg_schema.tables]), replace_conflicts=False)
         self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
 
     @property

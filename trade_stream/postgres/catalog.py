@@ -45,6 +45,8 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
     for name, kind, definition, _validated, _ in constraints:
         if kind == "p":
             out["pk_name"] = name
+            if definition[definition.index(")") + 1:].strip():  # DEFERRABLE, INCLUDE (...), WITH (...)
+                out["pk_def"] = definition
         elif kind == "f":
             out.setdefault("foreign_keys", []).append({"name": name, "def": definition})
         elif kind == "c":

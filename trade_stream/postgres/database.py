@@ -204,15 +204,19 @@ class PostgresDatabase:
     def identify_keyless(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
         """Set REPLICA IDENTITY FULL on the tables without a primary key that still have
         the default (which, without a key, logs no old row): their updates and deletes then
-        carry the whole old row. Returns the tables changed; a role that may not alter a
-        table is bad input naming the statement to run."""
+        carry the whole old row. A DEFERRABLE primary key counts as none: PostgreSQL does not
+        use it as the replica identity, so the default logs no old key either (wal2json then
+        drops the table's deletes, and an update that changes the key looks like one that
+        does not). Returns the tables changed; a role that may not alter a table is bad
+        input naming the statement to run."""
         import psycopg
 
         wanted = list(tables)
         defaults = [name for (name,) in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relreplident = 'd'"
-            " AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)",
+            " AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary"
+            "   AND i.indimmediate)",
             (wanted,),
         ).fetchall()]
         changed = []
@@ -247,8 +251,8 @@ class PostgresDatabase:
                 f"table {table!r} has REPLICA IDENTITY NOTHING: deletes would carry no key "
                 f"(ALTER TABLE {quote_ident(table)} REPLICA IDENTITY DEFAULT)"
             )
-        has_pk = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %s AND indisprimary)",
-                              (relid,)).fetchone()[0]
+        has_pk = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %s AND indisprimary"
+                              " AND indimmediate)", (relid,)).fetchone()[0]  # a DEFERRABLE one logs no old key
         if require_identity and not has_pk and replident != "f":
             # the default was set to FULL already (identify_keyless); an index chosen as the
             # identity is the user's choice, which tradevault does not overrule
