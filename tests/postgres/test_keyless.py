@@ -108,7 +108,7 @@ def test_a_column_dropped_from_a_keyless_table_does_not_stop_the_capture(pg, wor
     execute(src, "ALTER TABLE log DROP COLUMN gone", "UPDATE log SET msg = 'z' WHERE n = 1",
             "DELETE FROM log WHERE n = 2", "INSERT INTO log VALUES (3, 'c')")
     warnings = engine(src, store).incremental().warnings
-    assert any("table 'log' (no primary key) lost a column: 2 update(s) or delete(s)" in w for w in warnings), warnings
+    assert any("table 'log' changed its columns: 2 change(s) of it" in w for w in warnings), warnings
     execute(src, "UPDATE log SET msg = 'y' WHERE n = 3")
     assert engine(src, store).incremental().warnings == []  # the capture goes on
     restore(store, dst)

@@ -270,11 +270,12 @@ class PostgresBackupEngine:
             body.finish()
             for name in sorted(decoder.changed - set(changed)):
                 self.warnings.append(f"table {name!r} changed while sealing: resynchronised by the next backup")
-            for name, count in sorted(decoder.unkeyable.items()):
+            for name, count in sorted(decoder.left_out.items()):
                 self.warnings.append(
-                    f"table {name!r} (no primary key) lost a column: {count:,} update(s) or delete(s) of it before its"
-                    " resynchronisation could not name their row and are left out; the resynchronisation gives its"
-                    " rows back, and restore points before it show the table without those changes")
+                    f"table {name!r} changed its columns: {count:,} change(s) of it before its resynchronisation"
+                    " do not fit the columns known until then (a type changed, or a table without a primary key"
+                    " lost a column) and are left out; the resynchronisation gives its rows back, and restore"
+                    " points before it show the table without those changes")
             if stats.count == 0:
                 if advance_to is not None:
                     self.capture.advance(conn, advance_to)  # only unprotected changes: nothing to keep

@@ -113,6 +113,11 @@ class _Unchanged:
 UNCHANGED: Any = _Unchanged()
 
 
+class Retyped(Exception):
+    """A message names a known column with another type than the one known (see
+    ``_TableCodec.check_types``)."""
+
+
 class UnchangedValuesMissing(Exception):
     """An update left out a TOASTed value it did not change, and nothing the decoder holds
     gives it: the capture reads the stream again with ``StreamDecoder.images`` set."""
@@ -166,7 +171,9 @@ class _TableCodec:
         self.identity_converted = [(i, self.by_name[name]) for i, name in enumerate(self.identity)
                                    if self.by_name[name] is not None]
         self._read_row = _unrolled(signature, slots)
-        self._read_key = _unrolled([(name, None) for name in self.identity], [self.by_name[n] for n in self.identity])
+        self.declared = {c.name: c.declared for c in table.columns}
+        self._read_key = _unrolled([(name, self.declared[name]) for name in self.identity],
+                                   [self.by_name[n] for n in self.identity])
         self.generated = {c["name"] for c in post_load(table).get("generated", [])}
         self._other: dict[str, Parser | None] = {}
 
@@ -192,6 +199,7 @@ class _TableCodec:
             row = self._without_unchanged(columns)
             if row is not None:
                 return row, True, True
+        self.check_types(columns)
         values = {}
         for column in columns:
             value = column.value
@@ -237,12 +245,22 @@ class _TableCodec:
                 row[i] = value if value is None or parse is None else parse(value)
         return UNCHANGED not in row
 
+    def check_types(self, columns: list[ColumnValue]) -> None:
+        """Raises Retyped when a known column arrives with another type (an ALTER COLUMN
+        ... TYPE not resynchronised yet): its values would be read, and later written, as
+        the old type's."""
+        for column in columns:
+            known = self.declared.get(column.name)
+            if known is not None and column.type and column.type != known:
+                raise Retyped(column.name)
+
     def key_from_identity(self, identity: list[ColumnValue]) -> list[Any] | None:
         """The old key of an update or delete: its primary key, or the whole old row of a
         table without one (REPLICA IDENTITY FULL); None when the message has none."""
         key = self._read_key(identity)
         if key is not None:
             return key
+        self.check_types(identity)
         by_name = {c.name: c.value for c in identity}
         if any(name not in by_name for name in self.identity):
             return None
@@ -263,7 +281,7 @@ class StreamDecoder:
         self.after_seq = after_seq
         self.changed: set[str] = set()  # tables whose messages no longer match
         self.ignored: set[str] = set()  # tables seen but not protected
-        self.unkeyable: dict[str, int] = {}  # changes left out, by table (``_unkeyable``)
+        self.left_out: dict[str, int] = {}  # changes left out, by table (``_left_out``)
         self.last_commit_lsn: int | None = None
         self.transactions = 0
         self.pending: list[ChangeEvent] = []
@@ -318,6 +336,12 @@ class StreamDecoder:
         if codec is None:
             self.ignored.add(name)
             return
+        try:
+            self._decoded_change(action, message, name, codec)
+        except Retyped:
+            self._left_out(name)
+
+    def _decoded_change(self, action: str, message: Message, name: str, codec: _TableCodec) -> None:
         row: list[Any] | None = None
         table_schema = None
         if action == "U":
@@ -326,7 +350,7 @@ class StreamDecoder:
             if key is None:
                 if not codec.key_indexes:
                     if message.identity:
-                        return self._unkeyable(name)
+                        return self._left_out(name)
                     raise BadInputError(f"table {name!r} has no primary key and an update carries no old row: "
                                         f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL")
                 key = [row[i] for i in codec.key_indexes]  # the key did not change
@@ -341,7 +365,7 @@ class StreamDecoder:
             matched = True
             key = codec.key_from_identity(message.identity)
             if key is None and not codec.key_indexes and message.identity:
-                return self._unkeyable(name)
+                return self._left_out(name)
             if key is None:
                 fix = "FULL" if not codec.key_indexes else "DEFAULT"
                 raise BadInputError(f"table {name!r}: a delete carries no old key: "
@@ -359,14 +383,16 @@ class StreamDecoder:
         self._index = index + 1
         self.pending.append(ChangeEvent(self._base + index, self._xid, self._ts, name, op, key, row, table_schema))
 
-    def _unkeyable(self, name: str) -> None:
-        """An update or delete of a table without a primary key whose old row no longer
-        has the known columns (a column dropped or renamed since): the row it changes cannot
-        be named. The change is left out and the table is resynchronised (``changed``), which
-        gives its rows back as they are; restore points in between show the table without
-        those changes (``unkeyable`` counts them, for the backup's warning)."""
+    def _left_out(self, name: str) -> None:
+        """A change the known columns cannot hold: a column of the table changed its type
+        (ALTER COLUMN ... TYPE), or a table without a primary key lost a column (its old row
+        can no longer name the row it changes). The change is left out and the table is
+        resynchronised (``changed``), which gives its rows back as they are; restore points
+        in between show the table without those changes (``left_out`` counts them, for the
+        backup's warning). Kept, they made every restore after them fail, or stopped the
+        capture."""
         self.changed.add(name)
-        self.unkeyable[name] = self.unkeyable.get(name, 0) + 1
+        self.left_out[name] = self.left_out.get(name, 0) + 1
 
     def collect_into(self, images: RowImages) -> None:
         """Collect the keys whose updates leave values out into ``images``, without filling."""
