@@ -339,3 +339,27 @@ def test_values_their_declared_type_cannot_take_restore_into_postgres(pg, work_d
             (3, "2026-01-02 11:00:00", "2.5", 4.0)]
     finally:
         conn.close()
+
+
+def test_bytes_in_a_text_column_restore_into_postgres(pg, work_dir):
+    """Python's sqlite3 stores ``bytes`` as a BLOB whatever the column's type (an ANY one
+    too). UTF-8 bytes come back as the text they spell; a
+    column with bytes PostgreSQL text cannot hold (not UTF-8, or a NUL) is typed by its
+    values, bytea, noted. It crashed the load before (psycopg's UnicodeEncodeError)."""
+    path, raw, store = _backed_up_bot(
+        work_dir, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, raw TEXT, v ANY)",
+        "INSERT INTO notes VALUES (1, 'plain', 'plain', 1.5), (2, x'6f6b', x'00ff', x'00ff')")
+    raw.execute("INSERT INTO notes VALUES (3, 'c', 'c', 'txt')")
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).incremental()
+    raw.close()
+
+    dst = pg.new("dst")
+    result = restore(store, dst, force=False)
+    assert "notes.raw: TEXT -> bytea: its values are blob, text, not all of which a text column takes " \
+           "(SQLite does not enforce types)" in result.notes, result.notes
+    conn = connect(dst)
+    try:
+        assert conn.execute("SELECT id, body, raw, v FROM notes ORDER BY id").fetchall() == [
+            (1, "plain", b"plain", b"1.5"), (2, "ok", b"\x00\xff", b"\x00\xff"), (3, "c", b"c", b"txt")]
+    finally:
+        conn.close()
