@@ -310,7 +310,10 @@ class StreamDecoder:
         action = message.action
         if action in ("I", "U", "D", "T"):
             if not self._skip:
-                self._change(action, message)
+                try:
+                    self._change(action, message)
+                except Retyped:
+                    self._left_out(message.table if message.schema == "public" else f"{message.schema}.{message.table}")
         elif action == "B":
             self._begin(message)
         elif action == "C":
@@ -336,12 +339,6 @@ class StreamDecoder:
         if codec is None:
             self.ignored.add(name)
             return
-        try:
-            self._decoded_change(action, message, name, codec)
-        except Retyped:
-            self._left_out(name)
-
-    def _decoded_change(self, action: str, message: Message, name: str, codec: _TableCodec) -> None:
         row: list[Any] | None = None
         table_schema = None
         if action == "U":
