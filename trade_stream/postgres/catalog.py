@@ -42,7 +42,17 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
         (relid,),
     ).fetchall()
     backing = {index for _, kind, _, _, index in constraints if kind in ("p", "u", "x") and index}
-    for name, kind, definition, _validated, _ in constraints:
+    # the storage parameters of a key's or unique constraint's index, which their definitions
+    # leave out (an exclusion constraint's has them)
+    keyed = [index for _, kind, _, _, index in constraints if kind in ("p", "u") and index]
+    options = dict(conn.execute(
+        "SELECT oid, array_to_string(reloptions, ', ') FROM pg_class WHERE oid = ANY(%s) AND reloptions IS NOT NULL",
+        (keyed,)).fetchall()) if keyed else {}
+    for name, kind, definition, _validated, index in constraints:
+        if kind in ("p", "u") and index in options:  # before DEFERRABLE, where the grammar has it
+            at = re.search(r" (NOT )?DEFERRABLE\b| INITIALLY ", definition)
+            cut = at.start() if at else len(definition)
+            definition = f"{definition[:cut]} WITH ({options[index]}){definition[cut:]}"
         if kind == "p":
             out["pk_name"] = name
             if definition[definition.index(")") + 1:].strip():  # DEFERRABLE, INCLUDE (...), WITH (...)
