@@ -165,3 +165,22 @@ def test_default_privileges_in_a_schema_add_and_global_ones_replace():
     assert default_privileges("app", "r", [("reader", "SELECT", False)], in_public=False)[:2] == [
         'ALTER DEFAULT PRIVILEGES FOR ROLE "app" REVOKE ALL ON TABLES FROM PUBLIC',
         'ALTER DEFAULT PRIVILEGES FOR ROLE "app" REVOKE ALL ON TABLES FROM "app"']
+
+
+def test_a_role_the_target_lacks_is_noted_and_the_rest_given_back(pg, work_dir, roles):
+    """Restored into a cluster that has no such role: the statements that name it are
+    noted, the others (the application's grant on a sequence to a role that exists) run."""
+    app, reader = roles
+    gone = f"tv_gone_{uuid.uuid4().hex[:6]}"
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, f"CREATE ROLE {gone}", "CREATE TABLE fills (id serial PRIMARY KEY, px numeric)",
+            f"GRANT SELECT ON fills TO {gone}", f"GRANT INSERT, SELECT ON fills TO {app}",
+            f"GRANT USAGE ON SEQUENCE fills_id_seq TO {app}")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, f"REVOKE ALL ON fills FROM {gone}", f"DROP ROLE {gone}")  # the cluster has it no more
+    result = restore(store, dst)
+    assert any(n.startswith("table fills: 1 of its owner and privilege statement(s) not run")
+               and f'role "{gone}" does not exist' in n for n in result.notes), result.notes
+    execute(_as(dst, app), "INSERT INTO fills (px) VALUES (1.5)")  # its grants, the sequence's too
+    assert connect(_as(dst, app)).execute("SELECT id FROM fills").fetchall() == [(1,)]
