@@ -7,12 +7,15 @@ SQLite's OR REPLACE, delete the other). Such a run is applied in stretches of di
 keys, each as a whole: its rows deleted, then inserted with their new images: the same end,
 and no trigger fires during a replay. A stretch whose old keys are not all in the table
 (one row moved twice: 1 -> 2, then 2 -> 3) is cut before the first old key an earlier
-update of the stretch made (``cut``), and each part applied the same way.
+update of the stretch made (``cut``), and each part applied the same way
+(``apply_in_stretches``: the applier gives the step that applies one stretch whole).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+from trade_stream.errors import IntegrityError
 
 
 def moves_keys(params: list[Any], key_idx: list[int], nkeys: int) -> bool:
@@ -47,3 +50,24 @@ def cut(stretch: list[Any], key_idx: list[int], nkeys: int) -> int | None:
             return at
         made.add(repr(tuple(param[i] for i in key_idx)))
     return None
+
+
+def apply_in_stretches(table: str, params: list[Any], key_idx: list[int], nkeys: int,
+                       whole: Callable[[list[Any]], bool]) -> None:
+    """Apply a run that moves keys: ``whole(stretch)`` deletes the stretch's old keys and
+    inserts its new rows, or changes nothing and returns False when its old keys are not
+    all there; such a stretch is cut and each part applied the same way."""
+    for stretch in stretches(params, nkeys):
+        _apply(table, stretch, key_idx, nkeys, whole)
+
+
+def _apply(table: str, stretch: list[Any], key_idx: list[int], nkeys: int,
+           whole: Callable[[list[Any]], bool]) -> None:
+    if whole(stretch):
+        return
+    at = cut(stretch, key_idx, nkeys)
+    if at is None:
+        raise IntegrityError(f"replay diverged from the source: an update of table {table!r} finds no row "
+                             "under its old key")
+    _apply(table, stretch[:at], key_idx, nkeys, whole)
+    _apply(table, stretch[at:], key_idx, nkeys, whole)

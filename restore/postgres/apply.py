@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
-from restore.moved_keys import cut, moves_keys, stretches
+from restore.moved_keys import apply_in_stretches, moves_keys
 from restore.postgres.copy_rows import (
     as_text,
     binary_copy_types,
@@ -110,10 +110,6 @@ def generated_column(column: dict[str, Any]) -> str:
     other columns)."""
     return (f"{quote_ident(column['name'])} {column['declared']} GENERATED ALWAYS AS ({column['expr']})"
             f" {column['kind']}{' NOT NULL' if column['not_null'] else ''}")
-
-
-class _NotAllThere(Exception):
-    """A stretch of moved keys whose old keys are not all in the table (see restore.moved_keys)."""
 
 
 def deferrable(table: TableSchema) -> bool:
@@ -735,37 +731,29 @@ class PostgresApplier:
         """A run of updates that moves keys of a table whose key is DEFERRABLE, applied in
         stretches as a whole (restore.moved_keys); whether it was one."""
         schema = self.tables[table]
-        if table in self.keys_pending or not deferrable(schema):
+        key_idx, nkeys = schema.key_indexes(), len(schema.primary_key)
+        # whether keys move first: most runs move none, and deferrable() parses the description
+        if table in self.keys_pending or not moves_keys(params, key_idx, nkeys) or not deferrable(schema):
             return False
-        if not moves_keys(params, schema.key_indexes(), len(schema.primary_key)):
-            return False  # row by row is right
-        for stretch in stretches(params, len(schema.primary_key)):
-            self._move(table, stretch)
+        apply_in_stretches(table, params, key_idx, nkeys, lambda stretch: self._move(table, stretch))
         self.applied += len(params)
         return True
 
-    def _move(self, table: str, stretch: list[Any]) -> None:
-        """One stretch: its old keys deleted, its new rows inserted, in a savepoint."""
+    def _move(self, table: str, stretch: list[Any]) -> bool:
+        """One stretch whole, in a savepoint: its old keys deleted, its new rows inserted;
+        rolled back, False, when its old keys are not all there."""
         import psycopg
 
-        schema = self.tables[table]
-        nkeys = len(schema.primary_key)
-        try:
-            with self.conn.transaction(), psycopg.RawCursor(self.conn) as raw:
-                for _, group in self._groups(table, DELETE, [list(p[-nkeys:]) for p in stretch]):
-                    raw.execute(self._batch_statement(table, DELETE, len(group)), [v for k in group for v in k])
-                    if raw.rowcount != len(group):
-                        raise _NotAllThere
-                for _, group in self._groups(table, INSERT, [list(p[:-nkeys]) for p in stretch]):
-                    raw.execute(self._batch_statement(table, INSERT, len(group)), [v for r in group for v in r])
-            return
-        except _NotAllThere:
-            at = cut(stretch, schema.key_indexes(), nkeys)
-        if at is None:
-            raise IntegrityError(f"replay diverged from the source: an update of table {table!r} finds no row "
-                                 "under its old key")
-        self._move(table, stretch[:at])
-        self._move(table, stretch[at:])
+        nkeys = len(self.tables[table].primary_key)
+        with self.conn.transaction(), psycopg.RawCursor(self.conn) as raw:
+            for _, group in self._groups(table, DELETE, [list(p[-nkeys:]) for p in stretch]):
+                raw.execute(self._batch_statement(table, DELETE, len(group)), [v for k in group for v in k])
+                if raw.rowcount != len(group):
+                    raise psycopg.Rollback()
+            for _, group in self._groups(table, INSERT, [list(p[:-nkeys]) for p in stretch]):
+                raw.execute(self._batch_statement(table, INSERT, len(group)), [v for r in group for v in r])
+            return True
+        return False
 
     def apply(self, events: list[ChangeEvent]) -> None:
         for table, op, run in runs(events):

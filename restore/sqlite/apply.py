@@ -18,7 +18,7 @@ import contextlib
 import sqlite3
 from typing import Any, Iterator
 
-from restore.moved_keys import cut, moves_keys, stretches
+from restore.moved_keys import apply_in_stretches, moves_keys
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -113,25 +113,20 @@ class SqliteApplier:
         key_idx, nkeys = schema.key_indexes(), len(schema.primary_key)
         if not moves_keys(params, key_idx, nkeys):
             return False
-        for stretch in stretches(params, nkeys):
-            self._move(table, stretch, key_idx, nkeys)
+        apply_in_stretches(table, params, key_idx, nkeys, lambda stretch: self._move(table, stretch, nkeys))
         return True
 
-    def _move(self, table: str, stretch: list[Any], key_idx: list[int], nkeys: int) -> None:
+    def _move(self, table: str, stretch: list[Any], nkeys: int) -> bool:
+        """One stretch whole, in a savepoint: its old keys deleted, its new rows inserted;
+        rolled back, False, when its old keys are not all there."""
         self.conn.execute("SAVEPOINT tradevault_move")
         deleted = self.conn.executemany(self._statement(table, DELETE), [p[-nkeys:] for p in stretch]).rowcount
         if deleted == len(stretch):
             self._flush(table, INSERT, [p[:-nkeys] for p in stretch])
-            self.conn.execute("RELEASE tradevault_move")
-            return
-        self.conn.execute("ROLLBACK TO tradevault_move")
+        else:
+            self.conn.execute("ROLLBACK TO tradevault_move")
         self.conn.execute("RELEASE tradevault_move")
-        at = cut(stretch, key_idx, nkeys)
-        if at is None:
-            raise IntegrityError(f"replay diverged from the source: an update of table {table!r} finds no row "
-                                 "under its old key")
-        self._move(table, stretch[:at], key_idx, nkeys)
-        self._move(table, stretch[at:], key_idx, nkeys)
+        return deleted == len(stretch)
 
     def prepare(self, events: list[ChangeEvent]) -> None:
         """Nothing ahead: sqlite3 holds the GIL for most of its work, so a thread making
