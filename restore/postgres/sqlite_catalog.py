@@ -197,7 +197,7 @@ _UNEXPECTED = {
     **dict.fromkeys(("integer", "float", "numeric", "boolean"), "{c} >= ''"),  # text or blob
     **dict.fromkeys(("date", "datetime", "time"), "({c} < '' OR {c} >= x'')"),  # number or blob
     "uuid": "{c} < ''",  # number
-    "text": "{c} >= x''",  # blob: text only when it is UTF-8 without NUL (see _pg_text)
+    "text": "{c} >= x''",  # blob: text only when it is UTF-8 without NUL (see _as_pg_text)
 }
 _PASSED_THROUGH = {"date", "datetime", "time"}  # their converters pass such values on: any is a mismatch
 
@@ -219,13 +219,10 @@ def _mismatched(conn: sqlite3.Connection, schema: TableSchema) -> list[str]:
     converters = dict(zip(schema.column_names, sqlite_value_converters(TableSchema(
         name=schema.name, columns=mapped, primary_key=schema.primary_key, dialect="postgresql"))))
     families = {c.name: m.family for c, m in zip(schema.columns, mapped)}
+    # a text column's converter passes bytes on (a SQLite target keeps them): tried as PostgreSQL text instead
+    converters.update((name, _as_pg_text) for name, family in families.items() if family == "text")
     found = []
     for (name, test), flag in zip(checked, flags):
-        if flag and families[name] == "text":
-            if not all(_pg_text(value) for (value,) in conn.execute(
-                    f"SELECT {quote_ident(name)} FROM {quote_ident(schema.name)} WHERE {test}")):
-                found.append(name)
-            continue
         if flag and (families[name] in _PASSED_THROUGH or not _all_convert(
                 conn.execute(f"SELECT {quote_ident(name)} FROM {quote_ident(schema.name)} WHERE {test}"),
                 converters[name])):
@@ -233,15 +230,17 @@ def _mismatched(conn: sqlite3.Connection, schema: TableSchema) -> list[str]:
     return found
 
 
-def _pg_text(value: bytes) -> bool:
-    """Whether a BLOB in a text column can be PostgreSQL text: UTF-8 without NUL (else the
-    column is typed by its values: bytea, noted). SQLite keeps bytes in a TEXT column as
-    they came (Python's sqlite3 stores ``bytes`` so)."""
+def _as_pg_text(value: bytes) -> str:
+    """A BLOB in a text column as PostgreSQL text: UTF-8 without NUL, else IntegrityError
+    (the column is then typed by its values: bytea, noted). SQLite keeps bytes in a TEXT
+    column as they came (Python's sqlite3 stores ``bytes`` so)."""
     try:
-        value.decode("utf-8")
+        text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    return b"\x00" not in value
+        raise IntegrityError("not UTF-8") from None
+    if "\x00" in text:
+        raise IntegrityError("holds a NUL")
+    return text
 
 
 def _all_convert(cursor: sqlite3.Cursor, convert: Callable[[Any], Any]) -> bool:
