@@ -6,9 +6,6 @@ denied for table trades" for the application)."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 import uuid
 from decimal import Decimal
 
@@ -18,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.test_schema_fidelity import same_schema
 from trade_stream.postgres.privileges import acl_statements, default_privileges
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -43,20 +41,6 @@ class Order(Base):
 
 def _as(url: str, role: str) -> str:
     return url.replace("postgres@", f"{role}@")
-
-
-def _pg_dump_with_owners(url: str) -> list[str]:
-    binary = shutil.which("pg_dump") or "/usr/lib/postgresql/15/bin/pg_dump"
-    text = subprocess.run([binary, "--schema-only", url.replace("postgresql+psycopg://", "postgresql://")],
-                          capture_output=True, text=True, check=True).stdout
-    out = []
-    for statement in re.split(r";\n", text):
-        lines = [line for line in statement.splitlines() if line.strip() and not line.startswith("--")
-                 and not line.startswith(("SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"))]
-        joined = "\n".join(lines)
-        if joined and "_tradevault_" not in joined:
-            out.append(joined)
-    return out
 
 
 @pytest.fixture
@@ -98,8 +82,7 @@ def test_the_application_role_owns_its_tables_again_and_keeps_writing(pg, work_d
     result = restore(store, dst)
     assert not [n for n in result.notes if "privilege" in n], result.notes
 
-    ours, theirs = _pg_dump_with_owners(dst), _pg_dump_with_owners(src)
-    assert [s for s in ours if s not in theirs] == [] and [s for s in theirs if s not in ours] == []
+    theirs = same_schema(dst, src, owners=True)
     assert any(f"OWNER TO {app}" in s for s in theirs)  # the comparison covers owners and grants
 
     with Session(sa.create_engine(_as(dst, app))) as session:  # the application, as itself
