@@ -94,11 +94,13 @@ def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], No
     return count
 
 
-def end_schema(store: BackupStore, entry: mf.ManifestEntry) -> DatabaseSchema:
-    """The tables as the stream knows them after ``entry`` (read from its header only)."""
+def end_schema(store: BackupStore, entry: mf.ManifestEntry) -> tuple[DatabaseSchema, dict[str, int] | None]:
+    """The tables as the stream knows them after ``entry``, and their oids (None: stored
+    before tradevault kept them), read from its header only."""
     header = header_of(store, entry)
     data = header.extra.get("end_schema") if entry.kind == mf.INCREMENTAL else None
-    return DatabaseSchema.from_dict(data if data is not None else header.schema)
+    schema = DatabaseSchema.from_dict(data if data is not None else header.schema)
+    return schema, header.extra.get("relids")
 
 
 class PostgresBackupEngine:
@@ -179,7 +181,8 @@ class PostgresBackupEngine:
             # snapshot, cheap next to the COPY), so the header is exact.
             counts = PostgresDatabase.row_counts(reader, tables)
             extra: dict[str, Any] = {"tables": counts, "lsn": snapshot.lsn,
-                                     "sequences": sequence_positions(reader)}
+                                     "sequences": sequence_positions(reader),
+                                     "relids": PostgresDatabase.relation_ids(reader, tables)}
             text_tables = [t.name for t in schema.tables if copies_as_text(t)]
             if text_tables:
                 extra["text_tables"] = text_tables
@@ -247,14 +250,16 @@ class PostgresBackupEngine:
         locations = [loc.name for loc in self.store.locations]
         end = chain_end(entries)
         assert end is not None
-        known = end_schema(self.store, end)
+        known, known_ids = end_schema(self.store, end)
         counts = dict(end.tables)
         self.db.identify_keyless(conn, tables)  # a keyless table created since: before its resync
         upto = self.capture.flush_wal(conn)
         current = self.db.reflect(conn, tables)
-        changed = _changed_tables(known, current)
+        current_ids = PostgresDatabase.relation_ids(conn, tables)
+        replaced = _replaced_tables(known_ids, current_ids)
+        changed = _changed_tables(known, current, replaced)
         stats = _Stats(known.tables)
-        decoder = StreamDecoder(known.tables, after_seq=covered)
+        decoder = StreamDecoder(known.tables, after_seq=covered, replaced=replaced)
         end_tables = {t.name: t for t in known.tables}
         advance_to: int | None = None
         with self.publisher.body_ahead(self.work_dir, BODY_WORKERS) as body:
@@ -271,6 +276,13 @@ class PostgresBackupEngine:
             for name in sorted(decoder.changed - set(changed)):
                 self.warnings.append(f"table {name!r} changed while sealing: resynchronised by the next backup")
             for name, count in sorted(decoder.left_out.items()):
+                if name in replaced:
+                    self.warnings.append(
+                        f"table {name!r} was dropped or renamed, and created again under its name: its {count:,}"
+                        " change(s) before its resynchronisation are left out, as the stream cannot tell the old"
+                        " table's from the new one's; the resynchronisation gives its rows back, and restore points"
+                        " before it show the table as the previous backup left it")
+                    continue
                 self.warnings.append(
                     f"table {name!r} changed its columns: {count:,} change(s) of it before its resynchronisation"
                     " do not fit the columns known until then (a type changed, or a table without a primary key"
@@ -290,7 +302,9 @@ class PostgresBackupEngine:
                 mf.INCREMENTAL, CODEC_EVENTS, covered, stats.last_seq, known.to_dict(), capture_id,
                 stats.first_ts, stats.last_ts, stats.count,
                 {"end_schema": new_schema.to_dict(), "end_lsn": advance_to,
-                 "sequences": sequence_positions(conn), "keys": stats.keys.to_header()}, body=BODY_SIZED_FRAMES,
+                 "sequences": sequence_positions(conn), "keys": stats.keys.to_header(),
+                 "relids": {name: oid for name, oid in current_ids.items() if name in end_tables}},
+                body=BODY_SIZED_FRAMES,
             )
             stored_object = body.store(key, header)
         entry, stored = self.publisher.publish_entry(
@@ -329,7 +343,7 @@ class PostgresBackupEngine:
         store gives their rows (``stored_images``); the decoder fills each left-out value from
         the latest row it knows (a change earlier in the stream, else the stored one)."""
         tables = [codec.table for codec in decoder.codecs.values()]
-        scan = StreamDecoder(tables, after_seq=decoder.after_seq)
+        scan = StreamDecoder(tables, after_seq=decoder.after_seq, replaced=decoder.replaced)
         images = RowImages()
         scan.collect_into(images)
         for _ in self.capture.read(reader, scan, upto):
@@ -380,13 +394,22 @@ class PostgresBackupEngine:
             reader.close()
 
 
-def _changed_tables(known: DatabaseSchema, current: DatabaseSchema) -> dict[str, TableSchema | None]:
-    """Tables to resynchronise: new, altered (columns/types/key) or dropped (None)."""
+def _replaced_tables(known: dict[str, int] | None, current: dict[str, int]) -> set[str]:
+    """Tables whose name now belongs to another table than the stream's position knew."""
+    if known is None:
+        return set()
+    return {name for name, oid in current.items() if name in known and known[name] != oid}
+
+
+def _changed_tables(known: DatabaseSchema, current: DatabaseSchema,
+                    replaced: Collection[str] = ()) -> dict[str, TableSchema | None]:
+    """Tables to resynchronise: new, altered (columns/types/key), replaced by another of the
+    same name, or dropped (None)."""
     before = {t.name: t for t in known.tables}
     now = {t.name: t for t in current.tables}
     changed: dict[str, TableSchema | None] = {}
     for name, table in now.items():
-        if name not in before or not same_columns(before[name], table):
+        if name not in before or name in replaced or not same_columns(before[name], table):
             changed[name] = table
     for name in before.keys() - now.keys():
         changed[name] = None

@@ -112,6 +112,16 @@ class PostgresDatabase:
         return {name: bool(pk) for name, pk in rows}
 
     @staticmethod
+    def relation_ids(conn: "psycopg.Connection", tables: Iterable[str]) -> dict[str, int]:
+        """Each table's oid: a table dropped or renamed away and created again under the
+        same name has a new one, which no row change in the stream shows (DDL is not
+        decoded)."""
+        return dict(conn.execute(
+            "SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname = ANY(%s)", (list(tables),)
+        ).fetchall())
+
+    @staticmethod
     def public_tables(conn: "psycopg.Connection") -> list[str]:
         """Every table of ``public``, partitioned ones included (which a restore target
         must not have, or has replaced with ``--force``)."""

@@ -36,7 +36,7 @@ the events are for storing, and most values need no work at all.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import msgspec
 
@@ -276,9 +276,12 @@ class StreamDecoder:
     """Feed the messages in stream order; ``take`` the events decoded so far (a transaction
     may be taken in several windows: its seqs are known from its first message)."""
 
-    def __init__(self, tables: list[TableSchema], after_seq: int = -1) -> None:
+    def __init__(self, tables: list[TableSchema], after_seq: int = -1, replaced: Collection[str] = ()) -> None:
         self.codecs = {t.name: _TableCodec(t) for t in tables}
         self.after_seq = after_seq
+        #: tables dropped or renamed away and created again under their name: the stream
+        #: names both the same, so their changes are left out until their resynchronisation
+        self.replaced = frozenset(replaced)
         self.changed: set[str] = set()  # tables whose messages no longer match
         self.ignored: set[str] = set()  # tables seen but not protected
         self.left_out: dict[str, int] = {}  # changes left out, by table (``_left_out``)
@@ -339,6 +342,8 @@ class StreamDecoder:
         if codec is None:
             self.ignored.add(name)
             return
+        if name in self.replaced:
+            return self._left_out(name)
         row: list[Any] | None = None
         table_schema = None
         if action == "U":
@@ -382,8 +387,9 @@ class StreamDecoder:
 
     def _left_out(self, name: str) -> None:
         """A change the known columns cannot hold: a column of the table changed its type
-        (ALTER COLUMN ... TYPE), or a table without a primary key lost a column (its old row
-        can no longer name the row it changes). The change is left out and the table is
+        (ALTER COLUMN ... TYPE), a table without a primary key lost a column (its old row
+        can no longer name the row it changes), or the table was replaced by another of its
+        name (``replaced``). The change is left out and the table is
         resynchronised (``changed``), which gives its rows back as they are; restore points
         in between show the table without those changes (``left_out`` counts them, for the
         backup's warning). Kept, they made every restore after them fail, or stopped the
