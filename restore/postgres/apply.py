@@ -4,7 +4,10 @@ checked.
 * Tables are created without their primary key; rows are bulk-loaded with COPY
   (restore.postgres.replay, sqlite_load); then ``finish_table`` adds the primary key,
   secondary indexes, defaults and sequences, which is much faster than maintaining them
-  row by row.
+  row by row. A table whose key the replay needs early gets its primary key alone; its
+  unique constraints and indexes still come after the replay (``unfinished``), so a
+  transaction that moved a unique value between rows in steps replays, and a violation
+  left at the end is a divergence.
 * Events are applied like on SQLite, batched: consecutive events of one table and
   operation become multi-row statements (INSERT ... VALUES (..), (..); UPDATE ... FROM
   (VALUES ..); DELETE ... USING (VALUES ..)) of up to 500 rows with distinct keys, so their
@@ -25,8 +28,9 @@ checked.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator
 
 from restore.moved_keys import apply_in_stretches, moves_keys
 from restore.postgres.copy_rows import (
@@ -399,19 +403,32 @@ def unless_elsewhere(conn: "psycopg.Connection", statement: str, what: str) -> l
     return []
 
 
-def build_keys(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
-    """Primary key, indexes, defaults and identity of a table loaded without them; a
-    duplicate key found then means the replay diverged from the source. Returns
-    ``finish_table``'s notes."""
+@contextlib.contextmanager
+def _diverged_unless_valid(conn: "psycopg.Connection", table: TableSchema) -> Iterator[None]:
+    """A savepoint (an error leaves the rest intact) in which a key or constraint the
+    replayed rows break means that the replay diverged from the source."""
     import psycopg
 
     try:
-        with conn.transaction():  # a savepoint: the error below leaves the rest intact
-            add_primary_key(conn, table)
-            return finish_table(conn, table)
+        with conn.transaction():
+            yield
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(f"replay diverged from the source on table {table.name!r}: "
                              f"{str(exc).splitlines()[0]}") from None
+
+
+def build_keys(conn: "psycopg.Connection", table: TableSchema, *, finish: bool = True) -> list[str]:
+    """Primary key of a table loaded without it, and with ``finish`` its indexes,
+    constraints, defaults and identity (``finish_table``, whose notes are returned)."""
+    with _diverged_unless_valid(conn, table):
+        add_primary_key(conn, table)
+        return finish_table(conn, table) if finish else []
+
+
+def finish_keyed(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
+    """``finish_table`` of a table whose primary key was built for the replay."""
+    with _diverged_unless_valid(conn, table):
+        return finish_table(conn, table)
 
 
 def set_sequences(conn: "psycopg.Connection", table: TableSchema,
@@ -448,8 +465,11 @@ class PostgresApplier:
         first. ``build_keys`` finishes a table; a duplicate key found then is a divergence."""
         self.conn = conn
         self.keys_pending = set(keys_pending or ())
-        #: tables a SCHEMA event created afresh (with their key, without the rest: finish_table)
-        self.recreated: set[str] = set()
+        #: tables with their primary key and without the rest (``finish_table``, after the
+        #: replay): the key built for small batches, or a SCHEMA event's table. A unique
+        #: constraint or index checked row by row during the replay would refuse what a
+        #: transaction did in steps (two rows swapping values) or what folding reorders.
+        self.unfinished: set[str] = set()
         self._gathered = GatheredChanges(conn, ready=lambda table: self.loaded())
         self.tables: dict[str, TableSchema] = {t.name: t for t in schema.tables}
         self._sql: dict[tuple[str, str], str] = {}
@@ -501,11 +521,10 @@ class PostgresApplier:
 
     def fold_key(self, table: str) -> list[int] | None:
         """Positions of the key columns when rows of ``table`` may be replayed folded and
-        in key order (see net_effect): no unique index besides the primary key."""
+        in key order (see net_effect): any table with a primary key, as no other unique
+        constraint or index exists during the replay (``unfinished``)."""
         schema = self.tables.get(table)
         if schema is None or not schema.primary_key:
-            return None
-        if any(statement.startswith("CREATE UNIQUE") for statement in post_load(schema).get("indexes", [])):
             return None
         return schema.key_indexes()
 
@@ -573,12 +592,13 @@ class PostgresApplier:
         return groups
 
     def build_keys(self, table: str) -> None:
-        """Primary key, indexes, defaults and identity of a table loaded without them."""
+        """The primary key of a table loaded without it (the rest after the replay)."""
         self.loaded()
         self.keys_pending.discard(table)
         schema = self.tables[table]
         self._gathered.settle(schema)
-        self.notes += build_keys(self.conn, schema)
+        build_keys(self.conn, schema, finish=False)
+        self.unfinished.add(table)
 
     def settle(self) -> None:
         """Apply every gathered run (gathered_changes): the tables are then as the events
@@ -798,14 +818,14 @@ class PostgresApplier:
         self._sql = {k: v for k, v in self._sql.items() if k[0] != event.table}
         if event.table_schema is None:
             self.tables.pop(event.table, None)
-            self.recreated.discard(event.table)
+            self.unfinished.discard(event.table)
             return
         table = TableSchema.from_dict(event.table_schema)
         if create_types(self.conn, [table]):
             self.conn.commit()  # enum labels just added are usable only once committed
         self.notes += create_table(self.conn, table, with_key=True)
         self.tables[table.name] = table
-        self.recreated.add(table.name)
+        self.unfinished.add(table.name)
 
 
 def _distinct(keys: list[Any]) -> bool:

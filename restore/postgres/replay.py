@@ -41,7 +41,7 @@ from restore.postgres.apply import (
     create_table,
     create_type_definitions,
     create_types,
-    finish_table,
+    finish_keyed,
     identities_always,
     set_sequences,
     try_indexes,
@@ -288,8 +288,8 @@ class _Finishing:
     def _finish(self, conn: Any, table: TableSchema, keys_pending: bool) -> None:
         if keys_pending:
             self.notes += build_keys(conn, table)
-        elif table.name in self.applier.recreated:
-            self.notes += finish_table(conn, table)
+        elif table.name in self.applier.unfinished:
+            self.notes += finish_keyed(conn, table)
         set_sequences(conn, table, self.sequences)
         self.counts.update(PostgresDatabase.row_counts(conn, [table.name]))
 
