@@ -43,6 +43,7 @@ from restore.postgres.copy_rows import (
     text_columns,
 )
 from restore.postgres.gathered_changes import GatheredChanges
+from restore.relaxed import CHECKS_AFTER, NOT_NULL_AFTER, relaxed
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.postgres.catalog import referenced_schema, referenced_table, sequence_clause
@@ -228,7 +229,7 @@ def finish_table(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
     function of a schema that is not backed up cannot be kept (``unless_elsewhere``)."""
     extra = post_load(table)
     name = quote_ident(table.name)
-    notes = []
+    notes = constrain(conn, table)
     for constraint in extra.get("constraints", []):
         conn.execute(f"ALTER TABLE {name} ADD CONSTRAINT {quote_ident(constraint['name'])} {constraint['def']}")
     for check in extra.get("checks", []):
@@ -388,6 +389,33 @@ def create_triggers(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -
     return notes
 
 
+def constrain(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
+    """The NOT NULL and CHECK constraints a ``relaxed`` table was replayed without, each in
+    a savepoint. Returns the notes of those the rows at the restore point break (a CHECK
+    is then added NOT VALID): see restore.relaxed."""
+    import psycopg
+
+    extra = post_load(table)
+    name = quote_ident(table.name)
+    notes = []
+    for column in extra.get(NOT_NULL_AFTER, []):
+        try:
+            with conn.transaction():
+                conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET NOT NULL")
+        except psycopg.errors.NotNullViolation:
+            notes.append(f"{table.name}.{column}: left nullable, as rows at this point hold NULL (its NOT NULL"
+                         " changed within the incremental that holds the point)")
+    for check in extra.get(CHECKS_AFTER, []):
+        statement = f"ALTER TABLE {name} ADD CONSTRAINT {quote_ident(check['name'])} {check['def']}"
+        try:
+            notes += unless_elsewhere(conn, statement, f"{table.name}: check {check['name']}")
+        except psycopg.errors.CheckViolation:
+            notes += unless_elsewhere(conn, statement + " NOT VALID", f"{table.name}: check {check['name']}")
+            notes.append(f"{table.name}: check {check['name']} added NOT VALID, as rows at this point break it"
+                         " (the table's checks changed within the incremental that holds the point)")
+    return notes
+
+
 def unless_elsewhere(conn: "psycopg.Connection", statement: str, what: str) -> list[str]:
     """Run ``statement`` in a savepoint. One that names a schema or a function that is not
     in the restore (only schema ``public`` is backed up, and extensions) is left out, and
@@ -458,12 +486,14 @@ class PostgresApplier:
     SQLite source's events are replayed by the SQLite restore: restore.postgres.from_sqlite.)"""
 
     def __init__(self, conn: "psycopg.Connection", schema: DatabaseSchema,
-                 keys_pending: set[str] | None = None) -> None:
+                 keys_pending: set[str] | None = None, relax: Collection[str] = ()) -> None:
         """``keys_pending``: tables just bulk-loaded whose primary key and indexes are not built
         yet. Runs through COPY apply to them as they are (updates and deletes join the heap
         by hashing, no index is maintained row by row); anything else builds the table's key
-        first. ``build_keys`` finishes a table; a duplicate key found then is a divergence."""
+        first. ``build_keys`` finishes a table; a duplicate key found then is a divergence.
+        ``relax``: tables a SCHEMA event creates ``relaxed`` (as the caller created ``schema``'s)."""
         self.conn = conn
+        self.relax = frozenset(relax)
         self.keys_pending = set(keys_pending or ())
         #: tables with their primary key and without the rest (``finish_table``, after the
         #: replay): the key built for small batches, or a SCHEMA event's table. A unique
@@ -821,6 +851,8 @@ class PostgresApplier:
             self.unfinished.discard(event.table)
             return
         table = TableSchema.from_dict(event.table_schema)
+        if table.name in self.relax:
+            table = relaxed(table)
         if create_types(self.conn, [table]):
             self.conn.commit()  # enum labels just added are usable only once committed
         self.notes += create_table(self.conn, table, with_key=True)

@@ -32,6 +32,8 @@ import time
 from contextlib import ExitStack
 from typing import Any, Callable
 
+import msgspec
+
 from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.postgres.apply import (
@@ -59,6 +61,7 @@ from restore.postgres.from_sqlite import Migration, Point, point_file
 from restore.postgres.sqlite_load import LoadWorkers, load_snapshot, worker_count
 from restore.postgres.staging import Staging, connections_for, share_out
 from restore.read_ahead import ReadAhead
+from restore.relaxed import changing_constraints, relaxed
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
@@ -197,6 +200,10 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         # functions (a default or a check may call one); committed below, before any
         # connection creates a table
         latest = LatestPoint.read(store, plan, source)
+        relax = changing_constraints(latest.table_sources) if logical else set()
+        if relax:  # replayed without the NOT NULL and CHECKs that change (restore.relaxed)
+            schema = msgspec.structs.replace(schema, tables=[relaxed(t) if t.name in relax else t
+                                                             for t in schema.tables])
         objects = latest.objects if migration is None else []  # a SQLite source's views: the migration's
         create_extensions(main, objects)
         for tables in latest.table_sources:
@@ -211,7 +218,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         main.commit()
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keys_pending): big runs join the heap by hashing, once.
-        applier = PostgresApplier(main, schema, keys_pending={t.name for t in schema.tables})
+        applier = PostgresApplier(main, schema, keys_pending={t.name for t in schema.tables}, relax=relax)
         positions = latest.sequences if migration is None else migration.positions(latest.sequences)
         finishing = _Finishing(staging, schema, applier, (replayed or plan.full).tables or {}, positions)
         # the incrementals are read, decoded and folded while the server loads the full

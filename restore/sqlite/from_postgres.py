@@ -13,6 +13,7 @@ from typing import Any, Callable, Collection
 
 from restore.latest import LatestPoint
 from restore.planner import Plan
+from restore.relaxed import NOT_NULL_AFTER, changing_constraints, relaxed
 from restore.replay import RestoreResult, finished, replay_events
 from restore.schema_to_sqlite import SqliteTable, database_notes, table_to_sqlite
 from restore.sqlite.apply import SqliteApplier
@@ -25,6 +26,7 @@ from trade_stream.events import SCHEMA, ChangeEvent
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_PGCOPY, ObjectReader
 from trade_stream.postgres.catalog import partitioned_names
+from trade_stream.postgres.database import post_load
 from trade_stream.postgres.snapshot_rows import decode_copy_chunks, iter_table_rows
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, TableSchema, quote_ident
@@ -133,18 +135,25 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("BEGIN")
-            for table in pg_schema.tables:
+            latest = LatestPoint.read(store, plan, pg_schema)
+            # NOT NULL that changes within the plan: not until the table's resynchronisation
+            # (restore.relaxed; SQLite cannot add it afterwards)
+            relax = changing_constraints(latest.table_sources)
+            created = [relaxed(t) if t.name in relax else t for t in pg_schema.tables]
+            for table in created:
                 create_sqlite_table(conn, table_to_sqlite(table).schema)
             _load_rows_into_sqlite(conn, store, plan.full, pg_schema, progress)
-            applier = _MappedSqliteApplier(conn, pg_schema)
+            applier = _MappedSqliteApplier(conn, DatabaseSchema(dialect="postgresql", tables=created))
             result = replay_events(store, plan, applier, progress)
-            latest = LatestPoint.read(store, plan, pg_schema)
             # a key into a partitioned table (SQLite has none: its partitions are tables)
             # stays, unenforced, as one into a table left out
             left_out = {t.name for t in recorded.tables} - set(applier.tables) | partitioned_names(latest.objects)
             keys, unchecked = left_out_keys(conn, applier.tables, left_out)
             result.notes = finish_tables(conn, [table_to_sqlite(t) for t in applier.pg_tables.values()],
                                          latest.sequences, unchecked) + database_notes(latest.objects) + keys
+            result.notes += [f"{name}.{column}: left nullable (its NOT NULL changed within the incremental that"
+                             " holds the point)" for name, table in applier.pg_tables.items()
+                             for column in post_load(table).get(NOT_NULL_AFTER, [])]
             commit_checked(conn, result, sorted(applier.tables))
         finally:
             conn.close()

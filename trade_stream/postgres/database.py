@@ -353,11 +353,11 @@ def post_load(table: TableSchema) -> dict[str, Any]:
 
 
 def same_columns(a: TableSchema, b: TableSchema) -> bool:
-    """Same columns, types, key and definitions (types, constraints, indexes, triggers...):
+    """Same columns, types, NOT NULL, key and definitions (types, constraints, indexes...):
     a table whose definition changed is resynchronised, so the change arrives with the
     incrementals at its place (an enum that gained a label, an index added)."""
     return (
-        [(c.name, c.declared) for c in a.columns] == [(c.name, c.declared) for c in b.columns]
+        [(c.name, c.declared, c.nullable) for c in a.columns] == [(c.name, c.declared, c.nullable) for c in b.columns]
         and a.primary_key == b.primary_key
         and post_load(a) == post_load(b)
     )

@@ -1,0 +1,56 @@
+"""Tables whose NOT NULL or CHECK constraints change within a restore's plan are replayed
+without them, and get them after the replay.
+
+The stream carries no DDL: an incremental in which the application relaxed a constraint
+(``ALTER COLUMN ... DROP NOT NULL``, a CHECK replaced by a looser one) holds changes that
+the new constraint allows and the old description forbids, applied before the table's
+resynchronisation at the incremental's end. Replayed into the table as the old description
+created it, they made every restore past the migration fail ("violates not-null
+constraint"). So such a table is created without them (``relaxed``), and
+``restore.postgres.apply.constrain`` adds the ones of the description the replay ends with. A restore point inside that
+incremental (before its resynchronisation) may hold rows that the previous description's
+constraints refuse: those constraints are then noted, a CHECK added ``NOT VALID``, not a
+divergence. Tables whose constraints never change keep them inline, checked as rows
+arrive (as pg_restore does).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import msgspec
+
+from trade_stream.postgres.database import post_load
+from trade_stream.schema import TableSchema
+
+NOT_NULL_AFTER = "not_null_after"
+CHECKS_AFTER = "checks_after"
+
+
+def _constraints(table: TableSchema) -> tuple[Any, ...]:
+    checks = sorted((c["name"], c["def"]) for c in post_load(table).get("checks", []))
+    return tuple((c.name, c.nullable) for c in table.columns), tuple(checks)
+
+
+def changing_constraints(sources: Iterable[Iterable[TableSchema]]) -> set[str]:
+    """The tables whose NOT NULL or CHECK constraints differ between two descriptions
+    (the full backup's, and each incremental's end)."""
+    seen: dict[str, set[tuple[Any, ...]]] = {}
+    for tables in sources:
+        for table in tables:
+            seen.setdefault(table.name, set()).add(_constraints(table))
+    return {name for name, shapes in seen.items() if len(shapes) > 1}
+
+
+def relaxed(table: TableSchema) -> TableSchema:
+    """``table`` without NOT NULL (its key's columns aside) and valid CHECKs, which its
+    description keeps to add after the replay."""
+    extra = post_load(table)
+    checks = extra.get("checks", [])
+    extra["checks"] = [c for c in checks if c["def"].endswith("NOT VALID")]
+    extra[CHECKS_AFTER] = [c for c in checks if not c["def"].endswith("NOT VALID")]
+    extra[NOT_NULL_AFTER] = [c.name for c in table.columns if not c.nullable and c.name not in table.primary_key]
+    columns = [c if c.nullable or c.name in table.primary_key else msgspec.structs.replace(c, nullable=True)
+               for c in table.columns]
+    return msgspec.structs.replace(table, columns=columns, ddl=json.dumps(extra, sort_keys=True))
