@@ -11,7 +11,9 @@ constraint"). So such a table is created without them (``relaxed``), and
 incremental (before its resynchronisation) may hold rows that the previous description's
 constraints refuse: those constraints are then noted, a CHECK added ``NOT VALID``, not a
 divergence. Tables whose constraints never change keep them inline, checked as rows
-arrive (as pg_restore does).
+arrive (as pg_restore does). A domain whose definition changes (``changing_domains``) is
+created without its NOT NULL and CHECKs the same way (``split_domain``), and gets its
+latest ones after the replay.
 """
 
 from __future__ import annotations
@@ -54,3 +56,43 @@ def relaxed(table: TableSchema) -> TableSchema:
     columns = [c if c.nullable or c.name in table.primary_key else msgspec.structs.replace(c, nullable=True)
                for c in table.columns]
     return msgspec.structs.replace(table, columns=columns, ddl=json.dumps(extra, sort_keys=True))
+
+
+def changing_domains(sources: Iterable[Iterable[TableSchema]]) -> dict[str, str]:
+    """The domains whose definition differs between the descriptions (a CHECK replaced, NOT
+    NULL dropped: the same window as a table's), with their latest definition."""
+    seen: dict[str, set[str]] = {}
+    latest: dict[str, str] = {}
+    for tables in sources:
+        for table in tables:
+            for definition in post_load(table).get("types", []):
+                if definition["kind"] == "domain":
+                    seen.setdefault(definition["name"], set()).add(definition["ddl"])
+                    latest[definition["name"]] = definition["ddl"]
+    return {name: latest[name] for name, ddls in seen.items() if len(ddls) > 1}
+
+
+def split_domain(ddl: str) -> tuple[str, list[str]]:
+    """A recorded ``CREATE DOMAIN name AS type [DEFAULT ...] [NOT NULL] [CONSTRAINT c
+    CHECK (...)]...`` (trade_stream.postgres.type_definitions) without its NOT NULL and
+    constraints, and those as ``ALTER DOMAIN`` actions (``SET NOT NULL``, ``ADD CONSTRAINT
+    ...``). Quote-aware: a literal or a quoted name may hold the words."""
+    cuts, quote, i = [], "", 0
+    while i < len(ddl):
+        ch = ddl[i]
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ddl.startswith(" CONSTRAINT ", i):
+            cuts.append(i)
+        i += 1
+    head = ddl[:cuts[0]] if cuts else ddl
+    actions = []
+    if head.endswith(" NOT NULL"):
+        head = head[:-len(" NOT NULL")]
+        actions.append("SET NOT NULL")
+    bounds = cuts + [len(ddl)]
+    actions += ["ADD" + ddl[start:end] for start, end in zip(bounds, bounds[1:])]
+    return head, actions

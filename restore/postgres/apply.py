@@ -144,19 +144,24 @@ def type_definitions_of(tables: Iterable[TableSchema]) -> list[dict[str, str]]:
     return seen
 
 
-def create_types(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> bool:
+def create_types(conn: "psycopg.Connection", tables: Iterable[TableSchema],
+                 domains: dict[str, str] | None = None) -> bool:
     """Create the types the tables use in the connection's current schema (extensions in
     theirs), before the tables. An enum that exists already gets the labels it lacks, in
     their place: an incremental carries ``ALTER TYPE ... ADD VALUE`` that way. Returns
-    True when labels were added: they are usable only once committed."""
-    return create_type_definitions(conn, type_definitions_of(tables))
+    True when labels were added: they are usable only once committed. ``domains``: the
+    statements to create those domains with instead (restore.relaxed.split_domain)."""
+    return create_type_definitions(conn, type_definitions_of(tables), domains)
 
 
-def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[dict[str, str]]) -> bool:
+def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[dict[str, str]],
+                            domains: dict[str, str] | None = None) -> bool:
     """``create_types`` of recorded definitions (a table's, or a function's signature's)."""
     added = False
     for definition in definitions:
         kind, name, ddl = definition["kind"], definition["name"], definition["ddl"]
+        if kind == "domain" and domains and name in domains:
+            ddl = domains[name]
         if kind == "extension":
             create_extension(conn, ddl)
             continue
@@ -413,6 +418,28 @@ def constrain(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
             notes += unless_elsewhere(conn, statement + " NOT VALID", f"{table.name}: check {check['name']}")
             notes.append(f"{table.name}: check {check['name']} added NOT VALID, as rows at this point break it"
                          " (the table's checks changed within the incremental that holds the point)")
+    return notes
+
+
+def constrain_domains(conn: "psycopg.Connection", actions: dict[str, list[str]]) -> list[str]:
+    """The NOT NULL and CHECKs of the domains created without them (``split_domain``'s
+    actions, by domain), after the replay; returns the notes of those the rows at the
+    restore point break (a CHECK is then added NOT VALID): see restore.relaxed."""
+    import psycopg
+
+    notes = []
+    for name, domain_actions in actions.items():
+        for action in domain_actions:
+            statement = f"ALTER DOMAIN {quote_ident(name)} {action}"
+            try:
+                with conn.transaction():
+                    conn.execute(statement)
+            except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation):
+                if action.startswith("ADD"):
+                    conn.execute(statement + " NOT VALID")
+                notes.append(f"domain {name}: {action} {'added NOT VALID' if action.startswith('ADD') else 'left out'},"
+                             " as rows at this point break it (the domain changed within the incremental that holds"
+                             " the point)")
     return notes
 
 

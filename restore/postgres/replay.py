@@ -40,6 +40,7 @@ from restore.postgres.apply import (
     PostgresApplier,
     add_foreign_keys,
     build_keys,
+    constrain_domains,
     create_table,
     create_type_definitions,
     create_types,
@@ -61,7 +62,7 @@ from restore.postgres.from_sqlite import Migration, Point, point_file
 from restore.postgres.sqlite_load import LoadWorkers, load_snapshot, worker_count
 from restore.postgres.staging import Staging, connections_for, share_out
 from restore.read_ahead import ReadAhead
-from restore.relaxed import changing_constraints, relaxed
+from restore.relaxed import changing_constraints, changing_domains, relaxed, split_domain
 from restore.replay import RestoreResult, compare_counts, finished, replay_events, steps_ahead
 from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
@@ -201,13 +202,14 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         # connection creates a table
         latest = LatestPoint.read(store, plan, source)
         relax = changing_constraints(latest.table_sources) if logical else set()
+        domains = {name: split_domain(ddl) for name, ddl in changing_domains(latest.table_sources).items()}
         if relax:  # replayed without the NOT NULL and CHECKs that change (restore.relaxed)
             schema = msgspec.structs.replace(schema, tables=[relaxed(t) if t.name in relax else t
                                                              for t in schema.tables])
         objects = latest.objects if migration is None else []  # a SQLite source's views: the migration's
         create_extensions(main, objects)
         for tables in latest.table_sources:
-            create_types(main, [t for t in tables if plan.keeps(t.name)])
+            create_types(main, [t for t in tables if plan.keeps(t.name)], {n: head for n, (head, _) in domains.items()})
         create_sequences(main, objects, latest.sequences)
         create_type_definitions(main, function_types(objects))
         waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
@@ -250,6 +252,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         main.execute("RESET enable_mergejoin")
         main.commit()
         result.tables = finishing.rest(result.tables)
+        domain_notes = constrain_domains(main, {name: actions for name, (_, actions) in domains.items()})
         result.rows = sum(result.tables.values())
         identities_always(main, applier.tables.values())
         notes = try_indexes(main, applier.tables.values())
@@ -268,7 +271,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
                         list(dict.fromkeys(d["name"] for d in type_definitions_of(tables) + function_types(objects)
                                            if d["kind"] != "extension")), after=after)
     result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
-                    + finishing.notes + applier.notes + notes)
+                    + finishing.notes + applier.notes + domain_notes + notes)
     return finished(result, target.safe_url(), plan, started)
 
 

@@ -123,3 +123,31 @@ def test_a_sqlite_restore_replays_the_relaxed_rows_and_keeps_the_new_not_null(pg
         assert (columns["fee"], columns["note"]) == (0, 1)  # as the source has them now
     finally:
         conn.close()
+
+
+def test_a_domain_whose_check_is_replaced_restores_at_every_point(pg, work_dir):
+    """The same window for a domain: its CHECK replaced by a looser one, a value only the
+    new one allows inserted before the resynchronisation."""
+    src = pg.new("src")
+    execute(src, "CREATE DOMAIN price AS numeric(20, 8) NOT NULL CONSTRAINT price_positive CHECK (VALUE > 0)",
+            "CREATE TABLE fills (id int PRIMARY KEY, price price)", "INSERT INTO fills VALUES (1, 5)")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "ALTER DOMAIN price DROP CONSTRAINT price_positive",
+            "ALTER DOMAIN price ADD CONSTRAINT price_positive CHECK (VALUE >= 0)",
+            "INSERT INTO fills VALUES (2, 0)")
+    engine(src, store).incremental()
+    execute(src, "UPDATE fills SET price = 0 WHERE id = 1")
+    engine(src, store).incremental()
+    for entry in store.entries()[1:]:
+        dst = pg.new("dst")
+        result = restore(store, dst, seq=entry.last_seq)
+        assert result.notes == []
+    conn = connect(dst)
+    try:
+        assert conn.execute("SELECT id, price FROM fills ORDER BY id").fetchall() == [(1, 0), (2, 0)]
+    finally:
+        conn.close()
+    same_schema(dst, src)
+    with pytest.raises(Exception, match="price_positive"):
+        execute(dst, "INSERT INTO fills VALUES (3, -1)")

@@ -1,0 +1,48 @@
+"""The pure part of replaying tables and domains whose constraints change within a plan
+(restore.relaxed): which ones change, and the recorded statements taken apart."""
+
+from __future__ import annotations
+
+import json
+
+from restore.relaxed import CHECKS_AFTER, NOT_NULL_AFTER, changing_constraints, changing_domains, relaxed, split_domain
+from trade_stream.postgres.database import post_load
+from trade_stream.schema import Column, TableSchema
+
+
+def _table(nullable: bool, check: str, domain: str = "CREATE DOMAIN d AS text") -> TableSchema:
+    extra = {"checks": [{"name": "ck", "def": check}], "types": [{"name": "d", "kind": "domain", "ddl": domain}]}
+    return TableSchema(name="t", columns=[Column("id", "integer", "integer", False),
+                                          Column("v", "numeric", "numeric", nullable)],
+                       primary_key=["id"], dialect="postgresql", ddl=json.dumps(extra))
+
+
+def test_only_tables_whose_not_null_or_checks_differ_are_relaxed():
+    strict = _table(False, "CHECK (v > 0)")
+    assert changing_constraints([[strict], [strict]]) == set()
+    assert changing_constraints([[strict], [_table(True, "CHECK (v > 0)")]]) == {"t"}
+    assert changing_constraints([[strict], [strict], [_table(False, "CHECK (v >= 0)")]]) == {"t"}
+
+
+def test_a_relaxed_table_keeps_its_key_and_what_it_adds_afterwards():
+    table = relaxed(_table(False, "CHECK (v > 0)"))
+    assert [(c.name, c.nullable) for c in table.columns] == [("id", False), ("v", True)]
+    extra = post_load(table)
+    assert (extra["checks"], extra[CHECKS_AFTER], extra[NOT_NULL_AFTER]) == (
+        [], [{"name": "ck", "def": "CHECK (v > 0)"}], ["v"])
+
+
+def test_a_domain_comes_apart_outside_quotes_only():
+    ddl = ("CREATE DOMAIN price AS numeric(20,8) DEFAULT 0 NOT NULL CONSTRAINT pos CHECK ((VALUE > (0)::numeric))"
+           " CONSTRAINT \"a CONSTRAINT b\" CHECK ((VALUE <> 'it''s CONSTRAINT x'::numeric))")
+    assert split_domain(ddl) == ("CREATE DOMAIN price AS numeric(20,8) DEFAULT 0", [
+        "SET NOT NULL", "ADD CONSTRAINT pos CHECK ((VALUE > (0)::numeric))",
+        "ADD CONSTRAINT \"a CONSTRAINT b\" CHECK ((VALUE <> 'it''s CONSTRAINT x'::numeric))"])
+    quoted = "CREATE DOMAIN d AS text DEFAULT 'NOT NULL'"
+    assert split_domain(quoted) == (quoted, [])
+
+
+def test_changing_domains_give_their_latest_definition():
+    old, new = "CREATE DOMAIN d AS text CONSTRAINT c CHECK (a)", "CREATE DOMAIN d AS text CONSTRAINT c CHECK (b)"
+    assert changing_domains([[_table(False, "x", old)], [_table(False, "x", old)]]) == {}
+    assert changing_domains([[_table(False, "x", old)], [_table(False, "x", new)]]) == {"d": new}
