@@ -19,13 +19,13 @@ L's snapshot (seqs ``resync_base(L) + i``). Row counts per table follow the even
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Sequence
 
 from trade_stream import manifest as mf
 from trade_stream.errors import BadInputError
-from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, ChangeEvent
+from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
 from trade_stream.gc_pause import cyclic_gc_paused
-from trade_stream.key_index import KeyIndexBuilder
+from trade_stream.key_index import KeyIndexBuilder, key_bytes
 from trade_stream.manifest import chain_end, chain_position
 from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
@@ -33,8 +33,9 @@ from trade_stream.postgres.catalog import database_objects, sequence_positions
 from trade_stream.postgres.database import PostgresDatabase, same_columns
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
+from trade_stream.postgres.special_numbers import SpecialNulls, key_text, lookup_sql, special_columns
 from trade_stream.postgres.stored_images import RowImages, stored_images
-from trade_stream.postgres.types import travels_as_text, type_oid
+from trade_stream.postgres.types import TEXT_OID, travels_as_text, type_oid
 from trade_stream.postgres.wal2json import StreamDecoder, UnchangedValuesMissing
 from trade_stream.progress import Progress, no_progress
 from trade_stream.publish import BackupResult, Publisher
@@ -72,15 +73,18 @@ def copy_raw(conn: Any, table: TableSchema, write: Callable[[bytes], Any]) -> in
     return size
 
 
-def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], None], batch: int = 5000) -> int:
+def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], None], batch: int = 5000, *,
+              select: str = "", params: Sequence[Any] | None = None) -> int:
     """Every row of ``table`` through COPY, as the stream's values, in batches; returns
-    the row count."""
+    the row count. ``select``: a query of some of its rows instead, each led by a text
+    column (``special_numbers.lookup_sql``), with its ``params``."""
     cols = ", ".join(quote_ident(c) for c in table.column_names)
     form = "TEXT" if copies_as_text(table) else "BINARY"
     count = 0
+    source = f"({select})" if select else f"{quote_ident(table.name)} ({cols})"
     with conn.cursor() as cursor:
-        with cursor.copy(f"COPY {quote_ident(table.name)} ({cols}) TO STDOUT (FORMAT {form})") as copy:
-            copy.set_types([type_oid(c.declared) for c in table.columns])
+        with cursor.copy(f"COPY {source} TO STDOUT (FORMAT {form})", params) as copy:
+            copy.set_types([TEXT_OID] * bool(select) + [type_oid(c.declared) for c in table.columns])
             rows: list[tuple] = []
             for row in copy.rows():
                 rows.append(row)
@@ -267,11 +271,14 @@ class PostgresBackupEngine:
                 with self.capture.exported_snapshot(temporary=True) as snapshot:
                     upto = snapshot.lsn
                     self._spool_stream(conn, decoder, upto, body, stats, counts, entries if fill else None)
-                    self._spool_resync(snapshot, changed, body, stats, counts, end_tables)
+                    seq = self._spool_special(conn, decoder, resync_base(upto), body, stats, counts, changed)
+                    self._spool_resync(snapshot, changed, body, stats, counts, end_tables, seq)
                 advance_to = upto
             else:
                 self._spool_stream(conn, decoder, upto, body, stats, counts, entries if fill else None)
                 advance_to = decoder.last_commit_lsn
+                if advance_to is not None:
+                    self._spool_special(conn, decoder, resync_base(advance_to), body, stats, counts, ())
             body.finish()
             for name in sorted(decoder.changed - set(changed)):
                 self.warnings.append(f"table {name!r} changed while sealing: resynchronised by the next backup")
@@ -358,13 +365,63 @@ class PostgresBackupEngine:
                 f" stream (ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL makes the server send them)")
         return images
 
+    def _spool_special(self, conn: Any, decoder: StreamDecoder, seq: int, body: Any, stats: "_Stats",
+                       counts: dict[str, int], resynced: Collection[str]) -> int:
+        """Store again, as updates from ``seq`` on, the rows whose NaN or ±Infinity the
+        stream printed as null (trade_stream.postgres.special_numbers); warn of those that
+        cannot be told apart. Returns the next seq."""
+        nulls: SpecialNulls = decoder.special_nulls
+        doubtful = dict(nulls.unchecked)
+        corrected: dict[str, int] = {}
+        ts = conn.execute(SERVER_NOW_US).fetchone()[0]
+        for name in sorted(set(nulls.keys) | set(doubtful)):
+            if name in resynced:
+                doubtful.pop(name, None)  # read whole at the incremental's end anyway
+                continue
+            table = decoder.codecs[name].table
+            if name in doubtful and not table.primary_key:
+                special = " OR ".join(f"{quote_ident(table.columns[i].name)}::text IN ('NaN', 'Infinity', '-Infinity')"
+                                      for i in special_columns(table))
+                if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(name)} WHERE {special})").fetchone()[0]:
+                    doubtful.pop(name)  # its NULLs are NULLs
+            noted = list(nulls.keys.get(name, {}).items())
+            key_idx = table.key_indexes()
+            for start in range(0, len(noted), 1000):
+                part = dict(noted[start:start + 1000])
+                arrays = [[key_text(key[i]) for key, _ in part.values()] for i in range(len(key_idx))]
+                found: list[tuple] = []
+                copy_rows(conn, table, found.extend, select=lookup_sql(table), params=arrays)
+                batch = []
+                for xmin, *values in found:
+                    key = [values[i] for i in key_idx]
+                    if part[key_bytes(key)][1] != int(xmin):
+                        doubtful[name] = doubtful.get(name, 0) + 1  # changed again since, or in a savepoint
+                        continue
+                    batch.append(ChangeEvent(seq, seq, ts, name, UPDATE, key, values))
+                    seq += 1
+                if batch:
+                    body.write(encode_chunk(batch))
+                    stats.add(batch, counts)
+                    corrected[name] = corrected.get(name, 0) + len(batch)
+        for name, count in sorted(corrected.items()):
+            self.warnings.append(
+                f"table {name!r}: {count:,} row(s) hold NaN or ±Infinity, which wal2json writes as null: they were"
+                " read back from the table and stored as they are at the end of this incremental (restore points"
+                " before it show NULL)")
+        for name, count in sorted(doubtful.items()):
+            self.warnings.append(
+                f"table {name!r}: {count:,} change(s) may have written NaN or ±Infinity, which wal2json writes as"
+                " null, and cannot be checked against the table (no primary key, changed again since, written in"
+                " a savepoint, or too many): restores may show NULL for them")
+        return seq
+
     def _spool_resync(self, snapshot: ExportedSnapshot, changed: dict[str, TableSchema | None], body: Any,
-                      stats: "_Stats", counts: dict[str, int], end_tables: dict[str, TableSchema]) -> None:
+                      stats: "_Stats", counts: dict[str, int], end_tables: dict[str, TableSchema],
+                      seq: int) -> None:
         reader = self.db.connect()
         try:
             self.capture.use_snapshot(reader, snapshot)
             ts = reader.execute(SERVER_NOW_US).fetchone()[0]
-            seq = resync_base(snapshot.lsn)
             present = set(PostgresDatabase.user_tables(reader))
             for name in sorted(changed):
                 table = PostgresDatabase.table_schema(reader, name) if name in present and changed[name] else None

@@ -35,6 +35,7 @@ the events are for storing, and most values need no work at all.
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime, timezone
 from typing import Any, Callable, Collection
 
@@ -45,6 +46,7 @@ from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
 from trade_stream.key_index import key_bytes
 from trade_stream.postgres.database import post_load
 from trade_stream.postgres.lsn import MAX_TX_EVENTS, event_seq, parse_lsn
+from trade_stream.postgres.special_numbers import SpecialNulls, special_columns
 from trade_stream.postgres.stored_images import RowImages
 from trade_stream.postgres.types import Parser, wal2json_wire_parser
 from trade_stream.schema import TableSchema, quote_ident
@@ -175,6 +177,12 @@ class _TableCodec:
         self._read_key = _unrolled([(name, self.declared[name]) for name in self.identity],
                                    [self.by_name[n] for n in self.identity])
         self.generated = {c["name"] for c in post_load(table).get("generated", [])}
+        self.special = special_columns(table)
+        picked = operator.itemgetter(*self.special) if self.special else None
+        #: whether a row has NULL in a special column (the decoder's hot path: one C call)
+        self.null_special: Callable[[list[Any]], bool] = (
+            (lambda row: picked(row) is None) if len(self.special) == 1  # type: ignore[misc]
+            else (lambda row: None in picked(row)) if picked else (lambda row: False))  # type: ignore[misc]
         self._other: dict[str, Parser | None] = {}
 
     def _parser_for(self, name: str, declared: str) -> Parser | None:
@@ -285,6 +293,7 @@ class StreamDecoder:
         self.changed: set[str] = set()  # tables whose messages no longer match
         self.ignored: set[str] = set()  # tables seen but not protected
         self.left_out: dict[str, int] = {}  # changes left out, by table (``_left_out``)
+        self.special_nulls = SpecialNulls()  # NaN and ±Infinity printed as null (special_numbers)
         self.last_commit_lsn: int | None = None
         self.transactions = 0
         self.pending: list[ChangeEvent] = []
@@ -379,6 +388,8 @@ class StreamDecoder:
             self.changed.add(name)
         if self.filling and name in self.images.tables:  # type: ignore[union-attr]
             self._track(name, op, key, row, codec)
+        if codec.special and (self.special_nulls.noted or op == SCHEMA or row is not None and codec.null_special(row)):
+            self._track_special(name, op, key, row, codec)
         index = self._index
         if index >= MAX_TX_EVENTS:
             event_seq(self._commit_lsn, index)  # raises: too many changes for one transaction
@@ -440,6 +451,26 @@ class StreamDecoder:
             new = key_bytes([row[i] for i in codec.key_indexes])
             if images.wanted(name, new):
                 images.put(name, new, row)
+
+    def _track_special(self, name: str, op: str, key: list[Any] | None, row: list[Any] | None,
+                       codec: _TableCodec) -> None:
+        """Note the key whose change may have had NaN or ±Infinity printed as null."""
+        nulls = self.special_nulls
+        if op == SCHEMA:
+            nulls.drop_table(name)
+            return
+        if key is not None and nulls.keys.get(name):
+            nulls.drop(name, key_bytes(key))
+        if row is None:
+            return
+        for i in codec.special:
+            if row[i] is None:
+                if not codec.key_indexes:
+                    nulls.count_unchecked(name)  # no key to read its row back by
+                    return
+                new = [row[k] for k in codec.key_indexes]
+                nulls.note(name, key_bytes(new), new, self._xid)
+                return
 
     def _commit(self, message: Message) -> None:
         lsn = parse_lsn(message.nextlsn) if message.nextlsn else self._commit_lsn
