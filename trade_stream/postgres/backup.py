@@ -144,6 +144,9 @@ class PostgresBackupEngine:
             self.db.reflect(conn, selection.tables, require_identity=False)
             self.db.check_row_security(conn, selection.tables)
             self.db.identify_keyless(conn, selection.tables)
+            for name in self.db.repair_identity(conn, selection.tables):
+                self.warnings.append(f"table {name!r} had REPLICA IDENTITY NOTHING, under which its deletes leave"
+                                     " no trace in the change stream: tradevault set it back")
             self.warnings.extend(selection.warnings + self.db.reach_warnings(conn, selection.tables))
             caught_up, entries = self.store.catch_up_for_write()
             installed = self.capture.is_installed(conn)
@@ -257,10 +260,11 @@ class PostgresBackupEngine:
         known, known_ids = end_schema(self.store, end)
         counts = dict(end.tables)
         self.db.identify_keyless(conn, tables)  # a keyless table created since: before its resync
+        repaired = self.db.repair_identity(conn, tables)
         upto = self.capture.flush_wal(conn)
         current = self.db.reflect(conn, tables)
         current_ids = PostgresDatabase.relation_ids(conn, tables)
-        replaced = _replaced_tables(known_ids, current_ids)
+        replaced = _replaced_tables(known_ids, current_ids) | set(repaired)
         changed = _changed_tables(known, current, replaced)
         stats = _Stats(known.tables)
         decoder = StreamDecoder(known.tables, after_seq=covered, replaced=replaced)
@@ -282,7 +286,15 @@ class PostgresBackupEngine:
             body.finish()
             for name in sorted(decoder.changed - set(changed)):
                 self.warnings.append(f"table {name!r} changed while sealing: resynchronised by the next backup")
+            for name in repaired:
+                self.warnings.append(
+                    f"table {name!r} had REPLICA IDENTITY NOTHING, under which its deletes leave no trace in the"
+                    " change stream: tradevault set it back, left its changes since the last backup out and read"
+                    " its rows again (restore points before this backup's end show the table as the previous"
+                    " backup left it)")
             for name, count in sorted(decoder.left_out.items()):
+                if name in repaired:
+                    continue
                 if name in replaced:
                     self.warnings.append(
                         f"table {name!r} was dropped or renamed, and created again under its name: its {count:,}"

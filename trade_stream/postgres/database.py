@@ -241,6 +241,31 @@ class PostgresDatabase:
         return changed
 
     @staticmethod
+    def repair_identity(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
+        """Set REPLICA IDENTITY NOTHING back (DEFAULT with a primary key, else FULL): under
+        it a table's deletes leave no trace in the change stream (wal2json drops them).
+        Returns the tables repaired, whose changes since the last backup cannot be trusted;
+        a role that may not alter a table is bad input naming the statement to run."""
+        import psycopg
+
+        nothing = [(name, bool(keyed)) for name, keyed in conn.execute(
+            "SELECT c.relname, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary"
+            "   AND i.indimmediate)"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relreplident = 'n'",
+            (list(tables),),
+        ).fetchall()]
+        for table, keyed in sorted(nothing):
+            statement = f"ALTER TABLE {quote_ident(table)} REPLICA IDENTITY {'DEFAULT' if keyed else 'FULL'}"
+            try:
+                conn.execute(statement)
+            except psycopg.errors.InsufficientPrivilege:
+                raise BadInputError(f"table {table!r} has REPLICA IDENTITY NOTHING (its deletes leave no trace in"
+                                    f" the change stream) and this role may not change it: run `{statement}` as"
+                                    " its owner, or exclude the table") from None
+        return sorted(name for name, _ in nothing)
+
+    @staticmethod
     def table_schema(conn: "psycopg.Connection", table: str, *, require_identity: bool = True) -> TableSchema:
         """The table's description; ``require_identity``: a table without a primary key
         must have REPLICA IDENTITY FULL (``identify_keyless`` sets it)."""
