@@ -98,13 +98,13 @@ def copy_rows(conn: Any, table: TableSchema, consume: Callable[[list[tuple]], No
     return count
 
 
-def end_schema(store: BackupStore, entry: mf.ManifestEntry) -> tuple[DatabaseSchema, dict[str, int] | None]:
-    """The tables as the stream knows them after ``entry``, and their oids (None: stored
-    before tradevault kept them), read from its header only."""
+def end_schema(store: BackupStore, entry: mf.ManifestEntry) -> tuple[DatabaseSchema, dict[str, Any]]:
+    """The tables as the stream knows them after ``entry``, and the header's extra: their
+    oids (``relids``) and columns' numbers (``attnums``), absent from objects stored
+    before tradevault kept them. Read from its header only."""
     header = header_of(store, entry)
     data = header.extra.get("end_schema") if entry.kind == mf.INCREMENTAL else None
-    schema = DatabaseSchema.from_dict(data if data is not None else header.schema)
-    return schema, header.extra.get("relids")
+    return DatabaseSchema.from_dict(data if data is not None else header.schema), header.extra
 
 
 class PostgresBackupEngine:
@@ -189,7 +189,8 @@ class PostgresBackupEngine:
             counts = PostgresDatabase.row_counts(reader, tables)
             extra: dict[str, Any] = {"tables": counts, "lsn": snapshot.lsn,
                                      "sequences": sequence_positions(reader),
-                                     "relids": PostgresDatabase.relation_ids(reader, tables)}
+                                     "relids": PostgresDatabase.relation_ids(reader, tables),
+                                     "attnums": PostgresDatabase.column_numbers(reader, tables)}
             text_tables = [t.name for t in schema.tables if copies_as_text(t)]
             if text_tables:
                 extra["text_tables"] = text_tables
@@ -257,17 +258,19 @@ class PostgresBackupEngine:
         locations = [loc.name for loc in self.store.locations]
         end = chain_end(entries)
         assert end is not None
-        known, known_ids = end_schema(self.store, end)
+        known, known_extra = end_schema(self.store, end)
         counts = dict(end.tables)
         self.db.identify_keyless(conn, tables)  # a keyless table created since: before its resync
         repaired = self.db.repair_identity(conn, tables)
         upto = self.capture.flush_wal(conn)
         current = self.db.reflect(conn, tables)
         current_ids = PostgresDatabase.relation_ids(conn, tables)
-        replaced = _replaced_tables(known_ids, current_ids) | set(repaired)
+        current_numbers = PostgresDatabase.column_numbers(conn, tables)
+        replaced = _replaced_tables(known_extra.get("relids"), current_ids) | set(repaired)
+        renamed = _renamed_columns(known_extra.get("attnums"), current_numbers, replaced)
         changed = _changed_tables(known, current, replaced)
         stats = _Stats(known.tables)
-        decoder = StreamDecoder(known.tables, after_seq=covered, replaced=replaced)
+        decoder = StreamDecoder(known.tables, after_seq=covered, replaced=replaced, renamed=renamed)
         end_tables = {t.name: t for t in known.tables}
         advance_to: int | None = None
         with self.publisher.body_ahead(self.work_dir, BODY_WORKERS) as body:
@@ -322,7 +325,8 @@ class PostgresBackupEngine:
                 stats.first_ts, stats.last_ts, stats.count,
                 {"end_schema": new_schema.to_dict(), "end_lsn": advance_to,
                  "sequences": sequence_positions(conn), "keys": stats.keys.to_header(),
-                 "relids": {name: oid for name, oid in current_ids.items() if name in end_tables}},
+                 "relids": {name: oid for name, oid in current_ids.items() if name in end_tables},
+                 "attnums": {name: cols for name, cols in current_numbers.items() if name in end_tables}},
                 body=BODY_SIZED_FRAMES,
             )
             stored_object = body.store(key, header)
@@ -362,7 +366,8 @@ class PostgresBackupEngine:
         store gives their rows (``stored_images``); the decoder fills each left-out value from
         the latest row it knows (a change earlier in the stream, else the stored one)."""
         tables = [codec.table for codec in decoder.codecs.values()]
-        scan = StreamDecoder(tables, after_seq=decoder.after_seq, replaced=decoder.replaced)
+        scan = StreamDecoder(tables, after_seq=decoder.after_seq, replaced=decoder.replaced,
+                             renamed=decoder.renamed)
         images = RowImages()
         scan.collect_into(images)
         for _ in self.capture.read(reader, scan, upto):
@@ -468,6 +473,23 @@ def _replaced_tables(known: dict[str, int] | None, current: dict[str, int]) -> s
     if known is None:
         return set()
     return {name for name, oid in current.items() if name in known and known[name] != oid}
+
+
+def _renamed_columns(known: dict[str, dict[str, int]] | None, current: dict[str, dict[str, int]],
+                     replaced: Collection[str]) -> dict[str, dict[str, str]]:
+    """By table, the columns renamed since the stream's position: new name -> known name
+    (the same ``attnum`` under another name). Not a new name that was a known column's
+    too (two columns swapping names): a change of either time would read alike."""
+    renamed: dict[str, dict[str, str]] = {}
+    for table, columns in (known or {}).items():
+        if table in replaced or table not in current:
+            continue
+        names = {number: name for name, number in current[table].items()}
+        pairs = {names[number]: name for name, number in columns.items()
+                 if names.get(number, name) != name and names[number] not in columns}
+        if pairs:
+            renamed[table] = pairs
+    return renamed
 
 
 def _changed_tables(known: DatabaseSchema, current: DatabaseSchema,

@@ -122,6 +122,19 @@ class PostgresDatabase:
         ).fetchall())
 
     @staticmethod
+    def column_numbers(conn: "psycopg.Connection", tables: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Each table's columns' numbers (``attnum``): a column renamed keeps its number, so
+        a change written after ``RENAME COLUMN`` can be read against the known columns."""
+        numbers: dict[str, dict[str, int]] = {}
+        for table, column, number in conn.execute(
+            "SELECT c.relname, a.attname, a.attnum FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = ANY(%s)"
+            " AND a.attnum > 0 AND NOT a.attisdropped", (list(tables),)
+        ).fetchall():
+            numbers.setdefault(table, {})[column] = number
+        return numbers
+
+    @staticmethod
     def public_tables(conn: "psycopg.Connection") -> list[str]:
         """Every table of ``public``, partitioned ones included (which a restore target
         must not have, or has replaced with ``--force``)."""

@@ -157,8 +157,9 @@ def _unrolled(fields: list[tuple[str, str | None]], parsers: list[Parser | None]
 class _TableCodec:
     """Turns the messages of one table into wire rows against its known description."""
 
-    def __init__(self, table: TableSchema) -> None:
+    def __init__(self, table: TableSchema, renamed: dict[str, str] | None = None) -> None:
         self.table = table
+        self.renamed = renamed or {}  # new name -> known name
         self.names = table.column_names
         self.signature: list[tuple[str, str | None]] = [(c.name, c.declared) for c in table.columns]
         parsers = [wal2json_wire_parser(c.declared) for c in table.columns]
@@ -210,12 +211,12 @@ class _TableCodec:
         self.check_types(columns)
         values = {}
         for column in columns:
-            value = column.value
+            value, name = column.value, self.renamed.get(column.name, column.name)
             if value is not None:
-                parse = self._parser_for(column.name, column.type)
+                parse = self._parser_for(name, column.type)
                 if parse is not None:
                     value = parse(value)
-            values[column.name] = value
+            values[name] = value
         missing = UNCHANGED if update else None  # an update's: a TOASTed value it did not change
         row = [values.get(name, missing) for name in self.names]
         return row, False, update and UNCHANGED in row
@@ -246,7 +247,7 @@ class _TableCodec:
         """Fill the ``UNCHANGED`` values of an update's row from its old row, which holds
         them under REPLICA IDENTITY FULL (the server writes the old row whole, TOASTed
         values included); whether none is left."""
-        old = {c.name: c.value for c in identity}
+        old = {self.renamed.get(c.name, c.name): c.value for c in identity}
         for i, name in enumerate(self.names):
             if row[i] is UNCHANGED and name in old:
                 value, parse = old[name], self.by_name[name]
@@ -258,7 +259,7 @@ class _TableCodec:
         ... TYPE not resynchronised yet): its values would be read, and later written, as
         the old type's."""
         for column in columns:
-            known = self.declared.get(column.name)
+            known = self.declared.get(self.renamed.get(column.name, column.name))
             if known is not None and column.type and column.type != known:
                 raise Retyped(column.name)
 
@@ -269,7 +270,7 @@ class _TableCodec:
         if key is not None:
             return key
         self.check_types(identity)
-        by_name = {c.name: c.value for c in identity}
+        by_name = {self.renamed.get(c.name, c.name): c.value for c in identity}
         if any(name not in by_name for name in self.identity):
             return None
         key = [by_name[name] for name in self.identity]
@@ -284,8 +285,12 @@ class StreamDecoder:
     """Feed the messages in stream order; ``take`` the events decoded so far (a transaction
     may be taken in several windows: its seqs are known from its first message)."""
 
-    def __init__(self, tables: list[TableSchema], after_seq: int = -1, replaced: Collection[str] = ()) -> None:
-        self.codecs = {t.name: _TableCodec(t) for t in tables}
+    def __init__(self, tables: list[TableSchema], after_seq: int = -1, replaced: Collection[str] = (),
+                 renamed: dict[str, dict[str, str]] | None = None) -> None:
+        #: by table, columns renamed since the stream's position (new name -> known name): a
+        #: change written after the RENAME COLUMN names the column by its new name
+        self.renamed = renamed or {}
+        self.codecs = {t.name: _TableCodec(t, self.renamed.get(t.name)) for t in tables}
         self.after_seq = after_seq
         #: tables dropped or renamed away and created again under their name: the stream
         #: names both the same, so their changes are left out until their resynchronisation
@@ -359,23 +364,27 @@ class StreamDecoder:
             row, matched, partial = codec.row(message.columns, update=True)
             key = codec.key_from_identity(message.identity)
             if key is None:
+                if message.identity:  # an old key, under names the known columns lack
+                    return self._left_out(name)
                 if not codec.key_indexes:
-                    if message.identity:
-                        return self._left_out(name)
                     raise BadInputError(f"table {name!r} has no primary key and an update carries no old row: "
                                         f"ALTER TABLE {quote_ident(name)} REPLICA IDENTITY FULL")
                 key = [row[i] for i in codec.key_indexes]  # the key did not change
+                if None in key:  # a key column under a name the known columns lack
+                    return self._left_out(name)
             if partial and not codec.fill_from_identity(row, message.identity):
                 self._unchanged(name, key, row, strict=matched)
             op = UPDATE
         elif action == "I":
             row, matched, _ = codec.row(message.columns)
             key = [row[i] for i in codec.key_indexes]
+            if None in key:  # a key column under a name the known columns lack
+                return self._left_out(name)
             op = INSERT
         elif action == "D":
             matched = True
             key = codec.key_from_identity(message.identity)
-            if key is None and not codec.key_indexes and message.identity:
+            if key is None and message.identity:  # an old key, under names the known columns lack
                 return self._left_out(name)
             if key is None:
                 fix = "FULL" if not codec.key_indexes else "DEFAULT"
@@ -399,8 +408,9 @@ class StreamDecoder:
     def _left_out(self, name: str) -> None:
         """A change the known columns cannot hold: a column of the table changed its type
         (ALTER COLUMN ... TYPE), a table without a primary key lost a column (its old row
-        can no longer name the row it changes), or the table was replaced by another of its
-        name (``replaced``). The change is left out and the table is
+        can no longer name the row it changes), its old key is under names the known
+        columns lack (a key column renamed, ``renamed`` not knowing it), or the table was
+        replaced by another of its name (``replaced``). The change is left out and the table is
         resynchronised (``changed``), which gives its rows back as they are; restore points
         in between show the table without those changes (``left_out`` counts them, for the
         backup's warning). Kept, they made every restore after them fail, or stopped the
