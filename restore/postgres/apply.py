@@ -185,6 +185,25 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
     return added
 
 
+def surplus_labels(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -> list[str]:
+    """Notes of the enum labels the restore holds beyond the latest definitions (those of
+    ``tables``): a label renamed within the plan (``ALTER TYPE ... RENAME VALUE``) is
+    created under both names, as the rows before the rename carry the old one, and
+    PostgreSQL cannot drop a label. The rows hold the new one from the resynchronisation on."""
+    notes = []
+    for definition in type_definitions_of(tables):
+        if definition["kind"] != "enum":
+            continue
+        wanted = set(enum_labels(definition["ddl"]))
+        have = [r[0] for r in conn.execute(
+            "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = %s"
+            " AND t.typnamespace = current_schema()::regnamespace ORDER BY e.enumsortorder", (definition["name"],))]
+        notes += [f"enum {definition['name']}: label {label!r} kept, though the source renamed or dropped it"
+                  " within the restored span (PostgreSQL cannot drop an enum label)"
+                  for label in have if label not in wanted]
+    return notes
+
+
 # the schema a recorded CREATE EXTENSION names
 _EXTENSION_SCHEMA = re.compile(r'WITH SCHEMA ("(?:[^"]|"")+"|\S+)\s*$')
 

@@ -47,6 +47,7 @@ from restore.postgres.apply import (
     finish_keyed,
     identities_always,
     set_sequences,
+    surplus_labels,
     try_indexes,
     type_definitions_of,
 )
@@ -210,6 +211,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         create_extensions(main, objects)
         for tables in latest.table_sources:
             create_types(main, [t for t in tables if plan.keeps(t.name)], {n: head for n, (head, _) in domains.items()})
+        label_notes = surplus_labels(main, [t for t in latest.table_sources[-1] if plan.keeps(t.name)])
         create_sequences(main, objects, latest.sequences)
         create_type_definitions(main, function_types(objects))
         waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
@@ -271,7 +273,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
                         list(dict.fromkeys(d["name"] for d in type_definitions_of(tables) + function_types(objects)
                                            if d["kind"] != "extension")), after=after)
     result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
-                    + finishing.notes + applier.notes + domain_notes + notes)
+                    + label_notes + finishing.notes + applier.notes + domain_notes + notes)
     return finished(result, target.safe_url(), plan, started)
 
 

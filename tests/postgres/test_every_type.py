@@ -150,3 +150,25 @@ def test_a_type_that_cannot_be_recreated_is_named_and_nothing_changes(pg, work_d
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_an_enum_label_renamed_keeps_the_rows_and_names_the_old_label(pg, work_dir):
+    """``ALTER TYPE ... RENAME VALUE`` within the restored span: the rows before it carry
+    the old label, so the restore creates both, and PostgreSQL cannot drop one. The rows
+    come back exactly, and the restore names the label it kept, where before it said
+    nothing of the difference from the source's type."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TYPE side AS ENUM ('buy', 'sell')", "CREATE TABLE t (id int PRIMARY KEY, s side)",
+            "INSERT INTO t VALUES (1, 'buy'), (2, 'sell')")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "INSERT INTO t VALUES (3, 'buy')", "ALTER TYPE side RENAME VALUE 'buy' TO 'long'",
+            "INSERT INTO t VALUES (4, 'long')")
+    engine(src, store).incremental()
+    result = restore(store, dst)
+    assert result.notes == ["enum side: label 'buy' kept, though the source renamed or dropped it within the restored"
+                            " span (PostgreSQL cannot drop an enum label)"]
+    rows = "SELECT id, s::text FROM t ORDER BY id"
+    assert connect(dst).execute(rows).fetchall() == connect(src).execute(rows).fetchall() == [
+        (1, "long"), (2, "sell"), (3, "long"), (4, "long")]
+    assert restore(store, pg.new("full"), seq=store.entries()[0].last_seq).notes == []  # the full alone: exact
