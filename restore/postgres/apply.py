@@ -32,6 +32,7 @@ import contextlib
 import re
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator
 
+from restore.descriptions import described
 from restore.moved_keys import apply_in_stretches, moves_keys
 from restore.postgres.copy_rows import (
     as_text,
@@ -314,10 +315,10 @@ def finish_published(conn: "psycopg.Connection", tables: Iterable[TableSchema]) 
             conn.execute(f"ALTER TABLE {name} CLUSTER ON {quote_ident(extra['cluster_on'])}")
         for statement in extra.get("statistics", []) + extra.get("rules", []):
             conn.execute(statement)
-        for described in extra.get("object_comments", []):
-            target = (f"INDEX {quote_ident(described['name'])}" if described["kind"] == "index"
-                      else f"CONSTRAINT {quote_ident(described['name'])} ON {name}")
-            conn.execute(f"COMMENT ON {target} IS {_literal(described['comment'])}")
+        for commented in extra.get("object_comments", []):
+            target = (f"INDEX {quote_ident(commented['name'])}" if commented["kind"] == "index"
+                      else f"CONSTRAINT {quote_ident(commented['name'])} ON {name}")
+            conn.execute(f"COMMENT ON {target} IS {_literal(commented['comment'])}")
 
 
 def _option(option: str) -> str:
@@ -532,14 +533,18 @@ class PostgresApplier:
     SQLite source's events are replayed by the SQLite restore: restore.postgres.from_sqlite.)"""
 
     def __init__(self, conn: "psycopg.Connection", schema: DatabaseSchema,
-                 keys_pending: set[str] | None = None, relax: Collection[str] = ()) -> None:
+                 keys_pending: set[str] | None = None, relax: Collection[str] = (),
+                 latest: dict[str, TableSchema] | None = None) -> None:
         """``keys_pending``: tables just bulk-loaded whose primary key and indexes are not built
         yet. Runs through COPY apply to them as they are (updates and deletes join the heap
         by hashing, no index is maintained row by row); anything else builds the table's key
         first. ``build_keys`` finishes a table; a duplicate key found then is a divergence.
-        ``relax``: tables a SCHEMA event creates ``relaxed`` (as the caller created ``schema``'s)."""
+        ``relax``: tables a SCHEMA event creates ``relaxed`` (as the caller created ``schema``'s);
+        ``latest``: the descriptions a SCHEMA event's table is finished with when its rows
+        read the same (restore.descriptions), as the caller did for ``schema``."""
         self.conn = conn
         self.relax = frozenset(relax)
+        self.latest = latest or {}
         self.keys_pending = set(keys_pending or ())
         #: tables with their primary key and without the rest (``finish_table``, after the
         #: replay): the key built for small batches, or a SCHEMA event's table. A unique
@@ -896,7 +901,7 @@ class PostgresApplier:
             self.tables.pop(event.table, None)
             self.unfinished.discard(event.table)
             return
-        table = TableSchema.from_dict(event.table_schema)
+        table = described(TableSchema.from_dict(event.table_schema), self.latest)
         if table.name in self.relax:
             table = relaxed(table)
         if create_types(self.conn, [table]):

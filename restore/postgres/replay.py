@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from restore.descriptions import described, latest_descriptions
 from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.postgres.apply import (
@@ -203,6 +204,9 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         # connection creates a table
         latest = LatestPoint.read(store, plan, source)
         relax = changing_constraints(latest.table_sources) if logical else set()
+        newest = latest_descriptions(latest.table_sources) if logical else {}
+        if newest:  # finished as the plan's latest description has them (restore.descriptions)
+            schema = msgspec.structs.replace(schema, tables=[described(t, newest) for t in schema.tables])
         domains = {name: split_domain(ddl) for name, ddl in changing_domains(latest.table_sources).items()}
         if relax:  # replayed without the NOT NULL and CHECKs that change (restore.relaxed)
             schema = msgspec.structs.replace(schema, tables=[relaxed(t) if t.name in relax else t
@@ -222,7 +226,8 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         main.commit()
         # Keys and indexes are built after the events that can do without them (see
         # PostgresApplier.keys_pending): big runs join the heap by hashing, once.
-        applier = PostgresApplier(main, schema, keys_pending={t.name for t in schema.tables}, relax=relax)
+        applier = PostgresApplier(main, schema, keys_pending={t.name for t in schema.tables}, relax=relax,
+                                  latest=newest)
         positions = latest.sequences if migration is None else migration.positions(latest.sequences)
         finishing = _Finishing(staging, schema, applier, (replayed or plan.full).tables or {}, positions)
         # the incrementals are read, decoded and folded while the server loads the full

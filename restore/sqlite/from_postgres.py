@@ -11,6 +11,7 @@ import sqlite3
 import time
 from typing import Any, Callable, Collection
 
+from restore.descriptions import described, latest_descriptions
 from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.relaxed import NOT_NULL_AFTER, changing_constraints, relaxed
@@ -40,8 +41,10 @@ ValueMap = Callable[[list[Any]], list[Any]]
 class _MappedSqliteApplier:
     """Maps events of a PostgreSQL source to SQLite values, then applies them."""
 
-    def __init__(self, conn: sqlite3.Connection, pg_schema: DatabaseSchema) -> None:
+    def __init__(self, conn: sqlite3.Connection, pg_schema: DatabaseSchema,
+                 latest: dict[str, TableSchema] | None = None) -> None:
         self.pg_tables = {t.name: t for t in pg_schema.tables}
+        self.latest = latest or {}  # a SCHEMA event's table is finished with (restore.descriptions)
         self.inner = SqliteApplier(conn, DatabaseSchema(
             dialect="sqlite", tables=[table_to_sqlite(t).schema for t in pg_schema.tables]), replace_conflicts=False)
         self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
@@ -75,7 +78,7 @@ class _MappedSqliteApplier:
                 self._maps.pop(event.table, None)
                 schema = None
                 if event.table_schema is not None:
-                    pg = TableSchema.from_dict(event.table_schema)
+                    pg = described(TableSchema.from_dict(event.table_schema), self.latest)
                     self.pg_tables[pg.name] = pg
                     schema = table_to_sqlite(pg).schema.to_dict()
                 else:
@@ -139,11 +142,12 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
             # NOT NULL that changes within the plan: not until the table's resynchronisation
             # (restore.relaxed; SQLite cannot add it afterwards)
             relax = changing_constraints(latest.table_sources)
-            created = [relaxed(t) if t.name in relax else t for t in pg_schema.tables]
+            newest = latest_descriptions(latest.table_sources)  # restore.descriptions
+            created = [relaxed(t) if t.name in relax else t for t in (described(t, newest) for t in pg_schema.tables)]
             for table in created:
                 create_sqlite_table(conn, table_to_sqlite(table).schema)
             _load_rows_into_sqlite(conn, store, plan.full, pg_schema, progress)
-            applier = _MappedSqliteApplier(conn, DatabaseSchema(dialect="postgresql", tables=created))
+            applier = _MappedSqliteApplier(conn, DatabaseSchema(dialect="postgresql", tables=created), newest)
             result = replay_events(store, plan, applier, progress)
             # a key into a partitioned table (SQLite has none: its partitions are tables)
             # stays, unenforced, as one into a table left out

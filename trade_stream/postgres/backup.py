@@ -30,7 +30,7 @@ from trade_stream.manifest import chain_end, chain_position
 from trade_stream.object_format import BODY_SIZED_FRAMES, CODEC_EVENTS, CODEC_PGCOPY, ObjectWriter
 from trade_stream.postgres.capture import ExportedSnapshot, PostgresCapture, slot_name_for
 from trade_stream.postgres.catalog import database_objects, sequence_positions
-from trade_stream.postgres.database import PostgresDatabase, same_columns
+from trade_stream.postgres.database import PostgresDatabase, same_description, same_rows
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
 from trade_stream.postgres.special_numbers import SpecialNulls, key_text, lookup_sql, special_columns
@@ -272,6 +272,7 @@ class PostgresBackupEngine:
         stats = _Stats(known.tables)
         decoder = StreamDecoder(known.tables, after_seq=covered, replaced=replaced, renamed=renamed)
         end_tables = {t.name: t for t in known.tables}
+        end_tables.update(_described_tables(known, current, changed))
         advance_to: int | None = None
         with self.publisher.body_ahead(self.work_dir, BODY_WORKERS) as body:
             if changed:
@@ -492,15 +493,25 @@ def _renamed_columns(known: dict[str, dict[str, int]] | None, current: dict[str,
     return renamed
 
 
+def _described_tables(known: DatabaseSchema, current: DatabaseSchema,
+                      changed: Collection[str]) -> dict[str, TableSchema]:
+    """Tables whose description changed in what a restore builds after the data only (an
+    index, a constraint, a default, an enum label): the new description is recorded, the
+    rows need not be read again."""
+    before = {t.name: t for t in known.tables}
+    return {t.name: t for t in current.tables
+            if t.name in before and t.name not in changed and not same_description(before[t.name], t)}
+
+
 def _changed_tables(known: DatabaseSchema, current: DatabaseSchema,
                     replaced: Collection[str] = ()) -> dict[str, TableSchema | None]:
-    """Tables to resynchronise: new, altered (columns/types/key), replaced by another of the
-    same name, or dropped (None)."""
+    """Tables to resynchronise: new, altered (``same_rows``: columns, types, NOT NULL, key),
+    replaced by another of the same name, or dropped (None)."""
     before = {t.name: t for t in known.tables}
     now = {t.name: t for t in current.tables}
     changed: dict[str, TableSchema | None] = {}
     for name, table in now.items():
-        if name not in before or name in replaced or not same_columns(before[name], table):
+        if name not in before or name in replaced or not same_rows(before[name], table):
             changed[name] = table
     for name in before.keys() - now.keys():
         changed[name] = None
