@@ -33,6 +33,15 @@ def connect(url: str):
     return PostgresDatabase(url).connect()
 
 
+def fetch(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """The rows of one query, on a connection of its own."""
+    conn = connect(url)
+    try:
+        return conn.execute(sql, params or None).fetchall()
+    finally:
+        conn.close()
+
+
 def digest(url: str, tables: dict[str, list[str]]) -> dict[str, str]:
     conn = connect(url)
     try:

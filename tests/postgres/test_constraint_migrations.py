@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.pg_helpers import connect, engine, execute, fetch, make_store, restore
 from tests.postgres.test_schema_fidelity import same_schema
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -46,11 +46,7 @@ MIGRATION = [  # what Alembic emits for the new model revision
 
 
 def _orders(url: str) -> list[tuple]:
-    conn = connect(url)
-    try:
-        return conn.execute("SELECT id, pair, fee, amount, note FROM orders ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return fetch(url, "SELECT id, pair, fee, amount, note FROM orders ORDER BY id")
 
 
 def test_relaxed_and_added_constraints_restore_at_every_point(pg, work_dir):

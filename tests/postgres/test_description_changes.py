@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.pg_helpers import connect, engine, execute, fetch, make_store, restore
 from tests.postgres.test_schema_fidelity import _pg_dump, same_schema
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -19,11 +19,7 @@ ROWS = 2000
 
 
 def _rows(url: str) -> list[tuple]:
-    conn = connect(url)
-    try:
-        return conn.execute("SELECT id, side::text, qty, note FROM fills ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return fetch(url, "SELECT id, side::text, qty, note FROM fills ORDER BY id")
 
 
 def test_an_index_and_other_definitions_arrive_without_the_rows(pg, work_dir):

@@ -12,18 +12,14 @@ from decimal import Decimal
 
 import pytest
 
-from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.pg_helpers import engine, execute, fetch, make_store, restore
 from trade_stream.storage.stored_objects import events_of
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
 
 def _rows(url: str) -> list[tuple]:
-    conn = connect(url)
-    try:
-        return conn.execute("SELECT * FROM orders ORDER BY 1").fetchall()
-    finally:
-        conn.close()
+    return fetch(url, "SELECT * FROM orders ORDER BY 1")
 
 
 def test_every_point_after_a_column_rename_holds_the_source_values(pg, work_dir):

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.pg_helpers import engine, execute, fetch, make_store, restore
 from tests.postgres.test_schema_fidelity import same_schema
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -45,11 +45,7 @@ class TradeAfter(After):
 
 
 def _rows(url: str, table: str) -> list[tuple]:
-    conn = connect(url)
-    try:
-        return sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
-    finally:
-        conn.close()
+    return sorted(fetch(url, f"SELECT * FROM {table}"))
 
 
 def _migrate(url: str) -> None:

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.pg_helpers import engine, execute, fetch, make_store, restore
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
 
 def _rows(url: str, table: str) -> list[tuple]:
-    conn = connect(url)
-    try:
-        return sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
-    finally:
-        conn.close()
+    return sorted(fetch(url, f"SELECT * FROM {table}"))
 
 
 def _identity(url: str, table: str) -> str:
-    conn = connect(url)
-    try:
-        return conn.execute("SELECT relreplident FROM pg_class WHERE relname = %s", (table,)).fetchone()[0]
-    finally:
-        conn.close()
+    return fetch(url, "SELECT relreplident FROM pg_class WHERE relname = %s", (table,))[0][0]
 
 
 def test_deletes_under_replica_identity_nothing_are_not_lost(pg, work_dir):

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.pg_helpers import engine, execute, fetch, make_store, restore
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -32,11 +32,7 @@ class Signal(Base):
 
 
 def _rows(url: str, table: str = "signals") -> list[tuple]:
-    conn = connect(url)
-    try:
-        return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-    finally:
-        conn.close()
+    return fetch(url, f"SELECT * FROM {table} ORDER BY 1")
 
 
 def _same(a: list[tuple], b: list[tuple]) -> bool:

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tests.postgres.pg_helpers import connect, engine, make_store, restore
+from tests.postgres.pg_helpers import engine, fetch, make_store, restore
 from tests.postgres.test_schema_fidelity import same_schema
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -44,11 +44,7 @@ def _swap(orm: sa.Engine, a: str, b: str) -> None:
 
 
 def _slots(url: str) -> list[tuple]:
-    conn = connect(url)
-    try:
-        return conn.execute("SELECT id, pair, position FROM pair_slots ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return fetch(url, "SELECT id, pair, position FROM pair_slots ORDER BY id")
 
 
 def test_values_moved_between_rows_in_steps_restore_at_every_point(pg, work_dir):
