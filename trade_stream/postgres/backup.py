@@ -389,6 +389,8 @@ class PostgresBackupEngine:
         stream printed as null (trade_stream.postgres.special_numbers); warn of those that
         cannot be told apart. Returns the next seq."""
         nulls: SpecialNulls = decoder.special_nulls
+        if not nulls.noted and not nulls.unchecked:
+            return seq
         doubtful = dict(nulls.unchecked)
         corrected: dict[str, int] = {}
         ts = conn.execute(SERVER_NOW_US).fetchone()[0]
