@@ -33,7 +33,7 @@ from trade_stream.postgres.catalog import database_objects, sequence_positions
 from trade_stream.postgres.database import PostgresDatabase, same_description, same_rows
 from trade_stream.postgres.lsn import resync_base, snapshot_seq
 from trade_stream.postgres.snapshot_rows import CHUNK_BYTES, encode_copy_chunk
-from trade_stream.postgres.special_numbers import SpecialNulls, key_text, lookup_sql, special_columns
+from trade_stream.postgres.special_numbers import SpecialNulls, key_text, lookup_sql, special_condition
 from trade_stream.postgres.stored_images import RowImages, stored_images
 from trade_stream.postgres.types import TEXT_OID, travels_as_text, type_oid
 from trade_stream.postgres.wal2json import StreamDecoder, UnchangedValuesMissing
@@ -399,11 +399,10 @@ class PostgresBackupEngine:
                 doubtful.pop(name, None)  # read whole at the incremental's end anyway
                 continue
             table = decoder.codecs[name].table
-            if name in doubtful and not table.primary_key:
-                special = " OR ".join(f"{quote_ident(table.columns[i].name)}::text IN ('NaN', 'Infinity', '-Infinity')"
-                                      for i in special_columns(table))
-                if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(name)} WHERE {special})").fetchone()[0]:
-                    doubtful.pop(name)  # its NULLs are NULLs
+            if name in doubtful:  # keyless, or past the keys noted: a table holding none has only NULLs
+                held = f"SELECT EXISTS (SELECT 1 FROM {quote_ident(name)} WHERE {special_condition(table)})"
+                if not conn.execute(held).fetchone()[0]:
+                    doubtful.pop(name)
             noted = list(nulls.keys.get(name, {}).items())
             key_idx = table.key_indexes()
             for start in range(0, len(noted), 1000):

@@ -78,6 +78,12 @@ def key_text(value: Any) -> str:
     return str(value)
 
 
+def special_condition(table: TableSchema) -> str:
+    """SQL true for a row that holds NaN or ±Infinity in a special column."""
+    return " OR ".join(f"{quote_ident(table.columns[i].name)}::text IN ('NaN', 'Infinity', '-Infinity')"
+                       for i in special_columns(table))
+
+
 def lookup_sql(table: TableSchema) -> str:
     """``COPY`` of ``xmin`` and the row of each key given (one text array per key column,
     in ``%s`` parameters) that holds NaN or ±Infinity in a special column now."""
@@ -86,8 +92,6 @@ def lookup_sql(table: TableSchema) -> str:
     casts = ", ".join(f"u.k{i}::{declared[k]}" for i, k in enumerate(table.primary_key))
     arrays = ", ".join("%s::text[]" for _ in table.primary_key)
     aliases = ", ".join(f"k{i}" for i in range(len(table.primary_key)))
-    special = " OR ".join(f"{quote_ident(table.columns[i].name)}::text IN ('NaN', 'Infinity', '-Infinity')"
-                          for i in special_columns(table))
     cols = ", ".join(quote_ident(c) for c in table.column_names)
     return (f"SELECT xmin::text, {cols} FROM {quote_ident(table.name)} WHERE ({keys}) IN"
-            f" (SELECT {casts} FROM unnest({arrays}) AS u({aliases})) AND ({special})")
+            f" (SELECT {casts} FROM unnest({arrays}) AS u({aliases})) AND ({special_condition(table)})")
