@@ -82,3 +82,22 @@ def test_what_cannot_be_told_apart_is_named(pg, work_dir):
     execute(src, "DELETE FROM quotes WHERE px::text = 'NaN'", "INSERT INTO quotes VALUES ('SOL', NULL)")
     result = engine(src, store).incremental()
     assert not any("NaN" in w for w in result.warnings)  # a keyless table's NULLs are NULLs when none is NaN
+
+
+def test_the_keys_noted_follow_the_stream_and_stop_at_the_limit(monkeypatch):
+    from trade_stream.postgres import special_numbers
+    from trade_stream.postgres.special_numbers import SpecialNulls, key_text
+
+    monkeypatch.setattr(special_numbers, "LIMIT", 2)
+    nulls = SpecialNulls()
+    nulls.note("t", b"1", [1], 10)
+    nulls.note("t", b"1", [1], 11)  # the same key again: its last change counts
+    nulls.note("t", b"2", [2], 11)
+    nulls.note("t", b"3", [3], 12)  # past the limit: counted only
+    assert (nulls.keys["t"], nulls.noted, nulls.unchecked) == ({b"1": ([1], 11), b"2": ([2], 11)}, 2, {"t": 1})
+    nulls.drop("t", b"1")
+    nulls.drop("t", b"9")
+    assert nulls.noted == 1
+    nulls.drop_table("t")
+    assert (nulls.keys, nulls.noted) == ({}, 0)
+    assert [key_text(v) for v in (7, "a'b", b"\x01\xff", 1.5)] == ["7", "a'b", "\\x01ff", "1.5"]
