@@ -101,3 +101,7 @@ def test_the_keys_noted_follow_the_stream_and_stop_at_the_limit(monkeypatch):
     nulls.drop_table("t")
     assert (nulls.keys, nulls.noted) == ({}, 0)
     assert [key_text(v) for v in (7, "a'b", b"\x01\xff", 1.5)] == ["7", "a'b", "\\x01ff", "1.5"]
+    from decimal import Decimal
+
+    from trade_stream.values import to_wire
+    assert key_text(to_wire(Decimal("1.50"))) == "1.50"  # a numeric key as the stream carries it
