@@ -169,7 +169,8 @@ def mapping_notes(store: BackupStore, plan: Plan) -> list[str]:
     the full backup describes the tables."""
     pg_schema = plan.chosen(DatabaseSchema.from_dict(schema_of(store, plan.full)))
     latest = LatestPoint.read(store, plan, pg_schema)
-    return [note for table in pg_schema.tables for note in table_to_sqlite(table).notes] + \
+    newest = latest_descriptions(latest.table_sources)
+    return [note for table in pg_schema.tables for note in table_to_sqlite(described(table, newest)).notes] + \
         database_notes(latest.objects)
 
 

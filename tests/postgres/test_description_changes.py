@@ -62,3 +62,20 @@ def test_an_enum_label_renamed_still_reads_the_rows_again(pg, work_dir):
     assert result.count > ROWS
     restore(store, dst)
     assert _rows(dst) == _rows(src)
+
+
+def test_a_sqlite_dry_run_names_what_a_later_migration_added(pg, work_dir):
+    """``restore --dry-run`` into SQLite lists the mapping of the description the restore
+    finishes with, not the full backup's: an index SQLite cannot build, added after it."""
+    from restore.planner import Target, plan_restore
+    from restore.sqlite.from_postgres import mapping_notes
+
+    src = pg.new("src")
+    execute(src, "CREATE TABLE fills (id int PRIMARY KEY, qty numeric, note text)",
+            "INSERT INTO fills VALUES (1, 1, 'a')")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "CREATE INDEX fills_qty ON fills (qty) INCLUDE (note)", "UPDATE fills SET qty = 2")
+    engine(src, store).incremental()
+    notes = mapping_notes(store, plan_restore(store.entries(), Target()))
+    assert any("fills_qty" in note for note in notes), notes
