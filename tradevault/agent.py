@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from datetime import datetime
@@ -45,7 +46,7 @@ def consolidate_in_child(settings: Settings, min_events: int) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_consolidate_child, name="tradevault-consolidate",
-                              args=(settings, min_events, sender))
+                              args=(settings, min_events, sender, os.getpid()))
     process.start()
     sender.close()
     try:
@@ -60,7 +61,23 @@ def consolidate_in_child(settings: Settings, min_events: int) -> dict[str, Any]:
     return outcome
 
 
-def _consolidate_child(settings: Settings, min_events: int, sender: Any) -> None:
+def die_with_parent(parent: int) -> None:
+    """Have this process killed when ``parent`` dies (Linux: PR_SET_PDEATHSIG), and end at
+    once if it is gone already. A consolidation left running after its agent was killed
+    went on writing to the store next to the agent's next start: two writers, and a
+    ``verify`` meanwhile saw a head naming a checkpoint it had not listed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pipe's end tells the child later
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _consolidate_child(settings: Settings, min_events: int, sender: Any, parent: int) -> None:
+    die_with_parent(parent)
     try:
         result = consolidate(wiring.engine(settings), work_dir=settings.work_dir or None, min_events=min_events)
         sender.send(result.to_json())
