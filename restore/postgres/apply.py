@@ -415,52 +415,44 @@ def create_triggers(conn: "psycopg.Connection", tables: Iterable[TableSchema]) -
 
 
 def constrain(conn: "psycopg.Connection", table: TableSchema) -> list[str]:
-    """The NOT NULL and CHECK constraints a ``relaxed`` table was replayed without, each in
-    a savepoint. Returns the notes of those the rows at the restore point break (a CHECK
-    is then added NOT VALID): see restore.relaxed."""
-    import psycopg
-
+    """The NOT NULL and CHECK constraints a ``relaxed`` table was replayed without
+    (``unless_broken``): see restore.relaxed."""
     extra = post_load(table)
     name = quote_ident(table.name)
     notes = []
     for column in extra.get(NOT_NULL_AFTER, []):
-        try:
-            with conn.transaction():
-                conn.execute(f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET NOT NULL")
-        except psycopg.errors.NotNullViolation:
-            notes.append(f"{table.name}.{column}: left nullable, as rows at this point hold NULL (its NOT NULL"
-                         " changed within the incremental that holds the point)")
-    for check in extra.get(CHECKS_AFTER, []):
-        statement = f"ALTER TABLE {name} ADD CONSTRAINT {quote_ident(check['name'])} {check['def']}"
-        try:
-            notes += unless_elsewhere(conn, statement, f"{table.name}: check {check['name']}")
-        except psycopg.errors.CheckViolation:
-            notes += unless_elsewhere(conn, statement + " NOT VALID", f"{table.name}: check {check['name']}")
-            notes.append(f"{table.name}: check {check['name']} added NOT VALID, as rows at this point break it"
-                         " (the table's checks changed within the incremental that holds the point)")
+        notes += unless_broken(conn, f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} SET NOT NULL",
+                               f"{table.name}.{column}: NOT NULL", check=False)
+    for constraint in extra.get(CHECKS_AFTER, []):
+        statement = f"ALTER TABLE {name} ADD CONSTRAINT {quote_ident(constraint['name'])} {constraint['def']}"
+        notes += unless_broken(conn, statement, f"{table.name}: check {constraint['name']}", check=True)
     return notes
 
 
 def constrain_domains(conn: "psycopg.Connection", actions: dict[str, list[str]]) -> list[str]:
     """The NOT NULL and CHECKs of the domains created without them (``split_domain``'s
-    actions, by domain), after the replay; returns the notes of those the rows at the
-    restore point break (a CHECK is then added NOT VALID): see restore.relaxed."""
+    actions, by domain), after the replay (``unless_broken``): see restore.relaxed."""
+    return [note for name, domain_actions in actions.items() for action in domain_actions
+            for note in unless_broken(conn, f"ALTER DOMAIN {quote_ident(name)} {action}", f"domain {name}: {action}",
+                                      check=action.startswith("ADD"))]
+
+
+def unless_broken(conn: "psycopg.Connection", statement: str, what: str, *, check: bool) -> list[str]:
+    """A constraint a relaxed table or domain was replayed without, added after the replay
+    (``unless_elsewhere``). When the rows at the restore point break it (its definition
+    changed within the incremental that holds the point), a ``check`` is added NOT VALID
+    and a NOT NULL left out, and the note says so: not a divergence."""
     import psycopg
 
-    notes = []
-    for name, domain_actions in actions.items():
-        for action in domain_actions:
-            statement = f"ALTER DOMAIN {quote_ident(name)} {action}"
-            try:
-                with conn.transaction():
-                    conn.execute(statement)
-            except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation):
-                if action.startswith("ADD"):
-                    conn.execute(statement + " NOT VALID")
-                notes.append(f"domain {name}: {action} {'added NOT VALID' if action.startswith('ADD') else 'left out'},"
-                             " as rows at this point break it (the domain changed within the incremental that holds"
-                             " the point)")
-    return notes
+    try:
+        return unless_elsewhere(conn, statement, what)
+    except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation):
+        if not check:
+            return [f"{what} left out, as rows at this point break it (it changed within the incremental that"
+                    " holds the point)"]
+        return unless_elsewhere(conn, statement + " NOT VALID", what) + [
+            f"{what} added NOT VALID, as rows at this point break it (it changed within the incremental that"
+            " holds the point)"]
 
 
 def unless_elsewhere(conn: "psycopg.Connection", statement: str, what: str) -> list[str]:
