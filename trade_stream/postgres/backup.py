@@ -143,8 +143,7 @@ class PostgresBackupEngine:
             # raises on unsupported types: nothing changed yet
             self.db.reflect(conn, selection.tables, require_identity=False)
             self.db.check_row_security(conn, selection.tables)
-            self.db.identify_keyless(conn, selection.tables)
-            for name in self.db.repair_identity(conn, selection.tables):
+            for name in self.db.identify_keyless(conn, selection.tables):
                 self.warnings.append(f"table {name!r} had REPLICA IDENTITY NOTHING, under which its deletes leave"
                                      " no trace in the change stream: tradevault set it back")
             self.warnings.extend(selection.warnings + self.db.reach_warnings(conn, selection.tables))
@@ -260,8 +259,7 @@ class PostgresBackupEngine:
         assert end is not None
         known, known_extra = end_schema(self.store, end)
         counts = dict(end.tables)
-        self.db.identify_keyless(conn, tables)  # a keyless table created since: before its resync
-        repaired = self.db.repair_identity(conn, tables)
+        repaired = self.db.identify_keyless(conn, tables)  # a keyless table created since: before its resync
         upto = self.capture.flush_wal(conn)
         current = self.db.reflect(conn, tables)
         current_ids = PostgresDatabase.relation_ids(conn, tables)

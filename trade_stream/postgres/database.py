@@ -225,58 +225,40 @@ class PostgresDatabase:
 
     @staticmethod
     def identify_keyless(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
-        """Set REPLICA IDENTITY FULL on the tables without a primary key that still have
-        the default (which, without a key, logs no old row): their updates and deletes then
-        carry the whole old row. A DEFERRABLE primary key counts as none: PostgreSQL does not
-        use it as the replica identity, so the default logs no old key either (wal2json then
-        drops the table's deletes, and an update that changes the key looks like one that
-        does not). Returns the tables changed; a role that may not alter a table is bad
-        input naming the statement to run."""
+        """Give every table a replica identity under which its updates and deletes name
+        their row. A table without a primary key that still has the default (which, without
+        a key, logs no old row) gets FULL: its changes then carry the whole old row. A
+        DEFERRABLE primary key counts as none: PostgreSQL does not use it as the replica
+        identity, so the default logs no old key either (wal2json then drops the table's
+        deletes, and an update that changes the key looks like one that does not). NOTHING
+        is set back (DEFAULT with a key, else FULL): under it a table's deletes leave no
+        trace. Returns the tables set back from NOTHING, whose changes since the last backup
+        cannot be trusted; a role that may not alter a table is bad input naming the
+        statement to run."""
         import psycopg
 
-        wanted = list(tables)
-        defaults = [name for (name,) in conn.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relreplident = 'd'"
-            " AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary"
-            "   AND i.indimmediate)",
-            (wanted,),
-        ).fetchall()]
-        changed = []
-        for table in sorted(defaults):
-            statement = f"ALTER TABLE {quote_ident(table)} REPLICA IDENTITY FULL"
-            try:
-                conn.execute(statement)
-            except psycopg.errors.InsufficientPrivilege:
-                raise BadInputError(f"table {table!r} has no primary key and this role may not set its replica "
-                                    f"identity: run `{statement}` as its owner, or exclude the table") from None
-            changed.append(table)
-        return changed
-
-    @staticmethod
-    def repair_identity(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
-        """Set REPLICA IDENTITY NOTHING back (DEFAULT with a primary key, else FULL): under
-        it a table's deletes leave no trace in the change stream (wal2json drops them).
-        Returns the tables repaired, whose changes since the last backup cannot be trusted;
-        a role that may not alter a table is bad input naming the statement to run."""
-        import psycopg
-
-        nothing = [(name, bool(keyed)) for name, keyed in conn.execute(
-            "SELECT c.relname, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary"
-            "   AND i.indimmediate)"
+        found = conn.execute(
+            "SELECT c.relname, c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
+            "   AND i.indisprimary AND i.indimmediate)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relreplident = 'n'",
+            " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relreplident IN ('d', 'n')",
             (list(tables),),
-        ).fetchall()]
-        for table, keyed in sorted(nothing):
+        ).fetchall()
+        repaired = []
+        for table, identity, keyed in sorted(found):
+            if identity == "d" and keyed:
+                continue  # the key names the row
             statement = f"ALTER TABLE {quote_ident(table)} REPLICA IDENTITY {'DEFAULT' if keyed else 'FULL'}"
+            why = "has REPLICA IDENTITY NOTHING (its deletes leave no trace in the change stream)" \
+                if identity == "n" else "has no primary key"
             try:
                 conn.execute(statement)
             except psycopg.errors.InsufficientPrivilege:
-                raise BadInputError(f"table {table!r} has REPLICA IDENTITY NOTHING (its deletes leave no trace in"
-                                    f" the change stream) and this role may not change it: run `{statement}` as"
-                                    " its owner, or exclude the table") from None
-        return sorted(name for name, _ in nothing)
+                raise BadInputError(f"table {table!r} {why} and this role may not set its replica identity: run"
+                                    f" `{statement}` as its owner, or exclude the table") from None
+            if identity == "n":
+                repaired.append(table)
+        return repaired
 
     @staticmethod
     def table_schema(conn: "psycopg.Connection", table: str, *, require_identity: bool = True) -> TableSchema:
