@@ -42,7 +42,8 @@ types without TEXT affinity ``TEXT`` (NUMERIC affinity would turn a label ``'01'
 value as INTEGER when integral, as REAL when a double reads back the same decimal (what an
 ORM's Numeric on SQLite reads), else as its TEXT with every digit. Values: bool -> 0/1,
 date/time -> ISO text, datetime -> ``YYYY-MM-DD HH:MM:SS.ffffff`` (+ offset when aware),
-UUID -> text, timedelta -> interval text, str/bytes/int/float unchanged.
+UUID -> text, timedelta -> interval text, str/bytes/int/float unchanged, but a NaN float
+becomes the text ``'NaN'`` (SQLite would store NULL for it; ±Infinity it keeps as REAL).
 
 Round trips PostgreSQL -> SQLite -> PostgreSQL are equal by value; arrays come back as
 json, enums and domains as text.
@@ -325,6 +326,8 @@ def exact_decimal(value: decimal.Decimal) -> int | float | str:
 
 def _scalar_to_sqlite(value: Any) -> Any:
     kind = type(value)
+    if kind is float and value != value:
+        return "NaN"  # SQLite stores a NaN REAL as NULL; this text reads back as NaN
     if kind is bool:
         return int(value)
     if kind is decimal.Decimal:

@@ -8,12 +8,15 @@ cannot tell apart it names in a warning."""
 from __future__ import annotations
 
 import math
+import sqlite3
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from tests.postgres.pg_helpers import engine, execute, fetch, make_store, restore
+from trade_stream.sqlite.backup import BackupEngine
+from trade_stream.sqlite.database import DatabaseService
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -105,3 +108,40 @@ def test_the_keys_noted_follow_the_stream_and_stop_at_the_limit(monkeypatch):
 
     from trade_stream.values import to_wire
     assert key_text(to_wire(Decimal("1.50"))) == "1.50"  # a numeric key as the stream carries it
+
+
+def test_nan_survives_a_restore_into_sqlite_and_back(pg, work_dir):
+    """SQLite stores a NaN REAL as NULL: the restore into SQLite wrote NULL for every NaN,
+    with exit 0. It now stores the text 'NaN', which the application's ORM reads and which
+    a restore back into PostgreSQL turns into NaN again; ±Infinity stay REALs."""
+    src, again = pg.new("src"), pg.new("again")
+    orm = sa.create_engine(src)
+    Base.metadata.create_all(orm)
+    with Session(orm) as session, session.begin():
+        session.add_all([Signal(pair="BTC", ratio=math.nan, stop=math.inf, limit_price=math.nan),
+                         Signal(pair="ETH", ratio=1.5, stop=None, limit_price=2.0)])
+    store = make_store(work_dir)
+    engine(src, store).full()
+    with Session(orm) as session, session.begin():  # and by a change, replayed into SQLite
+        session.add(Signal(pair="SOL", ratio=-math.inf, stop=math.nan, limit_price=None))
+        session.get(Signal, 2).ratio = math.nan
+    orm.dispose()
+    engine(src, store).incremental()
+    target = work_dir / "restored.sqlite"
+    restore(store, f"sqlite:///{target}")
+    with sqlite3.connect(target) as conn:
+        stored = conn.execute("SELECT ratio, typeof(ratio), stop, typeof(stop), limit_price FROM signals"
+                              " ORDER BY id").fetchall()
+    assert stored == [("NaN", "text", math.inf, "real", "NaN"), ("NaN", "text", None, "null", 2),
+                      (-math.inf, "real", "NaN", "text", None)]
+    lite = sa.create_engine(f"sqlite:///{target}")
+    with Session(lite) as session:  # the application reads every row of the restore
+        assert [float(s.ratio) for s in session.scalars(sa.select(Signal).order_by(Signal.id))][2] == -math.inf
+    with Session(lite) as session, session.begin():
+        session.add(Signal(pair="ADA", ratio=0.25))
+    lite.dispose()
+    execute(src, "INSERT INTO signals (id, pair, ratio) VALUES (4, 'ADA', 0.25)")
+    sqlite_store = make_store(work_dir / "sqlite-store", source="restored")
+    BackupEngine(DatabaseService(f"sqlite:///{target}"), sqlite_store).full()
+    restore(sqlite_store, again)
+    assert _same(_rows(again), _rows(src))
