@@ -23,8 +23,12 @@ foreign keys with their actions             foreign keys, validated after the lo
 defaults: literals, CURRENT_TIMESTAMP,      the literal (0/1 -> false/true for booleans),
 CURRENT_DATE, ``datetime('now')``, TRUE     UTC now (SQLite's clock is UTC); others
                                             skipped, noted
-CHECK constraints, triggers, generated      not kept (SQLite's expressions), noted
-columns
+CHECK constraints, triggers                 not kept (SQLite's statements), noted
+generated columns (STORED or VIRTUAL)       STORED generated columns with SQLite's
+                                            expression when PostgreSQL takes it and
+                                            computes the same values (checked after the
+                                            load), else plain columns holding SQLite's
+                                            values, noted
 views                                       created when PostgreSQL accepts their SQL,
                                             else skipped, noted
 ==========================================  ===========================================
@@ -43,7 +47,7 @@ from dataclasses import dataclass, field
 
 from restore.type_limits import Limit, limit_of
 from restore.type_mapping import sqlite_column_to_pg
-from trade_stream.schema import Column, TableSchema, quote_ident
+from trade_stream.schema import Column, TableSchema, family_of, quote_ident
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
@@ -70,6 +74,18 @@ class SqliteForeignKey:
 
 
 @dataclass
+class SqliteGenerated:
+    """A generated column (not in the change stream: the triggers see the stored columns)."""
+
+    name: str
+    declared: str
+    expression: str | None  # as the CREATE TABLE statement writes it (None: unreadable)
+    stored: bool  # STORED, else VIRTUAL
+    position: int  # its place among all the table's columns
+    not_null: bool = False
+
+
+@dataclass
 class SqliteTable:
     """What a SQLite database says of one table beyond its columns."""
 
@@ -83,7 +99,7 @@ class SqliteTable:
     foreign_keys: list[SqliteForeignKey] = field(default_factory=list)
     checks: int = 0
     triggers: int = 0
-    generated: list[str] = field(default_factory=list)  # generated columns (not in the stream)
+    generated: list[SqliteGenerated] = field(default_factory=list)
     broken: set[str] = field(default_factory=set)  # columns with a value beyond the declared limit
     #: a column without a type, or with a value its type cannot take -> its values' storage classes
     classes: dict[str, set[str]] = field(default_factory=dict)
@@ -135,6 +151,17 @@ def _pg_index(index: SqliteIndex, table: str, booleans: set[str]) -> str:
     unique = "UNIQUE " if index.unique else ""
     return (f"CREATE {unique}INDEX {quote_ident(index.name)} ON public.{quote_ident(table)} "
             f"USING btree ({index.key}){where}")
+
+
+def _generated(column: SqliteGenerated, booleans: set[str]) -> dict:
+    """A SQLite generated column in the form the PostgreSQL catalog reader records one
+    (``generated_column`` builds it), STORED (PostgreSQL has no VIRTUAL ones), marked
+    ``tried``: SQLite's expression, which PostgreSQL may refuse or compute otherwise
+    (``restore.postgres.generated`` checks)."""
+    mapped = sqlite_column_to_pg(Column(column.name, column.declared, family_of(column.declared)))
+    return {"name": column.name, "declared": mapped.declared, "kind": "STORED", "not_null": column.not_null,
+            "expr": _boolean_literals(column.expression or "", booleans), "position": column.position,
+            "tried": True}
 
 
 def _constraint_name(table: str, columns: list[str], suffix: str) -> str:
@@ -242,8 +269,14 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
         out.notes.append(f"{source.name}: {table.checks} CHECK constraint(s) not kept (SQLite expressions)")
     if table.triggers:
         out.notes.append(f"{source.name}: {table.triggers} trigger(s) not kept (SQLite statements)")
-    for name in table.generated:
-        out.notes.append(f"{source.name}.{name}: generated column not kept (a SQLite expression)")
+    generated = [_generated(computed, booleans) for computed in table.generated if computed.expression is not None]
+    if generated:
+        extra["generated"] = generated
+    for computed in table.generated:
+        out.notes.append(f"{source.name}.{computed.name}: " + (
+            "generated column not kept (its expression could not be read)" if computed.expression is None else
+            f"generated column -> GENERATED ALWAYS AS ({computed.expression}) STORED, if PostgreSQL takes SQLite's "
+            "expression and computes the same values (else a plain column holding SQLite's values)"))
     out.schema = TableSchema(name=source.name, columns=columns, primary_key=list(source.primary_key),
                              dialect="postgresql", ddl=json.dumps(extra, sort_keys=True))
     return out

@@ -91,8 +91,16 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
         collation = settings.get(c.name, {}).get("collation")
         cols.append(f"{quote_ident(c.name)} {c.declared}{f' COLLATE {collation}' if collation else ''}"
                     f"{'' if c.nullable else ' NOT NULL'}")
+    notes = []
+    plain = list(cols)
     for column in extra.get("generated", []):  # in their places: the table's column order is the source's
-        cols.insert(column["position"], generated_column(column))
+        definition = generated_column(column)
+        refused = column.get("tried") and _refused(conn, plain, definition)
+        if refused:  # another dialect's expression: a plain column, filled after the load (restore.postgres.generated)
+            definition = f"{quote_ident(column['name'])} {column['declared']}"
+            notes.append(f"{table.name}.{column['name']}: generated column kept as a plain column holding the "
+                         f"source's values: PostgreSQL refuses its expression ({refused})")
+        cols.insert(column["position"], definition)
     checks = {check["name"]: f"CONSTRAINT {quote_ident(check['name'])} {check['def']}"
               for check in extra.get("checks", []) if not check["def"].endswith("NOT VALID")}
     if with_key and table.primary_key:
@@ -102,12 +110,25 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
     try:
         with conn.transaction():
             conn.execute(create.format(", ".join(cols + list(checks.values()))))
-        return []
+        return notes
     except (psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedFunction):
         conn.execute(create.format(", ".join(cols)))
-    return [note for name, check in checks.items()
-            for note in unless_elsewhere(conn, f"ALTER TABLE {quote_ident(table.name)} ADD {check}",
-                                         f"{table.name}: check {name}")]
+    return notes + [note for name, check in checks.items()
+                    for note in unless_elsewhere(conn, f"ALTER TABLE {quote_ident(table.name)} ADD {check}",
+                                                 f"{table.name}: check {name}")]
+
+
+def _refused(conn: "psycopg.Connection", columns: list[str], generated: str) -> str | None:
+    """Why PostgreSQL refuses a generated column among ``columns`` (tried on a temporary
+    table, rolled back), or None."""
+    import psycopg
+
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"CREATE TEMP TABLE tradevault_probe ({', '.join([*columns, generated])})")
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
 
 
 def generated_column(column: dict[str, Any]) -> str:

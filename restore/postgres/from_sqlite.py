@@ -15,6 +15,7 @@ from typing import Any, Collection, Iterator, NamedTuple
 
 from primitives.sqlite_files import open_read_only
 from restore.planner import Plan
+from restore.postgres.generated import settle_generated
 from restore.postgres.sqlite_catalog import read_tables, views
 from restore.replay import RestoreResult
 from restore.schema_to_postgres import table_to_postgres
@@ -112,6 +113,15 @@ class Migration:
             if sequence in out and table.name in counters:
                 out[sequence] = max(out[sequence], counters[table.name])
         return out
+
+    def settle_generated(self, conn: Any, path: Path) -> list[str]:
+        """The generated columns checked against the values SQLite computed in the file at
+        ``path`` (``restore.postgres.generated``); returns the notes."""
+        source = open_read_only(path)
+        try:
+            return [note for table in self.schema.tables for note in settle_generated(conn, source, table)]
+        finally:
+            source.close()
 
     def create_views(self, conn: Any, latest: list[dict[str, str]] | None = None) -> None:
         """The source's views, each as SQLite wrote it: kept when PostgreSQL accepts it.

@@ -259,6 +259,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         main.execute("RESET enable_mergejoin")
         main.commit()
         result.tables = finishing.rest(result.tables)
+        settled = migration.settle_generated(main, point.path) if migration is not None and point is not None else []
         domain_notes = constrain_domains(main, {name: actions for name, (_, actions) in domains.items()})
         result.rows = sum(result.tables.values())
         identities_always(main, applier.tables.values())
@@ -278,7 +279,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
                         list(dict.fromkeys(d["name"] for d in type_definitions_of(tables) + function_types(objects)
                                            if d["kind"] != "extension")), after=after)
     result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
-                    + label_notes + finishing.notes + applier.notes + domain_notes + notes)
+                    + settled + label_notes + finishing.notes + applier.notes + domain_notes + notes)
     return finished(result, target.safe_url(), plan, started)
 
 

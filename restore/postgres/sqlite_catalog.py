@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from primitives.sqlite_files import open_read_only
-from restore.schema_to_postgres import SqliteForeignKey, SqliteIndex, SqliteTable
+from restore.schema_to_postgres import SqliteForeignKey, SqliteGenerated, SqliteIndex, SqliteTable
 from restore.type_limits import Limit, fits, judged_values_sql, limit_of, reals_fit, scan_sql
 from restore.type_mapping import sqlite_column_to_pg, sqlite_value_converters
 from trade_stream.errors import IntegrityError
@@ -80,8 +80,7 @@ def _table(conn: sqlite3.Connection, schema: TableSchema, counters: dict[str, in
         triggers=conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
                               " AND substr(name, 1, ?) != ?",
                               (schema.name, len(TRIGGER_PREFIX), TRIGGER_PREFIX)).fetchone()[0],
-        # hidden 2 and 3: generated columns, VIRTUAL and STORED (table_info leaves them out)
-        generated=[r[1] for r in conn.execute(f"PRAGMA table_xinfo({name})").fetchall() if r[6] in (2, 3)],
+        generated=_generated(conn, schema),
     )
     names = _unique_names(schema.ddl or "")
     for _, index, unique, origin, partial in conn.execute(f"PRAGMA index_list({name})").fetchall():
@@ -101,7 +100,19 @@ def _table(conn: sqlite3.Connection, schema: TableSchema, counters: dict[str, in
     return table
 
 
+def _generated(conn: sqlite3.Connection, schema: TableSchema) -> list[SqliteGenerated]:
+    """The table's generated columns (``PRAGMA table_xinfo``'s hidden 2 and 3, VIRTUAL and
+    STORED: table_info leaves them out), each at its place among all the columns."""
+    expressions = generated_expressions(schema.ddl or "")
+    return [SqliteGenerated(name=name, declared=declared, expression=expressions.get(name), stored=hidden == 3,
+                            position=position, not_null=bool(notnull))
+            for position, (_, name, declared, notnull, _, _, hidden) in enumerate(
+                conn.execute(f"PRAGMA table_xinfo({quote_ident(schema.name)})").fetchall())
+            if hidden in (2, 3)]
+
+
 _IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)'
+_FIRST_IDENT = re.compile(rf"\s*({_IDENT})")
 _NAMED_UNIQUE = re.compile(rf"CONSTRAINT\s+({_IDENT})\s+UNIQUE\s*\(([^)]*)\)", re.I)
 _NAMED_UNIQUE_COLUMN = re.compile(rf"(?:^|[(,])\s*({_IDENT})\s[^,]*?\bCONSTRAINT\s+({_IDENT})\s+UNIQUE\b(?!\s*\()",
                                   re.I)
@@ -137,26 +148,61 @@ def _foreign_keys(conn: sqlite3.Connection, name: str) -> list[SqliteForeignKey]
     return [keys[k] for k in sorted(keys)]
 
 
-def _index_parts(sql: str) -> tuple[str, str | None]:
-    """The key list and the WHERE clause of a CREATE INDEX statement."""
-    start = sql.index("(")
+def _unquoted(sql: str, start: int) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth after it) of each character of ``sql`` from
+    ``start`` that is outside a quoted string or identifier."""
     depth, quote = 0, ""
     for i in range(start, len(sql)):
         char = sql[i]
         if quote:
             if char == quote:
                 quote = ""
-        elif char in "'\"`[":
+            continue
+        if char in "'\"`[":
             quote = "]" if char == "[" else char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                rest = sql[i + 1:]
-                match = _WHERE.search(rest)
-                return sql[start + 1:i].strip(), rest[match.end():].strip() if match else None
+            continue
+        depth += (char == "(") - (char == ")")
+        yield i, char, depth
+
+
+def _index_parts(sql: str) -> tuple[str, str | None]:
+    """The key list and the WHERE clause of a CREATE INDEX statement."""
+    start = sql.index("(")
+    for i, char, depth in _unquoted(sql, start):
+        if char == ")" and depth == 0:
+            rest = sql[i + 1:]
+            match = _WHERE.search(rest)
+            return sql[start + 1:i].strip(), rest[match.end():].strip() if match else None
     raise IntegrityError(f"unexpected index definition in the backup: {sql!r}")
+
+
+_AS = re.compile(r"\bAS\s*$", re.I)
+
+
+def generated_expressions(ddl: str) -> dict[str, str]:
+    """Each generated column's expression as the CREATE TABLE statement writes it (``...
+    [GENERATED ALWAYS] AS (expression) [STORED | VIRTUAL]``), by column name."""
+    if "(" not in ddl:
+        return {}
+    definitions, begin = [], ddl.index("(") + 1
+    for i, char, depth in _unquoted(ddl, begin - 1):
+        if (char == "," and depth == 1) or (char == ")" and depth == 0):
+            definitions.append(ddl[begin:i])
+            begin = i + 1
+            if depth == 0:
+                break
+    found = {}
+    for definition in definitions:
+        opened = None
+        for i, char, depth in _unquoted(definition, 0):
+            if char == "(" and depth == 1 and opened is None and _AS.search(definition[:i]):
+                opened = i
+            elif char == ")" and depth == 0 and opened is not None:
+                name = _FIRST_IDENT.match(definition)
+                if name:
+                    found[_unquote(name.group(1))] = definition[opened + 1:i].strip()
+                break
+    return found
 
 
 def _broken(conn: sqlite3.Connection, schema: TableSchema) -> set[str]:

@@ -81,9 +81,9 @@ def plan_slices(rows: dict[str, int], bounds: dict[str, tuple[str, int, int] | N
 
 
 def copy_slice(conn: Any, source: sqlite3.Connection, table: TableSchema, piece: Slice,
-               counted: Callable[[int], None]) -> None:
-    """COPY one slice of the snapshot into the (mapped) table, each row through its table's
-    row function; ``counted`` is told of each batch."""
+               counted: Callable[[int], None], into: str | None = None) -> None:
+    """COPY one slice of the snapshot into the (mapped) table, or the table ``into``, each
+    row through its table's row function; ``counted`` is told of each batch."""
     convert = row_converter(table)
     cols = ", ".join(quote_ident(c) for c in table.column_names)
     sql = f"SELECT {cols} FROM {quote_ident(table.name)}"
@@ -92,7 +92,8 @@ def copy_slice(conn: Any, source: sqlite3.Connection, table: TableSchema, piece:
         sql += f" WHERE {piece.rowid} >= ? AND {piece.rowid} < ?"
         params = (piece.low, piece.high)
     cursor = source.execute(sql, params)
-    with conn.cursor() as pg, pg.copy(copy_statement(quote_ident(table.name), table.column_names, False)) as copy:
+    target = quote_ident(into or table.name)
+    with conn.cursor() as pg, pg.copy(copy_statement(target, table.column_names, False)) as copy:
         write = copy.write_row
         while rows := cursor.fetchmany(BATCH):
             for row in rows:

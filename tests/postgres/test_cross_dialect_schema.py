@@ -363,3 +363,77 @@ def test_bytes_in_a_text_column_restore_into_postgres(pg, work_dir):
             (1, "plain", b"plain", b"1.5"), (2, "ok", b"\x00\xff", b"\x00\xff"), (3, "c", b"c", b"txt")]
     finally:
         conn.close()
+
+
+class GenBase(DeclarativeBase):
+    pass
+
+
+class Fill(GenBase):
+    """An application's computed columns (SQLAlchemy ``Computed``), as SQLite has them."""
+
+    __tablename__ = "fills"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair: Mapped[str] = mapped_column(sa.String(25))
+    price: Mapped[float] = mapped_column(sa.Float)
+    qty: Mapped[float] = mapped_column(sa.Float)
+    lots: Mapped[int] = mapped_column(sa.Integer)
+    # the same in PostgreSQL: kept generated
+    cost: Mapped[float] = mapped_column(sa.Float, sa.Computed("price * qty"))
+    pairs_of_lots: Mapped[int] = mapped_column(sa.Integer, sa.Computed("lots / 2", persisted=False))
+    # PostgreSQL prints the REAL 2.0 as '2', SQLite as '2.0': some values differ
+    label: Mapped[str] = mapped_column(sa.String(40), sa.Computed("pair || ':' || qty"))
+    # no printf in PostgreSQL: refused
+    shown: Mapped[str] = mapped_column(sa.Text, sa.Computed("printf('%.2f', price)"))
+
+
+def test_generated_columns_of_a_sqlite_database_restore_into_postgres(pg, work_dir):
+    """SQLite's generated columns were left out of a restore into PostgreSQL. They now come
+    back generated where PostgreSQL takes SQLite's expression and computes the values
+    SQLite computed, every value checked; otherwise as plain columns holding SQLite's
+    values, noted. The application then inserts a row and PostgreSQL computes its cost."""
+    path = work_dir / "bot.sqlite"
+    app = sa.create_engine(f"sqlite:///{path}")
+    GenBase.metadata.create_all(app)
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE quotes (pair TEXT, bid REAL, ask REAL, spread REAL AS (ask - bid))")  # no key
+    raw.executemany("INSERT INTO quotes (pair, bid, ask) VALUES (?, ?, ?)", [("BTC", 1.0, 1.5), ("ETH", 2.0, 2.25)])
+    with Session(app) as session, session.begin():
+        session.add_all([Fill(pair=f"P{i}", price=i * 1.5, qty=float(i % 3 + 1) / (1 if i % 2 else 4), lots=i)
+                         for i in range(1, 41)])
+    store = BackupStore("bot", [open_location("one", f"file://{work_dir / 'loc'}")])
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).full()
+    with Session(app) as session, session.begin():
+        session.get(Fill, 1).price = 7.25
+        session.delete(session.get(Fill, 2))
+    raw.execute("UPDATE quotes SET ask = 3.5 WHERE pair = 'ETH'")
+    BackupEngine(DatabaseService(f"sqlite:///{path}"), store).incremental()
+    expected = raw.execute("SELECT * FROM fills ORDER BY id").fetchall()
+    quotes = raw.execute("SELECT * FROM quotes ORDER BY pair").fetchall()
+    raw.close()
+
+    dst = pg.new("dst")
+    result = restore(store, dst, force=False)
+    assert any(n.startswith("fills.label: generated column kept as a plain column holding the source's values: "
+                            "PostgreSQL computes") for n in result.notes), result.notes
+    assert any(n.startswith("fills.shown: generated column kept as a plain column holding the source's values: "
+                            "PostgreSQL refuses its expression") for n in result.notes), result.notes
+    conn = connect(dst)
+    try:
+        generated = dict(conn.execute("SELECT attrelid::regclass::text || '.' || attname, pg_get_expr(adbin, adrelid)"
+                                      " FROM pg_attribute JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum"
+                                      " WHERE attgenerated = 's'").fetchall())
+        assert generated == {"fills.cost": "(price * qty)", "fills.pairs_of_lots": "(lots / 2)",
+                             "quotes.spread": "(ask - bid)"}
+        assert conn.execute("SELECT * FROM fills ORDER BY id").fetchall() == expected
+        assert conn.execute("SELECT * FROM quotes ORDER BY pair").fetchall() == quotes
+    finally:
+        conn.close()
+    restored = sa.create_engine(dst)
+    with Session(restored) as session, session.begin():
+        session.add(Fill(pair="NEW", price=2.0, qty=3.0, lots=5, label="NEW:3", shown="2.00"))
+    with Session(restored) as session:
+        new = session.scalars(sa.select(Fill).where(Fill.pair == "NEW")).one()
+        assert (new.cost, new.pairs_of_lots, new.id) == (6.0, 2, 41)
+    restored.dispose()
+    app.dispose()

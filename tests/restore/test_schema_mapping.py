@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restore.postgres.sqlite_catalog import read_tables
+from restore.postgres.sqlite_catalog import generated_expressions, read_tables
 from restore.schema_to_postgres import (
     SqliteForeignKey,
     SqliteIndex,
@@ -44,6 +44,7 @@ from restore.type_mapping import (
     sqlite_type_to_pg,
     sqlite_value_converters,
 )
+from trade_stream.postgres.database import post_load
 from trade_stream.schema import Column, TableSchema, family_of, sqlite_affinity
 from trade_stream.sqlite.database import DatabaseService
 
@@ -941,17 +942,36 @@ def test_a_column_holding_a_value_its_type_cannot_take_is_typed_by_its_values() 
             "(SQLite does not enforce types)") in out.notes
 
 
-def test_generated_columns_are_read_and_noted_not_kept() -> None:
-    """The change stream does not carry them (the triggers see the stored columns), and
-    their expressions are SQLite's: a restore into PostgreSQL says it leaves them out."""
+def test_generated_columns_are_mapped_with_their_expressions_and_places() -> None:
+    """The change stream does not carry them (the triggers see the stored columns): a
+    restore into PostgreSQL creates them with SQLite's expression, STORED, in their places,
+    marked ``tried`` (restore.postgres.generated checks the values)."""
     conn = memory_db("CREATE TABLE g (id INTEGER PRIMARY KEY, price REAL, qty REAL,"
-                     " total REAL GENERATED ALWAYS AS (price * qty) STORED, half REAL AS (price / 2))")
+                     " total REAL GENERATED ALWAYS AS (price * qty) STORED, is_big BOOLEAN,"
+                     " half INT AS (CAST(price AS INT) / 2), flag BOOLEAN AS (is_big = 1) NOT NULL)")
     (table,) = read_tables(conn, [describe(conn, "g")])
-    assert table.generated == ["total", "half"]
+    assert [(c.name, c.expression, c.stored, c.position, c.not_null) for c in table.generated] == [
+        ("total", "price * qty", True, 3, False), ("half", "CAST(price AS INT) / 2", False, 5, False),
+        ("flag", "is_big = 1", False, 6, True)]
     out = table_to_postgres(table, {})
-    assert out.schema.column_names == ["id", "price", "qty"]
-    assert "g.total: generated column not kept (a SQLite expression)" in out.notes
-    assert "g.half: generated column not kept (a SQLite expression)" in out.notes
+    assert out.schema.column_names == ["id", "price", "qty", "is_big"]
+    assert post_load(out.schema)["generated"] == [
+        {"name": "total", "declared": "double precision", "kind": "STORED", "not_null": False,
+         "expr": "price * qty", "position": 3, "tried": True},
+        {"name": "half", "declared": "integer", "kind": "STORED", "not_null": False,
+         "expr": "CAST(price AS INT) / 2", "position": 5, "tried": True},
+        {"name": "flag", "declared": "boolean", "kind": "STORED", "not_null": True,
+         "expr": "is_big = true", "position": 6, "tried": True}]
+    assert any(n.startswith("g.total: generated column -> GENERATED ALWAYS AS (price * qty) STORED")
+               for n in out.notes)
+
+
+def test_generated_expressions_are_read_from_the_create_table_statement() -> None:
+    ddl = ('CREATE TABLE "t t" ("my col" NUMERIC(10, 2) DEFAULT (1), [b] TEXT AS (\'a,(\' || "my col") VIRTUAL,'
+           " c INT GENERATED ALWAYS AS (coalesce(\"my col\", (1 + 2))) STORED, d TEXT CHECK (d <> 'AS (x)'),"
+           " CONSTRAINT k UNIQUE (c))")
+    assert generated_expressions(ddl) == {"b": "'a,(' || \"my col\"", "c": 'coalesce("my col", (1 + 2))'}
+    assert generated_expressions("CREATE TABLE x (a INT)") == {}
 
 
 def test_the_postgres_description_is_in_the_catalog_readers_form() -> None:
