@@ -15,6 +15,7 @@ by one statement) is applied as the source's commit saw it (``restore.moved_keys
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from typing import Any, Iterator
 
@@ -165,11 +166,34 @@ def create_table(conn: sqlite3.Connection, table: TableSchema) -> None:
     if table.dialect == "sqlite" and table.ddl:
         conn.execute(table.ddl)
         for statement in table.indexes or ():
-            conn.execute(statement)
+            _create_index(conn, statement, table.name)
         return
     cols = ", ".join(f"{quote_ident(c.name)} {c.declared or ''}".rstrip() for c in table.columns)
     pk = ", ".join(quote_ident(k) for k in table.primary_key)
     conn.execute(f"CREATE TABLE {quote_ident(table.name)} ({cols}{f', PRIMARY KEY ({pk})' if pk else ''})")
+
+
+def _create_index(conn: sqlite3.Connection, statement: str, table: str) -> None:
+    """An index of ``table``. Its name is the database's: a table renamed away takes its
+    indexes along, and the capture's resynchronisation may write the renamed table before
+    the drop of the old name, in the same transaction. A same-named index still on another
+    table then belongs to a table this transaction drops or recreates (at its end the names
+    are the source's, which are unique): it goes."""
+    try:
+        conn.execute(statement)
+        return
+    except sqlite3.OperationalError as exc:
+        taken = _TAKEN.fullmatch(str(exc))
+        name = taken.group(1) if taken else None
+        owner = name and conn.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                      (name,)).fetchone()
+        if not name or not owner or owner[0] == table:
+            raise
+    conn.execute(f"DROP INDEX {quote_ident(name)}")
+    conn.execute(statement)
+
+
+_TAKEN = re.compile(r"index (.+) already exists")
 
 
 def set_header_pragmas(conn: sqlite3.Connection, pragmas: dict[str, int]) -> None:

@@ -140,3 +140,52 @@ def test_the_schema_version_in_the_file_header_comes_back_with_the_schema(tmp_pa
             again.execute("INSERT INTO pairlocks (pair, reason) VALUES ('SOL/USDT', 'manual')")
         finally:
             again.close()
+
+
+def test_a_table_renamed_away_takes_its_indexes_along(tmp_path):
+    """``ALTER TABLE trades RENAME TO trades_archive`` keeps the index ``ix_trades_pair``
+    on the archive; the migration then makes a new ``trades`` and drops it again. The
+    incremental's resynchronisation writes the archive (with that index) before the old
+    name's drop, in one transaction, and the restore stopped: "index ix_trades_pair
+    already exists"."""
+    path = tmp_path / "app.sqlite"
+    app = sa.create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(app)
+    with Session(app) as session, session.begin():
+        session.add_all([Trade(pair=f"P{i}", amount=Decimal(i)) for i in range(1, 11)])
+    app.dispose()
+    store = BackupStore("app", [open_location("one", f"file://{tmp_path / 'loc'}")])
+    engine = BackupEngine(DatabaseService(f"sqlite:///{path}"), store)
+    engine.full()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("BEGIN; ALTER TABLE trades RENAME TO trades_archive;"
+                       " CREATE TABLE trades (id INTEGER PRIMARY KEY, pair TEXT);"
+                       " INSERT INTO trades (id, pair) SELECT id, pair FROM trades_archive; COMMIT;")
+    conn.execute("DROP TABLE trades")
+    conn.close()
+    engine.incremental()
+    out = tmp_path / "restored.sqlite"
+    restore_sqlite(store, plan_restore(store.entries(), Target()), DatabaseService(f"sqlite:///{out}"))
+    objects = []
+    for db in (path, out):
+        conn = sqlite3.connect(db)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            assert "trades" not in tables and "trades_archive" in tables
+            indexes = conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall()
+            assert ("ix_trades_pair", "trades_archive") in indexes
+            rows = conn.execute("SELECT * FROM trades_archive ORDER BY id").fetchall()
+            objects.append(schema_objects(conn, ["trades_archive"]))
+        finally:
+            conn.close()
+        assert len(rows) == 10
+    assert objects[0] == objects[1]
+    assert database_digest_of(out, "trades_archive") == database_digest_of(path, "trades_archive")
+
+
+def database_digest_of(path, table: str) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        return database_digest(conn, {table: ["id"]})
+    finally:
+        conn.close()
