@@ -10,8 +10,12 @@ set back to its old values. An update that changes a row's key is a delete of th
 and an insert of the new one. A table without a primary key is a multiset: rows in and
 rows out, never "updated".
 
-Before-images (``--rows``), and rows restated by a resynchronisation after a schema change
-(whose existence before the window the events cannot tell), come from the earlier point's
+A schema change recreates a table in the stream (its SCHEMA event, then a SNAPSHOT of each
+row it holds): every row before it is gone unless a snapshot brings it back, those of the
+window's start that no event names included (a row a migration's rebuild lost, or the
+application deleted before the resynchronisation). Before-images (``--rows``), rows
+restated by a resynchronisation (whose existence before the window the events cannot
+tell), and a recreated table's rows at the start come from the earlier point's
 materialised state (``restore.point_cache``).
 """
 
@@ -102,6 +106,7 @@ class _Keyed:
         self.unknown: set[Any] = set()
         self.images: dict[Any, tuple[list[Any] | None, list[str]]] | None = {} if rows else None
         self.odd: dict[Any, list[Any]] = {}  # key values of _Unhashable identities
+        self.cleared = False  # recreated in the window: a row of the start not seen since is gone
         self.schema(table)
 
     def schema(self, table: TableSchema) -> None:
@@ -114,6 +119,16 @@ class _Keyed:
         if isinstance(identity, _Unhashable):
             return self.odd[identity]
         return [identity] if self.single else list(identity)
+
+    def clear(self) -> None:
+        """The table was recreated (a schema change: ``SCHEMA``, then ``SNAPSHOT`` events
+        of the rows it holds): every row so far is gone unless a snapshot brings it back,
+        and so is every row of the window's start that no event names."""
+        for identity in self.last:
+            self.last[identity] = DELETE
+            if self.images is not None:
+                self.images[identity] = (None, self.columns)
+        self.cleared = True
 
     def existed(self, identity: Any) -> bool | None:
         """Whether the row was there at the window's start (None: the events cannot tell)."""
@@ -186,21 +201,28 @@ class _Keyless:
     def __init__(self, table: TableSchema) -> None:
         self.balance: Counter[Any] = Counter()
         self.rows: dict[Any, list[Any]] = {}
+        self.cleared = False  # recreated in the window: the start's rows all went
         self.schema(table)
+
+    def clear(self) -> None:
+        """The table was recreated (see ``_Keyed.clear``): the balance starts again from
+        an empty table, less the rows of the window's start (``_table_diff``)."""
+        self.balance.clear()
+        self.cleared = True
 
     def schema(self, table: TableSchema) -> None:
         self.columns = table.column_names
 
-    def _identity(self, row: list[Any]) -> Any:
+    def identity(self, row: list[Any]) -> Any:
         identity = key_bytes(row)
         self.rows.setdefault(identity, row)
         return identity
 
     def add(self, event: ChangeEvent) -> None:
         if event.op in (UPDATE, DELETE) and event.key is not None:
-            self.balance[self._identity(event.key)] -= 1
+            self.balance[self.identity(event.key)] -= 1
         if event.op in (INSERT, SNAPSHOT, UPDATE) and event.row is not None:
-            self.balance[self._identity(event.row)] += 1
+            self.balance[self.identity(event.row)] += 1
 
 
 class WindowFold:
@@ -224,7 +246,7 @@ class WindowFold:
             self._add_run(name, op, run)
 
     def _add_run(self, name: str, op: str, run: list[ChangeEvent]) -> None:
-        tables, only = self.tables, self.only
+        only = self.only
         if only is not None and name not in only:
             return
         if op == SCHEMA:
@@ -232,20 +254,26 @@ class WindowFold:
                 self.schema_changed.add(name)
                 if event.table_schema is not None:
                     self.known[name] = TableSchema.from_dict(event.table_schema)
-                    if name in tables:
-                        tables[name].schema(self.known[name])
+                cleared = self._fold(name, event.seq)
+                cleared.schema(self.known[name])
+                cleared.clear()
             return
-        fold = tables.get(name)
-        if fold is None:
-            schema = self.known.get(name)
-            if schema is None:
-                raise IntegrityError(f"event for unknown table {name!r} at seq {run[0].seq}")
-            fold = tables[name] = _Keyed(schema, self.rows) if schema.primary_key else _Keyless(schema)
+        fold = self._fold(name, run[0].seq)
         if isinstance(fold, _Keyed):
             fold.add_run(op, run)
         else:
             for event in run:
                 fold.add(event)
+
+
+    def _fold(self, name: str, seq: int) -> _Keyed | _Keyless:
+        fold = self.tables.get(name)
+        if fold is None:
+            schema = self.known.get(name)
+            if schema is None:
+                raise IntegrityError(f"event for unknown table {name!r} at seq {seq}")
+            fold = self.tables[name] = _Keyed(schema, self.rows) if schema.primary_key else _Keyless(schema)
+        return fold
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -356,6 +384,9 @@ def diff_points(store: BackupStore, entries: list[ManifestEntry], start: Target,
 def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_BeforeState") -> TableDiff:
     out = TableDiff(rows=[] if rows else None)
     if isinstance(fold, _Keyless):
+        if fold.cleared:  # recreated: the start's rows all went
+            for row in before.every_row(name):
+                fold.balance[fold.identity(list(row.values()))] -= 1
         for identity, balance in sorted(fold.balance.items()):
             if balance == 0:
                 continue
@@ -370,7 +401,7 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
                 out.rows.extend([change] * abs(balance))
         return out
     last = fold.last
-    if not rows and not fold.unknown:  # counts alone, in C: by last operation, the born apart
+    if not rows and not fold.unknown and not fold.cleared:  # counts alone, in C: by last operation, the born apart
         ends = Counter(last.values())
         born = Counter(map(last.__getitem__, fold.born))
         gone, born_gone = ends[DELETE], born[DELETE]
@@ -380,6 +411,13 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
         return out
     wanted = list(last) if rows else list(fold.unknown)
     images = before.rows(name, fold.key_columns, [fold.key_values(i) for i in wanted])
+    if fold.cleared:  # recreated: a row of the start that no event names is gone
+        named = {key_bytes(fold.key_values(identity)) for identity in last}
+        for row in before.every_row(name):
+            if key_bytes([row.get(c) for c in fold.key_columns]) not in named:
+                out.deleted += 1
+                if out.rows is not None:
+                    out.rows.append(RowChange("deleted", {c: row[c] for c in fold.key_columns if c in row}, row, None))
     for identity, final in _in_key_order(last):
         existed = fold.existed(identity)
         if existed is None:
@@ -402,6 +440,11 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
             image, columns = fold.images[identity]
             out.rows.append(RowChange(op, dict(zip(fold.key_columns, key)), images.get(key_bytes(key)),
                                       dict(zip(columns, image)) if image is not None and exists else None))
+    if fold.cleared and out.rows:
+        try:  # the start's rows that went, among the others
+            out.rows.sort(key=lambda change: list(change.key.values()))
+        except TypeError:
+            pass
     return out
 
 
@@ -413,7 +456,7 @@ def _in_key_order(last: dict[Any, str]) -> list[tuple[Any, str]]:
 
 
 class _BeforeState:
-    """Rows at the window's start, by key, from the materialised point (built on first use)."""
+    """Rows at the window's start, from the materialised point (built on first use)."""
 
     def __init__(self, cache: PointCache, entries: list[ManifestEntry], seq: int,
                  schemas: dict[str, TableSchema]) -> None:
@@ -421,28 +464,49 @@ class _BeforeState:
         self.conn: sqlite3.Connection | None = None
 
     def rows(self, table: str, key_columns: list[str], keys: list[list[Any]]) -> dict[bytes, dict[str, Any]]:
+        """The rows of ``keys``, by the canonical bytes of their key."""
         if not keys:
             return {}
+        schema = self._mapped(table)
+        as_stored = key_mapper(schema, pg_value_converters(schema)) if schema else list
+        select = (f"SELECT * FROM {quote_ident(table)} WHERE "
+                  + " AND ".join(f"{quote_ident(c)} = ?" for c in key_columns))
+        found: dict[bytes, dict[str, Any]] = {}
+        for key in keys:
+            for row in self._read(table, select, as_stored(key)):
+                found[key_bytes([row[c] for c in key_columns if c in row])] = row
+        return found
+
+    def every_row(self, table: str) -> list[dict[str, Any]]:
+        """Every row of the table (duplicates too)."""
+        return self._read(table, f"SELECT * FROM {quote_ident(table)}", [])
+
+    def _columns(self, table: str) -> list[str]:
+        """The table's columns at the start (none: it was not there)."""
         if self.conn is None:
             point = self.cache.point(self.entries, Target(seq=self.seq))
             self.conn = open_read_only(point.path)
         try:
-            columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({quote_ident(table)})")]
+            return [r[1] for r in self.conn.execute(f"PRAGMA table_info({quote_ident(table)})")]
         except sqlite3.Error:
-            return {}
+            return []
+
+    def _mapped(self, table: str) -> TableSchema | None:
+        """The PostgreSQL description whose values the point holds as SQLite's, if so."""
         schema = self.schemas.get(table)
-        mapped = schema is not None and schema.dialect == "postgresql" and schema.column_names == columns
-        convert = sqlite_row_reader(schema) if mapped else None  # type: ignore[arg-type]
-        as_stored = key_mapper(schema, pg_value_converters(schema)) if mapped else list  # type: ignore[arg-type]
-        where = " AND ".join(f"{quote_ident(c)} = ?" for c in key_columns)
-        select = f"SELECT * FROM {quote_ident(table)} WHERE {where}"
-        positions = [columns.index(c) for c in key_columns if c in columns]
-        found: dict[bytes, dict[str, Any]] = {}
-        for key in keys:
-            for row in self.conn.execute(select, as_stored(key)).fetchall():
-                values = convert(list(row)) if convert else list(row)
-                found[key_bytes([values[p] for p in positions])] = dict(zip(columns, values))
-        return found
+        if schema is not None and schema.dialect == "postgresql" and schema.column_names == self._columns(table):
+            return schema
+        return None
+
+    def _read(self, table: str, select: str, params: list[Any]) -> list[dict[str, Any]]:
+        """Rows as the stream carries their values."""
+        columns = self._columns(table)
+        if not columns:
+            return []
+        schema = self._mapped(table)
+        convert = sqlite_row_reader(schema) if schema else list
+        assert self.conn is not None
+        return [dict(zip(columns, convert(list(row)))) for row in self.conn.execute(select, params).fetchall()]
 
     def close(self) -> None:
         if self.conn is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from restore.diff import WindowFold, _table_diff
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent
+from trade_stream.key_index import key_bytes
 from trade_stream.schema import Column, TableSchema
 
 TRADES = TableSchema("trades", [Column("id", "INTEGER", "integer"), Column("v", "TEXT", "text")], ["id"], "sqlite")
@@ -69,14 +70,45 @@ def test_unhashable_keys_fold_by_their_canonical_text() -> None:
     assert _counts(events, tables=(ARRAYS,)) == {"arr": (1, 1, 0)}
 
 
-def test_a_resynchronised_row_asks_the_earlier_state_whether_it_existed() -> None:
-    class Earlier:
-        def rows(self, table, key_columns, keys):
-            assert keys == [[1], [2]]
-            return {b"1": {"id": 1, "v": "old"}}  # row 1 was there, row 2 was not
+class Earlier:
+    """The earlier point: rows 1 and 3 of trades, two equal lines and one more in log."""
 
+    every = {"trades": [{"id": 1, "v": "old"}, {"id": 3, "v": "gone"}], "log": [{"line": "a"}, {"line": "a"},
+                                                                               {"line": "b"}]}
+
+    def rows(self, table, key_columns, keys):
+        wanted = {tuple(k) for k in keys}
+        return {key_bytes([r[c] for c in key_columns]): r for r in self.every[table]
+                if tuple(r[c] for c in key_columns) in wanted}
+
+    def every_row(self, table):
+        return self.every[table]
+
+
+def test_a_resynchronised_row_asks_the_earlier_state_whether_it_existed() -> None:
     fold = WindowFold([TRADES], rows=False)
     fold.add([ChangeEvent(1, 1, 1, "trades", SCHEMA, table_schema=TRADES.to_dict()),
               _e(2, SNAPSHOT, [1], [1, "old"]), _e(3, SNAPSHOT, [2], [2, "new"])])
     diff = _table_diff("trades", fold.tables["trades"], False, Earlier())  # type: ignore[arg-type]
-    assert (diff.inserted, diff.updated, diff.deleted) == (1, 1, 0) and fold.schema_changed == {"trades"}
+    assert (diff.inserted, diff.updated, diff.deleted) == (1, 1, 1) and fold.schema_changed == {"trades"}
+
+
+def test_a_recreated_table_loses_the_rows_its_snapshot_does_not_bring_back() -> None:
+    """A schema change recreates the table: its SCHEMA event, then a SNAPSHOT of each row it
+    holds. Row 3, there at the start and deleted before the resynchronisation, is in no
+    event; it was counted nowhere (and, with an earlier resync in the window, as updated
+    with its old image). Row 4, inserted in the window and gone by the resync, counts
+    nowhere."""
+    fold = WindowFold([TRADES, LOG], rows=True)
+    fold.add([_e(2, UPDATE, [1], [1, "mid"]), _e(3, INSERT, [4], [4, "new"]), _e(4, UPDATE, [3], [3, "mid"]),
+              ChangeEvent(5, 5, 5, "trades", SCHEMA, table_schema=TRADES.to_dict()),
+              _e(6, SNAPSHOT, [1], [1, "end"]),
+              ChangeEvent(7, 7, 7, "log", INSERT, None, ["c"]),
+              ChangeEvent(8, 8, 8, "log", SCHEMA, table_schema=LOG.to_dict()),
+              ChangeEvent(9, 9, 9, "log", SNAPSHOT, None, ["a"])])
+    trades = _table_diff("trades", fold.tables["trades"], True, Earlier())  # type: ignore[arg-type]
+    assert [(r.op, r.key, r.before, r.after) for r in trades.rows or []] == [
+        ("updated", {"id": 1}, {"id": 1, "v": "old"}, {"id": 1, "v": "end"}),
+        ("deleted", {"id": 3}, {"id": 3, "v": "gone"}, None)]
+    log = _table_diff("log", fold.tables["log"], False, Earlier())  # type: ignore[arg-type]
+    assert (log.inserted, log.updated, log.deleted) == (0, 0, 2)  # one "a" and the "b" went

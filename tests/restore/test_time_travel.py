@@ -403,3 +403,31 @@ def test_history_of_a_table_created_inside_the_newest_incremental(cli, workdir: 
     assert [(v["op"], v["row"]["strength"]) for v in versions] == [("insert", 0.75)], versions
     assert setup.tv("history", "signals", "--key", "nope=1").rc == 2
 
+
+
+def test_diff_across_a_table_rebuilt_by_a_migration_sees_what_it_deleted(cli, workdir: Path) -> None:
+    """A freqtrade-style migration renames ``positions`` away, creates it again without a
+    column and copies the rows back; the bot then deletes a position before the next backup.
+    The rebuilt table reaches the stream as SCHEMA + a SNAPSHOT of each row it holds, so
+    the deleted position is in no event: ``diff`` counted it nowhere, and after an earlier
+    resynchronisation in the window, as updated with the columns it no longer has."""
+    setup = cli.new_setup(workdir / "rebuilt")
+    conn = sqlite3.connect(setup.db, isolation_level=None)
+    conn.execute("CREATE TABLE positions (id INTEGER PRIMARY KEY, pair TEXT, amount REAL, note TEXT)")
+    conn.executemany("INSERT INTO positions VALUES (?, ?, ?, 'n')", [(i, f"P{i}", i * 1.5) for i in range(1, 6)])
+    setup.ok("backup", "full")
+    conn.execute("ALTER TABLE positions RENAME COLUMN amount TO qty")  # a resync in the window
+    setup.ok("backup", "incremental")
+    conn.executescript("BEGIN; ALTER TABLE positions RENAME TO positions_old;"
+                       " CREATE TABLE positions (id INTEGER PRIMARY KEY, pair TEXT, qty REAL);"
+                       " INSERT INTO positions SELECT id, pair, qty FROM positions_old;"
+                       " DROP TABLE positions_old; COMMIT;")
+    conn.execute("DELETE FROM positions WHERE id = 3")
+    conn.execute("UPDATE positions SET qty = 99 WHERE id = 2")
+    conn.close()
+    setup.ok("backup", "incremental")
+    found = setup.ok("diff", "--from-seq", "0", "--rows", "--json").json()["tables"]["positions"]
+    assert (found["inserted"], found["updated"], found["deleted"], found["schema_changed"]) == (0, 4, 1, True)
+    changes = {r["key"]["id"]: (r["op"], r["after"]) for r in found["rows"]}
+    assert changes[3] == ("deleted", None)
+    assert changes[2] == ("updated", {"id": 2, "pair": "P2", "qty": 99.0})
