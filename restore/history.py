@@ -59,6 +59,7 @@ class Version:
     row: list[Any] | None  # None after a delete
     commit_seq: int
     tx: int = 0  # (none for the full backup's row)
+    recreated: bool = False  # the table was recreated here: the row is gone unless restated (_recreations)
 
     def to_json(self, value: Callable[[Any], Any]) -> dict[str, Any]:
         return {"seq": self.seq, "commit_seq": self.commit_seq, "time": format_ts(self.ts, precise=True),
@@ -234,11 +235,13 @@ def row_history(base: ManifestEntry, chain: list[ManifestEntry], headers: dict[i
     matcher = RowMatcher(known, given)
     result = History(table, dict(given), base, headers=1 + len(chain))
     versions: list[Version] = []
-    for entry in chain:
+    for position, entry in enumerate(chain):
         if to_ts is not None and entry.first_ts is not None and entry.first_ts > to_ts:
             break
         head = headers[entry.n]
-        if not matcher.object_may_hold(KeyIndex(head.extra)):
+        index = KeyIndex(head.extra)
+        after = headers[chain[position + 1].n] if position + 1 < len(chain) else None
+        if not matcher.object_may_hold(index) and not _recreates(matcher, index, head, after):
             result.skipped += 1
             continue
         result.opened.append(entry.object)
@@ -261,14 +264,16 @@ def row_history(base: ManifestEntry, chain: list[ManifestEntry], headers: dict[i
                         changed = TableSchema.from_dict(event.table_schema)
                         matcher.columns_changed(changed)
                         names = changed.column_names
-                    continue
-                if not matcher.event_matches(event):
+                    if not matcher.keyed:
+                        continue
+                elif not matcher.event_matches(event):
                     continue
                 if event.tx != known_tx or end < i:  # where its transaction ends (in this batch)
                     known_tx, end = event.tx, i
                     while end + 1 < len(batch) and batch[end + 1].tx == known_tx:
                         end += 1
-                version = Version(event.seq, batch[end].ts, event.op, names, event.row, batch[end].seq, event.tx)
+                version = Version(event.seq, batch[end].ts, DELETE if event.op == SCHEMA else event.op, names,
+                                  event.row, batch[end].seq, event.tx, recreated=event.op == SCHEMA)
                 versions.append(version)
                 if end == len(batch) - 1:
                     pending.append(version)
@@ -279,8 +284,39 @@ def row_history(base: ManifestEntry, chain: list[ManifestEntry], headers: dict[i
             versions = [Version(base.last_seq, base.last_ts or 0, SNAPSHOT, base_table.column_names, row,
                                 base.last_seq)
                         for row in snapshot_rows(base, base_table, matcher)] + versions
-    result.versions = _window(_resynchronised(versions, base.last_seq), from_ts, to_ts)
+    result.versions = _window(_resynchronised(_recreations(versions), base.last_seq), from_ts, to_ts)
     return result
+
+
+def _recreates(matcher: RowMatcher, index: KeyIndex, head: ObjectHeader, after: ObjectHeader | None) -> bool:
+    """Whether an object whose key index rules the row out must still be read: it
+    recreates the row's table (a schema change: SCHEMA, then a SNAPSHOT of each row the
+    table holds), so a row it no longer holds has no event there, and is gone. An index
+    written before it said so: the object touches the table and the table's description
+    differs in the next header (the newest object: read)."""
+    if not matcher.indexed:
+        return False  # not ruled out by keys: object_may_hold read it whenever it touches the table
+    said = index.recreates(matcher.table)
+    if said is not None:
+        return said
+    if not index.touches(matcher.table):
+        return False
+    return after is None or _columns_at(head.schema, matcher.table) != _columns_at(after.schema, matcher.table)
+
+
+def _recreations(versions: list[Version]) -> list[Version]:
+    """Each recreation of the table (``Version.recreated``) is the row's delete unless the
+    row's next version is a snapshot (the resynchronisation writes the table's SCHEMA
+    event, then a SNAPSHOT of each of its rows, nothing else between); one when the row
+    was not there says nothing."""
+    out: list[Version] = []
+    for i, version in enumerate(versions):
+        if version.recreated:
+            restated = i + 1 < len(versions) and versions[i + 1].op == SNAPSHOT
+            if restated or not out or out[-1].op == DELETE:
+                continue
+        out.append(version)
+    return out
 
 
 def _continue_transaction(pending: list[Version], batch: list[ChangeEvent]) -> None:

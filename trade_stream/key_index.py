@@ -106,6 +106,7 @@ class KeyIndexBuilder:
         self._keys: dict[str, set[Any]] = {}  # key values (one column) or tuples of them
         self._texts: dict[str, set[bytes]] = {}  # keys with unhashable values, as key_bytes
         self._touched: set[str] = set()
+        self._recreated: set[str] = set()  # tables with a SCHEMA event: see KeyIndex.recreates
         self._beyond: set[str] = set()  # tables with more than MAX_KEYS keys: not indexed
 
     def _learn(self, table: TableSchema) -> None:
@@ -118,6 +119,7 @@ class KeyIndexBuilder:
         if SCHEMA in {e.op for e in batch}:  # key columns may change inside: run by run
             for table, op, run in runs(batch):
                 if op == SCHEMA:
+                    self._recreated.add(table)
                     if run[0].table_schema is not None:
                         self._learn(TableSchema.from_dict(run[0].table_schema))
                 else:
@@ -166,7 +168,8 @@ class KeyIndexBuilder:
                 values = {fingerprint(key_bytes(k if isinstance(k, tuple) else (k,)), span) for k in keys}
             values.update(fingerprint(text, span) for text in texts)
             fingerprints[table] = _encoded(sorted(values), span)
-        return {"version": VERSION, "touched": sorted(self._touched), "fingerprints": fingerprints}
+        return {"version": VERSION, "touched": sorted(self._touched), "recreated": sorted(self._recreated),
+                "fingerprints": fingerprints}
 
 
 _WHOLE_NUMBER = re.compile(rb"-?[0-9]+")
@@ -213,10 +216,20 @@ class KeyIndex:
         self.known = isinstance(index, dict) and index.get("version") == VERSION
         self._touched: set[str] = set(index.get("touched", ())) if self.known else set()  # type: ignore[union-attr]
         self._fingerprints: dict[str, Any] = dict(index.get("fingerprints", {})) if self.known else {}  # type: ignore[union-attr]
+        recreated = index.get("recreated") if self.known else None  # type: ignore[union-attr]
+        self._recreated: set[str] | None = set(recreated) if recreated is not None else None
         self._decoded: dict[str, tuple[int, list[int]]] = {}
 
     def touches(self, table: str) -> bool:
         return not self.known or table in self._touched
+
+    def recreates(self, table: str) -> bool | None:
+        """Whether the object recreates the table (a SCHEMA event: a row it then holds has
+        a SNAPSHOT, one it no longer holds has no event at all); None when the index does
+        not say (written before it did)."""
+        if not self.known:
+            return None
+        return table in self._recreated if self._recreated is not None else None
 
     def may_hold(self, table: str, key: bytes) -> bool:
         """``key``: ``key_bytes`` of the primary-key values, in key order."""
@@ -242,6 +255,8 @@ def index_problem(built: dict[str, Any], stored: dict[str, Any] | None) -> str:
         return ""
     if sorted(stored.get("touched", ())) != built["touched"]:
         return f"key index lists tables {sorted(stored.get('touched', ()))}, the events touch {built['touched']}"
+    if "recreated" in stored and sorted(stored["recreated"]) != built["recreated"]:
+        return f"key index lists tables {sorted(stored['recreated'])} as recreated, the events {built['recreated']}"
     mine, theirs = built["fingerprints"], stored.get("fingerprints", {})
     if sorted(mine) != sorted(theirs):
         return f"key index has fingerprints of {sorted(theirs)}, the events make them for {sorted(mine)}"

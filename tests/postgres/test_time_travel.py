@@ -326,7 +326,9 @@ def test_history_of_a_row_touched_once_opens_only_what_its_key_index_may_hold(ch
     assert [(v["op"], v["row"]["pair"]) for v in versions] == [("insert", "DOT/USDT")]
     assert _in_backup(chain, versions[0]["seq"], len(chain.seqs) - 1)
     opened, total, skipped = _stats(result)
-    assert total >= 3 and skipped >= 1 and opened == 1, result.err
+    # the last, and the one whose new column recreated trades (a row it no longer holds has
+    # no event there: any row's history reads it)
+    assert total >= 3 and skipped >= 1 and opened == 2, result.err
     # changed in incremental 3 only (merged by the compaction); the other objects are ruled out
     versions, result = _history(chain, "balances", "--key", "exchange=binance", "--key", "asset=BTC")
     assert [(v["op"], plain(v["row"])["free"]) for v in versions] == [("snapshot", Decimal("100")),

@@ -431,3 +431,9 @@ def test_diff_across_a_table_rebuilt_by_a_migration_sees_what_it_deleted(cli, wo
     changes = {r["key"]["id"]: (r["op"], r["after"]) for r in found["rows"]}
     assert changes[3] == ("deleted", None)
     assert changes[2] == ("updated", {"id": 2, "pair": "P2", "qty": 99.0})
+    # history too: the rebuild's incremental holds no event of position 3 (its key index
+    # rules it out), yet it is where the row went
+    gone = setup.ok("history", "positions", "--key", "id=3", "--json").json()
+    assert [v["op"] for v in gone] == ["snapshot", "update", "delete"], gone
+    kept = setup.ok("history", "positions", "--key", "id=2", "--json").json()
+    assert [v["op"] for v in kept] == ["snapshot", "update", "update"] and kept[-1]["row"]["qty"] == 99.0, kept

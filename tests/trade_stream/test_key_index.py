@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trade_stream.events import DELETE, INSERT, SCHEMA, UPDATE, ChangeEvent
-from trade_stream.key_index import KeyIndex, KeyIndexBuilder, canonical, key_bytes
+from trade_stream.key_index import KeyIndex, KeyIndexBuilder, canonical, index_problem, key_bytes
 from trade_stream.schema import Column, TableSchema
 
 TRADES = TableSchema("trades", [Column("id", "INTEGER", "integer"), Column("pair", "TEXT", "text")], ["id"], "sqlite")
@@ -80,6 +80,20 @@ def test_a_table_created_inside_the_object_is_indexed_from_its_schema_event() ->
         ChangeEvent(2, 2, 0, "fresh", INSERT, [77], [77])]
     index = _index(events, [])
     assert index.may_hold("fresh", key_bytes([77])) and index.touches("fresh")
+
+
+def test_the_index_names_the_tables_an_object_recreates() -> None:
+    """A recreated table (SCHEMA, then a SNAPSHOT of each row it holds) loses rows without an
+    event of theirs: history must read such an object whatever its keys say."""
+    events = [ChangeEvent(1, 1, 0, "trades", UPDATE, [1], [1, "a"]),
+              ChangeEvent(2, 2, 0, "trades", SCHEMA, table_schema=TRADES.to_dict()),
+              ChangeEvent(3, 2, 0, "log", INSERT, None, ["x"])]
+    index = _index(events, [TRADES, LOG])
+    assert index.recreates("trades") is True and index.recreates("log") is False
+    assert KeyIndex({"keys": {"version": 2, "touched": ["trades"], "fingerprints": {}}}).recreates("trades") is None
+    built = KeyIndexBuilder([TRADES]).to_header()
+    assert index_problem(built, dict(built, recreated=["trades"])) != ""
+    assert index_problem(built, {k: v for k, v in built.items() if k != "recreated"}) == ""  # an older index
 
 
 def test_an_object_without_an_index_may_hold_anything() -> None:
