@@ -254,6 +254,8 @@ class WindowFold:
                 self.schema_changed.add(name)
                 if event.table_schema is not None:
                     self.known[name] = TableSchema.from_dict(event.table_schema)
+                elif name not in self.known:  # the drop of a table the window never saw
+                    continue
                 cleared = self._fold(name, event.seq)
                 cleared.schema(self.known[name])
                 cleared.clear()

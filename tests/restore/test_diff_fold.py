@@ -112,3 +112,9 @@ def test_a_recreated_table_loses_the_rows_its_snapshot_does_not_bring_back() -> 
         ("deleted", {"id": 3}, {"id": 3, "v": "gone"}, None)]
     log = _table_diff("log", fold.tables["log"], False, Earlier())  # type: ignore[arg-type]
     assert (log.inserted, log.updated, log.deleted) == (0, 0, 2)  # one "a" and the "b" went
+
+
+def test_the_drop_of_a_table_the_window_never_saw_is_only_a_schema_change() -> None:
+    fold = WindowFold([TRADES], rows=False)
+    fold.add([ChangeEvent(1, 1, 1, "scratch", SCHEMA, table_schema=None)])
+    assert fold.tables == {} and fold.schema_changed == {"scratch"}
