@@ -84,6 +84,10 @@ class SqliteGenerated:
     position: int  # its place among all the table's columns
     not_null: bool = False
 
+    def column(self) -> Column:
+        """As the stream's columns are described (the limit scan reads its values too)."""
+        return Column(self.name, self.declared, family_of(self.declared))
+
 
 @dataclass
 class SqliteTable:
@@ -153,12 +157,34 @@ def _pg_index(index: SqliteIndex, table: str, booleans: set[str]) -> str:
             f"USING btree ({index.key}){where}")
 
 
-def _generated(column: SqliteGenerated, booleans: set[str]) -> dict:
-    """A SQLite generated column in the form the PostgreSQL catalog reader records one
-    (``generated_column`` builds it), STORED (PostgreSQL has no VIRTUAL ones), marked
-    ``tried``: SQLite's expression, which PostgreSQL may refuse or compute otherwise
-    (``restore.postgres.generated`` checks)."""
-    mapped = sqlite_column_to_pg(Column(column.name, column.declared, family_of(column.declared)))
+def _column(column: Column, table: SqliteTable, broken: set[str], notes: list[str]) -> Column:
+    """A column's PostgreSQL form: its declared type's, unless its values say otherwise
+    (the limit scan: ``classes``, ``broken``), noted."""
+    name = f"{table.schema.name}.{column.name}"
+    if column.name in table.classes:  # no type, or a value its type cannot take
+        mapped = untyped_column(column, table.classes[column.name])
+        classes = ', '.join(sorted(table.classes[column.name] - {'big'})) or 'all NULL'
+        notes.append(f"{name}: (no type) -> {mapped.declared}: its values are {classes}"
+                     if not column.declared.strip() else
+                     f"{name}: {column.declared} -> {mapped.declared}: its values are {classes}, not all of which "
+                     f"a {sqlite_column_to_pg(column).declared} column takes (SQLite does not enforce types)")
+        return mapped
+    mapped = sqlite_column_to_pg(column)
+    limit: Limit | None = limit_of(mapped.declared)
+    if limit is not None and column.name in broken:
+        notes.append(f"{name}: {column.declared} -> {limit.wider}: {limit.describe(mapped.declared)} "
+                     "(SQLite does not enforce it)")
+        return Column(name=mapped.name, declared=limit.wider, family=mapped.family, nullable=mapped.nullable)
+    if mapped.declared.upper().replace(" ", "") != column.declared.upper().replace(" ", ""):
+        notes.append(f"{name}: {column.declared or '(no type)'} -> {mapped.declared}")
+    return mapped
+
+
+def _generated(column: SqliteGenerated, mapped: Column, booleans: set[str]) -> dict:
+    """A SQLite generated column (``mapped``: its PostgreSQL type) in the form the
+    PostgreSQL catalog reader records one (``generated_column`` builds it), STORED
+    (PostgreSQL has no VIRTUAL ones), marked ``tried``: SQLite's expression, which
+    PostgreSQL may refuse or compute otherwise (``restore.postgres.generated`` checks)."""
     return {"name": column.name, "declared": mapped.declared, "kind": "STORED", "not_null": column.not_null,
             "expr": _boolean_literals(column.expression or "", booleans), "position": column.position,
             "tried": True}
@@ -193,27 +219,7 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
     broken = set(table.broken)
     if table.rowid_key and table.counter is not None and table.counter >= (1 << 31) - 1:
         broken.add(source.primary_key[0])  # ids to come are beyond integer's range
-    columns = []
-    for column in source.columns:
-        if column.name in table.classes:  # no type, or a value its type cannot take
-            mapped = untyped_column(column, table.classes[column.name])
-            classes = ', '.join(sorted(table.classes[column.name] - {'big'})) or 'all NULL'
-            out.notes.append(f"{source.name}.{column.name}: (no type) -> {mapped.declared}: its values are {classes}"
-                             if not column.declared.strip() else
-                             f"{source.name}.{column.name}: {column.declared} -> {mapped.declared}: its values are "
-                             f"{classes}, not all of which a {sqlite_column_to_pg(column).declared} column takes "
-                             "(SQLite does not enforce types)")
-            columns.append(mapped)
-            continue
-        mapped = sqlite_column_to_pg(column)
-        limit: Limit | None = limit_of(mapped.declared)
-        if limit is not None and column.name in broken:
-            out.notes.append(f"{source.name}.{column.name}: {column.declared} -> {limit.wider}: "
-                             f"{limit.describe(mapped.declared)} (SQLite does not enforce it)")
-            mapped = Column(name=mapped.name, declared=limit.wider, family=mapped.family, nullable=mapped.nullable)
-        elif mapped.declared.upper().replace(" ", "") != column.declared.upper().replace(" ", ""):
-            out.notes.append(f"{source.name}.{column.name}: {column.declared or '(no type)'} -> {mapped.declared}")
-        columns.append(mapped)
+    columns = [_column(column, table, broken, out.notes) for column in source.columns]
     extra: dict = {"defaults": {}, "identity": {}, "serial": {}, "indexes": []}
     by_name = {c.name: c for c in columns}
     for name, expression in table.defaults.items():
@@ -269,7 +275,8 @@ def table_to_postgres(table: SqliteTable, keys_of: dict[str, list[str]]) -> Post
         out.notes.append(f"{source.name}: {table.checks} CHECK constraint(s) not kept (SQLite expressions)")
     if table.triggers:
         out.notes.append(f"{source.name}: {table.triggers} trigger(s) not kept (SQLite statements)")
-    generated = [_generated(computed, booleans) for computed in table.generated if computed.expression is not None]
+    generated = [_generated(computed, _column(computed.column(), table, broken, out.notes), booleans)
+                 for computed in table.generated if computed.expression is not None]
     if generated:
         extra["generated"] = generated
     for computed in table.generated:

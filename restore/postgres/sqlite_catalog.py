@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
+
 from primitives.sqlite_files import open_read_only
 from restore.schema_to_postgres import SqliteForeignKey, SqliteGenerated, SqliteIndex, SqliteTable
 from restore.type_limits import Limit, fits, judged_values_sql, limit_of, reals_fit, scan_sql
@@ -31,9 +33,17 @@ def read_tables(conn: sqlite3.Connection, tables: Iterable[TableSchema], *, scan
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'").fetchone() is not None
     counters = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall()) if has_sequence else {}
     out = [_table(conn, schema, counters) for schema in tables]
-    if scan:
-        for table, (broken, classes) in zip(out, _scans(conn, [t.schema for t in out])):
+    if scan:  # the generated columns too: their values may break their declared types as well
+        scanned = [msgspec.structs.replace(t.schema, columns=[*t.schema.columns, *(g.column() for g in t.generated)])
+                   for t in out]
+        for table, schema, (broken, classes) in zip(out, scanned, _scans(conn, scanned)):
             table.broken, table.classes = broken, classes
+            # the load refuses a non-integral REAL in an INTEGER column (naming it); a generated
+            # column's are the expression's doing (``id + 0.5``): typed by its values instead
+            integers = [g.name for g in table.generated if g.column().family == "integer" and g.name not in classes]
+            for name, found in _storage_classes(conn, schema, integers).items():
+                if "real" in found:
+                    table.classes[name] = found
     return out
 
 

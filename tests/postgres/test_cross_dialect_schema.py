@@ -396,7 +396,8 @@ def test_generated_columns_of_a_sqlite_database_restore_into_postgres(pg, work_d
     app = sa.create_engine(f"sqlite:///{path}")
     GenBase.metadata.create_all(app)
     raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute("CREATE TABLE quotes (pair TEXT, bid REAL, ask REAL, spread REAL AS (ask - bid))")  # no key
+    raw.execute("CREATE TABLE quotes (pair TEXT, bid REAL, ask REAL, spread REAL AS (ask - bid),"  # no key
+                " mid AS ((ask + bid) / 2), half INTEGER AS (bid / 2))")  # no type; REALs in an INTEGER one
     raw.executemany("INSERT INTO quotes (pair, bid, ask) VALUES (?, ?, ?)", [("BTC", 1.0, 1.5), ("ETH", 2.0, 2.25)])
     with Session(app) as session, session.begin():
         session.add_all([Fill(pair=f"P{i}", price=i * 1.5, qty=float(i % 3 + 1) / (1 if i % 2 else 4), lots=i)
@@ -424,7 +425,11 @@ def test_generated_columns_of_a_sqlite_database_restore_into_postgres(pg, work_d
                                       " FROM pg_attribute JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum"
                                       " WHERE attgenerated = 's'").fetchall())
         assert generated == {"fills.cost": "(price * qty)", "fills.pairs_of_lots": "(lots / 2)",
-                             "quotes.spread": "(ask - bid)"}
+                             "quotes.spread": "(ask - bid)", "quotes.mid": "((ask + bid) / (2)::double precision)",
+                             "quotes.half": "(bid / (2)::double precision)"}
+        assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                            " WHERE attrelid = 'quotes'::regclass AND attname IN ('mid', 'half')").fetchall() == [
+            ("double precision",), ("double precision",)]
         assert conn.execute("SELECT * FROM fills ORDER BY id").fetchall() == expected
         assert conn.execute("SELECT * FROM quotes ORDER BY pair").fetchall() == quotes
     finally:
