@@ -36,9 +36,20 @@ def _state(path) -> dict:
     return out
 
 
-def _step(rng: random.Random, path, n: int) -> None:
+GENERATED = ["id * 2", "id + 0.5", "'k' || id", "id / 3", "printf('%d', id)"]
+
+
+def _step(rng: random.Random, path, n: int, generated: bool = False) -> None:
+    """One random step; ``generated``: sometimes a generated column (VIRTUAL: SQLite adds no
+    STORED one to a table), typed or not, whose expression PostgreSQL may refuse
+    (``printf``) or compute otherwise."""
     c = sqlite3.connect(path, isolation_level=None)
     t = rng.choice(_tables(c))
+    if generated and rng.random() < 0.06:
+        kind = rng.choice(["INTEGER", "TEXT", "REAL", ""])
+        c.execute(f'ALTER TABLE "{t}" ADD COLUMN g{n} {kind} AS ({rng.choice(GENERATED)})')
+        c.close()
+        return
     cols = [(r[1], r[2]) for r in c.execute(f'PRAGMA table_info("{t}")') if r[1] != "id"]
     col = rng.choice(cols) if cols else None
     k = rng.random()
