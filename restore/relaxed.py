@@ -45,6 +45,23 @@ def changing_constraints(sources: Iterable[Iterable[TableSchema]]) -> set[str]:
     return {name for name, shapes in seen.items() if len(shapes) > 1}
 
 
+def final_constraints(sources: Iterable[Iterable[TableSchema]]) -> dict[str, tuple[Any, ...]]:
+    """Each table's NOT NULL and CHECKs as the last description of the plan (``sources``:
+    the full backup's tables, then each incremental's end) has them."""
+    return {table.name: _constraints(table) for tables in sources for table in tables}
+
+
+def relaxed_until_final(table: TableSchema, relax: set[str], finals: dict[str, tuple[Any, ...]]) -> TableSchema:
+    """A table recreated by a SCHEMA event into a target that cannot add NOT NULL afterwards
+    (SQLite): ``relaxed`` when its constraints change within the plan (``relax``) and this
+    description's are not the last ones (``finals``): the events that follow it were made
+    under later descriptions, which may let NULLs in (a column dropped, a NOT NULL
+    dropped)."""
+    if table.name in relax and _constraints(table) != finals.get(table.name):
+        return relaxed(table)
+    return table
+
+
 def relaxed(table: TableSchema) -> TableSchema:
     """``table`` without NOT NULL (its key's columns aside) and valid CHECKs, which its
     description keeps to add after the replay."""

@@ -14,7 +14,7 @@ from typing import Any, Callable, Collection
 from restore.descriptions import described, latest_descriptions
 from restore.latest import LatestPoint
 from restore.planner import Plan
-from restore.relaxed import NOT_NULL_AFTER, changing_constraints, relaxed
+from restore.relaxed import NOT_NULL_AFTER, changing_constraints, final_constraints, relaxed, relaxed_until_final
 from restore.replay import RestoreResult, finished, replay_events
 from restore.schema_to_sqlite import SqliteTable, database_notes, table_to_sqlite
 from restore.sqlite.apply import SqliteApplier
@@ -42,9 +42,12 @@ class _MappedSqliteApplier:
     """Maps events of a PostgreSQL source to SQLite values, then applies them."""
 
     def __init__(self, conn: sqlite3.Connection, pg_schema: DatabaseSchema,
-                 latest: dict[str, TableSchema] | None = None) -> None:
+                 latest: dict[str, TableSchema] | None = None, relax: set[str] | None = None,
+                 finals: dict[str, tuple[Any, ...]] | None = None) -> None:
         self.pg_tables = {t.name: t for t in pg_schema.tables}
         self.latest = latest or {}  # a SCHEMA event's table is finished with (restore.descriptions)
+        # and created without NOT NULL until its last description (restore.relaxed)
+        self.relax, self.finals = relax or set(), finals or {}
         self.inner = SqliteApplier(conn, DatabaseSchema(
             dialect="sqlite", tables=[table_to_sqlite(t).schema for t in pg_schema.tables]), replace_conflicts=False)
         self._maps: dict[str, tuple[ValueMap, ValueMap]] = {}
@@ -78,7 +81,8 @@ class _MappedSqliteApplier:
                 self._maps.pop(event.table, None)
                 schema = None
                 if event.table_schema is not None:
-                    pg = described(TableSchema.from_dict(event.table_schema), self.latest)
+                    pg = relaxed_until_final(described(TableSchema.from_dict(event.table_schema), self.latest),
+                                             self.relax, self.finals)
                     self.pg_tables[pg.name] = pg
                     schema = table_to_sqlite(pg).schema.to_dict()
                 else:
@@ -147,7 +151,8 @@ def restore_rows_to_sqlite(store: BackupStore, plan: Plan, target: DatabaseServi
             for table in created:
                 create_sqlite_table(conn, table_to_sqlite(table).schema)
             _load_rows_into_sqlite(conn, store, plan.full, pg_schema, progress)
-            applier = _MappedSqliteApplier(conn, DatabaseSchema(dialect="postgresql", tables=created), newest)
+            applier = _MappedSqliteApplier(conn, DatabaseSchema(dialect="postgresql", tables=created), newest,
+                                           relax, final_constraints(latest.table_sources))
             result = replay_events(store, plan, applier, progress)
             # a key into a partitioned table (SQLite has none: its partitions are tables)
             # stays, unenforced, as one into a table left out

@@ -121,6 +121,41 @@ def test_a_sqlite_restore_replays_the_relaxed_rows_and_keeps_the_new_not_null(pg
         conn.close()
 
 
+def test_a_sqlite_restore_replays_rows_a_later_migration_let_in_after_a_not_null(pg, work_dir):
+    """One migration sets ``note`` NOT NULL (the incremental's resynchronisation recreates
+    the table with it); the next drops ``note`` and inserts orders. Until that
+    incremental's resynchronisation the stream still describes the table with ``note``
+    NOT NULL, and its inserts carry no note: into SQLite, where the resynchronised table
+    was created as described, every restore past them failed ("NOT NULL constraint
+    failed: orders.note", exit 3). Found by a PostgreSQL -> SQLite migration fuzzer."""
+    src = pg.new("src")
+    orm = sa.create_engine(src)
+    Base.metadata.create_all(orm)
+    with Session(orm) as session, session.begin():
+        session.add_all([Order(pair=f"P{i}", fee=Decimal("0.1"), amount=Decimal(i)) for i in range(1, 4)])
+    orm.dispose()
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, *MIGRATION[3:])  # note NOT NULL
+    engine(src, store).incremental()
+    middle = store.entries()[-1].last_seq
+    execute(src, "ALTER TABLE orders DROP COLUMN note",
+            "INSERT INTO orders (pair, fee, amount) VALUES ('later', 0.3, 7)")
+    engine(src, store).incremental()
+    for seq in (middle, None):
+        out = work_dir / f"orders-{seq}.sqlite"
+        restore(store, f"sqlite:///{out}", seq=seq)
+        conn = sqlite3.connect(out)
+        try:
+            columns = {name: notnull for _, name, _, notnull, _, _ in conn.execute("PRAGMA table_info(orders)")}
+            count = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        finally:
+            conn.close()
+        assert count == (3 if seq else 4)
+        assert columns.get("note") == (1 if seq else None)  # NOT NULL where the table had it at that point
+        assert columns["fee"] == 1
+
+
 def test_a_domain_whose_check_is_replaced_restores_at_every_point(pg, work_dir):
     """The same window for a domain: its CHECK replaced by a looser one, a value only the
     new one allows inserted before the resynchronisation."""

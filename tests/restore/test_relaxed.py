@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import json
 
-from restore.relaxed import CHECKS_AFTER, NOT_NULL_AFTER, changing_constraints, changing_domains, relaxed, split_domain
+from restore.relaxed import (
+    CHECKS_AFTER,
+    NOT_NULL_AFTER,
+    changing_constraints,
+    changing_domains,
+    final_constraints,
+    relaxed,
+    relaxed_until_final,
+    split_domain,
+)
 from trade_stream.postgres.database import post_load
 from trade_stream.schema import Column, TableSchema
 
@@ -30,6 +39,17 @@ def test_a_relaxed_table_keeps_its_key_and_what_it_adds_afterwards():
     extra = post_load(table)
     assert (extra["checks"], extra[CHECKS_AFTER], extra[NOT_NULL_AFTER]) == (
         [], [{"name": "ck", "def": "CHECK (v > 0)"}], ["v"])
+
+
+def test_a_table_a_schema_event_recreates_stays_relaxed_until_its_last_description():
+    """Into SQLite (no NOT NULL added afterwards): the events after a description were made
+    under the later ones, so only the plan's last description is created strict."""
+    strict, loose = _table(False, "CHECK (v > 0)"), _table(True, "CHECK (v > 0)")
+    sources = [[loose], [strict], [loose]]
+    relax, finals = changing_constraints(sources), final_constraints(sources)
+    assert post_load(relaxed_until_final(strict, relax, finals))[NOT_NULL_AFTER] == ["v"]
+    assert relaxed_until_final(loose, relax, finals) is loose
+    assert relaxed_until_final(strict, set(), finals) is strict  # constraints that never change
 
 
 def test_a_domain_comes_apart_outside_quotes_only():
