@@ -8,6 +8,10 @@ column-rename failures of this kind; 60 seeds passed when it was written, 4 run 
 from __future__ import annotations
 
 import random
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
 
 import psycopg
 import pytest
@@ -22,14 +26,38 @@ COLUMNS = ("SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg
            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname")
 
 
-def _state(url: str) -> dict[str, tuple[list[str], list[str]]]:
-    """Every table's column names and rows (columns by name: a restore may order them otherwise)."""
+def _state(url: str, value: Callable[[Any], Any] | None = None) -> dict[str, tuple[list[str], list[str]]]:
+    """Every table's column names and rows (columns by name: a restore may order them
+    otherwise); ``value``: each value as compared (else as it is)."""
     out = {}
     for (table,) in fetch(url, TABLES):
         columns = [name for name, _, _ in fetch(url, COLUMNS, (table,))]
         listed = ", ".join(f'"{c}"' for c in columns)
-        out[table] = (columns, sorted(map(repr, fetch(url, f'SELECT {listed} FROM "{table}"'))))
+        rows = fetch(url, f'SELECT {listed} FROM "{table}"')
+        out[table] = (columns, sorted(repr(tuple(map(value, row)) if value else row) for row in rows))
     return out
+
+
+def _number(value: Any) -> Any:
+    """One form for a number whichever type holds it (numeric, SQLite's INTEGER or REAL)."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return int(value) if float(value).is_integer() else float(value)
+    return value
+
+
+def _sqlite_state(path: Path) -> dict[str, tuple[list[str], list[str]]]:
+    conn = sqlite3.connect(path)
+    try:
+        out = {}
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                     " AND name NOT LIKE 'sqlite_%'").fetchall():
+            columns = sorted(r[1] for r in conn.execute(f'PRAGMA table_info("{table}")'))
+            listed = ", ".join(f'"{c}"' for c in columns)
+            out[table] = (columns, sorted(repr(tuple(map(_number, row)))
+                                          for row in conn.execute(f'SELECT {listed} FROM "{table}"')))
+        return out
+    finally:
+        conn.close()
 
 
 def _step(rng: random.Random, url: str, n: int) -> None:
@@ -77,8 +105,9 @@ def _step(rng: random.Random, url: str, n: int) -> None:
         pass  # a step the data refuses (an insert of an existing id): the application would not have made it
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_random_migrations_restore_at_every_backup(pg, work_dir, seed):
+def _fuzzed(pg: Any, work_dir: Path, seed: int, value: Callable[[Any], Any] | None = None) -> tuple[Any, list]:
+    """A source migrated at random and backed up eight times: the store, and the source's
+    state at each backup (``_state``, values as ``value`` gives them)."""
     rng = random.Random(seed)
     src = pg.new("src")
     execute(src, "CREATE TABLE a (id int PRIMARY KEY, x int, y text)",
@@ -87,7 +116,7 @@ def test_random_migrations_restore_at_every_backup(pg, work_dir, seed):
             "INSERT INTO b (id) SELECT generate_series(1, 10)")
     store = make_store(work_dir)
     engine(src, store).full()
-    states = [_state(src)]
+    states = [_state(src, value)]
     n = 100
     for _ in range(8):
         for _ in range(rng.randint(1, 15)):
@@ -95,12 +124,29 @@ def test_random_migrations_restore_at_every_backup(pg, work_dir, seed):
             _step(rng, src, n)
         result = engine(src, store).incremental()
         if result.skipped:  # no change stored: the last backup stands for this state too
-            states[-1] = _state(src)
+            states[-1] = _state(src, value)
         else:
-            states.append(_state(src))
-    entries = store.entries()
-    assert len(entries) == len(states)
-    for entry, expected in zip(entries, states):
+            states.append(_state(src, value))
+    assert len(store.entries()) == len(states)
+    return store, states
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_migrations_restore_at_every_backup(pg, work_dir, seed):
+    store, states = _fuzzed(pg, work_dir, seed)
+    for entry, expected in zip(store.entries(), states):
         dst = pg.new("dst")
         restore(store, dst, seq=entry.last_seq)
         assert _state(dst) == expected, f"seed {seed}, backup {entry.n}"
+
+
+@pytest.mark.parametrize("seed", [8, 11])
+def test_random_migrations_restore_into_sqlite_at_every_backup(pg, work_dir, seed):
+    """The same, into SQLite, value by value. Both seeds failed before a resynchronised
+    table stayed relaxed until its last description ("NOT NULL constraint failed");
+    50 seeds passed after."""
+    store, states = _fuzzed(pg, work_dir, seed, _number)
+    for entry, expected in zip(store.entries(), states):
+        out = work_dir / f"r{entry.n}.sqlite"
+        restore(store, f"sqlite:///{out}", seq=entry.last_seq)
+        assert _sqlite_state(out) == expected, f"seed {seed}, backup {entry.n}"
