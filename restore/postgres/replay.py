@@ -275,9 +275,12 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
             if migration is not None:
                 migration.create_views(conn, latest.objects if latest.objects_known else None)
 
+        # every type created: one no restored table uses any more (its column dropped since the
+        # full backup) still exists in the source, and was created here all the same
+        kept = [t for tables_then in latest.table_sources for t in tables_then if plan.keeps(t.name)]
         staging.publish(sorted(applier.tables), force,
-                        list(dict.fromkeys(d["name"] for d in type_definitions_of(tables) + function_types(objects)
-                                           if d["kind"] != "extension")), after=after)
+                        list(dict.fromkeys(d["name"] for d in type_definitions_of([*tables, *kept])
+                                           + function_types(objects) if d["kind"] != "extension")), after=after)
     result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
                     + settled + label_notes + finishing.notes + applier.notes + domain_notes + notes)
     return finished(result, target.safe_url(), plan, started)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from restore.dispatch import restore_to
 from restore.planner import Target, plan_restore
 from tests.postgres.pg_helpers import connect, engine, execute, make_store, restore
+from tests.postgres.test_schema_fidelity import same_schema
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -172,3 +173,27 @@ def test_an_enum_label_renamed_keeps_the_rows_and_names_the_old_label(pg, work_d
     assert connect(dst).execute(rows).fetchall() == connect(src).execute(rows).fetchall() == [
         (1, "long"), (2, "sell"), (3, "long"), (4, "long")]
     assert restore(store, pg.new("full"), seq=store.entries()[0].last_seq).notes == []  # the full alone: exact
+
+
+def test_types_no_column_uses_any_more_still_restore(pg, work_dir):
+    """Alembic's ``drop_column`` of an ORM Enum column and of a domain column after the full
+    backup leaves both types in the source, unused. The restore created them (the full
+    backup's tables use them) in its private schema but moved only the types its final
+    tables use into ``public``, so dropping that schema failed and so did every restore
+    past the migration ("cannot drop schema ... because other objects depend on it")."""
+    src, dst = pg.new("src"), pg.new("dst")
+    orm = sa.create_engine(src)
+    Base.metadata.create_all(orm, tables=[Trade.__table__])
+    orm.dispose()
+    execute(src, "CREATE DOMAIN positive_amount AS numeric(20, 8) CHECK (VALUE > 0)",
+            "ALTER TABLE trades ADD COLUMN fee positive_amount",
+            "INSERT INTO trades VALUES (1, 'BTC/USDT', 'spot', 1.5, 0.1), (2, 'ETH/USDT', 'futures', 2, NULL)")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "ALTER TABLE trades DROP COLUMN trading_mode", "ALTER TABLE trades DROP COLUMN fee",
+            "INSERT INTO trades VALUES (3, 'SOL/USDT', 3)")
+    engine(src, store).incremental()
+    assert restore(store, dst).notes == []
+    rows = "SELECT * FROM trades ORDER BY id"
+    assert connect(dst).execute(rows).fetchall() == connect(src).execute(rows).fetchall()
+    same_schema(dst, src)  # the unused types too, in public
