@@ -87,11 +87,18 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
     cols = []
     extra = post_load(table)
     settings = extra.get("column_settings", {})
+    notes = []
     for c in table.columns:
         collation = settings.get(c.name, {}).get("collation")
+        if collation and collation.startswith("public."):  # created beside the table (create_types)
+            collation = collation.removeprefix("public.")
+            if conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = current_schema()::regnamespace"
+                            " AND quote_ident(collname) = %s", (collation,)).fetchone() is None:
+                notes.append(f"{table.name}.{c.name}: collation {collation} not kept (a backup taken before "
+                             "tradevault recorded collations' definitions)")
+                collation = None
         cols.append(f"{quote_ident(c.name)} {c.declared}{f' COLLATE {collation}' if collation else ''}"
                     f"{'' if c.nullable else ' NOT NULL'}")
-    notes = []
     plain = list(cols)
     for column in extra.get("generated", []):  # in their places: the table's column order is the source's
         definition = generated_column(column)
@@ -186,6 +193,11 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
             ddl = domains[name]
         if kind == "extension":
             create_extension(conn, ddl)
+            continue
+        if kind == "collation":
+            if conn.execute("SELECT 1 FROM pg_collation WHERE collname = %s"
+                            " AND collnamespace = current_schema()::regnamespace", (name,)).fetchone() is None:
+                conn.execute(ddl)
             continue
         exists = conn.execute(
             "SELECT t.oid FROM pg_type t WHERE t.typname = %s AND t.typnamespace = current_schema()::regnamespace",

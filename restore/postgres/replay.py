@@ -280,7 +280,8 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         kept = [t for tables_then in latest.table_sources for t in tables_then if plan.keeps(t.name)]
         staging.publish(sorted(applier.tables), force,
                         list(dict.fromkeys(d["name"] for d in type_definitions_of([*tables, *kept])
-                                           + function_types(objects) if d["kind"] != "extension")), after=after)
+                                           + function_types(objects) if d["kind"] not in ("extension", "collation"))),
+                        after=after)
     result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
                     + settled + label_notes + finishing.notes + applier.notes + domain_notes + notes)
     return finished(result, target.safe_url(), plan, started)

@@ -165,6 +165,16 @@ class Staging:
                                         "(use --force to replace it)")
                 conn.execute(f"DROP TYPE public.{quote_ident(name)} CASCADE")
             conn.execute(f"ALTER TYPE {schema}.{quote_ident(name)} SET SCHEMA public")
+        for (name,) in conn.execute(  # the collations the tables' columns use
+            "SELECT collname FROM pg_collation WHERE collnamespace = %s::regnamespace", (self.name,),
+        ).fetchall():
+            if conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = 'public'::regnamespace"
+                            " AND collname = %s", (name,)).fetchone() is not None:
+                if not force:
+                    raise BadInputError(f"restore target already has a collation {name!r} in public "
+                                        "(use --force to replace it)")
+                conn.execute(f"DROP COLLATION public.{quote_ident(name)} CASCADE")
+            conn.execute(f"ALTER COLLATION {schema}.{quote_ident(name)} SET SCHEMA public")
         for name in conn.execute(  # what a range type does not take along: its multirange...
             "SELECT typname FROM pg_type WHERE typnamespace = %s::regnamespace AND typtype = 'm'", (self.name,),
         ).fetchall():

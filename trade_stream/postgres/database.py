@@ -265,7 +265,7 @@ class PostgresDatabase:
         """The table's description; ``require_identity``: a table without a primary key
         must have REPLICA IDENTITY FULL (``identify_keyless`` sets it)."""
         from trade_stream.postgres.catalog import sequence_options, table_definitions
-        from trade_stream.postgres.type_definitions import type_definitions
+        from trade_stream.postgres.type_definitions import collation_definitions, type_definitions
         from trade_stream.postgres.types import pg_family, travels_as_text
 
         oid_row = conn.execute(
@@ -340,7 +340,7 @@ class PostgresDatabase:
                 sequences[column] = {"name": sequence, **sequence_options(conn, sequence)}
         if sequences:
             extra["sequences"] = sequences
-        types = type_definitions(conn, user_types, table)
+        types = collation_definitions(conn, relid, table) + type_definitions(conn, user_types, table)
         if types:  # only when there are: descriptions of tables without them stay as they were
             extra["types"] = types
         return TableSchema(name=table, columns=columns, primary_key=pk, dialect="postgresql",

@@ -11,6 +11,7 @@ no extension provides, a pseudo-type, a type of another schema) is bad input nam
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from trade_stream.errors import BadInputError
@@ -148,6 +149,44 @@ def type_definitions(conn: "psycopg.Connection", columns: Iterable[tuple[str, in
             if definition not in definitions:
                 definitions.append(definition)
     return definitions
+
+
+def collation_definitions(conn: "psycopg.Connection", relid: int, table: str) -> list[dict[str, str]]:
+    """The definitions (kind ``collation``) of the user collations the table's columns use
+    (a case-insensitive ICU one, say), created like types before the table. One of another
+    schema is bad input naming it, as a type of another schema is."""
+    definitions = []
+    for column, name, schema, found in conn.execute(
+        "SELECT a.attname, c.collname, n.nspname, to_jsonb(c)::text FROM pg_attribute a"
+        " JOIN pg_collation c ON c.oid = a.attcollation JOIN pg_namespace n ON n.oid = c.collnamespace"
+        " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND c.oid >= %s ORDER BY a.attnum",
+        (relid, FIRST_USER_OID),
+    ).fetchall():
+        if schema != "public":
+            raise BadInputError(f"table {table!r} column {column!r} has collation {schema}.{name}, of schema "
+                                f"{schema!r}: only schema public is backed up; exclude the table")
+        definition = {"name": name, "kind": "collation", "ddl": _collation_ddl(name, json.loads(found))}
+        if definition not in definitions:
+            definitions.append(definition)
+    return definitions
+
+
+def _collation_ddl(name: str, found: dict[str, Any]) -> str:
+    """``CREATE COLLATION`` from its catalog row (``to_jsonb``: the columns differ between
+    PostgreSQL versions, colliculocale became colllocale)."""
+    provider = {"i": "icu", "c": "libc", "b": "builtin"}.get(found.get("collprovider") or "c", "libc")
+    options = [f"provider = {provider}"]
+    locale = found.get("colllocale") or found.get("colliculocale")
+    if provider != "libc" and locale:
+        options.append(f"locale = {_literal(locale)}")
+    else:
+        options += [f"lc_collate = {_literal(found.get('collcollate') or 'C')}",
+                    f"lc_ctype = {_literal(found.get('collctype') or 'C')}"]
+    if found.get("collicurules"):
+        options.append(f"rules = {_literal(found['collicurules'])}")
+    if found.get("collisdeterministic") is False:
+        options.append("deterministic = false")
+    return f"CREATE COLLATION {quote_ident(name)} ({', '.join(options)})"
 
 
 def signature_types(conn: "psycopg.Connection", function: int, name: str) -> list[dict[str, str]]:
