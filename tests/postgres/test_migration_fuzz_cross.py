@@ -8,7 +8,6 @@ fix), 3 run here."""
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from decimal import Decimal
 from typing import Any
@@ -19,11 +18,8 @@ from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
 from tests.postgres.pg_helpers import fetch, restore
 from tests.postgres.test_migration_fuzz import TABLES
-from tests.restore.test_migration_fuzz_sqlite import _step, _tables
-from trade_stream.sqlite.backup import BackupEngine
+from tests.restore.test_migration_fuzz_sqlite import _tables, fuzzed
 from trade_stream.sqlite.database import DatabaseService
-from trade_stream.storage.locations import open_location
-from trade_stream.storage.store import BackupStore
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -66,23 +62,7 @@ def _pg_state(url: str) -> dict[str, tuple[list[str], list[str]]]:
 
 @pytest.mark.parametrize("seed", [0, 3, 6])
 def test_random_sqlite_migrations_restore_into_postgres_at_every_backup(pg, tmp_path, seed):
-    rng = random.Random(seed)
-    path = tmp_path / "app.sqlite"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, x INTEGER, y TEXT)")
-    conn.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, z NUMERIC NOT NULL DEFAULT 0)")
-    conn.executemany("INSERT INTO a VALUES (?, ?, ?)", [(i, i, f"y{i}") for i in range(1, 21)])
-    conn.executemany("INSERT INTO b (id) VALUES (?)", [(i,) for i in range(1, 11)])
-    conn.close()
-    store = BackupStore("app", [open_location("one", f"file://{tmp_path / 'loc'}")])
-    engine = BackupEngine(DatabaseService(f"sqlite:///{path}"), store)
-    engine.full()
-    n = 100
-    for _ in range(6):
-        for _ in range(rng.randint(1, 12)):
-            n += 1
-            _step(rng, path, n, generated=True)
-        engine.incremental()
+    store, _ = fuzzed(tmp_path, seed, rounds=6, generated=True)
     for entry in store.entries():
         plan = plan_restore(store.entries(), Target(seq=entry.last_seq))
         expected = tmp_path / f"r{entry.n}.sqlite"

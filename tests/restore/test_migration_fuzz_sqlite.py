@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -85,8 +86,9 @@ def _step(rng: random.Random, path, n: int, generated: bool = False) -> None:
     c.close()
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_migrations_restore_at_every_backup(tmp_path, seed):
+def fuzzed(tmp_path: Path, seed: int, rounds: int = 8, generated: bool = False) -> tuple[BackupStore, list[dict]]:
+    """A SQLite database migrated at random (``_step``), backed up after each of ``rounds``
+    rounds: the store, and the database's state (``_state``) at each backup."""
     rng = random.Random(seed)
     path = tmp_path / "app.sqlite"
     c = sqlite3.connect(path, isolation_level=None)
@@ -100,19 +102,23 @@ def test_random_migrations_restore_at_every_backup(tmp_path, seed):
     engine.full()
     states = [_state(path)]
     n = 100
-    for _ in range(8):
+    for _ in range(rounds):
         for _ in range(rng.randint(1, 12)):
             n += 1
-            _step(rng, path, n)
+            _step(rng, path, n, generated)
         result = engine.incremental()
         if result.skipped:  # no change stored: the last backup stands for this state too
             states[-1] = _state(path)
         else:
             states.append(_state(path))
-    entries = store.entries()
-    assert len(entries) == len(states)
-    for entry, expected in zip(entries, states):
+    assert len(store.entries()) == len(states)
+    return store, states
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_migrations_restore_at_every_backup(tmp_path, seed):
+    store, states = fuzzed(tmp_path, seed)
+    for entry, expected in zip(store.entries(), states):
         out = tmp_path / f"r{entry.n}.sqlite"
         restore_sqlite(store, plan_restore(store.entries(), Target(seq=entry.last_seq)), DatabaseService(f"sqlite:///{out}"))
         assert _state(out) == expected, f"seed {seed}, backup {entry.n}"
-
