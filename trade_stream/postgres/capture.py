@@ -118,14 +118,23 @@ class PostgresCapture:
         return dict(conn.execute(f"SELECT key, value FROM public.{META}").fetchall())
 
     def slot_info(self, conn: "psycopg.Connection") -> SlotInfo:
+        """The capture slot's state. Slot names are the server's, databases share them: a
+        slot of this name in another database is another source's (two databases backed
+        up under one source name), bad input, never this one's to read or drop."""
         row = conn.execute(
             "SELECT confirmed_flush_lsn::text, restart_lsn::text, coalesce(wal_status, ''), active,"
-            " pg_current_wal_lsn()::text FROM pg_replication_slots WHERE slot_name = %s",
+            " pg_current_wal_lsn()::text, database, current_database() FROM pg_replication_slots"
+            " WHERE slot_name = %s",
             (self.slot,),
         ).fetchone()
         if row is None:
             return SlotInfo(exists=False)
-        confirmed, restart, status, active, current = row
+        confirmed, restart, status, active, current, database, here = row
+        if database != here:
+            raise BadInputError(
+                f"replication slot {self.slot!r} on this server belongs to database {database!r}, not {here!r}:"
+                " another database is backed up under the same source name; give this one its own"
+                " ([database] name in tradevault.toml)")
         return SlotInfo(
             exists=True,
             confirmed_lsn=parse_lsn(confirmed) if confirmed else None,
