@@ -125,6 +125,25 @@ class Publisher:
         self.annotate = annotate
         self.warnings: list[str] = []
 
+    def other_database(self, entries: list[mf.ManifestEntry], database: str) -> str | None:
+        """The database the chain's newest full backup was taken from (its header's
+        ``extra.database``), when it is not ``database``: two databases backed up under one
+        source name on one location take turns at its chain, and each restore of the source
+        gives the last one's rows. None when the same, or not recorded (older backups)."""
+        from trade_stream.storage.stored_objects import header_of
+
+        fulls = [e for e in entries if e.kind == mf.FULL]
+        if not fulls:
+            return None
+        recorded = header_of(self.store, fulls[-1]).extra.get("database")
+        return recorded if recorded and recorded != database else None
+
+    def shared_name(self, recorded: str, database: str) -> str:
+        """What to tell the user of ``other_database``'s finding."""
+        return (f"the newest full backup of source {self.store.source!r} on these locations is of database "
+                f"{recorded}, not this one ({database}): if both are in use, they take turns at one chain and "
+                "each restore gives the last one's rows; give each its own source name ([database] name)")
+
     def header(self, kind: str, codec: str, after: int, last: int, schema: dict, capture_id: str,
                first_ts: int | None = None, last_ts: int | None = None, count: int = -1,
                extra: dict | None = None, body: str = BODY_STREAM) -> ObjectHeader:

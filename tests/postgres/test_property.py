@@ -59,7 +59,10 @@ def test_random_transactions_restore_at_random_points(pg, work_dir, before, afte
         with conn.transaction():
             for op in tx:
                 _apply(conn, op)
-    store = make_store(work_dir / f"store-{src.rsplit('/', 1)[-1]}")
+    # each example's database its own source name: slot names are the server's, and the
+    # examples' databases all live until the test ends
+    name = src.rsplit("/", 1)[-1]
+    store = make_store(work_dir / f"store-{name}", source=name)
     full = engine(src, store).full()
     states: dict[int, dict[str, str]] = {full.last_seq: digest(src, TABLES)}
     xids = []

@@ -134,6 +134,12 @@ class PostgresBackupEngine:
         with self.exclusive():
             return self._full()
 
+    @property
+    def database_identity(self) -> str:
+        """The database a full backup records it was taken from (``Publisher.other_database``)."""
+        url = self.db.url
+        return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+
     def _full(self) -> BackupResult:
         started = time.perf_counter()
         conn = self.db.connect()
@@ -148,6 +154,9 @@ class PostgresBackupEngine:
                                      " no trace in the change stream: tradevault set it back")
             self.warnings.extend(selection.warnings + self.db.reach_warnings(conn, selection.tables))
             caught_up, entries = self.store.catch_up_for_write()
+            other = self.publisher.other_database(entries, self.database_identity)
+            if other:
+                self.warnings.append(self.publisher.shared_name(other, self.database_identity))
             installed = self.capture.is_installed(conn)
             if installed:
                 capture_id = self.capture.meta(conn)["capture_id"]
@@ -186,7 +195,7 @@ class PostgresBackupEngine:
             # The header must name the row counts before the rows: count first (same
             # snapshot, cheap next to the COPY), so the header is exact.
             counts = PostgresDatabase.row_counts(reader, tables)
-            extra: dict[str, Any] = {"tables": counts, "lsn": snapshot.lsn,
+            extra: dict[str, Any] = {"tables": counts, "lsn": snapshot.lsn, "database": self.database_identity,
                                      "sequences": sequence_positions(reader),
                                      "relids": PostgresDatabase.relation_ids(reader, tables),
                                      "attnums": PostgresDatabase.column_numbers(reader, tables)}
@@ -236,7 +245,9 @@ class PostgresBackupEngine:
                 raise BadInputError("no full backup yet: run `tradevault backup full` first")
             capture_id = self.capture.meta(conn)["capture_id"]
             if entries[-1].capture_id != capture_id:
+                other = self.publisher.other_database(entries, self.database_identity)
                 raise BadInputError(
+                    self.publisher.shared_name(other, self.database_identity) if other else
                     "change capture was reinstalled since the last backup: run `tradevault backup full`"
                 )
             try:

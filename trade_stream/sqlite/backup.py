@@ -119,6 +119,11 @@ class BackupEngine:
         self.warnings.extend(report.warnings)
         return report
 
+    @property
+    def database_identity(self) -> str:
+        """The database file a full backup records it was taken from (``Publisher.other_database``)."""
+        return str(self.db.path.resolve())
+
     # -- full ------------------------------------------------------------------------------
     def full(self) -> BackupResult:
         def low_priority_full() -> BackupResult:
@@ -146,7 +151,11 @@ class BackupEngine:
                 self.progress("copy", 0, None)
                 snapshot_ts = self._copy(conn, copy_path)
                 info = self._inspect_copy(copy_path)
-                result = self._store_snapshot(copy_path, info, snapshot_ts, entries)
+                other = self.publisher.other_database(entries, self.database_identity)
+                if other:
+                    self.warnings.append(self.publisher.shared_name(other, self.database_identity))
+                result = self._store_snapshot(copy_path, info, snapshot_ts, entries,
+                                              entry_extra={"database": self.database_identity})
             finally:
                 for leftover in Path(tmp_dir).glob("*"):
                     leftover.unlink()
@@ -194,18 +203,19 @@ class BackupEngine:
         that point. The caller holds ``exclusive()``."""
         started = time.perf_counter()
         result = self._store_snapshot(path, info, snapshot_ts, self.store.entries_for_write(), origin,
-                                      {"config": config})
+                                      {"config": config}, {"database": self.database_identity})
         result.seconds = round(time.perf_counter() - started, 3)
         result.warnings = self.warnings
         return result
 
     def _store_snapshot(self, copy_path: Path, info: dict[str, Any], snapshot_ts: int,
                         entries: list[mf.ManifestEntry], origin: dict[str, Any] | None = None,
-                        entry_fields: dict[str, Any] | None = None) -> BackupResult:
+                        entry_fields: dict[str, Any] | None = None,
+                        entry_extra: dict[str, Any] | None = None) -> BackupResult:
         n = entries[-1].n + 1 if entries else 1
         key = mf.object_key(n, mf.FULL)
         seq, schema, counts = info["seq"], info["schema"], info["counts"]
-        extra = {"tables": counts, **({"origin": origin} if origin else {})}
+        extra = {"tables": counts, **({"origin": origin} if origin else {}), **(entry_extra or {})}
         # sized frames: a restore decompresses several at once
         header = self.publisher.header(mf.FULL, CODEC_SQLITE_FILE, seq, seq, schema.to_dict(), info["capture_id"],
                               snapshot_ts, snapshot_ts, sum(counts.values()), extra, body=BODY_SIZED_FRAMES)
@@ -248,7 +258,9 @@ class BackupEngine:
             if covered is None:
                 raise BadInputError("no full backup yet: run `tradevault backup full` first")
             if entries[-1].capture_id != capture_id:
+                other = self.publisher.other_database(entries, self.database_identity)
                 raise BadInputError(
+                    self.publisher.shared_name(other, self.database_identity) if other else
                     "change capture was reinstalled since the last backup: run `tradevault backup full`"
                 )
             result = self._seal(conn, entries, covered, capture_id, commit_points)
