@@ -134,7 +134,8 @@ class PostgresCapture:
             raise BadInputError(
                 f"replication slot {self.slot!r} on this server belongs to database {database!r}, not {here!r}:"
                 " another database is backed up under the same source name; give this one its own"
-                " ([database] name in tradevault.toml)")
+                " ([database] name in tradevault.toml), or, if that database is no longer backed up, drop its"
+                f" slot (`tradevault uninstall` with its config, or SELECT pg_drop_replication_slot('{self.slot}'))")
         return SlotInfo(
             exists=True,
             confirmed_lsn=parse_lsn(confirmed) if confirmed else None,
