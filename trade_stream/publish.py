@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 from primitives.file_lock import exclusive_lock
 from trade_stream import manifest as mf
-from trade_stream.errors import FencedError, StorageError
+from trade_stream.errors import FencedError, IntegrityError, StorageError
 from trade_stream.object_format import BODY_STREAM, FORMAT_VERSION, ObjectHeader, ObjectWriter, framed_body
 from trade_stream.storage.encryption import AGE
 from trade_stream.storage.store import BackupStore
@@ -135,7 +135,10 @@ class Publisher:
         fulls = [e for e in entries if e.kind == mf.FULL]
         if not fulls:
             return None
-        recorded = header_of(self.store, fulls[-1]).extra.get("database")
+        try:
+            recorded = header_of(self.store, fulls[-1]).extra.get("database")
+        except (IntegrityError, StorageError):  # no copy reads: never a reason to refuse a new backup
+            return None
         return recorded if recorded and recorded != database else None
 
     def shared_name(self, recorded: str, database: str) -> str:

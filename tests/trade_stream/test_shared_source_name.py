@@ -49,3 +49,13 @@ def test_two_databases_under_one_source_name_are_named(tmp_path):
     restore_sqlite(store, plan_restore(store.entries(), Target()), DatabaseService(f"sqlite:///{out}"))
     with sqlite3.connect(out) as conn:
         assert conn.execute("SELECT pair FROM trades ORDER BY id").fetchall() == [("ETH",), ("ADA",)]
+
+
+def test_a_newest_full_backup_no_copy_of_which_reads_does_not_stop_the_next(tmp_path):
+    path = tmp_path / "live.sqlite"
+    _bot(path, "BTC")
+    store = BackupStore("bot", [open_location("one", f"file://{tmp_path / 'loc'}")])
+    engine = BackupEngine(DatabaseService(f"sqlite:///{path}"), store)
+    engine.full()
+    (tmp_path / "loc" / "bot" / store.entries()[-1].object).write_bytes(b"damaged")
+    assert engine.full().n == 2
