@@ -159,22 +159,13 @@ class Staging:
         schema = quote_ident(self.name)
         for name in types:  # the types first: the tables' columns follow them by oid
             taken = conn.execute("SELECT to_regtype(%s)::oid", (f"public.{quote_ident(name)}",)).fetchone()[0]
-            if taken is not None:
-                if not force:
-                    raise BadInputError(f"restore target already has a type {name!r} in public "
-                                        "(use --force to replace it)")
-                conn.execute(f"DROP TYPE public.{quote_ident(name)} CASCADE")
-            conn.execute(f"ALTER TYPE {schema}.{quote_ident(name)} SET SCHEMA public")
+            self._into_public(conn, "type", name, taken is not None, force)
         for (name,) in conn.execute(  # the collations the tables' columns use
             "SELECT collname FROM pg_collation WHERE collnamespace = %s::regnamespace", (self.name,),
         ).fetchall():
-            if conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = 'public'::regnamespace"
-                            " AND collname = %s", (name,)).fetchone() is not None:
-                if not force:
-                    raise BadInputError(f"restore target already has a collation {name!r} in public "
-                                        "(use --force to replace it)")
-                conn.execute(f"DROP COLLATION public.{quote_ident(name)} CASCADE")
-            conn.execute(f"ALTER COLLATION {schema}.{quote_ident(name)} SET SCHEMA public")
+            taken = conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = 'public'::regnamespace"
+                                 " AND collname = %s", (name,)).fetchone()
+            self._into_public(conn, "collation", name, taken is not None, force)
         for name in conn.execute(  # what a range type does not take along: its multirange...
             "SELECT typname FROM pg_type WHERE typnamespace = %s::regnamespace AND typtype = 'm'", (self.name,),
         ).fetchall():
@@ -197,18 +188,25 @@ class Staging:
         for (sequence,) in conn.execute(  # the sequences no table took along (no column owns them)
             "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relkind = 'S'", (self.name,),
         ).fetchall():
-            if conn.execute("SELECT to_regclass(%s)", (f"public.{quote_ident(sequence)}",)).fetchone()[0] is not None:
-                if not force:
-                    raise BadInputError(f"restore target already has a sequence {sequence!r} in public "
-                                        "(use --force to replace it)")
-                conn.execute(f"DROP SEQUENCE public.{quote_ident(sequence)} CASCADE")
-            conn.execute(f"ALTER SEQUENCE {schema}.{quote_ident(sequence)} SET SCHEMA public")
+            taken = conn.execute("SELECT to_regclass(%s)", (f"public.{quote_ident(sequence)}",)).fetchone()[0]
+            self._into_public(conn, "sequence", sequence, taken is not None, force)
         if after is not None:
             conn.execute("SET LOCAL search_path = public")
             after(conn)
         conn.execute(f"DROP SCHEMA {schema}")
         conn.commit()
         self.published = True
+
+    def _into_public(self, conn: Any, kind: str, name: str, taken: bool, force: bool) -> None:
+        """Move the private schema's ``kind`` (type, collation, sequence) ``name`` into
+        ``public``; one of that name there already (``taken``) is dropped first with
+        ``force``, else bad input."""
+        if taken:
+            if not force:
+                raise BadInputError(f"restore target already has a {kind} {name!r} in public "
+                                    "(use --force to replace it)")
+            conn.execute(f"DROP {kind.upper()} public.{quote_ident(name)} CASCADE")
+        conn.execute(f"ALTER {kind.upper()} {quote_ident(self.name)}.{quote_ident(name)} SET SCHEMA public")
 
 
 def share_out(sizes: dict[str, int], groups: int) -> list[list[str]]:
