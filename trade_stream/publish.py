@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 from primitives.file_lock import exclusive_lock
 from trade_stream import manifest as mf
-from trade_stream.errors import FencedError, IntegrityError, StorageError
+from trade_stream.errors import BadInputError, FencedError, IntegrityError, StorageError
 from trade_stream.object_format import BODY_STREAM, FORMAT_VERSION, ObjectHeader, ObjectWriter, framed_body
 from trade_stream.storage.encryption import AGE
 from trade_stream.storage.store import BackupStore
@@ -125,11 +125,12 @@ class Publisher:
         self.annotate = annotate
         self.warnings: list[str] = []
 
-    def other_database(self, entries: list[mf.ManifestEntry], database: str) -> str | None:
-        """The database the chain's newest full backup was taken from (its header's
-        ``extra.database``), when it is not ``database``: two databases backed up under one
-        source name on one location take turns at its chain, and each restore of the source
-        gives the last one's rows. None when the same, or not recorded (older backups)."""
+    def shared_chain(self, entries: list[mf.ManifestEntry], database: str) -> str | None:
+        """What to tell the user when the chain's newest full backup was taken from another
+        database than ``database`` (its header's ``extra.database``): two databases backed up
+        under one source name on one location take turns at its chain, and each restore of
+        the source gives the last one's rows. None when the same, or not recorded (older
+        backups, or no copy of that header reads: never a reason to refuse a backup)."""
         from trade_stream.storage.stored_objects import header_of
 
         fulls = [e for e in entries if e.kind == mf.FULL]
@@ -137,15 +138,21 @@ class Publisher:
             return None
         try:
             recorded = header_of(self.store, fulls[-1]).extra.get("database")
-        except (IntegrityError, StorageError):  # no copy reads: never a reason to refuse a new backup
+        except (IntegrityError, StorageError):
             return None
-        return recorded if recorded and recorded != database else None
-
-    def shared_name(self, recorded: str, database: str) -> str:
-        """What to tell the user of ``other_database``'s finding."""
+        if not recorded or recorded == database:
+            return None
         return (f"the newest full backup of source {self.store.source!r} on these locations is of database "
                 f"{recorded}, not this one ({database}): if both are in use, they take turns at one chain and "
                 "each restore gives the last one's rows; give each its own source name ([database] name)")
+
+    def require_capture(self, entries: list[mf.ManifestEntry], capture_id: str, database: str) -> None:
+        """An incremental goes on the chain only from the capture the chain started with:
+        another one is bad input, saying whether another database took the chain over
+        (``shared_chain``) or this one's capture was reinstalled."""
+        if entries[-1].capture_id != capture_id:
+            raise BadInputError(self.shared_chain(entries, database) or
+                                "change capture was reinstalled since the last backup: run `tradevault backup full`")
 
     def header(self, kind: str, codec: str, after: int, last: int, schema: dict, capture_id: str,
                first_ts: int | None = None, last_ts: int | None = None, count: int = -1,

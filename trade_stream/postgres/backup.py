@@ -136,7 +136,7 @@ class PostgresBackupEngine:
 
     @property
     def database_identity(self) -> str:
-        """The database a full backup records it was taken from (``Publisher.other_database``)."""
+        """The database a full backup records it was taken from (``Publisher.shared_chain``)."""
         url = self.db.url
         return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
 
@@ -154,9 +154,9 @@ class PostgresBackupEngine:
                                      " no trace in the change stream: tradevault set it back")
             self.warnings.extend(selection.warnings + self.db.reach_warnings(conn, selection.tables))
             caught_up, entries = self.store.catch_up_for_write()
-            other = self.publisher.other_database(entries, self.database_identity)
-            if other:
-                self.warnings.append(self.publisher.shared_name(other, self.database_identity))
+            shared = self.publisher.shared_chain(entries, self.database_identity)
+            if shared:
+                self.warnings.append(shared)
             installed = self.capture.is_installed(conn)
             if installed:
                 capture_id = self.capture.meta(conn)["capture_id"]
@@ -244,12 +244,7 @@ class PostgresBackupEngine:
             if covered is None:
                 raise BadInputError("no full backup yet: run `tradevault backup full` first")
             capture_id = self.capture.meta(conn)["capture_id"]
-            if entries[-1].capture_id != capture_id:
-                other = self.publisher.other_database(entries, self.database_identity)
-                raise BadInputError(
-                    self.publisher.shared_name(other, self.database_identity) if other else
-                    "change capture was reinstalled since the last backup: run `tradevault backup full`"
-                )
+            self.publisher.require_capture(entries, capture_id, self.database_identity)
             try:
                 result = self._seal(conn, entries, covered, capture_id, selection.tables)
             except UnchangedValuesMissing:  # rare: read the stream again, those values found first

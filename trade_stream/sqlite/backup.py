@@ -121,7 +121,7 @@ class BackupEngine:
 
     @property
     def database_identity(self) -> str:
-        """The database file a full backup records it was taken from (``Publisher.other_database``)."""
+        """The database file a full backup records it was taken from (``Publisher.shared_chain``)."""
         return str(self.db.path.resolve())
 
     # -- full ------------------------------------------------------------------------------
@@ -151,9 +151,9 @@ class BackupEngine:
                 self.progress("copy", 0, None)
                 snapshot_ts = self._copy(conn, copy_path)
                 info = self._inspect_copy(copy_path)
-                other = self.publisher.other_database(entries, self.database_identity)
-                if other:
-                    self.warnings.append(self.publisher.shared_name(other, self.database_identity))
+                shared = self.publisher.shared_chain(entries, self.database_identity)
+                if shared:
+                    self.warnings.append(shared)
                 result = self._store_snapshot(copy_path, info, snapshot_ts, entries,
                                               entry_extra={"database": self.database_identity})
             finally:
@@ -257,12 +257,7 @@ class BackupEngine:
             capture_id = self.capture.meta(conn)["capture_id"]
             if covered is None:
                 raise BadInputError("no full backup yet: run `tradevault backup full` first")
-            if entries[-1].capture_id != capture_id:
-                other = self.publisher.other_database(entries, self.database_identity)
-                raise BadInputError(
-                    self.publisher.shared_name(other, self.database_identity) if other else
-                    "change capture was reinstalled since the last backup: run `tradevault backup full`"
-                )
+            self.publisher.require_capture(entries, capture_id, self.database_identity)
             result = self._seal(conn, entries, covered, capture_id, commit_points)
         finally:
             conn.close()
