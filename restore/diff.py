@@ -411,15 +411,17 @@ def _table_diff(name: str, fold: _Keyed | _Keyless, rows: bool, before: "_Before
         out.updated = sum(ends.values()) - gone - out.inserted
         out.deleted = gone - born_gone
         return out
-    wanted = list(last) if rows else list(fold.unknown)
-    images = before.rows(name, fold.key_columns, [fold.key_values(i) for i in wanted])
-    if fold.cleared:  # recreated: a row of the start that no event names is gone
+    if fold.cleared:  # recreated: every row of the start is read; one that no event names is gone
+        images = {key_bytes([row.get(c) for c in fold.key_columns]): row for row in before.every_row(name)}
         named = {key_bytes(fold.key_values(identity)) for identity in last}
-        for row in before.every_row(name):
-            if key_bytes([row.get(c) for c in fold.key_columns]) not in named:
+        for key, row in images.items():
+            if key not in named:
                 out.deleted += 1
                 if out.rows is not None:
                     out.rows.append(RowChange("deleted", {c: row[c] for c in fold.key_columns if c in row}, row, None))
+    else:
+        wanted = list(last) if rows else list(fold.unknown)
+        images = before.rows(name, fold.key_columns, [fold.key_values(i) for i in wanted])
     for identity, final in _in_key_order(last):
         existed = fold.existed(identity)
         if existed is None:
@@ -464,6 +466,7 @@ class _BeforeState:
                  schemas: dict[str, TableSchema]) -> None:
         self.cache, self.entries, self.seq, self.schemas = cache, entries, seq, schemas
         self.conn: sqlite3.Connection | None = None
+        self._known: dict[str, list[str]] = {}  # each table's columns, read once
 
     def rows(self, table: str, key_columns: list[str], keys: list[list[Any]]) -> dict[bytes, dict[str, Any]]:
         """The rows of ``keys``, by the canonical bytes of their key."""
@@ -485,13 +488,17 @@ class _BeforeState:
 
     def _columns(self, table: str) -> list[str]:
         """The table's columns at the start (none: it was not there)."""
+        if table in self._known:
+            return self._known[table]
         if self.conn is None:
             point = self.cache.point(self.entries, Target(seq=self.seq))
             self.conn = open_read_only(point.path)
         try:
-            return [r[1] for r in self.conn.execute(f"PRAGMA table_info({quote_ident(table)})")]
+            columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({quote_ident(table)})")]
         except sqlite3.Error:
-            return []
+            columns = []
+        self._known[table] = columns
+        return columns
 
     def _mapped(self, table: str) -> TableSchema | None:
         """The PostgreSQL description whose values the point holds as SQLite's, if so."""
