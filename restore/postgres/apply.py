@@ -92,8 +92,7 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
         collation = settings.get(c.name, {}).get("collation")
         if collation and collation.startswith("public."):  # created beside the table (create_types)
             collation = collation.removeprefix("public.")
-            if conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = current_schema()::regnamespace"
-                            " AND quote_ident(collname) = %s", (collation,)).fetchone() is None:
+            if not _has_collation(conn, collation):
                 notes.append(f"{table.name}.{c.name}: collation {collation} not kept (a backup taken before "
                              "tradevault recorded collations' definitions)")
                 collation = None
@@ -123,6 +122,12 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
     return notes + [note for name, check in checks.items()
                     for note in unless_elsewhere(conn, f"ALTER TABLE {quote_ident(table.name)} ADD {check}",
                                                  f"{table.name}: check {name}")]
+
+
+def _has_collation(conn: "psycopg.Connection", quoted: str) -> bool:
+    """Whether the connection's current schema has the collation (its quoted name)."""
+    return conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = current_schema()::regnamespace"
+                        " AND quote_ident(collname) = %s", (quoted,)).fetchone() is not None
 
 
 def _refused(conn: "psycopg.Connection", columns: list[str], generated: str) -> str | None:
@@ -195,8 +200,7 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
             create_extension(conn, ddl)
             continue
         if kind == "collation":
-            if conn.execute("SELECT 1 FROM pg_collation WHERE collname = %s"
-                            " AND collnamespace = current_schema()::regnamespace", (name,)).fetchone() is None:
+            if not _has_collation(conn, quote_ident(name)):
                 conn.execute(ddl)
             continue
         exists = conn.execute(
