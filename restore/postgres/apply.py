@@ -92,7 +92,7 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
         collation = settings.get(c.name, {}).get("collation")
         if collation and collation.startswith("public."):  # created beside the table (create_types)
             collation = collation.removeprefix("public.")
-            if not _has_collation(conn, collation):
+            if not _has_collation(conn, collation, quoted=True):
                 notes.append(f"{table.name}.{c.name}: collation {collation} not kept (a backup taken before "
                              "tradevault recorded collations' definitions)")
                 collation = None
@@ -124,10 +124,12 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
                                                  f"{table.name}: check {name}")]
 
 
-def _has_collation(conn: "psycopg.Connection", quoted: str) -> bool:
-    """Whether the connection's current schema has the collation (its quoted name)."""
+def _has_collation(conn: "psycopg.Connection", name: str, *, quoted: bool = False) -> bool:
+    """Whether the connection's current schema has the collation ``name`` (``quoted``: as
+    the server's quote_ident writes it, the form a column's recorded collation takes)."""
+    match = "quote_ident(collname)" if quoted else "collname"
     return conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = current_schema()::regnamespace"
-                        " AND quote_ident(collname) = %s", (quoted,)).fetchone() is not None
+                        f" AND {match} = %s", (name,)).fetchone() is not None
 
 
 def _refused(conn: "psycopg.Connection", columns: list[str], generated: str) -> str | None:
@@ -200,7 +202,7 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
             create_extension(conn, ddl)
             continue
         if kind == "collation":
-            if not _has_collation(conn, quote_ident(name)):
+            if not _has_collation(conn, name):
                 conn.execute(ddl)
             continue
         exists = conn.execute(
