@@ -30,6 +30,7 @@ import dataclasses
 import threading
 import time
 from contextlib import ExitStack
+from itertools import chain
 from typing import Any, Callable
 
 import msgspec
@@ -213,9 +214,11 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
                                                              for t in schema.tables])
         objects = latest.objects if migration is None else []  # a SQLite source's views: the migration's
         create_extensions(main, objects)
-        for tables in latest.table_sources:
-            create_types(main, [t for t in tables if plan.keeps(t.name)], {n: head for n, (head, _) in domains.items()})
-        label_notes = surplus_labels(main, [t for t in latest.table_sources[-1] if plan.keeps(t.name)])
+        # each description's types, in their order (an enum gains its later labels)
+        descriptions = [[t for t in tables if plan.keeps(t.name)] for tables in latest.table_sources]
+        for tables in descriptions:
+            create_types(main, tables, {n: head for n, (head, _) in domains.items()})
+        label_notes = surplus_labels(main, descriptions[-1])
         create_sequences(main, objects, latest.sequences)
         create_type_definitions(main, function_types(objects))
         waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
@@ -277,9 +280,8 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
 
         # every type created: one no restored table uses any more (its column dropped since the
         # full backup) still exists in the source, and was created here all the same
-        kept = [t for tables_then in latest.table_sources for t in tables_then if plan.keeps(t.name)]
         staging.publish(sorted(applier.tables), force,
-                        list(dict.fromkeys(d["name"] for d in type_definitions_of([*tables, *kept])
+                        list(dict.fromkeys(d["name"] for d in type_definitions_of([*tables, *chain(*descriptions)])
                                            + function_types(objects) if d["kind"] not in ("extension", "collation"))),
                         after=after)
     result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
