@@ -7,10 +7,12 @@ slot that tradevault owns (``tradevault_<source>``).
   read in it and the stream that follows meet without gap or overlap.
   ``_tradevault_meta`` (key/value, in ``public``) records the capture id and slot name;
   its own changes are ignored by the decoder.
-* **Read**: ``pg_logical_slot_peek_changes`` from the slot's confirmed position up to a
-  bound, streamed with COPY and parsed by ``wal2json.StreamDecoder`` into windows of
-  events (bounded client memory whatever a transaction's size; the server keeps its own
-  output in a tuplestore that spills to disk). Peeking does not consume anything.
+* **Read**: from the slot's confirmed position up to a bound, over the streaming
+  replication protocol without confirming anything (``walsender.py``), or, when no
+  replication connection can be had, with ``pg_logical_slot_peek_changes`` streamed by
+  COPY (the server keeps its output in a tuplestore that spills to disk); parsed by
+  ``wal2json.StreamDecoder`` into windows of events (bounded client memory whatever a
+  transaction's size). Neither consumes anything.
 * **Advance**: ``pg_replication_slot_advance`` only after the incremental holding the
   events is stored and its manifest entry published in every location. A crash before
   that replays the same changes next time; the decoder drops those at or below the
@@ -35,6 +37,7 @@ from trade_stream.postgres.copy_out import copy_out_rows
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.lsn import format_lsn, parse_lsn
 from trade_stream.postgres.wal2json import WAL2JSON_OPTIONS, StreamDecoder
+from trade_stream.postgres.walsender import release_slot, streamed_messages
 
 if TYPE_CHECKING:
     import psycopg
@@ -97,9 +100,11 @@ class SlotInfo:
 
 
 class PostgresCapture:
-    def __init__(self, db: PostgresDatabase, slot: str) -> None:
+    def __init__(self, db: PostgresDatabase, slot: str, *, streaming: bool = True) -> None:
+        """``streaming`` False: read through peek only (see ``read``)."""
         self.db = db
         self.slot = slot
+        self.streaming = streaming
         self._extra_options: tuple[tuple[str, str], ...] | None = None
 
     # -- state -------------------------------------------------------------------------------
@@ -236,11 +241,7 @@ class PostgresCapture:
         self, conn: "psycopg.Connection", decoder: StreamDecoder, upto_lsn: int, batch: int = 20000
     ) -> Iterator[list[ChangeEvent]]:
         """Decoded events of the transactions committed up to ``upto_lsn``, in windows of at
-        most ``batch`` events (a large transaction spans several windows).
-
-        The messages come through ``COPY (SELECT data FROM pg_logical_slot_peek_changes(...))
-        TO STDOUT`` (``copy_out``): the server hands over each message as one line, with no
-        per-row work of a cursor on either side."""
+        most ``batch`` events (a large transaction spans several windows)."""
         info = self.slot_info(conn)
         if not info.exists:
             raise BadInputError(
@@ -253,27 +254,56 @@ class PostgresCapture:
                 "changes since the last backup are gone; run `tradevault backup full`"
             )
         options = self.options(conn)
+        feed = decoder.feed
+        for message in self._messages(conn, options, upto_lsn):
+            feed(message)
+            if len(decoder.pending) >= batch:
+                yield decoder.take()
+        if decoder.in_transaction:
+            raise BadInputError("the change stream ended inside a transaction")
+        events = decoder.take()
+        if events:
+            yield events
+
+    def _messages(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...],
+                  upto_lsn: int) -> Iterator[bytes]:
+        """The slot's messages up to ``upto_lsn``: from a walsender (``walsender.py``), or
+        through peek when a replication connection cannot be had (every walsender busy, a
+        pooler that refuses them) or ``streaming`` is off."""
+        rconn = None
+        if self.streaming:
+            try:
+                rconn = self.db.connect(replication=True)
+            except BadInputError:
+                rconn = None
+        if rconn is None:
+            yield from self._peeked(conn, options, upto_lsn)
+            return
+        try:
+            yield from streamed_messages(rconn, self.slot, options, upto_lsn)
+        finally:
+            release_slot(rconn, conn, self.slot)
+
+    def _peeked(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...],
+                upto_lsn: int) -> Iterator[bytes]:
+        """The messages through ``COPY (SELECT data FROM pg_logical_slot_peek_changes(...))
+        TO STDOUT`` (``copy_out``): each message one line, with no per-row work of a cursor
+        on either side; the server decodes the whole range before the first line."""
         literals = ", ".join(_literal(v) for pair in options for v in pair)
         sql = (f"COPY (SELECT data FROM pg_logical_slot_peek_changes({_literal(self.slot)},"
                f" '{format_lsn(upto_lsn)}'::pg_lsn, NULL, {literals})) TO STDOUT")
-        feed = decoder.feed
         rest = b""
         for row in copy_out_rows(conn, sql):
             data = bytes(row)
             if not rest and data.find(b"\n") == len(data) - 1:
                 # one message per COPY row (JSON allows the trailing newline)
-                feed(_json_of(data))
+                yield _json_of(data)
             else:  # not one whole message: never seen from PostgreSQL, handled all the same
                 *lines, rest = (rest + data).split(b"\n")
                 for line in lines:
-                    feed(_json_of(line))
-            if len(decoder.pending) >= batch:
-                yield decoder.take()
-        if rest or decoder.in_transaction:
+                    yield _json_of(line)
+        if rest:
             raise BadInputError("the change stream ended inside a transaction")
-        events = decoder.take()
-        if events:
-            yield events
 
     def advance(self, conn: "psycopg.Connection", lsn: int) -> bool:
         """Confirm everything up to ``lsn``: the server may recycle the WAL before it.
