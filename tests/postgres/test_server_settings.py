@@ -1,37 +1,50 @@
 """Settings a DBA gives the bot's database (``ALTER DATABASE ... SET``) hold for every
-session, tradevault's too: a backup and a restore work under the short timeouts that
-protect a trading database from runaway queries, as pg_dump and pg_restore do (they
-turn them off for their own sessions)."""
+session, tradevault's too. A backup and a restore work, and give back the same schema,
+under the short timeouts that protect a trading database from runaway queries (pg_dump
+and pg_restore turn them off for their own sessions), a serializable default isolation,
+and a search_path without ``public``."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.postgres.pg_helpers import digest, engine, execute, fetch, make_store, restore
+from tests.postgres.test_schema_fidelity import same_schema
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
-TABLES = {"t": ["id"]}
-TIMEOUTS = ("SET statement_timeout = '50ms'", "SET idle_in_transaction_session_timeout = '50ms'")
+TABLES = {"trades": ["id"], "notes": ["id"]}
+SETTINGS = ("SET statement_timeout = '50ms'", "SET idle_in_transaction_session_timeout = '50ms'",
+            "SET default_transaction_isolation = 'serializable'", "SET search_path = app")
 
 
 def _limit(url: str) -> None:
     name = fetch(url, "SELECT current_database()")[0][0]
-    execute(url, *(f"ALTER DATABASE {name} {setting}" for setting in TIMEOUTS))
+    execute(url, "CREATE SCHEMA IF NOT EXISTS app", *(f"ALTER DATABASE {name} {setting}" for setting in SETTINGS))
 
 
-def test_backups_and_restores_outlast_the_databases_short_timeouts(pg, work_dir):
+def test_backups_and_restores_hold_under_the_databases_own_settings(pg, work_dir):
     src = pg.new("src")
-    execute(src, "CREATE TABLE t (id bigint PRIMARY KEY, v text NOT NULL, n numeric(20,8))",
-            "INSERT INTO t SELECT g, md5(g::text), g * 1.25 FROM generate_series(1, 400000) g")
+    execute(src, "CREATE TYPE side AS ENUM ('buy', 'sell')",
+            "CREATE TABLE trades (id bigserial PRIMARY KEY, pair varchar(25) NOT NULL, side side NOT NULL,"
+            " amount numeric(20,8) DEFAULT 0)",
+            "CREATE TABLE notes (id serial PRIMARY KEY, trade_id bigint REFERENCES trades(id), body text)",
+            "CREATE VIEW buys AS SELECT id, pair FROM trades WHERE side = 'buy'",
+            "INSERT INTO trades (pair, side, amount) SELECT 'P' || g % 50, (ARRAY['buy', 'sell'])[1 + g % 2]::side,"
+            " g * 1.25 FROM generate_series(1, 400000) g")
     _limit(src)
     assert "statement_timeout=50ms" in fetch(src, "SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d"
                                              " ON d.oid = s.setdatabase WHERE d.datname = current_database()")[0][0]
     store = make_store(work_dir)
     engine(src, store).full()
-    execute(src, "SET statement_timeout = 0", "UPDATE t SET v = v || 'x', n = n + 1")
+    execute(src, "SET statement_timeout = 0", "SET search_path = public",
+            "UPDATE trades SET amount = amount + 1",
+            "INSERT INTO notes (trade_id, body) SELECT id, 'n' FROM trades WHERE id % 1000 = 0")
     engine(src, store).incremental()
     dst = pg.new("dst")
     _limit(dst)
     restore(store, dst)
     assert digest(dst, TABLES) == digest(src, TABLES)
+    same_schema(dst, src)
+    execute(dst, "SET search_path = public", "INSERT INTO trades (pair, side) VALUES ('NEW', 'sell')",
+            "INSERT INTO notes (trade_id, body) VALUES (400001, 'after the restore')")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # stays the DBA's: a backup that cannot get its ACCESS SHARE lock in time fails and is
 # retried, rather than queue the bot's statements behind it.
 SESSION_OPTIONS = ("-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"
-                   " -c statement_timeout=0 -c idle_in_transaction_session_timeout=0")
+                   " -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path=public")
 
 
 class PostgresDatabase:
