@@ -269,9 +269,10 @@ class PostgresCapture:
                   upto_lsn: int) -> Iterator[bytes]:
         """The slot's messages up to ``upto_lsn``: from a walsender (``walsender.py``), or
         through peek when a replication connection cannot be had (every walsender busy, a
-        pooler that refuses them) or ``streaming`` is off."""
+        pooler that refuses them), the database's encoding is not UTF-8, or ``streaming``
+        is off."""
         rconn = None
-        if self.streaming:
+        if self.streaming and self._utf8_output(conn):
             try:
                 rconn = self.db.connect(replication=True)
             except BadInputError:
@@ -283,6 +284,15 @@ class PostgresCapture:
             yield from streamed_messages(rconn, self.slot, options, upto_lsn)
         finally:
             release_slot(rconn, conn, self.slot)
+
+    @staticmethod
+    def _utf8_output(conn: "psycopg.Connection") -> bool:
+        """Whether wal2json writes UTF-8 here. It writes in the database's encoding, which
+        a walsender hands out unconverted; peek's rows are converted to the session's
+        client encoding (UTF-8) like any query's. SQL_ASCII converts nothing either way."""
+        encoding = conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database"
+                                " WHERE datname = current_database()").fetchone()
+        return encoding is not None and encoding[0] in ("UTF8", "SQL_ASCII")
 
     def _peeked(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...],
                 upto_lsn: int) -> Iterator[bytes]:

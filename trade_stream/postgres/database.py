@@ -68,6 +68,9 @@ class PostgresDatabase:
         for key, value in self.url.query.items():
             params[key] = value if isinstance(value, str) else value[-1]
         params["options"] = (params.get("options", "") + " " + SESSION_OPTIONS).strip()
+        # text in UTF-8 whatever the database's encoding (the server converts): wal2json's
+        # JSON is parsed as UTF-8, and a SQL_ASCII database's client encoding is ASCII
+        params["client_encoding"] = "UTF8"
         params.setdefault("application_name", "tradevault")
         return make_conninfo(**params)
 
