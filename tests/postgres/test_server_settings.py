@@ -15,7 +15,8 @@ pytestmark = pytest.mark.xdist_group("postgres")
 
 TABLES = {"trades": ["id"], "notes": ["id"]}
 SETTINGS = ("SET statement_timeout = '50ms'", "SET idle_in_transaction_session_timeout = '50ms'",
-            "SET default_transaction_isolation = 'serializable'", "SET search_path = app")
+            "SET default_transaction_isolation = 'serializable'", "SET search_path = app",
+            "SET bytea_output = 'escape'", "SET standard_conforming_strings = off")
 
 
 def _limit(url: str) -> None:
@@ -28,7 +29,8 @@ def test_backups_and_restores_hold_under_the_databases_own_settings(pg, work_dir
     execute(src, "CREATE TYPE side AS ENUM ('buy', 'sell')",
             "CREATE TABLE trades (id bigserial PRIMARY KEY, pair varchar(25) NOT NULL, side side NOT NULL,"
             " amount numeric(20,8) DEFAULT 0)",
-            "CREATE TABLE notes (id serial PRIMARY KEY, trade_id bigint REFERENCES trades(id), body text)",
+            "CREATE TABLE notes (id serial PRIMARY KEY, trade_id bigint REFERENCES trades(id),"
+            " body text DEFAULT 'C:\\bot\\notes' CHECK (body <> 'x\\y'), blob bytea)",
             "CREATE VIEW buys AS SELECT id, pair FROM trades WHERE side = 'buy'",
             "INSERT INTO trades (pair, side, amount) SELECT 'P' || g % 50, (ARRAY['buy', 'sell'])[1 + g % 2]::side,"
             " g * 1.25 FROM generate_series(1, 400000) g")
@@ -37,9 +39,11 @@ def test_backups_and_restores_hold_under_the_databases_own_settings(pg, work_dir
                                              " ON d.oid = s.setdatabase WHERE d.datname = current_database()")[0][0]
     store = make_store(work_dir)
     engine(src, store).full()
-    execute(src, "SET statement_timeout = 0", "SET search_path = public",
+    execute(src, "SET statement_timeout = 0", "SET search_path = public", "SET standard_conforming_strings = on",
             "UPDATE trades SET amount = amount + 1",
-            "INSERT INTO notes (trade_id, body) SELECT id, 'n' FROM trades WHERE id % 1000 = 0")
+            "INSERT INTO notes (trade_id, body, blob) SELECT id, 'n', ('\\x00ff5c' || lpad(to_hex(id), 8, '0'))::bytea"
+            " FROM trades WHERE id % 1000 = 0",
+            "INSERT INTO notes (trade_id) VALUES (1)")
     engine(src, store).incremental()
     dst = pg.new("dst")
     _limit(dst)
@@ -48,3 +52,21 @@ def test_backups_and_restores_hold_under_the_databases_own_settings(pg, work_dir
     same_schema(dst, src)
     execute(dst, "SET search_path = public", "INSERT INTO trades (pair, side) VALUES ('NEW', 'sell')",
             "INSERT INTO notes (trade_id, body) VALUES (400001, 'after the restore')")
+
+
+def test_a_restore_reads_backslashes_as_the_source_wrote_them(pg, work_dir):
+    """The target's own ``standard_conforming_strings = off`` (a database moved from an old
+    server) would read the backslashes of the source's DDL as escapes."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TABLE notes (id int PRIMARY KEY, path text DEFAULT 'C:\\bot\\notes'"
+                 " CHECK (path <> 'x\\y'))", "INSERT INTO notes (id) VALUES (1)")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    name = fetch(dst, "SELECT current_database()")[0][0]
+    execute(dst, f"ALTER DATABASE {name} SET standard_conforming_strings = off")
+    restore(store, dst)
+    definitions = ("SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef UNION ALL"
+                   " SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'")
+    assert fetch(dst, definitions) == fetch(src, definitions)  # (pg_dump would print the target's setting)
+    execute(dst, "INSERT INTO notes (id) VALUES (2)")
+    assert fetch(dst, "SELECT path FROM notes ORDER BY id") == [("C:\\bot\\notes",)] * 2
