@@ -398,6 +398,7 @@ class PostgresBackupEngine:
         doubtful = dict(nulls.unchecked)
         corrected: dict[str, int] = {}
         ts = conn.execute(SERVER_NOW_US).fetchone()[0]
+        tx = seq  # the rows as read now: one state, one transaction (see _spool_resync)
         for name in sorted(set(nulls.keys) | set(doubtful)):
             if name in resynced:
                 doubtful.pop(name, None)  # read whole at the incremental's end anyway
@@ -420,7 +421,7 @@ class PostgresBackupEngine:
                     if part[key_bytes(key)][1] != int(xmin):
                         doubtful[name] = doubtful.get(name, 0) + 1  # changed again since, or in a savepoint
                         continue
-                    batch.append(ChangeEvent(seq, seq, ts, name, UPDATE, key, values))
+                    batch.append(ChangeEvent(seq, tx, ts, name, UPDATE, key, values))
                     seq += 1
                 if batch:
                     body.write(encode_chunk(batch))
@@ -442,13 +443,17 @@ class PostgresBackupEngine:
                       stats: "_Stats", counts: dict[str, int], end_tables: dict[str, TableSchema],
                       seq: int) -> None:
         reader = self.db.connect()
+        # The tables as one snapshot shows them: one state of the database, so one
+        # transaction (``tx``), which a restore point never splits (a point inside would
+        # show a table recreated with part of its rows).
+        tx = seq
         try:
             self.capture.use_snapshot(reader, snapshot)
             ts = reader.execute(SERVER_NOW_US).fetchone()[0]
             present = set(PostgresDatabase.user_tables(reader))
             for name in sorted(changed):
                 table = PostgresDatabase.table_schema(reader, name) if name in present and changed[name] else None
-                event = ChangeEvent(seq, seq, ts, name, SCHEMA, table_schema=table.to_dict() if table else None)
+                event = ChangeEvent(seq, tx, ts, name, SCHEMA, table_schema=table.to_dict() if table else None)
                 body.write(encode_chunk([event]))
                 stats.add([event], counts)
                 seq += 1
@@ -463,7 +468,7 @@ class PostgresBackupEngine:
                     batch = []
                     for row in rows:
                         values = list(row)
-                        batch.append(ChangeEvent(seq, seq, ts, name, SNAPSHOT, [values[i] for i in key_idx], values))
+                        batch.append(ChangeEvent(seq, tx, ts, name, SNAPSHOT, [values[i] for i in key_idx], values))
                         seq += 1
                     body.write(encode_chunk(batch))
                     stats.add(batch, counts)
