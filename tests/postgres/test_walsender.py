@@ -4,6 +4,8 @@ soon as the read ends, and peek when no walsender can be had."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.postgres.pg_helpers import connect, engine, execute, fetch, make_store
@@ -131,3 +133,26 @@ def test_a_server_that_limits_temporary_files_still_gives_a_large_transaction(pg
     store = make_store(work_dir)
     result = engine(src, store).incremental()
     assert result.count == 25000 + len(SPECIAL) + 10
+
+
+def test_a_slow_reader_keeps_its_walsender(pg, work_dir):
+    """A walsender that hears nothing from its client for ``wal_sender_timeout`` ends the
+    connection: a reader slower than the server (a busy disk, a slow location) reports in
+    while it reads."""
+    src, capture = _source(pg, work_dir)
+    assert fetch(src, "SELECT context FROM pg_settings WHERE name = 'wal_sender_timeout'")[0][0] in ("user", "superuser")
+    name = fetch(src, "SELECT current_database()")[0][0]
+    execute(src, f"ALTER DATABASE {name} SET wal_sender_timeout = '3s'")
+    _changes(src)
+    conn = connect(src)
+    try:
+        upto = capture.flush_wal(conn)
+        decoder = StreamDecoder(PostgresDatabase(src).reflect(conn, ["t"]).tables)
+        started, count = time.monotonic(), 0
+        for batch in capture.read(conn, decoder, upto, batch=250):
+            count += len(batch)
+            time.sleep(0.07)  # ~7 s in all, more than twice the timeout
+        assert time.monotonic() - started > 6
+        assert count == 25000 + len(SPECIAL) + 10
+    finally:
+        conn.close()

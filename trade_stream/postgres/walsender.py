@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import psycopg
 
 IDLE_SECONDS = 0.05  # without data for this long, ask the server how far it has decoded
-STATUS_EVERY = 10.0  # seconds between status updates while data flows (wal_sender_timeout: 60 s)
+STATUS_EVERY = 1.0  # seconds between status updates while data flows (wal_sender_timeout: 60 s by default)
 RELEASE_SECONDS = 10.0  # how long a closed stream's walsender may keep the slot before it is terminated
 
 _KEEPALIVE = struct.Struct(">cQQB")  # 'k', the server's send position, its clock, reply requested
@@ -70,6 +70,19 @@ def streamed_messages(rconn: "psycopg.Connection", slot: str, options: tuple[tup
     """The slot's wal2json messages from its confirmed position, of the transactions
     committed up to ``upto_lsn``, as the walsender of ``rconn`` (a replication connection,
     idle) writes them. ``rconn`` is unusable afterwards: close it (``release_slot``)."""
+    from psycopg import errors
+
+    try:
+        yield from _stream(rconn, slot, options, upto_lsn)
+    except errors.OperationalError as exc:  # the connection ended under the stream
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"the walsender reading replication slot {slot!r} ended the stream: {first}"
+                           " (the server's log says why: wal_sender_timeout, a restart, a terminated"
+                           " backend; the next backup reads the changes again)") from None
+
+
+def _stream(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, str], ...],
+            upto_lsn: int) -> Iterator[bytes]:
     from psycopg import errors, pq
 
     pgconn = rconn.pgconn
@@ -133,7 +146,7 @@ class _Sender:
 
     def now_and_then(self) -> None:
         self.messages += 1
-        if self.messages % 10_000 == 0 and time.monotonic() - self.last > STATUS_EVERY:
+        if self.messages & 255 == 0 and time.monotonic() - self.last > STATUS_EVERY:
             self(reply=False)
 
     def __call__(self, reply: bool) -> None:
