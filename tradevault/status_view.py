@@ -39,6 +39,21 @@ def _slot_row(capture: dict[str, Any]) -> tuple[str, str] | None:
         ": past half, the server will drop what the next incremental needs" if state == YELLOW else "")
 
 
+def pending_text(capture: dict[str, Any]) -> str:
+    """What the capture holds that no backup has stored yet: a count (``+``: at least; the
+    PostgreSQL count reads the slot within a budget, and may read nothing in time), the
+    oldest change's age, and a slot's WAL not yet read."""
+    pending, behind = capture.get("pending_events"), capture.get("lag_bytes")
+    counted = "an unknown number of" if pending is None else \
+        f"{pending:,}{'+' if capture.get('pending_capped') else ''}"
+    parts = [f"{counted} events not yet stored"]
+    if pending:
+        parts.append(f"oldest {capture.get('lag_seconds') or 0.0:.1f} s")
+    if behind:
+        parts.append(f"{behind / 1e6:,.1f} MB of WAL not yet read")
+    return ", ".join(parts)
+
+
 def render_status(info: dict[str, Any]) -> Table:
     table = Table("what", "state", "detail", title=f"tradevault — {info['database']}", title_justify="left")
     agent = info.get("agent")
@@ -74,7 +89,7 @@ def render_status(info: dict[str, Any]) -> Table:
             lag = capture.get("lag_seconds") or 0.0
             table.add_row("agent", YELLOW, "not running: changes are stored only when you run `backup incremental`")
             table.add_row("capture lag", GREEN if lag < 120 else YELLOW if lag < 3600 else RED,
-                          f"{capture['pending_events']:,} events not yet stored, oldest {lag:.1f} s")
+                          pending_text(capture))
         else:
             table.add_row("capture", RED, "not installed: run `tradevault backup full` or start the agent")
     capture = info.get("capture") or {}

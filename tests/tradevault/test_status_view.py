@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tradevault.status_view import GREEN, RED, YELLOW, _slot_row
+from tradevault.status_view import GREEN, RED, YELLOW, _slot_row, pending_text
 
 MB = 1024 * 1024
 
@@ -19,3 +19,12 @@ def test_slot_wal_against_the_keep_size() -> None:
     assert state == YELLOW and "past half" in detail
     state, detail = _slot_row({"retained_wal_bytes": None, "wal_status": "lost", "max_slot_wal_keep_size_bytes": MB})
     assert state == RED and "lost its WAL" in detail
+
+
+def test_pending_changes_read_as_a_count_a_lower_bound_or_unknown() -> None:
+    assert pending_text({"pending_events": 2, "lag_seconds": 3.25}) == "2 events not yet stored, oldest 3.2 s"
+    assert pending_text({"pending_events": 0}) == "0 events not yet stored"
+    assert pending_text({"pending_events": 100000, "pending_capped": True, "lag_seconds": 1, "lag_bytes": 5e6}) \
+        == "100,000+ events not yet stored, oldest 1.0 s, 5.0 MB of WAL not yet read"
+    assert pending_text({"pending_events": None, "pending_capped": True, "lag_bytes": 261341592}) \
+        == "an unknown number of events not yet stored, 261.3 MB of WAL not yet read"

@@ -255,7 +255,7 @@ class PostgresCapture:
             )
         options = self.options(conn)
         feed = decoder.feed
-        for message in self._messages(conn, options, upto_lsn):
+        for message in self.messages(conn, options, upto_lsn):
             feed(message)
             if len(decoder.pending) >= batch:
                 yield decoder.take()
@@ -265,12 +265,13 @@ class PostgresCapture:
         if events:
             yield events
 
-    def _messages(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...],
-                  upto_lsn: int) -> Iterator[bytes]:
-        """The slot's messages up to ``upto_lsn``: from a walsender (``walsender.py``), or
-        through peek when a replication connection cannot be had (every walsender busy, a
-        pooler that refuses them), the database's encoding is not UTF-8, or ``streaming``
-        is off."""
+    def messages(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...], upto_lsn: int, *,
+                 until: float | None = None, nchanges: int | None = None) -> Iterator[bytes]:
+        """The slot's messages up to ``upto_lsn``: from a walsender (``walsender.py``; it
+        stops at ``until``, a ``time.monotonic()`` deadline, when given), or through peek
+        (at most the transactions holding ``nchanges`` messages, when given) when a
+        replication connection cannot be had (every walsender busy, a pooler that refuses
+        them), the database's encoding is not UTF-8, or ``streaming`` is off."""
         rconn = None
         if self.streaming and self._utf8_output(conn):
             try:
@@ -278,10 +279,10 @@ class PostgresCapture:
             except BadInputError:
                 rconn = None
         if rconn is None:
-            yield from self._peeked(conn, options, upto_lsn)
+            yield from self._peeked(conn, options, upto_lsn, nchanges)
             return
         try:
-            yield from streamed_messages(rconn, self.slot, options, upto_lsn)
+            yield from streamed_messages(rconn, self.slot, options, upto_lsn, until)
         finally:
             release_slot(rconn, conn, self.slot)
 
@@ -295,13 +296,13 @@ class PostgresCapture:
         return encoding is not None and encoding[0] in ("UTF8", "SQL_ASCII")
 
     def _peeked(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...],
-                upto_lsn: int) -> Iterator[bytes]:
+                upto_lsn: int, nchanges: int | None = None) -> Iterator[bytes]:
         """The messages through ``COPY (SELECT data FROM pg_logical_slot_peek_changes(...))
         TO STDOUT`` (``copy_out``): each message one line, with no per-row work of a cursor
         on either side; the server decodes the whole range before the first line."""
         literals = ", ".join(_literal(v) for pair in options for v in pair)
         sql = (f"COPY (SELECT data FROM pg_logical_slot_peek_changes({_literal(self.slot)},"
-               f" '{format_lsn(upto_lsn)}'::pg_lsn, NULL, {literals})) TO STDOUT")
+               f" '{format_lsn(upto_lsn)}'::pg_lsn, {nchanges or 'NULL'}, {literals})) TO STDOUT")
         rest = b""
         for row in copy_out_rows(conn, sql):
             data = bytes(row)

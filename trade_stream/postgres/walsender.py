@@ -66,15 +66,19 @@ def past_bound(message: bytes, upto_lsn: int) -> bool:
 
 
 def streamed_messages(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, str], ...],
-                      upto_lsn: int) -> Iterator[bytes]:
+                      upto_lsn: int, until: float | None = None) -> Iterator[bytes]:
     """The slot's wal2json messages from its confirmed position, of the transactions
     committed up to ``upto_lsn``, as the walsender of ``rconn`` (a replication connection,
-    idle) writes them. ``rconn`` is unusable afterwards: close it (``release_slot``)."""
+    idle) writes them; none after ``until`` (a ``time.monotonic()`` deadline), when given.
+    ``rconn`` is unusable afterwards: close it (``release_slot``)."""
     from psycopg import errors
 
     try:
-        yield from _stream(rconn, slot, options, upto_lsn)
-    except errors.OperationalError as exc:  # the connection ended under the stream
+        yield from _stream(rconn, slot, options, upto_lsn, until)
+    except errors.OperationalError as exc:
+        if exc.sqlstate:  # the server's answer (the slot held by another reader...): as it is
+            raise
+        # the connection ended under the stream
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"the walsender reading replication slot {slot!r} ended the stream: {first}"
                            " (the server's log says why: wal_sender_timeout, a restart, a terminated"
@@ -82,7 +86,7 @@ def streamed_messages(rconn: "psycopg.Connection", slot: str, options: tuple[tup
 
 
 def _stream(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, str], ...],
-            upto_lsn: int) -> Iterator[bytes]:
+            upto_lsn: int, until: float | None) -> Iterator[bytes]:
     from psycopg import errors, pq
 
     pgconn = rconn.pgconn
@@ -115,7 +119,8 @@ def _stream(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, st
                     elif message.startswith(_COMMIT):
                         in_transaction = False
                     yield message
-                    send.now_and_then()
+                    if send.now_and_then(until):
+                        return
                 elif kind == 0x6B:  # 'k' keepalive
                     _, decoded_upto, _, reply = _KEEPALIVE.unpack_from(data)
                     if decoded_upto >= upto_lsn and not in_transaction:
@@ -124,6 +129,8 @@ def _stream(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, st
                         send(reply=False)
             elif size == 0:
                 if not readable.select(IDLE_SECONDS):
+                    if until is not None and time.monotonic() >= until:
+                        return
                     send(reply=True)
                 pgconn.consume_input()
             else:  # the server ended the stream (it never does on its own): an error
@@ -144,10 +151,15 @@ class _Sender:
         self.last = time.monotonic()
         self.messages = 0
 
-    def now_and_then(self) -> None:
+    def now_and_then(self, until: float | None) -> bool:
+        """After a message: a status update when one is due; whether ``until`` has passed."""
         self.messages += 1
-        if self.messages & 255 == 0 and time.monotonic() - self.last > STATUS_EVERY:
+        if self.messages & 255:
+            return False
+        now = time.monotonic()
+        if now - self.last > STATUS_EVERY:
             self(reply=False)
+        return until is not None and now >= until
 
     def __call__(self, reply: bool) -> None:
         pgconn = self.pgconn
