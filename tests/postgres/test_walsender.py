@@ -4,6 +4,7 @@ soon as the read ends, and peek when no walsender can be had."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from trade_stream.events import INSERT, UPDATE
 from trade_stream.postgres.capture import PostgresCapture, slot_name_for
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.wal2json import StreamDecoder
+from trade_stream.postgres.walsender import start_command
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -140,7 +142,8 @@ def test_a_slow_reader_keeps_its_walsender(pg, work_dir):
     connection: a reader slower than the server (a busy disk, a slow location) reports in
     while it reads."""
     src, capture = _source(pg, work_dir)
-    assert fetch(src, "SELECT context FROM pg_settings WHERE name = 'wal_sender_timeout'")[0][0] in ("user", "superuser")
+    context = fetch(src, "SELECT context FROM pg_settings WHERE name = 'wal_sender_timeout'")[0][0]
+    assert context in ("user", "superuser")  # settable per database
     name = fetch(src, "SELECT current_database()")[0][0]
     execute(src, f"ALTER DATABASE {name} SET wal_sender_timeout = '3s'")
     _changes(src)
@@ -155,4 +158,29 @@ def test_a_slow_reader_keeps_its_walsender(pg, work_dir):
         assert time.monotonic() - started > 6
         assert count == 25000 + len(SPECIAL) + 10
     finally:
+        conn.close()
+
+
+def test_a_read_waits_for_a_moment_while_another_reader_holds_the_slot(pg, work_dir):
+    """``tradevault status`` counting, say: the backup waits for the slot, it does not fail."""
+    src, capture = _source(pg, work_dir)
+    _changes(src)
+    conn = connect(src)
+    holder = capture.db.connect(replication=True)
+    try:
+        upto = capture.flush_wal(conn)
+        holder.pgconn.send_query(start_command(capture.slot, 0, capture.options(conn)).encode())
+        deadline = time.monotonic() + 10
+        while not capture.slot_info(conn).active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert capture.slot_info(conn).active
+        letting_go = threading.Timer(1.0, holder.close)
+        letting_go.start()
+        started = time.monotonic()
+        events = _read(src, capture, upto)
+        assert time.monotonic() - started >= 0.9
+        assert len(events) == 25000 + len(SPECIAL) + 10
+        letting_go.join()
+    finally:
+        holder.close()
         conn.close()

@@ -37,7 +37,7 @@ from trade_stream.postgres.copy_out import copy_out_rows
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.lsn import format_lsn, parse_lsn
 from trade_stream.postgres.wal2json import WAL2JSON_OPTIONS, StreamDecoder
-from trade_stream.postgres.walsender import release_slot, streamed_messages
+from trade_stream.postgres.walsender import BUSY_SLOT_SECONDS, release_slot, streamed_messages
 
 if TYPE_CHECKING:
     import psycopg
@@ -266,9 +266,11 @@ class PostgresCapture:
             yield events
 
     def messages(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...], upto_lsn: int, *,
-                 until: float | None = None, nchanges: int | None = None) -> Iterator[bytes]:
+                 until: float | None = None, nchanges: int | None = None,
+                 busy_wait: float = BUSY_SLOT_SECONDS) -> Iterator[bytes]:
         """The slot's messages up to ``upto_lsn``: from a walsender (``walsender.py``; it
-        stops at ``until``, a ``time.monotonic()`` deadline, when given), or through peek
+        stops at ``until``, a ``time.monotonic()`` deadline, when given, and waits up to
+        ``busy_wait`` seconds for another reader to let the slot go), or through peek
         (at most the transactions holding ``nchanges`` messages, when given) when a
         replication connection cannot be had (every walsender busy, a pooler that refuses
         them), the database's encoding is not UTF-8, or ``streaming`` is off."""
@@ -282,7 +284,7 @@ class PostgresCapture:
             yield from self._peeked(conn, options, upto_lsn, nchanges)
             return
         try:
-            yield from streamed_messages(rconn, self.slot, options, upto_lsn, until)
+            yield from streamed_messages(rconn, self.slot, options, upto_lsn, until, busy_wait)
         finally:
             release_slot(rconn, conn, self.slot)
 

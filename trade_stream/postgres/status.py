@@ -72,7 +72,7 @@ def _pending(capture: PostgresCapture, conn: Any, options: tuple[tuple[str, str]
     deadline = time.monotonic() + PEEK_SECONDS
     changes, oldest, read = 0, None, 0
     try:
-        for data in capture.messages(conn, options, upto, until=deadline, nchanges=PEEK_LIMIT):
+        for data in capture.messages(conn, options, upto, until=deadline, nchanges=PEEK_LIMIT, busy_wait=0.0):
             read += 1
             message = decode_message(data)
             action = message.action

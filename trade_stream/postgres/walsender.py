@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 IDLE_SECONDS = 0.05  # without data for this long, ask the server how far it has decoded
 STATUS_EVERY = 1.0  # seconds between status updates while data flows (wal_sender_timeout: 60 s by default)
+BUSY_SLOT_SECONDS = 15.0  # how long a read waits for another reader (``status``) to let the slot go
 RELEASE_SECONDS = 10.0  # how long a closed stream's walsender may keep the slot before it is terminated
 
 _KEEPALIVE = struct.Struct(">cQQB")  # 'k', the server's send position, its clock, reply requested
@@ -66,15 +67,17 @@ def past_bound(message: bytes, upto_lsn: int) -> bool:
 
 
 def streamed_messages(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, str], ...],
-                      upto_lsn: int, until: float | None = None) -> Iterator[bytes]:
+                      upto_lsn: int, until: float | None = None, busy_wait: float = BUSY_SLOT_SECONDS,
+                      ) -> Iterator[bytes]:
     """The slot's wal2json messages from its confirmed position, of the transactions
     committed up to ``upto_lsn``, as the walsender of ``rconn`` (a replication connection,
     idle) writes them; none after ``until`` (a ``time.monotonic()`` deadline), when given.
-    ``rconn`` is unusable afterwards: close it (``release_slot``)."""
+    A slot another reader holds is asked for again for ``busy_wait`` seconds. ``rconn`` is
+    unusable afterwards: close it (``release_slot``)."""
     from psycopg import errors
 
     try:
-        yield from _stream(rconn, slot, options, upto_lsn, until)
+        yield from _stream(rconn, slot, options, upto_lsn, until, busy_wait)
     except errors.OperationalError as exc:
         if exc.sqlstate:  # the server's answer (the slot held by another reader...): as it is
             raise
@@ -86,23 +89,32 @@ def streamed_messages(rconn: "psycopg.Connection", slot: str, options: tuple[tup
 
 
 def _stream(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, str], ...],
-            upto_lsn: int, until: float | None) -> Iterator[bytes]:
+            upto_lsn: int, until: float | None, busy_wait: float) -> Iterator[bytes]:
     from psycopg import errors, pq
 
     pgconn = rconn.pgconn
     readable = selectors.DefaultSelector()
     readable.register(pgconn.socket, selectors.EVENT_READ)
     try:
-        pgconn.send_query(start_command(slot, 0, options).encode())
+        busy_until = time.monotonic() + busy_wait
         while True:
-            pgconn.consume_input()
-            if not pgconn.is_busy():
+            pgconn.send_query(start_command(slot, 0, options).encode())
+            while True:
+                pgconn.consume_input()
+                if not pgconn.is_busy():
+                    break
+                readable.select()
+            result = pgconn.get_result()
+            if result is not None and result.status == pq.ExecStatus.COPY_BOTH:
                 break
-            readable.select()
-        result = pgconn.get_result()
-        if result is None or result.status != pq.ExecStatus.COPY_BOTH:
-            raise errors.error_from_result(result, encoding=rconn.info.encoding) if result is not None \
+            failure = errors.error_from_result(result, encoding=rconn.info.encoding) if result is not None \
                 else errors.OperationalError("START_REPLICATION returned no result")
+            while pgconn.get_result() is not None:
+                pass
+            # another reader holds the slot for a moment (`tradevault status` counting): wait
+            if not isinstance(failure, errors.ObjectInUse) or time.monotonic() >= busy_until:
+                raise failure
+            time.sleep(0.1)
         send = _Sender(pgconn)
         in_transaction = False
         get = pgconn.get_copy_data
