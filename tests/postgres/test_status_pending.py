@@ -9,10 +9,11 @@ import time
 import pytest
 
 from tests.postgres.pg_helpers import connect, engine, execute, make_store
+from tests.postgres.test_walsender import hold_slot
 from trade_stream.postgres import status
 from trade_stream.postgres.capture import PostgresCapture, slot_name_for
 from trade_stream.postgres.database import PostgresDatabase
-from trade_stream.postgres.walsender import release_slot, start_command
+from trade_stream.postgres.walsender import release_slot
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -50,13 +51,8 @@ def test_a_slot_a_backup_is_reading_is_reported_not_an_error(pg, work_dir):
     src, db = _pending_source(pg, work_dir, 10)
     capture = PostgresCapture(db, slot_name_for("src"))
     conn = connect(src)
-    rconn = db.connect(replication=True)
+    rconn = hold_slot(capture, conn)
     try:
-        rconn.pgconn.send_query(start_command(capture.slot, 0, capture.options(conn)).encode())
-        deadline = time.monotonic() + 10
-        while not capture.slot_info(conn).active and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert capture.slot_info(conn).active
         report = status.capture_status(db, capture.slot)
         assert report["installed"] and report["pending_events"] is None and report["pending_capped"]
     finally:

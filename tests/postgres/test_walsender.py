@@ -51,6 +51,18 @@ def _read(src: str, capture: PostgresCapture, upto: int) -> list[tuple]:
         conn.close()
 
 
+def hold_slot(capture: PostgresCapture, conn):
+    """A replication connection streaming the capture's slot (and reading nothing): the
+    slot is active, as while a backup or ``status`` reads it. Close it to let go."""
+    holder = capture.db.connect(replication=True)
+    holder.pgconn.send_query(start_command(capture.slot, 0, capture.options(conn)).encode())
+    deadline = time.monotonic() + 10
+    while not capture.slot_info(conn).active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert capture.slot_info(conn).active
+    return holder
+
+
 def _confirmed(src: str, capture: PostgresCapture) -> int | None:
     conn = connect(src)
     try:
@@ -166,14 +178,9 @@ def test_a_read_waits_for_a_moment_while_another_reader_holds_the_slot(pg, work_
     src, capture = _source(pg, work_dir)
     _changes(src)
     conn = connect(src)
-    holder = capture.db.connect(replication=True)
+    upto = capture.flush_wal(conn)
+    holder = hold_slot(capture, conn)
     try:
-        upto = capture.flush_wal(conn)
-        holder.pgconn.send_query(start_command(capture.slot, 0, capture.options(conn)).encode())
-        deadline = time.monotonic() + 10
-        while not capture.slot_info(conn).active and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert capture.slot_info(conn).active
         letting_go = threading.Timer(1.0, holder.close)
         letting_go.start()
         started = time.monotonic()

@@ -38,13 +38,7 @@ def _rows(conn: "psycopg.Connection", pgconn: "psycopg.pq.abc.PGconn", readable:
           sql: str) -> Iterator[memoryview]:
     from psycopg import errors, pq
 
-    pgconn.send_query(sql.encode())
-    while True:
-        pgconn.consume_input()
-        if not pgconn.is_busy():
-            break
-        readable.select()
-    result = pgconn.get_result()
+    result = first_result(pgconn, readable, sql.encode())
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         _drain(pgconn)
         raise errors.error_from_result(result, encoding=conn.info.encoding) if result is not None \
@@ -65,6 +59,19 @@ def _rows(conn: "psycopg.Connection", pgconn: "psycopg.pq.abc.PGconn", readable:
             failure = errors.error_from_result(result, encoding=conn.info.encoding)
     if failure is not None:
         raise failure
+
+
+def first_result(pgconn: "psycopg.pq.abc.PGconn", readable: selectors.BaseSelector,
+                 query: bytes) -> "psycopg.pq.abc.PGresult | None":
+    """Send ``query`` and return its first result, waiting on ``readable`` (the
+    connection's socket) without the interpreter lock."""
+    pgconn.send_query(query)
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        readable.select()
+    return pgconn.get_result()
 
 
 def _drain(pgconn: "psycopg.pq.abc.PGconn") -> None:

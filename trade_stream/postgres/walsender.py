@@ -31,6 +31,7 @@ import time
 from typing import TYPE_CHECKING, Iterator
 
 from trade_stream.errors import StorageError
+from trade_stream.postgres.copy_out import first_result
 from trade_stream.postgres.lsn import format_lsn, parse_lsn
 from trade_stream.postgres.wal2json import decode_message
 
@@ -98,13 +99,7 @@ def _stream(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, st
     try:
         busy_until = time.monotonic() + busy_wait
         while True:
-            pgconn.send_query(start_command(slot, 0, options).encode())
-            while True:
-                pgconn.consume_input()
-                if not pgconn.is_busy():
-                    break
-                readable.select()
-            result = pgconn.get_result()
+            result = first_result(pgconn, readable, start_command(slot, 0, options).encode())
             if result is not None and result.status == pq.ExecStatus.COPY_BOTH:
                 break
             failure = errors.error_from_result(result, encoding=rconn.info.encoding) if result is not None \
