@@ -28,6 +28,11 @@ class FencedError(IntegrityError):
     """The store was handed to a promoted standby; this database may not append to it."""
 
 
+class DatabaseBusy(TradeStreamError):
+    """The database stayed locked by another connection for as long as tradevault waited:
+    nothing was read or changed; the next attempt may find it free."""
+
+
 class StorageError(TradeStreamError):
     """A storage location failed (unreachable, full disk, permissions)."""
 

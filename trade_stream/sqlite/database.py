@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from trade_stream.database_url import parse_url
-from trade_stream.errors import BadInputError
+from trade_stream.errors import BadInputError, DatabaseBusy, TradeStreamError
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, family_of, quote_ident
 from trade_stream.table_selection import Selection, select_tables
 
@@ -40,17 +40,28 @@ class DatabaseService:
     def exists(self) -> bool:
         return self.path.is_file() and self.path.stat().st_size > 0
 
-    def require_exists(self) -> None:
+    def require_exists(self, timeout: float = 30.0) -> None:
         if not self.path.exists():
             raise BadInputError(f"database not found: {self.path}")
         if not self.path.is_file():
             raise BadInputError(f"not a database file: {self.path}")
         try:
-            conn = self.connect(readonly=True)
+            conn = self.connect(readonly=True, timeout=timeout)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             conn.close()
         except sqlite3.DatabaseError as exc:
-            raise BadInputError(f"{self.path}: not a SQLite database ({exc})") from None
+            raise self.unreadable(exc, timeout) from None
+
+    def unreadable(self, exc: sqlite3.DatabaseError, timeout: float) -> TradeStreamError:
+        """Why the file could not be read: locked (``locked``/``busy``: for as long as we
+        waited) is not "not a database", which it used to be reported as."""
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return DatabaseBusy(
+                f"{self.path}: {text}: another connection held it for the {timeout:g} s tradevault waited"
+                " (a bot that sets PRAGMA locking_mode = EXCLUSIVE keeps every other process out for as long"
+                " as it runs; a long write transaction ends on its own: try again)")
+        return BadInputError(f"{self.path}: not a SQLite database ({text})")
 
     def connect(self, *, readonly: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
         """Autocommit connection (explicit BEGIN where a transaction is needed)."""
@@ -114,6 +125,9 @@ class DatabaseService:
         try:
             row = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
         except sqlite3.DatabaseError as exc:
+            failure = self.unreadable(exc, 30.0)
+            if isinstance(failure, DatabaseBusy):
+                raise failure from None
             raise BadInputError(f"restore target {self.path} is not a SQLite database: {exc}") from None
         finally:
             conn.close()
