@@ -38,7 +38,7 @@ from trade_stream.postgres.wal2json import decode_message
 if TYPE_CHECKING:
     import psycopg
 
-IDLE_SECONDS = 0.05  # without data for this long, ask the server how far it has decoded
+IDLE_SECONDS = 0.01  # without data for this long, ask the server how far it has decoded
 STATUS_EVERY = 1.0  # seconds between status updates while data flows (wal_sender_timeout: 60 s by default)
 BUSY_SLOT_SECONDS = 15.0  # how long a read waits for another reader (``status``) to let the slot go
 RELEASE_SECONDS = 10.0  # how long a closed stream's walsender may keep the slot before it is terminated
@@ -190,7 +190,7 @@ def release_slot(rconn: "psycopg.Connection", conn: "psycopg.Connection", slot: 
             row = conn.execute(holder, (slot,)).fetchone()
             if row is None or row[0] != pid:
                 return
-            time.sleep(0.01)
+            time.sleep(0.002)
         if attempt == 0:
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
     raise StorageError(f"the walsender (pid {pid}) that read replication slot {slot!r} did not let it go")
