@@ -31,6 +31,8 @@ from trade_stream.storage.stored_objects import decompress_full
 
 
 def check_target(target: DatabaseService, force: bool) -> None:
+    if target.path.is_dir():  # (SQLite said "disk I/O error")
+        raise BadInputError(f"restore target {target.path} is a directory: name the database file to create in it")
     if not target.is_empty() and not force:
         raise BadInputError(f"restore target {target.path} is not empty (use --force to replace it)")
     parent = target.path.absolute().parent

@@ -115,6 +115,7 @@ RESTORE_CASES = [
     ("at-not-a-time", lambda s: ["--at", "yesterday at noon"]),
     ("seq-beyond-newest-change", lambda s: ["--seq", str(newest_seq(s) + 1000)]),
     ("non-empty-target-without-force", lambda s: []),
+    ("target-is-a-directory", lambda s: []),
 ]
 
 
@@ -125,6 +126,8 @@ def test_cli_bad_restore_request_exits_2_and_changes_nothing(cli, backed_up, cas
     target = out / "restored.sqlite"
     if case == "non-empty-target-without-force":
         make_non_empty(target)
+    if case == "target-is-a-directory":
+        target.mkdir()
     args = ["restore", "--to", f"sqlite:///{target}", *extra(backed_up)]
     before = cli.tree_state(backed_up.root)
 
