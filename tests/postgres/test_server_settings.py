@@ -1,7 +1,7 @@
 """Settings a DBA gives the bot's database (``ALTER DATABASE ... SET``) hold for every
 session, tradevault's too. A backup and a restore work, and give back the same schema,
-under the short timeouts that protect a trading database from runaway queries (pg_dump
-and pg_restore turn them off for their own sessions), a serializable default isolation,
+under the short timeouts that protect a trading database from runaway queries and idle
+sessions (pg_dump and pg_restore turn them off for their own sessions), a serializable default isolation,
 and a search_path without ``public``."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.xdist_group("postgres")
 TABLES = {"trades": ["id"], "notes": ["id"]}
 SETTINGS = ("SET statement_timeout = '50ms'", "SET idle_in_transaction_session_timeout = '50ms'",
             "SET default_transaction_isolation = 'serializable'", "SET search_path = app",
-            "SET bytea_output = 'escape'", "SET standard_conforming_strings = off")
+            "SET bytea_output = 'escape'", "SET standard_conforming_strings = off", "SET idle_session_timeout = '50ms'")
 
 
 def _limit(url: str) -> None:

@@ -51,6 +51,12 @@ class PostgresDatabase:
             raise BadInputError(f"{url!r}: a database name is required (postgresql+psycopg://user@host/db)")
         self.include = list(include or [])
         self.exclude = list(exclude or [])
+        # idle_session_timeout (PostgreSQL 14+) ends a session idle that long: the main
+        # connection waits idle while another reads the stream or copies a table, and a
+        # replication connection holds an exported snapshot. A server older than 14 refuses
+        # the name in connection options, so it goes there once a first connection has told
+        # the version (and that connection sets it itself).
+        self._idle_session_setting = False
 
     @property
     def name(self) -> str:
@@ -70,7 +76,8 @@ class PostgresDatabase:
             params["password"] = self.url.password
         for key, value in self.url.query.items():
             params[key] = value if isinstance(value, str) else value[-1]
-        params["options"] = (params.get("options", "") + " " + SESSION_OPTIONS).strip()
+        session = SESSION_OPTIONS + (" -c idle_session_timeout=0" if self._idle_session_setting else "")
+        params["options"] = (params.get("options", "") + " " + session).strip()
         # text in UTF-8 whatever the database's encoding (the server converts): wal2json's
         # JSON is parsed as UTF-8, and a SQL_ASCII database's client encoding is ASCII
         params["client_encoding"] = "UTF8"
@@ -94,6 +101,9 @@ class PostgresDatabase:
             # as pg_dump: a role that row security would filter gets an error, never a
             # backup (or a digest) of the rows its policies let it see
             conn.execute("SET row_security = off")
+            if not self._idle_session_setting and conn.info.server_version >= 140000:
+                conn.execute("SET idle_session_timeout = 0")
+                self._idle_session_setting = True
             if not autocommit:
                 conn.commit()
         return conn
