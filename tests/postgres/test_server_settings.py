@@ -1,8 +1,9 @@
 """Settings a DBA gives the bot's database (``ALTER DATABASE ... SET``) hold for every
 session, tradevault's too. A backup and a restore work, and give back the same schema,
 under the short timeouts that protect a trading database from runaway queries and idle
-sessions (pg_dump and pg_restore turn them off for their own sessions), a serializable default isolation,
-and a search_path without ``public``."""
+sessions (pg_dump and pg_restore turn the statement and transaction ones off for their own
+sessions), a serializable default isolation, a search_path without ``public``, bytea
+printed as escapes and strings without standard conforming backslashes."""
 
 from __future__ import annotations
 
