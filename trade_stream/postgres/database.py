@@ -38,6 +38,12 @@ SESSION_OPTIONS = ("-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -
                    " -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path=public"
                    " -c bytea_output=hex -c standard_conforming_strings=on")
 
+# idle_session_timeout ends a session idle that long: an incremental's main connection waits
+# idle while another reads the stream, a replication connection holds an exported snapshot
+# through a full backup. transaction_timeout bounds a whole transaction (a full backup's
+# snapshot transaction, a restore's), as pg_dump 17 knows. (name, first server version)
+VERSIONED_TIMEOUTS = (("idle_session_timeout", 140000), ("transaction_timeout", 170000))
+
 
 class PostgresDatabase:
     dialect = "postgresql"
@@ -51,12 +57,10 @@ class PostgresDatabase:
             raise BadInputError(f"{url!r}: a database name is required (postgresql+psycopg://user@host/db)")
         self.include = list(include or [])
         self.exclude = list(exclude or [])
-        # idle_session_timeout (PostgreSQL 14+) ends a session idle that long: the main
-        # connection waits idle while another reads the stream or copies a table, and a
-        # replication connection holds an exported snapshot. A server older than 14 refuses
-        # the name in connection options, so it goes there once a first connection has told
-        # the version (and that connection sets it itself).
-        self._idle_session_setting = False
+        # Timeouts newer servers add (VERSIONED_TIMEOUTS), turned off too; a server older
+        # than one refuses its name in connection options, so they go there once a first
+        # connection has told the version (and that connection sets them itself).
+        self._versioned_timeouts: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -76,7 +80,7 @@ class PostgresDatabase:
             params["password"] = self.url.password
         for key, value in self.url.query.items():
             params[key] = value if isinstance(value, str) else value[-1]
-        session = SESSION_OPTIONS + (" -c idle_session_timeout=0" if self._idle_session_setting else "")
+        session = SESSION_OPTIONS + "".join(f" -c {name}=0" for name in self._versioned_timeouts or ())
         params["options"] = (params.get("options", "") + " " + session).strip()
         # text in UTF-8 whatever the database's encoding (the server converts): wal2json's
         # JSON is parsed as UTF-8, and a SQL_ASCII database's client encoding is ASCII
@@ -101,9 +105,11 @@ class PostgresDatabase:
             # as pg_dump: a role that row security would filter gets an error, never a
             # backup (or a digest) of the rows its policies let it see
             conn.execute("SET row_security = off")
-            if not self._idle_session_setting and conn.info.server_version >= 140000:
-                conn.execute("SET idle_session_timeout = 0")
-                self._idle_session_setting = True
+            if self._versioned_timeouts is None:
+                names = [name for name, since in VERSIONED_TIMEOUTS if conn.info.server_version >= since]
+                for name in names:
+                    conn.execute(f"SET {name} = 0")
+                self._versioned_timeouts = names
             if not autocommit:
                 conn.commit()
         return conn
