@@ -18,6 +18,9 @@ from trade_stream.table_selection import Selection, select_tables
 
 HEADER_PRAGMAS = ("user_version", "application_id")
 
+LOCK_WAIT = 30.0  # seconds a connection waits for a lock another one holds
+
+
 class DatabaseService:
     def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None):
         self.url_text = url
@@ -40,7 +43,7 @@ class DatabaseService:
     def exists(self) -> bool:
         return self.path.is_file() and self.path.stat().st_size > 0
 
-    def require_exists(self, timeout: float = 30.0) -> None:
+    def require_exists(self, timeout: float = LOCK_WAIT) -> None:
         if not self.path.exists():
             raise BadInputError(f"database not found: {self.path}")
         if not self.path.is_file():
@@ -50,9 +53,9 @@ class DatabaseService:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             conn.close()
         except sqlite3.DatabaseError as exc:
-            raise self.unreadable(exc, timeout) from None
+            raise self._unreadable(exc, timeout) from None
 
-    def unreadable(self, exc: sqlite3.DatabaseError, timeout: float) -> TradeStreamError:
+    def _unreadable(self, exc: sqlite3.DatabaseError, timeout: float) -> TradeStreamError:
         """Why the file could not be read: locked (``locked``/``busy``: for as long as we
         waited) is not "not a database", which it used to be reported as."""
         text = str(exc)
@@ -63,7 +66,7 @@ class DatabaseService:
                 " as it runs; a long write transaction ends on its own: try again)")
         return BadInputError(f"{self.path}: not a SQLite database ({text})")
 
-    def connect(self, *, readonly: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
+    def connect(self, *, readonly: bool = False, timeout: float = LOCK_WAIT) -> sqlite3.Connection:
         """Autocommit connection (explicit BEGIN where a transaction is needed)."""
         if readonly:
             uri = f"file:{self.path.absolute()}?mode=ro"
@@ -125,7 +128,7 @@ class DatabaseService:
         try:
             row = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
         except sqlite3.DatabaseError as exc:
-            failure = self.unreadable(exc, 30.0)
+            failure = self._unreadable(exc, LOCK_WAIT)
             if isinstance(failure, DatabaseBusy):
                 raise failure from None
             raise BadInputError(f"restore target {self.path} is not a SQLite database: {exc}") from None
