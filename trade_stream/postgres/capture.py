@@ -106,6 +106,7 @@ class PostgresCapture:
         self.slot = slot
         self.streaming = streaming
         self._extra_options: tuple[tuple[str, str], ...] | None = None
+        self._utf8: bool | None = None  # the database's encoding never changes: asked once
 
     # -- state -------------------------------------------------------------------------------
     @staticmethod
@@ -288,14 +289,15 @@ class PostgresCapture:
         finally:
             release_slot(rconn, conn, self.slot)
 
-    @staticmethod
-    def _utf8_output(conn: "psycopg.Connection") -> bool:
+    def _utf8_output(self, conn: "psycopg.Connection") -> bool:
         """Whether wal2json writes UTF-8 here. It writes in the database's encoding, which
         a walsender hands out unconverted; peek's rows are converted to the session's
         client encoding (UTF-8) like any query's. SQL_ASCII converts nothing either way."""
-        encoding = conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database"
-                                " WHERE datname = current_database()").fetchone()
-        return encoding is not None and encoding[0] in ("UTF8", "SQL_ASCII")
+        if self._utf8 is None:
+            encoding = conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database"
+                                    " WHERE datname = current_database()").fetchone()
+            self._utf8 = encoding is not None and encoding[0] in ("UTF8", "SQL_ASCII")
+        return self._utf8
 
     def _peeked(self, conn: "psycopg.Connection", options: tuple[tuple[str, str], ...],
                 upto_lsn: int, nchanges: int | None = None) -> Iterator[bytes]:
