@@ -29,16 +29,28 @@ def _source(pg, work_dir) -> tuple[str, PostgresCapture]:
     return src, PostgresCapture(PostgresDatabase(src), slot_name_for("src"))
 
 
-def _changes(src: str) -> None:
+CHANGES = 25000 + len(SPECIAL) + 10  # the row changes _changes makes
+
+
+def _changes(src: str, capture: PostgresCapture) -> int:
+    """A transaction larger than a read window (20,000 events), then small ones; returns
+    the flushed position after them, the bound to read up to."""
     conn = connect(src)
     try:
-        with conn.transaction():  # larger than a read window (20,000 events)
+        with conn.transaction():
             conn.execute("INSERT INTO t SELECT g, 'row ' || g, g * 1.25 FROM generate_series(1, 25000) g")
         for i, text in enumerate(SPECIAL):
             conn.execute("UPDATE t SET v = %s, n = NULL WHERE id = %s", (text, i + 1))
         conn.execute("DELETE FROM t WHERE id > 24990")
+        return capture.flush_wal(conn)
     finally:
         conn.close()
+
+
+def _database_setting(url: str, setting: str) -> None:
+    """``ALTER DATABASE <the url's> SET setting``: every later session has it."""
+    name = fetch(url, "SELECT current_database()")[0][0]
+    execute(url, f"ALTER DATABASE {name} SET {setting}")
 
 
 def _read(src: str, capture: PostgresCapture, upto: int) -> list[tuple]:
@@ -74,13 +86,10 @@ def _confirmed(src: str, capture: PostgresCapture) -> int | None:
 def test_a_walsender_gives_what_peek_gives_and_confirms_nothing(pg, work_dir):
     src, capture = _source(pg, work_dir)
     before = _confirmed(src, capture)
-    _changes(src)
-    conn = connect(src)
-    upto = capture.flush_wal(conn)
-    conn.close()
+    upto = _changes(src, capture)
     streamed = _read(src, capture, upto)
     peeked = _read(src, PostgresCapture(capture.db, capture.slot, streaming=False), upto)
-    assert len(streamed) == 25000 + len(SPECIAL) + 10
+    assert len(streamed) == CHANGES
     assert streamed == peeked
     assert [row[1] for _, _, op, _, row in streamed if op == UPDATE] == SPECIAL
     assert _confirmed(src, capture) == before
@@ -110,9 +119,8 @@ def test_a_read_stops_at_its_bound_and_frees_the_slot(pg, work_dir):
 
 def test_without_a_free_walsender_the_read_goes_through_peek(pg, work_dir):
     src, capture = _source(pg, work_dir)
-    _changes(src)
+    upto = _changes(src, capture)
     conn = connect(src)
-    upto = capture.flush_wal(conn)
     senders = int(conn.execute("SHOW max_wal_senders").fetchone()[0])
     held = []
     try:
@@ -128,7 +136,7 @@ def test_without_a_free_walsender_the_read_goes_through_peek(pg, work_dir):
             rconn.close()
         conn.close()
     assert events == _read(src, capture, upto)
-    assert len(events) == 25000 + len(SPECIAL) + 10
+    assert len(events) == CHANGES
 
 
 def test_a_server_that_limits_temporary_files_still_gives_a_large_transaction(pg, work_dir):
@@ -136,17 +144,13 @@ def test_a_server_that_limits_temporary_files_still_gives_a_large_transaction(pg
     for a 3M-row update): under the DBA's ``temp_file_limit`` every incremental would fail
     for as long as the transaction is in the slot. A walsender writes no temporary file."""
     src, capture = _source(pg, work_dir)
-    name = fetch(src, "SELECT current_database()")[0][0]
-    execute(src, f"ALTER DATABASE {name} SET temp_file_limit = '1MB'")
-    _changes(src)
-    conn = connect(src)
-    upto = capture.flush_wal(conn)
-    conn.close()
+    _database_setting(src, "temp_file_limit = '1MB'")
+    upto = _changes(src, capture)
     with pytest.raises(Exception, match="temp_file_limit"):
         _read(src, PostgresCapture(capture.db, capture.slot, streaming=False), upto)
     store = make_store(work_dir)
     result = engine(src, store).incremental()
-    assert result.count == 25000 + len(SPECIAL) + 10
+    assert result.count == CHANGES
 
 
 def test_a_slow_reader_keeps_its_walsender(pg, work_dir):
@@ -156,19 +160,17 @@ def test_a_slow_reader_keeps_its_walsender(pg, work_dir):
     src, capture = _source(pg, work_dir)
     context = fetch(src, "SELECT context FROM pg_settings WHERE name = 'wal_sender_timeout'")[0][0]
     assert context in ("user", "superuser")  # settable per database
-    name = fetch(src, "SELECT current_database()")[0][0]
-    execute(src, f"ALTER DATABASE {name} SET wal_sender_timeout = '3s'")
-    _changes(src)
+    _database_setting(src, "wal_sender_timeout = '3s'")
+    upto = _changes(src, capture)
     conn = connect(src)
     try:
-        upto = capture.flush_wal(conn)
         decoder = StreamDecoder(PostgresDatabase(src).reflect(conn, ["t"]).tables)
         started, count = time.monotonic(), 0
         for batch in capture.read(conn, decoder, upto, batch=250):
             count += len(batch)
             time.sleep(0.07)  # ~7 s in all, more than twice the timeout
         assert time.monotonic() - started > 6
-        assert count == 25000 + len(SPECIAL) + 10
+        assert count == CHANGES
     finally:
         conn.close()
 
@@ -176,9 +178,8 @@ def test_a_slow_reader_keeps_its_walsender(pg, work_dir):
 def test_a_read_waits_for_a_moment_while_another_reader_holds_the_slot(pg, work_dir):
     """``tradevault status`` counting, say: the backup waits for the slot, it does not fail."""
     src, capture = _source(pg, work_dir)
-    _changes(src)
+    upto = _changes(src, capture)
     conn = connect(src)
-    upto = capture.flush_wal(conn)
     holder = hold_slot(capture, conn)
     try:
         letting_go = threading.Timer(1.0, holder.close)
@@ -186,7 +187,7 @@ def test_a_read_waits_for_a_moment_while_another_reader_holds_the_slot(pg, work_
         started = time.monotonic()
         events = _read(src, capture, upto)
         assert time.monotonic() - started >= 0.9
-        assert len(events) == 25000 + len(SPECIAL) + 10
+        assert len(events) == CHANGES
         letting_go.join()
     finally:
         holder.close()
