@@ -63,6 +63,7 @@ def _application_schema(src: str, app: str, reader: str) -> None:
             f"GRANT SELECT (id, trade_id) ON orders TO {reader}",
             f"ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {reader}",
             "CREATE VIEW open_trades AS SELECT id, pair FROM trades",
+            "CREATE STATISTICS trades_pair_amount (dependencies) ON pair, amount FROM trades",
             f"GRANT SELECT ON open_trades TO {reader}",
             "CREATE FUNCTION trade_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM trades'",
             "REVOKE EXECUTE ON FUNCTION trade_count() FROM PUBLIC",
@@ -143,9 +144,9 @@ def test_an_acl_becomes_pg_dumps_revokes_then_grants():
 
 
 def test_default_privileges_in_a_schema_add_and_global_ones_replace():
-    assert default_privileges("app", "r", [("reader", "SELECT", False)], in_public=True) == [
+    assert default_privileges("app", "r", [("reader", "SELECT", False)], in_schema="public") == [
         'ALTER DEFAULT PRIVILEGES FOR ROLE "app" IN SCHEMA public GRANT SELECT ON TABLES TO "reader"']
-    assert default_privileges("app", "r", [("reader", "SELECT", False)], in_public=False)[:2] == [
+    assert default_privileges("app", "r", [("reader", "SELECT", False)], in_schema=None)[:2] == [
         'ALTER DEFAULT PRIVILEGES FOR ROLE "app" REVOKE ALL ON TABLES FROM PUBLIC',
         'ALTER DEFAULT PRIVILEGES FOR ROLE "app" REVOKE ALL ON TABLES FROM "app"']
 

@@ -11,7 +11,8 @@ once the objects exist.
 
 Covered: the schema ``public`` itself (``GRANT CREATE ON SCHEMA public TO app``: an
 application whose migrations create tables needs it), tables (column privileges
-included), sequences, views, materialized views, functions, types, and default
+included), sequences, views, materialized views, functions, types, extended statistics
+(their owner: changing a table's does not change theirs), and default
 privileges (``ALTER DEFAULT PRIVILEGES``, which tables the application creates later
 follow). Not kept: the grantor of a privilege (the restoring role grants in the owner's
 name), and anything of other schemas (not backed up).
@@ -141,6 +142,13 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
         target = f"TYPE {quote_ident(name)}"
         out.append(_entry(f"type {name}", None, ("to_regtype", quote_ident(name)),
                           [f"ALTER {target} OWNER TO {role_sql(owner)}"] + acl_statements(target, owner, _rows(acl))))
+    for name, owner, table in conn.execute(  # extended statistics: an owner, no ACL
+        "SELECT s.stxname, pg_get_userbyid(s.stxowner), c.relname FROM pg_statistic_ext s"
+        " JOIN pg_class c ON c.oid = s.stxrelid WHERE s.stxnamespace = 'public'::regnamespace"
+        " ORDER BY s.oid"
+    ).fetchall():
+        out.append(_entry(f"statistics {name}", table, None,
+                          [f"ALTER STATISTICS {quote_ident(name)} OWNER TO {role_sql(owner)}"]))
     for role, kind, acl, in_public in conn.execute(
         f"SELECT pg_get_userbyid(defaclrole), defaclobjtype, {_acl_sql('defaclacl')}, defaclnamespace <> 0"
         " FROM pg_default_acl WHERE defaclnamespace IN (0, 'public'::regnamespace) ORDER BY oid"
