@@ -180,12 +180,14 @@ def backend_of(url: str) -> str:
     return parse_url(url).get_backend_name()
 
 
-def open_source(url: str, include: list[str] | None = None, exclude: list[str] | None = None) -> Source:
-    """The Source of ``url`` (validated; nothing is connected yet)."""
+def open_source(url: str, include: list[str] | None = None, exclude: list[str] | None = None,
+                schema: str = "") -> Source:
+    """The Source of ``url`` (validated; nothing is connected yet); ``schema``: the one whose
+    tables are backed up, where the database has schemas (empty: its default one)."""
     backend = backend_of(url)
     try:
         module, cls = BACKENDS[backend].split(":")
     except KeyError:
         raise BadInputError(f"unsupported database {backend!r} in {url!r} ({' or '.join(BACKENDS)})") from None
-    source: Source = getattr(importlib.import_module(module), cls)(url, include, exclude)
+    source: Source = getattr(importlib.import_module(module), cls)(url, include, exclude, schema)
     return source

@@ -60,14 +60,16 @@ def render(db_url: str, watch: list[str], locations: list[str], identity: InitId
         name = "local" if i == 0 else f"location{i + 1}"
         loc_blocks.append(f"[[locations]]\nname = {_toml_str(name)}\nurl = {_toml_str(url)}\n")
     paths = ", ".join(_toml_str(p) for p in watch)
+    schema_line = ('schema = ""                   # the schema whose tables are backed up; empty = public\n'
+                   if db_url.startswith("postgresql") else "")
     return f"""# tradevault configuration. Every key has a default; TRADEVAULT_<SECTION>__<KEY>
 # environment variables override this file (e.g. TRADEVAULT_DATABASE__URL).
 
 [database]
 url = {_toml_str(db_url)}   # any SQLAlchemy URL: sqlite:///..., postgresql+psycopg://...
-include = []                  # table name globs; empty = every table with a primary key
+include = []                  # table name globs; empty = every table
 exclude = []
-sqlite_wal = true             # switch SQLite to WAL so backups never block the bot's writes
+{schema_line}sqlite_wal = true             # switch SQLite to WAL so backups never block the bot's writes
 
 # Every backup object goes to each location (add an off-site one: s3://bucket/prefix).
 {chr(10).join(loc_blocks)}

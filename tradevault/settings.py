@@ -80,6 +80,7 @@ class DatabaseSettings:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     name: str = ""  # name of this source in the backup store; default: derived from the URL
+    schema: str = ""  # PostgreSQL: the schema whose tables are backed up; empty = public
     sqlite_wal: bool = True  # switch a SQLite database to WAL so backups never block writers
 
 

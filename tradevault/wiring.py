@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 def source(settings: Settings) -> Source:
     """The protected database, behind the backend-neutral Source interface."""
-    return open_source(settings.database.url, settings.database.include, settings.database.exclude)
+    return open_source(settings.database.url, settings.database.include, settings.database.exclude,
+                       settings.database.schema)
 
 
 def locations(settings: Settings) -> list[Location]:

@@ -90,8 +90,9 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
     notes = []
     for c in table.columns:
         collation = settings.get(c.name, {}).get("collation")
-        if collation and collation.startswith("public."):  # created beside the table (create_types)
-            collation = collation.removeprefix("public.")
+        qualified = _QUALIFIED.match(collation or "")
+        if qualified and qualified.group(1) != "pg_catalog":  # the source's: created beside the table
+            collation = qualified.group(2)
             if not _has_collation(conn, collation, quoted=True):
                 notes.append(f"{table.name}.{c.name}: collation {collation} not kept (a backup taken before "
                              "tradevault recorded collations' definitions)")
@@ -124,11 +125,15 @@ def create_table(conn: "psycopg.Connection", table: TableSchema, *, with_key: bo
                                                  f"{table.name}: check {name}")]
 
 
+# a name qualified with its schema, as quote_ident writes both
+_QUALIFIED = re.compile(r'^("(?:[^"]|"")+"|[^."]+)\.(.+)$')
+
+
 def _has_collation(conn: "psycopg.Connection", name: str, *, quoted: bool = False) -> bool:
     """Whether the connection's current schema has the collation ``name`` (``quoted``: as
     the server's quote_ident writes it, the form a column's recorded collation takes)."""
     match = "quote_ident(collname)" if quoted else "collname"
-    return conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = current_schema()::regnamespace"
+    return conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = quote_ident(current_schema())::regnamespace"
                         f" AND {match} = %s", (name,)).fetchone() is not None
 
 
@@ -206,7 +211,8 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
                 conn.execute(ddl)
             continue
         exists = conn.execute(
-            "SELECT t.oid FROM pg_type t WHERE t.typname = %s AND t.typnamespace = current_schema()::regnamespace",
+            "SELECT t.oid FROM pg_type t WHERE t.typname = %s"
+            " AND t.typnamespace = quote_ident(current_schema())::regnamespace",
             (name,),
         ).fetchone()
         if exists is None:
@@ -237,7 +243,8 @@ def surplus_labels(conn: "psycopg.Connection", tables: Iterable[TableSchema]) ->
         wanted = set(enum_labels(definition["ddl"]))
         have = [r[0] for r in conn.execute(
             "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = %s"
-            " AND t.typnamespace = current_schema()::regnamespace ORDER BY e.enumsortorder", (definition["name"],))]
+            " AND t.typnamespace = quote_ident(current_schema())::regnamespace ORDER BY e.enumsortorder",
+            (definition["name"],))]
         notes += [f"enum {definition['name']}: label {label!r} kept, though the source renamed or dropped it"
                   " within the restored span (PostgreSQL cannot drop an enum label)"
                   for label in have if label not in wanted]

@@ -4,10 +4,11 @@ materialized views, and the tables' triggers and foreign keys.
 
 Functions are created first, in the restore's private schema (a default or a check may
 call one), with function bodies left unchecked as pg_restore does (a body may name tables
-that do not exist yet); ``publish`` moves them into ``public`` with the tables.
+that do not exist yet); ``publish`` moves them into the source's schema (``public``, or
+the one it recorded: ``home_schema``) with the tables.
 Partitioned tables (their partitions are restored as tables, then attached), views,
 materialized views (then refreshed) and triggers are created in the publishing
-transaction, once the tables they name are in ``public``: a view is created once what it
+transaction, once the tables they name are in that schema: a view is created once what it
 reads exists, so views on views come out in a working order whatever order they were
 recorded in.
 """
@@ -31,7 +32,8 @@ from trade_stream.schema import TableSchema, quote_ident
 if TYPE_CHECKING:
     import psycopg
 
-_QUALIFIED_FUNCTION = re.compile(r"^CREATE OR REPLACE (FUNCTION|PROCEDURE) public\.")
+# the source's schema, which pg_get_functiondef names before the function's name
+_QUALIFIED_FUNCTION = re.compile(r'^CREATE OR REPLACE (FUNCTION|PROCEDURE) (?:"(?:[^"]|"")+"|[^\s."(]+)\.')
 
 
 def create_extensions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> None:
@@ -85,7 +87,8 @@ def create_functions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any
 
 
 def _create_function(conn: "psycopg.Connection", function: dict[str, Any]) -> None:
-    # pg_get_functiondef names the schema in the statement's first words only
+    # pg_get_functiondef names the schema in the statement's first words only (functions
+    # are recorded from the source's schema alone)
     conn.execute(_QUALIFIED_FUNCTION.sub(r"CREATE OR REPLACE \1 ", function["ddl"], count=1))
     if function.get("comment") is not None:
         conn.execute(f"COMMENT ON FUNCTION {function['signature']} IS {_literal(function['comment'])}")
@@ -93,7 +96,8 @@ def _create_function(conn: "psycopg.Connection", function: dict[str, Any]) -> No
 
 def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema],
                   partial: bool = False, functions: Iterable[dict[str, Any]] = ()) -> list[str]:
-    """In the publishing transaction, with the tables in ``public``: the ``functions`` that
+    """In the publishing transaction, with the tables in their schema: the comment of that
+    schema when the source recorded it (``home_schema``), the ``functions`` that
     waited for them (``create_functions``), partitioned tables, views and materialized
     views (refreshed, with their indexes), then the tables' triggers. ``partial``: a
     restore of some tables, where a view that reads one left out is not created but noted
@@ -102,6 +106,9 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
 
     tables = list(tables)
     notes = []
+    for schema in objects:
+        if schema["kind"] == "schema" and schema.get("comment") is not None:
+            conn.execute(f"COMMENT ON SCHEMA {quote_ident(schema['name'])} IS {_literal(schema['comment'])}")
     if functions:
         conn.execute("SET LOCAL check_function_bodies = off")
     for function in functions:
@@ -130,7 +137,7 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
                 continue
             _finish_view(conn, view)
         if len(left) == len(pending):
-            notes += _views_not_created(left, missing, partial)
+            notes += _views_not_created(conn, left, missing, partial)
             break
         pending = left
     finish_published(conn, tables)
@@ -199,21 +206,23 @@ def partitioned_tables(conn: "psycopg.Connection", objects: list[dict[str, Any]]
     return {table["name"] for table in kept}, notes
 
 
-def _views_not_created(left: list[dict[str, Any]], missing: dict[str, Exception], partial: bool) -> list[str]:
+def _views_not_created(conn: "psycopg.Connection", left: list[dict[str, Any]], missing: dict[str, Exception],
+                       partial: bool) -> list[str]:
     """The notes of the views none of which could be created: one reading a table of
     another schema (not backed up), or a view among these, is noted; so is any in a restore
     of some tables (it reads one left out). Any other is a restore that went wrong."""
     names = {view["name"] for view in left}
+    home = f"{conn.execute('SELECT current_schema()').fetchone()[0]}."
     notes = []
     for view in left:
         relation = _MISSING_RELATION.search(str(missing[view["name"]]))
         name = relation.group(1) if relation else ""
         if not relation:  # schema "x" does not exist: it calls a function of x, say
-            why = f"{str(missing[view['name']]).splitlines()[0]} (only schema public is backed up)"
-        elif "." in name and not name.startswith("public."):
+            why = f"{str(missing[view['name']]).splitlines()[0]} (only schema {home[:-1]} is backed up)"
+        elif "." in name and not name.startswith(home):
             why = f"it reads {name}, of a schema that is not backed up"
-        elif name.removeprefix("public.") in names:
-            why = f"it reads {name.removeprefix('public.')}, not created"
+        elif name.removeprefix(home) in names:
+            why = f"it reads {name.removeprefix(home)}, not created"
         elif partial:
             why = "what it reads was left out"
         else:
@@ -232,7 +241,7 @@ def _finish_view(conn: "psycopg.Connection", view: dict[str, Any]) -> None:
         conn.execute(trigger)
     if view["kind"] == "materialized view":
         for statement in view.get("indexes", []):
-            conn.execute(index_in_schema(statement, "public"))
+            conn.execute(index_in_schema(statement, conn.execute("SELECT current_schema()").fetchone()[0]))
         conn.execute(f"REFRESH MATERIALIZED VIEW {name}")
     if view.get("comment") is not None:
         conn.execute(f"COMMENT ON {view['kind'].upper()} {name} IS {_literal(view['comment'])}")

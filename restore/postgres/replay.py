@@ -71,7 +71,7 @@ from trade_stream.errors import BadInputError, IntegrityError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import ManifestEntry
 from trade_stream.object_format import CODEC_PGCOPY, ObjectReader
-from trade_stream.postgres.catalog import partitioned_names
+from trade_stream.postgres.catalog import home_schema, partitioned_names
 from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.postgres.snapshot_rows import decode_copy_chunks
 from trade_stream.progress import Progress, no_progress
@@ -80,9 +80,11 @@ from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import schema_of
 
 
-def check_pg_target(target: PostgresDatabase, force: bool) -> None:
-    if not target.is_empty() and not force:
-        raise BadInputError(f"restore target {target.safe_url()} is not empty (use --force to replace it)")
+def check_pg_target(target: PostgresDatabase, force: bool, home: str = "public") -> None:
+    """Bad input when the schema the tables go to (``home``) has tables, without ``force``."""
+    if not target.is_empty(home) and not force:
+        where = "" if home == "public" else f" (schema {home})"
+        raise BadInputError(f"restore target {target.safe_url()} is not empty{where} (use --force to replace it)")
 
 
 def create_unindexed(conn: Any, table: TableSchema) -> list[str]:
@@ -165,7 +167,7 @@ def restore_postgres(store: BackupStore, plan: Plan, target: PostgresDatabase, *
                      progress: Progress = no_progress) -> RestoreResult:
     started = time.perf_counter()
     source = DatabaseSchema.from_dict(schema_of(store, plan.full))
-    check_pg_target(target, force)
+    check_pg_target(target, force, home_schema(source.objects))
     with ExitStack() as stack:
         migration, point, workers = None, None, LoadWorkers(0)
         if source.dialect != "postgresql":
@@ -190,7 +192,8 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
     aside = int(logical and bool(plan.incrementals))
     # a SQLite snapshot is loaded by worker processes: the main connection replays, and
     # every other one finishes tables (keys, sequences, counts) once the load is over
-    with Staging(target, connections_for(len(schema.tables)) + (aside if logical else 1)) as staging:
+    with Staging(target, connections_for(len(schema.tables)) + (aside if logical else 1),
+                 home_schema(source.objects)) as staging:
         main = staging.conns[0]
         # batched updates/deletes join a VALUES list with the table: always through the
         # primary key's index (a hash join would scan the whole table for every batch)

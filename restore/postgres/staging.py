@@ -1,10 +1,12 @@
 """A private schema where a PostgreSQL restore builds its tables over several connections,
-moved into ``public`` in one short transaction at the end.
+moved into the source's schema (``public``, or the one the backup recorded: the *home*
+schema) in one short transaction at the end.
 
 Why: loading and indexing spread over connections use more than one server process (one
-backend does one statement at a time), and the target's ``public`` schema stays exactly
+backend does one statement at a time), and the target's home schema stays exactly
 as it was until the last step. Each connection commits its own work inside the private
-schema; only ``publish`` touches ``public``: with ``force`` it drops the old tables, then
+schema; only ``publish`` touches the home schema (creating it when the target lacks
+it): with ``force`` it drops the old tables, then
 moves the new ones in (with their indexes, constraints and owned sequences), all in one
 transaction. A failure anywhere before that drops the private schema and leaves the
 target as it was. A process killed mid-restore leaves its schema behind (a copy of the
@@ -12,9 +14,10 @@ tables loaded so far): each restore holds an advisory lock named after its schem
 long as it runs, and the next restore into that database drops every such schema whose
 lock it can take (its owner is gone), so a retried restore does not pile up copies.
 
-Every connection resolves unqualified names in the private schema first, then in
-``public`` (types and functions the tables use); statements that must name ``public``
-(dropping the old tables) say so explicitly.
+Every connection resolves unqualified names in the private schema first, then in the
+home schema, as the source's sessions resolved them in it (types and functions the
+tables use); statements that must name the home schema (dropping the old tables) say so
+explicitly.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class Staging:
     """The private schema and its connections (``conns[0]`` is the main one); use as a
     context manager: leaving it without ``publish`` having succeeded drops the schema."""
 
-    def __init__(self, target: PostgresDatabase, connections: int) -> None:
+    def __init__(self, target: PostgresDatabase, connections: int, home: str = "public") -> None:
         self.target = target
+        self.home = home
         self.name = f"{PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         self.count = connections
         self.conns: list[Any] = []
@@ -87,7 +91,7 @@ class Staging:
         names resolved in the private schema first."""
         # nothing is kept before publish: its commit (synchronous) flushes the WAL of every
         # commit before it, so theirs need not wait for their own flush
-        return [f"SET search_path = {quote_ident(self.name)}, public", "SET synchronous_commit = off"]
+        return [f"SET search_path = {quote_ident(self.name)}, {quote_ident(self.home)}", "SET synchronous_commit = off"]
 
     def __exit__(self, *exc: Any) -> None:
         if any(thread.is_alive() for thread in self._threads):  # leaving on an error
@@ -146,67 +150,71 @@ class Staging:
 
     def publish(self, tables: list[str], force: bool, types: Sequence[str] = (),
                 after: Callable[[Any], None] | None = None) -> None:
-        """Move the restored tables, the ``types`` they use and the functions into
-        ``public`` in one transaction (dropping the old tables, types and functions of
+        """Move the restored tables, the ``types`` they use and the functions into the
+        home schema in one transaction (dropping the old tables, types and functions of
         those names first with ``force``), run ``after`` (views, triggers: what names the
-        tables in ``public``) and drop the then empty private schema."""
+        tables there) and drop the then empty private schema."""
         conn = self.conns[0]
         conn.rollback()
         conn.execute("SET LOCAL synchronous_commit = on")
+        home = quote_ident(self.home)
+        if self.home != "public":
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {home}")
         if force:
-            for name in PostgresDatabase.public_tables(conn):
-                conn.execute(f"DROP TABLE IF EXISTS public.{quote_ident(name)} CASCADE")
+            for name in PostgresDatabase.schema_tables(conn, self.home):
+                conn.execute(f"DROP TABLE IF EXISTS {home}.{quote_ident(name)} CASCADE")
         schema = quote_ident(self.name)
         for name in types:  # the types first: the tables' columns follow them by oid
-            taken = conn.execute("SELECT to_regtype(%s)::oid", (f"public.{quote_ident(name)}",)).fetchone()[0]
-            self._into_public(conn, "type", name, taken is not None, force)
+            taken = conn.execute("SELECT to_regtype(%s)::oid", (f"{home}.{quote_ident(name)}",)).fetchone()[0]
+            self._into_home(conn, "type", name, taken is not None, force)
         for (name,) in conn.execute(  # the collations the tables' columns use
             "SELECT collname FROM pg_collation WHERE collnamespace = %s::regnamespace", (self.name,),
         ).fetchall():
-            taken = conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = 'public'::regnamespace"
-                                 " AND collname = %s", (name,)).fetchone()
-            self._into_public(conn, "collation", name, taken is not None, force)
+            taken = conn.execute("SELECT 1 FROM pg_collation WHERE collnamespace = %s::regnamespace"
+                                 " AND collname = %s", (home, name)).fetchone()
+            self._into_home(conn, "collation", name, taken is not None, force)
         for name in conn.execute(  # what a range type does not take along: its multirange...
             "SELECT typname FROM pg_type WHERE typnamespace = %s::regnamespace AND typtype = 'm'", (self.name,),
         ).fetchall():
-            conn.execute(f"ALTER TYPE {schema}.{quote_ident(name[0])} SET SCHEMA public")
+            conn.execute(f"ALTER TYPE {schema}.{quote_ident(name[0])} SET SCHEMA {home}")
         for function, name, arguments, taken in conn.execute(  # ...range constructors; the source's functions
             "SELECT p.oid::regprocedure::text, p.proname, pg_get_function_identity_arguments(p.oid),"
-            " (SELECT q.oid::regprocedure::text FROM pg_proc q WHERE q.pronamespace = 'public'::regnamespace"
+            " (SELECT q.oid::regprocedure::text FROM pg_proc q WHERE q.pronamespace = %s::regnamespace"
             "  AND q.proname = p.proname AND q.proargtypes = p.proargtypes)"
-            " FROM pg_proc p WHERE p.pronamespace = %s::regnamespace", (self.name,),
+            " FROM pg_proc p WHERE p.pronamespace = %s::regnamespace", (home, self.name),
         ).fetchall():
             if taken is not None:
                 if not force:
-                    raise BadInputError(f"restore target already has a function {name}({arguments}) in public "
-                                        "(use --force to replace it)")
-                conn.execute(f"DROP FUNCTION public.{quote_ident(name)}({arguments}) CASCADE")
-            conn.execute(f"ALTER FUNCTION {function} SET SCHEMA public")
+                    raise BadInputError(f"restore target already has a function {name}({arguments}) in "
+                                        f"{self.home} (use --force to replace it)")
+                conn.execute(f"DROP FUNCTION {home}.{quote_ident(name)}({arguments}) CASCADE")
+            conn.execute(f"ALTER FUNCTION {function} SET SCHEMA {home}")
         for name in tables:
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")
-            conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA public")
+            conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA {home}")
         for (sequence,) in conn.execute(  # the sequences no table took along (no column owns them)
             "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relkind = 'S'", (self.name,),
         ).fetchall():
-            taken = conn.execute("SELECT to_regclass(%s)", (f"public.{quote_ident(sequence)}",)).fetchone()[0]
-            self._into_public(conn, "sequence", sequence, taken is not None, force)
+            taken = conn.execute("SELECT to_regclass(%s)", (f"{home}.{quote_ident(sequence)}",)).fetchone()[0]
+            self._into_home(conn, "sequence", sequence, taken is not None, force)
         if after is not None:
-            conn.execute("SET LOCAL search_path = public")
+            conn.execute(f"SET LOCAL search_path = {home}")
             after(conn)
         conn.execute(f"DROP SCHEMA {schema}")
         conn.commit()
         self.published = True
 
-    def _into_public(self, conn: Any, kind: str, name: str, taken: bool, force: bool) -> None:
+    def _into_home(self, conn: Any, kind: str, name: str, taken: bool, force: bool) -> None:
         """Move the private schema's ``kind`` (type, collation, sequence) ``name`` into
-        ``public``; one of that name there already (``taken``) is dropped first with
+        the home schema; one of that name there already (``taken``) is dropped first with
         ``force``, else bad input."""
+        home = quote_ident(self.home)
         if taken:
             if not force:
-                raise BadInputError(f"restore target already has a {kind} {name!r} in public "
+                raise BadInputError(f"restore target already has a {kind} {name!r} in {self.home} "
                                     "(use --force to replace it)")
-            conn.execute(f"DROP {kind.upper()} public.{quote_ident(name)} CASCADE")
-        conn.execute(f"ALTER {kind.upper()} {quote_ident(self.name)}.{quote_ident(name)} SET SCHEMA public")
+            conn.execute(f"DROP {kind.upper()} {home}.{quote_ident(name)} CASCADE")
+        conn.execute(f"ALTER {kind.upper()} {quote_ident(self.name)}.{quote_ident(name)} SET SCHEMA {home}")
 
 
 def share_out(sizes: dict[str, int], groups: int) -> list[list[str]]:

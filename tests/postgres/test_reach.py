@@ -27,7 +27,7 @@ def test_tables_of_other_schemas_are_named_by_the_full_backup_and_status(pg, wor
     full = engine(src, store).full()
     assert full.tables == {"trades": 0}
     assert full.warnings == ['only schema public is backed up: 2 table(s) of other schemas are not '
-                             '("Odd"."Fills", bot.orders)']
+                             '("Odd"."Fills", bot.orders; [database] schema chooses the schema)']
     status = PostgresSource(src).capture_status(store, store.entries())
     assert status["unprotected"] == ['"Odd"."Fills"', "bot.orders"]
     execute(src, "INSERT INTO trades VALUES (1, 'a')")

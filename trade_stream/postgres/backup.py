@@ -274,7 +274,8 @@ class PostgresBackupEngine:
         renamed = _renamed_columns(known_extra.get("attnums"), current_numbers, replaced)
         changed = _changed_tables(known, current, replaced)
         stats = _Stats(known.tables)
-        decoder = StreamDecoder(known.tables, after_seq=covered, replaced=replaced, renamed=renamed)
+        decoder = StreamDecoder(known.tables, after_seq=covered, replaced=replaced, renamed=renamed,
+                                home=self.db.schema)
         end_tables = {t.name: t for t in known.tables}
         end_tables.update(_described_tables(known, current, changed))
         advance_to: int | None = None
@@ -372,7 +373,7 @@ class PostgresBackupEngine:
         the latest row it knows (a change earlier in the stream, else the stored one)."""
         tables = [codec.table for codec in decoder.codecs.values()]
         scan = StreamDecoder(tables, after_seq=decoder.after_seq, replaced=decoder.replaced,
-                             renamed=decoder.renamed)
+                             renamed=decoder.renamed, home=decoder.home)
         images = RowImages()
         scan.collect_into(images)
         for _ in self.capture.read(reader, scan, upto):

@@ -5,7 +5,7 @@ slot that tradevault owns (``tradevault_<source>``).
   ``CREATE_REPLICATION_SLOT ... LOGICAL wal2json (SNAPSHOT 'export')``; the exported
   snapshot is exactly the database at the slot's consistent point, so the full backup
   read in it and the stream that follows meet without gap or overlap.
-  ``_tradevault_meta`` (key/value, in ``public``) records the capture id and slot name;
+  ``_tradevault_meta`` (key/value, in the schema backed up) records the capture id and slot name;
   its own changes are ignored by the decoder.
 * **Read**: from the slot's confirmed position up to a bound, over the streaming
   replication protocol without confirming anything (``walsender.py``), or, when no
@@ -113,7 +113,7 @@ class PostgresCapture:
     def has_meta(conn: "psycopg.Connection") -> bool:
         row = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relname = %s",
+            " WHERE n.nspname = current_schema() AND c.relname = %s",
             (META,),
         ).fetchone()
         return bool(row[0])
@@ -121,7 +121,7 @@ class PostgresCapture:
     def meta(self, conn: "psycopg.Connection") -> dict[str, str]:
         if not self.has_meta(conn):
             return {}
-        return dict(conn.execute(f"SELECT key, value FROM public.{META}").fetchall())
+        return dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
 
     def slot_info(self, conn: "psycopg.Connection") -> SlotInfo:
         """The capture slot's state. Slot names are the server's, databases share them: a
@@ -193,10 +193,10 @@ class PostgresCapture:
 
     # -- install / uninstall ---------------------------------------------------------------------
     def write_meta(self, conn: "psycopg.Connection", capture_id: str) -> None:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS public.{META} (key text PRIMARY KEY, value text NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {META} (key text PRIMARY KEY, value text NOT NULL)")
         for key, value in (("capture_id", capture_id), ("slot", self.slot), ("format", "1")):
             conn.execute(
-                f"INSERT INTO public.{META}(key, value) VALUES (%s, %s)"
+                f"INSERT INTO {META}(key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
@@ -215,7 +215,7 @@ class PostgresCapture:
         """Drop the slot (the server stops retaining WAL for it) and the meta table."""
         dropped = self.drop_slot(conn)
         had_meta = self.has_meta(conn)
-        conn.execute(f"DROP TABLE IF EXISTS public.{META}")
+        conn.execute(f"DROP TABLE IF EXISTS {META}")
         return {"slot": self.slot, "slot_dropped": dropped, "meta_dropped": had_meta}
 
     # -- reading ---------------------------------------------------------------------------------

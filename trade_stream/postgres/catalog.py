@@ -157,11 +157,11 @@ def _policy(name: str, command: str, permissive: bool, roles: list[str], using: 
 
 
 def sequence_options(conn: "psycopg.Connection", sequence: str) -> dict[str, Any]:
-    """How a sequence of ``public`` counts (type, start, step, bounds, cache, cycle)."""
+    """How a sequence of the schema backed up counts (type, start, step, bounds, cache, cycle)."""
     row = conn.execute(
         "SELECT format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,"
         " s.seqcycle FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = %s",
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = %s",
         (sequence,),
     ).fetchone()
     if row is None:
@@ -183,27 +183,34 @@ def sequence_clause(options: dict[str, Any], with_type: bool = True) -> str:
 
 
 def sequence_positions(conn: "psycopg.Connection") -> dict[str, list[Any]]:
-    """Where every sequence of ``public`` stands: [last_value, is_called]. Not part of any
+    """Where every sequence of the schema backed up stands: [last_value, is_called]. Not part of any
     snapshot (sequences are not transactional): read next to it, never behind it."""
     positions = {}
-    for name, in conn.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'public' AND c.relkind = 'S' ORDER BY c.relname"
+    for name, schema in conn.execute(
+        "SELECT c.relname, n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relkind = 'S' ORDER BY c.relname"
     ).fetchall():
         if name.startswith(OWN_PREFIX):
             continue
-        last, called = conn.execute(f"SELECT last_value, is_called FROM public.{quote_ident(name)}").fetchone()
+        last, called = conn.execute(
+            f"SELECT last_value, is_called FROM {quote_ident(schema)}.{quote_ident(name)}").fetchone()
         positions[name] = [last, called]
     return positions
 
 
 def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
     """Extensions (an operator class or a function of one may be used by an index or a
-    constraint), functions, views and materialized views of ``public`` (not an
+    constraint), functions, views and materialized views of the schema backed up (not an
     extension's, not those a type creates for itself), each with its CREATE statement and
     comment, in an order that creates what another uses first (oid order, then
-    dependencies: see the restore)."""
+    dependencies: see the restore). First, when it is not ``public``, that schema itself
+    (``home_schema``: where a restore puts the tables)."""
     objects: list[dict[str, str]] = []
+    oid, home = conn.execute("SELECT oid, nspname FROM pg_namespace WHERE nspname = current_schema()").fetchone()
+    if home != "public":  # descriptions of a public database stay as they were
+        objects.append(_with_comment(conn, {"kind": "schema", "name": home,
+                                            "ddl": f"CREATE SCHEMA IF NOT EXISTS {quote_ident(home)}"},
+                                     oid, "pg_namespace"))
     for name, schema in conn.execute(
         "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
         " WHERE e.extname <> 'plpgsql' ORDER BY e.oid"
@@ -212,7 +219,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
                         "ddl": f"CREATE EXTENSION IF NOT EXISTS {quote_ident(name)} WITH SCHEMA {quote_ident(schema)}"})
     for (name,) in conn.execute(  # sequences no column owns (a default's nextval may use one)
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'public' AND c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+        " WHERE n.nspname = current_schema() AND c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d"
         "   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))"
         " ORDER BY c.oid"
     ).fetchall():
@@ -221,7 +228,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
             objects.append({"kind": "sequence", "name": name, "ddl": f"CREATE SEQUENCE {quote_ident(name)} {options}"})
     for oid, name in conn.execute(
         "SELECT p.oid, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')"
+        " WHERE n.nspname = current_schema() AND p.prokind IN ('f', 'p')"
         " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"
         "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"
     ).fetchall():
@@ -234,7 +241,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         objects.append(_with_comment(conn, entry, oid, "pg_proc"))
     for oid, name, relkind in conn.execute(
         "SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm') ORDER BY c.oid"
+        " WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm') ORDER BY c.oid"
     ).fetchall():
         query = conn.execute("SELECT pg_get_viewdef(%s)", (oid,)).fetchone()[0].rstrip().rstrip(";")
         kind = "view" if relkind == "v" else "materialized view"
@@ -250,7 +257,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         objects.append(_with_comment(conn, entry, oid, "pg_class"))
     for oid, name in conn.execute(
         "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'public' AND c.relkind = 'p' ORDER BY c.oid"
+        " WHERE n.nspname = current_schema() AND c.relkind = 'p' ORDER BY c.oid"
     ).fetchall():
         objects.append(_with_comment(conn, partitioned_table(conn, oid, name), oid, "pg_class"))
     return objects + privileges(conn)  # last: run once every object exists
@@ -342,12 +349,18 @@ def referenced_table(definition: str) -> str | None:
 
 def referenced_schema(definition: str) -> str | None:
     """The schema a foreign key's definition names for its parent (None: none named, the
-    parent is in ``public``): a parent of another schema is not in the backup."""
+    parent is in the schema backed up, which the definition was printed relative to): a
+    parent of another schema is not in the backup."""
     match = _REFERENCES.search(definition)
     if match is None or match.group(1) is None:
         return None
-    schema = _unquoted(match.group(1)[:-1])
-    return None if schema == "public" else schema
+    return _unquoted(match.group(1)[:-1])
+
+
+def home_schema(objects: Iterable[dict[str, Any]]) -> str:
+    """The schema a database's recorded ``objects`` were backed up from, where a restore
+    puts its tables: ``public`` unless a ``schema`` object names another."""
+    return next((o["name"] for o in objects if o.get("kind") == "schema"), "public")
 
 
 def _unquoted(name: str) -> str:

@@ -4,7 +4,10 @@ Importing this module does not import psycopg.
 SQLAlchemy parses the URL (``postgresql+psycopg://user:pw@host:port/db``; the driver part
 is ignored); rows travel through psycopg 3 directly, with tradevault's exact loaders
 (``types.adapters``) and a fixed session: UTC, ISO dates, ``postgres`` interval
-style, shortest-exact floats. Only the ``public`` schema is protected.
+style, shortest-exact floats. One schema is protected, ``public`` unless ``[database]
+schema`` names another: every session resolves names in it (``search_path``), and the
+catalog is read through ``current_schema()``, so the recorded definitions name its objects
+unqualified wherever they name ``public``'s today.
 
 For PostgreSQL, ``TableSchema.ddl`` holds a JSON object with what a restore re-creates
 after loading the rows: ``indexes`` (CREATE INDEX statements of secondary indexes),
@@ -28,14 +31,15 @@ if TYPE_CHECKING:
 
 # The text of values as the decoders read it (dates, intervals, floats, bytea in hex) and
 # of the DDL a restore replays (backslashes as written), whatever the server's or the
-# database's defaults; names resolved in public, the schema backed up; and no statement or
+# database's defaults; names resolved in the schema backed up (``search_path``, added by
+# ``conninfo``); and no statement or
 # idle-in-transaction timeout (a DBA's guard against runaway queries: a full backup's COPY
 # or a restore's index build outlasts it, and a full backup's snapshot transaction waits
 # between its steps; pg_dump and pg_restore turn both off too). lock_timeout stays the
 # DBA's: a backup that cannot get its ACCESS SHARE lock in time fails and is retried,
 # rather than queue the bot's statements behind it. (tests/postgres/test_server_settings.py)
 SESSION_OPTIONS = ("-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"
-                   " -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path=public"
+                   " -c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
                    " -c bytea_output=hex -c standard_conforming_strings=on")
 
 # idle_session_timeout ends a session idle that long: an incremental's main connection waits
@@ -48,7 +52,8 @@ VERSIONED_TIMEOUTS = (("idle_session_timeout", 140000), ("transaction_timeout", 
 class PostgresDatabase:
     dialect = "postgresql"
 
-    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None):
+    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None,
+                 schema: str = "public"):
         self.url_text = url
         self.url = parse_url(url)
         if self.url.get_backend_name() != "postgresql":
@@ -57,6 +62,8 @@ class PostgresDatabase:
             raise BadInputError(f"{url!r}: a database name is required (postgresql+psycopg://user@host/db)")
         self.include = list(include or [])
         self.exclude = list(exclude or [])
+        #: the schema backed up (the source's), or whose names a target resolves first
+        self.schema = schema or "public"
         # Timeouts newer servers add (VERSIONED_TIMEOUTS), turned off too; a server older
         # than one refuses its name in connection options, so they go there once a first
         # connection has told the version (and that connection sets them itself).
@@ -80,7 +87,8 @@ class PostgresDatabase:
             params["password"] = self.url.password
         for key, value in self.url.query.items():
             params[key] = value if isinstance(value, str) else value[-1]
-        session = SESSION_OPTIONS + "".join(f" -c {name}=0" for name in self._versioned_timeouts or ())
+        session = (SESSION_OPTIONS + f" -c search_path={_option_value(quote_ident(self.schema))}"
+                   + "".join(f" -c {name}=0" for name in self._versioned_timeouts or ()))
         params["options"] = (params.get("options", "") + " " + session).strip()
         # text in UTF-8 whatever the database's encoding (the server converts): wal2json's
         # JSON is parsed as UTF-8, and a SQL_ASCII database's client encoding is ASCII
@@ -114,6 +122,13 @@ class PostgresDatabase:
                 conn.commit()
         return conn
 
+    def require_schema(self, conn: "psycopg.Connection") -> None:
+        """Bad input when the schema backed up does not exist: every catalog query would
+        find nothing in it, and a backup of no table looks like a success."""
+        if conn.execute("SELECT current_schema()").fetchone()[0] is None:
+            raise BadInputError(f"{self.safe_url()} has no schema {self.schema!r} ([database] schema names the "
+                                "schema whose tables are backed up)")
+
     def safe_url(self) -> str:
         return self.url.render_as_string(hide_password=True)
 
@@ -130,13 +145,13 @@ class PostgresDatabase:
     # -- reflection --------------------------------------------------------------------------
     @staticmethod
     def user_tables(conn: "psycopg.Connection") -> dict[str, bool]:
-        """The tables of schema ``public`` whose rows can be captured: a partitioned table's
+        """The tables of the schema backed up whose rows can be captured: a partitioned table's
         partitions, not the partitioned table itself (it holds none, and COPY cannot read
         it); not an unlogged table (``unlogged``)."""
         rows = conn.execute(
             "SELECT c.relname, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relpersistence = 'p' ORDER BY c.relname"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relpersistence = 'p' ORDER BY c.relname"
         ).fetchall()
         return {name: bool(pk) for name, pk in rows}
 
@@ -147,7 +162,7 @@ class PostgresDatabase:
         decoded)."""
         return dict(conn.execute(
             "SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relname = ANY(%s)", (list(tables),)
+            " WHERE n.nspname = current_schema() AND c.relname = ANY(%s)", (list(tables),)
         ).fetchall())
 
     @staticmethod
@@ -157,30 +172,30 @@ class PostgresDatabase:
         numbers: dict[str, dict[str, int]] = {}
         for table, column, number in conn.execute(
             "SELECT c.relname, a.attname, a.attnum FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = ANY(%s)"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = ANY(%s)"
             " AND a.attnum > 0 AND NOT a.attisdropped", (list(tables),)
         ).fetchall():
             numbers.setdefault(table, {})[column] = number
         return numbers
 
     @staticmethod
-    def public_tables(conn: "psycopg.Connection") -> list[str]:
-        """Every table of ``public``, partitioned ones included (which a restore target
+    def schema_tables(conn: "psycopg.Connection", schema: str) -> list[str]:
+        """Every table of ``schema``, partitioned ones included (which a restore target
         must not have, or has replaced with ``--force``)."""
         return [name for (name,) in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname"
+            " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY c.relname", (schema,)
         ).fetchall()]
 
     @staticmethod
     def out_of_reach(conn: "psycopg.Connection") -> list[str]:
         """Tables no configuration protects, as ``schema.table``: those of a schema other than
-        ``public`` (an extension's own tables aside). Status lists them with the unprotected
+        the one backed up (an extension's own tables aside). Status lists them with the unprotected
         ones and a full backup warns: a backup that silently skips a schema looks complete."""
         return [name for (name,) in conn.execute(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> 'public'"
+            " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> current_schema()"
             " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
             " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
             "  AND d.objid = c.oid AND d.deptype = 'e')"
@@ -189,12 +204,12 @@ class PostgresDatabase:
 
     @staticmethod
     def unlogged(conn: "psycopg.Connection") -> list[str]:
-        """The unlogged tables of ``public``: their changes never reach the WAL, so logical
+        """The unlogged tables of the schema backed up: their changes never reach the WAL, so logical
         decoding cannot see them. A full backup of one would be restored stale without a
         word: they are left out, the full backup warns and status lists them."""
         return [name for (name,) in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relpersistence = 'u' ORDER BY 1"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relpersistence = 'u' ORDER BY 1"
         ).fetchall()]
 
     @staticmethod
@@ -208,8 +223,9 @@ class PostgresDatabase:
         outside = PostgresDatabase.out_of_reach(conn)
         if outside:
             shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
-            warnings.append(f"only schema public is backed up: {len(outside)} table(s) of other schemas are not "
-                            f"({shown})")
+            home = conn.execute("SELECT current_schema()").fetchone()[0]
+            warnings.append(f"only schema {home} is backed up: {len(outside)} table(s) of other schemas are not "
+                            f"({shown}; [database] schema chooses the schema)")
         warnings += [f"table {name!r} is UNLOGGED: its changes never reach the WAL, so it is not backed up "
                      f"(ALTER TABLE {quote_ident(name)} SET LOGGED to protect it)"
                      for name in PostgresDatabase.unlogged(conn)]
@@ -223,7 +239,8 @@ class PostgresDatabase:
                      for child, parent in conn.execute(
                          "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                          " JOIN pg_class p ON p.oid = i.inhparent WHERE c.relname = ANY(%s) AND NOT c.relispartition"
-                         " AND c.relnamespace = 'public'::regnamespace ORDER BY 1, 2", (list(tables),),
+                         " AND c.relnamespace = quote_ident(current_schema())::regnamespace ORDER BY 1, 2",
+                         (list(tables),),
                      ).fetchall()]
         return warnings
 
@@ -236,7 +253,10 @@ class PostgresDatabase:
                 raise BadInputError(f"[database] include names table {name!r}, which is UNLOGGED: its changes never "
                                     f"reach the WAL, so they cannot be captured (ALTER TABLE {quote_ident(name)} "
                                     "SET LOGGED)")
-        return select_tables(self.user_tables(conn), self.include, self.exclude)
+        tables = self.user_tables(conn)
+        if not tables:
+            self.require_schema(conn)
+        return select_tables(tables, self.include, self.exclude)
 
     @staticmethod
     def check_row_security(conn: "psycopg.Connection", tables: Iterable[str]) -> None:
@@ -244,7 +264,7 @@ class PostgresDatabase:
         it could read only the rows its policies let it see (``connect`` turns row
         security off, so reading them would fail anyway, midway)."""
         hidden = [name for (name,) in conn.execute(
-            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = quote_ident(current_schema())::regnamespace"
             " AND c.relname = ANY(%s) AND row_security_active(c.oid) ORDER BY 1", (list(tables),),
         ).fetchall()]
         if hidden:
@@ -270,7 +290,7 @@ class PostgresDatabase:
             "SELECT c.relname, c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
             "   AND i.indisprimary AND i.indimmediate)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relreplident IN ('d', 'n')",
+            " WHERE n.nspname = current_schema() AND c.relname = ANY(%s) AND c.relreplident IN ('d', 'n')",
             (list(tables),),
         ).fetchall()
         repaired = []
@@ -299,7 +319,7 @@ class PostgresDatabase:
 
         oid_row = conn.execute(
             "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relname = %s",
+            " WHERE n.nspname = current_schema() AND c.relname = %s",
             (table,),
         ).fetchone()
         if oid_row is None:
@@ -385,11 +405,12 @@ class PostgresDatabase:
         # ONLY: a table others inherit from counts its own rows, as COPY reads them
         return {t: conn.execute(f"SELECT count(*) FROM ONLY {quote_ident(t)}").fetchone()[0] for t in tables}
 
-    def is_empty(self) -> bool:
-        """True when the target database has no tables in ``public``."""
+    def is_empty(self, schema: str = "public") -> bool:
+        """True when the target database has no tables in ``schema`` (where a restore
+        puts them)."""
         conn = self.connect()
         try:
-            return not self.public_tables(conn)
+            return not self.schema_tables(conn, schema)
         finally:
             conn.close()
 
@@ -441,3 +462,8 @@ def same_description(a: TableSchema, b: TableSchema) -> bool:
     types' labels...): a table whose description changed records it with the next
     incremental, so a restore builds what the source had at that point."""
     return same_rows(a, b) and post_load(a) == post_load(b)
+
+
+def _option_value(text: str) -> str:
+    """``text`` as one value of libpq's ``options`` (spaces and backslashes escaped)."""
+    return text.replace("\\", "\\\\").replace(" ", "\\ ")

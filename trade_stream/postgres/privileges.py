@@ -1,4 +1,5 @@
-"""Owners and privileges: who owns each object of ``public`` and who may do what with it.
+"""Owners and privileges: who owns each object of the schema backed up (``public``, or
+the one ``[database] schema`` names) and who may do what with it.
 
 An application often runs as a role of its own that owns its tables (its migrations made
 them) or was granted its rights; a reporting role may read some tables only. A restore
@@ -9,7 +10,7 @@ recorded with the database's other objects (kind ``privileges``, one entry per o
 ``table`` naming the table it belongs to, for partial restores) and run by the restore
 once the objects exist.
 
-Covered: the schema ``public`` itself (``GRANT CREATE ON SCHEMA public TO app``: an
+Covered: the schema itself (``GRANT CREATE ON SCHEMA public TO app``: an
 application whose migrations create tables needs it), tables (column privileges
 included), sequences, views, materialized views, functions, types, extended statistics
 (their owner: changing a table's does not change theirs), and default
@@ -94,13 +95,15 @@ _RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "S": "SEQUENCE", "v": "TABLE", "m
 
 
 def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
-    """One ``privileges`` entry per object of ``public`` whose owner or ACL there is to
-    give back, in the order the restore runs them."""
+    """One ``privileges`` entry per object of the schema backed up (the connection's
+    current one) whose owner or ACL there is to give back, in the order the restore runs
+    them."""
     out = []
-    owner, acl = conn.execute(
-        f"SELECT pg_get_userbyid(nspowner), {_acl_sql('nspacl')} FROM pg_namespace WHERE nspname = 'public'").fetchone()
-    out.append(_entry("schema public", None, None, [f"ALTER SCHEMA public OWNER TO {role_sql(owner)}"]
-                      + acl_statements("SCHEMA public", owner, _rows(acl))))
+    home, owner, acl = conn.execute(f"SELECT nspname, pg_get_userbyid(nspowner), {_acl_sql('nspacl')}"
+                                    " FROM pg_namespace WHERE nspname = current_schema()").fetchone()
+    schema = schema_sql(home)
+    out.append(_entry(f"schema {home}", None, None, [f"ALTER SCHEMA {schema} OWNER TO {role_sql(owner)}"]
+                      + acl_statements(f"SCHEMA {schema}", owner, _rows(acl))))
     for name, relkind, owner, acl, columns, owned_by in conn.execute(
         f"SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner), {_acl_sql('c.relacl')},"
         f" (SELECT json_object_agg(t.attname, {_acl_sql('t.attacl')}) FROM pg_attribute t WHERE t.attrelid = c.oid"
@@ -108,7 +111,8 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
         " (SELECT t.relname FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid"
         "   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass"
         "   AND d.deptype IN ('a', 'i') LIMIT 1)"
-        " FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
+        " FROM pg_class c WHERE c.relnamespace = quote_ident(current_schema())::regnamespace"
+        " AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
         " AND c.relpersistence = 'p' ORDER BY c.oid"
     ).fetchall():
         if name.startswith(OWN_PREFIX) or (owned_by or "").startswith(OWN_PREFIX):
@@ -124,7 +128,7 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
                           statements))
     for signature, owner, acl in conn.execute(
         f"SELECT p.oid::regprocedure::text, pg_get_userbyid(p.proowner), {_acl_sql('p.proacl')} FROM pg_proc p"
-        " WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p')"
+        " WHERE p.pronamespace = quote_ident(current_schema())::regnamespace AND p.prokind IN ('f', 'p')"
         " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"
         "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"
     ).fetchall():
@@ -133,7 +137,7 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
                           [f"ALTER {target} OWNER TO {role_sql(owner)}"] + acl_statements(target, owner, _rows(acl))))
     for name, owner, acl in conn.execute(
         f"SELECT t.typname, pg_get_userbyid(t.typowner), {_acl_sql('t.typacl')} FROM pg_type t"
-        " WHERE t.typnamespace = 'public'::regnamespace AND (t.typtype IN ('e', 'd', 'r', 'm')"
+        " WHERE t.typnamespace = quote_ident(current_schema())::regnamespace AND (t.typtype IN ('e', 'd', 'r', 'm')"
         "   OR t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')"
         " ORDER BY t.oid"
     ).fetchall():
@@ -144,32 +148,37 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
                           [f"ALTER {target} OWNER TO {role_sql(owner)}"] + acl_statements(target, owner, _rows(acl))))
     for name, owner, table in conn.execute(  # extended statistics: an owner, no ACL
         "SELECT s.stxname, pg_get_userbyid(s.stxowner), c.relname FROM pg_statistic_ext s"
-        " JOIN pg_class c ON c.oid = s.stxrelid WHERE s.stxnamespace = 'public'::regnamespace"
+        " JOIN pg_class c ON c.oid = s.stxrelid WHERE s.stxnamespace = quote_ident(current_schema())::regnamespace"
         " ORDER BY s.oid"
     ).fetchall():
         out.append(_entry(f"statistics {name}", table, None,
                           [f"ALTER STATISTICS {quote_ident(name)} OWNER TO {role_sql(owner)}"]))
-    for role, kind, acl, in_public in conn.execute(
+    for role, kind, acl, in_home in conn.execute(
         f"SELECT pg_get_userbyid(defaclrole), defaclobjtype, {_acl_sql('defaclacl')}, defaclnamespace <> 0"
-        " FROM pg_default_acl WHERE defaclnamespace IN (0, 'public'::regnamespace) ORDER BY oid"
+        " FROM pg_default_acl WHERE defaclnamespace IN (0, quote_ident(current_schema())::regnamespace) ORDER BY oid"
     ).fetchall():
         out.append(_entry(f"default privileges of {role}", None, None,
-                          default_privileges(role, kind, _rows(acl) or [], in_public)))
+                          default_privileges(role, kind, _rows(acl) or [], schema if in_home else None)))
     return [entry for entry in out if entry["statements"]]
 
 
 _DEFAULT_KINDS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
 
 
-def default_privileges(role: str, kind: str, acl: list[tuple[str, str, bool]], in_public: bool) -> list[str]:
+def schema_sql(name: str) -> str:
+    """A schema's name in the statements: ``public`` as descriptions have always had it."""
+    return name if name == "public" else quote_ident(name)
+
+
+def default_privileges(role: str, kind: str, acl: list[tuple[str, str, bool]], in_schema: str | None) -> list[str]:
     """``ALTER DEFAULT PRIVILEGES`` giving ``acl`` on the objects of ``kind`` the role
-    creates (in ``public``, or anywhere). The defaults it replaces are revoked first, as
-    pg_dump does. Pure."""
-    prefix = f"ALTER DEFAULT PRIVILEGES FOR ROLE {role_sql(role)}" + (" IN SCHEMA public" if in_public else "")
+    creates (in schema ``in_schema``, as SQL, or anywhere: None). The defaults it replaces
+    are revoked first, as pg_dump does. Pure."""
+    prefix = f"ALTER DEFAULT PRIVILEGES FOR ROLE {role_sql(role)}" + (f" IN SCHEMA {in_schema}" if in_schema else "")
     objects = _DEFAULT_KINDS.get(kind)
     if objects is None:
         return []
-    out = [] if in_public else [f"{prefix} REVOKE ALL ON {objects} FROM PUBLIC",
+    out = [] if in_schema else [f"{prefix} REVOKE ALL ON {objects} FROM PUBLIC",
                                 f"{prefix} REVOKE ALL ON {objects} FROM {role_sql(role)}"]
     for grant in _grants(objects, acl, None):
         out.append(f"{prefix} {grant}")

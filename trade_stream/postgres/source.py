@@ -21,8 +21,9 @@ class PostgresSource:
     database_file: Path | None = None
     physical_snapshots = False  # full backups are COPY streams: no drills or consolidation yet
 
-    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None) -> None:
-        self.db = PostgresDatabase(url, include, exclude)
+    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None,
+                 schema: str = "") -> None:
+        self.db = PostgresDatabase(url, include, exclude, schema)
 
     @property
     def url_text(self) -> str:

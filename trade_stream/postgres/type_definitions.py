@@ -2,7 +2,7 @@
 create them before the table: enums, domains (with their checks), composite and range
 types (multiranges come with their range), and the extensions that provide types such as
 citext or hstore. Each definition names its type unqualified, so a restore creates it
-where it builds the tables (a private schema, moved into ``public`` at the end).
+where it builds the tables (a private schema, moved into the source's at the end).
 
 In dependency order: a domain over an enum comes after the enum, a composite after its
 attributes' types. A type that cannot be recreated from SQL (a base type written in C that
@@ -42,7 +42,8 @@ class _Reader:
             return
         self.done.add(oid)
         row = self.one(
-            "SELECT t.typname, n.nspname, t.typtype, t.typelem, t.typbasetype, t.typtypmod, t.typnotnull,"
+            "SELECT t.typname, n.nspname, n.nspname = current_schema(), t.typtype, t.typelem, t.typbasetype,"
+            " t.typtypmod, t.typnotnull,"
             " t.typdefault, t.typrelid, t.typcategory, coalesce(c.relkind, ''),"
             " (SELECT e.extname FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid"
             "   WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'"
@@ -55,7 +56,7 @@ class _Reader:
             " LEFT JOIN pg_class c ON c.oid = t.typrelid WHERE t.oid = %s",
             (oid,),
         )
-        (name, schema, kind, elem, base, typmod, notnull, default, relid, category, relkind,
+        (name, schema, home, kind, elem, base, typmod, notnull, default, relid, category, relkind,
          extension, ext_schema) = row
         if extension:
             self._add(extension, "extension",
@@ -64,9 +65,9 @@ class _Reader:
         if category == "A" and elem:  # an array type: what matters is its element
             self.visit(elem)
             return
-        if schema != "public":
+        if not home:
             raise BadInputError(f"{self.where} has type {schema}.{name}, of schema {schema!r}: only types of "
-                                "schema public and of extensions are backed up; exclude the table")
+                                "the schema backed up and of extensions are backed up; exclude the table")
         if kind == "e":
             labels = [r[0] for r in self.conn.execute(
                 "SELECT enumlabel FROM pg_enum WHERE enumtypid = %s ORDER BY enumsortorder", (oid,)).fetchall()]
@@ -156,15 +157,16 @@ def collation_definitions(conn: "psycopg.Connection", relid: int, table: str) ->
     (a case-insensitive ICU one, say), created like types before the table. One of another
     schema is bad input naming it, as a type of another schema is."""
     definitions = []
-    for column, name, schema, found in conn.execute(
-        "SELECT a.attname, c.collname, n.nspname, to_jsonb(c)::text FROM pg_attribute a"
+    for column, name, schema, home, found in conn.execute(
+        "SELECT a.attname, c.collname, n.nspname, n.nspname = current_schema(), to_jsonb(c)::text"
+        " FROM pg_attribute a"
         " JOIN pg_collation c ON c.oid = a.attcollation JOIN pg_namespace n ON n.oid = c.collnamespace"
         " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND c.oid >= %s ORDER BY a.attnum",
         (relid, FIRST_USER_OID),
     ).fetchall():
-        if schema != "public":
+        if not home:
             raise BadInputError(f"table {table!r} column {column!r} has collation {schema}.{name}, of schema "
-                                f"{schema!r}: only schema public is backed up; exclude the table")
+                                f"{schema!r}: only the schema of the tables is backed up; exclude the table")
         definition = {"name": name, "kind": "collation", "ddl": _collation_ddl(name, json.loads(found))}
         if definition not in definitions:
             definitions.append(definition)

@@ -286,7 +286,9 @@ class StreamDecoder:
     may be taken in several windows: its seqs are known from its first message)."""
 
     def __init__(self, tables: list[TableSchema], after_seq: int = -1, replaced: Collection[str] = (),
-                 renamed: dict[str, dict[str, str]] | None = None) -> None:
+                 renamed: dict[str, dict[str, str]] | None = None, home: str = "public") -> None:
+        #: the schema backed up: another's tables are named qualified, and not protected
+        self.home = home
         #: by table, columns renamed since the stream's position (new name -> known name): a
         #: change written after the RENAME COLUMN names the column by its new name
         self.renamed = renamed or {}
@@ -330,7 +332,8 @@ class StreamDecoder:
                 try:
                     self._change(action, message)
                 except Retyped:
-                    self._left_out(message.table if message.schema == "public" else f"{message.schema}.{message.table}")
+                    self._left_out(message.table if message.schema == self.home
+                                   else f"{message.schema}.{message.table}")
         elif action == "B":
             self._begin(message)
         elif action == "C":
@@ -350,7 +353,7 @@ class StreamDecoder:
         if self._commit_lsn is None:
             raise BadInputError("wal2json change outside a transaction (include-transaction must be on)")
         name = message.table
-        if message.schema != "public":
+        if message.schema != self.home:
             name = f"{message.schema}.{name}"
         codec = self.codecs.get(name)
         if codec is None:

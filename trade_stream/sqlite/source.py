@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from trade_stream.errors import BadInputError
 from trade_stream.manifest import ManifestEntry, chain_position
 from trade_stream.progress import Progress, no_progress
 from trade_stream.source import BackupEngine, ChangeLog, EngineOptions, Pending, PendingWatch
@@ -53,7 +54,11 @@ class SqliteSource:
     dialect = "sqlite"
     physical_snapshots = True
 
-    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None) -> None:
+    def __init__(self, url: str, include: list[str] | None = None, exclude: list[str] | None = None,
+                 schema: str = "") -> None:
+        if schema not in ("", "main"):
+            raise BadInputError(f"[database] schema = {schema!r}: a SQLite database has one schema, main "
+                                "(the setting is for PostgreSQL)")
         self.db = DatabaseService(url, include, exclude)
 
     @property
