@@ -19,6 +19,7 @@ from restore.net_effect import FoldingApplier
 from restore.planner import Target, plan_restore
 from restore.sqlite.apply import SqliteApplier, set_header_pragmas, user_triggers_suspended
 from restore.sqlite.replay import restore_sqlite
+from restore.sqlite.virtual_tables import settle_virtual_tables
 from trade_stream.errors import BadInputError, FencedError
 from trade_stream.gc_pause import cyclic_gc_paused
 from trade_stream.manifest import INCREMENTAL, fenced_message
@@ -125,6 +126,8 @@ class Follower:
                         applied += len(selected)
                         last_seq, last_ts = selected[-1].seq, selected[-1].ts
                 folding.finish()
+                if applied:  # a full-text index follows its content (its own, or a table's)
+                    settle_virtual_tables(conn, None)
             set_header_pragmas(conn, header_of(self.store, entry).extra.get("pragmas") or {})
             last_seq = max(last_seq, entry.last_seq)
             _write_position(conn, result.capture_id, last_seq, last_ts)

@@ -25,6 +25,7 @@ from trade_stream.postgres.database import post_load
 from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema
 from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.virtual_tables import virtual_tables
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import decompress_full, schema_of
 
@@ -96,12 +97,16 @@ class Migration:
         try:
             tables = read_tables(conn, [t for t in source.tables if chosen is None or t.name in chosen])
             found = views(conn)
+            virtual = virtual_tables(conn)
         finally:
             conn.close()
         keys = {t.name: list(t.primary_key) for t in source.tables}
         mapped = [table_to_postgres(t, keys) for t in tables]
         positions = {name: position for m in mapped for name, position in m.positions.items()}
         notes = [note for m in mapped for note in m.notes]
+        notes += [f"virtual table {v.name} ({v.module}) not kept: SQLite's own"
+                  + (f"; its rows are in table {v.content}" if v.content else "") for v in virtual.values()
+                  if chosen is None or v.name in chosen or v.content in chosen]
         return cls(DatabaseSchema(dialect="postgresql", tables=[m.schema for m in mapped]), positions, notes, found)
 
     def positions(self, counters: dict[str, list[Any]]) -> dict[str, list[Any]]:

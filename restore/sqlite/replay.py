@@ -20,6 +20,7 @@ from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.replay import RestoreResult, compare_counts, finished, replay_events
 from restore.sqlite.apply import SqliteApplier, set_header_pragmas, user_triggers_suspended
+from restore.sqlite.virtual_tables import kept_in_part, settle_virtual_tables
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError
 from trade_stream.progress import Progress, no_progress
@@ -60,9 +61,12 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             objects = latest.objects if latest.objects_known else None
             with user_triggers_suspended(conn, _on_kept(objects, plan.tables)):
                 result = replay_events(store, plan, applier, progress)
+                settled = settle_virtual_tables(conn, objects if plan.tables is None else None,
+                                                replayed=result.events > 0)
             set_header_pragmas(conn, latest.pragmas)
             if plan.tables is not None:
                 result.notes = drop_unusable_objects(conn) + left_out_keys(conn, applier.tables, left_out)[0]
+            result.notes = settled + result.notes
             commit_checked(conn, result, sorted(applier.tables), snapshot_file=True)
         finally:
             conn.close()
@@ -93,12 +97,14 @@ def _check_counts(conn: sqlite3.Connection, expected: dict[str, int] | None,
 
 def _drop_left_out(conn: sqlite3.Connection, plan: Plan) -> set[str]:
     """The snapshot's tables the plan leaves out, dropped (their indexes and triggers go
-    with them; with foreign keys off nothing cascades)."""
+    with them; with foreign keys off nothing cascades; a virtual table takes its shadow
+    tables along)."""
     if plan.tables is None:
         return set()
+    spared = kept_in_part(conn, plan.keeps)
     names = [name for (name,) in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 7) != 'sqlite_'").fetchall()
-        if not plan.keeps(name)]
+        if not plan.keeps(name) and name not in spared]
     for name in names:
         conn.execute(f"DROP TABLE {quote_ident(name)}")
     return set(names)

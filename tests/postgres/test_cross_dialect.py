@@ -128,3 +128,27 @@ def test_postgres_backup_restores_into_sqlite_and_back(pg, work_dir):
     BackupEngine(DatabaseService(f"sqlite:///{target}"), sqlite_store).full()
     restore(sqlite_store, again, force=False)
     assert pg_rows(again, "trades", ["id"], families) == restored
+
+
+def test_sqlite_full_text_tables_into_postgres_keep_their_rows_and_say_what_is_left(pg, tmp_path):
+    from tests.trade_stream.test_virtual_tables import MIGRATION, _bot
+
+    dst = pg.new("dst")
+    path = tmp_path / "bot.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATION)
+    store = BackupStore("bot", [open_location("local", f"file://{tmp_path / 'backups'}")])
+    sqlite_engine = BackupEngine(DatabaseService(f"sqlite:///{path}"), store)
+    sqlite_engine.full()
+    _bot(path, "INSERT INTO journal VALUES ('exit', 'scalp out')",
+         "INSERT INTO trades (pair, note) VALUES ('SOL', 'x')")
+    sqlite_engine.incremental()
+    result = restore(store, dst)
+    assert "virtual table journal (fts5) not kept: SQLite's own; its rows are in table journal_content" in result.notes
+    assert "virtual table trades_fts (fts5) not kept: SQLite's own" in result.notes
+    conn = connect(dst)
+    assert conn.execute("SELECT c0, c1 FROM journal_content ORDER BY id").fetchall() == [
+        ("plan", "buy the dip"), ("risk", "stop loss always"), ("exit", "scalp out")]
+    assert conn.execute("SELECT count(*) FROM trades").fetchone()[0] == 3
+    tables = {name for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert not {t for t in tables if t.startswith(("journal_", "trades_fts"))} - {"journal_content"}

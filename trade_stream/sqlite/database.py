@@ -14,6 +14,7 @@ from typing import Iterable
 from trade_stream.database_url import parse_url
 from trade_stream.errors import BadInputError, DatabaseBusy, TradeStreamError
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, family_of, quote_ident
+from trade_stream.sqlite.virtual_tables import VIRTUAL, shadow_tables, virtual_tables
 from trade_stream.table_selection import Selection, select_tables
 
 HEADER_PRAGMAS = ("user_version", "application_id")
@@ -87,12 +88,15 @@ class DatabaseService:
         return sqlite3.connect(uri, uri=True, isolation_level=None)
 
     def user_tables(self, conn: sqlite3.Connection) -> dict[str, bool]:
-        """Every table and whether it has a primary key."""
+        """Every ordinary table and whether it has a primary key: not a virtual table nor
+        one of the shadow tables its module keeps its rows in (``virtual_tables``: what
+        ``select`` captures of them)."""
+        shadows = shadow_tables(conn, virtual_tables(conn))
         names = [
             r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
+            for r in conn.execute(f"SELECT name FROM sqlite_master WHERE type = 'table' AND NOT {VIRTUAL}"
+                                  " ORDER BY name")
+            if r[0] not in shadows
         ]
         result = {}
         for name in names:
@@ -101,7 +105,23 @@ class DatabaseService:
         return result
 
     def select(self, conn: sqlite3.Connection) -> Selection:
-        return select_tables(self.user_tables(conn), self.include, self.exclude)
+        """The tables to capture: ``include``/``exclude`` choose among the ordinary tables
+        and the virtual ones by their names; a virtual table chosen is captured through its
+        content table, or needs none (an index over another table), or cannot be (bad
+        input naming it)."""
+        virtual = virtual_tables(conn)
+        selection = select_tables([*self.user_tables(conn), *virtual], self.include, self.exclude)
+        tables = []
+        for name in selection.tables:
+            table = virtual.get(name)
+            if table is None:
+                tables.append(name)
+            elif not table.capturable:
+                raise BadInputError(table.why_not())
+            elif table.content is not None:
+                tables.append(table.content)
+        selection.tables = sorted(tables)
+        return selection
 
     @staticmethod
     def table_schema(conn: sqlite3.Connection, table: str) -> TableSchema:
@@ -145,12 +165,15 @@ class DatabaseService:
 
     @staticmethod
     def database_objects(conn: sqlite3.Connection) -> list[dict[str, str]]:
-        """The application's views and triggers, in the order they were created (a view may
-        use another): each ``kind``, ``name``, ``table`` and ``ddl``. Not in the change
-        stream: recorded with every incremental, so a restore builds them as they were."""
-        return [{"kind": kind, "name": name, "table": table, "ddl": sql} for kind, name, table, sql in conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')"
-            " AND sql IS NOT NULL AND substr(name, 1, 12) != '_tradevault_' ORDER BY rowid")]
+        """The application's views, triggers and virtual tables, in the order they were
+        created (a view may use another): each ``kind`` (``view``, ``trigger``, ``virtual
+        table``), ``name``, ``table`` and ``ddl``. Not in the change stream: recorded with
+        every incremental, so a restore builds them as they were."""
+        return [{"kind": "virtual table" if kind == "table" else kind, "name": name, "table": table, "ddl": sql}
+                for kind, name, table, sql in conn.execute(
+                    f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE (type IN ('view', 'trigger')"
+                    f" OR type = 'table' AND {VIRTUAL})"
+                    " AND sql IS NOT NULL AND substr(name, 1, 12) != '_tradevault_' ORDER BY rowid")]
 
     @staticmethod
     def autoincrement_counters(conn: sqlite3.Connection) -> dict[str, list[int | bool]]:
