@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from restore.planner import Target, plan_restore
+from restore.query import run_query
 from restore.sqlite.replay import restore_sqlite
 from restore.standby import Follower
 from trade_stream.errors import BadInputError
@@ -92,6 +93,8 @@ def test_full_text_indexes_come_back_answering_the_same_queries_and_the_bot_keep
     _restore(store, restored)
     assert _answers(restored) == _answers(path)
     assert _answers(restored)[0] == [(1,), (3,)]
+
+    assert run_query(restored, QUERIES[1]).rows == _answers(path)[1]  # `tradevault query` searches too
 
     # the bot goes on with the restored file: its triggers keep the index current
     _bot(restored, "INSERT INTO trades (pair, note) VALUES ('ADA/USDT', 'another scalp')")
