@@ -39,7 +39,8 @@ class RestoreResult:
     tables: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
     config: list[dict[str, Any]] = field(default_factory=list)  # configuration restored beside it
-    #: what a restore into another dialect changed or left out (its mapping decisions)
+    #: what the restore could not give back as it was: a restore into another dialect's
+    #: mapping decisions, what a partial restore left out, a table the backups left out
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

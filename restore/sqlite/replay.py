@@ -20,6 +20,7 @@ from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.replay import RestoreResult, compare_counts, finished, replay_events
 from restore.sqlite.apply import SqliteApplier, set_header_pragmas, user_triggers_suspended
+from restore.sqlite.excluded_tables import empty_excluded
 from restore.sqlite.virtual_tables import kept_in_part, settle_virtual_tables
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError
@@ -56,6 +57,7 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             conn.execute("BEGIN")
             remove_capture_objects(conn)
             left_out = _drop_left_out(conn, plan)
+            emptied = empty_excluded(conn, [t.name for t in schema.tables])
             applier = SqliteApplier(conn, plan.chosen(schema))
             latest = LatestPoint.read(store, plan, schema)
             objects = latest.objects if latest.objects_known else None
@@ -66,7 +68,7 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             set_header_pragmas(conn, latest.pragmas)
             if plan.tables is not None:
                 result.notes = drop_unusable_objects(conn) + left_out_keys(conn, applier.tables, left_out)[0]
-            result.notes = settled + result.notes
+            result.notes = emptied + settled + result.notes
             commit_checked(conn, result, sorted(applier.tables), snapshot_file=True)
         finally:
             conn.close()

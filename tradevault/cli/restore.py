@@ -117,12 +117,16 @@ def restore(
         for item in result.config:
             where = f"commit {item['commit'][:10]}" if item["commit"] else "no history at that time"
             stdout.print(f"config {item['path']} -> {item['to']}: {where}, {item['files']} files")
-        _print_notes(result.notes, "mapped to the other dialect" if plan.tables is None else "mapped or left out")
+        across = source.dialect != target_db.dialect
+        _print_notes(result.notes, "mapped or left out" if plan.tables is not None else
+                     "mapped to the other dialect" if across else "left out or changed")
 
 
 def _print_notes(notes: list[str], heading: str) -> None:
     """A restore into another dialect: every type it changed and everything it left out;
-    a restore of some tables: what leaving the others out left out or unchecked."""
+    a restore of some tables: what leaving the others out left out or unchecked; any
+    restore: what it could not give back as it was (a table left out of the backups, a
+    function of a schema not backed up...)."""
     if notes:
         stdout.print(f"[yellow]{heading} ({len(notes)} decision(s)):[/yellow]")
         for note in notes:
