@@ -19,6 +19,8 @@ INTERNAL_PREFIXES = ("_tradevault_", "sqlite_")
 class Selection:
     tables: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: the tables that exist and are left out by ``include``/``exclude`` (status shows them)
+    left_out: list[str] = field(default_factory=list)
 
 
 def _is_glob(pattern: str) -> bool:
@@ -34,15 +36,9 @@ def select_tables(names: Iterable[str], include: list[str], exclude: list[str]) 
             raise BadInputError(f"[database] include names table {pattern!r}, which does not exist")
     selection = Selection()
     for table in sorted(candidates):
-        if include and not any(fnmatch.fnmatchcase(table, p) for p in include):
-            continue
-        if any(fnmatch.fnmatchcase(table, p) for p in exclude):
+        if (include and not any(fnmatch.fnmatchcase(table, p) for p in include)
+                or any(fnmatch.fnmatchcase(table, p) for p in exclude)):
+            selection.left_out.append(table)
             continue
         selection.tables.append(table)
     return selection
-
-
-def unprotected(names: Iterable[str], selection: Selection) -> list[str]:
-    """Tables that exist and are left out (by ``include``/``exclude``): status shows them."""
-    chosen = set(selection.tables)
-    return sorted(t for t in names if not t.startswith(INTERNAL_PREFIXES) and t not in chosen)

@@ -23,6 +23,7 @@ from restore.standby import Follower
 from trade_stream.errors import BadInputError
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.source import SqliteSource
 from trade_stream.sqlite.virtual_tables import describe
 from trade_stream.storage.locations import open_location
 from trade_stream.storage.store import BackupStore
@@ -130,6 +131,8 @@ def test_a_virtual_table_no_trigger_can_watch_is_refused_until_excluded(tmp_path
     assert store.entries() == []
     engine = BackupEngine(DatabaseService(f"sqlite:///{path}", exclude=["zones"]), store)
     assert "zones" not in engine.full().tables
+    status = SqliteSource(f"sqlite:///{path}", exclude=["zones"]).capture_status(store, store.entries())
+    assert status["unprotected"] == ["zones"]  # left out, and shown as such
     _bot(path, "INSERT INTO zones VALUES (2, 1, 2)", "INSERT INTO journal VALUES ('x', 'still captured')")
     assert engine.incremental().count == 1
 

@@ -13,7 +13,6 @@ from trade_stream.postgres.database import PostgresDatabase
 from trade_stream.progress import Progress, no_progress
 from trade_stream.source import BackupEngine, ChangeLog, EngineOptions, PendingWatch
 from trade_stream.storage.store import BackupStore
-from trade_stream.table_selection import unprotected
 
 
 class PostgresSource:
@@ -65,8 +64,8 @@ class PostgresSource:
         except BadInputError:
             return capture
         try:
-            capture["unprotected"] = (unprotected(self.db.user_tables(conn), self.db.select(conn))
-                                      + self.db.unlogged(conn) + self.db.out_of_reach(conn))
+            capture["unprotected"] = (self.db.select(conn).left_out + self.db.unlogged(conn)
+                                      + self.db.out_of_reach(conn))
         finally:
             conn.close()
         return capture

@@ -16,7 +16,6 @@ from trade_stream.sqlite.capture import CHANGES, SqliteCapture
 from trade_stream.sqlite.commit_points import CommitPointWatcher
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.store import BackupStore
-from trade_stream.table_selection import unprotected
 
 
 class _ChangeLogWatch:
@@ -100,8 +99,7 @@ class SqliteSource:
         now = time.time_ns() // 1000
         conn = self.db.connect(readonly=True)
         try:
-            names = self.db.user_tables(conn)
-            left_out = unprotected(names, self.db.select(conn))
+            left_out = self.db.select(conn).left_out
             capture = SqliteCapture(self.db)
             if not capture.is_installed(conn):
                 return {"installed": False, "unprotected": left_out}
