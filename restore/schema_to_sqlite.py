@@ -18,6 +18,9 @@ btree indexes, partial and expression ones  ``CREATE [UNIQUE] INDEX``, casts rem
                                             one SQLite cannot parse is skipped (noted)
 defaults: literals, ``now()``,              the literal, ``CURRENT_TIMESTAMP``;
 ``CURRENT_TIMESTAMP``, true/false           1/0; others skipped (noted)
+generated columns                           ``GENERATED ALWAYS AS (...)`` with the
+                                            expression, casts removed, when SQLite
+                                            accepts it (tried in memory), else not kept
 CHECK, EXCLUDE, ``NULLS NOT DISTINCT``,     not kept (noted): their expressions are
 triggers, views, functions                  PostgreSQL's language
 ==========================================  ===========================================
@@ -28,12 +31,15 @@ Every decision that drops or changes something is returned as a note, for
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 from dataclasses import dataclass, field
 
 from restore.type_mapping import pg_column_to_sqlite
 from trade_stream.postgres.catalog import referenced_schema, referenced_table
 from trade_stream.postgres.database import post_load
+from trade_stream.postgres.types import pg_family
 from trade_stream.schema import Column, TableSchema, quote_ident
 
 # a cast as pg_get_expr / pg_get_indexdef print it: ::text, ::character varying(25),
@@ -101,6 +107,22 @@ def sqlite_index(statement: str, table: str) -> tuple[str | None, str]:
         return None, "INCLUDE or storage options"
     rest = re.sub(r" NULLS (?:FIRST|LAST)", "", rest)
     return f"CREATE {unique or ''}INDEX {name} ON {quote_ident(table)} {rest}", ""
+
+
+def _generated(table: str, column: dict, columns: list[str]) -> tuple[str | None, str]:
+    """A generated column as SQLite computes it (casts removed), when SQLite accepts its
+    expression beside the table's ``columns`` (tried on an in-memory table), and the note."""
+    expression = strip_casts(column["expr"])
+    declared = pg_column_to_sqlite(Column(name=column["name"], declared=column["declared"],
+                                          family=pg_family(column["declared"]))).declared
+    definition = f"{quote_ident(column['name'])} {declared} GENERATED ALWAYS AS ({expression}) {column['kind']}"
+    where = f"{table}.{column['name']}"
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as trial:
+            trial.execute(f"CREATE TABLE t ({', '.join([*columns, definition])})")
+    except sqlite3.Error as exc:
+        return None, f"{where}: generated column not kept (SQLite refuses {expression}: {exc})"
+    return definition, f"{where}: generated column kept, SQLite computes {expression} (in its own arithmetic)"
 
 
 def _integer_key(table: TableSchema, extra: dict) -> Column | None:
@@ -177,8 +199,11 @@ def table_to_sqlite(table: TableSchema) -> SqliteTable:
             out.indexes.append(index)
     if extra.get("triggers"):
         out.notes.append(f"{table.name}: {len(extra['triggers'])} trigger(s) not kept (PostgreSQL functions)")
-    for column in extra.get("generated", []):
-        out.notes.append(f"{table.name}.{column['name']}: generated column not kept (a PostgreSQL expression)")
+    for column in sorted(extra.get("generated", []), key=lambda c: c["position"]):
+        definition, note = _generated(table.name, column, definitions)
+        out.notes.append(note)
+        if definition is not None:
+            definitions.insert(column["position"], definition)
     if extra.get("row_security") or extra.get("policies"):
         out.notes.append(f"{table.name}: row security and {len(extra.get('policies', []))} policy(ies) not kept "
                          "(SQLite has none)")
