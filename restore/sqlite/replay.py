@@ -20,7 +20,6 @@ from restore.latest import LatestPoint
 from restore.planner import Plan
 from restore.replay import RestoreResult, compare_counts, finished, replay_events
 from restore.sqlite.apply import SqliteApplier, set_header_pragmas, user_triggers_suspended
-from restore.sqlite.excluded_tables import empty_excluded
 from restore.sqlite.virtual_tables import kept_in_part, settle_virtual_tables
 from trade_stream.durable import replacing_sqlite_file
 from trade_stream.errors import BadInputError
@@ -28,6 +27,7 @@ from trade_stream.progress import Progress, no_progress
 from trade_stream.schema import DatabaseSchema, quote_ident
 from trade_stream.sqlite.capture import remove_capture_objects
 from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.excluded_tables import empty_excluded
 from trade_stream.storage.store import BackupStore
 from trade_stream.storage.stored_objects import decompress_full
 
@@ -57,7 +57,8 @@ def restore_sqlite(store: BackupStore, plan: Plan, target: DatabaseService, *, f
             conn.execute("BEGIN")
             remove_capture_objects(conn)
             left_out = _drop_left_out(conn, plan)
-            emptied = empty_excluded(conn, [t.name for t in schema.tables])
+            emptied = [f"table {name}: left out of the backups ([database] exclude), restored empty"
+                       for name in empty_excluded(conn, [t.name for t in schema.tables])]
             applier = SqliteApplier(conn, plan.chosen(schema))
             latest = LatestPoint.read(store, plan, schema)
             objects = latest.objects if latest.objects_known else None

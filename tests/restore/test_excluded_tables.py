@@ -1,7 +1,8 @@
-"""A table ``[database] exclude`` leaves out of the backups is still in every full backup's
+"""A table ``[database] exclude`` leaves out of the backups was still in every full backup's
 copy of the SQLite file, with its rows as they were at that instant. A restore handed those
-back as if current (found: a lock table hours behind the others, with exit 0 and no word);
-it now gives the table back empty, its schema intact, and says so."""
+back as if current (found: a lock table hours behind the others, with exit 0 and no word).
+The full backup now empties it in its copy (without firing its triggers), and a restore
+gives it back empty, its schema intact, and says so."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from pathlib import Path
 
 from restore.planner import Target, plan_restore
 from restore.sqlite.replay import restore_sqlite
+from trade_stream.progress import no_progress
 from trade_stream.sqlite.backup import BackupEngine
 from trade_stream.sqlite.database import DatabaseService
 from trade_stream.storage.locations import open_location
 from trade_stream.storage.store import BackupStore
+from trade_stream.storage.stored_objects import decompress_full
 
 SCHEMA = """
 CREATE TABLE trades (id INTEGER PRIMARY KEY, pair TEXT);
 CREATE TABLE pairlocks (id INTEGER PRIMARY KEY, pair TEXT, until TEXT);
 CREATE VIEW locked AS SELECT t.pair FROM trades t JOIN pairlocks l ON l.pair = t.pair;
+CREATE TRIGGER unlocked AFTER DELETE ON pairlocks BEGIN INSERT INTO trades (pair) VALUES ('unlocked'); END;
 CREATE VIRTUAL TABLE zones USING rtree(id, low, high);
 INSERT INTO trades (pair) VALUES ('BTC/USDT');
 INSERT INTO pairlocks (pair, until) VALUES ('BTC/USDT', '2026-12-01');
@@ -43,20 +47,31 @@ def _backed_up(tmp_path: Path) -> tuple[Path, BackupStore]:
 
 
 def test_an_excluded_table_comes_back_empty_with_its_schema_and_a_note(tmp_path):
-    _, store = _backed_up(tmp_path)
+    source, store = _backed_up(tmp_path)
     restored = tmp_path / "restored.sqlite"
     result = restore_sqlite(store, plan_restore(store.entries(), Target()), DatabaseService(f"sqlite:///{restored}"))
-    assert result.notes == [
-        "table pairlocks: left out of the backups ([database] exclude), restored empty: the full backup's 1 row(s)"
-        " of it would be stale",
-        "table zones: left out of the backups ([database] exclude), restored empty: the full backup's 1 row(s)"
-        " of it would be stale"]
+    assert result.notes == ["table pairlocks: left out of the backups ([database] exclude), restored empty",
+                            "table zones: left out of the backups ([database] exclude), restored empty"]
     with sqlite3.connect(restored) as conn:
-        assert conn.execute("SELECT pair FROM trades ORDER BY id").fetchall() == [("BTC/USDT",), ("ETH/USDT",)]
+        rows = "SELECT pair FROM trades ORDER BY id"
+        with sqlite3.connect(source) as bot:  # the bot's own trigger fired there once: its row came along
+            assert conn.execute(rows).fetchall() == bot.execute(rows).fetchall() == [
+                ("BTC/USDT",), ("unlocked",), ("ETH/USDT",)]
         assert conn.execute("SELECT count(*) FROM pairlocks").fetchone()[0] == 0
         assert conn.execute("SELECT * FROM locked").fetchall() == []  # the view over it still works
         assert conn.execute("SELECT count(*) FROM zones").fetchone()[0] == 0
         conn.execute("INSERT INTO pairlocks (pair, until) VALUES ('SOL/USDT', '2026-12-05')")  # the bot writes on
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == [("unlocked",)]
+
+
+def test_the_full_backup_stores_none_of_their_rows(tmp_path):
+    _, store = _backed_up(tmp_path)
+    snapshot = tmp_path / "snapshot.sqlite"
+    decompress_full(store, store.entries()[0], snapshot, no_progress)  # the stored copy itself
+    with sqlite3.connect(snapshot) as conn:  # emptied without firing the trigger 'unlocked'
+        assert conn.execute("SELECT pair FROM trades").fetchall() == [("BTC/USDT",)]
+        assert conn.execute("SELECT count(*) FROM pairlocks").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM zones").fetchone()[0] == 0
 
 
 def test_the_command_says_what_it_left_out(tmp_path):

@@ -29,6 +29,7 @@ from trade_stream.publish import BackupResult, Publisher, now_us
 from trade_stream.segments import encode_chunk
 from trade_stream.sqlite.capture import CHANGES, OP_UPDATE, SqliteCapture, SyncReport, sql_literal
 from trade_stream.sqlite.database import DatabaseService
+from trade_stream.sqlite.excluded_tables import empty_excluded
 from trade_stream.storage.store import BackupStore
 
 MEMORY_SCRATCH = Path("/dev/shm")
@@ -191,6 +192,8 @@ class BackupEngine:
             # snapshot does not carry them twice.
             copy.execute("PRAGMA secure_delete = ON")
             copy.execute(f"DELETE FROM {CHANGES}")
+            # ...and nor the rows of tables left out of the backups (restored empty)
+            empty_excluded(copy, [t.name for t in schema.tables])
         finally:
             copy.close()
         return {"seq": seq, "schema": schema, "counts": counts, "capture_id": capture_id}
