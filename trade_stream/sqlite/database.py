@@ -7,6 +7,7 @@ float) would break exactness and cost speed.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Iterable
@@ -18,6 +19,10 @@ from trade_stream.sqlite.virtual_tables import VIRTUAL, shadow_tables, virtual_t
 from trade_stream.table_selection import Selection, select_tables
 
 HEADER_PRAGMAS = ("user_version", "application_id")
+
+# a COLLATE clause and its name (quoted or not)
+_COLLATE = re.compile(r'\bCOLLATE\s+(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))', re.IGNORECASE)
+_STRING = re.compile(r"'(?:[^']|'')*'")
 
 LOCK_WAIT = 30.0  # seconds a connection waits for a lock another one holds
 
@@ -121,7 +126,33 @@ class DatabaseService:
             elif table.content is not None:
                 tables.append(table.content)
         selection.tables = sorted(tables)
+        self.require_collations(conn, selection.tables)
         return selection
+
+    @staticmethod
+    def require_collations(conn: sqlite3.Connection, tables: Iterable[str]) -> None:
+        """Bad input when a table or one of its indexes orders by a collation this process
+        does not have: one the application registers itself (``create_collation``). Counting
+        the rows through such an index fails, and a restore could not put replayed rows
+        into the index in the application's order; said before capture is installed,
+        rather than as "no such collation sequence" once it is."""
+        names = list(tables)
+        if not names:
+            return
+        marks = ", ".join("?" * len(names))
+        texts = conn.execute(f"SELECT tbl_name, sql FROM sqlite_master WHERE type IN ('table', 'index')"
+                             f" AND tbl_name IN ({marks}) AND sql LIKE '%COLLATE%'", names).fetchall()
+        for table, sql in texts:
+            bare = _STRING.sub("''", sql)  # a literal may spell COLLATE too
+            for collation in dict.fromkeys(m.group(2) or m.group(1).replace('""', '"')
+                                           for m in _COLLATE.finditer(bare)):
+                try:
+                    conn.execute(f"SELECT 'a' < 'b' COLLATE {quote_ident(collation)}").fetchone()
+                except sqlite3.OperationalError:
+                    raise BadInputError(
+                        f"table {table!r} orders by collation {collation!r}, which the application defines itself "
+                        "(create_collation): tradevault cannot keep its rows in that order when it restores "
+                        f"them; exclude it ([database] exclude = [\"{table}\"]) or declare it without") from None
 
     @staticmethod
     def table_schema(conn: sqlite3.Connection, table: str) -> TableSchema:
