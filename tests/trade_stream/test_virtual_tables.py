@@ -137,6 +137,20 @@ def test_a_virtual_table_no_trigger_can_watch_is_refused_until_excluded(tmp_path
     assert engine.incremental().count == 1
 
 
+def test_an_excluded_full_text_table_comes_back_empty_not_stale(tmp_path):
+    """Its content table is a shadow table: the emptying once spared it as such."""
+    path, engine, store = _setup(tmp_path, exclude=["journal"])
+    assert "journal_content" not in engine.full().tables
+    _bot(path, "INSERT INTO journal VALUES ('exit', 'scalp out')", "INSERT INTO trades (pair) VALUES ('SOL')")
+    engine.incremental()
+    restored = tmp_path / "restored.sqlite"
+    assert "table journal: left out of the backups ([database] exclude), restored empty" in _restore(store, restored)
+    with sqlite3.connect(restored) as conn:
+        assert conn.execute("SELECT count(*) FROM journal").fetchone()[0] == 0
+        conn.execute("INSERT INTO journal(journal) VALUES ('integrity-check')")
+        assert conn.execute("SELECT count(*) FROM trades").fetchone()[0] == 3
+
+
 def test_a_standby_keeps_its_full_text_indexes_current(tmp_path):
     path, engine, store = _setup(tmp_path)
     engine.full()

@@ -27,7 +27,7 @@ def empty_excluded(conn: sqlite3.Connection, captured: Collection[str]) -> list[
             _delete_all(conn, name)
             emptied.append(name)
     for table in virtual.values():
-        if table.rebuilt and (table.content is None or table.content in spared):
+        if table.rebuilt and (table.content is None or table.content in captured):
             continue  # captured through its content, or an index rebuilt from another table
         name = quote_ident(table.name)
         conn.execute(f"DELETE FROM {name}" if table.module != "fts5" or table.content
