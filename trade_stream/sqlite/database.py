@@ -15,7 +15,7 @@ from typing import Iterable
 from trade_stream.database_url import parse_url
 from trade_stream.errors import BadInputError, DatabaseBusy, TradeStreamError
 from trade_stream.schema import Column, DatabaseSchema, TableSchema, family_of, quote_ident
-from trade_stream.sqlite.virtual_tables import VIRTUAL, shadow_tables, virtual_tables
+from trade_stream.sqlite.virtual_tables import VIRTUAL, VirtualTable, ordinary_tables, virtual_tables
 from trade_stream.table_selection import Selection, select_tables
 
 HEADER_PRAGMAS = ("user_version", "application_id")
@@ -92,19 +92,13 @@ class DatabaseService:
         uri = f"file:{self.path.absolute()}?mode=ro&immutable=1"
         return sqlite3.connect(uri, uri=True, isolation_level=None)
 
-    def user_tables(self, conn: sqlite3.Connection) -> dict[str, bool]:
+    def user_tables(self, conn: sqlite3.Connection,
+                    virtual: dict[str, VirtualTable] | None = None) -> dict[str, bool]:
         """Every ordinary table and whether it has a primary key: not a virtual table nor
         one of the shadow tables its module keeps its rows in (``virtual_tables``: what
-        ``select`` captures of them)."""
-        shadows = shadow_tables(conn, virtual_tables(conn))
-        names = [
-            r[0]
-            for r in conn.execute(f"SELECT name FROM sqlite_master WHERE type = 'table' AND NOT {VIRTUAL}"
-                                  " ORDER BY name")
-            if r[0] not in shadows
-        ]
+        ``select`` captures of them; ``virtual``: those already read)."""
         result = {}
-        for name in names:
+        for name in ordinary_tables(conn, virtual_tables(conn) if virtual is None else virtual):
             info = conn.execute(f"PRAGMA table_info({quote_ident(name)})").fetchall()
             result[name] = any(row[5] for row in info)
         return result
@@ -115,7 +109,7 @@ class DatabaseService:
         content table, or needs none (an index over another table), or cannot be (bad
         input naming it)."""
         virtual = virtual_tables(conn)
-        selection = select_tables([*self.user_tables(conn), *virtual], self.include, self.exclude)
+        selection = select_tables([*self.user_tables(conn, virtual), *virtual], self.include, self.exclude)
         tables = []
         for name in selection.tables:
             table = virtual.get(name)

@@ -12,22 +12,21 @@ import sqlite3
 from typing import Collection
 
 from trade_stream.schema import quote_ident
-from trade_stream.sqlite.virtual_tables import VIRTUAL, shadow_tables, virtual_tables
+from trade_stream.sqlite.virtual_tables import ordinary_tables, virtual_tables
 from trade_stream.table_selection import INTERNAL_PREFIXES
 
 
 def empty_excluded(conn: sqlite3.Connection, captured: Collection[str]) -> list[str]:
     """Empty the tables outside ``captured`` (the backup's tables); returns their names."""
     virtual = virtual_tables(conn)
-    spared = shadow_tables(conn, virtual) | set(captured)
+    kept = set(captured)
     emptied = []
-    for (name,) in conn.execute(f"SELECT name FROM sqlite_master WHERE type = 'table' AND NOT {VIRTUAL}"
-                                " ORDER BY name").fetchall():
-        if name not in spared and not name.startswith(INTERNAL_PREFIXES):
+    for name in ordinary_tables(conn, virtual):
+        if name not in kept and not name.startswith(INTERNAL_PREFIXES):
             _delete_all(conn, name)
             emptied.append(name)
     for table in virtual.values():
-        if table.rebuilt and (table.content is None or table.content in captured):
+        if table.rebuilt and (table.content is None or table.content in kept):
             continue  # captured through its content, or an index rebuilt from another table
         name = quote_ident(table.name)
         conn.execute(f"DELETE FROM {name}" if table.module != "fts5" or table.content

@@ -117,6 +117,14 @@ def virtual_tables(conn: sqlite3.Connection) -> dict[str, VirtualTable]:
     return {name: describe(name, sql, tables) for name, sql in rows}
 
 
+def ordinary_tables(conn: sqlite3.Connection, virtual: dict[str, VirtualTable]) -> list[str]:
+    """The tables that hold their own rows, by name: neither a virtual table (``virtual``:
+    the database's, ``virtual_tables``) nor one of their shadow tables."""
+    shadows = shadow_tables(conn, virtual)
+    return [name for (name,) in conn.execute(f"SELECT name FROM sqlite_master WHERE type = 'table' AND NOT {VIRTUAL}"
+                                             " ORDER BY name") if name not in shadows]
+
+
 def shadow_tables(conn: sqlite3.Connection, virtual: dict[str, VirtualTable]) -> set[str]:
     """The tables virtual tables keep their rows in."""
     if not virtual:
