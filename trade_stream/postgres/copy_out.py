@@ -40,7 +40,7 @@ def _rows(conn: "psycopg.Connection", pgconn: "psycopg.pq.abc.PGconn", readable:
 
     result = first_result(pgconn, readable, sql.encode())
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
-        _drain(pgconn)
+        drain(pgconn)
         raise errors.error_from_result(result, encoding=conn.info.encoding) if result is not None \
             else errors.OperationalError("COPY TO STDOUT returned no result")
     get = pgconn.get_copy_data
@@ -74,6 +74,7 @@ def first_result(pgconn: "psycopg.pq.abc.PGconn", readable: selectors.BaseSelect
     return pgconn.get_result()
 
 
-def _drain(pgconn: "psycopg.pq.abc.PGconn") -> None:
+def drain(pgconn: "psycopg.pq.abc.PGconn") -> None:
+    """Read and drop what results the connection still holds (after a failed query)."""
     while pgconn.get_result() is not None:
         pass

@@ -31,7 +31,7 @@ import time
 from typing import TYPE_CHECKING, Iterator
 
 from trade_stream.errors import StorageError
-from trade_stream.postgres.copy_out import first_result
+from trade_stream.postgres.copy_out import drain, first_result
 from trade_stream.postgres.lsn import format_lsn, parse_lsn
 from trade_stream.postgres.wal2json import decode_message
 
@@ -104,8 +104,7 @@ def _stream(rconn: "psycopg.Connection", slot: str, options: tuple[tuple[str, st
                 break
             failure = errors.error_from_result(result, encoding=rconn.info.encoding) if result is not None \
                 else errors.OperationalError("START_REPLICATION returned no result")
-            while pgconn.get_result() is not None:
-                pass
+            drain(pgconn)
             # another reader holds the slot for a moment (`tradevault status` counting): wait
             if not isinstance(failure, errors.ObjectInUse) or time.monotonic() >= busy_until:
                 raise failure
