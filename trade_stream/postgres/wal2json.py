@@ -332,13 +332,17 @@ class StreamDecoder:
                 try:
                     self._change(action, message)
                 except Retyped:
-                    self._left_out(message.table if message.schema == self.home
-                                   else f"{message.schema}.{message.table}")
+                    self._left_out(self._name(message))
         elif action == "B":
             self._begin(message)
         elif action == "C":
             self._commit(message)
         # "M" (logical messages) and anything newer: not row changes
+
+    def _name(self, message: Message) -> str:
+        """The table's name as the backup knows it: bare in the schema backed up, else
+        qualified (and so never one of the protected tables)."""
+        return message.table if message.schema == self.home else f"{message.schema}.{message.table}"
 
     def _begin(self, message: Message) -> None:
         if not message.nextlsn:
@@ -352,9 +356,7 @@ class StreamDecoder:
     def _change(self, action: str, message: Message) -> None:
         if self._commit_lsn is None:
             raise BadInputError("wal2json change outside a transaction (include-transaction must be on)")
-        name = message.table
-        if message.schema != self.home:
-            name = f"{message.schema}.{name}"
+        name = self._name(message)
         codec = self.codecs.get(name)
         if codec is None:
             self.ignored.add(name)
