@@ -32,12 +32,12 @@ if TYPE_CHECKING:
 # The text of values as the decoders read it (dates, intervals, floats, bytea in hex) and
 # of the DDL a restore replays (backslashes as written), whatever the server's or the
 # database's defaults; names resolved in the schema backed up (``search_path``, added by
-# ``conninfo``); and no statement or
-# idle-in-transaction timeout (a DBA's guard against runaway queries: a full backup's COPY
-# or a restore's index build outlasts it, and a full backup's snapshot transaction waits
-# between its steps; pg_dump and pg_restore turn both off too). lock_timeout stays the
-# DBA's: a backup that cannot get its ACCESS SHARE lock in time fails and is retried,
-# rather than queue the bot's statements behind it. (tests/postgres/test_server_settings.py)
+# ``conninfo``); and no statement or idle-in-transaction timeout (a DBA's guard against
+# runaway queries: a full backup's COPY or a restore's index build outlasts it, and a full
+# backup's snapshot transaction waits between its steps; pg_dump and pg_restore turn both
+# off too). lock_timeout stays the DBA's: a backup that cannot get its ACCESS SHARE lock
+# in time fails and is retried, rather than queue the bot's statements behind it.
+# (tests/postgres/test_server_settings.py)
 SESSION_OPTIONS = ("-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"
                    " -c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
                    " -c bytea_output=hex -c standard_conforming_strings=on")
