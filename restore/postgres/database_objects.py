@@ -26,7 +26,7 @@ from restore.postgres.apply import (
     index_in_schema,
 )
 from trade_stream.errors import IntegrityError
-from trade_stream.postgres.catalog import partitioned_names
+from trade_stream.postgres.catalog import home_schema, partitioned_names
 from trade_stream.schema import TableSchema, quote_ident
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
 
     tables = list(tables)
     notes = []
+    home = home_schema(objects)
     for schema in objects:
         if schema["kind"] == "schema" and schema.get("comment") is not None:
             conn.execute(f"COMMENT ON SCHEMA {quote_ident(schema['name'])} IS {_literal(schema['comment'])}")
@@ -135,9 +136,9 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
                 left.append(view)  # reads a view not created yet, or what is not in the backup
                 missing[view["name"]] = exc
                 continue
-            _finish_view(conn, view)
+            _finish_view(conn, view, home)
         if len(left) == len(pending):
-            notes += _views_not_created(conn, left, missing, partial)
+            notes += _views_not_created(left, missing, partial, home)
             break
         pending = left
     finish_published(conn, tables)
@@ -206,13 +207,13 @@ def partitioned_tables(conn: "psycopg.Connection", objects: list[dict[str, Any]]
     return {table["name"] for table in kept}, notes
 
 
-def _views_not_created(conn: "psycopg.Connection", left: list[dict[str, Any]], missing: dict[str, Exception],
-                       partial: bool) -> list[str]:
+def _views_not_created(left: list[dict[str, Any]], missing: dict[str, Exception], partial: bool,
+                       schema: str) -> list[str]:
     """The notes of the views none of which could be created: one reading a table of
     another schema (not backed up), or a view among these, is noted; so is any in a restore
     of some tables (it reads one left out). Any other is a restore that went wrong."""
     names = {view["name"] for view in left}
-    home = f"{conn.execute('SELECT current_schema()').fetchone()[0]}."
+    home = f"{schema}."  # the schema the views were recorded in, and published into
     notes = []
     for view in left:
         relation = _MISSING_RELATION.search(str(missing[view["name"]]))
@@ -235,13 +236,13 @@ def _views_not_created(conn: "psycopg.Connection", left: list[dict[str, Any]], m
 _MISSING_RELATION = re.compile(r'relation "([^"]+)" does not exist')
 
 
-def _finish_view(conn: "psycopg.Connection", view: dict[str, Any]) -> None:
+def _finish_view(conn: "psycopg.Connection", view: dict[str, Any], home: str) -> None:
     name = quote_ident(view["name"])
     for trigger in view.get("triggers", []):
         conn.execute(trigger)
     if view["kind"] == "materialized view":
         for statement in view.get("indexes", []):
-            conn.execute(index_in_schema(statement, conn.execute("SELECT current_schema()").fetchone()[0]))
+            conn.execute(index_in_schema(statement, home))
         conn.execute(f"REFRESH MATERIALIZED VIEW {name}")
     if view.get("comment") is not None:
         conn.execute(f"COMMENT ON {view['kind'].upper()} {name} IS {_literal(view['comment'])}")
