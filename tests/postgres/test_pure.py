@@ -91,6 +91,28 @@ def commit(xid, commit_lsn, ts="2026-11-26 22:15:21.257918+00"):
     return msg(action="C", xid=xid, timestamp=ts, nextlsn=format_lsn(commit_lsn))
 
 
+def test_negative_zero_keeps_its_sign_in_float_columns():
+    """wal2json prints a float4/float8 negative zero as a bare -0 (JSON's integer 0): it stays
+    -0.0 wherever it appears (last column, old key), and a table without float columns
+    keeps its values as they are."""
+    keyed = TableSchema(name="r", columns=[Column("k", "double precision", "float", False),
+                                           Column("v", "real", "float")],
+                        primary_key=["k"], dialect="postgresql")
+    plain = TableSchema(name="p", columns=[Column("id", "bigint", "integer", False), Column("s", "text", "text")],
+                        primary_key=["id"], dialect="postgresql")
+    d = StreamDecoder([keyed, plain])
+    d.feed(begin(8, 300))
+    d.feed(b'{"action":"U","xid":8,"schema":"public","table":"r","columns":[{"name":"k","type":"double precision",'
+           b'"value":1.5},{"name":"v","type":"real","value":-0}],"identity":[{"name":"k","type":"double precision",'
+           b'"value":-0}]}')
+    d.feed(b'{"action":"I","xid":8,"schema":"public","table":"p","columns":[{"name":"id","type":"bigint",'
+           b'"value":0},{"name":"s","type":"text","value":"\\"value\\":-0,"}]}')
+    d.feed(commit(8, 300))
+    update, insert = stored(d.take())
+    assert str(update.row[1]) == "-0.0" and str(update.key[0]) == "-0.0" and update.row[0] == 1.5
+    assert insert.row == [0, '"value":-0,'] and type(insert.row[0]) is int
+
+
 def test_decoder_builds_transactions_with_commit_seqs():
     d = StreamDecoder([T])
     ts = "2026-11-26 22:15:21.257918+00"

@@ -48,7 +48,7 @@ from trade_stream.postgres.database import post_load
 from trade_stream.postgres.lsn import MAX_TX_EVENTS, event_seq, parse_lsn
 from trade_stream.postgres.special_numbers import SpecialNulls, special_columns
 from trade_stream.postgres.stored_images import RowImages
-from trade_stream.postgres.types import Parser, wal2json_wire_parser
+from trade_stream.postgres.types import Parser, base_name, wal2json_wire_parser
 from trade_stream.schema import TableSchema, quote_ident
 
 WAL2JSON_OPTIONS = (
@@ -92,9 +92,18 @@ def commit_ts_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def decode_message(data: str | bytes) -> Message:
+def prints_negative_zero(raw: bytes) -> bool:
+    """Whether a message holds a float4/float8 negative zero: wal2json prints it "-0", which
+    JSON reads as the integer 0. (Only those two types print a bare number that can be
+    "-0"; any other type's value is a string or cannot be negative zero.)"""
+    return b":-0" in raw and (b'"value":-0,' in raw or b'"value":-0}' in raw)
+
+
+def decode_message(data: str | bytes, *, floats: bool = True) -> Message:
+    """One message; ``floats``: keep a float's negative zero (see prints_negative_zero), a
+    scan of the whole message that the decoder makes only for tables with float columns."""
     raw = data.encode() if isinstance(data, str) else data
-    if b":-0" in raw:  # float8/float4 print negative zero as "-0": keep it a float
+    if floats and prints_negative_zero(raw):
         raw = raw.replace(b'"value":-0,', b'"value":-0.0,').replace(b'"value":-0}', b'"value":-0.0}')
     try:
         return _decoder.decode(raw)
@@ -170,6 +179,9 @@ class _TableCodec:
                 signature.insert(column["position"], (column["name"], column["declared"]))
                 slots.insert(column["position"], _SKIP)
         self.key_indexes = table.key_indexes()
+        #: whether a value may be a float's negative zero (see prints_negative_zero)
+        self.floats = any(base_name(c.declared) in (("real", False), ("double precision", False))
+                          for c in table.columns)
         self.identity = list(table.identity)
         self.identity_converted = [(i, self.by_name[name]) for i, name in enumerate(self.identity)
                                    if self.by_name[name] is not None]
@@ -323,14 +335,15 @@ class StreamDecoder:
         events, self.pending = self.pending, []
         return events
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: str | bytes) -> None:
         """One message (its JSON), in stream order."""
-        message = decode_message(data)
+        raw = data.encode() if isinstance(data, str) else data
+        message = decode_message(raw, floats=False)  # a float table's change is decoded again in _change
         action = message.action
         if action in ("I", "U", "D", "T"):
             if not self._skip:
                 try:
-                    self._change(action, message)
+                    self._change(action, message, raw)
                 except Retyped:
                     self._left_out(self._name(message))
         elif action == "B":
@@ -353,7 +366,7 @@ class StreamDecoder:
         # a crash between storing and advancing the slot: the transaction is read again
         self._skip = self._base <= self.after_seq
 
-    def _change(self, action: str, message: Message) -> None:
+    def _change(self, action: str, message: Message, raw: bytes) -> None:
         if self._commit_lsn is None:
             raise BadInputError("wal2json change outside a transaction (include-transaction must be on)")
         name = self._name(message)
@@ -361,6 +374,8 @@ class StreamDecoder:
         if codec is None:
             self.ignored.add(name)
             return
+        if codec.floats and prints_negative_zero(raw):
+            message = decode_message(raw)
         if name in self.replaced:
             return self._left_out(name)
         row: list[Any] | None = None
