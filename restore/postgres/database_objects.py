@@ -209,16 +209,20 @@ def partitioned_tables(conn: "psycopg.Connection", objects: list[dict[str, Any]]
 
 def _views_not_created(left: list[dict[str, Any]], missing: dict[str, Exception], partial: bool,
                        schema: str) -> list[str]:
-    """The notes of the views none of which could be created: one reading a table of
-    another schema (not backed up), or a view among these, is noted; so is any in a restore
-    of some tables (it reads one left out). Any other is a restore that went wrong."""
+    """The notes of the views none of which could be created: one reading a foreign table
+    or a table of another schema (neither is backed up), or a view among these, is noted; so
+    is any in a restore of some tables (it reads one left out). Any other is a restore that
+    went wrong."""
     names = {view["name"] for view in left}
     home = f"{schema}."  # the schema the views were recorded in, and published into
     notes = []
     for view in left:
         relation = _MISSING_RELATION.search(str(missing[view["name"]]))
         name = relation.group(1) if relation else ""
-        if not relation:  # schema "x" does not exist: it calls a function of x, say
+        foreign = view.get("foreign_tables", [])
+        if foreign:
+            why = f"it reads foreign table(s) {', '.join(foreign)}, which are not backed up"
+        elif not relation:  # schema "x" does not exist: it calls a function of x, say
             why = f"{str(missing[view['name']]).splitlines()[0]} (only schema {home[:-1]} is backed up)"
         elif "." in name and not name.startswith(home):
             why = f"it reads {name}, of a schema that is not backed up"

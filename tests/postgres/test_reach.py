@@ -1,7 +1,7 @@
 """What a PostgreSQL backup cannot protect as it is, it says: tables of a schema other than
 ``public`` are named by the full backup's warnings and by status (a backup that silently
-skips a schema looks complete), unlogged tables are left out and named, and tables related by
-inheritance are each backed up with their own rows."""
+skips a schema looks complete), unlogged and foreign tables are left out and named, and tables
+related by inheritance are each backed up with their own rows."""
 
 from __future__ import annotations
 
@@ -125,6 +125,40 @@ def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg,
     assert "trades: foreign key trades_k_fkey to bot.cfg not kept (schema bot is not backed up)" in notes
     with sqlite3.connect(lite) as conn:
         assert conn.execute("SELECT id, k FROM trades").fetchall() == [(1, "a")]
+
+
+def test_foreign_tables_and_publications_are_named_and_a_view_over_one_is_noted(pg, work_dir):
+    """A foreign table's rows live on another server: neither they nor its definition are
+    backed up. The full backup said nothing of it, and a view reading it failed the whole
+    restore (exit 3: 'relation "rates" does not exist'). Now the full backup and status name
+    it, the restore notes the view and goes on; publications are named too."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE EXTENSION file_fdw", "CREATE SERVER files FOREIGN DATA WRAPPER file_fdw",
+            "CREATE FOREIGN TABLE rates (pair text, rate int) SERVER files"
+            " OPTIONS (filename '/srv/rates.csv', format 'csv')",
+            "CREATE TABLE trades (id int PRIMARY KEY, pair text)", "INSERT INTO trades VALUES (1, 'BTC')",
+            "CREATE VIEW priced AS SELECT t.id, r.rate FROM trades t JOIN rates r USING (pair)",
+            "CREATE VIEW trade_pairs AS SELECT id, pair FROM trades",
+            "CREATE PUBLICATION bot_pub FOR TABLE trades")
+    store = make_store(work_dir)
+    full = engine(src, store).full()
+    assert full.tables == {"trades": 1}
+    assert full.warnings == [
+        "table 'rates' is a FOREIGN TABLE: its rows live on another server, and neither they nor its definition"
+        " (nor its server and user mappings) are backed up; a restore lacks it, and the views that read it",
+        "publication(s) bot_pub are not backed up: a restore has none (CREATE PUBLICATION again there for their"
+        " subscribers)"]
+    assert PostgresSource(src).capture_status(store, store.entries())["unprotected"] == ["rates"]
+    execute(src, "INSERT INTO trades VALUES (2, 'ETH')")
+    assert engine(src, store).incremental().warnings == []
+
+    result = restore(store, dst)
+    assert result.notes == ["view priced not created: it reads foreign table(s) rates, which are not backed up"]
+    assert connect(dst).execute("SELECT * FROM trade_pairs ORDER BY id").fetchall() == [(1, "BTC"), (2, "ETH")]
+    lite = work_dir / "trades.sqlite"
+    restore(store, f"sqlite:///{lite}")
+    with sqlite3.connect(lite) as conn:
+        assert conn.execute("SELECT id, pair FROM trades ORDER BY id").fetchall() == [(1, "BTC"), (2, "ETH")]
 
 
 def test_large_objects_are_named_as_not_backed_up(pg, work_dir):

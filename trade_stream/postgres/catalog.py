@@ -134,6 +134,16 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
 
 
 # a relation's objects that each come back as the one statement the server prints for it
+# the foreign tables a view reads: bare in the schema backed up, else qualified
+_FOREIGN_READ = (
+    "SELECT DISTINCT CASE WHEN n.nspname = current_schema() THEN c.relname"
+    " ELSE format('%%I.%%I', n.nspname, c.relname) END FROM pg_rewrite r"
+    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
+    " AND d.refclassid = 'pg_class'::regclass"
+    " JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE r.ev_class = %s AND c.relkind = 'f' ORDER BY 1"
+)
+
 _STATEMENTS = {
     "triggers": "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal"
                 " ORDER BY tgname",
@@ -250,6 +260,9 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         triggers = [r[0] for r in conn.execute(_STATEMENTS["triggers"], (oid,)).fetchall()]  # INSTEAD OF ones
         if triggers:
             entry["triggers"] = triggers
+        foreign = [r[0] for r in conn.execute(_FOREIGN_READ, (oid,)).fetchall()]
+        if foreign:  # not backed up (their rows live on another server): the view cannot come back
+            entry["foreign_tables"] = foreign
         if relkind == "m":
             entry["indexes"] = [r[0] for r in conn.execute(
                 "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY indexrelid",

@@ -213,12 +213,22 @@ class PostgresDatabase:
         ).fetchall()]
 
     @staticmethod
+    def foreign_tables(conn: "psycopg.Connection") -> list[str]:
+        """The foreign tables of the schema backed up: their rows live on another server and
+        never reach this one's WAL. Neither they nor their definitions are backed up: the full
+        backup warns and status lists them."""
+        return [name for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'f' ORDER BY 1"
+        ).fetchall()]
+
+    @staticmethod
     def reach_warnings(conn: "psycopg.Connection", tables: Iterable[str]) -> list[str]:
         """What a full backup of ``tables`` says of what it cannot protect, or not as it is:
-        other schemas' tables (``out_of_reach``), unlogged ones, large objects (their
-        writes are not logically decoded: pg_dump has them, a restore would not), and
-        inheritance (each table is backed up with its own rows, ``ONLY``, and restored
-        without ``INHERITS``)."""
+        other schemas' tables (``out_of_reach``), unlogged ones, foreign ones, large objects
+        (their writes are not logically decoded: pg_dump has them, a restore would not),
+        publications (a restore has none for the subscribers), and inheritance (each table is
+        backed up with its own rows, ``ONLY``, and restored without ``INHERITS``)."""
         warnings = []
         outside = PostgresDatabase.out_of_reach(conn)
         if outside:
@@ -229,6 +239,14 @@ class PostgresDatabase:
         warnings += [f"table {name!r} is UNLOGGED: its changes never reach the WAL, so it is not backed up "
                      f"(ALTER TABLE {quote_ident(name)} SET LOGGED to protect it)"
                      for name in PostgresDatabase.unlogged(conn)]
+        warnings += [f"table {name!r} is a FOREIGN TABLE: its rows live on another server, and neither they nor "
+                     "its definition (nor its server and user mappings) are backed up; a restore lacks it, and "
+                     "the views that read it"
+                     for name in PostgresDatabase.foreign_tables(conn)]
+        publications = [name for (name,) in conn.execute("SELECT pubname FROM pg_publication ORDER BY 1")]
+        if publications:
+            warnings.append(f"publication(s) {', '.join(publications)} are not backed up: a restore has none "
+                            "(CREATE PUBLICATION again there for their subscribers)")
         objects = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
         if objects:
             warnings.append(f"the database holds {objects:,} large object(s) (lo_create, lo_import): they are not "

@@ -65,7 +65,7 @@ class PostgresSource:
             return capture
         try:
             capture["unprotected"] = (self.db.select(conn).left_out + self.db.unlogged(conn)
-                                      + self.db.out_of_reach(conn))
+                                      + self.db.foreign_tables(conn) + self.db.out_of_reach(conn))
         finally:
             conn.close()
         return capture
