@@ -133,7 +133,6 @@ def table_definitions(conn: "psycopg.Connection", relid: int) -> dict[str, Any]:
     return out
 
 
-# a relation's objects that each come back as the one statement the server prints for it
 # the foreign tables a view reads: bare in the schema backed up, else qualified
 _FOREIGN_READ = (
     "SELECT DISTINCT CASE WHEN n.nspname = current_schema() THEN c.relname"
@@ -144,6 +143,7 @@ _FOREIGN_READ = (
     " WHERE r.ev_class = %s AND c.relkind = 'f' ORDER BY 1"
 )
 
+# a relation's objects that each come back as the one statement the server prints for it
 _STATEMENTS = {
     "triggers": "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal"
                 " ORDER BY tgname",
