@@ -91,7 +91,7 @@ def _create_function(conn: "psycopg.Connection", function: dict[str, Any]) -> No
     # are recorded from the source's schema alone)
     conn.execute(_QUALIFIED_FUNCTION.sub(r"CREATE OR REPLACE \1 ", function["ddl"], count=1))
     if function.get("comment") is not None:
-        conn.execute(f"COMMENT ON FUNCTION {function['signature']} IS {_literal(function['comment'])}")
+        conn.execute(f"COMMENT ON ROUTINE {function['signature']} IS {_literal(function['comment'])}")
 
 
 def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema],

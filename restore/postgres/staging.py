@@ -187,8 +187,8 @@ class Staging:
                 if not force:
                     raise BadInputError(f"restore target already has a function {name}({arguments}) in "
                                         f"{self.home} (use --force to replace it)")
-                conn.execute(f"DROP FUNCTION {home}.{quote_ident(name)}({arguments}) CASCADE")
-            conn.execute(f"ALTER FUNCTION {function} SET SCHEMA {home}")
+                conn.execute(f"DROP ROUTINE {home}.{quote_ident(name)}({arguments}) CASCADE")
+            conn.execute(f"ALTER ROUTINE {function} SET SCHEMA {home}")  # (ROUTINE: procedures too)
         for name in tables:
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA {home}")

@@ -68,6 +68,11 @@ def _application_schema(src: str, app: str, reader: str) -> None:
             "CREATE FUNCTION trade_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM trades'",
             "REVOKE EXECUTE ON FUNCTION trade_count() FROM PUBLIC",
             f"GRANT EXECUTE ON FUNCTION trade_count() TO {reader}",
+            # a procedure: restoring one failed whole ("tidy() is not a function": ALTER FUNCTION)
+            "CREATE PROCEDURE tidy() LANGUAGE sql AS 'DELETE FROM orders WHERE trade_id IS NULL'",
+            "COMMENT ON PROCEDURE tidy() IS 'the nightly clean-up'",
+            "REVOKE EXECUTE ON PROCEDURE tidy() FROM PUBLIC",
+            f"GRANT EXECUTE ON PROCEDURE tidy() TO {reader}",
             "INSERT INTO trades (pair, amount) VALUES ('BTC/USDT', 1.5)",
             "INSERT INTO orders (trade_id, secret) VALUES (1, 'api key')")
 
@@ -97,6 +102,7 @@ def test_the_application_role_owns_its_tables_again_and_keeps_writing(pg, work_d
     assert reading.execute("SELECT count(*) FROM fills").fetchone()[0] == 0  # default privileges
     assert reading.execute("SELECT id, trade_id FROM orders ORDER BY id").fetchall() == [(1, 1), (2, 1)]
     assert reading.execute("SELECT trade_count()").fetchone()[0] == 3
+    execute(_as(dst, app), "CALL tidy()")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         reading.execute("SELECT secret FROM orders")
 

@@ -132,7 +132,7 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
         " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"
         "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"
     ).fetchall():
-        target = f"FUNCTION {signature}"
+        target = f"ROUTINE {signature}"  # FUNCTION refuses a procedure ("is not a function")
         out.append(_entry(f"function {signature}", None, ("to_regprocedure", signature),
                           [f"ALTER {target} OWNER TO {role_sql(owner)}"] + acl_statements(target, owner, _rows(acl))))
     for name, owner, acl in conn.execute(
