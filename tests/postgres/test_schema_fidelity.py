@@ -472,3 +472,32 @@ def test_what_follows_a_key_s_columns_comes_back(pg, work_dir):
     restore(store, dst)
     theirs = same_schema(dst, src)
     assert any("INCLUDE (px) WITH (fillfactor='70')" in s for s in theirs)  # the check can fail
+
+
+def test_aggregates_of_every_shape_come_back_and_answer_alike(pg, work_dir):
+    """The server prints no definition of an aggregate: the backup writes CREATE AGGREGATE
+    from pg_aggregate. Each option is covered: a combine function and sort operator, a
+    moving-aggregate form, state space, an initial state, an ordered-set and a hypothetical
+    one, one over ``*``."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TABLE fills (id int PRIMARY KEY, qty int8, px float8)",
+            "INSERT INTO fills SELECT g, g % 7, g * 1.5 FROM generate_series(1, 50) g",
+            "CREATE AGGREGATE top_qty(int8) (SFUNC = int8larger, STYPE = int8, COMBINEFUNC = int8larger,"
+            " SORTOP = >, SSPACE = 8, PARALLEL = SAFE)",
+            "CREATE AGGREGATE running(int8) (SFUNC = int8pl, STYPE = int8, INITCOND = '0', MSFUNC = int8pl,"
+            " MINVFUNC = int8mi, MSTYPE = int8, MINITCOND = '0')",
+            "CREATE AGGREGATE fill_count(*) (SFUNC = int8inc, STYPE = int8, INITCOND = '0')",
+            "CREATE AGGREGATE px_at(float8 ORDER BY anyelement) (SFUNC = ordered_set_transition, STYPE = internal,"
+            " FINALFUNC = percentile_disc_final, FINALFUNC_EXTRA)",
+            'CREATE AGGREGATE fill_rank(VARIADIC "any" ORDER BY VARIADIC "any") (SFUNC = ordered_set_transition_multi,'
+            " STYPE = internal, FINALFUNC = rank_final, FINALFUNC_EXTRA, HYPOTHETICAL)",
+            "CREATE VIEW fill_stats AS SELECT top_qty(qty), fill_count(*), px_at(0.5) WITHIN GROUP (ORDER BY px),"
+            " fill_rank(3) WITHIN GROUP (ORDER BY qty) FROM fills",
+            "CREATE VIEW running_qty AS SELECT id, running(qty) OVER (ORDER BY id ROWS 2 PRECEDING) FROM fills")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    restore(store, dst)
+
+    same_schema(dst, src)
+    for query in ("SELECT * FROM fill_stats", "SELECT * FROM running_qty ORDER BY id"):
+        assert connect(dst).execute(query).fetchall() == connect(src).execute(query).fetchall()

@@ -236,13 +236,14 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         if not name.startswith(OWN_PREFIX):
             options = sequence_clause(sequence_options(conn, name))
             objects.append({"kind": "sequence", "name": name, "ddl": f"CREATE SEQUENCE {quote_ident(name)} {options}"})
-    for oid, name in conn.execute(
-        "SELECT p.oid, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE n.nspname = current_schema() AND p.prokind IN ('f', 'p')"
+    for oid, name, aggregate in conn.execute(  # functions, procedures and aggregates: "function" entries
+        "SELECT p.oid, p.proname, p.prokind = 'a' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = current_schema() AND p.prokind IN ('f', 'p', 'a')"
         " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"
-        "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"
+        "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"  # (an aggregate comes after its functions)
     ).fetchall():
-        definition = conn.execute("SELECT pg_get_functiondef(%s)", (oid,)).fetchone()[0]
+        definition = aggregate_definition(conn, oid, name) if aggregate else \
+            conn.execute("SELECT pg_get_functiondef(%s)", (oid,)).fetchone()[0]
         entry = {"kind": "function", "name": name, "ddl": definition,
                  "signature": conn.execute("SELECT %s::regprocedure::text", (oid,)).fetchone()[0]}
         types = signature_types(conn, oid, name)
@@ -274,6 +275,48 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
     ).fetchall():
         objects.append(_with_comment(conn, partitioned_table(conn, oid, name), oid, "pg_class"))
     return objects + privileges(conn)  # last: run once every object exists
+
+
+_AGGREGATE = (
+    "SELECT coalesce(nullif(pg_get_function_arguments(a.aggfnoid), ''), '*'), a.aggkind,"
+    " a.aggtransfn::text, format_type(a.aggtranstype, NULL), a.aggtransspace,"
+    " CASE WHEN a.aggfinalfn <> 0 THEN a.aggfinalfn::text END, a.aggfinalextra, a.aggfinalmodify,"
+    " CASE WHEN a.aggcombinefn <> 0 THEN a.aggcombinefn::text END,"
+    " CASE WHEN a.aggserialfn <> 0 THEN a.aggserialfn::text END,"
+    " CASE WHEN a.aggdeserialfn <> 0 THEN a.aggdeserialfn::text END, quote_literal(a.agginitval),"
+    " CASE WHEN a.aggmtransfn <> 0 THEN a.aggmtransfn::text END,"
+    " CASE WHEN a.aggminvtransfn <> 0 THEN a.aggminvtransfn::text END,"
+    " CASE WHEN a.aggmtranstype <> 0 THEN format_type(a.aggmtranstype, NULL) END, a.aggmtransspace,"
+    " CASE WHEN a.aggmfinalfn <> 0 THEN a.aggmfinalfn::text END, a.aggmfinalextra, a.aggmfinalmodify,"
+    " quote_literal(a.aggminitval),"
+    " (SELECT format('OPERATOR(%%s.%%s)', quote_ident(n.nspname), o.oprname) FROM pg_operator o"
+    "  JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = a.aggsortop), p.proparallel"
+    " FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid WHERE a.aggfnoid = %s"
+)
+_MODIFY = {"r": "READ_ONLY", "s": "SHAREABLE", "w": "READ_WRITE"}
+_PARALLEL = {"s": "SAFE", "r": "RESTRICTED", "u": "UNSAFE"}
+
+
+def aggregate_definition(conn: "psycopg.Connection", oid: int, name: str) -> str:
+    """CREATE AGGREGATE for an aggregate of the schema backed up, from pg_aggregate (the
+    server prints no definition of one; a view that calls one cannot be restored without it),
+    unqualified like the functions it names: the restore creates it beside them."""
+    (arguments, kind, sfunc, stype, sspace, ffunc, fextra, fmodify, combine, serial, deserial, init,
+     msfunc, minvfunc, mstype, msspace, mffunc, mfextra, mfmodify, minit, sortop, parallel,
+     ) = conn.execute(_AGGREGATE, (oid,)).fetchone()
+    options = [f"SFUNC = {sfunc}", f"STYPE = {stype}"] + [f"SSPACE = {sspace}"] * bool(sspace)
+    if ffunc:
+        options += [f"FINALFUNC = {ffunc}"] + ["FINALFUNC_EXTRA"] * fextra + [f"FINALFUNC_MODIFY = {_MODIFY[fmodify]}"]
+    options += [f"{option} = {value}" for option, value in (
+        ("COMBINEFUNC", combine), ("SERIALFUNC", serial), ("DESERIALFUNC", deserial), ("INITCOND", init),
+        ("MSFUNC", msfunc), ("MINVFUNC", minvfunc), ("MSTYPE", mstype)) if value is not None]
+    options += [f"MSSPACE = {msspace}"] * bool(msspace)
+    if mffunc:
+        options += [f"MFINALFUNC = {mffunc}"] + ["MFINALFUNC_EXTRA"] * mfextra + [
+            f"MFINALFUNC_MODIFY = {_MODIFY[mfmodify]}"]
+    options += [f"MINITCOND = {minit}"] * (minit is not None) + [f"SORTOP = {sortop}"] * (sortop is not None)
+    options += ["HYPOTHETICAL"] * (kind == "h") + [f"PARALLEL = {_PARALLEL[parallel]}"]
+    return f"CREATE AGGREGATE {quote_ident(name)}({arguments}) (\n    " + ",\n    ".join(options) + "\n)"
 
 
 def partitioned_table(conn: "psycopg.Connection", oid: int, name: str) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
                           statements))
     for signature, owner, acl in conn.execute(
         f"SELECT p.oid::regprocedure::text, pg_get_userbyid(p.proowner), {_acl_sql('p.proacl')} FROM pg_proc p"
-        " WHERE p.pronamespace = quote_ident(current_schema())::regnamespace AND p.prokind IN ('f', 'p')"
+        " WHERE p.pronamespace = quote_ident(current_schema())::regnamespace AND p.prokind IN ('f', 'p', 'a')"
         " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"
         "   AND d.deptype IN ('e', 'i')) ORDER BY p.oid"
     ).fetchall():
