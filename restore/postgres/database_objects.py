@@ -1,6 +1,7 @@
 """The objects of a restored PostgreSQL database that are not tables, recorded by the
-source (trade_stream/postgres/catalog.py): functions, partitioned tables, views,
-materialized views, and the tables' triggers and foreign keys.
+source (trade_stream/postgres/catalog.py): functions (aggregates among them), text search
+dictionaries and configurations, partitioned tables, views, materialized views, and the
+tables' triggers and foreign keys.
 
 Functions are created first, in the restore's private schema (a default or a check may
 call one), with function bodies left unchecked as pg_restore does (a body may name tables
@@ -92,6 +93,21 @@ def _create_function(conn: "psycopg.Connection", function: dict[str, Any]) -> No
     conn.execute(_QUALIFIED_FUNCTION.sub(r"CREATE OR REPLACE \1 ", function["ddl"], count=1))
     if function.get("comment") is not None:
         conn.execute(f"COMMENT ON ROUTINE {function['signature']} IS {_literal(function['comment'])}")
+
+
+def create_text_search(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> None:
+    """The source's text search dictionaries, then configurations (mapped to those), in the
+    private schema: a table's generated column or an index may use one. ``publish`` moves
+    them into the home schema with the tables."""
+    for kind in ("text search dictionary", "text search configuration"):
+        for entry in objects:
+            if entry["kind"] != kind:
+                continue
+            conn.execute(entry["ddl"])
+            for statement in entry.get("mappings", []):
+                conn.execute(statement)
+            if entry.get("comment") is not None:
+                conn.execute(f"COMMENT ON {kind.upper()} {quote_ident(entry['name'])} IS {_literal(entry['comment'])}")
 
 
 def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema],

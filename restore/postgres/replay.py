@@ -59,6 +59,7 @@ from restore.postgres.database_objects import (
     create_extensions,
     create_functions,
     create_sequences,
+    create_text_search,
     function_types,
 )
 from restore.postgres.from_sqlite import Migration, Point, point_file
@@ -225,6 +226,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         create_sequences(main, objects, latest.sequences)
         create_type_definitions(main, function_types(objects))
         waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
+        create_text_search(main, objects)
         created: dict[str, list[str]] = {}  # create_table's notes, by table
         if not logical:
             for table in schema.tables:

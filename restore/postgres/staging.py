@@ -150,10 +150,10 @@ class Staging:
 
     def publish(self, tables: list[str], force: bool, types: Sequence[str] = (),
                 after: Callable[[Any], None] | None = None) -> None:
-        """Move the restored tables, the ``types`` they use and the functions into the
-        home schema in one transaction (dropping the old tables, types and functions of
-        those names first with ``force``), run ``after`` (views, triggers: what names the
-        tables there) and drop the then empty private schema."""
+        """Move the restored tables, the ``types`` they use, the functions and the text search
+        objects into the home schema in one transaction (dropping the old ones of those
+        names first with ``force``), run ``after`` (views, triggers: what names the tables
+        there) and drop the then empty private schema."""
         conn = self.conns[0]
         conn.rollback()
         conn.execute("SET LOCAL synchronous_commit = on")
@@ -189,6 +189,13 @@ class Staging:
                                         f"{self.home} (use --force to replace it)")
                 conn.execute(f"DROP ROUTINE {home}.{quote_ident(name)}({arguments}) CASCADE")
             conn.execute(f"ALTER ROUTINE {function} SET SCHEMA {home}")  # (ROUTINE: procedures too)
+        for kind, catalog, column, space in (("text search dictionary", "pg_ts_dict", "dictname", "dictnamespace"),
+                                             ("text search configuration", "pg_ts_config", "cfgname", "cfgnamespace")):
+            for (name,) in conn.execute(f"SELECT {column} FROM {catalog} WHERE {space} = %s::regnamespace",
+                                        (self.name,)).fetchall():
+                taken = conn.execute(f"SELECT 1 FROM {catalog} WHERE {space} = %s::regnamespace AND {column} = %s",
+                                     (home, name)).fetchone()
+                self._into_home(conn, kind, name, taken is not None, force)
         for name in tables:
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA {home}")
@@ -205,7 +212,8 @@ class Staging:
         self.published = True
 
     def _into_home(self, conn: Any, kind: str, name: str, taken: bool, force: bool) -> None:
-        """Move the private schema's ``kind`` (type, collation, sequence) ``name`` into
+        """Move the private schema's ``kind`` (type, collation, sequence, text search
+        dictionary or configuration) ``name`` into
         the home schema; one of that name there already (``taken``) is dropped first with
         ``force``, else bad input."""
         home = quote_ident(self.home)

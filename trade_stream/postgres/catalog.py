@@ -250,6 +250,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         if types:
             entry["types"] = types
         objects.append(_with_comment(conn, entry, oid, "pg_proc"))
+    objects += text_search_objects(conn)
     for oid, name, relkind in conn.execute(
         "SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm') ORDER BY c.oid"
@@ -275,6 +276,49 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
     ).fetchall():
         objects.append(_with_comment(conn, partitioned_table(conn, oid, name), oid, "pg_class"))
     return objects + privileges(conn)  # last: run once every object exists
+
+
+# a name of another schema than the one backed up (and pg_catalog) comes qualified
+_QUALIFIED = ("CASE WHEN {ns}.nspname IN ('pg_catalog', current_schema()) THEN quote_ident({name})"
+              " ELSE quote_ident({ns}.nspname) || '.' || quote_ident({name}) END")
+_NOT_AN_EXTENSION_MEMBER = ("NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = '{catalog}'::regclass"
+                            " AND dep.objid = {oid} AND dep.deptype = 'e')")
+
+
+def text_search_objects(conn: "psycopg.Connection") -> list[dict[str, Any]]:
+    """The schema's own text search dictionaries and configurations (an extension's come
+    back with it), as CREATE statements, dictionaries first: an index or a generated
+    column of ``to_tsvector('bot_english', ...)`` cannot be built without them."""
+    objects: list[dict[str, Any]] = []
+    for oid, name, template, options in conn.execute(
+        f"SELECT d.oid, d.dictname, {_QUALIFIED.format(ns='tn', name='t.tmplname')}, d.dictinitoption"
+        " FROM pg_ts_dict d JOIN pg_ts_template t ON t.oid = d.dicttemplate"
+        " JOIN pg_namespace tn ON tn.oid = t.tmplnamespace"
+        " WHERE d.dictnamespace = quote_ident(current_schema())::regnamespace"
+        f" AND {_NOT_AN_EXTENSION_MEMBER.format(catalog='pg_ts_dict', oid='d.oid')} ORDER BY d.oid"
+    ).fetchall():
+        ddl = f"CREATE TEXT SEARCH DICTIONARY {quote_ident(name)} (TEMPLATE = {template}" + (
+            f", {options})" if options else ")")
+        objects.append(_with_comment(conn, {"kind": "text search dictionary", "name": name, "ddl": ddl},
+                                     oid, "pg_ts_dict"))
+    for oid, name, parser, parser_oid in conn.execute(
+        f"SELECT c.oid, c.cfgname, {_QUALIFIED.format(ns='pn', name='p.prsname')}, p.oid FROM pg_ts_config c"
+        " JOIN pg_ts_parser p ON p.oid = c.cfgparser JOIN pg_namespace pn ON pn.oid = p.prsnamespace"
+        " WHERE c.cfgnamespace = quote_ident(current_schema())::regnamespace"
+        f" AND {_NOT_AN_EXTENSION_MEMBER.format(catalog='pg_ts_config', oid='c.oid')} ORDER BY c.oid"
+    ).fetchall():
+        config = quote_ident(name)
+        mappings = [f"ALTER TEXT SEARCH CONFIGURATION {config} ADD MAPPING FOR {quote_ident(alias)} WITH {dicts}"
+                    for alias, dicts in conn.execute(
+                        "SELECT t.alias, string_agg(m.mapdict::regdictionary::text, ', ' ORDER BY m.mapseqno)"
+                        " FROM pg_ts_config_map m JOIN ts_token_type(%s::oid) t ON t.tokid = m.maptokentype"
+                        " WHERE m.mapcfg = %s GROUP BY t.tokid, t.alias ORDER BY t.tokid", (parser_oid, oid),
+                    ).fetchall()]
+        objects.append(_with_comment(conn, {
+            "kind": "text search configuration", "name": name,
+            "ddl": f"CREATE TEXT SEARCH CONFIGURATION {config} (PARSER = {parser})", "mappings": mappings,
+        }, oid, "pg_ts_config"))
+    return objects
 
 
 _AGGREGATE = (
