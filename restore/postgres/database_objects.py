@@ -1,6 +1,6 @@
 """The objects of a restored PostgreSQL database that are not tables, recorded by the
 source (trade_stream/postgres/catalog.py): functions (aggregates among them), text search
-dictionaries and configurations, partitioned tables, views, materialized views, and the
+dictionaries and configurations, operators, casts, partitioned tables, views, materialized views, and the
 tables' triggers and foreign keys.
 
 Functions are created first, in the restore's private schema (a default or a check may
@@ -110,6 +110,31 @@ def create_text_search(conn: "psycopg.Connection", objects: Iterable[dict[str, A
                 conn.execute(f"COMMENT ON {kind.upper()} {quote_ident(entry['name'])} IS {_literal(entry['comment'])}")
 
 
+def create_operators_and_casts(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The source's operators and casts, in the private schema (an index or an exclusion
+    constraint may use an operator); ``publish`` moves the operators into the home schema
+    with the functions they call. One that cannot be created yet (a cast of a type no table
+    or signature uses, created with the views) is returned, for ``after_publish``."""
+    import psycopg
+
+    later = []
+    for entry in objects:
+        if entry["kind"] in ("operator", "cast"):
+            try:
+                with conn.transaction():
+                    _create_operator_or_cast(conn, entry)
+            except psycopg.errors.UndefinedObject:
+                later.append(entry)
+    return later
+
+
+def _create_operator_or_cast(conn: "psycopg.Connection", entry: dict[str, Any]) -> None:
+    conn.execute(entry["ddl"])
+    if entry.get("comment") is not None:
+        target = f"OPERATOR {entry['name']}" if entry["kind"] == "operator" else f"CAST {entry['name']}"
+        conn.execute(f"COMMENT ON {target} IS {_literal(entry['comment'])}")
+
+
 def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema],
                   partial: bool = False, functions: Iterable[dict[str, Any]] = ()) -> list[str]:
     """In the publishing transaction, with the tables in their schema: the comment of that
@@ -131,9 +156,13 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
     for function in functions:
         try:
             with conn.transaction():
-                _create_function(conn, function)
+                if function["kind"] == "function":
+                    _create_function(conn, function)
+                else:  # an operator or a cast (create_operators_and_casts)
+                    _create_operator_or_cast(conn, function)
         except psycopg.Error as exc:
-            notes.append(f"function {function['signature']} not created: {str(exc).splitlines()[0]}")
+            name = function.get("signature", function["name"])
+            notes.append(f"{function['kind']} {name} not created: {str(exc).splitlines()[0]}")
     restored = {t.name for t in tables}
     created, parts = partitioned_tables(conn, objects, restored, partial)
     notes += parts

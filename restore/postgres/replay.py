@@ -58,6 +58,7 @@ from restore.postgres.database_objects import (
     after_publish,
     create_extensions,
     create_functions,
+    create_operators_and_casts,
     create_sequences,
     create_text_search,
     function_types,
@@ -227,6 +228,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         create_type_definitions(main, function_types(objects))
         waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
         create_text_search(main, objects)
+        waiting += create_operators_and_casts(main, objects)
         created: dict[str, list[str]] = {}  # create_table's notes, by table
         if not logical:
             for table in schema.tables:

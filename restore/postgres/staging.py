@@ -196,6 +196,19 @@ class Staging:
                 taken = conn.execute(f"SELECT 1 FROM {catalog} WHERE {space} = %s::regnamespace AND {column} = %s",
                                      (home, name)).fetchone()
                 self._into_home(conn, kind, name, taken is not None, force)
+        for name, arguments, taken in conn.execute(  # operators: named by symbol and argument types
+            "SELECT o.oprname, format('%%s, %%s', CASE WHEN o.oprleft = 0 THEN 'NONE'"
+            " ELSE format_type(o.oprleft, NULL) END, format_type(o.oprright, NULL)),"
+            " EXISTS (SELECT 1 FROM pg_operator h WHERE h.oprnamespace = %s::regnamespace"
+            "  AND h.oprname = o.oprname AND h.oprleft = o.oprleft AND h.oprright = o.oprright)"
+            " FROM pg_operator o WHERE o.oprnamespace = %s::regnamespace", (home, self.name),
+        ).fetchall():
+            if taken:
+                if not force:
+                    raise BadInputError(f"restore target already has an operator {name}({arguments}) in "
+                                        f"{self.home} (use --force to replace it)")
+                conn.execute(f"DROP OPERATOR {home}.{name}({arguments}) CASCADE")
+            conn.execute(f"ALTER OPERATOR {schema}.{name}({arguments}) SET SCHEMA {home}")
         for name in tables:
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} SET SCHEMA {home}")

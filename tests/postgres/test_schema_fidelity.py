@@ -535,3 +535,37 @@ def test_text_search_configurations_come_back_for_the_indexes_and_columns_using_
         assert [row[0] for row in conn.execute("SELECT id FROM notes ORDER BY id")] == [1, 2]
     assert {"text search dictionary bot_stem not kept (PostgreSQL only)",
             "text search configuration bot_english not kept (PostgreSQL only)"} <= set(notes)
+
+
+def test_operators_and_casts_come_back_for_the_views_and_constraints_using_them(pg, work_dir):
+    """Operators of the application's own (infix, with itself as commutator, and prefix) in
+    a view, and an assignment cast to one of its types: the restore failed whole ('operator
+    does not exist'), or came back without the cast."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TYPE side AS ENUM ('buy', 'sell')",
+            "CREATE FUNCTION side_of(int) RETURNS side LANGUAGE sql IMMUTABLE"
+            " AS $$SELECT CASE WHEN $1 > 0 THEN 'buy'::side ELSE 'sell'::side END$$",
+            "CREATE CAST (int AS side) WITH FUNCTION side_of(int) AS ASSIGNMENT",
+            "COMMENT ON CAST (int AS side) IS 'a signed quantity''s side'",
+            "CREATE FUNCTION near(numeric, numeric) RETURNS boolean LANGUAGE sql IMMUTABLE"
+            " AS 'SELECT abs($1 - $2) < 0.01'",
+            "CREATE OPERATOR ~= (FUNCTION = near, LEFTARG = numeric, RIGHTARG = numeric, COMMUTATOR = ~=)",
+            "COMMENT ON OPERATOR ~= (numeric, numeric) IS 'within a cent'",
+            "CREATE FUNCTION opposite(numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT -$1'",
+            "CREATE OPERATOR !- (FUNCTION = opposite, RIGHTARG = numeric)",
+            "CREATE TABLE quotes (id int PRIMARY KEY, px numeric, s side)",
+            "CREATE VIEW close_quotes AS SELECT a.id, b.id AS other, !- a.px AS short FROM quotes a"
+            " JOIN quotes b ON a.px ~= b.px AND a.id < b.id",
+            "INSERT INTO quotes VALUES (1, 10.001, 1), (2, 10.005, -1), (3, 11, -5)")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "INSERT INTO quotes VALUES (4, 11.002, 2)")
+    engine(src, store).incremental()
+    restore(store, dst)
+
+    same_schema(dst, src)
+    query = "SELECT * FROM close_quotes ORDER BY id"
+    assert connect(dst).execute(query).fetchall() == connect(src).execute(query).fetchall() == [
+        (1, 2, Decimal("-10.001")), (3, 4, Decimal("-11"))]
+    execute(dst, "INSERT INTO quotes (id, px, s) VALUES (5, 12, 7)")  # the assignment cast
+    assert connect(dst).execute("SELECT s FROM quotes WHERE id = 5").fetchone() == ("buy",)

@@ -250,7 +250,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         if types:
             entry["types"] = types
         objects.append(_with_comment(conn, entry, oid, "pg_proc"))
-    objects += text_search_objects(conn)
+    objects += text_search_objects(conn) + operators(conn) + casts(conn)
     for oid, name, relkind in conn.execute(
         "SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm') ORDER BY c.oid"
@@ -318,6 +318,58 @@ def text_search_objects(conn: "psycopg.Connection") -> list[dict[str, Any]]:
             "kind": "text search configuration", "name": name,
             "ddl": f"CREATE TEXT SEARCH CONFIGURATION {config} (PARSER = {parser})", "mappings": mappings,
         }, oid, "pg_ts_config"))
+    return objects
+
+
+_OPERATOR_NAME = ("CASE WHEN {o}.oprnamespace = quote_ident(current_schema())::regnamespace THEN {o}.oprname"
+                  " ELSE format('OPERATOR(%%s.%%s)', quote_ident({n}.nspname), {o}.oprname) END")
+
+
+def operators(conn: "psycopg.Connection") -> list[dict[str, Any]]:
+    """The schema's own operators, as CREATE OPERATOR (a view, an index or an exclusion
+    constraint may use one). Names of the schema backed up stay bare, like the functions
+    and the operator itself: the restore creates them side by side in its private schema."""
+    objects = []
+    for oid, name, left, right, function, commutator, negator, restrict, join, merges, hashes in conn.execute(
+        "SELECT o.oid, o.oprname, CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,"
+        " format_type(o.oprright, NULL), o.oprcode::text,"
+        f" (SELECT {_OPERATOR_NAME.format(o='c', n='cn')} FROM pg_operator c"
+        "  JOIN pg_namespace cn ON cn.oid = c.oprnamespace WHERE c.oid = o.oprcom),"
+        f" (SELECT {_OPERATOR_NAME.format(o='g', n='gn')} FROM pg_operator g"
+        "  JOIN pg_namespace gn ON gn.oid = g.oprnamespace WHERE g.oid = o.oprnegate),"
+        " CASE WHEN o.oprrest <> 0 THEN o.oprrest::text END, CASE WHEN o.oprjoin <> 0 THEN o.oprjoin::text END,"
+        " o.oprcanmerge, o.oprcanhash FROM pg_operator o"
+        " WHERE o.oprnamespace = quote_ident(current_schema())::regnamespace AND o.oprcode <> 0"
+        f" AND {_NOT_AN_EXTENSION_MEMBER.format(catalog='pg_operator', oid='o.oid')} ORDER BY o.oid"
+    ).fetchall():
+        options = [f"FUNCTION = {function}"] + [f"LEFTARG = {left}"] * (left is not None) + [f"RIGHTARG = {right}"]
+        options += [f"{option} = {value}" for option, value in (
+            ("COMMUTATOR", commutator), ("NEGATOR", negator), ("RESTRICT", restrict), ("JOIN", join))
+            if value is not None]
+        options += ["MERGES"] * merges + ["HASHES"] * hashes
+        arguments = f"{left or 'NONE'}, {right}"
+        objects.append(_with_comment(conn, {
+            "kind": "operator", "name": f"{name}({arguments})", "operator": name, "arguments": arguments,
+            "ddl": f"CREATE OPERATOR {name} ({', '.join(options)})"}, oid, "pg_operator"))
+    return objects
+
+
+def casts(conn: "psycopg.Connection") -> list[dict[str, Any]]:
+    """The casts from or to a type of the schema backed up (pg_dump's rule), as CREATE CAST:
+    they have no schema, and come back with the types and functions they name."""
+    objects = []
+    for oid, source, target, function, method, context in conn.execute(
+        "SELECT c.oid, format_type(c.castsource, NULL), format_type(c.casttarget, NULL),"
+        " CASE WHEN c.castfunc <> 0 THEN c.castfunc::regprocedure::text END, c.castmethod, c.castcontext"
+        " FROM pg_cast c WHERE c.oid >= 16384 AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid IN"
+        "  (c.castsource, c.casttarget) AND t.typnamespace = quote_ident(current_schema())::regnamespace)"
+        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_cast'::regclass AND d.objid = c.oid"
+        "  AND d.deptype IN ('e', 'i')) ORDER BY c.oid"  # (a range type's cast to its multirange is its own)
+    ).fetchall():
+        how = {"f": f"WITH FUNCTION {function}", "i": "WITH INOUT", "b": "WITHOUT FUNCTION"}[method]
+        when = {"a": " AS ASSIGNMENT", "i": " AS IMPLICIT"}.get(context, "")
+        objects.append(_with_comment(conn, {"kind": "cast", "name": f"({source} AS {target})",
+                                            "ddl": f"CREATE CAST ({source} AS {target}) {how}{when}"}, oid, "pg_cast"))
     return objects
 
 
