@@ -88,6 +88,8 @@ def _application_schema(src: str, app: str, reader: str) -> None:
             "CREATE VIEW pair_stats AS SELECT pair, first(amount ORDER BY id) AS opening,"
             " vwap(amount, amount) AS weighted FROM trades GROUP BY pair",
             f"GRANT SELECT ON pair_stats TO {reader}",
+            "CREATE TEXT SEARCH CONFIGURATION notes_english (COPY = english)",
+            "CREATE OPERATOR ~= (FUNCTION = numeric_eq, LEFTARG = numeric, RIGHTARG = numeric)",
             "INSERT INTO trades (pair, amount) VALUES ('BTC/USDT', 1.5)",
             "INSERT INTO orders (trade_id, secret) VALUES (1, 'api key')")
 

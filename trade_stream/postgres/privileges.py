@@ -12,8 +12,9 @@ once the objects exist.
 
 Covered: the schema itself (``GRANT CREATE ON SCHEMA public TO app``: an
 application whose migrations create tables needs it), tables (column privileges
-included), sequences, views, materialized views, functions, types, extended statistics
-(their owner: changing a table's does not change theirs), and default
+included), sequences, views, materialized views, functions (procedures and aggregates
+too), types, text search dictionaries and configurations and operators (an owner only),
+extended statistics (their owner: changing a table's does not change theirs), and default
 privileges (``ALTER DEFAULT PRIVILEGES``, which tables the application creates later
 follow). Not kept: the grantor of a privilege (the restoring role grants in the owner's
 name), and anything of other schemas (not backed up).
@@ -146,6 +147,17 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
         target = f"TYPE {quote_ident(name)}"
         out.append(_entry(f"type {name}", None, ("to_regtype", quote_ident(name)),
                           [f"ALTER {target} OWNER TO {role_sql(owner)}"] + acl_statements(target, owner, _rows(acl))))
+    for kind, name, owner in conn.execute(  # text search objects and operators: an owner, no ACL
+        "SELECT 'TEXT SEARCH DICTIONARY', quote_ident(dictname), pg_get_userbyid(dictowner) FROM pg_ts_dict"
+        " WHERE dictnamespace = quote_ident(current_schema())::regnamespace"
+        " UNION ALL SELECT 'TEXT SEARCH CONFIGURATION', quote_ident(cfgname), pg_get_userbyid(cfgowner)"
+        " FROM pg_ts_config WHERE cfgnamespace = quote_ident(current_schema())::regnamespace"
+        " UNION ALL SELECT 'OPERATOR', format('%s(%s, %s)', oprname, CASE WHEN oprleft = 0 THEN 'NONE'"
+        "  ELSE format_type(oprleft, NULL) END, format_type(oprright, NULL)), pg_get_userbyid(oprowner)"
+        " FROM pg_operator WHERE oprnamespace = quote_ident(current_schema())::regnamespace AND oprcode <> 0"
+        " ORDER BY 1, 2"
+    ).fetchall():
+        out.append(_entry(f"{kind.lower()} {name}", None, None, [f"ALTER {kind} {name} OWNER TO {role_sql(owner)}"]))
     for name, owner, table in conn.execute(  # extended statistics: an owner, no ACL
         "SELECT s.stxname, pg_get_userbyid(s.stxowner), c.relname FROM pg_statistic_ext s"
         " JOIN pg_class c ON c.oid = s.stxrelid WHERE s.stxnamespace = quote_ident(current_schema())::regnamespace"
