@@ -58,11 +58,12 @@ def create_sequences(conn: "psycopg.Connection", objects: Iterable[dict[str, Any
 
 
 def function_types(objects: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
-    """The type definitions the functions' signatures need (once each, in order)."""
+    """The type definitions the functions' signatures need, and those of the types no
+    table uses (``free_types``), once each, in order."""
     definitions: list[dict[str, str]] = []
-    for function in objects:
-        if function["kind"] == "function":
-            definitions += [d for d in function.get("types", []) if d not in definitions]
+    for entry in objects:
+        if entry["kind"] in ("function", "type"):
+            definitions += [d for d in entry.get("types", []) if d not in definitions]
     return definitions
 
 

@@ -569,3 +569,27 @@ def test_operators_and_casts_come_back_for_the_views_and_constraints_using_them(
         (1, 2, Decimal("-10.001")), (3, 4, Decimal("-11"))]
     execute(dst, "INSERT INTO quotes (id, px, s) VALUES (5, 12, 7)")  # the assignment cast
     assert connect(dst).execute("SELECT s FROM quotes WHERE id = 5").fetchone() == ("buy",)
+
+
+def test_types_no_table_uses_come_back_for_the_views_casts_and_functions_using_them(pg, work_dir):
+    """Tables bring their types; these are used elsewhere: an enum a view casts to, a domain
+    a cast targets, a composite a function builds in its body, a range of nothing yet. The
+    restore failed whole ('type "side" does not exist') or lacked them."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TABLE trades (id int PRIMARY KEY, side text, qty numeric)",
+            "CREATE TYPE side AS ENUM ('buy', 'sell')",
+            "CREATE DOMAIN positive AS numeric CHECK (VALUE > 0)",
+            "CREATE CAST (int AS positive) WITH INOUT AS ASSIGNMENT",
+            "CREATE TYPE fill AS (px numeric, qty positive)",
+            "CREATE TYPE span AS RANGE (subtype = numeric)",
+            "CREATE VIEW sides AS SELECT id, side::side AS s FROM trades",
+            "CREATE FUNCTION first_fill() RETURNS numeric LANGUAGE sql AS $$SELECT (ROW(1, 2)::fill).qty$$",
+            "INSERT INTO trades VALUES (1, 'buy', 2)")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    restore(store, dst)
+
+    same_schema(dst, src)
+    assert connect(dst).execute("SELECT s::text FROM sides").fetchall() == [("buy",)]
+    assert connect(dst).execute("SELECT first_fill(), 5::positive, numrange(1, 2)::text").fetchone() == (
+        Decimal("2"), Decimal("5"), "[1,2)")

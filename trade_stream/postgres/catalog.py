@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from trade_stream.postgres.privileges import privileges
-from trade_stream.postgres.type_definitions import signature_types
+from trade_stream.postgres.type_definitions import free_types, signature_types
 from trade_stream.schema import quote_ident
 
 if TYPE_CHECKING:
@@ -250,6 +250,8 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         if types:
             entry["types"] = types
         objects.append(_with_comment(conn, entry, oid, "pg_proc"))
+    objects += [{"kind": "type", "name": name, "types": definitions}  # (a view's, a cast's)
+                for name, definitions in free_types(conn, OWN_PREFIX)]
     objects += text_search_objects(conn) + operators(conn) + casts(conn)
     for oid, name, relkind in conn.execute(
         "SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"

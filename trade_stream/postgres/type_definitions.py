@@ -210,6 +210,34 @@ def signature_types(conn: "psycopg.Connection", function: int, name: str) -> lis
     return definitions
 
 
+def free_types(conn: "psycopg.Connection", skip: str) -> list[tuple[str, list[dict[str, str]]]]:
+    """The schema's own types no table of it uses (tables bring theirs): a view, a cast, a
+    function's body may use one, and a restore without it failed whole ('type "side" does
+    not exist'). Per type (names starting with ``skip`` left out), its definitions in the
+    order to create them; one that cannot be recreated is left out (see signature_types)."""
+    found = []
+    for oid, name in conn.execute(
+        "SELECT t.oid, t.typname FROM pg_type t WHERE t.typnamespace = quote_ident(current_schema())::regnamespace"
+        " AND (t.typtype IN ('e', 'd', 'r')"
+        "  OR t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')"
+        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid"
+        "  AND d.deptype = 'e')"
+        " AND NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        "  WHERE c.relnamespace = t.typnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0"
+        "  AND NOT a.attisdropped AND a.atttypid IN (t.oid, t.typarray))"
+        " ORDER BY t.oid"
+    ).fetchall():
+        if name.startswith(skip):
+            continue
+        reader = _Reader(conn, f"type {name!r}")
+        try:
+            reader.visit(oid)
+        except BadInputError:
+            continue
+        found.append((name, reader.out))
+    return found
+
+
 def enum_labels(ddl: str) -> list[str]:
     """The labels of a ``CREATE TYPE ... AS ENUM (...)`` statement written above."""
     body = ddl[ddl.index("AS ENUM (") + len("AS ENUM ("):-1]
