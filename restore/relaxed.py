@@ -89,12 +89,13 @@ def changing_domains(sources: Iterable[Iterable[TableSchema]]) -> dict[str, str]
     return {name: latest[name] for name, ddls in seen.items() if len(ddls) > 1}
 
 
-def split_domain(ddl: str) -> tuple[str, list[str]]:
+def split_domain(ddl: str, *, default: bool = False) -> tuple[str, list[str]]:
     """A recorded ``CREATE DOMAIN name AS type [DEFAULT ...] [NOT NULL] [CONSTRAINT c
     CHECK (...)]...`` (trade_stream.postgres.type_definitions) without its NOT NULL and
-    constraints, and those as ``ALTER DOMAIN`` actions (``SET NOT NULL``, ``ADD CONSTRAINT
-    ...``). Quote-aware: a literal or a quoted name may hold the words."""
-    cuts, quote, i = [], "", 0
+    constraints (and its DEFAULT, with ``default``), and those as ``ALTER DOMAIN`` actions
+    (``SET DEFAULT ...``, ``SET NOT NULL``, ``ADD CONSTRAINT ...``). Quote-aware: a literal
+    or a quoted name may hold the words."""
+    cuts, quote, i, default_at = [], "", 0, -1
     while i < len(ddl):
         ch = ddl[i]
         if quote:
@@ -104,12 +105,16 @@ def split_domain(ddl: str) -> tuple[str, list[str]]:
             quote = ch
         elif ddl.startswith(" CONSTRAINT ", i):
             cuts.append(i)
+        elif default_at < 0 and not cuts and ddl.startswith(" DEFAULT ", i):
+            default_at = i
         i += 1
     head = ddl[:cuts[0]] if cuts else ddl
     actions = []
     if head.endswith(" NOT NULL"):
         head = head[:-len(" NOT NULL")]
         actions.append("SET NOT NULL")
+    if default and default_at >= 0:
+        head, actions = head[:default_at], [f"SET{head[default_at:]}", *actions]
     bounds = cuts + [len(ddl)]
     actions += ["ADD" + ddl[start:end] for start, end in zip(bounds, bounds[1:])]
     return head, actions

@@ -44,7 +44,7 @@ from restore.postgres.copy_rows import (
     text_columns,
 )
 from restore.postgres.gathered_changes import GatheredChanges
-from restore.relaxed import CHECKS_AFTER, NOT_NULL_AFTER, relaxed
+from restore.relaxed import CHECKS_AFTER, NOT_NULL_AFTER, relaxed, split_domain
 from trade_stream.errors import IntegrityError
 from trade_stream.events import DELETE, INSERT, SCHEMA, SNAPSHOT, UPDATE, ChangeEvent, runs
 from trade_stream.postgres.catalog import referenced_schema, referenced_table, sequence_clause
@@ -186,18 +186,23 @@ def type_definitions_of(tables: Iterable[TableSchema]) -> list[dict[str, str]]:
 
 
 def create_types(conn: "psycopg.Connection", tables: Iterable[TableSchema],
-                 domains: dict[str, str] | None = None) -> bool:
+                 domains: dict[str, str] | None = None, deferred: list[str] | None = None) -> bool:
     """Create the types the tables use in the connection's current schema (extensions in
     theirs), before the tables. An enum that exists already gets the labels it lacks, in
     their place: an incremental carries ``ALTER TYPE ... ADD VALUE`` that way. Returns
     True when labels were added: they are usable only once committed. ``domains``: the
-    statements to create those domains with instead (restore.relaxed.split_domain)."""
-    return create_type_definitions(conn, type_definitions_of(tables), domains)
+    statements to create those domains with instead (restore.relaxed.split_domain).
+    ``deferred``: where a domain whose DEFAULT or CHECK calls a function not created yet
+    (the functions come after the types their signatures use) leaves those, as ALTER
+    DOMAIN statements to run once the functions exist; without it, that is an error."""
+    return create_type_definitions(conn, type_definitions_of(tables), domains, deferred)
 
 
 def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[dict[str, str]],
-                            domains: dict[str, str] | None = None) -> bool:
+                            domains: dict[str, str] | None = None, deferred: list[str] | None = None) -> bool:
     """``create_types`` of recorded definitions (a table's, or a function's signature's)."""
+    import psycopg
+
     added = False
     for definition in definitions:
         kind, name, ddl = definition["kind"], definition["name"], definition["ddl"]
@@ -215,7 +220,15 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
             " AND t.typnamespace = quote_ident(current_schema())::regnamespace",
             (name,),
         ).fetchone()
-        if exists is None:
+        if exists is None and kind == "domain" and deferred is not None:
+            try:
+                with conn.transaction():
+                    conn.execute(ddl)
+            except psycopg.errors.UndefinedFunction:
+                head, actions = split_domain(ddl, default=True)
+                conn.execute(head)
+                deferred += [f"ALTER DOMAIN {quote_ident(name)} {action}" for action in actions]
+        elif exists is None:
             conn.execute(ddl)
         elif kind == "enum":
             have = [r[0] for r in conn.execute(

@@ -221,12 +221,15 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         create_extensions(main, objects)
         # each description's types, in their order (an enum gains its later labels)
         descriptions = [[t for t in tables if plan.keeps(t.name)] for tables in latest.table_sources]
+        calling: list[str] = []  # what of the domains calls a function: added once the functions exist
         for tables in descriptions:
-            create_types(main, tables, {n: head for n, (head, _) in domains.items()})
+            create_types(main, tables, {n: head for n, (head, _) in domains.items()}, calling)
         label_notes = surplus_labels(main, descriptions[-1])
         create_sequences(main, objects, latest.sequences)
-        create_type_definitions(main, function_types(objects))
+        create_type_definitions(main, function_types(objects), deferred=calling)
         waiting = create_functions(main, objects)  # those that name a table's row type: after_publish
+        for statement in calling:
+            main.execute(statement)
         create_text_search(main, objects)
         waiting += create_operators_and_casts(main, objects)
         created: dict[str, list[str]] = {}  # create_table's notes, by table

@@ -60,6 +60,12 @@ def test_a_domain_comes_apart_outside_quotes_only():
         "ADD CONSTRAINT \"a CONSTRAINT b\" CHECK ((VALUE <> 'it''s CONSTRAINT x'::numeric))"])
     quoted = "CREATE DOMAIN d AS text DEFAULT 'NOT NULL'"
     assert split_domain(quoted) == (quoted, [])
+    assert split_domain(ddl, default=True) == ("CREATE DOMAIN price AS numeric(20,8)", [
+        "SET DEFAULT 0", "SET NOT NULL", "ADD CONSTRAINT pos CHECK ((VALUE > (0)::numeric))",
+        "ADD CONSTRAINT \"a CONSTRAINT b\" CHECK ((VALUE <> 'it''s CONSTRAINT x'::numeric))"])
+    assert split_domain(quoted, default=True) == ("CREATE DOMAIN d AS text", ["SET DEFAULT 'NOT NULL'"])
+    odd = 'CREATE DOMAIN " DEFAULT " AS text'  # the words inside a quoted name are no DEFAULT
+    assert split_domain(odd, default=True) == (odd, [])
 
 
 def test_changing_domains_give_their_latest_definition():
