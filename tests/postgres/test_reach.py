@@ -131,7 +131,8 @@ def test_foreign_tables_and_publications_are_named_and_a_view_over_one_is_noted(
     """A foreign table's rows live on another server: neither they nor its definition are
     backed up. The full backup said nothing of it, and a view reading it failed the whole
     restore (exit 3: 'relation "rates" does not exist'). Now the full backup and status name
-    it, the restore notes the view and goes on; publications are named too."""
+    it, the restore notes the view and goes on; publications, event triggers and operator
+    classes are named too."""
     src, dst = pg.new("src"), pg.new("dst")
     execute(src, "CREATE EXTENSION file_fdw", "CREATE SERVER files FOREIGN DATA WRAPPER file_fdw",
             "CREATE FOREIGN TABLE rates (pair text, rate int) SERVER files"
@@ -139,7 +140,10 @@ def test_foreign_tables_and_publications_are_named_and_a_view_over_one_is_noted(
             "CREATE TABLE trades (id int PRIMARY KEY, pair text)", "INSERT INTO trades VALUES (1, 'BTC')",
             "CREATE VIEW priced AS SELECT t.id, r.rate FROM trades t JOIN rates r USING (pair)",
             "CREATE VIEW trade_pairs AS SELECT id, pair FROM trades",
-            "CREATE PUBLICATION bot_pub FOR TABLE trades")
+            "CREATE PUBLICATION bot_pub FOR TABLE trades",
+            "CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$",
+            "CREATE EVENT TRIGGER ddl_log ON ddl_command_end EXECUTE FUNCTION log_ddl()",
+            "CREATE OPERATOR CLASS text_by_length FOR TYPE text USING hash AS FUNCTION 1 hashtext(text)")
     store = make_store(work_dir)
     full = engine(src, store).full()
     assert full.tables == {"trades": 1}
@@ -147,7 +151,11 @@ def test_foreign_tables_and_publications_are_named_and_a_view_over_one_is_noted(
         "table 'rates' is a FOREIGN TABLE: its rows live on another server, and neither they nor its definition"
         " (nor its server and user mappings) are backed up; a restore lacks it, and the views that read it",
         "publication(s) bot_pub are not backed up: a restore has none (CREATE PUBLICATION again there for their"
-        " subscribers)"]
+        " subscribers)",
+        "event trigger(s) ddl_log are not backed up: a restore has none (pg_dump --schema-only has their CREATE"
+        " EVENT TRIGGER)",
+        "operator class(es) text_by_length (hash) are not backed up: a restore lacks them, and an index using one"
+        " fails it"]
     assert PostgresSource(src).capture_status(store, store.entries())["unprotected"] == ["rates"]
     execute(src, "INSERT INTO trades VALUES (2, 'ETH')")
     assert engine(src, store).incremental().warnings == []

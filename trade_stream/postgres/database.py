@@ -227,8 +227,9 @@ class PostgresDatabase:
         """What a full backup of ``tables`` says of what it cannot protect, or not as it is:
         other schemas' tables (``out_of_reach``), unlogged ones, foreign ones, large objects
         (their writes are not logically decoded: pg_dump has them, a restore would not),
-        publications (a restore has none for the subscribers), and inheritance (each table is
-        backed up with its own rows, ``ONLY``, and restored without ``INHERITS``)."""
+        publications and event triggers (a restore has none), operator classes (not kept yet),
+        and inheritance (each table is backed up with its own rows, ``ONLY``, and restored
+        without ``INHERITS``)."""
         warnings = []
         outside = PostgresDatabase.out_of_reach(conn)
         if outside:
@@ -247,6 +248,18 @@ class PostgresDatabase:
         if publications:
             warnings.append(f"publication(s) {', '.join(publications)} are not backed up: a restore has none "
                             "(CREATE PUBLICATION again there for their subscribers)")
+        events = [name for (name,) in conn.execute("SELECT evtname FROM pg_event_trigger ORDER BY 1")]
+        if events:
+            warnings.append(f"event trigger(s) {', '.join(events)} are not backed up: a restore has none "
+                            "(pg_dump --schema-only has their CREATE EVENT TRIGGER)")
+        classes = [name for (name,) in conn.execute(
+            "SELECT format('%s (%s)', c.opcname, a.amname) FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod"
+            " WHERE c.opcnamespace = quote_ident(current_schema())::regnamespace AND NOT EXISTS (SELECT 1"
+            "  FROM pg_depend d WHERE d.classid = 'pg_opclass'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
+            " ORDER BY 1")]
+        if classes:
+            warnings.append(f"operator class(es) {', '.join(classes)} are not backed up: a restore lacks them, "
+                            "and an index using one fails it")
         objects = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
         if objects:
             warnings.append(f"the database holds {objects:,} large object(s) (lo_create, lo_import): they are not "
