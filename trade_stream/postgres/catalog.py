@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from trade_stream.postgres.privileges import privileges
-from trade_stream.postgres.type_definitions import free_types, signature_types
+from trade_stream.postgres.type_definitions import FIRST_USER_OID, free_types, signature_types
 from trade_stream.schema import quote_ident
 
 if TYPE_CHECKING:
@@ -323,8 +323,9 @@ def text_search_objects(conn: "psycopg.Connection") -> list[dict[str, Any]]:
     return objects
 
 
+# (in a query run without parameters: its % signs go to the server as they are)
 _OPERATOR_NAME = ("CASE WHEN {o}.oprnamespace = quote_ident(current_schema())::regnamespace THEN {o}.oprname"
-                  " ELSE format('OPERATOR(%%s.%%s)', quote_ident({n}.nspname), {o}.oprname) END")
+                  " ELSE format('OPERATOR(%s.%s)', quote_ident({n}.nspname), {o}.oprname) END")
 
 
 def operators(conn: "psycopg.Connection") -> list[dict[str, Any]]:
@@ -363,7 +364,7 @@ def casts(conn: "psycopg.Connection") -> list[dict[str, Any]]:
     for oid, source, target, function, method, context in conn.execute(
         "SELECT c.oid, format_type(c.castsource, NULL), format_type(c.casttarget, NULL),"
         " CASE WHEN c.castfunc <> 0 THEN c.castfunc::regprocedure::text END, c.castmethod, c.castcontext"
-        " FROM pg_cast c WHERE c.oid >= 16384 AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid IN"
+        f" FROM pg_cast c WHERE c.oid >= {FIRST_USER_OID} AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid IN"
         "  (c.castsource, c.casttarget) AND t.typnamespace = quote_ident(current_schema())::regnamespace)"
         " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_cast'::regclass AND d.objid = c.oid"
         "  AND d.deptype IN ('e', 'i')) ORDER BY c.oid"  # (a range type's cast to its multirange is its own)
