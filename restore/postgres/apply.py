@@ -192,17 +192,17 @@ def create_types(conn: "psycopg.Connection", tables: Iterable[TableSchema],
     their place: an incremental carries ``ALTER TYPE ... ADD VALUE`` that way. Returns
     True when labels were added: they are usable only once committed. ``domains``: the
     statements to create those domains with instead (restore.relaxed.split_domain).
-    ``deferred``: where a domain whose DEFAULT or CHECK calls a function not created yet
-    (the functions come after the types their signatures use) leaves those, as ALTER
-    DOMAIN statements to run once the functions exist; without it, that is an error."""
+    ``deferred``: where each domain leaves its DEFAULT, NOT NULL and CHECKs, as ALTER
+    DOMAIN statements to run once the functions exist (they come after the types their
+    signatures use): one may call a function of the application, which must be the
+    restore's own, not a same-named one a ``--force`` restore is about to drop with what
+    uses it."""
     return create_type_definitions(conn, type_definitions_of(tables), domains, deferred)
 
 
 def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[dict[str, str]],
                             domains: dict[str, str] | None = None, deferred: list[str] | None = None) -> bool:
     """``create_types`` of recorded definitions (a table's, or a function's signature's)."""
-    import psycopg
-
     added = False
     for definition in definitions:
         kind, name, ddl = definition["kind"], definition["name"], definition["ddl"]
@@ -221,13 +221,9 @@ def create_type_definitions(conn: "psycopg.Connection", definitions: Iterable[di
             (name,),
         ).fetchone()
         if exists is None and kind == "domain" and deferred is not None:
-            try:
-                with conn.transaction():
-                    conn.execute(ddl)
-            except psycopg.errors.UndefinedFunction:
-                head, actions = split_domain(ddl, default=True)
-                conn.execute(head)
-                deferred += [f"ALTER DOMAIN {quote_ident(name)} {action}" for action in actions]
+            head, actions = split_domain(ddl, default=True)
+            conn.execute(head)
+            deferred += [f"ALTER DOMAIN {quote_ident(name)} {action}" for action in actions]
         elif exists is None:
             conn.execute(ddl)
         elif kind == "enum":

@@ -67,25 +67,48 @@ def function_types(objects: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
     return definitions
 
 
+class _Later(Exception):
+    """A function to create once the tables are published (see create_functions)."""
+
+
 def create_functions(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The source's functions, in the connection's current schema (the private one), after
     the types their signatures need (``function_types``). One whose signature names a
     table's row type cannot exist before that table: it is returned, for
-    ``after_publish``."""
+    ``after_publish``. So is one whose signature found that type in the home schema instead
+    (the old table of a ``--force`` restore over the database): publishing drops that table
+    and, with it, the function (found: every view calling one then failed the restore)."""
     import psycopg
 
     functions = [o for o in objects if o["kind"] == "function"]
     if not functions:
         return []
     conn.execute("SET LOCAL check_function_bodies = off")
+    home = home_schema(objects)
     later = []
     for function in functions:
         try:
             with conn.transaction():
                 _create_function(conn, function)
-        except psycopg.errors.UndefinedObject:  # "type t does not exist"
+                if _signature_in(conn, function["name"], home):
+                    raise _Later()
+        except (psycopg.errors.UndefinedObject, _Later):  # "type t does not exist"
             later.append(function)
     return later
+
+
+def _signature_in(conn: "psycopg.Connection", name: str, schema: str) -> bool:
+    """Whether a function ``name`` of the current schema has an argument or result type (or
+    an array of one) of ``schema`` that no extension provides."""
+    return bool(conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_proc p, unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])"
+        " || p.prorettype) AS used(oid) JOIN pg_type t ON t.oid = used.oid"
+        " JOIN pg_type base ON base.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END"
+        " WHERE p.pronamespace = quote_ident(current_schema())::regnamespace AND p.proname = %s"
+        " AND base.typnamespace = to_regnamespace(quote_ident(%s)) AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+        "  WHERE d.classid = 'pg_type'::regclass AND d.objid = base.oid AND d.deptype = 'e'))",
+        (name, schema),
+    ).fetchone()[0])
 
 
 def _create_function(conn: "psycopg.Connection", function: dict[str, Any]) -> None:

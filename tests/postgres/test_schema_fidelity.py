@@ -618,3 +618,32 @@ def test_a_domain_whose_check_and_default_call_functions_comes_back(pg, work_dir
         ("ETH/USDT",), ("BTC/USDT",), ("BTC/USDT",)]
     with pytest.raises(psycopg.errors.CheckViolation):
         execute(dst, "INSERT INTO trades VALUES (4, 'nonsense')")
+
+
+def test_a_forced_restore_over_the_database_itself_gives_its_functions_and_domains_back(pg, work_dir):
+    """The 3 a.m. case: restoring with --force over the damaged database, which still holds
+    the old tables and functions. A function taking a table's row type was created against
+    the old table, which publishing then dropped with it: the restore failed ('function
+    total(trades) does not exist', from the view calling it). A domain's CHECK calling a
+    function bound to the old function and was dropped with it, silently."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TYPE side AS ENUM ('buy', 'sell')",
+            "CREATE TABLE trades (id int PRIMARY KEY, s side, qty numeric)",
+            "CREATE FUNCTION flip(side) RETURNS side LANGUAGE sql"
+            " AS $$SELECT CASE WHEN $1 = 'buy' THEN 'sell'::side ELSE 'buy'::side END$$",
+            "CREATE FUNCTION total(t trades) RETURNS numeric LANGUAGE sql AS $$SELECT $1.qty * 2$$",
+            "CREATE FUNCTION is_pos(numeric) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$SELECT $1 > 0$$",
+            "CREATE DOMAIN pos AS numeric CHECK (is_pos(VALUE))",
+            "CREATE TABLE fills (id int PRIMARY KEY, q pos)",
+            "CREATE VIEW flipped AS SELECT id, flip(s), total(trades) FROM trades",
+            "INSERT INTO trades VALUES (1, 'buy', 2)", "INSERT INTO fills VALUES (1, 3)")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    restore(store, dst)
+    execute(dst, "INSERT INTO trades VALUES (2, 'sell', 5)")  # the damaged database went on
+
+    restore(store, dst, force=True)
+    same_schema(dst, src)
+    assert connect(dst).execute("SELECT * FROM flipped").fetchall() == [(1, "sell", Decimal("4"))]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        execute(dst, "INSERT INTO fills VALUES (2, -1)")
