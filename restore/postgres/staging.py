@@ -187,7 +187,8 @@ class Staging:
                 if not force:
                     raise BadInputError(f"restore target already has a function {name}({arguments}) in "
                                         f"{self.home} (use --force to replace it)")
-                conn.execute(f"DROP ROUTINE {home}.{quote_ident(name)}({arguments}) CASCADE")
+                # (IF EXISTS: an earlier one's CASCADE may have taken it, an aggregate with its function)
+                conn.execute(f"DROP ROUTINE IF EXISTS {home}.{quote_ident(name)}({arguments}) CASCADE")
             conn.execute(f"ALTER ROUTINE {function} SET SCHEMA {home}")  # (ROUTINE: procedures too)
         for kind, catalog, column, space in (("text search dictionary", "pg_ts_dict", "dictname", "dictnamespace"),
                                              ("text search configuration", "pg_ts_config", "cfgname", "cfgnamespace")):
@@ -207,7 +208,7 @@ class Staging:
                 if not force:
                     raise BadInputError(f"restore target already has an operator {name}({arguments}) in "
                                         f"{self.home} (use --force to replace it)")
-                conn.execute(f"DROP OPERATOR {home}.{name}({arguments}) CASCADE")
+                conn.execute(f"DROP OPERATOR IF EXISTS {home}.{name}({arguments}) CASCADE")
             conn.execute(f"ALTER OPERATOR {schema}.{name}({arguments}) SET SCHEMA {home}")
         for name in tables:
             conn.execute(f"ALTER TABLE {schema}.{quote_ident(name)} RESET (autovacuum_enabled)")

@@ -636,6 +636,11 @@ def test_a_forced_restore_over_the_database_itself_gives_its_functions_and_domai
             "CREATE DOMAIN pos AS numeric CHECK (is_pos(VALUE))",
             "CREATE TABLE fills (id int PRIMARY KEY, q pos)",
             "CREATE VIEW flipped AS SELECT id, flip(s), total(trades) FROM trades",
+            # an aggregate over a function: the function's CASCADE took the old aggregate first
+            "CREATE FUNCTION add_up(numeric, numeric) RETURNS numeric LANGUAGE sql STRICT AS 'SELECT $1 + $2'",
+            "CREATE AGGREGATE summed(numeric) (SFUNC = add_up, STYPE = numeric)",
+            "CREATE OPERATOR ~= (FUNCTION = numeric_eq, LEFTARG = numeric, RIGHTARG = numeric)",
+            "CREATE VIEW sums AS SELECT summed(qty), bool_or(qty ~= 2) FROM trades",
             "INSERT INTO trades VALUES (1, 'buy', 2)", "INSERT INTO fills VALUES (1, 3)")
     store = make_store(work_dir)
     engine(src, store).full()
@@ -645,5 +650,6 @@ def test_a_forced_restore_over_the_database_itself_gives_its_functions_and_domai
     restore(store, dst, force=True)
     same_schema(dst, src)
     assert connect(dst).execute("SELECT * FROM flipped").fetchall() == [(1, "sell", Decimal("4"))]
+    assert connect(dst).execute("SELECT * FROM sums").fetchall() == [(Decimal("2"), True)]
     with pytest.raises(psycopg.errors.CheckViolation):
         execute(dst, "INSERT INTO fills VALUES (2, -1)")
