@@ -212,10 +212,47 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
         pending = left
     finish_published(conn, tables)
     notes += create_triggers(conn, tables)
+    notes += create_publications(conn, objects, restored | created if partial else None)
     return notes + apply_privileges(conn, objects, restored | created if partial else None)
 
 
-_LOOKUPS = ("to_regclass", "to_regprocedure", "to_regtype")
+def create_publications(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]],
+                        restored: set[str] | None) -> list[str]:
+    """The source's publications (trade_stream/postgres/catalog.publications), once the
+    tables are in place; the notes of what is left out: a publication naming a table this
+    restore of some tables (``restored``) leaves out, the tables of other schemas one
+    named, and one the server refuses (a role without CREATE on the database, a server
+    older than the syntax)."""
+    import psycopg
+
+    notes = []
+    for entry in objects:
+        if entry["kind"] != "publication":
+            continue
+        name = entry["name"]
+        missing = sorted(set(entry["tables"]) - restored) if restored is not None else []
+        if missing:
+            notes.append(f"publication {name} not created: it names tables left out ({', '.join(missing)})")
+            continue
+        try:
+            with conn.transaction():
+                conn.execute(entry["ddl"])
+                if entry.get("comment") is not None:
+                    conn.execute(f"COMMENT ON PUBLICATION {quote_ident(name)} IS {_literal(entry['comment'])}")
+        except psycopg.Error as exc:
+            notes.append(f"publication {name} not created: {str(exc).splitlines()[0]}")
+            continue
+        if entry.get("elsewhere"):
+            notes.append(f"publication {name}: its tables of other schemas are not backed up "
+                         f"({', '.join(entry['elsewhere'])})")
+    return notes
+
+
+# per kind of a privileges entry's ``lookup``: whether the object it names is missing
+_LOOKUPS = {
+    **{function: f"SELECT {function}(%s) IS NULL" for function in ("to_regclass", "to_regprocedure", "to_regtype")},
+    "publication": "SELECT NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = %s)",
+}
 
 
 def apply_privileges(conn: "psycopg.Connection", objects: list[dict[str, Any]], restored: set[str] | None,
@@ -232,8 +269,7 @@ def apply_privileges(conn: "psycopg.Connection", objects: list[dict[str, Any]], 
         if entry["kind"] != "privileges" or (restored is not None and entry.get("table") not in (None, *restored)):
             continue
         lookup = entry.get("lookup")
-        if lookup and lookup[0] in _LOOKUPS and conn.execute(f"SELECT {lookup[0]}(%s) IS NULL",
-                                                             (lookup[1],)).fetchone()[0]:
+        if lookup and lookup[0] in _LOOKUPS and conn.execute(_LOOKUPS[lookup[0]], (lookup[1],)).fetchone()[0]:
             continue  # not created (a view left out, a function that failed): noted already
         failed = []
         for statement in entry["statements"]:

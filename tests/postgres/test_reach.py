@@ -127,12 +127,12 @@ def test_a_restore_notes_what_reads_or_references_another_schema_and_goes_on(pg,
         assert conn.execute("SELECT id, k FROM trades").fetchall() == [(1, "a")]
 
 
-def test_foreign_tables_and_publications_are_named_and_a_view_over_one_is_noted(pg, work_dir):
+def test_foreign_tables_are_named_and_a_view_over_one_is_noted(pg, work_dir):
     """A foreign table's rows live on another server: neither they nor its definition are
     backed up. The full backup said nothing of it, and a view reading it failed the whole
     restore (exit 3: 'relation "rates" does not exist'). Now the full backup and status name
-    it, the restore notes the view and goes on; publications, event triggers and operator
-    classes are named too."""
+    it, the restore notes the view and goes on; event triggers and operator classes are
+    named too."""
     src, dst = pg.new("src"), pg.new("dst")
     execute(src, "CREATE EXTENSION file_fdw", "CREATE SERVER files FOREIGN DATA WRAPPER file_fdw",
             "CREATE FOREIGN TABLE rates (pair text, rate int) SERVER files"
@@ -150,8 +150,6 @@ def test_foreign_tables_and_publications_are_named_and_a_view_over_one_is_noted(
     assert full.warnings == [
         "table 'rates' is a FOREIGN TABLE: its rows live on another server, and neither they nor its definition"
         " (nor its server and user mappings) are backed up; a restore lacks it, and the views that read it",
-        "publication(s) bot_pub are not backed up: a restore has none (CREATE PUBLICATION again there for their"
-        " subscribers)",
         "event trigger(s) ddl_log are not backed up: a restore has none (pg_dump --schema-only has their CREATE"
         " EVENT TRIGGER)",
         "operator class(es) text_by_length (hash) are not backed up: a restore lacks them, and an index using one"

@@ -9,6 +9,7 @@ keeps working on the restore."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sqlite3
@@ -653,3 +654,33 @@ def test_a_forced_restore_over_the_database_itself_gives_its_functions_and_domai
     assert connect(dst).execute("SELECT * FROM sums").fetchall() == [(Decimal("2"), True)]
     with pytest.raises(psycopg.errors.CheckViolation):
         execute(dst, "INSERT INTO fills VALUES (2, -1)")
+
+
+def test_publications_come_back_for_their_subscribers(pg, work_dir):
+    """pg_dump keeps publications; a restore had none, and a change-data pipeline reading
+    the restored database found nothing to subscribe to. Each form comes back: a table
+    list with a column list and a row filter, a schema's tables, all tables, and publish
+    options; one naming a table of another schema keeps the rest and says so."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TABLE trades (id int PRIMARY KEY, pair text, secret text)",
+            "CREATE TABLE orders (id int PRIMARY KEY, trade_id int)",
+            "CREATE SCHEMA audit", "CREATE TABLE audit.log (id int PRIMARY KEY)",
+            "CREATE PUBLICATION trades_feed FOR TABLE trades (id, pair) WHERE (id > 0), TABLE orders, audit.log"
+            " WITH (publish = 'insert, update')",
+            "COMMENT ON PUBLICATION trades_feed IS 'for the dashboard'",
+            "CREATE PUBLICATION everything FOR ALL TABLES WITH (publish_via_partition_root = true)",
+            "CREATE PUBLICATION bot_schema FOR TABLES IN SCHEMA public",
+            "INSERT INTO trades VALUES (1, 'BTC/USDT', 'k')")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    result = restore(store, dst)
+
+    assert result.notes == ["publication trades_feed: its tables of other schemas are not backed up (log)"]
+    ours = _pg_dump(dst)
+    theirs = [s for s in _pg_dump(src) if "audit" not in s]  # the schema audit is not backed up
+    assert ([s for s in ours if s not in theirs], [s for s in theirs if s not in ours]) == ([], [])
+
+    some = dataclasses.replace(plan_restore(store.entries(), Target()), tables=frozenset({"orders"}))
+    notes = restore_to(store, some, pg.new("some"), force=True).notes
+    assert "publication trades_feed not created: it names tables left out (trades)" in notes
+    assert not [n for n in notes if "privilege" in n]  # its owner's statement is left out with it

@@ -277,7 +277,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         " WHERE n.nspname = current_schema() AND c.relkind = 'p' ORDER BY c.oid"
     ).fetchall():
         objects.append(_with_comment(conn, partitioned_table(conn, oid, name), oid, "pg_class"))
-    return objects + privileges(conn)  # last: run once every object exists
+    return objects + publications(conn) + privileges(conn)  # last: run once every object exists
 
 
 # a name of another schema than the one backed up (and pg_catalog) comes qualified
@@ -354,6 +354,50 @@ def operators(conn: "psycopg.Connection") -> list[dict[str, Any]]:
         objects.append(_with_comment(conn, {
             "kind": "operator", "name": f"{name}({arguments})", "operator": name, "arguments": arguments,
             "ddl": f"CREATE OPERATOR {name} ({', '.join(options)})"}, oid, "pg_operator"))
+    return objects
+
+
+def publications(conn: "psycopg.Connection") -> list[dict[str, Any]]:
+    """The database's publications, for their subscribers (pg_dump keeps them), limited to
+    what a restore gives back: the tables of the schema backed up, each with its column
+    list and row filter (PostgreSQL 15+), ``TABLES IN SCHEMA`` of that schema, or ``FOR ALL
+    TABLES``; with their publish options. ``tables`` lists the tables named, for a restore
+    of some tables; ``elsewhere`` those of other schemas, not backed up."""
+    modern = conn.execute("SELECT current_setting('server_version_num')::int >= 150000").fetchone()[0]
+    objects = []
+    for oid, name, everything, insert, update, delete, truncate, via_root in conn.execute(
+        "SELECT oid, pubname, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot"
+        " FROM pg_publication ORDER BY oid"
+    ).fetchall():
+        actions = [a for a, on in (("insert", insert), ("update", update), ("delete", delete),
+                                   ("truncate", truncate)) if on]
+        options = f" WITH (publish = '{', '.join(actions)}', publish_via_partition_root = {str(via_root).lower()})"
+        entry: dict[str, Any] = {"kind": "publication", "name": name, "tables": []}
+        targets = []
+        if not everything:
+            extra = ("pg_get_expr(r.prqual, r.prrelid), ARRAY(SELECT attname FROM pg_attribute"
+                     " WHERE attrelid = r.prrelid AND attnum = ANY(r.prattrs) ORDER BY attnum)") if modern \
+                else "NULL, NULL"
+            for table, home, where, columns in conn.execute(
+                f"SELECT c.relname, c.relnamespace = quote_ident(current_schema())::regnamespace, {extra}"
+                " FROM pg_publication_rel r JOIN pg_class c ON c.oid = r.prrelid WHERE r.prpubid = %s"
+                " ORDER BY c.relname", (oid,),
+            ).fetchall():
+                if not home:
+                    entry.setdefault("elsewhere", []).append(table)
+                    continue
+                entry["tables"].append(table)
+                listed = f" ({', '.join(map(quote_ident, columns))})" if columns else ""
+                targets.append(f"TABLE {quote_ident(table)}{listed}" + (f" WHERE ({where})" if where else ""))
+            if modern and conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_publication_namespace WHERE pnpubid = %s"
+                " AND pnnspid = quote_ident(current_schema())::regnamespace)", (oid,)).fetchone()[0]:
+                targets.append(f"TABLES IN SCHEMA {quote_ident(conn.execute('SELECT current_schema()').fetchone()[0])}")
+        if not modern and targets:  # before 15: FOR TABLE a, b (and no lists or filters)
+            targets = [f"TABLE {', '.join(quote_ident(t) for t in entry['tables'])}"]
+        what = " FOR ALL TABLES" if everything else (f" FOR {', '.join(targets)}" if targets else "")
+        entry["ddl"] = f"CREATE PUBLICATION {quote_ident(name)}{what}{options}"
+        objects.append(_with_comment(conn, entry, oid, "pg_publication"))
     return objects
 
 

@@ -227,7 +227,7 @@ class PostgresDatabase:
         """What a full backup of ``tables`` says of what it cannot protect, or not as it is:
         other schemas' tables (``out_of_reach``), unlogged ones, foreign ones, large objects
         (their writes are not logically decoded: pg_dump has them, a restore would not),
-        publications and event triggers (a restore has none), operator classes (not kept yet),
+        event triggers (a restore has none), operator classes (not kept yet),
         and inheritance (each table is backed up with its own rows, ``ONLY``, and restored
         without ``INHERITS``)."""
         warnings = []
@@ -244,10 +244,6 @@ class PostgresDatabase:
                      "its definition (nor its server and user mappings) are backed up; a restore lacks it, and "
                      "the views that read it"
                      for name in PostgresDatabase.foreign_tables(conn)]
-        publications = [name for (name,) in conn.execute("SELECT pubname FROM pg_publication ORDER BY 1")]
-        if publications:
-            warnings.append(f"publication(s) {', '.join(publications)} are not backed up: a restore has none "
-                            "(CREATE PUBLICATION again there for their subscribers)")
         events = [name for (name,) in conn.execute("SELECT evtname FROM pg_event_trigger ORDER BY 1")]
         if events:
             warnings.append(f"event trigger(s) {', '.join(events)} are not backed up: a restore has none "

@@ -13,10 +13,10 @@ once the objects exist.
 Covered: the schema itself (``GRANT CREATE ON SCHEMA public TO app``: an
 application whose migrations create tables needs it), tables (column privileges
 included), sequences, views, materialized views, functions (procedures and aggregates
-too), types, text search dictionaries and configurations and operators (an owner only),
-extended statistics (their owner: changing a table's does not change theirs), and default
-privileges (``ALTER DEFAULT PRIVILEGES``, which tables the application creates later
-follow). Not kept: the grantor of a privilege (the restoring role grants in the owner's
+too), types, text search dictionaries and configurations, operators and publications (an
+owner only), extended statistics (their owner: changing a table's does not change theirs),
+and default privileges (``ALTER DEFAULT PRIVILEGES``, which tables the application creates
+later follow). Not kept: the grantor of a privilege (the restoring role grants in the owner's
 name), and anything of other schemas (not backed up).
 
 ``statements`` builds the statements from catalog rows and is pure: an ACL as
@@ -147,6 +147,9 @@ def privileges(conn: "psycopg.Connection") -> list[dict[str, Any]]:
         target = f"TYPE {quote_ident(name)}"
         out.append(_entry(f"type {name}", None, ("to_regtype", quote_ident(name)),
                           [f"ALTER {target} OWNER TO {role_sql(owner)}"] + acl_statements(target, owner, _rows(acl))))
+    for name, owner in conn.execute("SELECT pubname, pg_get_userbyid(pubowner) FROM pg_publication ORDER BY 1"):
+        out.append(_entry(f"publication {name}", None, ("publication", name),  # (a restore may leave one out)
+                          [f"ALTER PUBLICATION {quote_ident(name)} OWNER TO {role_sql(owner)}"]))
     for kind, name, owner in conn.execute(  # text search objects and operators: an owner, no ACL
         "SELECT 'TEXT SEARCH DICTIONARY', quote_ident(dictname), pg_get_userbyid(dictowner) FROM pg_ts_dict"
         " WHERE dictnamespace = quote_ident(current_schema())::regnamespace"
