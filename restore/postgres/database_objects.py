@@ -216,6 +216,28 @@ def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tab
     return notes + apply_privileges(conn, objects, restored | created if partial else None)
 
 
+def create_event_triggers(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> list[str]:
+    """The source's event triggers, as the restore's very last statements (``Staging.publish``'s
+    ``last``): they fire on DDL, and the application's function must not see the restore's
+    own (it may write a row). Only a superuser may create one: a refusal is noted."""
+    import psycopg
+
+    notes = []
+    for entry in objects:
+        if entry["kind"] != "event trigger":
+            continue
+        try:
+            with conn.transaction():
+                for statement in [entry["ddl"], *entry.get("statements", [])]:
+                    conn.execute(statement)
+                if entry.get("comment") is not None:
+                    conn.execute(f"COMMENT ON EVENT TRIGGER {quote_ident(entry['name'])} IS "
+                                 f"{_literal(entry['comment'])}")
+        except psycopg.Error as exc:
+            notes.append(f"event trigger {entry['name']} not created: {str(exc).splitlines()[0]}")
+    return notes
+
+
 def create_publications(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]],
                         restored: set[str] | None) -> list[str]:
     """The source's publications (trade_stream/postgres/catalog.publications), once the

@@ -56,6 +56,7 @@ from restore.postgres.apply import (
 from restore.postgres.copy_rows import copy_statement
 from restore.postgres.database_objects import (
     after_publish,
+    create_event_triggers,
     create_extensions,
     create_functions,
     create_operators_and_casts,
@@ -293,7 +294,7 @@ def _restore(store: BackupStore, plan: Plan, target: PostgresDatabase, source: D
         staging.publish(sorted(applier.tables), force,
                         list(dict.fromkeys(d["name"] for d in type_definitions_of([*tables, *chain(*descriptions)])
                                            + function_types(objects) if d["kind"] not in ("extension", "collation"))),
-                        after=after)
+                        after=after, last=lambda conn: notes.extend(create_event_triggers(conn, objects)))
     result.notes = ((migration.notes if migration is not None else []) + [n for ns in created.values() for n in ns]
                     + settled + label_notes + finishing.notes + applier.notes + domain_notes + notes)
     return finished(result, target.safe_url(), plan, started)

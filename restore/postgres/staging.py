@@ -149,11 +149,12 @@ class Staging:
         return wait
 
     def publish(self, tables: list[str], force: bool, types: Sequence[str] = (),
-                after: Callable[[Any], None] | None = None) -> None:
+                after: Callable[[Any], None] | None = None, last: Callable[[Any], None] | None = None) -> None:
         """Move the restored tables, the ``types`` they use, the functions and the text search
         objects into the home schema in one transaction (dropping the old ones of those
         names first with ``force``), run ``after`` (views, triggers: what names the tables
-        there) and drop the then empty private schema."""
+        there), drop the then empty private schema and run ``last`` (event triggers: after
+        every DDL statement of the restore)."""
         conn = self.conns[0]
         conn.rollback()
         conn.execute("SET LOCAL synchronous_commit = on")
@@ -222,6 +223,8 @@ class Staging:
             conn.execute(f"SET LOCAL search_path = {home}")
             after(conn)
         conn.execute(f"DROP SCHEMA {schema}")
+        if last is not None:
+            last(conn)
         conn.commit()
         self.published = True
 

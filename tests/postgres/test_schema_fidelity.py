@@ -684,3 +684,29 @@ def test_publications_come_back_for_their_subscribers(pg, work_dir):
     notes = restore_to(store, some, pg.new("some"), force=True).notes
     assert "publication trades_feed not created: it names tables left out (trades)" in notes
     assert not [n for n in notes if "privilege" in n]  # its owner's statement is left out with it
+
+
+def test_event_triggers_come_back_last_and_fire_on_the_applications_ddl_only(pg, work_dir):
+    """An application's DDL audit: an event trigger whose function logs into a table. It
+    comes back with its tag filter and firing state, created after every DDL statement
+    of the restore itself, so the log holds the source's rows and nothing of the restore."""
+    src, dst = pg.new("src"), pg.new("dst")
+    execute(src, "CREATE TABLE ddl_log (id serial PRIMARY KEY, tag text)",
+            "CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS"
+            " $$BEGIN INSERT INTO ddl_log (tag) SELECT command_tag FROM pg_event_trigger_ddl_commands(); END$$",
+            "CREATE EVENT TRIGGER audit_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')"
+            " EXECUTE FUNCTION log_ddl()",
+            "ALTER EVENT TRIGGER audit_ddl ENABLE ALWAYS",
+            "COMMENT ON EVENT TRIGGER audit_ddl IS 'who changed what'",
+            "CREATE TABLE trades (id int PRIMARY KEY)")
+    store = make_store(work_dir)
+    engine(src, store).full()
+    execute(src, "ALTER TABLE trades ADD COLUMN pair text")
+    engine(src, store).incremental()
+    assert restore(store, dst).notes == []
+
+    same_schema(dst, src)
+    log = "SELECT id, tag FROM ddl_log ORDER BY id"
+    assert connect(dst).execute(log).fetchall() == connect(src).execute(log).fetchall()
+    execute(dst, "CREATE TABLE fills (id int)")
+    assert connect(dst).execute(log).fetchall()[-1][1] == "CREATE TABLE"

@@ -277,7 +277,7 @@ def database_objects(conn: "psycopg.Connection") -> list[dict[str, str]]:
         " WHERE n.nspname = current_schema() AND c.relkind = 'p' ORDER BY c.oid"
     ).fetchall():
         objects.append(_with_comment(conn, partitioned_table(conn, oid, name), oid, "pg_class"))
-    return objects + publications(conn) + privileges(conn)  # last: run once every object exists
+    return objects + publications(conn) + event_triggers(conn) + privileges(conn)  # last: run once all exist
 
 
 # a name of another schema than the one backed up (and pg_catalog) comes qualified
@@ -398,6 +398,26 @@ def publications(conn: "psycopg.Connection") -> list[dict[str, Any]]:
         what = " FOR ALL TABLES" if everything else (f" FOR {', '.join(targets)}" if targets else "")
         entry["ddl"] = f"CREATE PUBLICATION {quote_ident(name)}{what}{options}"
         objects.append(_with_comment(conn, entry, oid, "pg_publication"))
+    return objects
+
+
+def event_triggers(conn: "psycopg.Connection") -> list[dict[str, Any]]:
+    """The database's event triggers whose function is of the schema backed up (the others
+    cannot come back: the full backup names them), with their WHEN TAG list and their
+    firing state (``ALTER EVENT TRIGGER ... ENABLE REPLICA``, say)."""
+    objects = []
+    for oid, name, event, function, tags, enabled in conn.execute(
+        "SELECT e.oid, e.evtname, e.evtevent, quote_ident(p.proname), e.evttags, e.evtenabled"
+        " FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid"
+        " WHERE p.pronamespace = quote_ident(current_schema())::regnamespace ORDER BY e.oid"
+    ).fetchall():
+        when = " WHEN TAG IN (" + ", ".join("'" + tag.replace("'", "''") + "'" for tag in tags) + ")" if tags else ""
+        statements = [f"CREATE EVENT TRIGGER {quote_ident(name)} ON {event}{when} EXECUTE FUNCTION {function}()"]
+        state = {"D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}.get(enabled)
+        if state:
+            statements.append(f"ALTER EVENT TRIGGER {quote_ident(name)} {state}")
+        objects.append(_with_comment(conn, {"kind": "event trigger", "name": name, "ddl": statements[0],
+                                            "statements": statements[1:]}, oid, "pg_event_trigger"))
     return objects
 
 

@@ -227,7 +227,7 @@ class PostgresDatabase:
         """What a full backup of ``tables`` says of what it cannot protect, or not as it is:
         other schemas' tables (``out_of_reach``), unlogged ones, foreign ones, large objects
         (their writes are not logically decoded: pg_dump has them, a restore would not),
-        event triggers (a restore has none), operator classes (not kept yet),
+        event triggers calling a function of another schema, operator classes (not kept yet),
         and inheritance (each table is backed up with its own rows, ``ONLY``, and restored
         without ``INHERITS``)."""
         warnings = []
@@ -244,10 +244,12 @@ class PostgresDatabase:
                      "its definition (nor its server and user mappings) are backed up; a restore lacks it, and "
                      "the views that read it"
                      for name in PostgresDatabase.foreign_tables(conn)]
-        events = [name for (name,) in conn.execute("SELECT evtname FROM pg_event_trigger ORDER BY 1")]
+        events = [name for (name,) in conn.execute(
+            "SELECT e.evtname FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid"
+            " WHERE p.pronamespace <> quote_ident(current_schema())::regnamespace ORDER BY 1")]
         if events:
-            warnings.append(f"event trigger(s) {', '.join(events)} are not backed up: a restore has none "
-                            "(pg_dump --schema-only has their CREATE EVENT TRIGGER)")
+            warnings.append(f"event trigger(s) {', '.join(events)} are not backed up: their functions are of"
+                            " another schema (pg_dump --schema-only has their CREATE EVENT TRIGGER)")
         classes = [name for (name,) in conn.execute(
             "SELECT format('%s (%s)', c.opcname, a.amname) FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod"
             " WHERE c.opcnamespace = quote_ident(current_schema())::regnamespace AND NOT EXISTS (SELECT 1"
