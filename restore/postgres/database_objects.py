@@ -125,13 +125,8 @@ def create_text_search(conn: "psycopg.Connection", objects: Iterable[dict[str, A
     them into the home schema with the tables."""
     for kind in ("text search dictionary", "text search configuration"):
         for entry in objects:
-            if entry["kind"] != kind:
-                continue
-            conn.execute(entry["ddl"])
-            for statement in entry.get("mappings", []):
-                conn.execute(statement)
-            if entry.get("comment") is not None:
-                conn.execute(f"COMMENT ON {kind.upper()} {quote_ident(entry['name'])} IS {_literal(entry['comment'])}")
+            if entry["kind"] == kind:
+                _create_recorded(conn, entry, f"{kind.upper()} {quote_ident(entry['name'])}")
 
 
 def create_operators_and_casts(conn: "psycopg.Connection", objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,10 +148,18 @@ def create_operators_and_casts(conn: "psycopg.Connection", objects: Iterable[dic
 
 
 def _create_operator_or_cast(conn: "psycopg.Connection", entry: dict[str, Any]) -> None:
-    conn.execute(entry["ddl"])
+    # (their recorded names are what COMMENT ON takes: "~=(numeric, numeric)", "(int AS side)")
+    _create_recorded(conn, entry, f"{entry['kind'].upper()} {entry['name']}")
+
+
+def _create_recorded(conn: "psycopg.Connection", entry: dict[str, Any], commented: str) -> None:
+    """An object recorded as its CREATE statement (``ddl``) and those that finish it
+    (``statements``: a configuration's mappings, an event trigger's firing state), then its
+    comment, on ``commented`` (``PUBLICATION "feed"``, say)."""
+    for statement in [entry["ddl"], *entry.get("statements", [])]:
+        conn.execute(statement)
     if entry.get("comment") is not None:
-        target = f"OPERATOR {entry['name']}" if entry["kind"] == "operator" else f"CAST {entry['name']}"
-        conn.execute(f"COMMENT ON {target} IS {_literal(entry['comment'])}")
+        conn.execute(f"COMMENT ON {commented} IS {_literal(entry['comment'])}")
 
 
 def after_publish(conn: "psycopg.Connection", objects: list[dict[str, Any]], tables: Iterable[TableSchema],
@@ -228,11 +231,7 @@ def create_event_triggers(conn: "psycopg.Connection", objects: Iterable[dict[str
             continue
         try:
             with conn.transaction():
-                for statement in [entry["ddl"], *entry.get("statements", [])]:
-                    conn.execute(statement)
-                if entry.get("comment") is not None:
-                    conn.execute(f"COMMENT ON EVENT TRIGGER {quote_ident(entry['name'])} IS "
-                                 f"{_literal(entry['comment'])}")
+                _create_recorded(conn, entry, f"EVENT TRIGGER {quote_ident(entry['name'])}")
         except psycopg.Error as exc:
             notes.append(f"event trigger {entry['name']} not created: {str(exc).splitlines()[0]}")
     return notes
@@ -258,9 +257,7 @@ def create_publications(conn: "psycopg.Connection", objects: Iterable[dict[str, 
             continue
         try:
             with conn.transaction():
-                conn.execute(entry["ddl"])
-                if entry.get("comment") is not None:
-                    conn.execute(f"COMMENT ON PUBLICATION {quote_ident(name)} IS {_literal(entry['comment'])}")
+                _create_recorded(conn, entry, f"PUBLICATION {quote_ident(name)}")
         except psycopg.Error as exc:
             notes.append(f"publication {name} not created: {str(exc).splitlines()[0]}")
             continue

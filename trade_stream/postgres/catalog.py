@@ -318,7 +318,7 @@ def text_search_objects(conn: "psycopg.Connection") -> list[dict[str, Any]]:
                     ).fetchall()]
         objects.append(_with_comment(conn, {
             "kind": "text search configuration", "name": name,
-            "ddl": f"CREATE TEXT SEARCH CONFIGURATION {config} (PARSER = {parser})", "mappings": mappings,
+            "ddl": f"CREATE TEXT SEARCH CONFIGURATION {config} (PARSER = {parser})", "statements": mappings,
         }, oid, "pg_ts_config"))
     return objects
 
